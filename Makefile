@@ -1,0 +1,43 @@
+# Thin wrapper around meson (DESIGN.md §1). `make demo` and `make check` do the whole set-up on a
+# fresh Debian 12 machine: packages (tools/deps.sh), configure, build, then their job.
+
+BUILD ?= build
+BUILD_SAN ?= build-san
+MESON_OPTS ?= -Dexpensive-checks=true
+
+.PHONY: all deps build demo check check-fast check-san format bench clean install
+
+all: build
+
+deps:
+	@./tools/deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --werror $(MESON_OPTS)
+
+build: $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+$(BUILD_SAN)/build.ninja: | deps
+	meson setup $(BUILD_SAN) --werror $(MESON_OPTS) -Db_sanitize=address,undefined -Db_lundef=false
+
+demo: build
+	./tools/demo.sh $(BUILD)
+
+check: build $(BUILD_SAN)/build.ninja
+	./tools/check.sh $(BUILD) $(BUILD_SAN)
+
+check-fast: build
+	meson test -C $(BUILD) --print-errorlogs
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+bench: build
+	./$(BUILD)/bench/durable-bench
+
+install: build
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

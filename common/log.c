@@ -1,0 +1,115 @@
+/* Log target selection and formatting; see log.h. */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-journal.h>
+
+#include "common/log.h"
+
+static int max_level = LOG_INFO;
+static const char *program = "durabled";
+static enum { TARGET_STDERR, TARGET_TTY, TARGET_JOURNAL } target = TARGET_STDERR;
+
+void log_set_max_level(int level) {
+        max_level = level;
+}
+
+int log_get_max_level(void) {
+        return max_level;
+}
+
+void log_set_program(const char *name) {
+        program = name;
+}
+
+int log_level_from_string(const char *s) {
+        static const char *const names[] = { "emerg", "alert", "crit", "err",
+                                             "warning", "notice", "info", "debug" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(s, names[i]))
+                        return (int) i;
+        if (streq(s, "error"))
+                return LOG_ERR;
+        if (s[0] >= '0' && s[0] <= '7' && s[1] == 0)
+                return s[0] - '0';
+        return -EINVAL;
+}
+
+/* $JOURNAL_STREAM is "dev:ino" of the stream systemd connected stderr to; it is only ours when it
+ * matches stderr itself (a child of a journal-connected parent may inherit the variable). */
+static int stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+                return 0;
+        if (fstat(STDERR_FILENO, &st) < 0)
+                return 0;
+        return st.st_dev == dev && st.st_ino == ino;
+}
+
+void log_open(void) {
+        const char *l = getenv("DURABLED_LOG_LEVEL");
+        if (l && log_level_from_string(l) >= 0)
+                max_level = log_level_from_string(l);
+        if (stderr_is_journal())
+                target = TARGET_JOURNAL;
+        else if (isatty(STDERR_FILENO))
+                target = TARGET_TTY;
+        else
+                target = TARGET_STDERR;
+}
+
+static void log_emit(int level, int error, const char *wid, const char *run_id, const char *msg) {
+        if (target == TARGET_JOURNAL) {
+                (void) sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level,
+                                       "SYSLOG_IDENTIFIER=%s", program, "ERRNO=%i", error,
+                                       wid ? "WORKFLOW_ID=%s" : "DURABLED_NONE=%s", wid ? wid : "",
+                                       run_id ? "RUN_ID=%s" : "DURABLED_NONE=%s",
+                                       run_id ? run_id : "", NULL);
+                return;
+        }
+        if (target == TARGET_TTY)
+                fprintf(stderr, "%s: %s\n", program, msg);
+        else
+                fprintf(stderr, "<%i>%s\n", level, msg);
+}
+
+static int log_vformat(int level, int error, const char *wid, const char *run_id, const char *fmt,
+                       va_list ap) {
+        char buf[2048];
+        int saved = errno;
+
+        error = abs(error);
+        errno = error; /* for %m */
+        (void) vsnprintf(buf, sizeof(buf), fmt, ap);
+        log_emit(level, error, wid, run_id, buf);
+        errno = saved;
+        return -error;
+}
+
+int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt,
+                 ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_vformat(level, error, NULL, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int log_wf_internal(int level, int error, const char *wid, const char *run_id, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_vformat(level, error, wid, run_id, fmt, ap);
+        va_end(ap);
+        return r;
+}

@@ -1,0 +1,41 @@
+#pragma once
+/* A blocking, framed connection to durabled (internal to libdurable).
+ *
+ * One thread owns a Conn and is the only one that reads from it; conn_call() sends a request and
+ * reads frames until the answer with its id arrives (answers to other ids are dropped). Writes are
+ * serialised by a mutex, so another thread may call conn_send_only() (used to send ShutdownWorker
+ * to wake a parked poll) while the owner is blocked in conn_call(). */
+
+#include <stdint.h>
+
+#include <msgpack.h>
+
+typedef struct Conn Conn;
+
+/* Resolves @path (NULL: $DURABLED_SOCKET, else $XDG_RUNTIME_DIR/durabled/io.sock for non-root,
+ * /run/durabled/io.sock for root) and connects. */
+int conn_connect(Conn **ret, const char *path);
+Conn *conn_free(Conn *c);
+
+/* A request under construction: a frame in @sb whose map header claims @nfields + 2 entries and
+ * already holds "op" and "id"; the caller packs exactly @nfields key/value pairs with @pk. */
+typedef struct Request {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        size_t frame_start;
+        uint64_t id;
+} Request;
+
+void request_init(Request *req, Conn *c, const char *op, size_t nfields);
+void request_done(Request *req);
+
+/* Sends @req and waits for its answer. On success *ret holds the answer map (the caller destroys
+ * it with msgpack_unpacked_destroy). An error answer returns the code's negative errno
+ * (proto/error.h) and keeps code and message for conn_error_code()/conn_error_message(). A lost
+ * connection returns -ECONNRESET. */
+int conn_call(Conn *c, Request *req, msgpack_unpacked *ret);
+/* Sends @req without waiting for the answer. */
+int conn_send_only(Conn *c, Request *req);
+
+const char *conn_error_code(const Conn *c);
+const char *conn_error_message(const Conn *c);

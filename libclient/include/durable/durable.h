@@ -1,0 +1,285 @@
+#pragma once
+/* libdurable: the C client, worker and workflow API of durabled.
+ *
+ * Three roles share this header:
+ *  - clients start, signal, query, cancel, terminate and inspect workflows (dur_client_*);
+ *  - workers poll a task queue and run registered workflow and activity code (dur_worker_*);
+ *  - workflow code runs on coroutines inside a worker and must be deterministic: it talks to the
+ *    outside world only through the dur_* calls that take a dur_wf (activities, timers, signals).
+ *
+ * Payloads are msgpack. Inputs reach user code as const msgpack_object *; results are written
+ * with a msgpack_packer. Every msgpack string libdurable hands to user code is NUL-terminated, so
+ * dur_unpack()'s "s" gives a usable C string. Objects stay valid as long as the call (activity),
+ * or the run (workflow) they were handed to.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative errno-style value on failure;
+ * the workflow calls additionally return DUR_FAILED when the awaited operation failed (the
+ * failure is then in dur_wf_failure()) and DUR_CANCELED when the workflow was cancelled.
+ * libdurable never writes to stderr; see dur_set_log_func(). */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DUR_PUBLIC __attribute__((visibility("default")))
+
+/* Durations and times are microseconds. */
+#define DUR_USEC ((uint64_t) 1)
+#define DUR_MSEC ((uint64_t) 1000)
+#define DUR_SEC ((uint64_t) 1000000)
+#define DUR_MIN (60 * DUR_SEC)
+#define DUR_HOUR (60 * DUR_MIN)
+
+/* Results of workflow calls besides 0 and -errno. */
+#define DUR_FAILED (-10000)   /* the operation failed; see dur_wf_failure() */
+#define DUR_CANCELED (-10001) /* the workflow (or this operation) was cancelled */
+
+/* Propagates a failure out of a workflow or activity function. */
+#define DUR_TRY(expr)                                 \
+        do {                                          \
+                int _dur_r = (expr);                  \
+                if (_dur_r < 0)                       \
+                        return _dur_r;                \
+        } while (0)
+
+typedef struct dur_client dur_client;
+typedef struct dur_worker dur_worker;
+typedef struct dur_wf dur_wf;
+typedef struct dur_future dur_future;
+typedef struct dur_actx dur_actx;
+typedef struct dur_failure dur_failure;
+
+/* An owned buffer of msgpack bytes (a payload, or a whole answer map). */
+typedef struct dur_buf {
+        char *data;
+        size_t size;
+} dur_buf;
+
+DUR_PUBLIC dur_buf *dur_buf_free(dur_buf *b);
+/* A payload of one msgpack value, built with a format (see dur_pack). NULL on a bad format or OOM. */
+DUR_PUBLIC dur_buf *dur_args(const char *fmt, ...);
+DUR_PUBLIC dur_buf *dur_buf_from_object(const msgpack_object *o);
+/* Parses JSON text into a msgpack payload; NULL on invalid JSON (errno = EINVAL). */
+DUR_PUBLIC dur_buf *dur_buf_from_json(const char *json);
+/* Renders the msgpack value in b (or o) as JSON text; the caller frees the string. */
+DUR_PUBLIC char *dur_buf_to_json(const dur_buf *b);
+DUR_PUBLIC char *dur_object_to_json(const msgpack_object *o);
+
+/* jansson-like formats over msgpack:
+ *   { } map, [ ] array, s string (const char *), s# string with length (const char *, int),
+ *   i int, I int64_t, u unsigned, U uint64_t, b bool (int), f double, n nil, o msgpack_object *.
+ * In dur_unpack, map keys are given as s, "?" after a key makes it optional (the target is left
+ * untouched when the key is absent or nil), and targets are pointers: s const char **, i int *,
+ * I int64_t *, u unsigned *, U uint64_t *, b bool *, f double *, o const msgpack_object **.
+ * Return 0 on success, -EINVAL on a format error or a value of the wrong type. */
+DUR_PUBLIC int dur_pack(msgpack_packer *pk, const char *fmt, ...);
+DUR_PUBLIC int dur_vpack(msgpack_packer *pk, const char *fmt, va_list ap);
+DUR_PUBLIC int dur_unpack(const msgpack_object *o, const char *fmt, ...);
+
+/* A failure: message, type, non_retryable, details and an optional cause. */
+DUR_PUBLIC const char *dur_failure_message(const dur_failure *f);
+DUR_PUBLIC const char *dur_failure_type(const dur_failure *f);
+DUR_PUBLIC bool dur_failure_non_retryable(const dur_failure *f);
+DUR_PUBLIC const msgpack_object *dur_failure_details(const dur_failure *f);
+DUR_PUBLIC const dur_failure *dur_failure_cause(const dur_failure *f);
+
+/* ---- Client ---------------------------------------------------------------------------------- */
+
+/* Connects to durabled: @socket_path, else $DURABLED_SOCKET, else the default socket of the
+ * caller's mode ($XDG_RUNTIME_DIR/durabled/io.sock for non-root, /run/durabled/io.sock for root).
+ * A dur_client is not thread-safe: use one per thread. */
+DUR_PUBLIC int dur_client_connect(dur_client **ret, const char *socket_path);
+DUR_PUBLIC dur_client *dur_client_free(dur_client *c);
+/* The daemon's last error for this client: code (e.g. "not_found") and message. */
+DUR_PUBLIC const char *dur_client_error_code(const dur_client *c);
+DUR_PUBLIC const char *dur_client_error_message(const dur_client *c);
+
+typedef struct dur_start_opts {
+        const char *workflow_id; /* required */
+        const char *task_queue;  /* required */
+        uint64_t task_timeout;   /* workflow task start-to-close; 0 = 10 s */
+        const char *request_id;  /* optional: a repeated start with it returns the same run */
+} dur_start_opts;
+
+/* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
+DUR_PUBLIC int dur_client_start(dur_client *c, const char *workflow_type, const dur_start_opts *opts,
+                                const dur_buf *input, char **ret_run_id);
+DUR_PUBLIC int dur_client_signal(dur_client *c, const char *workflow_id, const char *run_id,
+                                 const char *signal_name, const dur_buf *input);
+/* The query's result payload in *ret_result (may hold nil). */
+DUR_PUBLIC int dur_client_query(dur_client *c, const char *workflow_id, const char *run_id,
+                                const char *query_type, const dur_buf *input, dur_buf **ret_result);
+DUR_PUBLIC int dur_client_cancel(dur_client *c, const char *workflow_id, const char *run_id,
+                                 const char *reason);
+DUR_PUBLIC int dur_client_terminate(dur_client *c, const char *workflow_id, const char *run_id,
+                                    const char *reason);
+
+/* The outcome of a run, as answered by GetResult. */
+typedef struct dur_outcome {
+        char *run_id;
+        char *status;         /* "Running", "Completed", "Failed", ... */
+        dur_buf *result;      /* payload, when Completed */
+        dur_failure *failure; /* when Failed, TimedOut, Canceled or Terminated */
+} dur_outcome;
+DUR_PUBLIC void dur_outcome_done(dur_outcome *o);
+
+/* Waits for the run to close (timeout 0 = no limit) and fills *ret. Returns 0 when it completed,
+ * DUR_FAILED when it closed otherwise, -ETIMEDOUT when the wait ran out. */
+DUR_PUBLIC int dur_client_result(dur_client *c, const char *workflow_id, const char *run_id,
+                                 uint64_t timeout, dur_outcome *ret);
+
+/* Any operation of the protocol: @request is a msgpack map without "id" (it is added); the
+ * answer map is returned in *ret_answer. An error answer returns its negative errno and sets
+ * dur_client_error_code()/_message(). Used by durablectl. */
+DUR_PUBLIC int dur_client_call(dur_client *c, const dur_buf *request, dur_buf **ret_answer);
+
+/* ---- Activities ------------------------------------------------------------------------------ */
+
+typedef int (*dur_activity_fn)(dur_actx *ctx, const msgpack_object *input, msgpack_packer *out);
+
+typedef struct dur_activity_def {
+        const char *name;
+        dur_activity_fn fn;
+} dur_activity_def;
+
+/* Records a heartbeat (with optional details, consumed). Returns DUR_CANCELED when the workflow
+ * asked to cancel this activity: the function should clean up and return DUR_CANCELED. */
+DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details);
+/* Details of the last heartbeat of an earlier attempt, or NULL. */
+DUR_PUBLIC const msgpack_object *dur_actx_heartbeat_details(dur_actx *ctx);
+DUR_PUBLIC unsigned dur_actx_attempt(dur_actx *ctx);
+DUR_PUBLIC const char *dur_actx_workflow_id(dur_actx *ctx);
+DUR_PUBLIC const char *dur_actx_activity_id(dur_actx *ctx);
+/* "<workflow id>/<activity id>": stable across attempts, for the outside world's dedup. */
+DUR_PUBLIC const char *dur_actx_idempotency_key(dur_actx *ctx);
+/* Sets the activity's failure; returns DUR_FAILED for "return dur_actx_fail(...)". */
+DUR_PUBLIC int dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt,
+                             ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- Workflows ------------------------------------------------------------------------------- */
+
+typedef int (*dur_workflow_fn)(dur_wf *wf, const msgpack_object *input, msgpack_packer *out);
+typedef int (*dur_signal_fn)(dur_wf *wf, const msgpack_object *args); /* may block */
+typedef int (*dur_query_fn)(dur_wf *wf, const msgpack_object *args, msgpack_packer *out); /* must not block */
+
+typedef struct dur_signal_def {
+        const char *name;
+        dur_signal_fn fn;
+} dur_signal_def;
+
+typedef struct dur_query_def {
+        const char *name;
+        dur_query_fn fn;
+} dur_query_def;
+
+typedef struct dur_workflow_def {
+        const char *name;
+        dur_workflow_fn run;
+        const dur_signal_def *signals; /* array ended by { NULL }, or NULL */
+        const dur_query_def *queries;  /* array ended by { NULL }, or NULL */
+} dur_workflow_def;
+
+#define DUR_SIGNALS(...) ((const dur_signal_def[]){ __VA_ARGS__, { NULL, NULL } })
+#define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
+
+typedef struct dur_retry_policy {
+        uint64_t initial_interval;  /* 0 = 1 s */
+        double backoff_coefficient; /* 0 = 2.0 */
+        uint64_t maximum_interval;  /* 0 = 100 x initial_interval */
+        uint32_t maximum_attempts;  /* 0 = unlimited, 1 = no retries */
+        const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
+} dur_retry_policy;
+
+typedef struct dur_activity_opts {
+        const char *task_queue; /* NULL = the workflow's */
+        uint64_t schedule_to_close;
+        uint64_t schedule_to_start;
+        uint64_t start_to_close;
+        uint64_t heartbeat;
+        dur_retry_policy retry;
+} dur_activity_opts;
+
+/* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
+DUR_PUBLIC void *dur_wf_state(dur_wf *wf, size_t size);
+DUR_PUBLIC const char *dur_wf_id(dur_wf *wf);
+DUR_PUBLIC const char *dur_wf_run_id(dur_wf *wf);
+DUR_PUBLIC const char *dur_wf_type(dur_wf *wf);
+/* The failure of the last call that returned DUR_FAILED, or set by dur_fail(). */
+DUR_PUBLIC const dur_failure *dur_wf_failure(dur_wf *wf);
+/* Sets the workflow's failure; returns DUR_FAILED for "return dur_fail(...)". */
+DUR_PUBLIC int dur_fail(dur_wf *wf, const char *type, bool non_retryable, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf);
+
+/* Activities. @args is consumed (may be NULL). */
+DUR_PUBLIC dur_future *dur_start_activity(dur_wf *wf, const char *type, dur_buf *args,
+                                          const dur_activity_opts *opts);
+/* start + await; *ret_result (if not NULL) points to the result, valid for the run. */
+DUR_PUBLIC int dur_execute_activity(dur_wf *wf, const char *type, dur_buf *args,
+                                    const dur_activity_opts *opts,
+                                    const msgpack_object **ret_result);
+
+/* Futures belong to the run. */
+DUR_PUBLIC int dur_await(dur_wf *wf, dur_future *f);
+DUR_PUBLIC int dur_await_all(dur_wf *wf, dur_future *const *fs, size_t n);
+/* Returns once one is done; its index in *ret_index. */
+DUR_PUBLIC int dur_await_any(dur_wf *wf, dur_future *const *fs, size_t n, size_t *ret_index);
+#define DUR_AWAIT_ALL(wf, ...)                                                            \
+        dur_await_all((wf), (dur_future *const[]){ __VA_ARGS__ },                         \
+                      sizeof((dur_future *const[]){ __VA_ARGS__ }) / sizeof(dur_future *))
+DUR_PUBLIC bool dur_future_done(const dur_future *f);
+DUR_PUBLIC const msgpack_object *dur_future_result(const dur_future *f);
+DUR_PUBLIC const dur_failure *dur_future_failure(const dur_future *f);
+
+/* Durable timers. */
+DUR_PUBLIC dur_future *dur_start_timer(dur_wf *wf, uint64_t duration);
+DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration);
+
+/* Blocks until pred(wf, arg) is true (re-checked whenever anything happened): returns 1; or until
+ * @timeout passed (0 = no timeout): returns 0; DUR_CANCELED when cancelled. */
+DUR_PUBLIC int dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg,
+                                  uint64_t timeout);
+
+/* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
+DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Deterministic replacements for the clock and randomness. */
+DUR_PUBLIC uint64_t dur_now(dur_wf *wf); /* time of the current workflow task, usec since epoch */
+DUR_PUBLIC uint64_t dur_random(dur_wf *wf);
+DUR_PUBLIC void dur_uuid(dur_wf *wf, char out[37]);
+DUR_PUBLIC bool dur_is_replaying(dur_wf *wf);
+
+/* ---- Worker ---------------------------------------------------------------------------------- */
+
+typedef struct dur_worker_opts {
+        const char *socket_path;     /* as dur_client_connect() */
+        const char *task_queue;      /* required */
+        const char *identity;        /* default "<hostname>:<pid>" */
+        unsigned activity_threads;   /* default 8 */
+        unsigned max_cached_workflows; /* default 1000 */
+} dur_worker_opts;
+
+DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts);
+DUR_PUBLIC int dur_worker_register_workflow(dur_worker *w, const dur_workflow_def *def);
+DUR_PUBLIC int dur_worker_register_activity(dur_worker *w, const dur_activity_def *def);
+/* Connects and polls until dur_worker_stop(); returns 0 after a graceful stop, -errno when the
+ * connection to the daemon is lost. */
+DUR_PUBLIC int dur_worker_run(dur_worker *w);
+/* Async-signal-safe: asks dur_worker_run() to finish the tasks in hand and return. */
+DUR_PUBLIC void dur_worker_stop(dur_worker *w);
+DUR_PUBLIC dur_worker *dur_worker_free(dur_worker *w);
+
+/* Log sink for libdurable's own diagnostics (worker errors, non-determinism). Default: none. */
+typedef void (*dur_log_fn)(int level, const char *message, void *userdata);
+DUR_PUBLIC void dur_set_log_func(dur_log_fn fn, void *userdata);
+
+#ifdef __cplusplus
+}
+#endif

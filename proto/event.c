@@ -1,0 +1,95 @@
+/* Name tables for event types, statuses and commands; see event.h. */
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/cleanup.h"
+#include "proto/event.h"
+
+static const char *const event_names[_EVENT_TYPE_MAX] = {
+        [EVENT_WORKFLOW_EXECUTION_STARTED] = "WorkflowExecutionStarted",
+        [EVENT_WORKFLOW_EXECUTION_COMPLETED] = "WorkflowExecutionCompleted",
+        [EVENT_WORKFLOW_EXECUTION_FAILED] = "WorkflowExecutionFailed",
+        [EVENT_WORKFLOW_EXECUTION_TIMED_OUT] = "WorkflowExecutionTimedOut",
+        [EVENT_WORKFLOW_TASK_SCHEDULED] = "WorkflowTaskScheduled",
+        [EVENT_WORKFLOW_TASK_STARTED] = "WorkflowTaskStarted",
+        [EVENT_WORKFLOW_TASK_COMPLETED] = "WorkflowTaskCompleted",
+        [EVENT_WORKFLOW_TASK_TIMED_OUT] = "WorkflowTaskTimedOut",
+        [EVENT_WORKFLOW_TASK_FAILED] = "WorkflowTaskFailed",
+        [EVENT_ACTIVITY_TASK_SCHEDULED] = "ActivityTaskScheduled",
+        [EVENT_ACTIVITY_TASK_STARTED] = "ActivityTaskStarted",
+        [EVENT_ACTIVITY_TASK_COMPLETED] = "ActivityTaskCompleted",
+        [EVENT_ACTIVITY_TASK_FAILED] = "ActivityTaskFailed",
+        [EVENT_ACTIVITY_TASK_TIMED_OUT] = "ActivityTaskTimedOut",
+        [EVENT_ACTIVITY_TASK_CANCEL_REQUESTED] = "ActivityTaskCancelRequested",
+        [EVENT_ACTIVITY_TASK_CANCELED] = "ActivityTaskCanceled",
+        [EVENT_TIMER_STARTED] = "TimerStarted",
+        [EVENT_TIMER_FIRED] = "TimerFired",
+        [EVENT_TIMER_CANCELED] = "TimerCanceled",
+        [EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED] = "WorkflowExecutionCancelRequested",
+        [EVENT_WORKFLOW_EXECUTION_CANCELED] = "WorkflowExecutionCanceled",
+        [EVENT_MARKER_RECORDED] = "MarkerRecorded",
+        [EVENT_WORKFLOW_EXECUTION_SIGNALED] = "WorkflowExecutionSignaled",
+        [EVENT_WORKFLOW_EXECUTION_TERMINATED] = "WorkflowExecutionTerminated",
+        [EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW] = "WorkflowExecutionContinuedAsNew",
+};
+
+const char *event_type_to_string(EventType t) {
+        if (t <= 0 || t >= _EVENT_TYPE_MAX)
+                return NULL;
+        return event_names[t];
+}
+
+EventType event_type_from_string(const char *s) {
+        for (int i = 1; i < _EVENT_TYPE_MAX; i++)
+                if (event_names[i] && streq(event_names[i], s))
+                        return (EventType) i;
+        return _EVENT_TYPE_INVALID;
+}
+
+static const char *const status_names[_WORKFLOW_STATUS_MAX] = {
+        [WORKFLOW_STATUS_RUNNING] = "Running",
+        [WORKFLOW_STATUS_COMPLETED] = "Completed",
+        [WORKFLOW_STATUS_FAILED] = "Failed",
+        [WORKFLOW_STATUS_CANCELED] = "Canceled",
+        [WORKFLOW_STATUS_TERMINATED] = "Terminated",
+        [WORKFLOW_STATUS_CONTINUED_AS_NEW] = "ContinuedAsNew",
+        [WORKFLOW_STATUS_TIMED_OUT] = "TimedOut",
+};
+
+const char *workflow_status_to_string(WorkflowStatus s) {
+        if (s <= 0 || s >= _WORKFLOW_STATUS_MAX)
+                return NULL;
+        return status_names[s];
+}
+
+WorkflowStatus workflow_status_from_string(const char *s) {
+        for (int i = 1; i < _WORKFLOW_STATUS_MAX; i++)
+                if (strcasecmp(status_names[i], s) == 0)
+                        return (WorkflowStatus) i;
+        return _WORKFLOW_STATUS_INVALID;
+}
+
+static const char *const command_names[_COMMAND_TYPE_MAX] = {
+        [COMMAND_SCHEDULE_ACTIVITY_TASK] = "ScheduleActivityTask",
+        [COMMAND_REQUEST_CANCEL_ACTIVITY_TASK] = "RequestCancelActivityTask",
+        [COMMAND_START_TIMER] = "StartTimer",
+        [COMMAND_CANCEL_TIMER] = "CancelTimer",
+        [COMMAND_COMPLETE_WORKFLOW_EXECUTION] = "CompleteWorkflowExecution",
+        [COMMAND_FAIL_WORKFLOW_EXECUTION] = "FailWorkflowExecution",
+        [COMMAND_CANCEL_WORKFLOW_EXECUTION] = "CancelWorkflowExecution",
+};
+
+const char *command_type_to_string(CommandType t) {
+        if (t < 0 || t >= _COMMAND_TYPE_MAX)
+                return NULL;
+        return command_names[t];
+}
+
+CommandType command_type_from_string(const char *s) {
+        for (int i = 0; i < _COMMAND_TYPE_MAX; i++)
+                if (streq(command_names[i], s))
+                        return (CommandType) i;
+        return _COMMAND_TYPE_INVALID;
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages that building, testing and CI need, when they are missing.
+# The one place where package names live (DESIGN.md section 1). Safe to run again.
+set -eu
+PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
+libsystemd-dev libsqlite3-dev libmsgpack-dev libjansson-dev
+dbus systemd sqlite3 clang-format"
+missing=""
+for p in $PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing packages:$missing (run as root to install them)" >&2
+        exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
