@@ -272,3 +272,60 @@ int msg_pack_kv_bin(msgpack_packer *pk, const char *key, const void *p, size_t n
 int msg_pack_raw(msgpack_packer *pk, const void *p, size_t n) {
         return pk->callback(pk->data, p, n);
 }
+
+static int msgbuf_write(void *data, const char *buf, size_t len) {
+        MsgBuf *b = data;
+
+        if (b->failed)
+                return -1;
+        if (msgpack_sbuffer_write(&b->sb, buf, len) < 0) {
+                b->failed = true;
+                return -1;
+        }
+        return 0;
+}
+
+void msgbuf_init(MsgBuf *b) {
+        msgpack_sbuffer_init(&b->sb);
+        msgpack_packer_init(&b->pk, b, msgbuf_write);
+        b->failed = false;
+}
+
+void msgbuf_done(MsgBuf *b) {
+        msgpack_sbuffer_destroy(&b->sb);
+        msgpack_sbuffer_init(&b->sb);
+        b->failed = false;
+}
+
+void msgbuf_reset(MsgBuf *b) {
+        b->sb.size = 0;
+        b->failed = false;
+}
+
+int msgbuf_error(const MsgBuf *b) {
+        return b->failed ? -ENOMEM : 0;
+}
+
+int msg_map_add_uint(MsgBuf *out, const void *map, size_t size, const char *key, uint64_t value) {
+        const unsigned char *p = map;
+        uint64_t n;
+        size_t hdr;
+
+        if (size >= 1 && p[0] >= 0x80 && p[0] <= 0x8f) {
+                n = p[0] & 0x0f;
+                hdr = 1;
+        } else if (size >= 3 && p[0] == 0xde) {
+                n = be(p + 1, 2);
+                hdr = 3;
+        } else if (size >= 5 && p[0] == 0xdf) {
+                n = be(p + 1, 4);
+                hdr = 5;
+        } else
+                return -EBADMSG;
+        if (n >= UINT32_MAX)
+                return -E2BIG;
+        (void) msgpack_pack_map(&out->pk, (size_t) n + 1);
+        (void) msg_pack_kv_uint(&out->pk, key, value);
+        (void) msg_pack_raw(&out->pk, p + hdr, size - hdr);
+        return msgbuf_error(out);
+}

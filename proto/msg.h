@@ -53,6 +53,22 @@ typedef struct MsgField {
 int msg_parse(const msgpack_object *map, msgpack_zone *zone, const MsgField *fields, void *out,
               char *err, size_t errlen);
 
+/* A packer over a growable buffer whose failures stick: after one failed write every later write
+ * is refused, so a half-written value can never be used. Check msgbuf_error() once at the end. */
+typedef struct MsgBuf {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        bool failed;
+} MsgBuf;
+
+void msgbuf_init(MsgBuf *b);
+void msgbuf_done(MsgBuf *b);
+void msgbuf_reset(MsgBuf *b);
+int msgbuf_error(const MsgBuf *b); /* -ENOMEM after a failed write, else 0 */
+
+/* Writes @map (bytes of a msgpack map) to @out with one more entry, key @key and uint @value. */
+int msg_map_add_uint(MsgBuf *out, const void *map, size_t size, const char *key, uint64_t value);
+
 /* Packing helpers; all return what msgpack_pack_* returns (0 on success). */
 int msg_pack_str(msgpack_packer *pk, const char *s);
 int msg_pack_strn(msgpack_packer *pk, const char *s, size_t n);

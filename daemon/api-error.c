@@ -1,0 +1,14 @@
+/* See api-error.h. */
+
+#include <stdio.h>
+
+#include "daemon/api-error.h"
+
+int api_error_set(ApiError *e, int error, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return error;
+}

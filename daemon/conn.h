@@ -1,0 +1,66 @@
+#pragma once
+/* Conn: one client connection on the Unix socket.
+ *
+ * Reads frames and hands each to the API dispatcher. Answers are not written at once: they are
+ * appended to the connection's held buffer (with their request ids) and released by
+ * conn_release_held() after the pass's transaction committed, or turned into "unavailable"
+ * errors by conn_fail_held() when it did not (DESIGN.md §3).
+ *
+ * States:  OPEN --EOF/error/protocol violation--> CLOSING --end of pass--> freed
+ * A CLOSING connection reads nothing, its polls, waiters and queries are gone, and its held
+ * answers are dropped; it is freed by the manager when the pass ends, never inside a callback
+ * that may still touch it (STYLE.md §6). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/list.h"
+#include "proto/msg.h"
+
+typedef struct Manager Manager;
+typedef struct Poll Poll;
+typedef struct Waiter Waiter;
+typedef struct Conn Conn;
+
+struct Conn {
+        Manager *manager;
+        uint64_t serial; /* unique for the daemon's lifetime; names the worker cache (sticky) */
+        int fd;
+        sd_event_source *io;
+        struct ucred cred;
+        bool admin;
+        bool closing;
+
+        char *in;
+        size_t in_size, in_alloc;
+
+        MsgBuf held;        /* answer frames waiting for the commit */
+        uint64_t *held_ids; /* request id of each held frame, for conn_fail_held() */
+        size_t n_held, held_alloc;
+
+        char *out;          /* committed answers not yet written */
+        size_t out_size, out_off, out_alloc;
+
+        unsigned n_polls;
+        LIST_FIELDS(Conn, conns);
+};
+
+/* Takes @fd on success. */
+int conn_new(Conn **ret, Manager *m, int fd, uint64_t serial);
+Conn *conn_free(Conn *c);
+void conn_close(Conn *c); /* -> CLOSING */
+
+/* Starts an answer to request @id with @nfields fields besides "id"; pack them into the returned
+ * packer, then call conn_reply_end(). */
+msgpack_packer *conn_reply_begin(Conn *c, uint64_t id, size_t nfields, size_t *ret_start);
+void conn_reply_end(Conn *c, uint64_t id, size_t start);
+void conn_reply_empty(Conn *c, uint64_t id);
+/* An error answer; @error is a negative errno (mapped to the wire code). */
+void conn_reply_error(Conn *c, uint64_t id, int error, const char *message);
+
+bool conn_has_held(const Conn *c);
+void conn_release_held(Conn *c);
+void conn_fail_held(Conn *c);

@@ -1,0 +1,1749 @@
+/* The history engine; see history.h for the state machines and doc/protocol.md for the events.
+ *
+ * Every operation follows one shape: load the run (and activity) rows, check the request against
+ * their state, append events, write the rows back. Event ids come from RunRow.next_event_id and
+ * the run row is written in the same transaction as the events, so ids stay dense.
+ *
+ * "External" events (activity results, timer firings, signals, cancel requests) go through
+ * append_external(): while a workflow task is STARTED they are buffered, so that no event ever
+ * lands between a WorkflowTaskStarted and the event that closes that task; otherwise they are
+ * appended and a workflow task is scheduled for them. */
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/log.h"
+#include "daemon/clock.h"
+#include "daemon/history.h"
+#include "daemon/taskq.h"
+#include "proto/event.h"
+
+typedef struct Attrs {
+        MsgBuf buf;
+} Attrs;
+
+static msgpack_packer *attrs_begin(Attrs *a, size_t nfields) {
+        msgbuf_init(&a->buf);
+        (void) msgpack_pack_map(&a->buf.pk, nfields);
+        return &a->buf.pk;
+}
+
+static void attrs_done(Attrs *a) {
+        msgbuf_done(&a->buf);
+}
+
+static int pack_kv_payload(msgpack_packer *pk, const char *key, const void *p, size_t n) {
+        (void) msg_pack_str(pk, key);
+        if (!p)
+                return msgpack_pack_nil(pk);
+        return msg_pack_bin(pk, p, n);
+}
+
+/* Payload or failure blobs stored as-is (msgpack bytes) are packed raw; absent ones as nil. */
+static int pack_kv_raw(msgpack_packer *pk, const char *key, const Blob *b) {
+        (void) msg_pack_str(pk, key);
+        if (!b->ptr)
+                return msgpack_pack_nil(pk);
+        return msg_pack_raw(pk, b->ptr, b->size);
+}
+
+static int blob_from_object(const msgpack_object *o, Blob *ret) {
+        MsgBuf b;
+
+        *ret = (Blob) {};
+        if (!o)
+                return 0;
+        msgbuf_init(&b);
+        (void) msgpack_pack_object(&b.pk, *o);
+        if (msgbuf_error(&b) < 0) {
+                msgbuf_done(&b);
+                return -ENOMEM;
+        }
+        ret->ptr = b.sb.data; /* steal */
+        ret->size = b.sb.size;
+        return 0;
+}
+
+static int blob_from_bin(const MsgBin *bin, Blob *ret) {
+        *ret = (Blob) {};
+        if (!bin || !bin->ptr)
+                return 0;
+        ret->ptr = malloc(bin->size ? bin->size : 1);
+        if (!ret->ptr)
+                return -ENOMEM;
+        memcpy(ret->ptr, bin->ptr, bin->size);
+        ret->size = bin->size;
+        return 0;
+}
+
+/* A failure map built by the daemon itself (timeouts, bad commands). */
+static int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non_retryable,
+                        const char *fmt, ...) _printf_(5, 6);
+static int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non_retryable,
+                        const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        MsgBuf b;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        msgbuf_init(&b);
+        (void) msgpack_pack_map(&b.pk, timeout_type ? 4 : 3);
+        (void) msg_pack_kv_str(&b.pk, "message", msg);
+        (void) msg_pack_kv_str(&b.pk, "type", type);
+        (void) msg_pack_kv_bool(&b.pk, "non_retryable", non_retryable);
+        if (timeout_type)
+                (void) msg_pack_kv_str(&b.pk, "timeout_type", timeout_type);
+        if (msgbuf_error(&b) < 0) {
+                msgbuf_done(&b);
+                return -ENOMEM;
+        }
+        *ret = (Blob) { b.sb.data, b.sb.size };
+        return 0;
+}
+
+/* ---- appending ---- */
+
+static int append_event_raw(Manager *m, RunRow *run, EventType type, const void *attrs,
+                            size_t size, uint64_t *ret_id) {
+        uint64_t id = run->next_event_id;
+        int r;
+
+        r = store_event_insert(m->store, run->run_id, id, type, clock_now(), m->actor_uid, attrs,
+                               size);
+        if (r < 0)
+                return r;
+        run->next_event_id++;
+        if (ret_id)
+                *ret_id = id;
+        return 0;
+}
+
+static int append_event(Manager *m, RunRow *run, EventType type, Attrs *a, uint64_t *ret_id) {
+        int r = msgbuf_error(&a->buf);
+        if (r < 0)
+                return r;
+        return append_event_raw(m, run, type, a->buf.sb.data, a->buf.sb.size, ret_id);
+}
+
+/* Appends an event whose attributes lack started_event_id: it is the id of the event appended
+ * just before (an activity's ActivityTaskStarted). */
+static int append_linked(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size) {
+        MsgBuf b;
+        int r;
+
+        msgbuf_init(&b);
+        r = msg_map_add_uint(&b, attrs, size, "started_event_id", run->next_event_id - 1);
+        if (r >= 0)
+                r = append_event_raw(m, run, type, b.sb.data, b.sb.size, NULL);
+        msgbuf_done(&b);
+        return r;
+}
+
+static int schedule_workflow_task(Manager *m, RunRow *run) {
+        Attrs a;
+        msgpack_packer *pk;
+        uint64_t id;
+        int r;
+
+        if (run->wft_state != WFT_NONE || run->status != WORKFLOW_STATUS_RUNNING)
+                return 0;
+        if (run->wft_attempt == 0)
+                run->wft_attempt = 1;
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_str(pk, "task_queue", run->task_queue);
+        (void) msg_pack_kv_uint(pk, "start_to_close_usec", run->task_timeout_usec);
+        (void) msg_pack_kv_uint(pk, "attempt", run->wft_attempt);
+        r = append_event(m, run, EVENT_WORKFLOW_TASK_SCHEDULED, &a, &id);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        run->wft_state = WFT_SCHEDULED;
+        run->wft_scheduled_id = id;
+        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id);
+        if (r < 0)
+                return r;
+        taskq_mark_dirty(m, run->task_queue);
+        return 0;
+}
+
+static int append_external_raw(Manager *m, RunRow *run, EventType type, const void *attrs,
+                               size_t size, bool link_started) {
+        int r;
+
+        if (run->wft_state == WFT_STARTED)
+                return store_buffered_insert(m->store, run->run_id, type, clock_now(),
+                                             m->actor_uid, attrs, size, link_started);
+        r = link_started ? append_linked(m, run, type, attrs, size)
+                         : append_event_raw(m, run, type, attrs, size, NULL);
+        if (r < 0)
+                return r;
+        return schedule_workflow_task(m, run);
+}
+
+static int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started) {
+        int r = msgbuf_error(&a->buf);
+        if (r < 0)
+                return r;
+        return append_external_raw(m, run, type, a->buf.sb.data, a->buf.sb.size, link_started);
+}
+
+typedef struct FlushCtx {
+        Manager *m;
+        RunRow *run;
+        unsigned n;
+} FlushCtx;
+
+static int flush_one(EventType type, uint64_t time, uint32_t uid, const void *attrs, size_t size,
+                     bool link_started, void *userdata) {
+        FlushCtx *f = userdata;
+        uint32_t saved = f->m->actor_uid;
+        int r;
+
+        f->m->actor_uid = uid; /* the buffered event keeps who caused it */
+        r = link_started ? append_linked(f->m, f->run, type, attrs, size)
+                         : append_event_raw(f->m, f->run, type, attrs, size, NULL);
+        f->m->actor_uid = saved;
+        f->n++;
+        return r;
+}
+
+/* Moves buffered events into the history (the task they waited for closed) and schedules a
+ * workflow task for them. */
+static int flush_buffered(Manager *m, RunRow *run) {
+        FlushCtx f = { m, run, 0 };
+        int r;
+
+        assert(run->wft_state != WFT_STARTED);
+        r = store_buffered_drain(m->store, run->run_id, flush_one, &f);
+        if (r < 0)
+                return r;
+        return f.n > 0 ? schedule_workflow_task(m, run) : 0;
+}
+
+static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+        int r;
+
+        run->status = status;
+        run->close_time = clock_now();
+        run->wft_state = WFT_NONE;
+        free(run->result.ptr);
+        free(run->failure.ptr);
+        run->result = result ? *result : (Blob) {};
+        run->failure = failure ? *failure : (Blob) {};
+        if (result)
+                *result = (Blob) {};
+        if (failure)
+                *failure = (Blob) {};
+        r = store_run_purge_pending(m->store, run->run_id);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+        manager_run_closed(m, run);
+        log_wf(LOG_INFO, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
+               run->workflow_id, run->workflow_type, workflow_status_to_string(status));
+        return 0;
+}
+
+/* ---- tokens ---- */
+
+static int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);
+static int token_pack(msgpack_packer *pk, const char *fmt, ...) {
+        char t[128];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(t, sizeof(t), fmt, ap);
+        va_end(ap);
+        (void) msg_pack_str(pk, "task_token");
+        return msg_pack_bin(pk, t, (size_t) n);
+}
+
+/* "W/<run id>/<started event id>" or "A/<run id>/<scheduled event id>/<attempt>". */
+static int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t *a,
+                       uint64_t *b) {
+        char t[128], k, rid[37];
+        unsigned long long x, y = 0;
+        int n;
+
+        if (!token->ptr || token->size == 0 || token->size >= sizeof(t))
+                return -EINVAL;
+        memcpy(t, token->ptr, token->size);
+        t[token->size] = 0;
+        n = sscanf(t, "%c/%36[0-9a-f-]/%llu/%llu", &k, rid, &x, &y);
+        if (k != kind || n < (kind == 'W' ? 3 : 4) || strlen(rid) != 36)
+                return -EINVAL;
+        memcpy(run_id, rid, 37);
+        *a = x;
+        if (b)
+                *b = y;
+        return 0;
+}
+
+/* ---- starting and external requests ---- */
+
+static void uuid4(char out[static 37]) {
+        uint8_t u[16];
+
+        if (getrandom(u, sizeof(u), 0) != sizeof(u))
+                for (size_t i = 0; i < sizeof(u); i++) /* getrandom() on Linux does not fail */
+                        u[i] = (uint8_t) (clock_now() >> (i % 8));
+        u[6] = (u[6] & 0x0f) | 0x40;
+        u[8] = (u[8] & 0x3f) | 0x80;
+        snprintf(out, 37,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+                 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+                 u[14], u[15]);
+}
+
+int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[static 37],
+                           bool *ret_started, ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        RunRow running = {};
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = store_run_find_running(m->store, req->workflow_id, &running);
+        if (r >= 0) {
+                bool same = req->request_id && running.request_id &&
+                            streq(req->request_id, running.request_id);
+                memcpy(ret_run_id, running.run_id, 37);
+                run_row_done(&running);
+                if (same) {
+                        *ret_started = false;
+                        return 0;
+                }
+                return api_error_set(e, -EEXIST, "workflow '%s' is already running (run %s)",
+                                     req->workflow_id, ret_run_id);
+        }
+        if (r != -ENOENT)
+                return r;
+
+        uuid4(run.run_id);
+        run.workflow_id = strdup(req->workflow_id);
+        run.workflow_type = strdup(req->workflow_type);
+        run.task_queue = strdup(req->task_queue);
+        run.request_id = req->request_id ? strdup(req->request_id) : NULL;
+        if (!run.workflow_id || !run.workflow_type || !run.task_queue ||
+            (req->request_id && !run.request_id))
+                return -ENOMEM;
+        run.status = WORKFLOW_STATUS_RUNNING;
+        run.start_time = clock_now();
+        run.uid = m->actor_uid;
+        run.next_event_id = 1;
+        run.task_timeout_usec = req->task_timeout_usec ? MIN(req->task_timeout_usec,
+                                                             TASK_TIMEOUT_MAX_USEC)
+                                                       : TASK_TIMEOUT_DEFAULT_USEC;
+        run.wft_attempt = 1;
+        r = store_run_insert(m->store, &run);
+        if (r < 0)
+                return r;
+
+        pk = attrs_begin(&a, 5);
+        (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
+        (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
+        (void) pack_kv_payload(pk, "input", req->input.ptr, req->input.size);
+        (void) msg_pack_kv_uint(pk, "task_timeout_usec", run.task_timeout_usec);
+        r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = schedule_workflow_task(m, &run);
+        if (r < 0)
+                return r;
+        r = store_run_update(m->store, &run);
+        if (r < 0)
+                return r;
+        memcpy(ret_run_id, run.run_id, 37);
+        *ret_started = true;
+        log_wf(LOG_INFO, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
+               run.workflow_id, run.workflow_type, run.task_queue);
+        return 0;
+}
+
+static int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
+        int r = store_run_get(m->store, run_id, ret);
+        if (r == -ENOENT)
+                return api_error_set(e, -ENOENT, "run %s not found", run_id);
+        if (r < 0)
+                return r;
+        if (ret->status != WORKFLOW_STATUS_RUNNING) {
+                r = api_error_set(e, -ENOENT, "workflow '%s' is already closed (%s)",
+                                  ret->workflow_id, workflow_status_to_string(ret->status));
+                run_row_done(ret);
+                return r;
+        }
+        return 0;
+}
+
+int history_signal(Manager *m, const char *run_id, const char *signal_name, const MsgBin *input,
+                   ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = load_open_run(m, run_id, &run, e);
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_str(pk, "signal_name", signal_name);
+        (void) pack_kv_payload(pk, "input", input->ptr, input->size);
+        r = append_external(m, &run, EVENT_WORKFLOW_EXECUTION_SIGNALED, &a, false);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = load_open_run(m, run_id, &run, e);
+        if (r < 0)
+                return r;
+        if (run.cancel_requested)
+                return 0; /* idempotent, as Temporal */
+        run.cancel_requested = true;
+        pk = attrs_begin(&a, 1);
+        (void) msg_pack_kv_str(pk, "reason", reason ? reason : "");
+        r = append_external(m, &run, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, &a, false);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+/* Closes the in-flight workflow task so that the history keeps its shape before a forced close. */
+static int fail_started_task(Manager *m, RunRow *run, const char *cause) {
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        if (run->wft_state != WFT_STARTED)
+                return 0;
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", run->wft_scheduled_id);
+        (void) msg_pack_kv_uint(pk, "started_event_id", run->wft_started_id);
+        (void) msg_pack_kv_str(pk, "cause", cause);
+        r = append_event(m, run, EVENT_WORKFLOW_TASK_FAILED, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        run->wft_state = WFT_NONE;
+        return 0;
+}
+
+int history_terminate(Manager *m, const char *run_id, const char *reason, const MsgBin *details,
+                      ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        _cleanup_free_ char *msg = NULL;
+        msgpack_packer *pk;
+        Blob failure = {};
+        Attrs a;
+        int r;
+
+        r = load_open_run(m, run_id, &run, e);
+        if (r < 0)
+                return r;
+        r = fail_started_task(m, &run, "WorkflowTerminated");
+        if (r < 0)
+                return r;
+        /* Buffered events are appended so that nothing acknowledged disappears, but no task is
+         * scheduled for them: the run is closing. */
+        r = store_buffered_drain(m->store, run.run_id, flush_one, &(FlushCtx) { m, &run, 0 });
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_str(pk, "reason", reason ? reason : "");
+        (void) pack_kv_payload(pk, "details", details ? details->ptr : NULL,
+                               details ? details->size : 0);
+        r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_TERMINATED, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = failure_blob(&failure, "Terminated", NULL, true, "%s",
+                         reason && *reason ? reason : "terminated");
+        if (r < 0)
+                return r;
+        r = close_run(m, &run, WORKFLOW_STATUS_TERMINATED, NULL, &failure);
+        free(failure.ptr);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+/* ---- packing for answers ---- */
+
+typedef struct PackCtx {
+        msgpack_packer *pk;
+        uint64_t left;
+} PackCtx;
+
+static int pack_event(uint64_t event_id, EventType type, uint64_t time, uint32_t uid,
+                      const void *attrs, size_t size, void *userdata) {
+        PackCtx *c = userdata;
+        const char *name = event_type_to_string(type);
+
+        if (c->left == 0)
+                return -EUCLEAN; /* more events than next_event_id promised */
+        c->left--;
+        (void) msgpack_pack_map(c->pk, 5);
+        (void) msg_pack_kv_uint(c->pk, "event_id", event_id);
+        (void) msg_pack_kv_str(c->pk, "event_type", name ? name : "Unknown");
+        (void) msg_pack_kv_uint(c->pk, "time", time);
+        (void) msg_pack_kv_uint(c->pk, "uid", uid);
+        (void) msg_pack_str(c->pk, "attributes");
+        return msg_pack_raw(c->pk, attrs, size);
+}
+
+int history_pack_events(Manager *m, const RunRow *run, uint64_t from, msgpack_packer *pk) {
+        PackCtx c = { pk, 0 };
+        int r;
+
+        if (from < 1)
+                from = 1;
+        if (from > run->next_event_id)
+                from = run->next_event_id;
+        c.left = run->next_event_id - from;
+        (void) msgpack_pack_array(pk, (size_t) c.left);
+        r = store_events_foreach(m->store, run->run_id, from, pack_event, &c);
+        if (r < 0)
+                return r;
+        return c.left == 0 ? 0 : -EUCLEAN; /* a gap: the history is damaged */
+}
+
+int history_pack_workflow(const RunRow *run, msgpack_packer *pk) {
+        size_t n = 7 + (run->close_time ? 1 : 0) + (run->result.ptr ? 1 : 0) +
+                   (run->failure.ptr ? 1 : 0);
+
+        (void) msgpack_pack_map(pk, n);
+        (void) msg_pack_kv_str(pk, "workflow_id", run->workflow_id);
+        (void) msg_pack_kv_str(pk, "run_id", run->run_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", run->workflow_type);
+        (void) msg_pack_kv_str(pk, "task_queue", run->task_queue);
+        (void) msg_pack_kv_str(pk, "status", workflow_status_to_string(run->status));
+        (void) msg_pack_kv_uint(pk, "start_time", run->start_time);
+        (void) msg_pack_kv_uint(pk, "history_length", run->next_event_id - 1);
+        if (run->close_time)
+                (void) msg_pack_kv_uint(pk, "close_time", run->close_time);
+        if (run->result.ptr)
+                (void) msg_pack_kv_bin(pk, "result", run->result.ptr, run->result.size);
+        if (run->failure.ptr)
+                (void) pack_kv_raw(pk, "failure", &run->failure);
+        return 0;
+}
+
+/* ---- workflow tasks ---- */
+
+int history_start_workflow_task(Manager *m, const char *run_id, uint64_t scheduled_id,
+                                const char *identity, uint64_t conn_serial, msgpack_packer *pk) {
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *apk;
+        uint64_t started_id, from;
+        Attrs a;
+        int r;
+
+        r = store_run_get(m->store, run_id, &run);
+        if (r == -ENOENT)
+                return -ESTALE;
+        if (r < 0)
+                return r;
+        if (run.status != WORKFLOW_STATUS_RUNNING || run.wft_state != WFT_SCHEDULED ||
+            run.wft_scheduled_id != scheduled_id)
+                return -ESTALE;
+
+        apk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_uint(apk, "scheduled_event_id", scheduled_id);
+        (void) msg_pack_kv_str(apk, "identity", identity);
+        r = append_event(m, &run, EVENT_WORKFLOW_TASK_STARTED, &a, &started_id);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        run.wft_state = WFT_STARTED;
+        run.wft_started_id = started_id;
+        r = store_deadline_insert(m->store, clock_now() + run.task_timeout_usec,
+                                  DEADLINE_WFT_TIMEOUT, run.run_id, started_id, 0, NULL);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+
+        /* Sticky execution: the connection that completed the last task has the run cached up
+         * to sticky_next_id; anyone else gets the whole history. */
+        from = run.sticky_conn == conn_serial && run.sticky_next_id > 0 ? run.sticky_next_id : 1;
+        run.sticky_conn = conn_serial;
+        r = store_run_update(m->store, &run);
+        if (r < 0)
+                return r;
+
+        (void) msgpack_pack_map(pk, 9);
+        (void) msg_pack_kv_str(pk, "kind", "workflow");
+        (void) token_pack(pk, "W/%s/%" PRIu64, run.run_id, started_id);
+        (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
+        (void) msg_pack_kv_str(pk, "run_id", run.run_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
+        (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
+        (void) msg_pack_kv_uint(pk, "attempt", run.wft_attempt);
+        (void) msg_pack_kv_uint(pk, "next_event_id", run.next_event_id);
+        (void) msg_pack_str(pk, "events");
+        return history_pack_events(m, &run, from, pk);
+}
+
+/* Loads the run of a workflow task token and checks the task is the one in flight. */
+static int load_task_run(Manager *m, const MsgBin *token, RunRow *ret, ApiError *e) {
+        char run_id[37];
+        uint64_t started_id;
+        int r;
+
+        if (token_parse(token, 'W', run_id, &started_id, NULL) < 0)
+                return api_error_set(e, -EINVAL, "field \"task_token\" is not a workflow task token");
+        r = store_run_get(m->store, run_id, ret);
+        if (r == -ENOENT)
+                return api_error_set(e, -ENOENT, "workflow task not found: no run %s", run_id);
+        if (r < 0)
+                return r;
+        if (ret->status != WORKFLOW_STATUS_RUNNING || ret->wft_state != WFT_STARTED ||
+            ret->wft_started_id != started_id) {
+                run_row_done(ret);
+                return api_error_set(e, -ESTALE,
+                                     "workflow task %" PRIu64 " of run %s is no longer in flight "
+                                     "(it timed out, failed, or the run closed)",
+                                     started_id, run_id);
+        }
+        return 0;
+}
+
+/* The next workflow task after a failed one: at once for the first retry, then with exponential
+ * backoff capped at 10 minutes, so that a broken worker does not spin (SEMANTICS.md b.1). */
+static int retry_workflow_task(Manager *m, RunRow *run) {
+        uint64_t delay;
+        unsigned shift;
+
+        if (run->wft_attempt <= 2)
+                return schedule_workflow_task(m, run);
+        shift = MIN(run->wft_attempt - 3, 20u);
+        delay = MIN((uint64_t) 1000000 << shift, WFT_BACKOFF_MAX_USEC);
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, clock_now() + delay, DEADLINE_WFT_BACKOFF,
+                                     run->run_id, run->wft_started_id, run->wft_attempt, NULL);
+}
+
+static int close_workflow_task(Manager *m, RunRow *run, EventType type, const char *cause,
+                               const Blob *failure) {
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        pk = attrs_begin(&a, cause ? 4 : 3);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", run->wft_scheduled_id);
+        (void) msg_pack_kv_uint(pk, "started_event_id", run->wft_started_id);
+        if (cause) {
+                (void) msg_pack_kv_str(pk, "cause", cause);
+                (void) pack_kv_raw(pk, "failure", failure);
+        } else
+                (void) msg_pack_kv_str(pk, "timeout_type", "StartToClose");
+        r = append_event(m, run, type, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = store_deadlines_delete_ref(m->store, run->run_id, run->wft_started_id);
+        if (r < 0)
+                return r;
+        run->wft_state = WFT_NONE;
+        run->wft_attempt++;
+        run->sticky_conn = 0; /* the worker may hold a state this task never produced */
+        r = flush_buffered(m, run);
+        if (r >= 0 && run->wft_state == WFT_NONE)
+                r = retry_workflow_task(m, run);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, run);
+}
+
+static int fail_task_bad_command(Manager *m, RunRow *run, const char *cause, const char *message) {
+        Blob failure = {};
+        int r;
+
+        r = failure_blob(&failure, cause, NULL, false, "%s", message);
+        if (r < 0)
+                return r;
+        r = close_workflow_task(m, run, EVENT_WORKFLOW_TASK_FAILED, cause, &failure);
+        free(failure.ptr);
+        return r;
+}
+
+int history_fail_workflow_task(Manager *m, const MsgBin *token, const char *cause,
+                               const msgpack_object *failure, ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        Blob f = {};
+        int r;
+
+        r = load_task_run(m, token, &run, e);
+        if (r < 0)
+                return r;
+        r = blob_from_object(failure, &f);
+        if (r < 0)
+                return r;
+        log_wf(LOG_WARNING, run.workflow_id, run.run_id, "Workflow task of '%s' failed: %s",
+               run.workflow_id, cause);
+        r = close_workflow_task(m, &run, EVENT_WORKFLOW_TASK_FAILED, cause, &f);
+        free(f.ptr);
+        return r;
+}
+
+/* ---- commands ---- */
+
+typedef struct Command {
+        CommandType type;
+        const msgpack_object *attrs;
+} Command;
+
+typedef struct ActivityCommand {
+        const char *activity_id;
+        const char *activity_type;
+        const char *task_queue;
+        MsgBin input;
+        uint64_t schedule_to_close_usec;
+        uint64_t schedule_to_start_usec;
+        uint64_t start_to_close_usec;
+        uint64_t heartbeat_usec;
+        const msgpack_object *retry_policy;
+} ActivityCommand;
+
+typedef struct RetryPolicy {
+        uint64_t initial_interval_usec;
+        double backoff_coefficient;
+        uint64_t maximum_interval_usec;
+        uint64_t maximum_attempts;
+        const msgpack_object *non_retryable_error_types;
+} RetryPolicy;
+
+#define NAME_MAX_LEN 1000 /* Temporal's limit.maxIDLength */
+
+static const MsgField activity_fields[] = {
+        { "activity_id", MSG_STR, offsetof(ActivityCommand, activity_id), true, NAME_MAX_LEN },
+        { "activity_type", MSG_STR, offsetof(ActivityCommand, activity_type), true, NAME_MAX_LEN },
+        { "task_queue", MSG_STR, offsetof(ActivityCommand, task_queue), false, NAME_MAX_LEN },
+        { "input", MSG_BIN, offsetof(ActivityCommand, input), false, 0 },
+        { "schedule_to_close_usec", MSG_UINT, offsetof(ActivityCommand, schedule_to_close_usec) },
+        { "schedule_to_start_usec", MSG_UINT, offsetof(ActivityCommand, schedule_to_start_usec) },
+        { "start_to_close_usec", MSG_UINT, offsetof(ActivityCommand, start_to_close_usec) },
+        { "heartbeat_usec", MSG_UINT, offsetof(ActivityCommand, heartbeat_usec) },
+        { "retry_policy", MSG_MAP, offsetof(ActivityCommand, retry_policy) },
+        {},
+};
+
+static const MsgField retry_fields[] = {
+        { "initial_interval_usec", MSG_UINT, offsetof(RetryPolicy, initial_interval_usec) },
+        { "backoff_coefficient", MSG_DOUBLE, offsetof(RetryPolicy, backoff_coefficient) },
+        { "maximum_interval_usec", MSG_UINT, offsetof(RetryPolicy, maximum_interval_usec) },
+        { "maximum_attempts", MSG_UINT, offsetof(RetryPolicy, maximum_attempts) },
+        { "non_retryable_error_types", MSG_ARRAY,
+          offsetof(RetryPolicy, non_retryable_error_types) },
+        {},
+};
+
+/* Temporal's validation and defaults (SEMANTICS.md b.1, b.2). */
+static int normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err,
+                              size_t errlen) {
+        int r;
+
+        if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
+                snprintf(err, errlen, "activity %s (%s): a start_to_close or schedule_to_close "
+                         "timeout is required", c->activity_id, c->activity_type);
+                return -EINVAL;
+        }
+        if (c->schedule_to_close_usec) {
+                c->schedule_to_start_usec = c->schedule_to_start_usec
+                                                    ? MIN(c->schedule_to_start_usec,
+                                                          c->schedule_to_close_usec)
+                                                    : c->schedule_to_close_usec;
+                c->start_to_close_usec = c->start_to_close_usec
+                                                 ? MIN(c->start_to_close_usec,
+                                                       c->schedule_to_close_usec)
+                                                 : c->schedule_to_close_usec;
+        }
+        if (c->heartbeat_usec)
+                c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
+
+        *p = (RetryPolicy) {};
+        if (c->retry_policy) {
+                r = msg_parse(c->retry_policy, z, retry_fields, p, err, errlen);
+                if (r < 0)
+                        return r;
+        }
+        if (p->maximum_attempts == 1)
+                return 0; /* no retries: the other fields do not matter (Temporal) */
+        if (p->backoff_coefficient != 0 && !(p->backoff_coefficient >= 1.0)) {
+                snprintf(err, errlen, "retry_policy.backoff_coefficient must be at least 1.0");
+                return -EINVAL;
+        }
+        if (p->maximum_interval_usec && p->initial_interval_usec &&
+            p->maximum_interval_usec < p->initial_interval_usec) {
+                snprintf(err, errlen, "retry_policy.maximum_interval_usec is smaller than "
+                         "initial_interval_usec");
+                return -EINVAL;
+        }
+        if (p->non_retryable_error_types)
+                for (uint32_t i = 0; i < p->non_retryable_error_types->via.array.size; i++)
+                        if (p->non_retryable_error_types->via.array.ptr[i].type !=
+                            MSGPACK_OBJECT_STR) {
+                                snprintf(err, errlen, "retry_policy.non_retryable_error_types "
+                                         "must hold strings");
+                                return -EINVAL;
+                        }
+        if (!p->initial_interval_usec)
+                p->initial_interval_usec = 1000000;
+        if (p->backoff_coefficient == 0)
+                p->backoff_coefficient = 2.0;
+        if (!p->maximum_interval_usec)
+                p->maximum_interval_usec = 100 * p->initial_interval_usec;
+        return 0;
+}
+
+static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
+        (void) msg_pack_str(pk, "retry_policy");
+        (void) msgpack_pack_map(pk, 5);
+        (void) msg_pack_kv_uint(pk, "initial_interval_usec", a->retry_initial_usec);
+        (void) msg_pack_str(pk, "backoff_coefficient");
+        (void) msgpack_pack_double(pk, a->retry_backoff);
+        (void) msg_pack_kv_uint(pk, "maximum_interval_usec", a->retry_max_interval_usec);
+        (void) msg_pack_kv_uint(pk, "maximum_attempts", a->retry_max_attempts);
+        (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
+}
+
+static int apply_schedule_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
+                                   uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
+                                   size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow row = {};
+        ActivityCommand c = {};
+        RetryPolicy p;
+        msgpack_packer *pk;
+        uint64_t now = clock_now(), id;
+        Attrs a;
+        int r;
+
+        r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
+        if (r < 0)
+                return r;
+        r = normalize_activity(&c, &p, z, err, errlen);
+        if (r < 0 || dry)
+                return r;
+
+        memcpy(row.run_id, run->run_id, 37);
+        row.activity_id = strdup(c.activity_id);
+        row.activity_type = strdup(c.activity_type);
+        row.task_queue = strdup(c.task_queue ? c.task_queue : run->task_queue);
+        if (!row.activity_id || !row.activity_type || !row.task_queue)
+                return -ENOMEM;
+        r = blob_from_bin(&c.input, &row.input);
+        if (r >= 0)
+                r = blob_from_object(p.non_retryable_error_types, &row.retry_non_retryable);
+        if (r < 0)
+                return r;
+        row.state = ACTIVITY_SCHEDULED;
+        row.attempt = 1;
+        row.scheduled_time = row.attempt_time = now;
+        row.schedule_to_close_usec = c.schedule_to_close_usec;
+        row.schedule_to_start_usec = c.schedule_to_start_usec;
+        row.start_to_close_usec = c.start_to_close_usec;
+        row.heartbeat_usec = c.heartbeat_usec;
+        row.retry_initial_usec = p.initial_interval_usec;
+        row.retry_backoff = p.backoff_coefficient;
+        row.retry_max_interval_usec = p.maximum_interval_usec;
+        row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+
+        pk = attrs_begin(&a, 10);
+        (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
+        (void) msg_pack_kv_str(pk, "activity_type", row.activity_type);
+        (void) msg_pack_kv_str(pk, "task_queue", row.task_queue);
+        (void) pack_kv_payload(pk, "input", c.input.ptr, c.input.size);
+        (void) msg_pack_kv_uint(pk, "schedule_to_close_usec", row.schedule_to_close_usec);
+        (void) msg_pack_kv_uint(pk, "schedule_to_start_usec", row.schedule_to_start_usec);
+        (void) msg_pack_kv_uint(pk, "start_to_close_usec", row.start_to_close_usec);
+        (void) msg_pack_kv_uint(pk, "heartbeat_usec", row.heartbeat_usec);
+        pack_retry_policy(pk, &row);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_ACTIVITY_TASK_SCHEDULED, &a, &id);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+
+        row.scheduled_id = id;
+        r = store_activity_insert(m->store, &row);
+        if (r < 0)
+                return r;
+        r = store_task_insert(m->store, TASK_ACTIVITY, row.task_queue, run->run_id, id);
+        if (r < 0)
+                return r;
+        taskq_mark_dirty(m, row.task_queue);
+        if (row.schedule_to_close_usec) {
+                r = store_deadline_insert(m->store, now + row.schedule_to_close_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (row.schedule_to_start_usec) {
+                r = store_deadline_insert(m->store, now + row.schedule_to_start_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id, id, 1, NULL);
+                if (r < 0)
+                        return r;
+        }
+        manager_deadlines_changed(m);
+        return 0;
+}
+
+/* Appends the events of an activity that closed for good and forgets its rows. @close_attrs
+ * lacks started_event_id when @started (it is linked to the ActivityTaskStarted appended here). */
+static int activity_close(Manager *m, RunRow *run, ActivityRow *act, EventType type,
+                          Attrs *close_attrs, bool started) {
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        if (started) {
+                pk = attrs_begin(&a, act->last_failure.ptr ? 4 : 3);
+                (void) msg_pack_kv_uint(pk, "scheduled_event_id", act->scheduled_id);
+                (void) msg_pack_kv_uint(pk, "attempt", act->attempt);
+                (void) msg_pack_kv_str(pk, "identity", act->identity ? act->identity : "");
+                if (act->last_failure.ptr)
+                        (void) pack_kv_raw(pk, "last_failure", &act->last_failure);
+                r = append_external(m, run, EVENT_ACTIVITY_TASK_STARTED, &a, false);
+                attrs_done(&a);
+                if (r < 0)
+                        return r;
+        }
+        r = append_external(m, run, type, close_attrs, started);
+        if (r < 0)
+                return r;
+        r = store_activity_delete(m->store, run->run_id, act->scheduled_id);
+        if (r >= 0)
+                r = store_task_delete(m->store, TASK_ACTIVITY, run->run_id, act->scheduled_id);
+        if (r >= 0)
+                r = store_deadlines_delete_ref(m->store, run->run_id, act->scheduled_id);
+        manager_deadlines_changed(m);
+        return r;
+}
+
+static int apply_request_cancel_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
+                                         uint64_t completed_id, bool dry, char *err,
+                                         size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        const msgpack_object *o = msg_get(attrs, "scheduled_event_id");
+        msgpack_packer *pk;
+        uint64_t sched;
+        Attrs a;
+        int r;
+
+        if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(err, errlen, "field \"scheduled_event_id\" must be an unsigned integer");
+                return -EINVAL;
+        }
+        if (dry)
+                return 0;
+        sched = o->via.u64;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", sched);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_ACTIVITY_TASK_CANCEL_REQUESTED, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+
+        r = store_activity_get(m->store, run->run_id, sched, &act);
+        if (r == -ENOENT)
+                return 0; /* it closed while the task ran; its result is buffered */
+        if (r < 0)
+                return r;
+        if (act.state == ACTIVITY_STARTED) {
+                /* Delivered through the next heartbeat answer (SEMANTICS.md b.2). */
+                act.cancel_requested = true;
+                return store_activity_update(m->store, &act);
+        }
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", sched);
+        (void) msg_pack_kv_uint(pk, "started_event_id", 0);
+        r = activity_close(m, run, &act, EVENT_ACTIVITY_TASK_CANCELED, &a, false);
+        attrs_done(&a);
+        return r;
+}
+
+typedef struct TimerCommand {
+        const char *timer_id;
+        uint64_t start_to_fire_usec;
+} TimerCommand;
+
+static const MsgField timer_fields[] = {
+        { "timer_id", MSG_STR, offsetof(TimerCommand, timer_id), true, NAME_MAX_LEN },
+        { "start_to_fire_usec", MSG_UINT, offsetof(TimerCommand, start_to_fire_usec) },
+        {},
+};
+
+static int apply_start_timer(Manager *m, RunRow *run, const msgpack_object *attrs,
+                             uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
+                             size_t errlen) {
+        TimerCommand c = {};
+        msgpack_packer *pk;
+        uint64_t id, existing;
+        Attrs a;
+        int r;
+
+        r = msg_parse(attrs, z, timer_fields, &c, err, errlen);
+        if (r < 0)
+                return r;
+        if (c.start_to_fire_usec == 0) {
+                snprintf(err, errlen, "timer %s: start_to_fire_usec must be positive", c.timer_id);
+                return -EINVAL;
+        }
+        if (store_timer_get(m->store, run->run_id, c.timer_id, &existing) >= 0) {
+                snprintf(err, errlen, "timer id '%s' is already in use", c.timer_id);
+                return -EINVAL;
+        }
+        if (dry)
+                return 0;
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_str(pk, "timer_id", c.timer_id);
+        (void) msg_pack_kv_uint(pk, "start_to_fire_usec", c.start_to_fire_usec);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_TIMER_STARTED, &a, &id);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = store_timer_insert(m->store, run->run_id, c.timer_id, id,
+                               clock_now() + c.start_to_fire_usec);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, clock_now() + c.start_to_fire_usec, DEADLINE_TIMER,
+                                     run->run_id, id, 0, c.timer_id);
+}
+
+static int apply_cancel_timer(Manager *m, RunRow *run, const msgpack_object *attrs,
+                              uint64_t completed_id, bool dry, char *err, size_t errlen) {
+        const msgpack_object *o = msg_get(attrs, "timer_id");
+        char timer_id[NAME_MAX_LEN + 1];
+        msgpack_packer *pk;
+        uint64_t started_id = 0;
+        Attrs a;
+        int r;
+
+        if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size > NAME_MAX_LEN) {
+                snprintf(err, errlen, "field \"timer_id\" must be a string");
+                return -EINVAL;
+        }
+        if (dry)
+                return 0;
+        memcpy(timer_id, o->via.str.ptr, o->via.str.size);
+        timer_id[o->via.str.size] = 0;
+        r = store_timer_get(m->store, run->run_id, timer_id, &started_id);
+        if (r >= 0) {
+                r = store_timer_delete(m->store, run->run_id, timer_id);
+                if (r >= 0)
+                        r = store_deadlines_delete_ref(m->store, run->run_id, started_id);
+                manager_deadlines_changed(m);
+        } else if (r == -ENOENT)
+                r = 0; /* it fired while the task ran; TimerFired is buffered */
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_str(pk, "timer_id", timer_id);
+        (void) msg_pack_kv_uint(pk, "started_event_id", started_id);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_TIMER_CANCELED, &a, NULL);
+        attrs_done(&a);
+        return r;
+}
+
+static int check_close(CommandType type, const msgpack_object *attrs, char *err, size_t errlen) {
+        const msgpack_object *o;
+
+        if (type == COMMAND_COMPLETE_WORKFLOW_EXECUTION) {
+                o = msg_get(attrs, "result");
+                if (o && o->type != MSGPACK_OBJECT_BIN) {
+                        snprintf(err, errlen, "field \"result\" must be a bin payload");
+                        return -EINVAL;
+                }
+        } else if (type == COMMAND_FAIL_WORKFLOW_EXECUTION) {
+                o = msg_get(attrs, "failure");
+                if (!o || o->type != MSGPACK_OBJECT_MAP) {
+                        snprintf(err, errlen, "field \"failure\" must be a map");
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static int apply_close(Manager *m, RunRow *run, CommandType type, const msgpack_object *attrs,
+                       uint64_t completed_id, bool dry, char *err, size_t errlen) {
+        const msgpack_object *o;
+        msgpack_packer *pk;
+        Blob result = {}, failure = {};
+        WorkflowStatus status;
+        EventType ev;
+        Attrs a;
+        int r;
+
+        r = check_close(type, attrs, err, errlen);
+        if (r < 0 || dry)
+                return r;
+        switch (type) {
+        case COMMAND_COMPLETE_WORKFLOW_EXECUTION:
+                o = msg_get(attrs, "result");
+                r = o ? blob_from_bin(&(MsgBin) { o->via.bin.ptr, o->via.bin.size }, &result) : 0;
+                ev = EVENT_WORKFLOW_EXECUTION_COMPLETED;
+                status = WORKFLOW_STATUS_COMPLETED;
+                pk = attrs_begin(&a, 2);
+                (void) pack_kv_payload(pk, "result", result.ptr, result.size);
+                break;
+        case COMMAND_FAIL_WORKFLOW_EXECUTION:
+                r = blob_from_object(msg_get(attrs, "failure"), &failure);
+                ev = EVENT_WORKFLOW_EXECUTION_FAILED;
+                status = WORKFLOW_STATUS_FAILED;
+                pk = attrs_begin(&a, 2);
+                (void) pack_kv_raw(pk, "failure", &failure);
+                break;
+        default:
+                o = msg_get(attrs, "details");
+                r = failure_blob(&failure, "Canceled", NULL, true, "workflow canceled");
+                ev = EVENT_WORKFLOW_EXECUTION_CANCELED;
+                status = WORKFLOW_STATUS_CANCELED;
+                pk = attrs_begin(&a, 2);
+                (void) msg_pack_str(pk, "details");
+                (void) (o ? msgpack_pack_object(pk, *o) : msgpack_pack_nil(pk));
+                break;
+        }
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        if (r >= 0)
+                r = append_event(m, run, ev, &a, NULL);
+        attrs_done(&a);
+        if (r >= 0)
+                r = close_run(m, run, status, &result, &failure);
+        free(result.ptr);
+        free(failure.ptr);
+        return r;
+}
+
+/* With @dry, only validates: a command list is checked whole before anything is written. */
+static int apply_command(Manager *m, RunRow *run, const Command *c, uint64_t completed_id,
+                         msgpack_zone *z, bool dry, char *err, size_t errlen) {
+        switch (c->type) {
+        case COMMAND_SCHEDULE_ACTIVITY_TASK:
+                return apply_schedule_activity(m, run, c->attrs, completed_id, z, dry, err,
+                                               errlen);
+        case COMMAND_REQUEST_CANCEL_ACTIVITY_TASK:
+                return apply_request_cancel_activity(m, run, c->attrs, completed_id, dry, err,
+                                                     errlen);
+        case COMMAND_START_TIMER:
+                return apply_start_timer(m, run, c->attrs, completed_id, z, dry, err, errlen);
+        case COMMAND_CANCEL_TIMER:
+                return apply_cancel_timer(m, run, c->attrs, completed_id, dry, err, errlen);
+        case COMMAND_COMPLETE_WORKFLOW_EXECUTION:
+        case COMMAND_FAIL_WORKFLOW_EXECUTION:
+        case COMMAND_CANCEL_WORKFLOW_EXECUTION:
+                return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
+        default:
+                snprintf(err, errlen, "unknown command");
+                return -EINVAL;
+        }
+}
+
+static bool is_close_command(CommandType t) {
+        return t == COMMAND_COMPLETE_WORKFLOW_EXECUTION || t == COMMAND_FAIL_WORKFLOW_EXECUTION ||
+               t == COMMAND_CANCEL_WORKFLOW_EXECUTION;
+}
+
+#define COMMANDS_MAX 10000
+
+/* Checks the shape of the command list before anything is written. */
+static int parse_commands(const msgpack_object *list, Command **ret, size_t *ret_n, char *err,
+                          size_t errlen) {
+        _cleanup_free_ Command *cs = NULL;
+        size_t n;
+
+        if (!list || list->type != MSGPACK_OBJECT_ARRAY) {
+                snprintf(err, errlen, "field \"commands\" must be an array");
+                return -EINVAL;
+        }
+        n = list->via.array.size;
+        if (n > COMMANDS_MAX) {
+                snprintf(err, errlen, "more than %d commands in one workflow task", COMMANDS_MAX);
+                return -EINVAL;
+        }
+        cs = calloc(n ? n : 1, sizeof(*cs));
+        if (!cs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const msgpack_object *c = &list->via.array.ptr[i], *t;
+                char name[64] = "";
+
+                t = msg_get(c, "command_type");
+                if (t && t->type == MSGPACK_OBJECT_STR && t->via.str.size < sizeof(name))
+                        memcpy(name, t->via.str.ptr, t->via.str.size);
+                cs[i].type = command_type_from_string(name);
+                cs[i].attrs = msg_get(c, "attributes");
+                if (cs[i].type < 0) {
+                        snprintf(err, errlen, "command %zu: unknown command_type '%s'", i, name);
+                        return -EINVAL;
+                }
+                if (!cs[i].attrs || cs[i].attrs->type != MSGPACK_OBJECT_MAP) {
+                        snprintf(err, errlen, "command %zu (%s): field \"attributes\" must be a map",
+                                 i, name);
+                        return -EINVAL;
+                }
+                if (is_close_command(cs[i].type) && i != n - 1) {
+                        snprintf(err, errlen, "command %zu (%s) closes the workflow but is not the "
+                                 "last command", i, name);
+                        return -EINVAL;
+                }
+        }
+        *ret = TAKE_PTR(cs);
+        *ret_n = n;
+        return 0;
+}
+
+static int append_task_completed(Manager *m, RunRow *run, const char *identity, uint64_t *ret_id) {
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", run->wft_scheduled_id);
+        (void) msg_pack_kv_uint(pk, "started_event_id", run->wft_started_id);
+        (void) msg_pack_kv_str(pk, "identity", identity);
+        r = append_event(m, run, EVENT_WORKFLOW_TASK_COMPLETED, &a, ret_id);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        return store_deadlines_delete_ref(m->store, run->run_id, run->wft_started_id);
+}
+
+/* Validates every command; on the first bad one, fails the task (BadCommand) and answers
+ * invalid_argument, keeping that WorkflowTaskFailed (e->keep_writes). */
+static int check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, msgpack_zone *z,
+                          ApiError *e) {
+        char err[512] = "";
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                r = apply_command(m, run, &cs[i], 0, z, true, err, sizeof(err));
+                if (r == -EINVAL) {
+                        char msg[600];
+                        snprintf(msg, sizeof(msg), "command %zu (%s): %s", i,
+                                 command_type_to_string(cs[i].type), err);
+                        r = fail_task_bad_command(m, run, "BadCommand", msg);
+                        if (r < 0)
+                                return r;
+                        e->keep_writes = true;
+                        return api_error_set(e, -EINVAL, "%s", msg);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpack_object *commands,
+                                   const char *identity, uint64_t conn_serial, ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        _cleanup_free_ Command *cs = NULL;
+        char err[512] = "";
+        msgpack_zone *z = NULL;
+        uint64_t completed_id;
+        size_t n = 0;
+        int r, buffered;
+
+        r = load_task_run(m, token, &run, e);
+        if (r < 0)
+                return r;
+        r = parse_commands(commands, &cs, &n, err, sizeof(err));
+        if (r == -EINVAL) {
+                r = fail_task_bad_command(m, &run, "BadCommand", err);
+                if (r < 0)
+                        return r;
+                e->keep_writes = true;
+                return api_error_set(e, -EINVAL, "%s", err);
+        }
+        if (r < 0)
+                return r;
+
+        buffered = store_buffered_count(m->store, run.run_id);
+        if (buffered < 0)
+                return buffered;
+        if (n > 0 && is_close_command(cs[n - 1].type) && buffered > 0) {
+                /* Temporal's UnhandledCommand: the code decided to close without having seen
+                 * events that arrived meanwhile; a new task delivers them. */
+                r = fail_task_bad_command(m, &run, "UnhandledCommand",
+                                          "new events arrived while the workflow task ran");
+                if (r < 0)
+                        return r;
+                e->keep_writes = true;
+                return api_error_set(e, -ESTALE, "new events arrived while the workflow task "
+                                     "ran; a new task delivers them");
+        }
+
+        z = msgpack_zone_new(4096);
+        if (!z)
+                return -ENOMEM;
+        r = check_commands(m, &run, cs, n, z, e);
+        if (r < 0)
+                goto finish;
+        r = append_task_completed(m, &run, identity, &completed_id);
+        if (r < 0)
+                goto finish;
+        run.wft_attempt = 1;
+        run.sticky_conn = conn_serial;
+        run.sticky_next_id = run.wft_started_id + 1;
+        for (size_t i = 0; i < n && r >= 0 && run.status == WORKFLOW_STATUS_RUNNING; i++)
+                r = apply_command(m, &run, &cs[i], completed_id, z, false, err, sizeof(err));
+        if (r < 0)
+                goto finish;
+        if (run.status == WORKFLOW_STATUS_RUNNING) {
+                run.wft_state = WFT_NONE;
+                r = flush_buffered(m, &run);
+                if (r < 0)
+                        goto finish;
+        }
+        r = store_run_update(m->store, &run);
+finish:
+        msgpack_zone_free(z);
+        return r;
+}
+
+/* ---- activity tasks ---- */
+
+int history_start_activity_task(Manager *m, const char *run_id, uint64_t scheduled_id,
+                                const char *identity, msgpack_packer *pk) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        uint64_t now = clock_now(), deadline;
+        int r;
+
+        r = store_activity_get(m->store, run_id, scheduled_id, &act);
+        if (r == -ENOENT)
+                return -ESTALE;
+        if (r < 0)
+                return r;
+        if (act.state != ACTIVITY_SCHEDULED)
+                return -ESTALE;
+        r = store_run_get(m->store, run_id, &run);
+        if (r < 0)
+                return r == -ENOENT ? -ESTALE : r;
+
+        act.state = ACTIVITY_STARTED;
+        act.started_time = now;
+        free(act.identity);
+        act.identity = strdup(identity);
+        if (!act.identity)
+                return -ENOMEM;
+        r = store_activity_update(m->store, &act);
+        if (r < 0)
+                return r;
+        deadline = now + act.start_to_close_usec;
+        if (act.schedule_to_close_usec)
+                deadline = MIN(deadline, act.scheduled_time + act.schedule_to_close_usec);
+        r = store_deadline_insert(m->store, now + act.start_to_close_usec,
+                                  DEADLINE_ACT_START_TO_CLOSE, run_id, scheduled_id, act.attempt,
+                                  NULL);
+        if (r >= 0 && act.heartbeat_usec)
+                r = store_deadline_insert(m->store, now + act.heartbeat_usec,
+                                          DEADLINE_ACT_HEARTBEAT, run_id, scheduled_id,
+                                          act.attempt, NULL);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+
+        (void) msgpack_pack_map(pk, 14);
+        (void) token_pack(pk, "A/%s/%" PRIu64 "/%" PRIu32, run_id, scheduled_id, act.attempt);
+        (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
+        (void) msg_pack_kv_str(pk, "run_id", run.run_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
+        (void) msg_pack_kv_str(pk, "activity_id", act.activity_id);
+        (void) msg_pack_kv_str(pk, "activity_type", act.activity_type);
+        (void) pack_kv_payload(pk, "input", act.input.ptr, act.input.size);
+        (void) msg_pack_kv_uint(pk, "attempt", act.attempt);
+        (void) msg_pack_kv_uint(pk, "scheduled_time", act.scheduled_time);
+        (void) msg_pack_kv_uint(pk, "started_time", now);
+        (void) msg_pack_kv_uint(pk, "start_to_close_usec", act.start_to_close_usec);
+        (void) msg_pack_kv_uint(pk, "heartbeat_usec", act.heartbeat_usec);
+        (void) msg_pack_kv_uint(pk, "deadline", deadline);
+        (void) pack_kv_payload(pk, "heartbeat_details", act.heartbeat_details.ptr,
+                               act.heartbeat_details.size);
+        return 0;
+}
+
+/* Loads the activity and run of a task token; the attempt must be the one running. */
+static int load_activity_task(Manager *m, const MsgBin *token, RunRow *ret_run, ActivityRow *ret,
+                              ApiError *e) {
+        char run_id[37];
+        uint64_t sched, attempt;
+        int r;
+
+        if (token_parse(token, 'A', run_id, &sched, &attempt) < 0)
+                return api_error_set(e, -EINVAL, "field \"task_token\" is not an activity task token");
+        r = store_activity_get(m->store, run_id, sched, ret);
+        if (r == -ENOENT)
+                return api_error_set(e, -ENOENT, "activity task not found (it timed out, was "
+                                     "cancelled, or the run closed)");
+        if (r < 0)
+                return r;
+        if (ret->state != ACTIVITY_STARTED || ret->attempt != attempt) {
+                activity_row_done(ret);
+                return api_error_set(e, -ENOENT, "activity task not found: attempt %" PRIu64
+                                     " is no longer running", attempt);
+        }
+        r = store_run_get(m->store, run_id, ret_run);
+        if (r < 0) {
+                activity_row_done(ret);
+                return r;
+        }
+        return 0;
+}
+
+int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = load_activity_task(m, token, &run, &act, e);
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", act.scheduled_id);
+        (void) pack_kv_payload(pk, "result", result->ptr, result->size);
+        r = activity_close(m, &run, &act, EVENT_ACTIVITY_TASK_COMPLETED, &a, true);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+static bool type_listed(const Blob *list, const char *type) {
+        msgpack_unpacked u;
+        size_t off = 0;
+        bool found = false;
+
+        if (!list->ptr || !type || !*type)
+                return false;
+        msgpack_unpacked_init(&u);
+        if (msgpack_unpack_next(&u, list->ptr, list->size, &off) == MSGPACK_UNPACK_SUCCESS &&
+            u.data.type == MSGPACK_OBJECT_ARRAY)
+                for (uint32_t i = 0; i < u.data.via.array.size && !found; i++)
+                        found = msg_str_eq(&u.data.via.array.ptr[i], type);
+        msgpack_unpacked_destroy(&u);
+        return found;
+}
+
+typedef struct RetryDecision {
+        const char *retry_state; /* "InProgress" = retry */
+        uint64_t delay;
+} RetryDecision;
+
+/* Temporal's retry rules (SEMANTICS.md b.1). */
+static RetryDecision decide_retry(const ActivityRow *act, bool non_retryable, const char *type,
+                                  uint64_t next_retry_delay) {
+        uint64_t now = clock_now(), delay;
+        double d;
+
+        if (act->cancel_requested)
+                return (RetryDecision) { "CancelRequested", 0 };
+        if (non_retryable || type_listed(&act->retry_non_retryable, type))
+                return (RetryDecision) { "NonRetryableFailure", 0 };
+        if (act->retry_max_attempts && act->attempt >= act->retry_max_attempts)
+                return (RetryDecision) { "MaximumAttemptsReached", 0 };
+        d = (double) act->retry_initial_usec * pow(act->retry_backoff, act->attempt - 1);
+        delay = d >= (double) act->retry_max_interval_usec ? act->retry_max_interval_usec
+                                                           : (uint64_t) d;
+        if (next_retry_delay)
+                delay = next_retry_delay;
+        if (act->schedule_to_close_usec && now + delay >= act->scheduled_time +
+                                                                  act->schedule_to_close_usec)
+                return (RetryDecision) { "Timeout", 0 };
+        return (RetryDecision) { "InProgress", delay };
+}
+
+/* An attempt failed (a failure answer, or a start-to-close or heartbeat timeout): retry after
+ * the backoff, or close the activity with @final_type. Takes @failure. */
+static int activity_attempt_failed(Manager *m, RunRow *run, ActivityRow *act, Blob *failure,
+                                   EventType final_type, uint64_t next_retry_delay) {
+        RetryDecision d;
+        msgpack_unpacked u;
+        const msgpack_object *nr, *ty;
+        char type[256] = "";
+        size_t off = 0;
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        msgpack_unpacked_init(&u);
+        (void) msgpack_unpack_next(&u, failure->ptr, failure->size, &off);
+        nr = msg_get(&u.data, "non_retryable");
+        ty = msg_get(&u.data, "type");
+        if (ty && ty->type == MSGPACK_OBJECT_STR && ty->via.str.size < sizeof(type))
+                memcpy(type, ty->via.str.ptr, ty->via.str.size);
+        d = decide_retry(act, nr && nr->type == MSGPACK_OBJECT_BOOLEAN && nr->via.boolean, type,
+                         next_retry_delay);
+        msgpack_unpacked_destroy(&u);
+
+        if (streq(d.retry_state, "InProgress")) {
+                free(act->last_failure.ptr);
+                act->last_failure = *failure;
+                *failure = (Blob) {};
+                act->state = ACTIVITY_BACKOFF;
+                act->attempt++;
+                act->attempt_time = clock_now() + d.delay;
+                r = store_activity_update(m->store, act);
+                if (r < 0)
+                        return r;
+                manager_deadlines_changed(m);
+                return store_deadline_insert(m->store, act->attempt_time, DEADLINE_ACT_RETRY,
+                                             run->run_id, act->scheduled_id, act->attempt, NULL);
+        }
+        pk = attrs_begin(&a, 3);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", act->scheduled_id);
+        (void) pack_kv_raw(pk, "failure", failure);
+        (void) msg_pack_kv_str(pk, "retry_state", d.retry_state);
+        r = activity_close(m, run, act, final_type, &a, true);
+        attrs_done(&a);
+        return r;
+}
+
+int history_fail_activity(Manager *m, const MsgBin *token, const msgpack_object *failure,
+                          uint64_t next_retry_delay_usec, ApiError *e) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        Blob f = {};
+        int r;
+
+        r = load_activity_task(m, token, &run, &act, e);
+        if (r < 0)
+                return r;
+        r = blob_from_object(failure, &f);
+        if (r < 0)
+                return r;
+        r = activity_attempt_failed(m, &run, &act, &f, EVENT_ACTIVITY_TASK_FAILED,
+                                    next_retry_delay_usec);
+        free(f.ptr);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+int history_heartbeat_activity(Manager *m, const MsgBin *token, const MsgBin *details,
+                               bool *ret_cancel_requested, ApiError *e) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        int r;
+
+        r = load_activity_task(m, token, &run, &act, e);
+        if (r < 0)
+                return r;
+        if (details->ptr) {
+                free(act.heartbeat_details.ptr);
+                r = blob_from_bin(details, &act.heartbeat_details);
+                if (r < 0)
+                        return r;
+        }
+        r = store_activity_update(m->store, &act);
+        if (r < 0)
+                return r;
+        if (act.heartbeat_usec) {
+                r = store_deadline_delete(m->store, DEADLINE_ACT_HEARTBEAT, run.run_id,
+                                          act.scheduled_id);
+                if (r >= 0)
+                        r = store_deadline_insert(m->store, clock_now() + act.heartbeat_usec,
+                                                  DEADLINE_ACT_HEARTBEAT, run.run_id,
+                                                  act.scheduled_id, act.attempt, NULL);
+                if (r < 0)
+                        return r;
+                manager_deadlines_changed(m);
+        }
+        *ret_cancel_requested = act.cancel_requested;
+        return 0;
+}
+
+int history_cancel_activity(Manager *m, const MsgBin *token, const MsgBin *details, ApiError *e) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = load_activity_task(m, token, &run, &act, e);
+        if (r < 0)
+                return r;
+        if (!act.cancel_requested)
+                return api_error_set(e, -ESTALE, "activity %s was not asked to cancel",
+                                     act.activity_id);
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", act.scheduled_id);
+        (void) pack_kv_payload(pk, "details", details->ptr, details->size);
+        r = activity_close(m, &run, &act, EVENT_ACTIVITY_TASK_CANCELED, &a, true);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}
+
+/* ---- deadlines ---- */
+
+static int on_timer_due(Manager *m, RunRow *run, const Deadline *d) {
+        msgpack_packer *pk;
+        uint64_t started_id;
+        Attrs a;
+        int r;
+
+        if (!d->key || store_timer_get(m->store, run->run_id, d->key, &started_id) < 0 ||
+            started_id != d->ref)
+                return 0; /* cancelled meanwhile */
+        r = store_timer_delete(m->store, run->run_id, d->key);
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_str(pk, "timer_id", d->key);
+        (void) msg_pack_kv_uint(pk, "started_event_id", started_id);
+        r = append_external(m, run, EVENT_TIMER_FIRED, &a, false);
+        attrs_done(&a);
+        return r;
+}
+
+static const char *timeout_name(DeadlineKind k) {
+        switch (k) {
+        case DEADLINE_ACT_SCHEDULE_TO_START:
+                return "ScheduleToStart";
+        case DEADLINE_ACT_START_TO_CLOSE:
+                return "StartToClose";
+        case DEADLINE_ACT_HEARTBEAT:
+                return "Heartbeat";
+        default:
+                return "ScheduleToClose";
+        }
+}
+
+/* A final timeout: no retry, whatever the policy (schedule-to-start, schedule-to-close). */
+static int activity_timed_out_final(Manager *m, RunRow *run, ActivityRow *act, DeadlineKind k) {
+        bool started = act->state == ACTIVITY_STARTED;
+        msgpack_packer *pk;
+        Blob f = {};
+        Attrs a;
+        int r;
+
+        r = failure_blob(&f, "", timeout_name(k), true, "activity %s timeout", timeout_name(k));
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, started ? 3 : 4);
+        (void) msg_pack_kv_uint(pk, "scheduled_event_id", act->scheduled_id);
+        (void) pack_kv_raw(pk, "failure", &f);
+        (void) msg_pack_kv_str(pk, "retry_state",
+                               k == DEADLINE_ACT_SCHEDULE_TO_CLOSE ? "Timeout" : "NonRetryableFailure");
+        if (!started)
+                (void) msg_pack_kv_uint(pk, "started_event_id", 0);
+        r = activity_close(m, run, act, EVENT_ACTIVITY_TASK_TIMED_OUT, &a, started);
+        attrs_done(&a);
+        free(f.ptr);
+        return r;
+}
+
+static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
+        int r;
+
+        act->state = ACTIVITY_SCHEDULED;
+        act->attempt_time = clock_now();
+        r = store_activity_update(m->store, act);
+        if (r >= 0)
+                r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, run->run_id,
+                                      act->scheduled_id);
+        if (r >= 0 && act->schedule_to_start_usec) {
+                r = store_deadline_insert(m->store, clock_now() + act->schedule_to_start_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id,
+                                          act->scheduled_id, act->attempt, NULL);
+                manager_deadlines_changed(m);
+        }
+        taskq_mark_dirty(m, act->task_queue);
+        return r;
+}
+
+static int on_activity_due(Manager *m, RunRow *run, const Deadline *d) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        Blob f = {};
+        int r;
+
+        r = store_activity_get(m->store, run->run_id, d->ref, &act);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        switch (d->kind) {
+        case DEADLINE_ACT_SCHEDULE_TO_CLOSE:
+                return activity_timed_out_final(m, run, &act, d->kind);
+        case DEADLINE_ACT_SCHEDULE_TO_START:
+                if (act.state != ACTIVITY_SCHEDULED || act.attempt != d->gen)
+                        return 0;
+                return activity_timed_out_final(m, run, &act, d->kind);
+        case DEADLINE_ACT_START_TO_CLOSE:
+        case DEADLINE_ACT_HEARTBEAT:
+                if (act.state != ACTIVITY_STARTED || act.attempt != d->gen)
+                        return 0;
+                r = failure_blob(&f, "", timeout_name(d->kind), false, "activity %s timeout",
+                                 timeout_name(d->kind));
+                if (r < 0)
+                        return r;
+                r = activity_attempt_failed(m, run, &act, &f, EVENT_ACTIVITY_TASK_TIMED_OUT, 0);
+                free(f.ptr);
+                return r;
+        case DEADLINE_ACT_RETRY:
+                if (act.state != ACTIVITY_BACKOFF || act.attempt != d->gen)
+                        return 0;
+                return activity_ready_again(m, run, &act);
+        default:
+                return 0;
+        }
+}
+
+int history_on_deadline(Manager *m, const Deadline *d) {
+        _cleanup_(run_row_done) RunRow run = {};
+        int r;
+
+        r = store_run_get(m->store, d->run_id, &run);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (run.status != WORKFLOW_STATUS_RUNNING)
+                return 0;
+        switch (d->kind) {
+        case DEADLINE_TIMER:
+                r = on_timer_due(m, &run, d);
+                break;
+        case DEADLINE_WFT_TIMEOUT:
+                if (run.wft_state != WFT_STARTED || run.wft_started_id != d->ref)
+                        return 0;
+                log_wf(LOG_NOTICE, run.workflow_id, run.run_id,
+                       "Workflow task of '%s' timed out; scheduling it again", run.workflow_id);
+                return close_workflow_task(m, &run, EVENT_WORKFLOW_TASK_TIMED_OUT, NULL, NULL);
+        case DEADLINE_WFT_BACKOFF:
+                if (run.wft_state != WFT_NONE || run.wft_attempt != d->gen)
+                        return 0;
+                r = schedule_workflow_task(m, &run);
+                break;
+        default:
+                r = on_activity_due(m, &run, d);
+                break;
+        }
+        if (r < 0)
+                return r;
+        return store_run_update(m->store, &run);
+}

@@ -1,0 +1,74 @@
+#pragma once
+/* The history engine: every state change of a run, as events appended to its history and rows
+ * of the store, following Temporal's model (doc/protocol.md). It knows runs, not connections:
+ * callers (api-sock.c, the deadline timer, task dispatch) give it decoded requests and get back
+ * data to answer with. All functions run inside the pass's transaction; errors are negative
+ * errno with a sentence for the user in @e.
+ *
+ * Workflow task states (RunRow.wft_state):
+ *
+ *    NONE --new event--> SCHEDULED --dispatched--> STARTED --completed--> NONE
+ *      ^                                              |  (external events are buffered
+ *      +---- failed / timed out (retry, backoff) -----+   while STARTED, flushed after)
+ *
+ * Activity states (ActivityRow.state):
+ *
+ *    SCHEDULED --dispatched--> STARTED --completed / final failure / timeout--> (row deleted)
+ *        ^                        |
+ *        +--retry delay-- BACKOFF <-- retryable failure, start-to-close or heartbeat timeout
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/api-error.h"
+#include "daemon/manager.h"
+#include "daemon/store.h"
+#include "proto/msg.h"
+
+#define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
+#define TASK_TIMEOUT_MAX_USEC (120ULL * 1000000)
+#define WFT_BACKOFF_MAX_USEC (10ULL * 60 * 1000000)
+
+typedef struct StartRequest {
+        const char *workflow_id;
+        const char *workflow_type;
+        const char *task_queue;
+        MsgBin input;
+        uint64_t task_timeout_usec;
+        const char *request_id;
+} StartRequest;
+
+int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[static 37],
+                           bool *ret_started, ApiError *e);
+int history_signal(Manager *m, const char *run_id, const char *signal_name, const MsgBin *input,
+                   ApiError *e);
+int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e);
+int history_terminate(Manager *m, const char *run_id, const char *reason, const MsgBin *details,
+                      ApiError *e);
+
+/* Dispatch: -ESTALE when the task no longer applies (the caller drops it). Packs the task map. */
+int history_start_workflow_task(Manager *m, const char *run_id, uint64_t scheduled_id,
+                                const char *identity, uint64_t conn_serial, msgpack_packer *pk);
+int history_start_activity_task(Manager *m, const char *run_id, uint64_t scheduled_id,
+                                const char *identity, msgpack_packer *pk);
+
+int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpack_object *commands,
+                                   const char *identity, uint64_t conn_serial, ApiError *e);
+int history_fail_workflow_task(Manager *m, const MsgBin *token, const char *cause,
+                               const msgpack_object *failure, ApiError *e);
+
+int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e);
+int history_fail_activity(Manager *m, const MsgBin *token, const msgpack_object *failure,
+                          uint64_t next_retry_delay_usec, ApiError *e);
+int history_heartbeat_activity(Manager *m, const MsgBin *token, const MsgBin *details,
+                               bool *ret_cancel_requested, ApiError *e);
+int history_cancel_activity(Manager *m, const MsgBin *token, const MsgBin *details, ApiError *e);
+
+/* Acts on a deadline that came due (stale ones are ignored). */
+int history_on_deadline(Manager *m, const Deadline *d);
+
+/* Packs events [from, next_event_id) of a run as an array. */
+int history_pack_events(Manager *m, const RunRow *run, uint64_t from, msgpack_packer *pk);
+/* Packs the "workflow" map of doc/protocol.md. */
+int history_pack_workflow(const RunRow *run, msgpack_packer *pk);

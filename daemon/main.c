@@ -1,0 +1,220 @@
+/* durabled: option parsing and start-up. */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "common/log.h"
+#include "daemon/manager.h"
+#include "proto/frame.h"
+
+static bool arg_user;
+static const char *arg_state_dir;
+static const char *arg_socket;
+static StoreDurability arg_durability = STORE_DURABILITY_FULL;
+static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
+static char *state_dir_buf, *socket_buf;
+
+static void help(void) {
+        printf("Usage: durabled [OPTIONS]\n\n"
+               "Durable-execution engine: runs workflows whose every step is recorded.\n\n"
+               "  -h --help                 Show this help\n"
+               "     --version              Show the version\n"
+               "     --user                 Run for the calling user (paths under\n"
+               "                            $XDG_RUNTIME_DIR and $XDG_STATE_HOME)\n"
+               "     --system               Run as the system service (default)\n"
+               "     --state-dir=DIR        Keep the database in DIR\n"
+               "     --socket=PATH          Listen on the Unix socket PATH\n"
+               "     --durability=MODE      full (default: fsync every commit) or normal\n"
+               "                            (may lose the last commits on power loss)\n"
+               "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
+               "     --log-level=LEVEL      emerg..debug (default info)\n\n"
+               "See durabled(8).\n",
+               FRAME_SIZE_MAX_DEFAULT);
+}
+
+static int parse_size(const char *s, size_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || v < 1024 || v > (1ULL << 30))
+                return -EINVAL;
+        if (*end == 'K' || *end == 'k')
+                v <<= 10, end++;
+        else if (*end == 'M')
+                v <<= 20, end++;
+        if (*end)
+                return -EINVAL;
+        *ret = (size_t) v;
+        return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+        enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_STATE_DIR, ARG_SOCKET,
+               ARG_DURABILITY, ARG_MAX_FRAME, ARG_LOG_LEVEL };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "user", no_argument, NULL, ARG_USER },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "durability", required_argument, NULL, ARG_DURABILITY },
+                { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("durabled %s\n", DURABLED_VERSION);
+                        return 0;
+                case ARG_USER:
+                        arg_user = true;
+                        break;
+                case ARG_SYSTEM:
+                        arg_user = false;
+                        break;
+                case ARG_STATE_DIR:
+                        arg_state_dir = optarg;
+                        break;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case ARG_DURABILITY:
+                        if (streq(optarg, "full"))
+                                arg_durability = STORE_DURABILITY_FULL;
+                        else if (streq(optarg, "normal"))
+                                arg_durability = STORE_DURABILITY_NORMAL;
+                        else
+                                return log_error_errno(-EINVAL, "Invalid --durability=%s: "
+                                                       "expected full or normal", optarg);
+                        break;
+                case ARG_MAX_FRAME:
+                        if (parse_size(optarg, &arg_max_frame_size) < 0)
+                                return log_error_errno(-EINVAL, "Invalid --max-frame-size=%s: "
+                                                       "expected 1024..1G bytes", optarg);
+                        break;
+                case ARG_LOG_LEVEL: {
+                        int l = log_level_from_string(optarg);
+                        if (l < 0)
+                                return log_error_errno(-EINVAL, "Invalid --log-level=%s", optarg);
+                        log_set_max_level(l);
+                        break;
+                }
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "Unexpected argument '%s'", argv[optind]);
+        return 1;
+}
+
+/* DESIGN.md §4: user mode under $XDG_RUNTIME_DIR / $XDG_STATE_HOME, system mode under /run and
+ * /var/lib; options override either. */
+static int resolve_paths(void) {
+        const char *e;
+
+        if (!arg_socket) {
+                if (!arg_user)
+                        arg_socket = "/run/durabled/io.sock";
+                else if ((e = getenv("XDG_RUNTIME_DIR")) && *e) {
+                        if (asprintf(&socket_buf, "%s/durabled/io.sock", e) < 0)
+                                return -ENOMEM;
+                        arg_socket = socket_buf;
+                } else
+                        return log_error_errno(-EINVAL, "$XDG_RUNTIME_DIR is not set; use "
+                                               "--socket=PATH");
+        }
+        if (!arg_state_dir) {
+                if (!arg_user)
+                        arg_state_dir = "/var/lib/durabled";
+                else if ((e = getenv("XDG_STATE_HOME")) && *e) {
+                        if (asprintf(&state_dir_buf, "%s/durabled", e) < 0)
+                                return -ENOMEM;
+                        arg_state_dir = state_dir_buf;
+                } else if ((e = getenv("HOME")) && *e) {
+                        if (asprintf(&state_dir_buf, "%s/.local/state/durabled", e) < 0)
+                                return -ENOMEM;
+                        arg_state_dir = state_dir_buf;
+                } else
+                        return log_error_errno(-EINVAL, "Neither $XDG_STATE_HOME nor $HOME is "
+                                               "set; use --state-dir=DIR");
+        }
+        return 0;
+}
+
+static int activation_fd(void) {
+        int n = sd_listen_fds(true);
+
+        if (n <= 0)
+                return -1;
+        if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
+                return log_error_errno(-EINVAL, "Socket activation passed %d sockets; expected "
+                                       "one listening Unix stream socket", n);
+        return SD_LISTEN_FDS_START;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        ManagerConfig cfg;
+        sigset_t mask;
+        int r, fd;
+
+        log_set_program("durabled");
+        log_open();
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+        r = resolve_paths();
+        if (r < 0)
+                return r;
+        cfg = (ManagerConfig) {
+                .state_dir = arg_state_dir,
+                .socket_path = arg_socket,
+                .user_mode = arg_user,
+                .durability = arg_durability,
+                .max_frame_size = arg_max_frame_size,
+                .max_connections = 4096,
+                .max_polls_per_connection = 256,
+                .max_waiters = 65536,
+        };
+        /* sd-event delivers these through signalfd; they must be blocked first. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) signal(SIGPIPE, SIG_IGN);
+
+        r = manager_new(&m, &cfg);
+        if (r < 0)
+                return r;
+        fd = activation_fd();
+        if (fd < -1)
+                return fd;
+        r = manager_listen(m, fd);
+        if (r < 0)
+                return r;
+        return manager_run(m);
+}
+
+int main(int argc, char *argv[]) {
+        int r = run(argc, argv);
+
+        free(state_dir_buf);
+        free(socket_buf);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

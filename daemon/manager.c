@@ -1,0 +1,372 @@
+/* Manager: the loop, the pass/commit cycle, deadlines and result waiters; see manager.h. */
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "common/log.h"
+#include "daemon/clock.h"
+#include "daemon/conn.h"
+#include "daemon/history.h"
+#include "daemon/manager.h"
+#include "daemon/taskq.h"
+#include "daemon/waiter.h"
+
+#define DEADLINES_PER_PASS 256
+
+static int manager_on_post(sd_event_source *s, void *userdata);
+static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
+static int manager_on_kick(sd_event_source *s, void *userdata);
+
+int manager_new(Manager **ret, const ManagerConfig *cfg) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        char path[4096];
+        struct group *g;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->cfg = *cfg;
+        m->listen_fd = -EBADF;
+        m->daemon_uid = geteuid();
+        m->actor_uid = m->daemon_uid;
+        g = getgrnam("durabled");
+        m->admin_gid = g ? g->gr_gid : (gid_t) -1;
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        (void) sd_event_set_watchdog(m->event, true);
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_add_post(m->event, &m->post_source, manager_on_post, m);
+        if (r < 0)
+                return r;
+        /* The post source runs last in a pass: after every other source that was pending. */
+        (void) sd_event_source_set_priority(m->post_source, SD_EVENT_PRIORITY_IDLE);
+        r = sd_event_add_time(m->event, &m->deadline_source, CLOCK_REALTIME, UINT64_MAX, 1000,
+                              manager_on_deadline, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_OFF);
+        r = sd_event_add_defer(m->event, &m->kick_source, manager_on_kick, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->kick_source, SD_EVENT_OFF);
+
+        if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create state directory %s: %m",
+                                       cfg->state_dir);
+        snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
+        r = store_open(&m->store, path, cfg->durability);
+        if (r == -EUCLEAN)
+                return log_error_errno(r, "Database %s failed its integrity check; refusing to "
+                                       "start (restore a backup or move it away)", path);
+        if (r == -EPROTONOSUPPORT)
+                return log_error_errno(r, "Database %s was written by a newer durabled", path);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open database %s: %m", path);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        Conn *c;
+
+        if (!m)
+                return NULL;
+        waiter_free_all(m);
+        taskq_free_all(m);
+        while ((c = m->conns)) {
+                LIST_REMOVE(conns, m->conns, c);
+                conn_free(c);
+        }
+        sd_event_source_disable_unref(m->listen_source);
+        sd_event_source_disable_unref(m->post_source);
+        sd_event_source_disable_unref(m->deadline_source);
+        sd_event_source_disable_unref(m->kick_source);
+        safe_close(m->listen_fd);
+        store_free(m->store);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}
+
+int manager_begin(Manager *m) {
+        return store_begin(m->store);
+}
+
+void manager_kick(Manager *m) {
+        (void) sd_event_source_set_enabled(m->kick_source, SD_EVENT_ONESHOT);
+}
+
+static int manager_on_kick(sd_event_source *s, void *userdata) {
+        return 0; /* its only job is to make a pass happen, so that the post source runs */
+}
+
+void manager_deadlines_changed(Manager *m) {
+        m->deadlines_changed = true;
+}
+
+/* ---- accepting ---- */
+
+static bool peer_is_admin(Manager *m, const Conn *c) {
+        gid_t groups[256];
+        socklen_t len = sizeof(groups);
+
+        if (c->cred.uid == 0 || c->cred.uid == m->daemon_uid)
+                return true;
+        if (m->admin_gid == (gid_t) -1)
+                return false;
+        if (c->cred.gid == m->admin_gid)
+                return true;
+        /* Any error while checking means deny (DESIGN.md §10). */
+        if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == m->admin_gid)
+                        return true;
+        return false;
+}
+
+static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        _cleanup_close_ int cfd = -EBADF;
+        Conn *c;
+        int r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_warning_errno(errno, "Failed to accept a connection: %m");
+                return 0;
+        }
+        if (m->n_conns >= m->cfg.max_connections) {
+                log_warning("Refusing a connection: %u connections is the limit", m->n_conns);
+                return 0;
+        }
+        r = conn_new(&c, m, cfd, ++m->next_conn_serial);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to set up a connection: %m");
+                return 0;
+        }
+        TAKE_FD(cfd);
+        c->admin = peer_is_admin(m, c);
+        LIST_PREPEND(conns, m->conns, c);
+        m->n_conns++;
+        return 0;
+}
+
+static int bind_socket(Manager *m) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        const char *path = m->cfg.socket_path;
+        char dir[sizeof(sa.sun_path)];
+        char *slash;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long", path);
+        strcpy(sa.sun_path, path);
+        strcpy(dir, path);
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(errno, "Failed to create %s: %m", dir);
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create socket: %m");
+        (void) unlink(path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return log_error_errno(errno, "Failed to bind %s: %m", path);
+        /* DESIGN.md §10: everyone may connect in system mode, each request is authorised. */
+        if (chmod(path, m->cfg.user_mode ? 0600 : 0666) < 0)
+                return log_error_errno(errno, "Failed to set the mode of %s: %m", path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "Failed to listen on %s: %m", path);
+        return TAKE_FD(fd);
+}
+
+int manager_listen(Manager *m, int fd) {
+        int r;
+
+        if (fd < 0) {
+                fd = bind_socket(m);
+                if (fd < 0)
+                        return fd;
+        }
+        m->listen_fd = fd;
+        r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, manager_on_accept, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the socket: %m");
+        return 0;
+}
+
+/* ---- deadlines ---- */
+
+static void rearm_deadline(Manager *m) {
+        uint64_t due, offset = clock_offset();
+        int r;
+
+        m->deadlines_changed = false;
+        r = store_deadline_next(m->store, &due);
+        if (r == -ENOENT) {
+                (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_OFF);
+                return;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to read the next deadline: %m");
+                return;
+        }
+        /* The clock module may run ahead of the kernel's realtime clock (clock_skip()). */
+        (void) sd_event_source_set_time(m->deadline_source, due > offset ? due - offset : 1);
+        (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_ONESHOT);
+}
+
+static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now = clock_now();
+        int r;
+
+        m->deadlines_changed = true; /* re-armed by the post source */
+        r = manager_begin(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to begin a transaction: %m"), 0;
+        /* Due deadlines fire in deadline order (DESIGN.md §8); each in its own savepoint so
+         * that a failure undoes exactly that one. */
+        for (unsigned i = 0; i < DEADLINES_PER_PASS; i++) {
+                Deadline d = {};
+
+                r = store_savepoint(m->store);
+                if (r < 0)
+                        break;
+                r = store_deadline_pop_due(m->store, now, &d);
+                if (r == -ENOENT) {
+                        (void) store_release(m->store);
+                        return 0;
+                }
+                m->actor_uid = m->daemon_uid;
+                if (r >= 0)
+                        r = history_on_deadline(m, &d);
+                if (r < 0) {
+                        store_rollback_to(m->store);
+                        log_error_errno(r, "Failed to act on a deadline of run %s: %m", d.run_id);
+                        deadline_done(&d);
+                        break;
+                }
+                (void) store_release(m->store);
+                deadline_done(&d);
+        }
+        manager_kick(m); /* more may be due: another pass */
+        return 0;
+}
+
+/* ---- the pass ---- */
+
+static void free_closed_conns(Manager *m) {
+        Conn *c, *n;
+
+        LIST_FOREACH_SAFE(conns, c, n, m->conns)
+                if (c->closing) {
+                        LIST_REMOVE(conns, m->conns, c);
+                        m->n_conns--;
+                        conn_free(c);
+                }
+}
+
+static void fail_pass(Manager *m, int r) {
+        Conn *c;
+
+        store_rollback(m->store);
+        waiter_forget_closed(m);
+        LIST_FOREACH(conns, c, m->conns)
+                if (conn_has_held(c))
+                        conn_fail_held(c);
+        /* Tasks popped in this pass are back in the store: hand them out again. */
+        taskq_mark_all_dirty(m);
+        m->deadlines_changed = true;
+        if (store_fsync_failed(m->store)) {
+                /* DESIGN.md §3: a failed fsync is not retried; restart and recover. */
+                log_error("fsync failed: the kernel may have dropped written pages; exiting so "
+                          "that the service restarts and recovers from the database");
+                m->exit_error = -EIO;
+                (void) sd_event_exit(m->event, EXIT_FAILURE);
+        }
+        (void) r;
+}
+
+static int manager_on_post(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Conn *c;
+        int r;
+
+        r = taskq_dispatch(m);
+        if (r >= 0 && store_in_transaction(m->store))
+                r = store_commit(m->store);
+        if (r < 0) {
+                log_error_errno(r, "Failed to commit: %m; answering the pass's requests with "
+                                "errors");
+                fail_pass(m, r);
+        } else
+                waiter_answer_closed(m);
+        LIST_FOREACH(conns, c, m->conns)
+                if (conn_has_held(c))
+                        conn_release_held(c);
+        if (m->deadlines_changed)
+                rearm_deadline(m);
+        free_closed_conns(m);
+        return 0;
+}
+
+static int count_queue(const char *queue, void *userdata) {
+        Manager *m = userdata;
+        (void) taskq_get(m, queue, true);
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r;
+
+        /* Connection serials restart: no cache hint of the previous life is valid. */
+        r = store_begin(m->store);
+        if (r >= 0)
+                r = store_runs_clear_sticky(m->store);
+        if (r >= 0)
+                r = store_commit(m->store);
+        if (r < 0)
+                return log_error_errno(r, "Failed to prepare the store: %m");
+        for (int k = 0; k < _TASK_KIND_MAX; k++)
+                (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);
+        rearm_deadline(m);
+
+        (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
+        log_info("durabled " DURABLED_VERSION " running (%s mode), socket %s, state %s",
+                 m->cfg.user_mode ? "user" : "system", m->cfg.socket_path, m->cfg.state_dir);
+        r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        if (m->exit_error < 0)
+                return m->exit_error;
+        /* A clean stop: everything acknowledged is committed; fold the WAL into the database. */
+        (void) store_checkpoint(m->store);
+        return 0;
+}
+
+void manager_run_closed(Manager *m, const RunRow *run) {
+        waiter_note_closed(m, run->run_id);
+}

@@ -1,0 +1,91 @@
+#pragma once
+/* Manager: owns the event loop, the store, the listening socket, every connection and the
+ * in-memory registries (task queues with their parked polls and queries, result waiters).
+ *
+ * One loop pass = one transaction (DESIGN.md §3, STYLE.md §6). Handlers and timer callbacks
+ * write through the store inside the pass's transaction (opened lazily by manager_begin()) and
+ * queue their answers on their connection's "held" buffer. Before the loop sleeps, the post
+ * source (manager_on_post) runs, in this order:
+ *   1. dispatch: hand tasks of dirty queues to parked polls (this writes: WorkflowTaskStarted);
+ *   2. commit the transaction (one fsync for everything the pass did: group commit);
+ *   3. release held answers to the sockets, or on a failed commit replace each of them with an
+ *      "unavailable" error, roll back and re-dispatch from the store;
+ *   4. re-arm the one deadline timer from the earliest deadline in the store;
+ *   5. free connections that closed during the pass. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/list.h"
+#include "daemon/store.h"
+#include "proto/msg.h"
+
+typedef struct Manager Manager;
+typedef struct Conn Conn;
+typedef struct TaskQueue TaskQueue;
+typedef struct Query Query;
+typedef struct Waiter Waiter;
+
+typedef struct ManagerConfig {
+        const char *state_dir;
+        const char *socket_path;
+        bool user_mode;
+        StoreDurability durability;
+        size_t max_frame_size;
+        unsigned max_connections;
+        unsigned max_polls_per_connection;
+        unsigned max_waiters;
+} ManagerConfig;
+
+struct Manager {
+        ManagerConfig cfg;
+        sd_event *event;
+        sd_event_source *listen_source;
+        sd_event_source *post_source;
+        sd_event_source *deadline_source;
+        sd_event_source *kick_source;
+        Store *store;
+        int listen_fd;
+
+        Conn *conns;
+        unsigned n_conns;
+        uint64_t next_conn_serial;
+
+        TaskQueue *queues;
+        bool dispatch_pending;
+
+        Query *queries; /* dispatched to a worker, waiting for RespondQueryTask */
+        uint64_t next_query_id;
+
+        Waiter *waiters;
+        unsigned n_waiters;
+        char (*closed_runs)[37]; /* runs closed in this pass, for their waiters */
+        size_t n_closed, closed_alloc;
+
+        uint32_t actor_uid; /* uid recorded in the events the current operation appends */
+        uid_t daemon_uid;
+        gid_t admin_gid;    /* members of this group administer everything; (gid_t)-1 = none */
+        bool deadlines_changed;
+        int exit_error;
+};
+
+int manager_new(Manager **ret, const ManagerConfig *cfg);
+Manager *manager_free(Manager *m);
+DEFINE_CLEANUP(Manager, manager_free);
+
+/* Takes the listening socket: @fd from socket activation, or -1 to bind cfg.socket_path. */
+int manager_listen(Manager *m, int fd);
+/* Rebuilds the in-memory state from the store and runs the loop until SIGTERM/SIGINT. */
+int manager_run(Manager *m);
+
+/* Opens the pass's transaction if needed. Every writer calls this first. */
+int manager_begin(Manager *m);
+/* Asks for one more loop pass (e.g. more due deadlines than one pass handles). */
+void manager_kick(Manager *m);
+void manager_deadlines_changed(Manager *m);
+
+/* Called by the history engine when a run closed: answers its result waiters. */
+void manager_run_closed(Manager *m, const RunRow *run);

@@ -1,0 +1,1172 @@
+/* Store: SQLite persistence for durabled.
+ *
+ * Schema (version 1). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
+ *
+ *   runs        one row per run. The partial unique index runs_running makes "one running run
+ *               per workflow id" a constraint of the database, not just of the code. runs_wid
+ *               serves "latest run of a workflow id", runs_list the list filters.
+ *   events      the history: (run_id, event_id) is the key, so a duplicate or reused id is a
+ *               constraint error, never a silent overwrite. attrs is the msgpack map sent on the
+ *               wire as is (never re-encoded).
+ *   buffered    external events that arrived while a workflow task was in flight, in arrival
+ *               order (seq); moved into events when the task closes.
+ *   activities  pending activities (deleted when they close).
+ *   timers      pending durable timers (deleted when they fire or are cancelled).
+ *   tasks       dispatchable tasks; tasks_queue gives each queue's FIFO order.
+ *   deadlines   every absolute time the daemon must act at. deadlines_due finds the next one;
+ *               deadlines_ref finds those of an activity or a run to delete them early.
+ *
+ * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "daemon/store.h"
+
+enum {
+        Q_RUN_INSERT,
+        Q_RUN_GET,
+        Q_RUN_LATEST,
+        Q_RUN_RUNNING,
+        Q_RUN_UPDATE,
+        Q_RUN_CLEAR_STICKY,
+        Q_EVENT_INSERT,
+        Q_EVENT_FOREACH,
+        Q_BUF_INSERT,
+        Q_BUF_LIST,
+        Q_BUF_DELETE,
+        Q_BUF_COUNT,
+        Q_ACT_INSERT,
+        Q_ACT_GET,
+        Q_ACT_UPDATE,
+        Q_ACT_DELETE,
+        Q_ACT_FOREACH,
+        Q_TIMER_INSERT,
+        Q_TIMER_GET,
+        Q_TIMER_DELETE,
+        Q_TASK_INSERT,
+        Q_TASK_FIRST,
+        Q_TASK_DELETE_SEQ,
+        Q_TASK_DELETE,
+        Q_TASK_QUEUES,
+        Q_DL_INSERT,
+        Q_DL_DELETE,
+        Q_DL_DELETE_REF,
+        Q_DL_NEXT,
+        Q_DL_FIRST_DUE,
+        Q_DL_DELETE_SEQ,
+        Q_PURGE_ACT,
+        Q_PURGE_TIMER,
+        Q_PURGE_TASK,
+        Q_PURGE_DL,
+        Q_PURGE_BUF,
+        Q_BEGIN,
+        Q_COMMIT,
+        Q_ROLLBACK,
+        Q_SAVEPOINT,
+        Q_RELEASE,
+        Q_ROLLBACK_TO,
+        _Q_MAX,
+};
+
+#define RUN_COLUMNS                                                                              \
+        "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "       \
+        "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "            \
+        "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, "   \
+        "failure"
+
+#define ACT_COLUMNS                                                                              \
+        "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
+        "scheduled_time, attempt_time, started_time, s2c, s2s, st2c, heartbeat, retry_initial, " \
+        "retry_backoff, retry_max_interval, retry_max_attempts, retry_non_retryable, "           \
+        "heartbeat_details, last_failure, cancel_requested, identity"
+
+static const char *const sql[_Q_MAX] = {
+        [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?",
+        [Q_RUN_LATEST] = "SELECT " RUN_COLUMNS " FROM runs WHERE workflow_id = ? "
+                         "ORDER BY status = 1 DESC, start_time DESC, rowid DESC LIMIT 1",
+        [Q_RUN_RUNNING] = "SELECT " RUN_COLUMNS " FROM runs WHERE workflow_id = ? AND status = 1",
+        [Q_RUN_UPDATE] = "UPDATE runs SET status = ?2, close_time = ?3, next_event_id = ?4, "
+                         "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
+                         "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
+                         "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
+        [Q_RUN_CLEAR_STICKY] = "UPDATE runs SET sticky_conn = 0, sticky_next_id = 0 "
+                               "WHERE sticky_conn != 0",
+        [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
+                           "VALUES (?,?,?,?,?,?)",
+        [Q_EVENT_FOREACH] = "SELECT event_id, type, time, uid, attrs FROM events "
+                            "WHERE run_id = ? AND event_id >= ? ORDER BY event_id",
+        [Q_BUF_INSERT] = "INSERT INTO buffered (run_id, type, time, uid, attrs, link_started) "
+                         "VALUES (?,?,?,?,?,?)",
+        [Q_BUF_LIST] = "SELECT type, time, uid, attrs, link_started FROM buffered "
+                       "WHERE run_id = ? ORDER BY seq",
+        [Q_BUF_DELETE] = "DELETE FROM buffered WHERE run_id = ?",
+        [Q_BUF_COUNT] = "SELECT count(*) FROM buffered WHERE run_id = ?",
+        [Q_ACT_INSERT] = "INSERT INTO activities (" ACT_COLUMNS ") VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [Q_ACT_GET] = "SELECT " ACT_COLUMNS " FROM activities "
+                      "WHERE run_id = ? AND scheduled_id = ?",
+        [Q_ACT_UPDATE] = "UPDATE activities SET state = ?3, attempt = ?4, attempt_time = ?5, "
+                         "started_time = ?6, heartbeat_details = ?7, last_failure = ?8, "
+                         "cancel_requested = ?9, identity = ?10 "
+                         "WHERE run_id = ?1 AND scheduled_id = ?2",
+        [Q_ACT_DELETE] = "DELETE FROM activities WHERE run_id = ? AND scheduled_id = ?",
+        [Q_ACT_FOREACH] = "SELECT " ACT_COLUMNS " FROM activities WHERE run_id = ? "
+                          "ORDER BY scheduled_id",
+        [Q_TIMER_INSERT] = "INSERT INTO timers (run_id, timer_id, started_id, fire_time) "
+                           "VALUES (?,?,?,?)",
+        [Q_TIMER_GET] = "SELECT started_id FROM timers WHERE run_id = ? AND timer_id = ?",
+        [Q_TIMER_DELETE] = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?",
+        [Q_TASK_INSERT] = "INSERT INTO tasks (kind, queue, run_id, ref) VALUES (?,?,?,?)",
+        [Q_TASK_FIRST] = "SELECT seq, run_id, ref FROM tasks WHERE kind = ? AND queue = ? "
+                         "ORDER BY seq LIMIT 1",
+        [Q_TASK_DELETE_SEQ] = "DELETE FROM tasks WHERE seq = ?",
+        [Q_TASK_DELETE] = "DELETE FROM tasks WHERE kind = ? AND run_id = ? AND ref = ?",
+        [Q_TASK_QUEUES] = "SELECT DISTINCT queue FROM tasks WHERE kind = ?",
+        [Q_DL_INSERT] = "INSERT INTO deadlines (due, kind, run_id, ref, gen, key) "
+                        "VALUES (?,?,?,?,?,?)",
+        [Q_DL_DELETE] = "DELETE FROM deadlines WHERE run_id = ?2 AND ref = ?3 AND kind = ?1",
+        [Q_DL_DELETE_REF] = "DELETE FROM deadlines WHERE run_id = ? AND ref = ?",
+        [Q_DL_NEXT] = "SELECT min(due) FROM deadlines",
+        [Q_DL_FIRST_DUE] = "SELECT seq, due, kind, run_id, ref, gen, key FROM deadlines "
+                           "WHERE due <= ? ORDER BY due, seq LIMIT 1",
+        [Q_DL_DELETE_SEQ] = "DELETE FROM deadlines WHERE seq = ?",
+        [Q_PURGE_ACT] = "DELETE FROM activities WHERE run_id = ?",
+        [Q_PURGE_TIMER] = "DELETE FROM timers WHERE run_id = ?",
+        [Q_PURGE_TASK] = "DELETE FROM tasks WHERE run_id = ?",
+        [Q_PURGE_DL] = "DELETE FROM deadlines WHERE run_id = ?",
+        [Q_PURGE_BUF] = "DELETE FROM buffered WHERE run_id = ?",
+        [Q_BEGIN] = "BEGIN IMMEDIATE",
+        [Q_COMMIT] = "COMMIT",
+        [Q_ROLLBACK] = "ROLLBACK",
+        [Q_SAVEPOINT] = "SAVEPOINT op",
+        [Q_RELEASE] = "RELEASE op",
+        [Q_ROLLBACK_TO] = "ROLLBACK TO op",
+};
+
+/* Each entry moves the schema from version i to i + 1, inside one transaction. */
+static const char *const migrations[] = {
+        "CREATE TABLE runs ("
+        "  run_id TEXT PRIMARY KEY NOT NULL,"
+        "  workflow_id TEXT NOT NULL,"
+        "  workflow_type TEXT NOT NULL,"
+        "  task_queue TEXT NOT NULL,"
+        "  request_id TEXT,"
+        "  status INTEGER NOT NULL,"
+        "  start_time INTEGER NOT NULL,"
+        "  close_time INTEGER NOT NULL DEFAULT 0,"
+        "  uid INTEGER NOT NULL,"
+        "  next_event_id INTEGER NOT NULL,"
+        "  task_timeout INTEGER NOT NULL,"
+        "  wft_state INTEGER NOT NULL DEFAULT 0,"
+        "  wft_scheduled_id INTEGER NOT NULL DEFAULT 0,"
+        "  wft_started_id INTEGER NOT NULL DEFAULT 0,"
+        "  wft_attempt INTEGER NOT NULL DEFAULT 0,"
+        "  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+        "  sticky_conn INTEGER NOT NULL DEFAULT 0,"
+        "  sticky_next_id INTEGER NOT NULL DEFAULT 0,"
+        "  result BLOB,"
+        "  failure BLOB);"
+        "CREATE UNIQUE INDEX runs_running ON runs (workflow_id) WHERE status = 1;"
+        "CREATE INDEX runs_wid ON runs (workflow_id, start_time);"
+        "CREATE INDEX runs_list ON runs (start_time);"
+        "CREATE TABLE events ("
+        "  run_id TEXT NOT NULL,"
+        "  event_id INTEGER NOT NULL,"
+        "  type INTEGER NOT NULL,"
+        "  time INTEGER NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  attrs BLOB NOT NULL,"
+        "  PRIMARY KEY (run_id, event_id)) WITHOUT ROWID;"
+        "CREATE TABLE buffered ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  run_id TEXT NOT NULL,"
+        "  type INTEGER NOT NULL,"
+        "  time INTEGER NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  attrs BLOB NOT NULL,"
+        "  link_started INTEGER NOT NULL);"
+        "CREATE INDEX buffered_run ON buffered (run_id, seq);"
+        "CREATE TABLE activities ("
+        "  run_id TEXT NOT NULL,"
+        "  scheduled_id INTEGER NOT NULL,"
+        "  activity_id TEXT NOT NULL,"
+        "  activity_type TEXT NOT NULL,"
+        "  task_queue TEXT NOT NULL,"
+        "  input BLOB,"
+        "  state INTEGER NOT NULL,"
+        "  attempt INTEGER NOT NULL,"
+        "  scheduled_time INTEGER NOT NULL,"
+        "  attempt_time INTEGER NOT NULL,"
+        "  started_time INTEGER NOT NULL,"
+        "  s2c INTEGER NOT NULL, s2s INTEGER NOT NULL, st2c INTEGER NOT NULL,"
+        "  heartbeat INTEGER NOT NULL,"
+        "  retry_initial INTEGER NOT NULL, retry_backoff REAL NOT NULL,"
+        "  retry_max_interval INTEGER NOT NULL, retry_max_attempts INTEGER NOT NULL,"
+        "  retry_non_retryable BLOB,"
+        "  heartbeat_details BLOB,"
+        "  last_failure BLOB,"
+        "  cancel_requested INTEGER NOT NULL,"
+        "  identity TEXT,"
+        "  PRIMARY KEY (run_id, scheduled_id)) WITHOUT ROWID;"
+        "CREATE TABLE timers ("
+        "  run_id TEXT NOT NULL,"
+        "  timer_id TEXT NOT NULL,"
+        "  started_id INTEGER NOT NULL,"
+        "  fire_time INTEGER NOT NULL,"
+        "  PRIMARY KEY (run_id, timer_id)) WITHOUT ROWID;"
+        "CREATE TABLE tasks ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  kind INTEGER NOT NULL,"
+        "  queue TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  ref INTEGER NOT NULL);"
+        "CREATE INDEX tasks_queue ON tasks (kind, queue, seq);"
+        "CREATE INDEX tasks_run ON tasks (run_id, ref);"
+        "CREATE TABLE deadlines ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  due INTEGER NOT NULL,"
+        "  kind INTEGER NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  ref INTEGER NOT NULL,"
+        "  gen INTEGER NOT NULL,"
+        "  key TEXT);"
+        "CREATE INDEX deadlines_due ON deadlines (due, seq);"
+        "CREATE INDEX deadlines_ref ON deadlines (run_id, ref);",
+};
+
+struct Store {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_Q_MAX];
+        bool in_txn;
+        bool fsync_failed;
+};
+
+static int sql_error(Store *s, int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_IOERR:
+                if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC)
+                        s->fsync_failed = true;
+                return -EIO;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EUCLEAN;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
+static sqlite3_stmt *stmt(Store *s, int q) {
+        if (!s->stmt[q] && sqlite3_prepare_v3(s->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+                                              &s->stmt[q], NULL) != SQLITE_OK)
+                return NULL;
+        return s->stmt[q];
+}
+
+/* Runs a statement that returns no rows and resets it. */
+static int step_done(Store *s, sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        (void) sqlite3_reset(st);
+        (void) sqlite3_clear_bindings(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+static void finish(sqlite3_stmt *st) {
+        (void) sqlite3_reset(st);
+        (void) sqlite3_clear_bindings(st);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *t) {
+        if (t)
+                (void) sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
+        else
+                (void) sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const Blob *b) {
+        if (b->ptr)
+                (void) sqlite3_bind_blob64(st, i, b->ptr, b->size, SQLITE_STATIC);
+        else
+                (void) sqlite3_bind_null(st, i);
+}
+
+static void bind_u64(sqlite3_stmt *st, int i, uint64_t v) {
+        (void) sqlite3_bind_int64(st, i, (sqlite3_int64) v);
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i) {
+        return (uint64_t) sqlite3_column_int64(st, i);
+}
+
+static int col_strdup(sqlite3_stmt *st, int i, char **ret) {
+        const unsigned char *t = sqlite3_column_text(st, i);
+        *ret = NULL;
+        if (!t)
+                return 0;
+        *ret = strdup((const char *) t);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int col_blob(sqlite3_stmt *st, int i, Blob *ret) {
+        const void *p = sqlite3_column_blob(st, i);
+        size_t n = (size_t) sqlite3_column_bytes(st, i);
+
+        *ret = (Blob) { NULL, 0 };
+        if (!p)
+                return 0;
+        ret->ptr = malloc(n ? n : 1);
+        if (!ret->ptr)
+                return -ENOMEM;
+        memcpy(ret->ptr, p, n);
+        ret->size = n;
+        return 0;
+}
+
+static void col_fixed(sqlite3_stmt *st, int i, char *dst, size_t size) {
+        const unsigned char *t = sqlite3_column_text(st, i);
+        snprintf(dst, size, "%s", t ? (const char *) t : "");
+}
+
+static int exec(Store *s, const char *text) {
+        return sql_error(s, sqlite3_exec(s->db, text, NULL, NULL, NULL));
+}
+
+static int migrate(Store *s) {
+        sqlite3_stmt *st;
+        int version, r;
+
+        if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+        sqlite3_finalize(st);
+        if (version < 0)
+                return -EIO;
+        if ((size_t) version > ELEMENTSOF(migrations))
+                return -EPROTONOSUPPORT; /* written by a newer durabled */
+
+        for (size_t v = (size_t) version; v < ELEMENTSOF(migrations); v++) {
+                char bump[64];
+
+                r = exec(s, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        return r;
+                snprintf(bump, sizeof(bump), "PRAGMA user_version = %zu", v + 1);
+                r = exec(s, migrations[v]);
+                if (r >= 0)
+                        r = exec(s, bump);
+                if (r >= 0)
+                        r = exec(s, "COMMIT");
+                if (r < 0) {
+                        (void) exec(s, "ROLLBACK");
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static int quick_check(Store *s) {
+        sqlite3_stmt *st;
+        int ok;
+
+        if (sqlite3_prepare_v2(s->db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+                return -EUCLEAN;
+        ok = sqlite3_step(st) == SQLITE_ROW &&
+             streq((const char *) sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+        return ok ? 0 : -EUCLEAN;
+}
+
+int store_open(Store **ret, const char *path, StoreDurability durability) {
+        _cleanup_(store_freep) Store *s = NULL;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        r = sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                    SQLITE_OPEN_EXRESCODE,
+                            NULL);
+        if (r != SQLITE_OK)
+                return sql_error(s, r);
+        r = exec(s, "PRAGMA journal_mode = WAL");
+        if (r < 0)
+                return r;
+        r = exec(s, durability == STORE_DURABILITY_FULL ? "PRAGMA synchronous = FULL"
+                                                        : "PRAGMA synchronous = NORMAL");
+        if (r < 0)
+                return r;
+        /* Bounds WAL growth; the daemon also checkpoints when idle. */
+        r = exec(s, "PRAGMA journal_size_limit = 67108864");
+        if (r < 0)
+                return r;
+        r = quick_check(s);
+        if (r < 0)
+                return r;
+        r = migrate(s);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        for (int i = 0; i < _Q_MAX; i++)
+                sqlite3_finalize(s->stmt[i]);
+        if (s->in_txn)
+                (void) exec(s, "ROLLBACK");
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+}
+
+int store_begin(Store *s) {
+        int r;
+
+        if (s->in_txn)
+                return 0;
+        r = step_done(s, stmt(s, Q_BEGIN));
+        if (r < 0)
+                return r;
+        s->in_txn = true;
+        return 0;
+}
+
+int store_commit(Store *s) {
+        int r;
+
+        if (!s->in_txn)
+                return 0;
+        r = step_done(s, stmt(s, Q_COMMIT));
+        if (r < 0)
+                return r; /* the caller rolls back */
+        s->in_txn = false;
+        return 0;
+}
+
+void store_rollback(Store *s) {
+        if (!s->in_txn)
+                return;
+        (void) step_done(s, stmt(s, Q_ROLLBACK));
+        s->in_txn = false;
+}
+
+int store_savepoint(Store *s) {
+        int r = store_begin(s);
+        return r < 0 ? r : step_done(s, stmt(s, Q_SAVEPOINT));
+}
+
+int store_release(Store *s) {
+        return step_done(s, stmt(s, Q_RELEASE));
+}
+
+void store_rollback_to(Store *s) {
+        (void) step_done(s, stmt(s, Q_ROLLBACK_TO));
+        (void) step_done(s, stmt(s, Q_RELEASE));
+}
+
+bool store_in_transaction(Store *s) {
+        return s->in_txn;
+}
+
+bool store_fsync_failed(Store *s) {
+        return s->fsync_failed;
+}
+
+int store_checkpoint(Store *s) {
+        if (s->in_txn)
+                return -EBUSY;
+        return sql_error(s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                                       NULL, NULL));
+}
+
+/* ---- runs ---- */
+
+void run_row_done(RunRow *r) {
+        free(r->workflow_id);
+        free(r->workflow_type);
+        free(r->task_queue);
+        free(r->request_id);
+        free(r->result.ptr);
+        free(r->failure.ptr);
+        *r = (RunRow) {};
+}
+
+static int read_run(sqlite3_stmt *st, RunRow *ret) {
+        RunRow r = {};
+        int k;
+
+        col_fixed(st, 0, r.run_id, sizeof(r.run_id));
+        k = col_strdup(st, 1, &r.workflow_id);
+        if (k >= 0)
+                k = col_strdup(st, 2, &r.workflow_type);
+        if (k >= 0)
+                k = col_strdup(st, 3, &r.task_queue);
+        if (k >= 0)
+                k = col_strdup(st, 4, &r.request_id);
+        r.status = (WorkflowStatus) sqlite3_column_int(st, 5);
+        r.start_time = col_u64(st, 6);
+        r.close_time = col_u64(st, 7);
+        r.uid = (uint32_t) sqlite3_column_int64(st, 8);
+        r.next_event_id = col_u64(st, 9);
+        r.task_timeout_usec = col_u64(st, 10);
+        r.wft_state = (WftState) sqlite3_column_int(st, 11);
+        r.wft_scheduled_id = col_u64(st, 12);
+        r.wft_started_id = col_u64(st, 13);
+        r.wft_attempt = (uint32_t) sqlite3_column_int64(st, 14);
+        r.cancel_requested = sqlite3_column_int(st, 15);
+        r.sticky_conn = col_u64(st, 16);
+        r.sticky_next_id = col_u64(st, 17);
+        if (k >= 0)
+                k = col_blob(st, 18, &r.result);
+        if (k >= 0)
+                k = col_blob(st, 19, &r.failure);
+        if (k < 0) {
+                run_row_done(&r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+static int run_query_one(Store *s, int q, const char *key, RunRow *ret) {
+        sqlite3_stmt *st = stmt(s, q);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, key);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = read_run(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+int store_run_get(Store *s, const char *run_id, RunRow *ret) {
+        return run_query_one(s, Q_RUN_GET, run_id, ret);
+}
+
+int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret) {
+        return run_query_one(s, Q_RUN_LATEST, workflow_id, ret);
+}
+
+int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret) {
+        return run_query_one(s, Q_RUN_RUNNING, workflow_id, ret);
+}
+
+int store_run_insert(Store *s, const RunRow *r) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, r->run_id);
+        bind_text(st, 2, r->workflow_id);
+        bind_text(st, 3, r->workflow_type);
+        bind_text(st, 4, r->task_queue);
+        bind_text(st, 5, r->request_id);
+        bind_u64(st, 6, r->status);
+        bind_u64(st, 7, r->start_time);
+        bind_u64(st, 8, r->close_time);
+        bind_u64(st, 9, r->uid);
+        bind_u64(st, 10, r->next_event_id);
+        bind_u64(st, 11, r->task_timeout_usec);
+        bind_u64(st, 12, r->wft_state);
+        bind_u64(st, 13, r->wft_scheduled_id);
+        bind_u64(st, 14, r->wft_started_id);
+        bind_u64(st, 15, r->wft_attempt);
+        bind_u64(st, 16, r->cancel_requested);
+        bind_u64(st, 17, r->sticky_conn);
+        bind_u64(st, 18, r->sticky_next_id);
+        bind_blob(st, 19, &r->result);
+        bind_blob(st, 20, &r->failure);
+        return step_done(s, st);
+}
+
+int store_run_update(Store *s, const RunRow *r) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_UPDATE);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, r->run_id);
+        bind_u64(st, 2, r->status);
+        bind_u64(st, 3, r->close_time);
+        bind_u64(st, 4, r->next_event_id);
+        bind_u64(st, 5, r->wft_state);
+        bind_u64(st, 6, r->wft_scheduled_id);
+        bind_u64(st, 7, r->wft_started_id);
+        bind_u64(st, 8, r->wft_attempt);
+        bind_u64(st, 9, r->cancel_requested);
+        bind_u64(st, 10, r->sticky_conn);
+        bind_u64(st, 11, r->sticky_next_id);
+        bind_blob(st, 12, &r->result);
+        bind_blob(st, 13, &r->failure);
+        return step_done(s, st);
+}
+
+int store_runs_clear_sticky(Store *s) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_CLEAR_STICKY);
+        return st ? step_done(s, st) : -EIO;
+}
+
+int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
+        char q[512];
+        sqlite3_stmt *st;
+        int rc, r = 0, i = 1;
+
+        /* Built from fixed fragments only; values are bound. */
+        snprintf(q, sizeof(q),
+                 "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s "
+                 "ORDER BY start_time DESC, rowid DESC LIMIT ?",
+                 f->status ? " AND status = ?" : "", f->workflow_type ? " AND workflow_type = ?" : "",
+                 f->task_queue ? " AND task_queue = ?" : "",
+                 f->workflow_id ? " AND workflow_id = ?" : "", f->only_uid ? " AND uid = ?" : "");
+        if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        if (f->status)
+                bind_u64(st, i++, (uint64_t) f->status);
+        if (f->workflow_type)
+                bind_text(st, i++, f->workflow_type);
+        if (f->task_queue)
+                bind_text(st, i++, f->task_queue);
+        if (f->workflow_id)
+                bind_text(st, i++, f->workflow_id);
+        if (f->only_uid)
+                bind_u64(st, i++, f->uid);
+        bind_u64(st, i, f->limit ? f->limit : 1000);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                RunRow row;
+                r = read_run(st, &row);
+                if (r < 0)
+                        break;
+                r = cb(&row, userdata);
+                run_row_done(&row);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* ---- events ---- */
+
+int store_event_insert(Store *s, const char *run_id, uint64_t event_id, EventType type,
+                       uint64_t time, uint32_t uid, const void *attrs, size_t attrs_size) {
+        sqlite3_stmt *st = stmt(s, Q_EVENT_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, event_id);
+        bind_u64(st, 3, (uint64_t) type);
+        bind_u64(st, 4, time);
+        bind_u64(st, 5, uid);
+        (void) sqlite3_bind_blob64(st, 6, attrs, attrs_size, SQLITE_STATIC);
+        return step_done(s, st);
+}
+
+int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, event_cb cb,
+                         void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_EVENT_FOREACH);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, from_event_id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = cb(col_u64(st, 0), (EventType) sqlite3_column_int(st, 1), col_u64(st, 2),
+                       (uint32_t) sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                       (size_t) sqlite3_column_bytes(st, 4), userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+/* ---- buffered events ---- */
+
+int store_buffered_insert(Store *s, const char *run_id, EventType type, uint64_t time,
+                          uint32_t uid, const void *attrs, size_t attrs_size, bool link_started) {
+        sqlite3_stmt *st = stmt(s, Q_BUF_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, (uint64_t) type);
+        bind_u64(st, 3, time);
+        bind_u64(st, 4, uid);
+        (void) sqlite3_bind_blob64(st, 5, attrs, attrs_size, SQLITE_STATIC);
+        bind_u64(st, 6, link_started);
+        return step_done(s, st);
+}
+
+int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_BUF_LIST);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = cb((EventType) sqlite3_column_int(st, 0), col_u64(st, 1),
+                       (uint32_t) sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
+                       (size_t) sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4), userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        finish(st);
+        if (r < 0)
+                return r;
+        st = stmt(s, Q_BUF_DELETE);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        return step_done(s, st);
+}
+
+int store_buffered_count(Store *s, const char *run_id) {
+        sqlite3_stmt *st = stmt(s, Q_BUF_COUNT);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+/* ---- activities ---- */
+
+const char *activity_state_to_string(ActivityState s) {
+        static const char *const names[_ACTIVITY_STATE_MAX] = {
+                [ACTIVITY_SCHEDULED] = "Scheduled",
+                [ACTIVITY_STARTED] = "Started",
+                [ACTIVITY_BACKOFF] = "Backoff",
+        };
+        return s >= 0 && s < _ACTIVITY_STATE_MAX ? names[s] : NULL;
+}
+
+void activity_row_done(ActivityRow *a) {
+        free(a->activity_id);
+        free(a->activity_type);
+        free(a->task_queue);
+        free(a->input.ptr);
+        free(a->retry_non_retryable.ptr);
+        free(a->heartbeat_details.ptr);
+        free(a->last_failure.ptr);
+        free(a->identity);
+        *a = (ActivityRow) {};
+}
+
+static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
+        ActivityRow a = {};
+        int k;
+
+        col_fixed(st, 0, a.run_id, sizeof(a.run_id));
+        a.scheduled_id = col_u64(st, 1);
+        k = col_strdup(st, 2, &a.activity_id);
+        if (k >= 0)
+                k = col_strdup(st, 3, &a.activity_type);
+        if (k >= 0)
+                k = col_strdup(st, 4, &a.task_queue);
+        if (k >= 0)
+                k = col_blob(st, 5, &a.input);
+        a.state = (ActivityState) sqlite3_column_int(st, 6);
+        a.attempt = (uint32_t) sqlite3_column_int64(st, 7);
+        a.scheduled_time = col_u64(st, 8);
+        a.attempt_time = col_u64(st, 9);
+        a.started_time = col_u64(st, 10);
+        a.schedule_to_close_usec = col_u64(st, 11);
+        a.schedule_to_start_usec = col_u64(st, 12);
+        a.start_to_close_usec = col_u64(st, 13);
+        a.heartbeat_usec = col_u64(st, 14);
+        a.retry_initial_usec = col_u64(st, 15);
+        a.retry_backoff = sqlite3_column_double(st, 16);
+        a.retry_max_interval_usec = col_u64(st, 17);
+        a.retry_max_attempts = (uint32_t) sqlite3_column_int64(st, 18);
+        if (k >= 0)
+                k = col_blob(st, 19, &a.retry_non_retryable);
+        if (k >= 0)
+                k = col_blob(st, 20, &a.heartbeat_details);
+        if (k >= 0)
+                k = col_blob(st, 21, &a.last_failure);
+        a.cancel_requested = sqlite3_column_int(st, 22);
+        if (k >= 0)
+                k = col_strdup(st, 23, &a.identity);
+        if (k < 0) {
+                activity_row_done(&a);
+                return k;
+        }
+        *ret = a;
+        return 0;
+}
+
+int store_activity_insert(Store *s, const ActivityRow *a) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, a->run_id);
+        bind_u64(st, 2, a->scheduled_id);
+        bind_text(st, 3, a->activity_id);
+        bind_text(st, 4, a->activity_type);
+        bind_text(st, 5, a->task_queue);
+        bind_blob(st, 6, &a->input);
+        bind_u64(st, 7, a->state);
+        bind_u64(st, 8, a->attempt);
+        bind_u64(st, 9, a->scheduled_time);
+        bind_u64(st, 10, a->attempt_time);
+        bind_u64(st, 11, a->started_time);
+        bind_u64(st, 12, a->schedule_to_close_usec);
+        bind_u64(st, 13, a->schedule_to_start_usec);
+        bind_u64(st, 14, a->start_to_close_usec);
+        bind_u64(st, 15, a->heartbeat_usec);
+        bind_u64(st, 16, a->retry_initial_usec);
+        (void) sqlite3_bind_double(st, 17, a->retry_backoff);
+        bind_u64(st, 18, a->retry_max_interval_usec);
+        bind_u64(st, 19, a->retry_max_attempts);
+        bind_blob(st, 20, &a->retry_non_retryable);
+        bind_blob(st, 21, &a->heartbeat_details);
+        bind_blob(st, 22, &a->last_failure);
+        bind_u64(st, 23, a->cancel_requested);
+        bind_text(st, 24, a->identity);
+        return step_done(s, st);
+}
+
+int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_GET);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, scheduled_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = read_activity(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+int store_activity_update(Store *s, const ActivityRow *a) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_UPDATE);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, a->run_id);
+        bind_u64(st, 2, a->scheduled_id);
+        bind_u64(st, 3, a->state);
+        bind_u64(st, 4, a->attempt);
+        bind_u64(st, 5, a->attempt_time);
+        bind_u64(st, 6, a->started_time);
+        bind_blob(st, 7, &a->heartbeat_details);
+        bind_blob(st, 8, &a->last_failure);
+        bind_u64(st, 9, a->cancel_requested);
+        bind_text(st, 10, a->identity);
+        return step_done(s, st);
+}
+
+int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_DELETE);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, scheduled_id);
+        return step_done(s, st);
+}
+
+int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_FOREACH);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                ActivityRow a;
+                r = read_activity(st, &a);
+                if (r < 0)
+                        break;
+                r = cb(&a, userdata);
+                activity_row_done(&a);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+/* ---- timers ---- */
+
+int store_timer_insert(Store *s, const char *run_id, const char *timer_id, uint64_t started_id,
+                       uint64_t fire_time) {
+        sqlite3_stmt *st = stmt(s, Q_TIMER_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_text(st, 2, timer_id);
+        bind_u64(st, 3, started_id);
+        bind_u64(st, 4, fire_time);
+        return step_done(s, st);
+}
+
+int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id) {
+        sqlite3_stmt *st = stmt(s, Q_TIMER_GET);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_text(st, 2, timer_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_started_id = col_u64(st, 0);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+int store_timer_delete(Store *s, const char *run_id, const char *timer_id) {
+        sqlite3_stmt *st = stmt(s, Q_TIMER_DELETE);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_text(st, 2, timer_id);
+        return step_done(s, st);
+}
+
+/* ---- tasks ---- */
+
+int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
+        sqlite3_stmt *st = stmt(s, Q_TASK_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        bind_text(st, 2, queue);
+        bind_text(st, 3, run_id);
+        bind_u64(st, 4, ref);
+        return step_done(s, st);
+}
+
+int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37],
+                   uint64_t *ret_ref) {
+        sqlite3_stmt *st = stmt(s, Q_TASK_FIRST);
+        uint64_t seq = 0;
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        bind_text(st, 2, queue);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                seq = col_u64(st, 0);
+                col_fixed(st, 1, ret_run_id, 37);
+                *ret_ref = col_u64(st, 2);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        if (r < 0)
+                return r;
+        st = stmt(s, Q_TASK_DELETE_SEQ);
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, seq);
+        return step_done(s, st);
+}
+
+int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref) {
+        sqlite3_stmt *st = stmt(s, Q_TASK_DELETE);
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        bind_text(st, 2, run_id);
+        bind_u64(st, 3, ref);
+        return step_done(s, st);
+}
+
+int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+                      void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_TASK_QUEUES);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = cb((const char *) sqlite3_column_text(st, 0), userdata);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+/* ---- deadlines ---- */
+
+void deadline_done(Deadline *d) {
+        free(d->key);
+        *d = (Deadline) {};
+}
+
+int store_deadline_insert(Store *s, uint64_t due, DeadlineKind kind, const char *run_id,
+                          uint64_t ref, uint64_t gen, const char *key) {
+        sqlite3_stmt *st = stmt(s, Q_DL_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, due);
+        bind_u64(st, 2, kind);
+        bind_text(st, 3, run_id);
+        bind_u64(st, 4, ref);
+        bind_u64(st, 5, gen);
+        bind_text(st, 6, key);
+        return step_done(s, st);
+}
+
+int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint64_t ref) {
+        sqlite3_stmt *st = stmt(s, Q_DL_DELETE);
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        bind_text(st, 2, run_id);
+        bind_u64(st, 3, ref);
+        return step_done(s, st);
+}
+
+int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref) {
+        sqlite3_stmt *st = stmt(s, Q_DL_DELETE_REF);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, ref);
+        return step_done(s, st);
+}
+
+int store_deadline_next(Store *s, uint64_t *ret_due) {
+        sqlite3_stmt *st = stmt(s, Q_DL_NEXT);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *ret_due = col_u64(st, 0);
+        else
+                r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
+        sqlite3_stmt *st = stmt(s, Q_DL_FIRST_DUE);
+        Deadline d = {};
+        uint64_t seq = 0;
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, now);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                seq = col_u64(st, 0);
+                d.due = col_u64(st, 1);
+                d.kind = (DeadlineKind) sqlite3_column_int(st, 2);
+                col_fixed(st, 3, d.run_id, sizeof(d.run_id));
+                d.ref = col_u64(st, 4);
+                d.gen = col_u64(st, 5);
+                r = col_strdup(st, 6, &d.key);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        if (r < 0) {
+                deadline_done(&d);
+                return r;
+        }
+        st = stmt(s, Q_DL_DELETE_SEQ);
+        if (!st) {
+                deadline_done(&d);
+                return -EIO;
+        }
+        bind_u64(st, 1, seq);
+        r = step_done(s, st);
+        if (r < 0) {
+                deadline_done(&d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int store_run_purge_pending(Store *s, const char *run_id) {
+        static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_TASK, Q_PURGE_DL, Q_PURGE_BUF };
+
+        for (size_t i = 0; i < ELEMENTSOF(qs); i++) {
+                sqlite3_stmt *st = stmt(s, qs[i]);
+                int r;
+
+                if (!st)
+                        return -EIO;
+                bind_text(st, 1, run_id);
+                r = step_done(s, st);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

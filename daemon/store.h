@@ -1,0 +1,222 @@
+#pragma once
+/* Store: durabled's state in SQLite (WAL). It is the only module that speaks SQL (DESIGN.md §13),
+ * owns the one connection, and is the single source of truth: everything the daemon keeps in
+ * memory (parked polls, queries, waiters, the armed deadline) is derived from it or transient.
+ *
+ * Tables (schema in store.c): runs (one row per run, its mutable state machine), events (the
+ * append-only history), buffered (external events held while a workflow task is in flight),
+ * activities (pending activity state), timers (pending durable timers), tasks (dispatchable
+ * workflow and activity tasks, per queue, FIFO), deadlines (every absolute time the daemon must
+ * act at: timers, timeouts, retry backoffs).
+ *
+ * Writes happen inside the loop pass's transaction (store_begin() .. store_commit()); reads may
+ * happen at any time. Errors are negative errno: SQLITE_FULL -> -ENOSPC, SQLITE_IOERR* -> -EIO,
+ * SQLITE_BUSY -> -EBUSY, SQLITE_NOMEM -> -ENOMEM, SQLITE_CORRUPT -> -EUCLEAN, a constraint
+ * -> -EEXIST. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/cleanup.h"
+#include "proto/event.h"
+
+typedef struct Store Store;
+
+typedef enum StoreDurability {
+        STORE_DURABILITY_FULL,   /* synchronous=FULL: nothing acknowledged is lost on power loss */
+        STORE_DURABILITY_NORMAL, /* synchronous=NORMAL: may lose the last commits on power loss */
+} StoreDurability;
+
+int store_open(Store **ret, const char *path, StoreDurability durability);
+Store *store_free(Store *s);
+DEFINE_CLEANUP(Store, store_free);
+
+int store_begin(Store *s); /* no-op when a transaction is open */
+int store_commit(Store *s);
+void store_rollback(Store *s);
+bool store_in_transaction(Store *s);
+/* One operation inside the pass's transaction: its writes are kept by store_release() or undone
+ * by store_rollback_to(), so a request that fails half-way leaves nothing behind. */
+int store_savepoint(Store *s);
+int store_release(Store *s);
+void store_rollback_to(Store *s);
+/* True when the last failure was a failed fsync: the daemon must not retry (DESIGN.md §3). */
+bool store_fsync_failed(Store *s);
+int store_checkpoint(Store *s);
+
+/* A blob owned by a row (payloads, failures, attributes). */
+typedef struct Blob {
+        char *ptr;
+        size_t size;
+} Blob;
+
+typedef enum WftState {
+        WFT_NONE = 0,      /* no workflow task pending */
+        WFT_SCHEDULED = 1, /* WorkflowTaskScheduled appended, waiting in the queue */
+        WFT_STARTED = 2,   /* handed to a worker; external events are buffered */
+} WftState;
+
+typedef struct RunRow {
+        char run_id[37];
+        char *workflow_id;
+        char *workflow_type;
+        char *task_queue;
+        char *request_id;
+        WorkflowStatus status;
+        uint64_t start_time;
+        uint64_t close_time;
+        uint32_t uid;
+        uint64_t next_event_id;
+        uint64_t task_timeout_usec;
+        WftState wft_state;
+        uint64_t wft_scheduled_id;
+        uint64_t wft_started_id;
+        uint32_t wft_attempt;
+        bool cancel_requested;
+        uint64_t sticky_conn;     /* connection that holds this run in its cache, 0 = none */
+        uint64_t sticky_next_id;  /* first event that connection has not seen */
+        Blob result;
+        Blob failure;
+} RunRow;
+
+void run_row_done(RunRow *r);
+
+int store_run_insert(Store *s, const RunRow *r);
+int store_run_get(Store *s, const char *run_id, RunRow *ret);
+/* The running run of @workflow_id, else the one started last. -ENOENT if none. */
+int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret);
+int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret);
+/* Writes every mutable column (status .. failure). */
+int store_run_update(Store *s, const RunRow *r);
+/* Forgets every cache hint (at start-up: connection ids restart). */
+int store_runs_clear_sticky(Store *s);
+
+typedef struct RunFilter {
+        int status; /* 0 = any */
+        const char *workflow_type;
+        const char *task_queue;
+        const char *workflow_id;
+        uint32_t uid; /* with only_uid */
+        bool only_uid;
+        uint64_t limit;
+} RunFilter;
+typedef int (*run_cb)(const RunRow *r, void *userdata);
+int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata);
+
+/* History. */
+int store_event_insert(Store *s, const char *run_id, uint64_t event_id, EventType type,
+                       uint64_t time, uint32_t uid, const void *attrs, size_t attrs_size);
+typedef int (*event_cb)(uint64_t event_id, EventType type, uint64_t time, uint32_t uid,
+                        const void *attrs, size_t attrs_size, void *userdata);
+int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, event_cb cb,
+                         void *userdata);
+
+/* Buffered external events. @link_started: the attributes lack started_event_id, which is the id
+ * of the event flushed just before (an activity's Started/close pair). */
+int store_buffered_insert(Store *s, const char *run_id, EventType type, uint64_t time,
+                          uint32_t uid, const void *attrs, size_t attrs_size, bool link_started);
+typedef int (*buffered_cb)(EventType type, uint64_t time, uint32_t uid, const void *attrs,
+                           size_t attrs_size, bool link_started, void *userdata);
+/* Calls @cb for each buffered event of the run in arrival order, then deletes them. */
+int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata);
+int store_buffered_count(Store *s, const char *run_id);
+
+typedef enum ActivityState {
+        ACTIVITY_SCHEDULED = 0, /* in its queue, waiting for a worker */
+        ACTIVITY_STARTED = 1,   /* an attempt runs */
+        ACTIVITY_BACKOFF = 2,   /* waiting for the retry delay */
+        _ACTIVITY_STATE_MAX,
+} ActivityState;
+const char *activity_state_to_string(ActivityState s);
+
+typedef struct ActivityRow {
+        char run_id[37];
+        uint64_t scheduled_id;
+        char *activity_id;
+        char *activity_type;
+        char *task_queue;
+        Blob input;
+        ActivityState state;
+        uint32_t attempt;
+        uint64_t scheduled_time;      /* first scheduling */
+        uint64_t attempt_time;        /* when the current attempt became ready */
+        uint64_t started_time;
+        uint64_t schedule_to_close_usec;
+        uint64_t schedule_to_start_usec;
+        uint64_t start_to_close_usec;
+        uint64_t heartbeat_usec;
+        uint64_t retry_initial_usec;
+        double retry_backoff;
+        uint64_t retry_max_interval_usec;
+        uint32_t retry_max_attempts;
+        Blob retry_non_retryable;     /* msgpack array of str */
+        Blob heartbeat_details;
+        Blob last_failure;
+        bool cancel_requested;
+        char *identity;
+} ActivityRow;
+
+void activity_row_done(ActivityRow *a);
+int store_activity_insert(Store *s, const ActivityRow *a);
+int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret);
+int store_activity_update(Store *s, const ActivityRow *a);
+int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id);
+typedef int (*activity_cb)(const ActivityRow *a, void *userdata);
+int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata);
+
+int store_timer_insert(Store *s, const char *run_id, const char *timer_id, uint64_t started_id,
+                       uint64_t fire_time);
+/* -ENOENT when no such live timer. */
+int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id);
+int store_timer_delete(Store *s, const char *run_id, const char *timer_id);
+
+typedef enum TaskKind {
+        TASK_WORKFLOW = 0,
+        TASK_ACTIVITY = 1,
+        _TASK_KIND_MAX,
+} TaskKind;
+
+int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
+/* Takes the oldest task of the queue: fills run_id and ref, deletes the row. -ENOENT if none. */
+int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37],
+                   uint64_t *ret_ref);
+int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref);
+/* Calls @cb with each queue name that has tasks of @kind (start-up and after a rollback). */
+int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+                      void *userdata);
+
+typedef enum DeadlineKind {
+        DEADLINE_TIMER = 0,             /* ref: TimerStarted event id, key: timer id */
+        DEADLINE_WFT_TIMEOUT = 1,       /* ref: WorkflowTaskStarted event id */
+        DEADLINE_WFT_BACKOFF = 2,       /* ref: the failed task's started id; schedules the next task */
+        DEADLINE_ACT_SCHEDULE_TO_START = 3, /* ref: scheduled id, gen: attempt */
+        DEADLINE_ACT_START_TO_CLOSE = 4,
+        DEADLINE_ACT_HEARTBEAT = 5,
+        DEADLINE_ACT_SCHEDULE_TO_CLOSE = 6,
+        DEADLINE_ACT_RETRY = 7,
+        _DEADLINE_KIND_MAX,
+} DeadlineKind;
+
+typedef struct Deadline {
+        uint64_t due;
+        DeadlineKind kind;
+        char run_id[37];
+        uint64_t ref;
+        uint64_t gen;
+        char *key;
+} Deadline;
+
+void deadline_done(Deadline *d);
+int store_deadline_insert(Store *s, uint64_t due, DeadlineKind kind, const char *run_id,
+                          uint64_t ref, uint64_t gen, const char *key);
+int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint64_t ref);
+/* Deletes every deadline of the object whose event id is @ref (event ids are unique per run). */
+int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref);
+/* Earliest deadline; -ENOENT when none. */
+int store_deadline_next(Store *s, uint64_t *ret_due);
+/* Removes and returns the earliest deadline due at or before @now; -ENOENT when none. */
+int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret);
+
+/* Deletes everything pending of a run that closed: activities, timers, tasks, deadlines. */
+int store_run_purge_pending(Store *s, const char *run_id);

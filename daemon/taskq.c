@@ -1,0 +1,388 @@
+/* Task queues: parked polls, pending queries, and matching them to tasks; see taskq.h. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "daemon/clock.h"
+#include "daemon/conn.h"
+#include "daemon/history.h"
+#include "daemon/taskq.h"
+
+TaskQueue *taskq_get(Manager *m, const char *name, bool create) {
+        TaskQueue *q;
+
+        LIST_FOREACH(queues, q, m->queues)
+                if (streq(q->name, name))
+                        return q;
+        if (!create)
+                return NULL;
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return NULL;
+        q->name = strdup(name);
+        if (!q->name) {
+                free(q);
+                return NULL;
+        }
+        LIST_PREPEND(queues, m->queues, q);
+        return q;
+}
+
+void taskq_mark_dirty(Manager *m, const char *name) {
+        TaskQueue *q = taskq_get(m, name, false);
+
+        /* A queue nobody polls needs no dispatch: the first poll finds its tasks. */
+        if (!q)
+                return;
+        q->dirty = true;
+        m->dispatch_pending = true;
+}
+
+void taskq_mark_all_dirty(Manager *m) {
+        TaskQueue *q;
+
+        LIST_FOREACH(queues, q, m->queues)
+                q->dirty = true;
+        m->dispatch_pending = true;
+        manager_kick(m);
+}
+
+static Poll *poll_free(Poll *p) {
+        if (!p)
+                return NULL;
+        if (p->queue)
+                LIST_REMOVE(polls, p->queue->polls[p->kind], p);
+        if (p->conn)
+                p->conn->n_polls--;
+        sd_event_source_disable_unref(p->timer);
+        free(p->identity);
+        free(p);
+        return NULL;
+}
+
+static void poll_answer_nil(Poll *p) {
+        msgpack_packer *pk;
+        size_t start;
+
+        pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
+        (void) msg_pack_str(pk, "task");
+        (void) msgpack_pack_nil(pk);
+        conn_reply_end(p->conn, p->req_id, start);
+}
+
+static int poll_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Poll *p = userdata;
+
+        poll_answer_nil(p);
+        poll_free(p);
+        return 0;
+}
+
+int taskq_add_poll(Manager *m, Conn *c, uint64_t req_id, TaskKind kind, const char *queue,
+                   const char *identity, uint64_t timeout_usec) {
+        TaskQueue *q;
+        Poll *p;
+        int r;
+
+        if (c->n_polls >= m->cfg.max_polls_per_connection)
+                return -EUSERS;
+        q = taskq_get(m, queue, true);
+        if (!q)
+                return -ENOMEM;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->identity = strdup(identity);
+        if (!p->identity) {
+                free(p);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time_relative(m->event, &p->timer, CLOCK_MONOTONIC, timeout_usec,
+                                       10 * 1000, poll_on_timeout, p);
+        if (r < 0) {
+                free(p->identity);
+                free(p);
+                return r;
+        }
+        p->conn = c;
+        p->req_id = req_id;
+        p->kind = kind;
+        p->queue = q;
+        c->n_polls++;
+        LIST_APPEND(polls, q->polls[kind], p);
+        q->dirty = true;
+        m->dispatch_pending = true;
+        return 0;
+}
+
+void taskq_shutdown_polls(Manager *m, Conn *c) {
+        TaskQueue *q;
+        Poll *p, *n;
+
+        LIST_FOREACH(queues, q, m->queues)
+                for (int k = 0; k < _TASK_KIND_MAX; k++)
+                        LIST_FOREACH_SAFE(polls, p, n, q->polls[k])
+                                if (p->conn == c) {
+                                        poll_answer_nil(p);
+                                        poll_free(p);
+                                }
+}
+
+/* ---- queries ---- */
+
+Query *query_free(Query *q) {
+        if (!q)
+                return NULL;
+        if (q->worker)
+                LIST_REMOVE(queries, q->manager->queries, q);
+        else if (q->queue)
+                LIST_REMOVE(queries, q->queue->pending, q);
+        sd_event_source_disable_unref(q->timer);
+        free(q->query_type);
+        free(q->input.ptr);
+        free(q);
+        return NULL;
+}
+
+static int query_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Query *q = userdata;
+
+        conn_reply_error(q->caller, q->caller_req, -ETIMEDOUT,
+                         q->worker ? "the worker did not answer the query in time"
+                                   : "no worker polled the workflow's task queue in time to "
+                                     "answer the query");
+        query_free(q);
+        return 0;
+}
+
+int taskq_add_query(Manager *m, Conn *caller, uint64_t req_id, const RunRow *run,
+                    const char *query_type, const MsgBin *input, uint64_t timeout_usec) {
+        Query *q;
+        int r;
+
+        q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->manager = m;
+        q->id = ++m->next_query_id;
+        q->caller = caller;
+        q->caller_req = req_id;
+        memcpy(q->run_id, run->run_id, 37);
+        q->query_type = strdup(query_type);
+        q->queue = taskq_get(m, run->task_queue, true);
+        if (!q->query_type || !q->queue) {
+                q->queue = NULL;
+                query_free(q);
+                return -ENOMEM;
+        }
+        if (input->ptr) {
+                q->input.ptr = malloc(input->size ? input->size : 1);
+                if (!q->input.ptr) {
+                        q->queue = NULL;
+                        query_free(q);
+                        return -ENOMEM;
+                }
+                memcpy(q->input.ptr, input->ptr, input->size);
+                q->input.size = input->size;
+        }
+        r = sd_event_add_time_relative(m->event, &q->timer, CLOCK_MONOTONIC, timeout_usec,
+                                       10 * 1000, query_on_timeout, q);
+        if (r < 0) {
+                q->queue = NULL;
+                query_free(q);
+                return r;
+        }
+        LIST_APPEND(queries, q->queue->pending, q);
+        q->queue->dirty = true;
+        m->dispatch_pending = true;
+        return 0;
+}
+
+Query *taskq_find_query(Manager *m, uint64_t query_id) {
+        Query *q;
+
+        LIST_FOREACH(queries, q, m->queries)
+                if (q->id == query_id)
+                        return q;
+        return NULL;
+}
+
+/* A query task carries the history like a workflow task, but changes nothing. */
+static int dispatch_query(Manager *m, Query *q, Poll *p) {
+        _cleanup_(run_row_done) RunRow run = {};
+        msgpack_packer *pk;
+        size_t start;
+        uint64_t from;
+        int r;
+
+        r = store_run_get(m->store, q->run_id, &run);
+        if (r < 0) {
+                conn_reply_error(q->caller, q->caller_req, r, "the workflow's run disappeared");
+                query_free(q);
+                return 0;
+        }
+        from = run.sticky_conn == p->conn->serial && run.sticky_next_id ? run.sticky_next_id : 1;
+        pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
+        (void) msg_pack_str(pk, "task");
+        (void) msgpack_pack_map(pk, 11);
+        (void) msg_pack_kv_str(pk, "kind", "query");
+        (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
+        (void) msg_pack_kv_str(pk, "run_id", run.run_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
+        (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
+        (void) msg_pack_kv_uint(pk, "attempt", 1);
+        (void) msg_pack_kv_uint(pk, "next_event_id", run.next_event_id);
+        (void) msg_pack_kv_uint(pk, "query_id", q->id);
+        (void) msg_pack_kv_str(pk, "query_type", q->query_type);
+        (void) msg_pack_str(pk, "query_input");
+        if (q->input.ptr)
+                (void) msg_pack_bin(pk, q->input.ptr, q->input.size);
+        else
+                (void) msgpack_pack_nil(pk);
+        (void) msg_pack_str(pk, "events");
+        r = history_pack_events(m, &run, from, pk);
+        if (r < 0)
+                return r; /* leaves a half-built frame: the caller fails the pass */
+        conn_reply_end(p->conn, p->req_id, start);
+
+        LIST_REMOVE(queries, q->queue->pending, q);
+        q->worker = p->conn;
+        LIST_PREPEND(queries, m->queries, q);
+        poll_free(p);
+        return 0;
+}
+
+/* Hands one task of @kind to the first poll; 0 when there was nothing to hand, 1 when one was
+ * handed, -errno on failure. */
+static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
+        Poll *p = q->polls[kind];
+        char run_id[37];
+        uint64_t ref;
+        msgpack_packer *pk;
+        size_t start, mark;
+        int r;
+
+        for (;;) {
+                r = store_savepoint(m->store);
+                if (r < 0)
+                        return r;
+                r = store_task_pop(m->store, kind, q->name, run_id, &ref);
+                if (r == -ENOENT) {
+                        (void) store_release(m->store);
+                        return 0;
+                }
+                if (r < 0)
+                        break;
+                mark = p->conn->held.sb.size;
+                pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
+                (void) msg_pack_str(pk, "task");
+                m->actor_uid = p->conn->cred.uid;
+                if (kind == TASK_WORKFLOW)
+                        r = history_start_workflow_task(m, run_id, ref, p->identity,
+                                                        p->conn->serial, pk);
+                else
+                        r = history_start_activity_task(m, run_id, ref, p->identity, pk);
+                if (r >= 0) {
+                        conn_reply_end(p->conn, p->req_id, start);
+                        (void) store_release(m->store);
+                        poll_free(p);
+                        return 1;
+                }
+                p->conn->held.sb.size = mark; /* drop the half-built answer */
+                if (r != -ESTALE)
+                        break;
+                (void) store_release(m->store); /* a stale task row is simply dropped */
+        }
+        store_rollback_to(m->store);
+        return r;
+}
+
+static int dispatch_queue(Manager *m, TaskQueue *q) {
+        int r;
+
+        while (q->polls[TASK_WORKFLOW] && q->pending) {
+                r = dispatch_query(m, q->pending, q->polls[TASK_WORKFLOW]);
+                if (r < 0)
+                        return r;
+        }
+        for (int k = 0; k < _TASK_KIND_MAX; k++)
+                while (q->polls[k]) {
+                        r = dispatch_task(m, q, (TaskKind) k);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                break;
+                }
+        return 0;
+}
+
+int taskq_dispatch(Manager *m) {
+        TaskQueue *q;
+        int r;
+
+        if (!m->dispatch_pending)
+                return 0;
+        m->dispatch_pending = false;
+        r = manager_begin(m);
+        if (r < 0)
+                return r;
+        LIST_FOREACH(queues, q, m->queues) {
+                if (!q->dirty)
+                        continue;
+                q->dirty = false;
+                r = dispatch_queue(m, q);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to dispatch tasks of queue '%s': %m",
+                                               q->name);
+        }
+        return 0;
+}
+
+void taskq_forget_conn(Manager *m, Conn *c) {
+        TaskQueue *q;
+        Query *qu, *n;
+        Poll *p, *pn;
+
+        LIST_FOREACH(queues, q, m->queues) {
+                for (int k = 0; k < _TASK_KIND_MAX; k++)
+                        LIST_FOREACH_SAFE(polls, p, pn, q->polls[k])
+                                if (p->conn == c)
+                                        poll_free(p);
+                LIST_FOREACH_SAFE(queries, qu, n, q->pending)
+                        if (qu->caller == c)
+                                query_free(qu);
+        }
+        LIST_FOREACH_SAFE(queries, qu, n, m->queries) {
+                if (qu->caller == c) {
+                        query_free(qu);
+                        continue;
+                }
+                if (qu->worker == c) {
+                        /* Its worker is gone: another worker can answer it. */
+                        LIST_REMOVE(queries, m->queries, qu);
+                        qu->worker = NULL;
+                        LIST_APPEND(queries, qu->queue->pending, qu);
+                        qu->queue->dirty = true;
+                        m->dispatch_pending = true;
+                }
+        }
+}
+
+void taskq_free_all(Manager *m) {
+        TaskQueue *q;
+
+        while (m->queries)
+                query_free(m->queries);
+        while ((q = m->queues)) {
+                for (int k = 0; k < _TASK_KIND_MAX; k++)
+                        while (q->polls[k])
+                                poll_free(q->polls[k]);
+                while (q->pending)
+                        query_free(q->pending);
+                LIST_REMOVE(queues, m->queues, q);
+                free(q->name);
+                free(q);
+        }
+}
