@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# durablectl's command-line contract (durablectl(1), EXIT STATUS): a wrong command line exits 2
+# with a "durablectl: ..." line that names the culprit, before any connection is tried; --help
+# exits 0; an unreachable daemon exits 1 and says where it looked. No daemon is needed.
+#
+# Usage: test-cli-usage.sh PATH-TO-DURABLECTL
+set -u
+
+ctl=${1:?usage: $0 PATH-TO-DURABLECTL}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Every usage check runs against a socket that does not exist: a check that tried to connect
+# would exit 1, not 2, and fail.
+export DURABLED_SOCKET="$tmp/missing/io.sock"
+unset PAGER DURABLECTL_PAGER
+failed=0
+passed=0
+
+# expect STATUS PATTERN ARGS...: runs durablectl ARGS, checks the exit status and that stderr
+# (stdout for status 0) matches the extended regular expression PATTERN.
+expect() {
+        local want=$1 pattern=$2 got out
+        shift 2
+        "$ctl" "$@" >"$tmp/stdout" 2>"$tmp/stderr" </dev/null
+        got=$?
+        if [ "$want" -eq 0 ]; then out="$tmp/stdout"; else out="$tmp/stderr"; fi
+        if [ "$got" -ne "$want" ] || ! grep -Eq -- "$pattern" "$out"; then
+                echo "FAIL: durablectl $*: exit $got (want $want), output:" >&2
+                sed 's/^/    /' "$tmp/stdout" "$tmp/stderr" >&2
+                echo "    (want output matching: $pattern)" >&2
+                failed=$((failed + 1))
+                return
+        fi
+        if [ "$want" -ne 0 ] && [ "$(wc -l <"$tmp/stderr")" -ne 1 ]; then
+                echo "FAIL: durablectl $*: want exactly one error line, got:" >&2
+                sed 's/^/    /' "$tmp/stderr" >&2
+                failed=$((failed + 1))
+                return
+        fi
+        passed=$((passed + 1))
+}
+
+# Unknown verb, unknown option, missing verb.
+expect 2 "^durablectl: unknown verb 'frobnicate'" frobnicate
+expect 2 "^durablectl: unknown option '--frobnicate' for 'list'" list --frobnicate
+expect 2 "^durablectl: unknown option '--frobnicate'" --frobnicate list
+expect 2 "^durablectl: unknown option '--reason' for 'start'" \
+        start T --id x --task-queue q --reason r
+expect 2 "^durablectl: missing verb" --json
+
+# Missing arguments and options.
+expect 2 "^durablectl: missing --id ID for 'start'" start OrderWorkflow --task-queue q
+expect 2 "^durablectl: missing --task-queue QUEUE for 'execute'" execute OrderWorkflow --id order-1
+expect 2 "^durablectl: missing argument TYPE for 'start'" start --id order-1 --task-queue q
+expect 2 "^durablectl: missing argument ID for 'describe'" describe
+expect 2 "^durablectl: missing argument NAME for 'signal'" signal order-1
+expect 2 "^durablectl: option '--run-id' needs an argument" result order-1 --run-id
+expect 2 "^durablectl: option '--wait' takes no argument" result order-1 --wait=yes
+expect 2 "^durablectl: unexpected argument 'extra' for 'cancel'" cancel order-1 extra
+
+# Invalid JSON: the message names the argument and says why.
+expect 2 "^durablectl: invalid JSON in --input: .*line 1, column" \
+        start OrderWorkflow --id order-1 --task-queue q --input '{"order_id": 42'
+expect 2 "^durablectl: invalid JSON in the JSON argument of 'signal'" \
+        signal order-1 cancel_order '{oops}'
+expect 2 "^durablectl: cannot read JSON for --input-file: .*$tmp/none.json" \
+        start OrderWorkflow --id order-1 --task-queue q --input-file "$tmp/none.json"
+expect 2 "^durablectl: the input is given twice" \
+        start OrderWorkflow --id order-1 --task-queue q --input 1 --input 2
+
+# Bad durations, counts and statuses.
+expect 2 "^durablectl: invalid duration '5y' for --timeout" result order-1 --wait --timeout 5y
+expect 2 "^durablectl: invalid duration '' for --task-timeout" \
+        start OrderWorkflow --id order-1 --task-queue q --task-timeout ''
+expect 2 "^durablectl: invalid duration '-1s' for --timeout" query order-1 get_status --timeout=-1s
+expect 2 "^durablectl: invalid duration '1h30' for --timeout" result order-1 --timeout 1h30
+expect 2 "^durablectl: invalid value '0' for --limit" list --limit 0
+expect 2 "^durablectl: invalid value 'sleeping' for --status" list --status sleeping
+
+# Help and version: exit 0, on stdout.
+expect 0 "^durablectl \[OPTIONS...\] VERB" --help
+expect 0 "^durablectl \[OPTIONS...\] VERB" -h
+expect 0 "--task-queue QUEUE" start --help
+expect 0 "^durablectl history ID" history -h
+expect 0 "--reason TEXT" --help terminate
+expect 0 "^durablectl [0-9]+\.[0-9]+" --version
+
+# Valid command lines reach the connection: exit 1, with the path that was tried.
+expect 1 "^durablectl: cannot connect to durabled at $tmp/missing/io.sock: No such file" list
+expect 1 "^durablectl: cannot connect to durabled at $tmp/other.sock: " \
+        --socket "$tmp/other.sock" start OrderWorkflow --id order-1 --task-queue q \
+        --input '{"order_id": "1"}' --task-timeout 1m30s
+# --user: the socket under $XDG_RUNTIME_DIR (an empty $DURABLED_SOCKET counts as unset).
+DURABLED_SOCKET='' XDG_RUNTIME_DIR="$tmp/run" \
+        expect 1 "^durablectl: cannot connect to durabled at $tmp/run/durabled/io.sock: " \
+        --user describe order-1
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
