@@ -1,0 +1,278 @@
+/* Activity tasks and their context (dur_actx); see activity.h and doc/protocol.md "Worker
+ * operations".
+ *
+ * An activity function runs on the activity thread that polled it, with that thread's Conn; its
+ * heartbeats are calls on the same Conn, so no locking is needed beyond the Conn's own. The
+ * outcome maps to one report: 0 → CompleteActivityTask with what the function packed,
+ * DUR_CANCELED → CancelActivityTask (the function acknowledged a cancel request), anything else
+ * negative → FailActivityTask with the failure set by dur_actx_fail() or a generic one. */
+
+#define _GNU_SOURCE 1 /* asprintf() */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "libclient/activity.h"
+#include "libclient/buf.h"
+#include "libclient/failure.h"
+#include "libclient/logging.h"
+#include "libclient/object.h"
+#include "proto/msg.h"
+
+/* The fields of an activity task that libdurable uses. Strings live in the task's zone. */
+typedef struct ActivityTask {
+        MsgBin task_token;
+        const char *workflow_id;
+        const char *activity_id;
+        const char *activity_type;
+        MsgBin input;
+        MsgBin heartbeat_details;
+        uint64_t attempt;
+} ActivityTask;
+
+struct dur_actx {
+        Conn *conn;
+        const ActivityTask *task;
+        msgpack_zone *zone;        /* decoded input and heartbeat details */
+        msgpack_object heartbeat_details;
+        bool has_heartbeat_details;
+        char *idempotency_key;
+        dur_failure *failure;      /* set by dur_actx_fail() */
+};
+
+/* ---- the context ----------------------------------------------------------------------------- */
+
+DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details) {
+        _cleanup_(dur_buf_freep) dur_buf *d = details;
+        msgpack_unpacked answer;
+        const msgpack_object *cancel;
+        Request req;
+        int k;
+
+        assert_return(ctx, -EINVAL);
+        request_init(&req, ctx->conn, "HeartbeatActivity", d ? 2 : 1);
+        (void) msg_pack_kv_bin(&req.pk, "task_token", ctx->task->task_token.ptr,
+                               ctx->task->task_token.size);
+        if (d)
+                (void) msg_pack_kv_bin(&req.pk, "details", d->data, d->size);
+        k = conn_call(ctx->conn, &req, &answer);
+        request_done(&req);
+        if (k < 0)
+                return k; /* -ENOENT: the attempt is over (timed out); the function should stop */
+        cancel = msg_get(&answer.data, "cancel_requested");
+        k = cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean ? DUR_CANCELED : 0;
+        msgpack_unpacked_destroy(&answer);
+        return k;
+}
+
+DUR_PUBLIC const msgpack_object *dur_actx_heartbeat_details(dur_actx *ctx) {
+        assert_return(ctx, NULL);
+        return ctx->has_heartbeat_details ? &ctx->heartbeat_details : NULL;
+}
+
+DUR_PUBLIC unsigned dur_actx_attempt(dur_actx *ctx) {
+        assert_return(ctx, 0);
+        return (unsigned) ctx->task->attempt;
+}
+
+DUR_PUBLIC const char *dur_actx_workflow_id(dur_actx *ctx) {
+        assert_return(ctx, NULL);
+        return ctx->task->workflow_id;
+}
+
+DUR_PUBLIC const char *dur_actx_activity_id(dur_actx *ctx) {
+        assert_return(ctx, NULL);
+        return ctx->task->activity_id;
+}
+
+DUR_PUBLIC const char *dur_actx_idempotency_key(dur_actx *ctx) {
+        assert_return(ctx, NULL);
+        return ctx->idempotency_key;
+}
+
+DUR_PUBLIC int dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt,
+                             ...) {
+        char message[1024];
+        dur_failure *f;
+        va_list ap;
+
+        assert_return(ctx && fmt, -EINVAL);
+        va_start(ap, fmt);
+        (void) vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        f = failure_new(type, non_retryable, message);
+        if (!f)
+                return -ENOMEM;
+        failure_free(ctx->failure);
+        ctx->failure = f;
+        return DUR_FAILED;
+}
+
+/* ---- reporting ------------------------------------------------------------------------------- */
+
+/* Sends a report. An error answer (the token went stale: the attempt timed out or the run closed)
+ * is logged and dropped; only a broken connection is returned. */
+static int report(Conn *conn, Request *req, const ActivityTask *t) {
+        msgpack_unpacked answer;
+        int k;
+
+        k = conn_call(conn, req, &answer);
+        request_done(req);
+        if (k >= 0) {
+                msgpack_unpacked_destroy(&answer);
+                return 0;
+        }
+        if (!conn_error_code(conn))
+                return k;
+        dur_log(LOG_WARNING, "Activity %s of workflow '%s': the daemon refused its outcome: %s",
+                t->activity_id, t->workflow_id, conn_error_message(conn) ?: conn_error_code(conn));
+        return 0;
+}
+
+static int report_completed(Conn *conn, const ActivityTask *t, const msgpack_sbuffer *result) {
+        Request req;
+
+        request_init(&req, conn, "CompleteActivityTask", result->size > 0 ? 2 : 1);
+        (void) msg_pack_kv_bin(&req.pk, "task_token", t->task_token.ptr, t->task_token.size);
+        if (result->size > 0)
+                (void) msg_pack_kv_bin(&req.pk, "result", result->data, result->size);
+        return report(conn, &req, t);
+}
+
+static int report_canceled(Conn *conn, const ActivityTask *t) {
+        Request req;
+
+        request_init(&req, conn, "CancelActivityTask", 1);
+        (void) msg_pack_kv_bin(&req.pk, "task_token", t->task_token.ptr, t->task_token.size);
+        return report(conn, &req, t);
+}
+
+static int report_failed(Conn *conn, const ActivityTask *t, const dur_failure *f) {
+        Request req;
+
+        request_init(&req, conn, "FailActivityTask", 2);
+        (void) msg_pack_kv_bin(&req.pk, "task_token", t->task_token.ptr, t->task_token.size);
+        (void) msg_pack_str(&req.pk, "failure");
+        if (failure_pack(f, &req.pk) < 0)
+                req.oom = true;
+        return report(conn, &req, t);
+}
+
+static int report_failed_message(Conn *conn, const ActivityTask *t, const char *type,
+                                 const char *fmt, ...) _printf_(4, 5);
+static int report_failed_message(Conn *conn, const ActivityTask *t, const char *type,
+                                 const char *fmt, ...) {
+        _cleanup_(failure_freep) dur_failure *f = NULL;
+        char message[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(message, sizeof(message), fmt, ap);
+        va_end(ap);
+        f = failure_new(type, false, message);
+        if (!f)
+                return -ENOMEM;
+        return report_failed(conn, t, f);
+}
+
+/* ---- running a task -------------------------------------------------------------------------- */
+
+static const MsgField activity_task_fields[] = {
+        { "task_token", MSG_BIN, offsetof(ActivityTask, task_token), true, 0 },
+        { "workflow_id", MSG_STR, offsetof(ActivityTask, workflow_id), true, 0 },
+        { "activity_id", MSG_STR, offsetof(ActivityTask, activity_id), true, 0 },
+        { "activity_type", MSG_STR, offsetof(ActivityTask, activity_type), true, 0 },
+        { "input", MSG_BIN, offsetof(ActivityTask, input), false, 0 },
+        { "heartbeat_details", MSG_BIN, offsetof(ActivityTask, heartbeat_details), false, 0 },
+        { "attempt", MSG_UINT, offsetof(ActivityTask, attempt), false, 0 },
+        { NULL },
+};
+
+static const dur_activity_def *find_activity_def(const dur_activity_def *const *defs, size_t n,
+                                                 const char *type) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(defs[i]->name, type))
+                        return defs[i];
+        return NULL;
+}
+
+/* Runs the function and reports; the task's payloads are decoded first. */
+static int activity_call(Conn *conn, const dur_activity_def *def, dur_actx *ctx) {
+        const ActivityTask *t = ctx->task;
+        msgpack_object input = { .type = MSGPACK_OBJECT_NIL };
+        msgpack_sbuffer out;
+        msgpack_packer pk;
+        int k;
+
+        k = object_from_payload(t->input.ptr, t->input.size, ctx->zone, &input);
+        if (k < 0)
+                return report_failed_message(conn, t, "BadInput", "activity input is not msgpack");
+        if (t->heartbeat_details.size > 0 &&
+            object_from_payload(t->heartbeat_details.ptr, t->heartbeat_details.size, ctx->zone,
+                                &ctx->heartbeat_details) >= 0)
+                ctx->has_heartbeat_details = true;
+
+        msgpack_sbuffer_init(&out);
+        msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+        k = def->fn(ctx, &input, &pk);
+        if (k >= 0 && out.size > 0 && msg_validate(out.data, out.size) < 0)
+                k = report_failed_message(conn, t, "BadResult",
+                                          "activity '%s' packed more or less than one msgpack value",
+                                          def->name);
+        else if (k >= 0)
+                k = report_completed(conn, t, &out);
+        else if (k == DUR_CANCELED)
+                k = report_canceled(conn, t);
+        else if (ctx->failure)
+                k = report_failed(conn, t, ctx->failure);
+        else
+                k = report_failed_message(conn, t, "ActivityError", "activity '%s' returned %d",
+                                          def->name, k);
+        msgpack_sbuffer_destroy(&out);
+        return k;
+}
+
+int activity_task_run(Conn *conn, const dur_activity_def *const *defs, size_t n_defs,
+                      const msgpack_object *task) {
+        ActivityTask t = { .attempt = 1 };
+        const dur_activity_def *def;
+        dur_actx ctx = { .conn = conn, .task = &t };
+        char err[256];
+        int k;
+
+        ctx.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        if (!ctx.zone)
+                return -ENOMEM;
+        k = msg_parse(task, ctx.zone, activity_task_fields, &t, err, sizeof(err));
+        if (k < 0) {
+                /* Without a token there is no one to report to: the attempt times out. */
+                if (k == -ENOMEM)
+                        goto finish;
+                dur_log(LOG_ERR, "Dropped a malformed activity task: %s", err);
+                k = 0;
+                goto finish;
+        }
+        def = find_activity_def(defs, n_defs, t.activity_type);
+        if (!def) {
+                /* Retryable: a worker that has it may poll the same queue. */
+                k = report_failed_message(conn, &t, "NotFoundError",
+                                          "activity type '%s' is not registered with this worker",
+                                          t.activity_type);
+                goto finish;
+        }
+        if (asprintf(&ctx.idempotency_key, "%s/%s", t.workflow_id, t.activity_id) < 0) {
+                ctx.idempotency_key = NULL;
+                k = -ENOMEM;
+                goto finish;
+        }
+        k = activity_call(conn, def, &ctx);
+finish:
+        free(ctx.idempotency_key);
+        failure_free(ctx.failure);
+        msgpack_zone_free(ctx.zone);
+        return k;
+}
