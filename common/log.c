@@ -80,7 +80,7 @@ static void log_emit(int level, int error, const char *wid, const char *run_id, 
                 fprintf(stderr, "<%i>%s\n", level, msg);
 }
 
-static int log_vformat(int level, int error, const char *wid, const char *run_id, const char *fmt,
+_printf_(5, 0) static int log_vformat(int level, int error, const char *wid, const char *run_id, const char *fmt,
                        va_list ap) {
         char buf[2048];
         int saved = errno;

@@ -447,6 +447,17 @@ static int op_poll(Request *q, TaskKind kind) {
                 r = check_name(q, "task_queue", w.task_queue);
         if (r < 0)
                 return r;
+        if (q->conn->shut_down) {
+                /* The worker is stopping: a poll sent after ShutdownWorker gets no task. */
+                msgpack_packer *pk;
+                size_t start;
+
+                pk = conn_reply_begin(q->conn, q->id, 1, &start);
+                (void) msg_pack_str(pk, "task");
+                (void) msgpack_pack_nil(pk);
+                conn_reply_end(q->conn, q->id, start);
+                return 0;
+        }
         if (!w.identity) {
                 snprintf(identity, sizeof(identity), "pid %u", (unsigned) q->conn->cred.pid);
                 w.identity = identity;
@@ -637,6 +648,7 @@ static int op_cancel_activity_task(Request *q) {
 }
 
 static int op_shutdown_worker(Request *q) {
+        q->conn->shut_down = true;
         taskq_shutdown_polls(q->m, q->conn);
         conn_reply_empty(q->conn, q->id);
         return 0;

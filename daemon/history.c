@@ -173,8 +173,10 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
         return 0;
 }
 
+/* @more_follows: another event of the same change comes next (an activity's Started before its
+ * closing event), so the workflow task is scheduled after that one. */
 static int append_external_raw(Manager *m, RunRow *run, EventType type, const void *attrs,
-                               size_t size, bool link_started) {
+                               size_t size, bool link_started, bool more_follows) {
         int r;
 
         if (run->wft_state == WFT_STARTED)
@@ -182,7 +184,7 @@ static int append_external_raw(Manager *m, RunRow *run, EventType type, const vo
                                              m->actor_uid, attrs, size, link_started);
         r = link_started ? append_linked(m, run, type, attrs, size)
                          : append_event_raw(m, run, type, attrs, size, NULL);
-        if (r < 0)
+        if (r < 0 || more_follows)
                 return r;
         return schedule_workflow_task(m, run);
 }
@@ -191,7 +193,8 @@ static int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bo
         int r = msgbuf_error(&a->buf);
         if (r < 0)
                 return r;
-        return append_external_raw(m, run, type, a->buf.sb.data, a->buf.sb.size, link_started);
+        return append_external_raw(m, run, type, a->buf.sb.data, a->buf.sb.size, link_started,
+                                   false);
 }
 
 typedef struct FlushCtx {
@@ -920,7 +923,10 @@ static int activity_close(Manager *m, RunRow *run, ActivityRow *act, EventType t
                 (void) msg_pack_kv_str(pk, "identity", act->identity ? act->identity : "");
                 if (act->last_failure.ptr)
                         (void) pack_kv_raw(pk, "last_failure", &act->last_failure);
-                r = append_external(m, run, EVENT_ACTIVITY_TASK_STARTED, &a, false);
+                r = msgbuf_error(&a.buf);
+                if (r >= 0)
+                        r = append_external_raw(m, run, EVENT_ACTIVITY_TASK_STARTED,
+                                                a.buf.sb.data, a.buf.sb.size, false, true);
                 attrs_done(&a);
                 if (r < 0)
                         return r;

@@ -19,6 +19,7 @@ static const char *arg_state_dir;
 static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
+static bool arg_time_skipping;
 static char *state_dir_buf, *socket_buf;
 
 static void help(void) {
@@ -34,7 +35,9 @@ static void help(void) {
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
-               "     --log-level=LEVEL      emerg..debug (default info)\n\n"
+               "     --log-level=LEVEL      emerg..debug (default info)\n"
+               "     --time-skipping        Tests only: while a client waits for a result and\n"
+               "                            nothing runs, jump the clock to the next deadline\n\n"
                "See durabled(8).\n",
                FRAME_SIZE_MAX_DEFAULT);
 }
@@ -59,7 +62,7 @@ static int parse_size(const char *s, size_t *ret) {
 
 static int parse_argv(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_STATE_DIR, ARG_SOCKET,
-               ARG_DURABILITY, ARG_MAX_FRAME, ARG_LOG_LEVEL };
+               ARG_DURABILITY, ARG_MAX_FRAME, ARG_LOG_LEVEL, ARG_TIME_SKIPPING };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -70,6 +73,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "durability", required_argument, NULL, ARG_DURABILITY },
                 { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 {},
         };
         int c;
@@ -107,6 +111,9 @@ static int parse_argv(int argc, char *argv[]) {
                         if (parse_size(optarg, &arg_max_frame_size) < 0)
                                 return log_error_errno(-EINVAL, "Invalid --max-frame-size=%s: "
                                                        "expected 1024..1G bytes", optarg);
+                        break;
+                case ARG_TIME_SKIPPING:
+                        arg_time_skipping = true;
                         break;
                 case ARG_LOG_LEVEL: {
                         int l = log_level_from_string(optarg);
@@ -191,6 +198,7 @@ static int run(int argc, char *argv[]) {
                 .max_connections = 4096,
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
+                .time_skipping = arg_time_skipping,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

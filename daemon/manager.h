@@ -38,6 +38,7 @@ typedef struct ManagerConfig {
         unsigned max_connections;
         unsigned max_polls_per_connection;
         unsigned max_waiters;
+        bool time_skipping; /* tests: jump to the next deadline while results are awaited */
 } ManagerConfig;
 
 struct Manager {

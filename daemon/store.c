@@ -69,6 +69,7 @@ enum {
         Q_COMMIT,
         Q_ROLLBACK,
         Q_SAVEPOINT,
+        Q_IDLE,
         Q_RELEASE,
         Q_ROLLBACK_TO,
         _Q_MAX,
@@ -147,6 +148,9 @@ static const char *const sql[_Q_MAX] = {
         [Q_COMMIT] = "COMMIT",
         [Q_ROLLBACK] = "ROLLBACK",
         [Q_SAVEPOINT] = "SAVEPOINT op",
+        [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM tasks) OR "
+                   "EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
+                   "EXISTS (SELECT 1 FROM runs WHERE status = 1 AND wft_state = 2)",
         [Q_RELEASE] = "RELEASE op",
         [Q_ROLLBACK_TO] = "ROLLBACK TO op",
 };
@@ -1152,6 +1156,18 @@ int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
         }
         *ret = d;
         return 0;
+}
+
+int store_is_idle(Store *s) {
+        sqlite3_stmt *st = stmt(s, Q_IDLE);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? !sqlite3_column_int(st, 0) : sql_error(s, rc);
+        finish(st);
+        return r;
 }
 
 int store_run_purge_pending(Store *s, const char *run_id) {

@@ -218,5 +218,8 @@ int store_deadline_next(Store *s, uint64_t *ret_due);
 /* Removes and returns the earliest deadline due at or before @now; -ENOENT when none. */
 int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret);
 
+/* 1 when no task waits in a queue and no workflow or activity task is in flight. */
+int store_is_idle(Store *s);
+
 /* Deletes everything pending of a run that closed: activities, timers, tasks, deadlines. */
 int store_run_purge_pending(Store *s, const char *run_id);
