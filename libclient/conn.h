@@ -6,36 +6,51 @@
  * serialised by a mutex, so another thread may call conn_send_only() (used to send ShutdownWorker
  * to wake a parked poll) while the owner is blocked in conn_call(). */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <msgpack.h>
 
+#include "common/cleanup.h"
+
 typedef struct Conn Conn;
 
 /* Resolves @path (NULL: $DURABLED_SOCKET, else $XDG_RUNTIME_DIR/durabled/io.sock for non-root,
- * /run/durabled/io.sock for root) and connects. */
+ * /run/durabled/io.sock for root) and connects. -ENXIO when no path can be found (non-root
+ * without $XDG_RUNTIME_DIR), -ENAMETOOLONG when it does not fit a sockaddr_un, else connect()'s
+ * error (-ENOENT, -ECONNREFUSED when the daemon is not running). */
 int conn_connect(Conn **ret, const char *path);
+/* The path conn_connect() would use, malloc'd. */
+int conn_socket_path(const char *path, char **ret);
 Conn *conn_free(Conn *c);
 
 /* A request under construction: a frame in @sb whose map header claims @nfields + 2 entries and
- * already holds "op" and "id"; the caller packs exactly @nfields key/value pairs with @pk. */
+ * already holds "op" and "id"; the caller packs exactly @nfields key/value pairs with @pk.
+ * The packer writes through the Request, so it must not be moved after request_init(). A failed
+ * allocation while packing sets @oom, and conn_call()/conn_send_only() then return -ENOMEM, so
+ * callers need not check every msgpack_pack_*() call. */
 typedef struct Request {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         size_t frame_start;
         uint64_t id;
+        bool oom;
 } Request;
 
 void request_init(Request *req, Conn *c, const char *op, size_t nfields);
 void request_done(Request *req);
 
-/* Sends @req and waits for its answer. On success *ret holds the answer map (the caller destroys
- * it with msgpack_unpacked_destroy). An error answer returns the code's negative errno
+/* Sends @req and waits for its answer. On success *ret (need not be initialised) holds the answer
+ * map, a deep copy whose strings are NUL-terminated (object.h); the caller destroys it with
+ * msgpack_unpacked_destroy(). An error answer returns the code's negative errno
  * (proto/error.h) and keeps code and message for conn_error_code()/conn_error_message(). A lost
  * connection returns -ECONNRESET. */
 int conn_call(Conn *c, Request *req, msgpack_unpacked *ret);
 /* Sends @req without waiting for the answer. */
 int conn_send_only(Conn *c, Request *req);
 
+/* Code and message of the last error answer (NULL before any; reset by each conn_call()). */
 const char *conn_error_code(const Conn *c);
 const char *conn_error_message(const Conn *c);
+
+DEFINE_CLEANUP(Conn, conn_free);

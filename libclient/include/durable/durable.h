@@ -78,7 +78,12 @@ DUR_PUBLIC char *dur_object_to_json(const msgpack_object *o);
  * In dur_unpack, map keys are given as s, "?" after a key makes it optional (the target is left
  * untouched when the key is absent or nil), and targets are pointers: s const char **, i int *,
  * I int64_t *, u unsigned *, U uint64_t *, b bool *, f double *, o const msgpack_object **.
- * Return 0 on success, -EINVAL on a format error or a value of the wrong type. */
+ * Spaces, ':' and ',' between items are ignored ("{s:s, s:i}"). When packing, "?" after s, s# or o
+ * packs nil for a NULL pointer (plain s and o refuse NULL). When unpacking, s refuses a string
+ * holding a NUL byte, s# takes (const char **, size_t *), f also accepts integers, extra map keys
+ * and array items are ignored, and targets are written only when the whole call succeeds.
+ * Return 0 on success, -EINVAL on a format error, a missing required key or a value of the wrong
+ * type, -ERANGE for an integer that does not fit its target, -ENOMEM. */
 DUR_PUBLIC int dur_pack(msgpack_packer *pk, const char *fmt, ...);
 DUR_PUBLIC int dur_vpack(msgpack_packer *pk, const char *fmt, va_list ap);
 DUR_PUBLIC int dur_unpack(const msgpack_object *o, const char *fmt, ...);

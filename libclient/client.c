@@ -1,0 +1,477 @@
+/* dur_client: the client role of libdurable (start, signal, query, cancel, terminate, wait for
+ * results, and any raw operation for durablectl), on top of one blocking Conn.
+ *
+ * Each operation is a table of fields; absent optional fields (NULL strings and payloads, zero
+ * durations, which the protocol reads as "not set") are left out of the request, so the map
+ * header is counted from the table rather than by hand. Answers are read with msg_parse() tables
+ * too, and an answer that does not match the protocol is -EBADMSG. */
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libclient/buf.h"
+#include "libclient/conn.h"
+#include "libclient/failure.h"
+#include "libclient/logging.h"
+#include "proto/msg.h"
+
+struct dur_client {
+        Conn *conn; /* owned */
+};
+
+DEFINE_CLEANUP(dur_client, dur_client_free);
+
+typedef enum FieldType {
+        FIELD_STR,
+        FIELD_PAYLOAD,
+        FIELD_UINT,
+        FIELD_BOOL,
+} FieldType;
+
+/* One request field; which member is read depends on @type. */
+typedef struct Field {
+        const char *key;
+        FieldType type;
+        const char *str;        /* NULL: absent */
+        const dur_buf *payload; /* NULL or empty: absent (nil) */
+        uint64_t uint;          /* 0: absent */
+        bool boolean;           /* always sent */
+} Field;
+
+DUR_PUBLIC int dur_client_connect(dur_client **ret, const char *socket_path) {
+        _cleanup_(dur_client_freep) dur_client *c = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        r = conn_connect(&c->conn, socket_path);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+DUR_PUBLIC dur_client *dur_client_free(dur_client *c) {
+        if (c) {
+                conn_free(c->conn);
+                free(c);
+        }
+        return NULL;
+}
+
+DUR_PUBLIC const char *dur_client_error_code(const dur_client *c) {
+        assert_return(c, NULL);
+        return conn_error_code(c->conn);
+}
+
+DUR_PUBLIC const char *dur_client_error_message(const dur_client *c) {
+        assert_return(c, NULL);
+        return conn_error_message(c->conn);
+}
+
+static bool field_present(const Field *f) {
+        switch (f->type) {
+        case FIELD_STR:
+                return f->str;
+        case FIELD_PAYLOAD:
+                return f->payload && f->payload->size > 0;
+        case FIELD_UINT:
+                return f->uint > 0;
+        case FIELD_BOOL:
+                return true;
+        }
+        return false;
+}
+
+static void field_pack(msgpack_packer *pk, const Field *f) {
+        /* Write errors are collected by the Request (conn.h), so results are not checked here. */
+        switch (f->type) {
+        case FIELD_STR:
+                (void) msg_pack_kv_str(pk, f->key, f->str);
+                break;
+        case FIELD_PAYLOAD:
+                (void) msg_pack_kv_bin(pk, f->key, f->payload->data, f->payload->size);
+                break;
+        case FIELD_UINT:
+                (void) msg_pack_kv_uint(pk, f->key, f->uint);
+                break;
+        case FIELD_BOOL:
+                (void) msg_pack_kv_bool(pk, f->key, f->boolean);
+                break;
+        }
+}
+
+/* A payload must be exactly one msgpack value; catching a bad one here names the caller's bug
+ * instead of failing later in a worker. */
+static int fields_check(const Field *fields, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const Field *f = &fields[i];
+
+                if (f->type != FIELD_PAYLOAD || !field_present(f))
+                        continue;
+                if (msg_validate(f->payload->data, f->payload->size) < 0) {
+                        dur_log(LOG_DEBUG, "Payload \"%s\" is not one msgpack value", f->key);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* Sends @op with the present fields of @fields and waits for its answer (see conn_call()). */
+static int client_request(
+        dur_client *c, const char *op, const Field *fields, size_t n, msgpack_unpacked *ret) {
+        Request req;
+        size_t present = 0;
+        int r;
+
+        r = fields_check(fields, n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                present += field_present(&fields[i]);
+        request_init(&req, c->conn, op, present);
+        for (size_t i = 0; i < n; i++)
+                if (field_present(&fields[i]))
+                        field_pack(&req.pk, &fields[i]);
+        r = conn_call(c->conn, &req, ret);
+        request_done(&req);
+        return r;
+}
+
+/* Like client_request() for operations whose answer carries nothing. */
+static int client_request_void(dur_client *c, const char *op, const Field *fields, size_t n) {
+        msgpack_unpacked answer;
+        int r;
+
+        r = client_request(c, op, fields, n, &answer);
+        if (r >= 0)
+                msgpack_unpacked_destroy(&answer);
+        return r;
+}
+
+/* Reads @answer with @table into @out; -EBADMSG (logged) when the daemon broke the protocol. */
+static int
+answer_parse(const char *op, msgpack_unpacked *answer, const MsgField *table, void *out) {
+        char err[256];
+        int r;
+
+        r = msg_parse(&answer->data, answer->zone, table, out, err, sizeof(err));
+        if (r == -EINVAL)
+                return dur_log_errno(LOG_DEBUG, -EBADMSG, "Bad answer to %s: %s", op, err);
+        return r;
+}
+
+/* An empty run id means "the latest run", as NULL does. */
+static const char *run_id_or_null(const char *run_id) {
+        return run_id && *run_id ? run_id : NULL;
+}
+
+DUR_PUBLIC int dur_client_start(dur_client *c,
+                                const char *workflow_type,
+                                const dur_start_opts *opts,
+                                const dur_buf *input,
+                                char **ret_run_id) {
+        static const MsgField table[] = {
+                { "run_id", MSG_STR, 0, .required = true },
+                {},
+        };
+        const char *run_id = NULL;
+        msgpack_unpacked answer;
+        char *copy = NULL;
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(workflow_type && *workflow_type, -EINVAL);
+        assert_return(opts && opts->workflow_id && opts->task_queue, -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = opts->workflow_id },
+                { "workflow_type", FIELD_STR, .str = workflow_type },
+                { "task_queue", FIELD_STR, .str = opts->task_queue },
+                { "input", FIELD_PAYLOAD, .payload = input },
+                { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
+                { "request_id", FIELD_STR, .str = opts->request_id },
+        };
+        r = client_request(c, "StartWorkflow", fields, ELEMENTSOF(fields), &answer);
+        if (r < 0)
+                return r;
+        r = answer_parse("StartWorkflow", &answer, table, &run_id);
+        if (r >= 0 && ret_run_id) {
+                copy = strdup(run_id);
+                if (!copy)
+                        r = -ENOMEM;
+        }
+        msgpack_unpacked_destroy(&answer);
+        if (r >= 0 && ret_run_id)
+                *ret_run_id = copy;
+        return r < 0 ? r : 0;
+}
+
+DUR_PUBLIC int dur_client_signal(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *run_id,
+                                 const char *signal_name,
+                                 const dur_buf *input) {
+        assert_return(c, -EINVAL);
+        assert_return(workflow_id && signal_name, -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = workflow_id },
+                { "run_id", FIELD_STR, .str = run_id_or_null(run_id) },
+                { "signal_name", FIELD_STR, .str = signal_name },
+                { "input", FIELD_PAYLOAD, .payload = input },
+        };
+        return client_request_void(c, "SignalWorkflow", fields, ELEMENTSOF(fields));
+}
+
+/* A copy of the payload @bin as a dur_buf; an absent payload is nil. */
+static dur_buf *payload_to_buf(const MsgBin *bin) {
+        static const char nil = (char) 0xc0;
+
+        if (!bin->ptr || bin->size == 0)
+                return buf_new(&nil, 1);
+        return buf_new(bin->ptr, bin->size);
+}
+
+DUR_PUBLIC int dur_client_query(dur_client *c,
+                                const char *workflow_id,
+                                const char *run_id,
+                                const char *query_type,
+                                const dur_buf *input,
+                                dur_buf **ret_result) {
+        static const MsgField table[] = {
+                { "result", MSG_BIN, 0 },
+                {},
+        };
+        MsgBin result = {};
+        msgpack_unpacked answer;
+        dur_buf *b = NULL;
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(workflow_id && query_type && ret_result, -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = workflow_id },
+                { "run_id", FIELD_STR, .str = run_id_or_null(run_id) },
+                { "query_type", FIELD_STR, .str = query_type },
+                { "input", FIELD_PAYLOAD, .payload = input },
+        };
+        r = client_request(c, "QueryWorkflow", fields, ELEMENTSOF(fields), &answer);
+        if (r < 0)
+                return r;
+        r = answer_parse("QueryWorkflow", &answer, table, &result);
+        if (r >= 0) {
+                b = payload_to_buf(&result);
+                if (!b)
+                        r = -ENOMEM;
+        }
+        msgpack_unpacked_destroy(&answer);
+        if (r < 0)
+                return r;
+        *ret_result = b;
+        return 0;
+}
+
+/* CancelWorkflow and TerminateWorkflow take the same fields. */
+static int client_close_request(dur_client *c,
+                                const char *op,
+                                const char *workflow_id,
+                                const char *run_id,
+                                const char *reason) {
+        assert_return(c, -EINVAL);
+        assert_return(workflow_id, -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = workflow_id },
+                { "run_id", FIELD_STR, .str = run_id_or_null(run_id) },
+                { "reason", FIELD_STR, .str = reason },
+        };
+        return client_request_void(c, op, fields, ELEMENTSOF(fields));
+}
+
+DUR_PUBLIC int
+dur_client_cancel(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "CancelWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int dur_client_terminate(dur_client *c,
+                                    const char *workflow_id,
+                                    const char *run_id,
+                                    const char *reason) {
+        return client_close_request(c, "TerminateWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC void dur_outcome_done(dur_outcome *o) {
+        if (!o)
+                return;
+        free(o->run_id);
+        free(o->status);
+        dur_buf_free(o->result);
+        failure_free(o->failure);
+        *o = (dur_outcome){};
+}
+
+/* The "workflow" map of a GetResult answer (doc/protocol.md "Client operations"). */
+typedef struct WorkflowInfo {
+        const char *run_id;
+        const char *status;
+        MsgBin result;
+        const msgpack_object *failure;
+} WorkflowInfo;
+
+static int outcome_fill(const WorkflowInfo *info, dur_outcome *ret) {
+        _cleanup_(dur_outcome_done) dur_outcome o = {};
+
+        o.run_id = strdup(info->run_id);
+        o.status = strdup(info->status);
+        if (!o.run_id || !o.status)
+                return -ENOMEM;
+        if (streq(info->status, "Completed")) {
+                o.result = payload_to_buf(&info->result);
+                if (!o.result)
+                        return -ENOMEM;
+        }
+        if (info->failure) {
+                o.failure = failure_from_object(info->failure);
+                if (!o.failure)
+                        return -ENOMEM;
+        }
+        *ret = o;
+        o = (dur_outcome){};
+        return 0;
+}
+
+static int outcome_parse(msgpack_unpacked *answer, dur_outcome *ret) {
+        static const MsgField answer_table[] = {
+                { "workflow", MSG_MAP, 0, .required = true },
+                {},
+        };
+        static const MsgField workflow_table[] = {
+                { "run_id", MSG_STR, offsetof(WorkflowInfo, run_id), .required = true },
+                { "status", MSG_STR, offsetof(WorkflowInfo, status), .required = true },
+                { "result", MSG_BIN, offsetof(WorkflowInfo, result) },
+                { "failure", MSG_MAP, offsetof(WorkflowInfo, failure) },
+                {},
+        };
+        const msgpack_object *workflow = NULL;
+        WorkflowInfo info = {};
+        char err[256];
+        int r;
+
+        r = answer_parse("GetResult", answer, answer_table, &workflow);
+        if (r < 0)
+                return r;
+        r = msg_parse(workflow, answer->zone, workflow_table, &info, err, sizeof(err));
+        if (r == -EINVAL)
+                return dur_log_errno(LOG_DEBUG, -EBADMSG, "Bad answer to GetResult: %s", err);
+        if (r < 0)
+                return r;
+        /* With "wait" the daemon answers only once the run closed, else deadline_exceeded;
+         * a still running run is treated as that deadline. */
+        if (streq(info.status, "Running"))
+                return -ETIMEDOUT;
+        r = outcome_fill(&info, ret);
+        if (r < 0)
+                return r;
+        return streq(info.status, "Completed") ? 0 : DUR_FAILED;
+}
+
+DUR_PUBLIC int dur_client_result(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *run_id,
+                                 uint64_t timeout,
+                                 dur_outcome *ret) {
+        msgpack_unpacked answer;
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(workflow_id && ret, -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = workflow_id },
+                { "run_id", FIELD_STR, .str = run_id_or_null(run_id) },
+                { "wait", FIELD_BOOL, .boolean = true },
+                { "timeout_usec", FIELD_UINT, .uint = timeout },
+        };
+        r = client_request(c, "GetResult", fields, ELEMENTSOF(fields), &answer);
+        if (r < 0)
+                return r;
+        r = outcome_parse(&answer, ret);
+        msgpack_unpacked_destroy(&answer);
+        return r;
+}
+
+/* Copies the caller's request map into @req, leaving out "op" (already in the frame) and any "id"
+ * (ours replaces it). */
+static void request_copy_fields(Request *req, const msgpack_object *map) {
+        for (uint32_t i = 0; i < map->via.map.size; i++) {
+                const msgpack_object_kv *kv = &map->via.map.ptr[i];
+
+                if (msg_str_eq(&kv->key, "op") || msg_str_eq(&kv->key, "id"))
+                        continue;
+                (void) msgpack_pack_object(&req->pk, kv->key);
+                (void) msgpack_pack_object(&req->pk, kv->val);
+        }
+}
+
+static int request_count_fields(const msgpack_object *map) {
+        int n = 0;
+
+        for (uint32_t i = 0; i < map->via.map.size; i++)
+                if (!msg_str_eq(&map->via.map.ptr[i].key, "op") &&
+                    !msg_str_eq(&map->via.map.ptr[i].key, "id"))
+                        n++;
+        return n;
+}
+
+/* The "op" of a raw request as a C string; -EINVAL when missing or not a clean string. */
+static int request_op(const msgpack_object *map, char **ret) {
+        const msgpack_object *op = msg_get(map, "op");
+
+        if (!op || op->type != MSGPACK_OBJECT_STR || op->via.str.size == 0 ||
+            memchr(op->via.str.ptr, 0, op->via.str.size)) {
+                dur_log(LOG_DEBUG, "Request has no \"op\" string");
+                return -EINVAL;
+        }
+        *ret = strndup(op->via.str.ptr, op->via.str.size);
+        return *ret ? 0 : -ENOMEM;
+}
+
+DUR_PUBLIC int dur_client_call(dur_client *c, const dur_buf *request, dur_buf **ret_answer) {
+        _cleanup_free_ char *op = NULL;
+        msgpack_unpacked in, answer;
+        dur_buf *b = NULL;
+        Request req;
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(request && ret_answer, -EINVAL);
+
+        msgpack_unpacked_init(&in);
+        r = msg_decode(request->data, request->size, &in);
+        if (r < 0) {
+                msgpack_unpacked_destroy(&in);
+                return -EINVAL;
+        }
+        r = request_op(&in.data, &op);
+        if (r >= 0) {
+                request_init(&req, c->conn, op, (size_t) request_count_fields(&in.data));
+                request_copy_fields(&req, &in.data);
+                r = conn_call(c->conn, &req, &answer);
+                request_done(&req);
+        }
+        msgpack_unpacked_destroy(&in);
+        if (r < 0)
+                return r;
+        b = dur_buf_from_object(&answer.data);
+        msgpack_unpacked_destroy(&answer);
+        if (!b)
+                return -ENOMEM;
+        *ret_answer = b;
+        return 0;
+}
