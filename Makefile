@@ -3,7 +3,7 @@
 
 BUILD ?= build
 BUILD_SAN ?= build-san
-MESON_OPTS ?= -Dexpensive-checks=true
+MESON_OPTS ?= -Dexpensive-checks=true -Dfault-injection=true
 
 .PHONY: all deps build demo check check-fast check-san format bench clean install
 

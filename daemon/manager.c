@@ -16,6 +16,7 @@
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
+#include "daemon/killpoint.h"
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
@@ -333,8 +334,12 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         int r;
 
         r = taskq_dispatch(m);
-        if (r >= 0 && store_in_transaction(m->store))
+        if (r >= 0 && store_in_transaction(m->store)) {
+                killpoint("before-commit");
                 r = store_commit(m->store);
+                if (r >= 0)
+                        killpoint("after-commit");
+        }
         if (r < 0) {
                 log_error_errno(r, "Failed to commit: %m; answering the pass's requests with "
                                 "errors");

@@ -1,0 +1,15 @@
+#pragma once
+/* Named kill points for crash tests (built only with -Dfault-injection=true; otherwise they cost
+ * nothing). With DURABLED_KILL_AT=NAME:N in the environment, the N-th time the daemon passes
+ * killpoint("NAME") it sends itself SIGKILL: a real crash at an exact place, without timing.
+ *
+ *   before-commit   the pass's writes are done, the transaction is not committed
+ *   after-commit    committed, no answer of the pass has been sent yet */
+
+#if DURABLED_FAULT_INJECTION
+void killpoint(const char *name);
+#else
+static inline void killpoint(const char *name) {
+        (void) name;
+}
+#endif
