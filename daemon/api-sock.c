@@ -117,6 +117,7 @@ static int op_start_workflow(Request *q) {
                 r = check_name(q, "task_queue", s.task_queue);
         if (r < 0)
                 return r;
+        s.caller_admin = q->conn->admin;
         r = history_start_workflow(q->m, &s, run_id, &started, &q->err);
         if (r < 0)
                 return r;
@@ -472,6 +473,7 @@ static int op_poll(Request *q, TaskKind kind) {
 }
 
 static int op_poll_workflow_task(Request *q) {
+        q->conn->polled_workflow_tasks = true;
         return op_poll(q, TASK_WORKFLOW);
 }
 
@@ -723,11 +725,17 @@ void api_handle_frame(Manager *m, Conn *c, const char *body, size_t len) {
         }
         q.id = o->via.u64;
         o = msg_get(q.map, "op");
-        if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof(op_name)) {
+        if (!o || o->type != MSGPACK_OBJECT_STR) {
                 conn_reply_error(c, q.id, -EINVAL, "field \"op\" must be a string");
                 goto finish;
         }
-        memcpy(op_name, o->via.str.ptr, o->via.str.size);
+        /* "StartWorkflow\0x" must not run StartWorkflow. */
+        if (memchr(o->via.str.ptr, 0, o->via.str.size)) {
+                conn_reply_error(c, q.id, -EINVAL, "field \"op\" must be a string without NUL bytes");
+                goto finish;
+        }
+        /* A name longer than any op is unknown all the same; the answer shows its start. */
+        memcpy(op_name, o->via.str.ptr, MIN(o->via.str.size, sizeof(op_name) - 1));
         op = bsearch(op_name, ops, ELEMENTSOF(ops), sizeof(ops[0]), op_compare);
         if (!op) {
                 char msg[128];

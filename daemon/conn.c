@@ -67,6 +67,7 @@ void conn_close(Conn *c) {
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         taskq_forget_conn(c->manager, c);
         waiter_forget_conn(c->manager, c);
+        manager_conn_closed(c->manager, c);
         manager_kick(c->manager); /* freed at the end of the pass */
 }
 

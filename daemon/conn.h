@@ -33,6 +33,7 @@ struct Conn {
         struct ucred cred;
         bool admin;
         bool closing;
+        bool polled_workflow_tasks;
         bool shut_down; /* ShutdownWorker: polls are answered with task nil at once */
 
         char *in;

@@ -315,6 +315,12 @@ int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[
         int r;
 
         r = store_run_find_running(m->store, req->workflow_id, &running);
+        if (r >= 0 && !req->caller_admin && running.uid != m->actor_uid) {
+                /* The id is taken, which cannot be hidden; the run itself stays invisible
+                 * (DESIGN.md §10): no run id, no request_id match. */
+                run_row_done(&running);
+                return api_error_set(e, -EEXIST, "workflow id '%s' is in use", req->workflow_id);
+        }
         if (r >= 0) {
                 bool same = req->request_id && running.request_id &&
                             streq(req->request_id, running.request_id);

@@ -37,6 +37,7 @@ typedef struct StartRequest {
         MsgBin input;
         uint64_t task_timeout_usec;
         const char *request_id;
+        bool caller_admin; /* may see every run; else only runs of the actor's uid */
 } StartRequest;
 
 int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[static 37],

@@ -48,13 +48,13 @@ static int parse_size(const char *s, size_t *ret) {
 
         errno = 0;
         v = strtoull(s, &end, 10);
-        if (errno || end == s || v < 1024 || v > (1ULL << 30))
+        if (errno || end == s || v > (1ULL << 30))
                 return -EINVAL;
         if (*end == 'K' || *end == 'k')
                 v <<= 10, end++;
         else if (*end == 'M')
                 v <<= 20, end++;
-        if (*end)
+        if (*end || v < 1024 || v > (1ULL << 30))
                 return -EINVAL;
         *ret = (size_t) v;
         return 0;
@@ -206,6 +206,7 @@ static int run(int argc, char *argv[]) {
         sigaddset(&mask, SIGINT);
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
+        (void) signal(SIGHUP, SIG_IGN); /* no configuration to reload yet */
 
         r = manager_new(&m, &cfg);
         if (r < 0)

@@ -20,6 +20,8 @@
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
+#include "proto/error.h"
+#include "proto/frame.h"
 
 #define DEADLINES_PER_PASS 256
 
@@ -143,6 +145,28 @@ static bool peer_is_admin(Manager *m, const Conn *c) {
         return false;
 }
 
+/* Past the connection limit, say why before closing (DESIGN.md §10: resource_exhausted). */
+static void refuse_connection(int fd, unsigned limit) {
+        char msg[128];
+        MsgBuf b;
+        size_t start;
+
+        log_warning("Refusing a connection: %u connections is the limit", limit);
+        snprintf(msg, sizeof(msg), "too many connections (limit %u)", limit);
+        msgbuf_init(&b);
+        start = frame_begin(&b.sb);
+        (void) msgpack_pack_map(&b.pk, 2);
+        (void) msg_pack_kv_uint(&b.pk, "id", 0);
+        (void) msg_pack_str(&b.pk, "error");
+        (void) msgpack_pack_map(&b.pk, 2);
+        (void) msg_pack_kv_str(&b.pk, "code", errno_to_wire_code(-EUSERS));
+        (void) msg_pack_kv_str(&b.pk, "message", msg);
+        frame_end(&b.sb, start);
+        if (msgbuf_error(&b) >= 0)
+                (void) send(fd, b.sb.data, b.sb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        msgbuf_done(&b);
+}
+
 static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Manager *m = userdata;
         _cleanup_close_ int cfd = -EBADF;
@@ -151,12 +175,18 @@ static int manager_on_accept(sd_event_source *s, int fd, uint32_t revents, void 
 
         cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
+                if (errno == EMFILE || errno == ENFILE) {
+                        /* The socket stays readable: stop watching it until a connection
+                         * closes, or this callback would spin. */
+                        log_warning_errno(errno, "Failed to accept a connection: %m; pausing");
+                        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+                        m->accept_paused = true;
+                } else if (errno != EAGAIN && errno != EINTR)
                         log_warning_errno(errno, "Failed to accept a connection: %m");
                 return 0;
         }
         if (m->n_conns >= m->cfg.max_connections) {
-                log_warning("Refusing a connection: %u connections is the limit", m->n_conns);
+                refuse_connection(cfd, m->cfg.max_connections);
                 return 0;
         }
         r = conn_new(&c, m, cfd, ++m->next_conn_serial);
@@ -278,6 +308,24 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
 
 /* ---- the pass ---- */
 
+/* A worker connection that closed leaves its workflow tasks unanswered: time them out now
+ * rather than after their full timeout. Activities keep their timeouts: an activity may still be
+ * running and complete through another connection. */
+void manager_conn_closed(Manager *m, Conn *c) {
+        int r;
+
+        if (!c->polled_workflow_tasks)
+                return;
+        r = manager_begin(m);
+        if (r >= 0)
+                r = store_expire_workflow_tasks(m->store, clock_now(), c->serial);
+        if (r >= 0)
+                m->deadlines_changed = true;
+        else
+                log_warning_errno(r, "Failed to expire the workflow tasks of a closed "
+                                  "connection: %m");
+}
+
 static void free_closed_conns(Manager *m) {
         Conn *c, *n;
 
@@ -286,6 +334,10 @@ static void free_closed_conns(Manager *m) {
                         LIST_REMOVE(conns, m->conns, c);
                         m->n_conns--;
                         conn_free(c);
+                        if (m->accept_paused) {
+                                m->accept_paused = false;
+                                (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+                        }
                 }
 }
 
@@ -353,6 +405,10 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         if (m->deadlines_changed)
                 rearm_deadline(m);
         free_closed_conns(m);
+        /* A connection that broke while answers were written opened a transaction after the
+         * commit (manager_conn_closed()): one more pass commits it. */
+        if (store_in_transaction(m->store))
+                manager_kick(m);
         return 0;
 }
 
@@ -367,6 +423,10 @@ int manager_run(Manager *m) {
 
         /* Connection serials restart: no cache hint of the previous life is valid. */
         r = store_begin(m->store);
+        /* DESIGN.md §3: workflow tasks in flight when the daemon died went to connections that
+         * are gone; they time out now and are scheduled again. */
+        if (r >= 0)
+                r = store_expire_workflow_tasks(m->store, clock_now(), 0);
         if (r >= 0)
                 r = store_runs_clear_sticky(m->store);
         if (r >= 0)

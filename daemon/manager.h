@@ -70,6 +70,7 @@ struct Manager {
         uid_t daemon_uid;
         gid_t admin_gid;    /* members of this group administer everything; (gid_t)-1 = none */
         bool deadlines_changed;
+        bool accept_paused; /* out of file descriptors: resumes when a connection closes */
         int exit_error;
 };
 
@@ -87,6 +88,9 @@ int manager_begin(Manager *m);
 /* Asks for one more loop pass (e.g. more due deadlines than one pass handles). */
 void manager_kick(Manager *m);
 void manager_deadlines_changed(Manager *m);
+
+/* A connection closed: its workflow tasks in flight time out at once. */
+void manager_conn_closed(Manager *m, Conn *c);
 
 /* Called by the history engine when a run closed: answers its result waiters. */
 void manager_run_closed(Manager *m, const RunRow *run);

@@ -70,6 +70,8 @@ enum {
         Q_ROLLBACK,
         Q_SAVEPOINT,
         Q_IDLE,
+        Q_EXPIRE_WFT_ALL,
+        Q_EXPIRE_WFT_CONN,
         Q_RELEASE,
         Q_ROLLBACK_TO,
         _Q_MAX,
@@ -148,6 +150,10 @@ static const char *const sql[_Q_MAX] = {
         [Q_COMMIT] = "COMMIT",
         [Q_ROLLBACK] = "ROLLBACK",
         [Q_SAVEPOINT] = "SAVEPOINT op",
+        [Q_EXPIRE_WFT_ALL] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1",
+        [Q_EXPIRE_WFT_CONN] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1 AND "
+                              "run_id IN (SELECT run_id FROM runs WHERE status = 1 AND "
+                              "wft_state = 2 AND sticky_conn = ?2)",
         [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM tasks) OR "
                    "EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
                    "EXISTS (SELECT 1 FROM runs WHERE status = 1 AND wft_state = 2)",
@@ -428,7 +434,7 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
                                                         : "PRAGMA synchronous = NORMAL");
         if (r < 0)
                 return r;
-        /* Bounds WAL growth; the daemon also checkpoints when idle. */
+        /* Bounds the WAL file; SQLite checkpoints every 1000 pages, the daemon at a clean stop. */
         r = exec(s, "PRAGMA journal_size_limit = 67108864");
         if (r < 0)
                 return r;
@@ -1156,6 +1162,17 @@ int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
         }
         *ret = d;
         return 0;
+}
+
+int store_expire_workflow_tasks(Store *s, uint64_t now, uint64_t conn_serial) {
+        sqlite3_stmt *st = stmt(s, conn_serial ? Q_EXPIRE_WFT_CONN : Q_EXPIRE_WFT_ALL);
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, now);
+        if (conn_serial)
+                bind_u64(st, 2, conn_serial);
+        return step_done(s, st);
 }
 
 int store_is_idle(Store *s) {

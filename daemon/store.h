@@ -218,6 +218,10 @@ int store_deadline_next(Store *s, uint64_t *ret_due);
 /* Removes and returns the earliest deadline due at or before @now; -ENOENT when none. */
 int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret);
 
+/* Brings the timeout of every workflow task in flight (or only of those handed to connection
+ * @conn_serial, when not 0) forward to @now: their worker is gone, nobody will answer them. */
+int store_expire_workflow_tasks(Store *s, uint64_t now, uint64_t conn_serial);
+
 /* 1 when no task waits in a queue and no workflow or activity task is in flight. */
 int store_is_idle(Store *s);
 
