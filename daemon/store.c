@@ -51,6 +51,7 @@ enum {
         Q_TIMER_DELETE,
         Q_TASK_INSERT,
         Q_TASK_FIRST,
+        Q_TASK_ANY,
         Q_TASK_DELETE_SEQ,
         Q_TASK_DELETE,
         Q_TASK_QUEUES,
@@ -130,6 +131,7 @@ static const char *const sql[_Q_MAX] = {
         [Q_TASK_INSERT] = "INSERT INTO tasks (kind, queue, run_id, ref) VALUES (?,?,?,?)",
         [Q_TASK_FIRST] = "SELECT seq, run_id, ref FROM tasks WHERE kind = ? AND queue = ? "
                          "ORDER BY seq LIMIT 1",
+        [Q_TASK_ANY] = "SELECT 1 FROM tasks WHERE kind = ? AND queue = ? LIMIT 1",
         [Q_TASK_DELETE_SEQ] = "DELETE FROM tasks WHERE seq = ?",
         [Q_TASK_DELETE] = "DELETE FROM tasks WHERE kind = ? AND run_id = ? AND ref = ?",
         [Q_TASK_QUEUES] = "SELECT DISTINCT queue FROM tasks WHERE kind = ?",
@@ -1034,6 +1036,19 @@ int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[s
                 return -EIO;
         bind_u64(st, 1, seq);
         return step_done(s, st);
+}
+
+int store_task_any(Store *s, TaskKind kind, const char *queue) {
+        sqlite3_stmt *st = stmt(s, Q_TASK_ANY);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        bind_u64(st, 1, kind);
+        bind_text(st, 2, queue);
+        rc = sqlite3_step(st);
+        finish(st);
+        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sql_error(s, rc);
 }
 
 int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref) {

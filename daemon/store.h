@@ -181,6 +181,9 @@ int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *ru
 /* Takes the oldest task of the queue: fills run_id and ref, deletes the row. -ENOENT if none. */
 int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37],
                    uint64_t *ret_ref);
+/* 1 when the queue has a task of @kind; reads only, so a pass with nothing to hand out opens
+ * no transaction. */
+int store_task_any(Store *s, TaskKind kind, const char *queue);
 int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref);
 /* Calls @cb with each queue name that has tasks of @kind (start-up and after a rollback). */
 int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),

@@ -209,7 +209,11 @@ Query *taskq_find_query(Manager *m, uint64_t query_id) {
         return NULL;
 }
 
-/* A query task carries the history like a workflow task, but changes nothing. */
+/* A query task carries the history like a workflow task, but changes nothing. A query waits
+ * while its run has a workflow task scheduled or started, so that it sees every event recorded
+ * before it was asked (a signal, an activity result), as Temporal's consistent queries do: the
+ * queue is marked dirty again when that task closes (history.c). Returns 1 when dispatched, 0
+ * when deferred or answered with an error. */
 static int dispatch_query(Manager *m, Query *q, Poll *p) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *pk;
@@ -223,6 +227,8 @@ static int dispatch_query(Manager *m, Query *q, Poll *p) {
                 query_free(q);
                 return 0;
         }
+        if (run.status == WORKFLOW_STATUS_RUNNING && run.wft_state != WFT_NONE)
+                return 0;
         from = run.sticky_conn == p->conn->serial && run.sticky_next_id ? run.sticky_next_id : 1;
         pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
         (void) msg_pack_str(pk, "task");
@@ -251,7 +257,7 @@ static int dispatch_query(Manager *m, Query *q, Poll *p) {
         q->worker = p->conn;
         LIST_PREPEND(queries, m->queries, q);
         poll_free(p);
-        return 0;
+        return 1;
 }
 
 /* Hands one task of @kind to the first poll; 0 when there was nothing to hand, 1 when one was
@@ -265,6 +271,9 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
         int r;
 
         for (;;) {
+                r = store_task_any(m->store, kind, q->name);
+                if (r <= 0)
+                        return r;
                 r = store_savepoint(m->store);
                 if (r < 0)
                         return r;
@@ -300,10 +309,13 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
 }
 
 static int dispatch_queue(Manager *m, TaskQueue *q) {
+        Query *qu, *next;
         int r;
 
-        while (q->polls[TASK_WORKFLOW] && q->pending) {
-                r = dispatch_query(m, q->pending, q->polls[TASK_WORKFLOW]);
+        LIST_FOREACH_SAFE(queries, qu, next, q->pending) {
+                if (!q->polls[TASK_WORKFLOW])
+                        break;
+                r = dispatch_query(m, qu, q->polls[TASK_WORKFLOW]);
                 if (r < 0)
                         return r;
         }
@@ -325,9 +337,6 @@ int taskq_dispatch(Manager *m) {
         if (!m->dispatch_pending)
                 return 0;
         m->dispatch_pending = false;
-        r = manager_begin(m);
-        if (r < 0)
-                return r;
         LIST_FOREACH(queues, q, m->queues) {
                 if (!q->dirty)
                         continue;
