@@ -236,6 +236,7 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         run->status = status;
         run->close_time = clock_now();
         run->wft_state = WFT_NONE;
+        taskq_mark_dirty(m, run->task_queue); /* queries waited for the task (taskq.c) */
         free(run->result.ptr);
         free(run->failure.ptr);
         run->result = result ? *result : (Blob) {};
@@ -673,6 +674,7 @@ static int close_workflow_task(Manager *m, RunRow *run, EventType type, const ch
         run->wft_state = WFT_NONE;
         run->wft_attempt++;
         run->sticky_conn = 0; /* the worker may hold a state this task never produced */
+        taskq_mark_dirty(m, run->task_queue); /* queries waited for the task (taskq.c) */
         r = flush_buffered(m, run);
         if (r >= 0 && run->wft_state == WFT_NONE)
                 r = retry_workflow_task(m, run);
@@ -1323,6 +1325,7 @@ int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpac
                 goto finish;
         if (run.status == WORKFLOW_STATUS_RUNNING) {
                 run.wft_state = WFT_NONE;
+                taskq_mark_dirty(m, run.task_queue); /* queries waited for the task (taskq.c) */
                 r = flush_buffered(m, &run);
                 if (r < 0)
                         goto finish;

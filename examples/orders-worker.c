@@ -13,7 +13,9 @@
  * Inputs are maps such as {"order_id": "42", "amount": 100}; "card": "declined" makes the
  * payment fail for good (type PaymentDeclined). Test knobs: "delay_ms" makes every activity
  * sleep that long, "fail_times": N makes the first N attempts of every activity fail retryably,
- * and "activities": {"<activity type>": {"delay_ms": ..., "fail_times": ...}} sets them for one
+ * "start_to_close_ms" replaces the start-to-close timeout of every activity (so that an attempt
+ * lost in a crash is retried after that, not after minutes), and "activities": {"<activity
+ * type>": {"delay_ms": ..., "fail_times": ..., "start_to_close_ms": ...}} sets them for one
  * activity type only, e.g. {"order_id": "7", "activities": {"create_shipment": {"fail_times": 9}}}
  * exhausts the saga's three attempts and triggers its compensations.
  *
@@ -227,17 +229,33 @@ static int order_input_parse(dur_wf *wf, const msgpack_object *in, order_input *
 typedef struct knobs {
         uint64_t delay_ms;
         unsigned fail_times;
+        uint64_t start_to_close_ms; /* 0: the activity's own timeout */
 } knobs;
 
 static knobs knobs_for(const msgpack_object *in, const char *activity) {
         const msgpack_object *own = NULL;
         knobs k = { 0 };
 
-        (void) dur_unpack(in, "{s?U, s?u}", "delay_ms", &k.delay_ms, "fail_times", &k.fail_times);
+        (void) dur_unpack(in, "{s?U, s?u, s?U}", "delay_ms", &k.delay_ms, "fail_times",
+                          &k.fail_times, "start_to_close_ms", &k.start_to_close_ms);
         if (dur_unpack(in, "{s?{s?o}}", "activities", activity, &own) == 0 && own)
-                (void) dur_unpack(own, "{s?U, s?u}", "delay_ms", &k.delay_ms, "fail_times",
-                                  &k.fail_times);
+                (void) dur_unpack(own, "{s?U, s?u, s?U}", "delay_ms", &k.delay_ms, "fail_times",
+                                  &k.fail_times, "start_to_close_ms", &k.start_to_close_ms);
         return k;
+}
+
+/* The options of @activity: @base, or a copy in @buf with the "start_to_close_ms" knob. */
+static const dur_activity_opts *opts_for(const msgpack_object *in,
+                                         const char *activity,
+                                         const dur_activity_opts *base,
+                                         dur_activity_opts *buf) {
+        knobs k = knobs_for(in, activity);
+
+        if (k.start_to_close_ms == 0 || k.start_to_close_ms > UINT64_MAX / DUR_MSEC)
+                return base;
+        *buf = *base;
+        buf->start_to_close = k.start_to_close_ms * DUR_MSEC;
+        return buf;
 }
 
 /* The arguments of an order activity: the order's fields plus its knobs. */
@@ -306,6 +324,7 @@ static int order_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
         order *st = dur_wf_state(wf, sizeof(*st));
         const msgpack_object *created = NULL;
         const char *payment_id, *reservation_id;
+        dur_activity_opts o1, o2, o3;
         dur_future *pay, *inv;
         int r;
 
@@ -315,7 +334,8 @@ static int order_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
         DUR_TRY(order_input_parse(wf, in, &st->fields));
         DUR_TRY(dur_execute_activity(wf, "create_order",
                                      order_args(in, &st->fields, "create_order"),
-                                     &create_order_opts, &created));
+                                     opts_for(in, "create_order", &create_order_opts, &o1),
+                                     &created));
         DUR_TRY(result_string(wf, created, "create_order", "order_id", &st->order_id));
         st->fields.order_id = st->order_id;
         if (st->cancel_requested)
@@ -323,9 +343,11 @@ static int order_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
 
         st->status = "processing";
         pay = dur_start_activity(wf, "process_payment",
-                                 order_args(in, &st->fields, "process_payment"), &payment_opts);
+                                 order_args(in, &st->fields, "process_payment"),
+                                 opts_for(in, "process_payment", &payment_opts, &o2));
         inv = dur_start_activity(wf, "reserve_inventory",
-                                 order_args(in, &st->fields, "reserve_inventory"), &inventory_opts);
+                                 order_args(in, &st->fields, "reserve_inventory"),
+                                 opts_for(in, "reserve_inventory", &inventory_opts, &o3));
         if (!pay || !inv)
                 return -ENOMEM;
         r = DUR_AWAIT_ALL(wf, pay, inv);
@@ -350,6 +372,7 @@ static int order_status(dur_wf *wf, const msgpack_object *args, msgpack_packer *
 static int order_cancel(dur_wf *wf, const msgpack_object *args) {
         order *st = dur_wf_state(wf, sizeof(*st));
         const char *reason = "no reason given";
+        dur_activity_opts o;
         int r;
 
         if (st->cancel_requested || (st->status && streq(st->status, "completed")))
@@ -367,7 +390,8 @@ static int order_cancel(dur_wf *wf, const msgpack_object *args) {
         }
         r = dur_execute_activity(wf, "cancel_order_activity",
                                  order_args(st->input, &st->fields, "cancel_order_activity"),
-                                 &cancel_opts, NULL);
+                                 opts_for(st->input, "cancel_order_activity", &cancel_opts, &o),
+                                 NULL);
         if (r < 0)
                 return r;
         st->status = "cancelled";
@@ -417,8 +441,10 @@ static int saga_step(dur_wf *wf,
                      const char *key,
                      const char **ret_id) {
         const msgpack_object *result = NULL;
+        dur_activity_opts buf;
 
-        DUR_TRY(dur_execute_activity(wf, activity, order_args(in, o, activity), opts, &result));
+        DUR_TRY(dur_execute_activity(wf, activity, order_args(in, o, activity),
+                                     opts_for(in, activity, opts, &buf), &result));
         return result_string(wf, result, activity, key, ret_id);
 }
 
@@ -453,7 +479,10 @@ static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const
                 knobs k = knobs_for(in, c->activity);
                 dur_buf *args = dur_args("{s:s, s:s, s:U, s:u}", "order_id", o->order_id, c->key,
                                          c->id, "delay_ms", k.delay_ms, "fail_times", k.fail_times);
-                int r = dur_execute_activity(wf, c->activity, args, &compensation_opts, NULL);
+                dur_activity_opts buf;
+                int r = dur_execute_activity(
+                        wf, c->activity, args,
+                        opts_for(in, c->activity, &compensation_opts, &buf), NULL);
 
                 if (r == DUR_FAILED && !dur_is_replaying(wf))
                         say("Compensation %s failed: %s", c->activity,

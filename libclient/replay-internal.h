@@ -58,7 +58,7 @@ struct Routine {
         int (*go_fn)(dur_wf *wf, void *arg);
         void *go_arg;
         dur_signal_fn signal_fn;
-        msgpack_object input;     /* signal or main input, in the run's zone */
+        msgpack_object *input;    /* signal or main input, in the run's zone */
         routine_ready_fn ready;   /* set while blocked: may it continue? */
         void *ready_arg;
         bool canceled;            /* the workflow's cancel request is waiting for this routine */

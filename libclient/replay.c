@@ -381,12 +381,12 @@ static void routine_entry(void *userdata) {
         msgpack_packer pk;
 
         if (rt->signal_fn)
-                rt->ret = rt->signal_fn(r, &rt->input);
+                rt->ret = rt->signal_fn(r, rt->input);
         else if (rt->go_fn)
                 rt->ret = rt->go_fn(r, rt->go_arg);
         else {
                 msgpack_packer_init(&pk, &r->main_result, msgpack_sbuffer_write);
-                rt->ret = r->def->run(r, &rt->input, &pk);
+                rt->ret = r->def->run(r, rt->input, &pk);
         }
 }
 
@@ -398,7 +398,13 @@ static int routine_new(Run *r, const char *name, Routine **ret) {
         if (!rt)
                 return -ENOMEM;
         rt->run = r;
-        rt->input.type = MSGPACK_OBJECT_NIL;
+        /* In the run's zone, not in the routine: user code may keep the pointer for the run. */
+        rt->input = msgpack_zone_malloc(r->zone, sizeof(*rt->input));
+        if (!rt->input) {
+                free(rt);
+                return -ENOMEM;
+        }
+        rt->input->type = MSGPACK_OBJECT_NIL;
         rt->name = strdup(name);
         if (!rt->name) {
                 free(rt);
@@ -636,7 +642,7 @@ static int on_execution_started(Run *r, const Event *e) {
         if (k < 0)
                 return k;
         r->started = true;
-        return attr_payload(r, e, "input", &rt->input);
+        return attr_payload(r, e, "input", rt->input);
 }
 
 static int on_task_scheduled(Run *r, const Event *e) {
@@ -769,7 +775,7 @@ static int on_signaled(Run *r, const Event *e) {
         if (k < 0)
                 return k;
         rt->signal_fn = s->fn;
-        return attr_payload(r, e, "input", &rt->input);
+        return attr_payload(r, e, "input", rt->input);
 }
 
 /* @next is the following event, NULL when @e ends the batch. */

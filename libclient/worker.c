@@ -12,6 +12,12 @@
  *    see the flag and leave. The stopper repeats ShutdownWorker every second until all are gone,
  *    because a poll sent just after a ShutdownWorker is parked again.
  *
+ * Reconnection: once the worker has been connected, a polling thread that loses its connection
+ * (the daemon stopped or restarts) drops its Conn and reconnects with backoff (100 ms doubling to
+ * 2 s) until it succeeds or dur_worker_stop() is called, which also cuts the wait short. A task in
+ * hand whose answer could not be sent is dropped: the daemon times it out and retries it
+ * (activities are at-least-once; a workflow task is simply replayed).
+ *
  * Sticky cache: up to max_cached_workflows Runs stay in memory, most recently used first, so that
  * a task only replays the events it brings. A run that failed a task, whose answer was refused, or
  * that closed is dropped: its next task (if any) replays from the first event. */
@@ -39,8 +45,10 @@
 
 #define ACTIVITY_THREADS_DEFAULT 8
 #define MAX_CACHED_DEFAULT 1000
-#define SHUTDOWN_RESEND_SEC 1
-#define POLL_RETRY_SEC 1
+#define SHUTDOWN_RESEND_USEC (1000 * 1000)
+#define POLL_RETRY_USEC (1000 * 1000)
+#define RECONNECT_MIN_USEC (100 * 1000)
+#define RECONNECT_MAX_USEC (2000 * 1000)
 
 typedef struct CachedRun CachedRun;
 struct CachedRun {
@@ -62,9 +70,11 @@ struct dur_worker {
 
         int stop_fd;             /* eventfd written by dur_worker_stop() */
         atomic_int stop_requested;
+        atomic_bool connected;   /* a polling thread got connected once: losses are retried */
 
         pthread_mutex_t lock;    /* protects what follows */
-        pthread_cond_t changed;  /* a polling thread left */
+        pthread_cond_t changed;  /* a polling thread left, or the stopper saw a stop request
+                                  * (CLOCK_MONOTONIC) */
         Conn **conns;            /* the polling threads' Conns, for ShutdownWorker */
         size_t n_conns;
         unsigned alive;          /* polling threads still running */
@@ -89,6 +99,7 @@ static int default_identity(char **ret) {
 
 DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts) {
         _cleanup_(dur_worker_freep) dur_worker *w = NULL;
+        pthread_condattr_t attr;
 
         assert_return(ret && opts && opts->task_queue && *opts->task_queue, -EINVAL);
         w = calloc(1, sizeof(*w));
@@ -96,7 +107,10 @@ DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts) {
                 return -ENOMEM;
         w->stop_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->changed, NULL);
+        pthread_condattr_init(&attr);
+        (void) pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->changed, &attr);
+        pthread_condattr_destroy(&attr);
         w->activity_threads = opts->activity_threads ?: ACTIVITY_THREADS_DEFAULT;
         w->max_cached = opts->max_cached_workflows ?: MAX_CACHED_DEFAULT;
         w->task_queue = strdup(opts->task_queue);
@@ -180,6 +194,29 @@ static bool stopping(dur_worker *w) {
         return atomic_load(&w->stop_requested) != 0;
 }
 
+/* The CLOCK_MONOTONIC time @usec from now, for pthread_cond_timedwait() on w->changed. */
+static struct timespec deadline_in(uint64_t usec) {
+        struct timespec ts;
+        uint64_t ns;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        ns = (uint64_t) ts.tv_nsec + usec % 1000000 * 1000;
+        ts.tv_sec += (time_t) (usec / 1000000 + ns / 1000000000);
+        ts.tv_nsec = (long) (ns % 1000000000);
+        return ts;
+}
+
+/* Sleeps @usec, returning early when dur_worker_stop() is called: the stopper broadcasts
+ * w->changed once it saw the request, and stopping() is checked under the lock. */
+static void wait_unless_stopped(dur_worker *w, uint64_t usec) {
+        struct timespec deadline = deadline_in(usec);
+
+        pthread_mutex_lock(&w->lock);
+        while (!stopping(w) && pthread_cond_timedwait(&w->changed, &w->lock, &deadline) == 0)
+                ;
+        pthread_mutex_unlock(&w->lock);
+}
+
 /* A polling thread hit a fatal error: remember the first one and stop the whole worker. */
 static void worker_abort(dur_worker *w, int error) {
         pthread_mutex_lock(&w->lock);
@@ -199,18 +236,19 @@ static void send_shutdown(Conn *c) {
 
 static void *stopper_main(void *userdata) {
         dur_worker *w = userdata;
-        struct timespec deadline;
         uint64_t v;
 
         while (!stopping(w))
                 if (read(w->stop_fd, &v, sizeof(v)) < 0 && errno != EINTR)
                         break;
         pthread_mutex_lock(&w->lock);
+        /* Wakes the threads waiting to reconnect (they check stopping() under the lock). */
+        pthread_cond_broadcast(&w->changed);
         while (w->alive > 0) {
+                struct timespec deadline = deadline_in(SHUTDOWN_RESEND_USEC);
+
                 for (size_t i = 0; i < w->n_conns; i++)
                         send_shutdown(w->conns[i]);
-                (void) clock_gettime(CLOCK_REALTIME, &deadline);
-                deadline.tv_sec += SHUTDOWN_RESEND_SEC;
                 (void) pthread_cond_timedwait(&w->changed, &w->lock, &deadline);
         }
         pthread_mutex_unlock(&w->lock);
@@ -224,7 +262,7 @@ static int poller_connect(dur_worker *w, Conn **ret) {
 
         k = conn_connect(&c, w->socket_path);
         if (k < 0)
-                return dur_log_errno(LOG_ERR, k, "Failed to connect to durabled: %m");
+                return k;
         pthread_mutex_lock(&w->lock);
         k = append_ptr(&w->conns, &w->n_conns, c);
         pthread_mutex_unlock(&w->lock);
@@ -232,21 +270,36 @@ static int poller_connect(dur_worker *w, Conn **ret) {
                 conn_free(c);
                 return k;
         }
+        atomic_store(&w->connected, true);
         *ret = c;
         return 0;
 }
 
-static void poller_exit(dur_worker *w, Conn *c) {
+/* Unregisters and frees *@c (may be NULL). */
+static void poller_disconnect(dur_worker *w, Conn **c) {
         pthread_mutex_lock(&w->lock);
-        for (size_t i = 0; c && i < w->n_conns; i++)
-                if (w->conns[i] == c) {
+        for (size_t i = 0; *c && i < w->n_conns; i++)
+                if (w->conns[i] == *c) {
                         w->conns[i] = w->conns[--w->n_conns];
                         break;
                 }
+        pthread_mutex_unlock(&w->lock);
+        *c = conn_free(*c);
+}
+
+static void poller_exit(dur_worker *w, Conn *c) {
+        poller_disconnect(w, &c);
+        pthread_mutex_lock(&w->lock);
         w->alive--;
         pthread_cond_broadcast(&w->changed);
         pthread_mutex_unlock(&w->lock);
-        conn_free(c);
+}
+
+/* The daemon went away (stopped, restarting, crashed): connect() finds no socket or no listener,
+ * or the connection broke. The Conn layer reports a broken connection as -ECONNRESET; no error
+ * answer maps to these codes, except "not_found" (-ENOENT), which a poll never gets. */
+static bool connection_lost(int k) {
+        return k == -ECONNRESET || k == -EPIPE || k == -ECONNREFUSED || k == -ENOENT;
 }
 
 /* The daemon is short of something (polls, memory, disk): worth another try later. */
@@ -270,40 +323,81 @@ static int poll_task(dur_worker *w, Conn *c, const char *op, msgpack_unpacked *a
         if (k < 0 && poll_error_transient(c)) {
                 dur_log(LOG_WARNING, "Polling task queue '%s' (%s) was refused, retrying: %s",
                         w->task_queue, op, conn_error_message(c) ?: conn_error_code(c));
-                (void) sleep(POLL_RETRY_SEC);
+                wait_unless_stopped(w, POLL_RETRY_USEC);
                 msgpack_unpacked_init(answer);
                 *ret_task = NULL;
                 return 0;
         }
-        if (k < 0)
+        if (k < 0 && !(connection_lost(k) && !conn_error_code(c)))
                 return dur_log_errno(LOG_ERR, k, "Failed to poll task queue '%s' (%s): %m",
                                      w->task_queue, op);
+        if (k < 0)
+                return k;
         *ret_task = msg_get(&answer->data, "task");
         return 0;
 }
 
-/* ---- activity threads ------------------------------------------------------------------------ */
+/* ---- polling threads ------------------------------------------------------------------------ */
 
-static void *activity_thread_main(void *userdata) {
-        dur_worker *w = userdata;
-        Conn *c = NULL;
+typedef int (*task_handler)(dur_worker *w, Conn *c, const msgpack_object *task);
+
+/* One poll, and the task it brought if any. */
+static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle) {
+        const msgpack_object *task = NULL;
+        msgpack_unpacked answer;
         int k;
 
-        k = poller_connect(w, &c);
-        while (k >= 0 && !stopping(w)) {
-                const msgpack_object *task;
-                msgpack_unpacked answer;
+        k = poll_task(w, c, op, &answer, &task);
+        if (k < 0)
+                return k;
+        if (task)
+                k = handle(w, c, task);
+        msgpack_unpacked_destroy(&answer);
+        return k;
+}
 
-                k = poll_task(w, c, "PollActivityTask", &answer, &task);
-                if (k < 0)
+/* A polling thread: polls with @op and hands each task to @handle until dur_worker_stop().
+ * A lost connection (in the poll, or while the task in hand was answered) is dropped and
+ * reconnected after a backoff; any other error stops the whole worker. So does a failure of the
+ * very first connection: a wrong socket path is reported, not waited for. */
+static void poller_main(dur_worker *w, const char *op, task_handler handle) {
+        uint64_t backoff = RECONNECT_MIN_USEC;
+        Conn *c = NULL;
+        int k = 0;
+
+        while (!stopping(w)) {
+                k = c ? 0 : poller_connect(w, &c);
+                if (k >= 0)
+                        k = poll_once(w, c, op, handle);
+                if (k >= 0) {
+                        backoff = RECONNECT_MIN_USEC;
+                        continue;
+                }
+                if (!connection_lost(k) || !atomic_load(&w->connected)) {
+                        if (!c)
+                                dur_log_errno(LOG_ERR, k, "Failed to connect to durabled: %m");
                         break;
-                if (task)
-                        k = activity_task_run(c, w->activities, w->n_activities, task);
-                msgpack_unpacked_destroy(&answer);
+                }
+                if (c) {
+                        dur_log(LOG_WARNING, "Lost the connection to durabled (%s); reconnecting",
+                                strerror(-k));
+                        poller_disconnect(w, &c);
+                }
+                wait_unless_stopped(w, backoff);
+                backoff = MIN(2 * backoff, (uint64_t) RECONNECT_MAX_USEC);
+                k = 0;
         }
         if (k < 0)
                 worker_abort(w, k);
         poller_exit(w, c);
+}
+
+static int activity_task_handle(dur_worker *w, Conn *c, const msgpack_object *task) {
+        return activity_task_run(c, w->activities, w->n_activities, task);
+}
+
+static void *activity_thread_main(void *userdata) {
+        poller_main(userdata, "PollActivityTask", activity_task_handle);
         return NULL;
 }
 
@@ -655,38 +749,10 @@ static int workflow_task_handle(dur_worker *w, Conn *c, const msgpack_object *ta
         return k;
 }
 
-static int workflow_loop(dur_worker *w, Conn *c) {
-        int k = 0;
-
-        while (!stopping(w)) {
-                const msgpack_object *task;
-                msgpack_unpacked answer;
-
-                k = poll_task(w, c, "PollWorkflowTask", &answer, &task);
-                if (k < 0)
-                        return k;
-                if (task)
-                        k = workflow_task_handle(w, c, task);
-                msgpack_unpacked_destroy(&answer);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
-}
-
 /* ---- run ------------------------------------------------------------------------------------- */
 
 static void *workflow_thread_main(void *userdata) {
-        dur_worker *w = userdata;
-        Conn *c = NULL;
-        int k;
-
-        k = poller_connect(w, &c);
-        if (k >= 0)
-                k = workflow_loop(w, c);
-        if (k < 0)
-                worker_abort(w, k);
-        poller_exit(w, c);
+        poller_main(userdata, "PollWorkflowTask", workflow_task_handle);
         return NULL;
 }
 
@@ -725,6 +791,7 @@ DUR_PUBLIC int dur_worker_run(dur_worker *w) {
         if (!ids)
                 return -ENOMEM;
         w->error = 0;
+        atomic_store(&w->connected, false);
         k = -pthread_create(&stopper, NULL, stopper_main, w);
         if (k < 0)
                 return k;

@@ -4,12 +4,18 @@
 #      warns);
 #   2. every suite (unit, integration, fuzz-regress) in BUILD, then the sanitizer build BUILD_SAN
 #      (ASan+UBSan) compiled and every suite again;
-#   3. one summary line, "N passed, N failed[, N skipped]", counting meson's results over both runs,
-#      after the names and logs of the failed tests. Exits 1 when anything failed or did not build.
-# Usage: tools/check.sh BUILD BUILD_SAN   (both configured; the Makefile does that)
+#   3. every libFuzzer target (tests/fuzz/) for a short run in BUILD_FUZZ (configured with clang
+#      when it is not; skipped without clang or with DURABLED_NO_FUZZ=1), ~90 s in all: STYLE.md §12;
+#   4. one summary line, "N passed, N failed[, N skipped]", counting meson's results over both runs
+#      and one result per fuzz target, after the names and logs of the failed tests. Exits 1 when
+#      anything failed or did not build.
+# Usage: tools/check.sh BUILD BUILD_SAN [BUILD_FUZZ]   (the first two configured; the Makefile does
+# that; BUILD_FUZZ defaults to build-fuzz)
 set -u
 BUILD=${1:-build}
 BUILD_SAN=${2:-build-san}
+BUILD_FUZZ=${3:-build-fuzz}
+FUZZ_BUDGET_SEC=90 # all targets together; each gets at most 30 s
 cd "$(dirname "$0")/.."
 
 results=$(mktemp -d)
@@ -60,6 +66,79 @@ else
         echo "$BUILD_SAN: meson compile failed" >"$results/2-san.broken"
 fi
 
+# fuzz_result NAME RESULT [RERUN]: one line of the fuzz step in meson's testlog.json format.
+fuzz_result() {
+        python3 -c 'import json, sys; print(json.dumps({"name": sys.argv[1], "result": sys.argv[2],
+"rerun": sys.argv[3] if len(sys.argv) > 3 else ""}))' "$@" >>"$results/3-fuzz.json"
+        echo "$BUILD_FUZZ" >"$results/3-fuzz.dir"
+}
+
+# Builds the <target>-libfuzzer binaries (only those: the fuzz build is clang+ASan+UBSan) and runs
+# each on a scratch copy of its corpus, so that new inputs never land in the source tree. A crash,
+# leak, timeout or over-allocation fails the target; its input is kept in BUILD_FUZZ/fuzz-artifacts/.
+fuzz_check() {
+        if [ "${DURABLED_NO_FUZZ:-0}" = 1 ]; then
+                echo "check: fuzzing skipped (DURABLED_NO_FUZZ=1)"
+                fuzz_result fuzz SKIP
+                return
+        fi
+        if [ ! -f "$BUILD_FUZZ/build.ninja" ]; then
+                if ! command -v clang >/dev/null 2>&1; then
+                        echo "check: fuzzing skipped (no $BUILD_FUZZ and no clang)"
+                        fuzz_result fuzz SKIP
+                        return
+                fi
+                echo "check: setting up $BUILD_FUZZ"
+                if ! CC=clang meson setup "$BUILD_FUZZ" -Dfuzz=true -Db_sanitize=address,undefined \
+                        -Db_lundef=false >"$results/fuzz-setup.log" 2>&1; then
+                        cat "$results/fuzz-setup.log"
+                        echo "$BUILD_FUZZ: meson setup failed" >"$results/3-fuzz.broken"
+                        return
+                fi
+        fi
+        targets=$(meson introspect --targets "$BUILD_FUZZ" | python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    if t["name"].endswith("-libfuzzer"):
+        print(os.path.relpath(t["filename"][0], sys.argv[1]))' "$BUILD_FUZZ")
+        if [ -z "$targets" ]; then
+                echo "$BUILD_FUZZ: no libFuzzer targets (configured without -Dfuzz=true?)" \
+                        >"$results/3-fuzz.broken"
+                return
+        fi
+        if ! ninja -C "$BUILD_FUZZ" $targets; then
+                echo "$BUILD_FUZZ: building the fuzz targets failed" >"$results/3-fuzz.broken"
+                return
+        fi
+        n=$(echo "$targets" | wc -l)
+        each=$((FUZZ_BUDGET_SEC / n))
+        [ "$each" -gt 30 ] && each=30
+        [ "$each" -lt 5 ] && each=5
+        mkdir -p "$BUILD_FUZZ/fuzz-artifacts"
+        for t in $targets; do
+                name=$(basename "$t" -libfuzzer)
+                corpus=tests/fuzz/corpus/${name#fuzz-}
+                scratch="$results/corpus-$name"
+                mkdir -p "$scratch"
+                echo "check: $name for $each s"
+                # -malloc_limit_mb: no single allocation may approach what a frame could justify.
+                if "$BUILD_FUZZ/$t" -max_total_time="$each" -timeout=10 -malloc_limit_mb=256 \
+                        -rss_limit_mb=2048 -print_final_stats=1 \
+                        -artifact_prefix="$BUILD_FUZZ/fuzz-artifacts/$name-" \
+                        "$scratch" "$corpus" >"$results/$name.log" 2>&1; then
+                        tail -n 12 "$results/$name.log" | grep '^stat::' | tr '\n' ' '
+                        echo
+                        fuzz_result "$name" OK
+                else
+                        grep -v '^#' "$results/$name.log" | tail -n 40
+                        fuzz_result "$name" FAIL "input in $BUILD_FUZZ/fuzz-artifacts/$name-*; \
+replay: $BUILD_FUZZ/$t <input>; add it to $corpus/ once fixed"
+                fi
+        done
+}
+
+fuzz_check
+
 # Tally: OK and EXPECTEDFAIL pass, SKIP skips, anything else (FAIL, TIMEOUT, ERROR, ...) fails; a
 # run that could not build counts as one failure.
 python3 - "$results" <<'EOF'
@@ -83,6 +162,9 @@ for path in sorted(glob.glob(os.path.join(results, "*.json"))):
             skipped += 1
         else:
             failed += 1
+            if t.get("rerun"):
+                failures.append("FAILED: %s in %s (%s): %s" % (t.get("name"), build, r, t["rerun"]))
+                continue
             failures.append("FAILED: %s in %s (%s): log %s/meson-logs/testlog.txt, rerun: "
                             "meson test -C %s --print-errorlogs %s"
                             % (t.get("name"), build, r, build, build, t.get("name")))

@@ -274,8 +274,11 @@ typedef struct dur_worker_opts {
 DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts);
 DUR_PUBLIC int dur_worker_register_workflow(dur_worker *w, const dur_workflow_def *def);
 DUR_PUBLIC int dur_worker_register_activity(dur_worker *w, const dur_activity_def *def);
-/* Connects and polls until dur_worker_stop(); returns 0 after a graceful stop, -errno when the
- * connection to the daemon is lost. */
+/* Connects and polls until dur_worker_stop(); returns 0 after a graceful stop. A connection lost
+ * later (the daemon stopped or restarts) is re-established with backoff (100 ms doubling to 2 s);
+ * a task whose answer could not be sent is dropped, and the daemon retries it after its timeout.
+ * Returns -errno when the first connection fails (-ENOENT, -ECONNREFUSED: no daemon on the
+ * socket) or on another fatal error (a refused poll, OOM). */
 DUR_PUBLIC int dur_worker_run(dur_worker *w);
 /* Async-signal-safe: asks dur_worker_run() to finish the tasks in hand and return. */
 DUR_PUBLIC void dur_worker_stop(dur_worker *w);

@@ -1,0 +1,359 @@
+/* Activity retries and timeouts through the real daemon and libdurable's worker (test-worker's
+ * ActivityWorkflow), checked on the outcome and event by event on the history (SEMANTICS.md b.1,
+ * b.2; doc/protocol.md "Events"). Timeouts are 100-500 ms so that the file runs in seconds; no
+ * assertion depends on how long anything took, except that a retry never comes before its
+ * backoff (a lower bound the daemon guarantees). */
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/integration/worker-util.h"
+
+typedef struct Fixture {
+        TestDaemon daemon;
+        TestProcess worker;
+        dur_client *client;
+} Fixture;
+
+static void fixture_start(Fixture *f) {
+        test_daemon_start(&f->daemon, NULL);
+        test_worker_spawn(&f->worker, NULL, NULL);
+        f->client = client_connect();
+}
+
+static void fixture_done(Fixture *f) {
+        f->client = dur_client_free(f->client);
+        /* SIGKILL: a worker stopping gracefully would finish the long sleeps in hand first. */
+        test_process_free(&f->worker);
+        test_daemon_free(&f->daemon);
+}
+
+/* Runs ActivityWorkflow with @input; the outcome in *o, the checked history in *ret_events. */
+static int run_activity(Fixture *f, const char *id, const char *input, dur_outcome *o,
+                        json_t **ret_events) {
+        int r;
+
+        start_json(f->client, "ActivityWorkflow", id, NULL, input, 0);
+        r = wait_outcome(f->client, id, o);
+        *ret_events = history_get(f->client, id);
+        history_assert_invariants(*ret_events);
+        return r;
+}
+
+#define SUCCESS_HISTORY                                                                       \
+        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",           \
+                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted",      \
+                "ActivityTaskCompleted", "WorkflowTaskScheduled", "WorkflowTaskStarted",      \
+                "WorkflowTaskCompleted", "WorkflowExecutionCompleted"
+#define FAILED_HISTORY(closing)                                                                 \
+        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",             \
+                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted",        \
+                closing, "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskCompleted", \
+                "WorkflowExecutionFailed"
+
+static const char *failure_str(const json_t *ev, const char *key) {
+        return json_str(ev_attr(ev, "failure"), key);
+}
+
+TEST(retry_until_success) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *out, *result, *times, *started;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "retry-ok",
+                               "{\"activity\": \"flaky\", \"input\": {\"fail_times\": 2, "
+                               "\"record_times\": true}, \"start_to_close_ms\": 5000, "
+                               "\"initial_interval_ms\": 50, \"backoff\": 3.0}",
+                               &o, &events),
+                  0);
+        ASSERT_STREQ(o.status, "Completed");
+        out = outcome_result(&o);
+        result = json_object_get(out, "result");
+        ASSERT_EQ(json_integer_value(json_object_get(result, "attempt")), 3);
+
+        ASSERT_HISTORY_TYPES(events, SUCCESS_HISTORY);
+        started = history_must(events, "ActivityTaskStarted");
+        ASSERT_EQ(ev_uint(started, "attempt"), 3);
+        /* The failure of the attempt before the last one. */
+        ASSERT_STREQ(json_str(ev_attr(started, "last_failure"), "type"), "Flaky");
+        ASSERT_EQ(json_integer_value(json_object_get(
+                          ev_attr(history_must(events, "ActivityTaskScheduled"), "retry_policy"),
+                          "initial_interval_usec")),
+                  50000);
+
+        /* Attempt n+1 starts no earlier than initial x backoff^(n-1) after attempt n started
+         * (it starts that long after attempt n failed, which is later still). */
+        times = json_object_get(result, "times");
+        ASSERT_EQ(json_array_size(times), 3);
+        for (size_t n = 1; n < 3; n++) {
+                uint64_t gap = (uint64_t) (json_integer_value(json_array_get(times, n)) -
+                                           json_integer_value(json_array_get(times, n - 1)));
+                uint64_t delay = (uint64_t) (50000 * pow(3.0, (double) (n - 1)));
+
+                printf("attempt %zu -> %zu: %llu usec (backoff %llu)\n", n, n + 1,
+                       (unsigned long long) gap, (unsigned long long) delay);
+                ASSERT_GE(gap, delay);
+        }
+        json_decref(out);
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+TEST(maximum_attempts_reached) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "max-attempts",
+                               "{\"activity\": \"flaky\", \"input\": {\"fail_times\": 100}, "
+                               "\"start_to_close_ms\": 5000, \"max_attempts\": 3, "
+                               "\"initial_interval_ms\": 10}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_STREQ(o.status, "Failed");
+        ASSERT_STREQ(dur_failure_type(o.failure), "Flaky");
+        ASSERT_HISTORY_TYPES(events, FAILED_HISTORY("ActivityTaskFailed"));
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskStarted"), "attempt"), 3);
+        closing = history_must(events, "ActivityTaskFailed");
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "MaximumAttemptsReached");
+        ASSERT_STREQ(failure_str(closing, "type"), "Flaky");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* A failure that says non_retryable, and one whose type the policy lists: one attempt each,
+ * the type reaches the client. */
+TEST(non_retryable_failures) {
+        _cleanup_(fixture_done) Fixture f = {};
+        static const struct {
+                const char *id, *input, *type;
+                bool non_retryable;
+        } cases[] = {
+                { "nr-flag",
+                  "{\"activity\": \"fail\", \"input\": {\"type\": \"Fatal\", \"message\": \"no\", "
+                  "\"non_retryable\": true}, \"start_to_close_ms\": 5000, "
+                  "\"initial_interval_ms\": 10}",
+                  "Fatal", true },
+                { "nr-listed",
+                  "{\"activity\": \"fail\", \"input\": {\"type\": \"Listed\", \"message\": \"no\", "
+                  "\"non_retryable\": false}, \"start_to_close_ms\": 5000, "
+                  "\"initial_interval_ms\": 10, \"non_retryable\": [\"Other\", \"Listed\"]}",
+                  "Listed", false },
+        };
+
+        fixture_start(&f);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                dur_outcome o = {};
+                json_t *events, *closing;
+
+                ASSERT_EQ(run_activity(&f, cases[i].id, cases[i].input, &o, &events), DUR_FAILED);
+                ASSERT_STREQ(o.status, "Failed");
+                ASSERT_STREQ(dur_failure_type(o.failure), cases[i].type);
+                ASSERT_STREQ(dur_failure_message(o.failure), "no");
+                ASSERT_EQ(dur_failure_non_retryable(o.failure), cases[i].non_retryable);
+                ASSERT_HISTORY_TYPES(events, FAILED_HISTORY("ActivityTaskFailed"));
+                ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskStarted"), "attempt"), 1);
+                ASSERT_NULL(ev_attr(history_must(events, "ActivityTaskStarted"), "last_failure"));
+                closing = history_must(events, "ActivityTaskFailed");
+                ASSERT_STREQ(ev_str(closing, "retry_state"), "NonRetryableFailure");
+                ASSERT_STREQ(failure_str(closing, "type"), cases[i].type);
+                json_decref(events);
+                dur_outcome_done(&o);
+        }
+}
+
+TEST(start_to_close_timeout) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing, *started;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "st2c",
+                               "{\"activity\": \"sleep\", \"input\": {\"ms\": 1500}, "
+                               "\"start_to_close_ms\": 200, \"max_attempts\": 2, "
+                               "\"initial_interval_ms\": 10}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_STREQ(o.status, "Failed");
+        ASSERT_HISTORY_TYPES(events, FAILED_HISTORY("ActivityTaskTimedOut"));
+        started = history_must(events, "ActivityTaskStarted");
+        ASSERT_EQ(ev_uint(started, "attempt"), 2);
+        ASSERT_STREQ(json_str(ev_attr(started, "last_failure"), "timeout_type"), "StartToClose");
+        closing = history_must(events, "ActivityTaskTimedOut");
+        ASSERT_STREQ(failure_str(closing, "timeout_type"), "StartToClose");
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "MaximumAttemptsReached");
+        ASSERT_EQ(ev_uint(closing, "started_event_id"), ev_id(started));
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Nobody polls the activity's queue: the attempt never starts, and the timeout is final. */
+TEST(schedule_to_start_timeout) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "s2s",
+                               "{\"activity\": \"echo\", \"task_queue\": \"nobody-polls\", "
+                               "\"start_to_close_ms\": 5000, \"schedule_to_start_ms\": 200, "
+                               "\"initial_interval_ms\": 10}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_STREQ(o.status, "Failed");
+        ASSERT_HISTORY_TYPES(events, "WorkflowExecutionStarted", "WorkflowTaskScheduled",
+                             "WorkflowTaskStarted", "WorkflowTaskCompleted",
+                             "ActivityTaskScheduled", "ActivityTaskTimedOut",
+                             "WorkflowTaskScheduled", "WorkflowTaskStarted",
+                             "WorkflowTaskCompleted", "WorkflowExecutionFailed");
+        ASSERT_STREQ(ev_str(history_must(events, "ActivityTaskScheduled"), "task_queue"),
+                     "nobody-polls");
+        closing = history_must(events, "ActivityTaskTimedOut");
+        ASSERT_STREQ(failure_str(closing, "timeout_type"), "ScheduleToStart");
+        ASSERT_EQ(ev_uint(closing, "started_event_id"), 0);
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "NonRetryableFailure");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Schedule-to-close spans all attempts: an attempt still running when it passes is the end. */
+TEST(schedule_to_close_timeout) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "s2c",
+                               "{\"activity\": \"sleep\", \"input\": {\"ms\": 1500}, "
+                               "\"schedule_to_close_ms\": 300, \"initial_interval_ms\": 10}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_STREQ(o.status, "Failed");
+        closing = history_must(events, "ActivityTaskTimedOut");
+        ASSERT_STREQ(failure_str(closing, "timeout_type"), "ScheduleToClose");
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "Timeout");
+        /* Normalised as Temporal does: start-to-close and schedule-to-start default to it. */
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskScheduled"), "start_to_close_usec"),
+                  300000);
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskScheduled"), "schedule_to_start_usec"),
+                  300000);
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Retries stop when the next attempt would start after schedule-to-close. */
+TEST(schedule_to_close_stops_retries) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "s2c-retry",
+                               "{\"activity\": \"flaky\", \"input\": {\"fail_times\": 100}, "
+                               "\"schedule_to_close_ms\": 5000, \"start_to_close_ms\": 1000, "
+                               "\"initial_interval_ms\": 60000}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_STREQ(dur_failure_type(o.failure), "Flaky");
+        ASSERT_HISTORY_TYPES(events, FAILED_HISTORY("ActivityTaskFailed"));
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskStarted"), "attempt"), 1);
+        closing = history_must(events, "ActivityTaskFailed");
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "Timeout");
+        ASSERT_STREQ(failure_str(closing, "type"), "Flaky");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Two heartbeats, then silence: the heartbeat timeout ends the attempt, which is retried. */
+TEST(heartbeat_timeout) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *closing, *started;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "heartbeat",
+                               "{\"activity\": \"sleep\", \"input\": {\"ms\": 2000, "
+                               "\"heartbeat_every_ms\": 20, \"stop_heartbeat_after\": 2}, "
+                               "\"start_to_close_ms\": 10000, \"heartbeat_ms\": 300, "
+                               "\"max_attempts\": 2, \"initial_interval_ms\": 10}",
+                               &o, &events),
+                  DUR_FAILED);
+        ASSERT_HISTORY_TYPES(events, FAILED_HISTORY("ActivityTaskTimedOut"));
+        started = history_must(events, "ActivityTaskStarted");
+        ASSERT_EQ(ev_uint(started, "attempt"), 2);
+        ASSERT_STREQ(json_str(ev_attr(started, "last_failure"), "timeout_type"), "Heartbeat");
+        closing = history_must(events, "ActivityTaskTimedOut");
+        ASSERT_STREQ(failure_str(closing, "timeout_type"), "Heartbeat");
+        ASSERT_STREQ(ev_str(closing, "retry_state"), "MaximumAttemptsReached");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Attempt 1 heartbeats {"progress": 1} and fails; attempt 2 sees those details. */
+TEST(heartbeat_details_survive_retry) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *out, *result;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "hb-details",
+                               "{\"activity\": \"hb_then_fail\", \"start_to_close_ms\": 5000, "
+                               "\"initial_interval_ms\": 10}",
+                               &o, &events),
+                  0);
+        out = outcome_result(&o);
+        result = json_object_get(out, "result");
+        ASSERT_EQ(json_integer_value(json_object_get(result, "attempt")), 2);
+        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(result, "details"), "progress")),
+                  1);
+        ASSERT_HISTORY_TYPES(events, SUCCESS_HISTORY);
+        ASSERT_STREQ(json_str(ev_attr(history_must(events, "ActivityTaskStarted"), "last_failure"),
+                              "type"),
+                     "HbThenFail");
+        json_decref(out);
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* An activity without start-to-close and schedule-to-close is a bad command: the workflow task
+ * fails (BadCommand), the answer is invalid_argument, and the run keeps running. The worker is
+ * made by hand so that the test sees the answer itself. */
+TEST(missing_timeouts_is_bad_command) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *token = NULL, *status = NULL;
+        dur_client *c;
+        json_t *events, *failed;
+        size_t size;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        start_json(c, "ActivityWorkflow", "bad-command", "raw", "{}", 0);
+        raw_poll_workflow_task(c, "raw", &token, &size);
+        ASSERT_ERROR(raw_complete_workflow_task(
+                             c, token, size,
+                             "[{\"command_type\": \"ScheduleActivityTask\", \"attributes\": "
+                             "{\"activity_id\": \"1\", \"activity_type\": \"echo\"}}]"),
+                     -EINVAL);
+        ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "timeout is required");
+
+        events = history_get(c, "bad-command");
+        history_assert_invariants(events);
+        failed = history_must(events, "WorkflowTaskFailed");
+        ASSERT_STREQ(ev_str(failed, "cause"), "BadCommand");
+        ASSERT_STR_CONTAINS(failure_str(failed, "message"), "start_to_close");
+        ASSERT_NULL(history_next(events, "ActivityTaskScheduled", 0, NULL));
+        /* The failed task is scheduled again at once (attempt 2). */
+        ASSERT_EQ(ev_uint(json_array_get(events, json_array_size(events) - 1), "attempt"), 2);
+        ASSERT_STREQ(ev_type(json_array_get(events, json_array_size(events) - 1)),
+                     "WorkflowTaskScheduled");
+        status = describe_status(c, "bad-command");
+        ASSERT_STREQ(status, "Running");
+        json_decref(events);
+        dur_client_free(c);
+}
+
+DEFINE_TEST_MAIN();

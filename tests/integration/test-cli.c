@@ -1,0 +1,242 @@
+/* durablectl end to end through the real daemon and examples/orders-worker: start, execute,
+ * result, describe, history, list, signal, query, cancel and terminate, their exit statuses
+ * (durablectl(1), EXIT STATUS) and their --json output. */
+
+#include <jansson.h>
+
+#include "tests/integration/orders-util.h"
+
+#define Q "order-processing"
+
+/* Runs durablectl with the arguments; returns its exit status (output in *r, freed first). */
+#define CTL(r, ...)                                                                         \
+        ({                                                                                  \
+                test_run_free(r);                                                           \
+                test_run((r), STRV(test_bin("DURABLECTL_BIN"), __VA_ARGS__), &ctl_opts);    \
+        })
+
+/* No pager, no colour, whatever the environment of the test says. */
+static const TestRunOpts ctl_opts = { .env = STRV("DURABLECTL_PAGER=cat", "NO_COLOR=1") };
+
+/* stdout as JSON (a new reference); fails the test if it is not. */
+static json_t *out_json(const TestRun *r) {
+        json_error_t e;
+        json_t *j = json_loads(r->out, JSON_DECODE_ANY, &e);
+
+        if (!j)
+                test_fail(__FILE__, __LINE__, "durablectl printed no JSON (%s): %s", e.text, r->out);
+        return j;
+}
+
+static void start_daemon_and_worker(TestDaemon *d, TestProcess *worker) {
+        test_daemon_start(d, NULL);
+        orders_worker_spawn(worker);
+}
+
+TEST(start_signal_query) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        _cleanup_free_ char *start_out = NULL;
+        json_t *j;
+        char run_id[64];
+
+        start_daemon_and_worker(&d, &worker);
+
+        ASSERT_EQ(CTL(&r, "start", "ApprovalWorkflow", "--id", "cli-approval", "--task-queue", Q),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "cli-approval");
+        start_out = ASSERT_NOT_NULL(strdup(r.out));
+        ASSERT_EQ(CTL(&r, "--json", "describe", "cli-approval"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "status"), "Running");
+        ASSERT_NOT_NULL(json_str(j, "run_id"));
+        snprintf(run_id, sizeof(run_id), "%s", json_str(j, "run_id"));
+        json_decref(j);
+        ASSERT_EQ(strlen(run_id), 36u);
+        /* start printed the id of the run it started. */
+        ASSERT_STR_CONTAINS(start_out, run_id);
+        /* result without --wait: the status at once. */
+        ASSERT_EQ(CTL(&r, "result", "cli-approval"), 0);
+        ASSERT_STR_CONTAINS(r.out, "Running");
+
+        /* The same workflow id again, while it runs: refused, nothing started. */
+        ASSERT_EQ(CTL(&r, "start", "ApprovalWorkflow", "--id", "cli-approval", "--task-queue", Q),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "already_started");
+        ASSERT_EQ(CTL(&r, "--json", "list", "--type", "ApprovalWorkflow"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(json_array_size(j), 1u);
+        json_decref(j);
+
+        /* The query is answered by the worker from the workflow's state. */
+        ASSERT_EQ(CTL(&r, "query", "cli-approval", "get_status"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_string_value(j), "pending");
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "signal", "cli-approval", "approve", "true"), 0);
+        ASSERT_EQ(CTL(&r, "--json", "result", "cli-approval", "--wait"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "status"), "Completed");
+        ASSERT_STREQ(json_str(j, "run_id"), run_id);
+        ASSERT_STREQ(json_str(json_object_get(j, "result"), "status"), "approved");
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "--json", "history", "cli-approval"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(history_count(j, "WorkflowExecutionSignaled"), 1u);
+        json_decref(j);
+}
+
+TEST(execute_describe_history_list) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        json_t *j, *res, *ev, *wf;
+        size_t i;
+        bool listed = false;
+
+        start_daemon_and_worker(&d, &worker);
+
+        ASSERT_EQ(CTL(&r, "execute", "OrderWorkflow", "--id", "cli-order", "--task-queue", Q,
+                      "--input", "{\"order_id\": \"101\", \"amount\": 5}"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "Completed");
+        ASSERT_STR_CONTAINS(r.out, "{\"order_id\":\"101\",\"payment_id\":\"pay-101\","
+                                   "\"reservation_id\":\"res-101\"}");
+
+        ASSERT_EQ(CTL(&r, "--json", "execute", "OrderWorkflow", "--id", "cli-order-2",
+                      "--task-queue", Q, "--input", "{\"order_id\": \"102\"}"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(json_object_get(j, "result"), "payment_id"), "pay-102");
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "--json", "describe", "cli-order"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "workflow_id"), "cli-order");
+        ASSERT_EQ(strlen(json_str(j, "run_id") ?: ""), 36u);
+        ASSERT_STREQ(json_str(j, "type"), "OrderWorkflow");
+        ASSERT_STREQ(json_str(j, "status"), "Completed");
+        res = json_object_get(j, "result");
+        ASSERT_STREQ(json_str(res, "order_id"), "101");
+        ASSERT_STREQ(json_str(res, "reservation_id"), "res-101");
+        ASSERT_TRUE(json_is_array(json_object_get(j, "pending_activities")));
+        ASSERT_EQ(json_array_size(json_object_get(j, "pending_activities")), 0u);
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "--json", "history", "cli-order"), 0);
+        j = out_json(&r);
+        ASSERT_TRUE(json_is_array(j));
+        ASSERT_GT(json_array_size(j), 10u);
+        json_array_foreach(j, i, ev) {
+                ASSERT_TRUE(json_is_object(ev));
+                ASSERT_EQ(json_integer_value(json_object_get(ev, "event_id")), (json_int_t) i + 1);
+                ASSERT_NOT_NULL(json_str(ev, "event_type"));
+                ASSERT_NOT_NULL(json_str(ev, "timestamp"));
+                ASSERT_EQ(strlen(json_str(ev, "timestamp")), strlen("2025-11-25T07:01:02.123456Z"));
+        }
+        ASSERT_STREQ(json_str(json_array_get(j, 0), "event_type"), "WorkflowExecutionStarted");
+        ASSERT_STREQ(json_str(json_array_get(j, json_array_size(j) - 1), "event_type"),
+                     "WorkflowExecutionCompleted");
+        history_assert_invariants(j);
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "list", "--status", "Completed"), 0);
+        ASSERT_STR_CONTAINS(r.out, "cli-order");
+        ASSERT_EQ(CTL(&r, "--json", "list", "--status", "Completed"), 0);
+        j = out_json(&r);
+        json_array_foreach(j, i, wf) {
+                ASSERT_STREQ(json_str(wf, "status"), "Completed");
+                if (streq(json_str(wf, "workflow_id") ?: "", "cli-order"))
+                        listed = true;
+        }
+        ASSERT_TRUE(listed);
+        ASSERT_EQ(json_array_size(j), 2u);
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "--json", "list", "--status", "Running"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(json_array_size(j), 0u);
+        json_decref(j);
+}
+
+TEST(cancel_and_terminate) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        json_t *j, *ev;
+        size_t idx;
+
+        start_daemon_and_worker(&d, &worker);
+
+        /* cancel: recorded, the workflow winds down itself and closes as Canceled. */
+        ASSERT_EQ(CTL(&r, "start", "ApprovalWorkflow", "--id", "cli-cancel", "--task-queue", Q), 0);
+        ASSERT_EQ(CTL(&r, "cancel", "cli-cancel", "--reason", "no longer needed"), 0);
+        ASSERT_EQ(CTL(&r, "result", "cli-cancel", "--wait"), 1); /* closed without completing */
+        ASSERT_STR_CONTAINS(r.err, "Canceled");
+        ASSERT_EQ(CTL(&r, "--json", "describe", "cli-cancel"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "status"), "Canceled");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "--json", "history", "cli-cancel"), 0);
+        j = out_json(&r);
+        ev = ASSERT_NOT_NULL(history_next(j, "WorkflowExecutionCancelRequested", 0, &idx));
+        ASSERT_STREQ(ev_str(ev, "reason"), "no longer needed");
+        ASSERT_STREQ(json_str(json_array_get(j, json_array_size(j) - 1), "event_type"),
+                     "WorkflowExecutionCanceled");
+        json_decref(j);
+
+        /* terminate: closed at once, the reason on record. */
+        ASSERT_EQ(CTL(&r, "start", "ApprovalWorkflow", "--id", "cli-term", "--task-queue", Q), 0);
+        ASSERT_EQ(CTL(&r, "terminate", "cli-term", "--reason", "stuck on a dead provider"), 0);
+        ASSERT_EQ(CTL(&r, "--json", "describe", "cli-term"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "status"), "Terminated");
+        ASSERT_STREQ(json_str(json_object_get(j, "failure"), "message"),
+                     "stuck on a dead provider");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "--json", "history", "cli-term"), 0);
+        j = out_json(&r);
+        ev = json_array_get(j, json_array_size(j) - 1);
+        ASSERT_STREQ(ev_type(ev), "WorkflowExecutionTerminated");
+        ASSERT_STREQ(ev_str(ev, "reason"), "stuck on a dead provider");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "result", "cli-term"), 1);
+        ASSERT_STR_CONTAINS(r.err, "Terminated");
+
+        /* Both are closed: another cancel or terminate has nothing to act on. */
+        ASSERT_EQ(CTL(&r, "terminate", "cli-term"), 1);
+        ASSERT_EQ(CTL(&r, "--json", "list", "--status", "Running"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(json_array_size(j), 0u);
+        json_decref(j);
+}
+
+TEST(errors) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_run_free) TestRun r = {};
+
+        test_daemon_start(&d, NULL);
+
+        /* The daemon's error: exit 1, its code in the message. */
+        ASSERT_EQ(CTL(&r, "result", "no-such-workflow"), 1);
+        ASSERT_STR_CONTAINS(r.err, "not_found");
+        ASSERT_STR_CONTAINS(r.err, "no-such-workflow");
+        ASSERT_EQ(CTL(&r, "describe", "no-such-workflow"), 1);
+        ASSERT_STR_CONTAINS(r.err, "not_found");
+        ASSERT_EQ(CTL(&r, "signal", "no-such-workflow", "approve", "true"), 1);
+        ASSERT_STR_CONTAINS(r.err, "not_found");
+
+        /* Usage errors: exit 2, and nothing reaches the daemon. */
+        ASSERT_EQ(CTL(&r, "frobnicate"), 2);
+        ASSERT_EQ(CTL(&r, "start"), 2);
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "cli-bad", "--task-queue", Q,
+                      "--input", "{not json"),
+                  2);
+        ASSERT_EQ(CTL(&r, "list", "--status", "Sleeping"), 2);
+        ASSERT_EQ(CTL(&r, "result", "cli-bad"), 1);
+        ASSERT_STR_CONTAINS(r.err, "not_found");
+}
+
+DEFINE_TEST_MAIN();
