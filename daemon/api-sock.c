@@ -138,6 +138,17 @@ typedef struct TargetRequest {
         bool wait;
 } TargetRequest;
 
+/* Parses a request that names a workflow (workflow_id, optional run_id) and loads its run. */
+static int parse_target(Request *q, const MsgField *fields, TargetRequest *out, RunRow *ret_run) {
+        const TargetRequest *t = out;
+        int r;
+
+        r = PARSE(q, fields, out);
+        if (r < 0)
+                return r;
+        return resolve_run(q, t->workflow_id, t->run_id, ret_run);
+}
+
 #define TARGET_FIELDS                                                                           \
         { "workflow_id", MSG_STR, offsetof(TargetRequest, workflow_id), true, NAME_MAX_LEN },   \
         { "run_id", MSG_STR, offsetof(TargetRequest, run_id), false, 36 }
@@ -154,10 +165,7 @@ static int op_signal_workflow(Request *q) {
         TargetRequest t = {};
         int r;
 
-        r = PARSE(q, signal_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, signal_fields, &t, &run);
         if (r < 0)
                 return r;
         r = history_signal(q->m, run.run_id, t.name, &t.input, &q->err);
@@ -180,10 +188,7 @@ static int op_query_workflow(Request *q) {
         TargetRequest t = { .timeout_usec = QUERY_TIMEOUT_DEFAULT };
         int r;
 
-        r = PARSE(q, query_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, query_fields, &t, &run);
         if (r < 0)
                 return r;
         r = taskq_add_query(q->m, q->conn, q->id, &run, t.name, &t.input,
@@ -204,10 +209,7 @@ static int op_cancel_workflow(Request *q) {
         TargetRequest t = {};
         int r;
 
-        r = PARSE(q, reason_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, reason_fields, &t, &run);
         if (r < 0)
                 return r;
         r = history_request_cancel(q->m, run.run_id, t.name, &q->err);
@@ -222,10 +224,7 @@ static int op_terminate_workflow(Request *q) {
         TargetRequest t = {};
         int r;
 
-        r = PARSE(q, reason_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, reason_fields, &t, &run);
         if (r < 0)
                 return r;
         r = history_terminate(q->m, run.run_id, t.name, &t.input, &q->err);
@@ -283,10 +282,7 @@ static int op_describe_workflow(Request *q) {
         size_t start, n = 0;
         int r;
 
-        r = PARSE(q, target_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
         r = store_activities_foreach(q->m->store, run.run_id, count_activity, &n);
@@ -309,10 +305,7 @@ static int op_get_result(Request *q) {
         TargetRequest t = {};
         int r;
 
-        r = PARSE(q, target_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
         if (run.status != WORKFLOW_STATUS_RUNNING || !t.wait) {
@@ -333,10 +326,7 @@ static int op_get_history(Request *q) {
         size_t start;
         int r;
 
-        r = PARSE(q, target_fields, &t);
-        if (r < 0)
-                return r;
-        r = resolve_run(q, t.workflow_id, t.run_id, &run);
+        r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
         pk = conn_reply_begin(q->conn, q->id, 2, &start);

@@ -367,6 +367,19 @@ static void col_fixed(sqlite3_stmt *st, int i, char *dst, size_t size) {
         snprintf(dst, size, "%s", t ? (const char *) t : "");
 }
 
+/* Steps @st through its rows, calling @row for each; stops at the first negative return. */
+static int each_row(Store *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *userdata),
+                    void *userdata) {
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                r = row(st, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
 static int exec(Store *s, const char *text) {
         return sql_error(s, sqlite3_exec(s->db, text, NULL, NULL, NULL));
 }
@@ -653,10 +666,28 @@ int store_runs_clear_sticky(Store *s) {
         return st ? step_done(s, st) : -EIO;
 }
 
+typedef struct RunVisit {
+        run_cb cb;
+        void *userdata;
+} RunVisit;
+
+static int visit_run(sqlite3_stmt *st, void *userdata) {
+        RunVisit *v = userdata;
+        RunRow row;
+        int r;
+
+        r = read_run(st, &row);
+        if (r < 0)
+                return r;
+        r = v->cb(&row, v->userdata);
+        run_row_done(&row);
+        return r;
+}
+
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         char q[512];
         sqlite3_stmt *st;
-        int rc, r = 0, i = 1;
+        int r, i = 1;
 
         /* Built from fixed fragments only; values are bound. */
         snprintf(q, sizeof(q),
@@ -678,18 +709,7 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         if (f->only_uid)
                 bind_u64(st, i++, f->uid);
         bind_u64(st, i, f->limit ? f->limit : 1000);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                RunRow row;
-                r = read_run(st, &row);
-                if (r < 0)
-                        break;
-                r = cb(&row, userdata);
-                run_row_done(&row);
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sql_error(s, rc);
+        r = each_row(s, st, visit_run, &(RunVisit) { cb, userdata });
         sqlite3_finalize(st);
         return r;
 }
@@ -711,24 +731,29 @@ int store_event_insert(Store *s, const char *run_id, uint64_t event_id, EventTyp
         return step_done(s, st);
 }
 
+typedef struct EventVisit {
+        event_cb cb;
+        void *userdata;
+} EventVisit;
+
+static int visit_event(sqlite3_stmt *st, void *userdata) {
+        EventVisit *v = userdata;
+
+        return v->cb(col_u64(st, 0), (EventType) sqlite3_column_int(st, 1), col_u64(st, 2),
+                     (uint32_t) sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+                     (size_t) sqlite3_column_bytes(st, 4), v->userdata);
+}
+
 int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, event_cb cb,
                          void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_EVENT_FOREACH);
-        int rc, r = 0;
+        int r;
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
         bind_u64(st, 2, from_event_id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = cb(col_u64(st, 0), (EventType) sqlite3_column_int(st, 1), col_u64(st, 2),
-                       (uint32_t) sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
-                       (size_t) sqlite3_column_bytes(st, 4), userdata);
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sql_error(s, rc);
+        r = each_row(s, st, visit_event, &(EventVisit) { cb, userdata });
         finish(st);
         return r;
 }
@@ -750,22 +775,27 @@ int store_buffered_insert(Store *s, const char *run_id, EventType type, uint64_t
         return step_done(s, st);
 }
 
+typedef struct BufferedVisit {
+        buffered_cb cb;
+        void *userdata;
+} BufferedVisit;
+
+static int visit_buffered(sqlite3_stmt *st, void *userdata) {
+        BufferedVisit *v = userdata;
+
+        return v->cb((EventType) sqlite3_column_int(st, 0), col_u64(st, 1),
+                     (uint32_t) sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
+                     (size_t) sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4), v->userdata);
+}
+
 int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_BUF_LIST);
-        int rc, r = 0;
+        int r;
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = cb((EventType) sqlite3_column_int(st, 0), col_u64(st, 1),
-                       (uint32_t) sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
-                       (size_t) sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4), userdata);
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sql_error(s, rc);
+        r = each_row(s, st, visit_buffered, &(BufferedVisit) { cb, userdata });
         finish(st);
         if (r < 0)
                 return r;
@@ -932,25 +962,32 @@ int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
         return step_done(s, st);
 }
 
+typedef struct ActivityVisit {
+        activity_cb cb;
+        void *userdata;
+} ActivityVisit;
+
+static int visit_activity(sqlite3_stmt *st, void *userdata) {
+        ActivityVisit *v = userdata;
+        ActivityRow a;
+        int r;
+
+        r = read_activity(st, &a);
+        if (r < 0)
+                return r;
+        r = v->cb(&a, v->userdata);
+        activity_row_done(&a);
+        return r;
+}
+
 int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_ACT_FOREACH);
-        int rc, r = 0;
+        int r;
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                ActivityRow a;
-                r = read_activity(st, &a);
-                if (r < 0)
-                        break;
-                r = cb(&a, userdata);
-                activity_row_done(&a);
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sql_error(s, rc);
+        r = each_row(s, st, visit_activity, &(ActivityVisit) { cb, userdata });
         finish(st);
         return r;
 }
@@ -1062,21 +1099,26 @@ int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref)
         return step_done(s, st);
 }
 
+typedef struct QueueVisit {
+        int (*cb)(const char *queue, void *userdata);
+        void *userdata;
+} QueueVisit;
+
+static int visit_queue(sqlite3_stmt *st, void *userdata) {
+        QueueVisit *v = userdata;
+
+        return v->cb((const char *) sqlite3_column_text(st, 0), v->userdata);
+}
+
 int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),
                       void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_TASK_QUEUES);
-        int rc, r = 0;
+        int r;
 
         if (!st)
                 return -EIO;
         bind_u64(st, 1, kind);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                r = cb((const char *) sqlite3_column_text(st, 0), userdata);
-                if (r < 0)
-                        break;
-        }
-        if (r >= 0 && rc != SQLITE_DONE)
-                r = sql_error(s, rc);
+        r = each_row(s, st, visit_queue, &(QueueVisit) { cb, userdata });
         finish(st);
         return r;
 }
