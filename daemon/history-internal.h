@@ -1,0 +1,56 @@
+#pragma once
+/* Shared by the two files of the history engine: history.c (runs, workflow tasks, commands,
+ * timers) and history-activity.c (activities: scheduling, dispatch, results, retries and
+ * timeouts). Nobody else includes this header. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/api-error.h"
+#include "daemon/manager.h"
+#include "daemon/store.h"
+#include "proto/msg.h"
+
+#define NAME_MAX_LEN 1000 /* ids, names and types: Temporal's limit.maxIDLength */
+
+/* Event attributes under construction: a msgpack map packed into a MsgBuf. */
+typedef struct Attrs {
+        MsgBuf buf;
+} Attrs;
+
+msgpack_packer *attrs_begin(Attrs *a, size_t nfields);
+void attrs_done(Attrs *a);
+
+/* A payload (bin) or nil when @p is NULL. */
+int pack_kv_payload(msgpack_packer *pk, const char *key, const void *p, size_t n);
+/* Stored msgpack bytes (a failure map, a list) packed as they are; nil when absent. */
+int pack_kv_raw(msgpack_packer *pk, const char *key, const Blob *b);
+int blob_from_object(const msgpack_object *o, Blob *ret);
+int blob_from_bin(const MsgBin *bin, Blob *ret);
+/* A failure map built by the daemon itself (timeouts, bad commands). */
+int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non_retryable,
+                 const char *fmt, ...) _printf_(5, 6);
+
+/* Appends an event to the run's history now (events of commands, and the run's own). */
+int append_event(Manager *m, RunRow *run, EventType type, Attrs *a, uint64_t *ret_id);
+/* Appends an external event, or buffers it while a workflow task is in flight; then schedules a
+ * workflow task for it. @link_started: the attributes lack started_event_id, which is the id of
+ * the event appended just before. @more_follows: another event of the same change comes next,
+ * the workflow task is scheduled after that one. */
+int append_external_raw(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size,
+                        bool link_started, bool more_follows);
+int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started);
+
+/* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
+int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);
+int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t *a, uint64_t *b);
+
+/* history-activity.c. With @dry, the command is only validated (history.c checks a whole list
+ * of commands before writing anything). */
+int history_apply_schedule_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
+                                    uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
+                                    size_t errlen);
+int history_apply_request_cancel_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
+                                          uint64_t completed_id, bool dry, char *err,
+                                          size_t errlen);
+int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d);
