@@ -30,23 +30,23 @@ static inline void closep(int *fd) {
 #define _cleanup_close_ _cleanup_(closep)
 
 /* Defines <f>p(T **) that calls f(T *) when the pointer is set. */
-#define DEFINE_CLEANUP(T, f)                  \
-        static inline void f##p(T **p) {      \
-                if (*p)                       \
-                        (void) f(*p);         \
+#define DEFINE_CLEANUP(T, f)             \
+        static inline void f##p(T **p) { \
+                if (*p)                  \
+                        (void) f(*p);    \
         }
 
-#define TAKE_PTR(p)                           \
-        ({                                    \
-                __typeof__(p) _tp = (p);      \
-                (p) = NULL;                   \
-                _tp;                          \
+#define TAKE_PTR(p)                      \
+        ({                               \
+                __typeof__(p) _tp = (p); \
+                (p) = NULL;              \
+                _tp;                     \
         })
-#define TAKE_FD(fd)                           \
-        ({                                    \
-                int _tf = (fd);               \
-                (fd) = -EBADF;                \
-                _tf;                          \
+#define TAKE_FD(fd)             \
+        ({                      \
+                int _tf = (fd); \
+                (fd) = -EBADF;  \
+                _tf;            \
         })
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))

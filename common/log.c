@@ -1,5 +1,7 @@
 /* Log target selection and formatting; see log.h. */
 
+#include "common/log.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,11 +10,13 @@
 
 #include <systemd/sd-journal.h>
 
-#include "common/log.h"
-
 static int max_level = LOG_INFO;
 static const char *program = "durabled";
-static enum { TARGET_STDERR, TARGET_TTY, TARGET_JOURNAL } target = TARGET_STDERR;
+static enum {
+        TARGET_STDERR,
+        TARGET_TTY,
+        TARGET_JOURNAL
+} target = TARGET_STDERR;
 
 void log_set_max_level(int level) {
         max_level = level;
@@ -27,7 +31,7 @@ void log_set_program(const char *name) {
 }
 
 int log_level_from_string(const char *s) {
-        static const char *const names[] = { "emerg", "alert", "crit", "err",
+        static const char *const names[] = { "emerg",   "alert",  "crit", "err",
                                              "warning", "notice", "info", "debug" };
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 if (streq(s, names[i]))
@@ -80,8 +84,8 @@ static void log_emit(int level, int error, const char *wid, const char *run_id, 
                 fprintf(stderr, "<%i>%s\n", level, msg);
 }
 
-_printf_(5, 0) static int log_vformat(int level, int error, const char *wid, const char *run_id, const char *fmt,
-                       va_list ap) {
+_printf_(5, 0) static int log_vformat(
+        int level, int error, const char *wid, const char *run_id, const char *fmt, va_list ap) {
         char buf[2048];
         int saved = errno;
 
@@ -93,8 +97,8 @@ _printf_(5, 0) static int log_vformat(int level, int error, const char *wid, con
         return -error;
 }
 
-int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt,
-                 ...) {
+int log_internal(
+        int level, int error, const char *file, int line, const char *func, const char *fmt, ...) {
         va_list ap;
         int r;
 
@@ -104,7 +108,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         return r;
 }
 
-int log_wf_internal(int level, int error, const char *wid, const char *run_id, const char *fmt, ...) {
+int log_wf_internal(
+        int level, int error, const char *wid, const char *run_id, const char *fmt, ...) {
         va_list ap;
         int r;
 

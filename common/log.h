@@ -16,18 +16,19 @@ int log_level_from_string(const char *s);
 void log_set_program(const char *name);
 void log_open(void); /* decides the target once; call after parsing options */
 
-int log_internal(int level, int error, const char *file, int line, const char *func, const char *fmt,
-                 ...) _printf_(6, 7);
+int log_internal(
+        int level, int error, const char *file, int line, const char *func, const char *fmt, ...)
+        _printf_(6, 7);
 /* Adds WORKFLOW_ID= and RUN_ID= journal fields (NULL ones are left out). */
 int log_wf_internal(int level, int error, const char *wid, const char *run_id, const char *fmt, ...)
         _printf_(5, 6);
 
-#define log_full_errno(level, error, ...)                                                         \
-        ({                                                                                        \
-                int _l = (level), _e = (error);                                                   \
-                _l <= log_get_max_level() ? log_internal(_l, _e, __FILE__, __LINE__, __func__,    \
-                                                         __VA_ARGS__)                             \
-                                          : -abs(_e);                                             \
+#define log_full_errno(level, error, ...)                                                 \
+        ({                                                                                \
+                int _l = (level), _e = (error);                                           \
+                _l <= log_get_max_level()                                                 \
+                        ? log_internal(_l, _e, __FILE__, __LINE__, __func__, __VA_ARGS__) \
+                        : -abs(_e);                                                       \
         })
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
@@ -37,5 +38,5 @@ int log_wf_internal(int level, int error, const char *wid, const char *run_id, c
 #define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, e, __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
-#define log_wf(level, wid, run_id, ...)                                                           \
+#define log_wf(level, wid, run_id, ...) \
         ((level) <= log_get_max_level() ? log_wf_internal(level, 0, wid, run_id, __VA_ARGS__) : 0)

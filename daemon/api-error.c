@@ -1,8 +1,8 @@
 /* See api-error.h. */
 
-#include <stdio.h>
-
 #include "daemon/api-error.h"
+
+#include <stdio.h>
 
 int api_error_set(ApiError *e, int error, const char *fmt, ...) {
         va_list ap;

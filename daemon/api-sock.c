@@ -6,13 +6,14 @@
  * Every operation that writes runs inside a savepoint of the pass's transaction: when it fails,
  * its writes are undone and the rest of the pass is unaffected. */
 
+#include "daemon/api-sock.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "daemon/api-sock.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -21,8 +22,8 @@
 #include "daemon/waiter.h"
 #include "proto/event.h"
 
-#define NAME_MAX_LEN 1000          /* ids, names, types (Temporal's limit.maxIDLength) */
-#define PAYLOAD_MAX (2u << 20)     /* one payload (Temporal's limit.blobSize.error) */
+#define NAME_MAX_LEN 1000      /* ids, names, types (Temporal's limit.maxIDLength) */
+#define PAYLOAD_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
 #define POLL_TIMEOUT_DEFAULT (60ULL * 1000000)
 #define POLL_TIMEOUT_MAX (600ULL * 1000000)
 #define QUERY_TIMEOUT_DEFAULT (10ULL * 1000000)
@@ -42,11 +43,11 @@ typedef struct Op {
         bool writes;
 } Op;
 
-#define PARSE(q, fields, out)                                                                   \
-        ({                                                                                      \
-                int _r = msg_parse((q)->map, (q)->zone, fields, out, (q)->err.message,          \
-                                   sizeof((q)->err.message));                                   \
-                _r;                                                                             \
+#define PARSE(q, fields, out)                                                          \
+        ({                                                                             \
+                int _r = msg_parse((q)->map, (q)->zone, fields, out, (q)->err.message, \
+                                   sizeof((q)->err.message));                          \
+                _r;                                                                    \
         })
 
 static void reply_workflow(Request *q, const RunRow *run) {
@@ -131,8 +132,8 @@ static int op_start_workflow(Request *q) {
 typedef struct TargetRequest {
         const char *workflow_id;
         const char *run_id;
-        const char *name;   /* signal_name / query_type / reason */
-        MsgBin input;       /* input / details */
+        const char *name; /* signal_name / query_type / reason */
+        MsgBin input;     /* input / details */
         uint64_t timeout_usec;
         uint64_t from_event_id;
         bool wait;
@@ -150,8 +151,9 @@ static int parse_target(Request *q, const MsgField *fields, TargetRequest *out, 
 }
 
 #define TARGET_FIELDS                                                                           \
-        { "workflow_id", MSG_STR, offsetof(TargetRequest, workflow_id), true, NAME_MAX_LEN },   \
-        { "run_id", MSG_STR, offsetof(TargetRequest, run_id), false, 36 }
+        { "workflow_id", MSG_STR, offsetof(TargetRequest, workflow_id), true, NAME_MAX_LEN }, { \
+                "run_id", MSG_STR, offsetof(TargetRequest, run_id), false, 36                   \
+        }
 
 static const MsgField signal_fields[] = {
         TARGET_FIELDS,
@@ -191,9 +193,9 @@ static int op_query_workflow(Request *q) {
         r = parse_target(q, query_fields, &t, &run);
         if (r < 0)
                 return r;
-        r = taskq_add_query(q->m, q->conn, q->id, &run, t.name, &t.input,
-                            MIN(t.timeout_usec ? t.timeout_usec : QUERY_TIMEOUT_DEFAULT,
-                                POLL_TIMEOUT_MAX));
+        r = taskq_add_query(
+                q->m, q->conn, q->id, &run, t.name, &t.input,
+                MIN(t.timeout_usec ? t.timeout_usec : QUERY_TIMEOUT_DEFAULT, POLL_TIMEOUT_MAX));
         return r < 0 ? r : 1;
 }
 
@@ -246,8 +248,8 @@ static int pack_pending_activity(const ActivityRow *a, void *userdata) {
         msgpack_packer *pk = userdata;
         size_t n = 6 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
                    (a->heartbeat_details.ptr ? 1 : 0) + (a->state == ACTIVITY_BACKOFF ? 1 : 0);
-        const char *state = a->cancel_requested ? "CancelRequested"
-                                                : activity_state_to_string(a->state);
+        const char *state =
+                a->cancel_requested ? "CancelRequested" : activity_state_to_string(a->state);
 
         (void) msgpack_pack_map(pk, n);
         (void) msg_pack_kv_str(pk, "activity_id", a->activity_id);
@@ -381,9 +383,11 @@ static int op_list_workflows(Request *q) {
         if (l.status) {
                 f.status = workflow_status_from_string(l.status);
                 if (f.status < 0)
-                        return api_error_set(&q->err, -EINVAL, "unknown status '%s' (Running, "
+                        return api_error_set(&q->err, -EINVAL,
+                                             "unknown status '%s' (Running, "
                                              "Completed, Failed, Canceled, Terminated, TimedOut, "
-                                             "ContinuedAsNew)", l.status);
+                                             "ContinuedAsNew)",
+                                             l.status);
         }
         f.workflow_type = l.workflow_type;
         f.task_queue = l.task_queue;
@@ -453,9 +457,9 @@ static int op_poll(Request *q, TaskKind kind) {
                 snprintf(identity, sizeof(identity), "pid %u", (unsigned) q->conn->cred.pid);
                 w.identity = identity;
         }
-        r = taskq_add_poll(q->m, q->conn, q->id, kind, w.task_queue, w.identity,
-                           MIN(w.timeout_usec ? w.timeout_usec : POLL_TIMEOUT_DEFAULT,
-                               POLL_TIMEOUT_MAX));
+        r = taskq_add_poll(
+                q->m, q->conn, q->id, kind, w.task_queue, w.identity,
+                MIN(w.timeout_usec ? w.timeout_usec : POLL_TIMEOUT_DEFAULT, POLL_TIMEOUT_MAX));
         if (r == -EUSERS)
                 return api_error_set(&q->err, r, "too many polls on this connection (limit %u)",
                                      q->m->cfg.max_polls_per_connection);
@@ -471,7 +475,8 @@ static int op_poll_activity_task(Request *q) {
         return op_poll(q, TASK_ACTIVITY);
 }
 
-#define TOKEN_FIELD { "task_token", MSG_BIN, offsetof(WorkerRequest, task_token), true, 256 }
+#define TOKEN_FIELD \
+        { "task_token", MSG_BIN, offsetof(WorkerRequest, task_token), true, 256 }
 
 static const MsgField complete_wft_fields[] = {
         TOKEN_FIELD,
@@ -592,8 +597,7 @@ static int op_fail_activity_task(Request *q) {
         r = PARSE(q, fail_act_fields, &w);
         if (r < 0)
                 return r;
-        r = history_fail_activity(q->m, &w.task_token, w.failure, w.next_retry_delay_usec,
-                                  &q->err);
+        r = history_fail_activity(q->m, &w.task_token, w.failure, w.next_retry_delay_usec, &q->err);
         if (r < 0)
                 return r;
         conn_reply_empty(q->conn, q->id);
@@ -721,7 +725,8 @@ void api_handle_frame(Manager *m, Conn *c, const char *body, size_t len) {
         }
         /* "StartWorkflow\0x" must not run StartWorkflow. */
         if (memchr(o->via.str.ptr, 0, o->via.str.size)) {
-                conn_reply_error(c, q.id, -EINVAL, "field \"op\" must be a string without NUL bytes");
+                conn_reply_error(c, q.id, -EINVAL,
+                                 "field \"op\" must be a string without NUL bytes");
                 goto finish;
         }
         /* A name longer than any op is unknown all the same; the answer shows its start. */

@@ -1,8 +1,8 @@
 /* See clock.h. sd-event realtime sources are armed at (deadline - offset), see manager.c. */
 
-#include <time.h>
-
 #include "daemon/clock.h"
+
+#include <time.h>
 
 static uint64_t offset_usec;
 

@@ -1,5 +1,7 @@
 /* Conn: framing, held answers and socket I/O of one client connection; see conn.h. */
 
+#include "daemon/conn.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,6 @@
 
 #include "common/log.h"
 #include "daemon/api-sock.h"
-#include "daemon/conn.h"
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
@@ -216,8 +217,7 @@ static int conn_read(Conn *c) {
                 c->in_alloc = MIN(want, max + READ_CHUNK);
         }
         for (;;) {
-                ssize_t k = recv(c->fd, c->in + c->in_size, c->in_alloc - c->in_size,
-                                 MSG_DONTWAIT);
+                ssize_t k = recv(c->fd, c->in + c->in_size, c->in_alloc - c->in_size, MSG_DONTWAIT);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0)
@@ -235,8 +235,8 @@ static void conn_process_frames(Conn *c) {
         while (!c->closing) {
                 const char *body;
                 size_t len;
-                ssize_t n = frame_peek(c->in + off, c->in_size - off, c->manager->cfg.max_frame_size,
-                                       &body, &len);
+                ssize_t n = frame_peek(c->in + off, c->in_size - off,
+                                       c->manager->cfg.max_frame_size, &body, &len);
                 if (n == 0)
                         break;
                 if (n < 0) {

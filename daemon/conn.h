@@ -43,7 +43,7 @@ struct Conn {
         uint64_t *held_ids; /* request id of each held frame, for conn_fail_held() */
         size_t n_held, held_alloc;
 
-        char *out;          /* committed answers not yet written */
+        char *out; /* committed answers not yet written */
         size_t out_size, out_off, out_alloc;
 
         unsigned n_polls;

@@ -35,7 +35,6 @@ typedef struct RetryPolicy {
         const msgpack_object *non_retryable_error_types;
 } RetryPolicy;
 
-
 static const MsgField activity_fields[] = {
         { "activity_id", MSG_STR, offsetof(ActivityCommand, activity_id), true, NAME_MAX_LEN },
         { "activity_type", MSG_STR, offsetof(ActivityCommand, activity_type), true, NAME_MAX_LEN },
@@ -60,29 +59,30 @@ static const MsgField retry_fields[] = {
 };
 
 /* Temporal's validation and defaults (SEMANTICS.md b.1, b.2). */
-static int normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err,
-                              size_t errlen) {
+static int
+normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err, size_t errlen) {
         int r;
 
         if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
-                snprintf(err, errlen, "activity %s (%s): a start_to_close or schedule_to_close "
-                         "timeout is required", c->activity_id, c->activity_type);
+                snprintf(err, errlen,
+                         "activity %s (%s): a start_to_close or schedule_to_close "
+                         "timeout is required",
+                         c->activity_id, c->activity_type);
                 return -EINVAL;
         }
         if (c->schedule_to_close_usec) {
-                c->schedule_to_start_usec = c->schedule_to_start_usec
-                                                    ? MIN(c->schedule_to_start_usec,
-                                                          c->schedule_to_close_usec)
-                                                    : c->schedule_to_close_usec;
-                c->start_to_close_usec = c->start_to_close_usec
-                                                 ? MIN(c->start_to_close_usec,
-                                                       c->schedule_to_close_usec)
-                                                 : c->schedule_to_close_usec;
+                c->schedule_to_start_usec =
+                        c->schedule_to_start_usec
+                                ? MIN(c->schedule_to_start_usec, c->schedule_to_close_usec)
+                                : c->schedule_to_close_usec;
+                c->start_to_close_usec = c->start_to_close_usec ? MIN(c->start_to_close_usec,
+                                                                      c->schedule_to_close_usec)
+                                                                : c->schedule_to_close_usec;
         }
         if (c->heartbeat_usec)
                 c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
 
-        *p = (RetryPolicy) {};
+        *p = (RetryPolicy){};
         if (c->retry_policy) {
                 r = msg_parse(c->retry_policy, z, retry_fields, p, err, errlen);
                 if (r < 0)
@@ -96,7 +96,8 @@ static int normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *
         }
         if (p->maximum_interval_usec && p->initial_interval_usec &&
             p->maximum_interval_usec < p->initial_interval_usec) {
-                snprintf(err, errlen, "retry_policy.maximum_interval_usec is smaller than "
+                snprintf(err, errlen,
+                         "retry_policy.maximum_interval_usec is smaller than "
                          "initial_interval_usec");
                 return -EINVAL;
         }
@@ -104,7 +105,8 @@ static int normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *
                 for (uint32_t i = 0; i < p->non_retryable_error_types->via.array.size; i++)
                         if (p->non_retryable_error_types->via.array.ptr[i].type !=
                             MSGPACK_OBJECT_STR) {
-                                snprintf(err, errlen, "retry_policy.non_retryable_error_types "
+                                snprintf(err, errlen,
+                                         "retry_policy.non_retryable_error_types "
                                          "must hold strings");
                                 return -EINVAL;
                         }
@@ -128,9 +130,14 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
-int history_apply_schedule_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
-                                   uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
-                                   size_t errlen) {
+int history_apply_schedule_activity(Manager *m,
+                                    RunRow *run,
+                                    const msgpack_object *attrs,
+                                    uint64_t completed_id,
+                                    msgpack_zone *z,
+                                    bool dry,
+                                    char *err,
+                                    size_t errlen) {
         _cleanup_(activity_row_done) ActivityRow row = {};
         ActivityCommand c = {};
         RetryPolicy p;
@@ -211,8 +218,12 @@ int history_apply_schedule_activity(Manager *m, RunRow *run, const msgpack_objec
 
 /* Appends the events of an activity that closed for good and forgets its rows. @close_attrs
  * lacks started_event_id when @started (it is linked to the ActivityTaskStarted appended here). */
-static int activity_close(Manager *m, RunRow *run, ActivityRow *act, EventType type,
-                          Attrs *close_attrs, bool started) {
+static int activity_close(Manager *m,
+                          RunRow *run,
+                          ActivityRow *act,
+                          EventType type,
+                          Attrs *close_attrs,
+                          bool started) {
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -226,8 +237,8 @@ static int activity_close(Manager *m, RunRow *run, ActivityRow *act, EventType t
                         (void) pack_kv_raw(pk, "last_failure", &act->last_failure);
                 r = msgbuf_error(&a.buf);
                 if (r >= 0)
-                        r = append_external_raw(m, run, EVENT_ACTIVITY_TASK_STARTED,
-                                                a.buf.sb.data, a.buf.sb.size, false, true);
+                        r = append_external_raw(m, run, EVENT_ACTIVITY_TASK_STARTED, a.buf.sb.data,
+                                                a.buf.sb.size, false, true);
                 attrs_done(&a);
                 if (r < 0)
                         return r;
@@ -244,9 +255,13 @@ static int activity_close(Manager *m, RunRow *run, ActivityRow *act, EventType t
         return r;
 }
 
-int history_apply_request_cancel_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
-                                         uint64_t completed_id, bool dry, char *err,
-                                         size_t errlen) {
+int history_apply_request_cancel_activity(Manager *m,
+                                          RunRow *run,
+                                          const msgpack_object *attrs,
+                                          uint64_t completed_id,
+                                          bool dry,
+                                          char *err,
+                                          size_t errlen) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         const msgpack_object *o = msg_get(attrs, "scheduled_event_id");
         msgpack_packer *pk;
@@ -287,11 +302,13 @@ int history_apply_request_cancel_activity(Manager *m, RunRow *run, const msgpack
         return r;
 }
 
-
 /* ---- activity tasks ---- */
 
-int history_start_activity_task(Manager *m, const char *run_id, uint64_t scheduled_id,
-                                const char *identity, msgpack_packer *pk) {
+int history_start_activity_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                msgpack_packer *pk) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
         uint64_t now = clock_now(), deadline;
@@ -325,8 +342,8 @@ int history_start_activity_task(Manager *m, const char *run_id, uint64_t schedul
                                   NULL);
         if (r >= 0 && act.heartbeat_usec)
                 r = store_deadline_insert(m->store, now + act.heartbeat_usec,
-                                          DEADLINE_ACT_HEARTBEAT, run_id, scheduled_id,
-                                          act.attempt, NULL);
+                                          DEADLINE_ACT_HEARTBEAT, run_id, scheduled_id, act.attempt,
+                                          NULL);
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
@@ -351,24 +368,28 @@ int history_start_activity_task(Manager *m, const char *run_id, uint64_t schedul
 }
 
 /* Loads the activity and run of a task token; the attempt must be the one running. */
-static int load_activity_task(Manager *m, const MsgBin *token, RunRow *ret_run, ActivityRow *ret,
-                              ApiError *e) {
+static int load_activity_task(
+        Manager *m, const MsgBin *token, RunRow *ret_run, ActivityRow *ret, ApiError *e) {
         char run_id[37];
         uint64_t sched, attempt;
         int r;
 
         if (token_parse(token, 'A', run_id, &sched, &attempt) < 0)
-                return api_error_set(e, -EINVAL, "field \"task_token\" is not an activity task token");
+                return api_error_set(e, -EINVAL,
+                                     "field \"task_token\" is not an activity task token");
         r = store_activity_get(m->store, run_id, sched, ret);
         if (r == -ENOENT)
-                return api_error_set(e, -ENOENT, "activity task not found (it timed out, was "
+                return api_error_set(e, -ENOENT,
+                                     "activity task not found (it timed out, was "
                                      "cancelled, or the run closed)");
         if (r < 0)
                 return r;
         if (ret->state != ACTIVITY_STARTED || ret->attempt != attempt) {
                 activity_row_done(ret);
-                return api_error_set(e, -ENOENT, "activity task not found: attempt %" PRIu64
-                                     " is no longer running", attempt);
+                return api_error_set(e, -ENOENT,
+                                     "activity task not found: attempt %" PRIu64
+                                     " is no longer running",
+                                     attempt);
         }
         r = store_run_get(m->store, run_id, ret_run);
         if (r < 0) {
@@ -420,32 +441,38 @@ typedef struct RetryDecision {
 } RetryDecision;
 
 /* Temporal's retry rules (SEMANTICS.md b.1). */
-static RetryDecision decide_retry(const ActivityRow *act, bool non_retryable, const char *type,
+static RetryDecision decide_retry(const ActivityRow *act,
+                                  bool non_retryable,
+                                  const char *type,
                                   uint64_t next_retry_delay) {
         uint64_t now = clock_now(), delay;
         double d;
 
         if (act->cancel_requested)
-                return (RetryDecision) { "CancelRequested", 0 };
+                return (RetryDecision){ "CancelRequested", 0 };
         if (non_retryable || type_listed(&act->retry_non_retryable, type))
-                return (RetryDecision) { "NonRetryableFailure", 0 };
+                return (RetryDecision){ "NonRetryableFailure", 0 };
         if (act->retry_max_attempts && act->attempt >= act->retry_max_attempts)
-                return (RetryDecision) { "MaximumAttemptsReached", 0 };
+                return (RetryDecision){ "MaximumAttemptsReached", 0 };
         d = (double) act->retry_initial_usec * pow(act->retry_backoff, act->attempt - 1);
         delay = d >= (double) act->retry_max_interval_usec ? act->retry_max_interval_usec
                                                            : (uint64_t) d;
         if (next_retry_delay)
                 delay = next_retry_delay;
-        if (act->schedule_to_close_usec && now + delay >= act->scheduled_time +
-                                                                  act->schedule_to_close_usec)
-                return (RetryDecision) { "Timeout", 0 };
-        return (RetryDecision) { "InProgress", delay };
+        if (act->schedule_to_close_usec &&
+            now + delay >= act->scheduled_time + act->schedule_to_close_usec)
+                return (RetryDecision){ "Timeout", 0 };
+        return (RetryDecision){ "InProgress", delay };
 }
 
 /* An attempt failed (a failure answer, or a start-to-close or heartbeat timeout): retry after
  * the backoff, or close the activity with @final_type. Takes @failure. */
-static int activity_attempt_failed(Manager *m, RunRow *run, ActivityRow *act, Blob *failure,
-                                   EventType final_type, uint64_t next_retry_delay) {
+static int activity_attempt_failed(Manager *m,
+                                   RunRow *run,
+                                   ActivityRow *act,
+                                   Blob *failure,
+                                   EventType final_type,
+                                   uint64_t next_retry_delay) {
         RetryDecision d;
         msgpack_unpacked u;
         const msgpack_object *nr, *ty;
@@ -468,7 +495,7 @@ static int activity_attempt_failed(Manager *m, RunRow *run, ActivityRow *act, Bl
         if (streq(d.retry_state, "InProgress")) {
                 free(act->last_failure.ptr);
                 act->last_failure = *failure;
-                *failure = (Blob) {};
+                *failure = (Blob){};
                 act->state = ACTIVITY_BACKOFF;
                 act->attempt++;
                 act->attempt_time = clock_now() + d.delay;
@@ -488,8 +515,11 @@ static int activity_attempt_failed(Manager *m, RunRow *run, ActivityRow *act, Bl
         return r;
 }
 
-int history_fail_activity(Manager *m, const MsgBin *token, const msgpack_object *failure,
-                          uint64_t next_retry_delay_usec, ApiError *e) {
+int history_fail_activity(Manager *m,
+                          const MsgBin *token,
+                          const msgpack_object *failure,
+                          uint64_t next_retry_delay_usec,
+                          ApiError *e) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
         Blob f = {};
@@ -509,8 +539,11 @@ int history_fail_activity(Manager *m, const MsgBin *token, const msgpack_object 
         return store_run_update(m->store, &run);
 }
 
-int history_heartbeat_activity(Manager *m, const MsgBin *token, const MsgBin *details,
-                               bool *ret_cancel_requested, ApiError *e) {
+int history_heartbeat_activity(Manager *m,
+                               const MsgBin *token,
+                               const MsgBin *details,
+                               bool *ret_cancel_requested,
+                               ApiError *e) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
         int r;
@@ -565,7 +598,6 @@ int history_cancel_activity(Manager *m, const MsgBin *token, const MsgBin *detai
         return store_run_update(m->store, &run);
 }
 
-
 static const char *timeout_name(DeadlineKind k) {
         switch (k) {
         case DEADLINE_ACT_SCHEDULE_TO_START:
@@ -594,7 +626,8 @@ static int activity_timed_out_final(Manager *m, RunRow *run, ActivityRow *act, D
         (void) msg_pack_kv_uint(pk, "scheduled_event_id", act->scheduled_id);
         (void) pack_kv_raw(pk, "failure", &f);
         (void) msg_pack_kv_str(pk, "retry_state",
-                               k == DEADLINE_ACT_SCHEDULE_TO_CLOSE ? "Timeout" : "NonRetryableFailure");
+                               k == DEADLINE_ACT_SCHEDULE_TO_CLOSE ? "Timeout"
+                                                                   : "NonRetryableFailure");
         if (!started)
                 (void) msg_pack_kv_uint(pk, "started_event_id", 0);
         r = activity_close(m, run, act, EVENT_ACTIVITY_TASK_TIMED_OUT, &a, started);
@@ -658,4 +691,3 @@ int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d) {
                 return 0;
         }
 }
-

@@ -28,8 +28,12 @@ int pack_kv_raw(msgpack_packer *pk, const char *key, const Blob *b);
 int blob_from_object(const msgpack_object *o, Blob *ret);
 int blob_from_bin(const MsgBin *bin, Blob *ret);
 /* A failure map built by the daemon itself (timeouts, bad commands). */
-int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non_retryable,
-                 const char *fmt, ...) _printf_(5, 6);
+int failure_blob(Blob *ret,
+                 const char *type,
+                 const char *timeout_type,
+                 bool non_retryable,
+                 const char *fmt,
+                 ...) _printf_(5, 6);
 
 /* Appends an event to the run's history now (events of commands, and the run's own). */
 int append_event(Manager *m, RunRow *run, EventType type, Attrs *a, uint64_t *ret_id);
@@ -37,8 +41,13 @@ int append_event(Manager *m, RunRow *run, EventType type, Attrs *a, uint64_t *re
  * workflow task for it. @link_started: the attributes lack started_event_id, which is the id of
  * the event appended just before. @more_follows: another event of the same change comes next,
  * the workflow task is scheduled after that one. */
-int append_external_raw(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size,
-                        bool link_started, bool more_follows);
+int append_external_raw(Manager *m,
+                        RunRow *run,
+                        EventType type,
+                        const void *attrs,
+                        size_t size,
+                        bool link_started,
+                        bool more_follows);
 int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started);
 
 /* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
@@ -47,10 +56,19 @@ int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t
 
 /* history-activity.c. With @dry, the command is only validated (history.c checks a whole list
  * of commands before writing anything). */
-int history_apply_schedule_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
-                                    uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
+int history_apply_schedule_activity(Manager *m,
+                                    RunRow *run,
+                                    const msgpack_object *attrs,
+                                    uint64_t completed_id,
+                                    msgpack_zone *z,
+                                    bool dry,
+                                    char *err,
                                     size_t errlen);
-int history_apply_request_cancel_activity(Manager *m, RunRow *run, const msgpack_object *attrs,
-                                          uint64_t completed_id, bool dry, char *err,
+int history_apply_request_cancel_activity(Manager *m,
+                                          RunRow *run,
+                                          const msgpack_object *attrs,
+                                          uint64_t completed_id,
+                                          bool dry,
+                                          char *err,
                                           size_t errlen);
 int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d);

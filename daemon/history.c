@@ -10,6 +10,8 @@
  * lands between a WorkflowTaskStarted and the event that closes that task; otherwise they are
  * appended and a workflow task is scheduled for them. */
 
+#include "daemon/history.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,7 +23,6 @@
 #include "common/log.h"
 #include "daemon/clock.h"
 #include "daemon/history-internal.h"
-#include "daemon/history.h"
 #include "daemon/taskq.h"
 #include "proto/event.h"
 
@@ -53,7 +54,7 @@ int pack_kv_raw(msgpack_packer *pk, const char *key, const Blob *b) {
 int blob_from_object(const msgpack_object *o, Blob *ret) {
         MsgBuf b;
 
-        *ret = (Blob) {};
+        *ret = (Blob){};
         if (!o)
                 return 0;
         msgbuf_init(&b);
@@ -68,7 +69,7 @@ int blob_from_object(const msgpack_object *o, Blob *ret) {
 }
 
 int blob_from_bin(const MsgBin *bin, Blob *ret) {
-        *ret = (Blob) {};
+        *ret = (Blob){};
         if (!bin || !bin->ptr)
                 return 0;
         ret->ptr = malloc(bin->size ? bin->size : 1);
@@ -80,8 +81,12 @@ int blob_from_bin(const MsgBin *bin, Blob *ret) {
 }
 
 /* A failure map built by the daemon itself (timeouts, bad commands). */
-int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non_retryable,
-                        const char *fmt, ...) {
+int failure_blob(Blob *ret,
+                 const char *type,
+                 const char *timeout_type,
+                 bool non_retryable,
+                 const char *fmt,
+                 ...) {
         char msg[512];
         va_list ap;
         MsgBuf b;
@@ -100,14 +105,14 @@ int failure_blob(Blob *ret, const char *type, const char *timeout_type, bool non
                 msgbuf_done(&b);
                 return -ENOMEM;
         }
-        *ret = (Blob) { b.sb.data, b.sb.size };
+        *ret = (Blob){ b.sb.data, b.sb.size };
         return 0;
 }
 
 /* ---- appending ---- */
 
-static int append_event_raw(Manager *m, RunRow *run, EventType type, const void *attrs,
-                            size_t size, uint64_t *ret_id) {
+static int append_event_raw(
+        Manager *m, RunRow *run, EventType type, const void *attrs, size_t size, uint64_t *ret_id) {
         uint64_t id = run->next_event_id;
         int r;
 
@@ -171,13 +176,18 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
 
 /* @more_follows: another event of the same change comes next (an activity's Started before its
  * closing event), so the workflow task is scheduled after that one. */
-int append_external_raw(Manager *m, RunRow *run, EventType type, const void *attrs,
-                               size_t size, bool link_started, bool more_follows) {
+int append_external_raw(Manager *m,
+                        RunRow *run,
+                        EventType type,
+                        const void *attrs,
+                        size_t size,
+                        bool link_started,
+                        bool more_follows) {
         int r;
 
         if (run->wft_state == WFT_STARTED)
-                return store_buffered_insert(m->store, run->run_id, type, clock_now(),
-                                             m->actor_uid, attrs, size, link_started);
+                return store_buffered_insert(m->store, run->run_id, type, clock_now(), m->actor_uid,
+                                             attrs, size, link_started);
         r = link_started ? append_linked(m, run, type, attrs, size)
                          : append_event_raw(m, run, type, attrs, size, NULL);
         if (r < 0 || more_follows)
@@ -199,8 +209,13 @@ typedef struct FlushCtx {
         unsigned n;
 } FlushCtx;
 
-static int flush_one(EventType type, uint64_t time, uint32_t uid, const void *attrs, size_t size,
-                     bool link_started, void *userdata) {
+static int flush_one(EventType type,
+                     uint64_t time,
+                     uint32_t uid,
+                     const void *attrs,
+                     size_t size,
+                     bool link_started,
+                     void *userdata) {
         FlushCtx *f = userdata;
         uint32_t saved = f->m->actor_uid;
         int r;
@@ -235,12 +250,12 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         taskq_mark_dirty(m, run->task_queue); /* queries waited for the task (taskq.c) */
         free(run->result.ptr);
         free(run->failure.ptr);
-        run->result = result ? *result : (Blob) {};
-        run->failure = failure ? *failure : (Blob) {};
+        run->result = result ? *result : (Blob){};
+        run->failure = failure ? *failure : (Blob){};
         if (result)
-                *result = (Blob) {};
+                *result = (Blob){};
         if (failure)
-                *failure = (Blob) {};
+                *failure = (Blob){};
         r = store_run_purge_pending(m->store, run->run_id);
         if (r < 0)
                 return r;
@@ -266,8 +281,7 @@ int token_pack(msgpack_packer *pk, const char *fmt, ...) {
 }
 
 /* "W/<run id>/<started event id>" or "A/<run id>/<scheduled event id>/<attempt>". */
-int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t *a,
-                       uint64_t *b) {
+int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t *a, uint64_t *b) {
         char t[128], k, rid[37];
         unsigned long long x, y = 0;
         int n;
@@ -296,14 +310,16 @@ static void uuid4(char out[static 37]) {
                         u[i] = (uint8_t) (clock_now() >> (i % 8));
         u[6] = (u[6] & 0x0f) | 0x40;
         u[8] = (u[8] & 0x3f) | 0x80;
-        snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-                 u[14], u[15]);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                 u[13], u[14], u[15]);
 }
 
-int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[static 37],
-                           bool *ret_started, ApiError *e) {
+int history_start_workflow(Manager *m,
+                           const StartRequest *req,
+                           char ret_run_id[static 37],
+                           bool *ret_started,
+                           ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         RunRow running = {};
         msgpack_packer *pk;
@@ -344,9 +360,9 @@ int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[
         run.start_time = clock_now();
         run.uid = m->actor_uid;
         run.next_event_id = 1;
-        run.task_timeout_usec = req->task_timeout_usec ? MIN(req->task_timeout_usec,
-                                                             TASK_TIMEOUT_MAX_USEC)
-                                                       : TASK_TIMEOUT_DEFAULT_USEC;
+        run.task_timeout_usec = req->task_timeout_usec
+                                        ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
+                                        : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
         r = store_run_insert(m->store, &run);
         if (r < 0)
@@ -390,8 +406,8 @@ static int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *
         return 0;
 }
 
-int history_signal(Manager *m, const char *run_id, const char *signal_name, const MsgBin *input,
-                   ApiError *e) {
+int history_signal(
+        Manager *m, const char *run_id, const char *signal_name, const MsgBin *input, ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *pk;
         Attrs a;
@@ -451,8 +467,8 @@ static int fail_started_task(Manager *m, RunRow *run, const char *cause) {
         return 0;
 }
 
-int history_terminate(Manager *m, const char *run_id, const char *reason, const MsgBin *details,
-                      ApiError *e) {
+int history_terminate(
+        Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         _cleanup_free_ char *msg = NULL;
         msgpack_packer *pk;
@@ -468,7 +484,7 @@ int history_terminate(Manager *m, const char *run_id, const char *reason, const 
                 return r;
         /* Buffered events are appended so that nothing acknowledged disappears, but no task is
          * scheduled for them: the run is closing. */
-        r = store_buffered_drain(m->store, run.run_id, flush_one, &(FlushCtx) { m, &run, 0 });
+        r = store_buffered_drain(m->store, run.run_id, flush_one, &(FlushCtx){ m, &run, 0 });
         if (r < 0)
                 return r;
         pk = attrs_begin(&a, 2);
@@ -497,8 +513,13 @@ typedef struct PackCtx {
         uint64_t left;
 } PackCtx;
 
-static int pack_event(uint64_t event_id, EventType type, uint64_t time, uint32_t uid,
-                      const void *attrs, size_t size, void *userdata) {
+static int pack_event(uint64_t event_id,
+                      EventType type,
+                      uint64_t time,
+                      uint32_t uid,
+                      const void *attrs,
+                      size_t size,
+                      void *userdata) {
         PackCtx *c = userdata;
         const char *name = event_type_to_string(type);
 
@@ -553,8 +574,12 @@ int history_pack_workflow(const RunRow *run, msgpack_packer *pk) {
 
 /* ---- workflow tasks ---- */
 
-int history_start_workflow_task(Manager *m, const char *run_id, uint64_t scheduled_id,
-                                const char *identity, uint64_t conn_serial, msgpack_packer *pk) {
+int history_start_workflow_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                uint64_t conn_serial,
+                                msgpack_packer *pk) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *apk;
         uint64_t started_id, from;
@@ -613,7 +638,8 @@ static int load_task_run(Manager *m, const MsgBin *token, RunRow *ret, ApiError 
         int r;
 
         if (token_parse(token, 'W', run_id, &started_id, NULL) < 0)
-                return api_error_set(e, -EINVAL, "field \"task_token\" is not a workflow task token");
+                return api_error_set(e, -EINVAL,
+                                     "field \"task_token\" is not a workflow task token");
         r = store_run_get(m->store, run_id, ret);
         if (r == -ENOENT)
                 return api_error_set(e, -ENOENT, "workflow task not found: no run %s", run_id);
@@ -645,8 +671,8 @@ static int retry_workflow_task(Manager *m, RunRow *run) {
                                      run->run_id, run->wft_started_id, run->wft_attempt, NULL);
 }
 
-static int close_workflow_task(Manager *m, RunRow *run, EventType type, const char *cause,
-                               const Blob *failure) {
+static int close_workflow_task(
+        Manager *m, RunRow *run, EventType type, const char *cause, const Blob *failure) {
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -690,8 +716,11 @@ static int fail_task_bad_command(Manager *m, RunRow *run, const char *cause, con
         return r;
 }
 
-int history_fail_workflow_task(Manager *m, const MsgBin *token, const char *cause,
-                               const msgpack_object *failure, ApiError *e) {
+int history_fail_workflow_task(Manager *m,
+                               const MsgBin *token,
+                               const char *cause,
+                               const msgpack_object *failure,
+                               ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         Blob f = {};
         int r;
@@ -727,8 +756,13 @@ static const MsgField timer_fields[] = {
         {},
 };
 
-static int apply_start_timer(Manager *m, RunRow *run, const msgpack_object *attrs,
-                             uint64_t completed_id, msgpack_zone *z, bool dry, char *err,
+static int apply_start_timer(Manager *m,
+                             RunRow *run,
+                             const msgpack_object *attrs,
+                             uint64_t completed_id,
+                             msgpack_zone *z,
+                             bool dry,
+                             char *err,
                              size_t errlen) {
         TimerCommand c = {};
         msgpack_packer *pk;
@@ -766,8 +800,13 @@ static int apply_start_timer(Manager *m, RunRow *run, const msgpack_object *attr
                                      run->run_id, id, 0, c.timer_id);
 }
 
-static int apply_cancel_timer(Manager *m, RunRow *run, const msgpack_object *attrs,
-                              uint64_t completed_id, bool dry, char *err, size_t errlen) {
+static int apply_cancel_timer(Manager *m,
+                              RunRow *run,
+                              const msgpack_object *attrs,
+                              uint64_t completed_id,
+                              bool dry,
+                              char *err,
+                              size_t errlen) {
         const msgpack_object *o = msg_get(attrs, "timer_id");
         char timer_id[NAME_MAX_LEN + 1];
         msgpack_packer *pk;
@@ -821,8 +860,14 @@ static int check_close(CommandType type, const msgpack_object *attrs, char *err,
         return 0;
 }
 
-static int apply_close(Manager *m, RunRow *run, CommandType type, const msgpack_object *attrs,
-                       uint64_t completed_id, bool dry, char *err, size_t errlen) {
+static int apply_close(Manager *m,
+                       RunRow *run,
+                       CommandType type,
+                       const msgpack_object *attrs,
+                       uint64_t completed_id,
+                       bool dry,
+                       char *err,
+                       size_t errlen) {
         const msgpack_object *o;
         msgpack_packer *pk;
         Blob result = {}, failure = {};
@@ -837,7 +882,7 @@ static int apply_close(Manager *m, RunRow *run, CommandType type, const msgpack_
         switch (type) {
         case COMMAND_COMPLETE_WORKFLOW_EXECUTION:
                 o = msg_get(attrs, "result");
-                r = o ? blob_from_bin(&(MsgBin) { o->via.bin.ptr, o->via.bin.size }, &result) : 0;
+                r = o ? blob_from_bin(&(MsgBin){ o->via.bin.ptr, o->via.bin.size }, &result) : 0;
                 ev = EVENT_WORKFLOW_EXECUTION_COMPLETED;
                 status = WORKFLOW_STATUS_COMPLETED;
                 pk = attrs_begin(&a, 2);
@@ -872,15 +917,21 @@ static int apply_close(Manager *m, RunRow *run, CommandType type, const msgpack_
 }
 
 /* With @dry, only validates: a command list is checked whole before anything is written. */
-static int apply_command(Manager *m, RunRow *run, const Command *c, uint64_t completed_id,
-                         msgpack_zone *z, bool dry, char *err, size_t errlen) {
+static int apply_command(Manager *m,
+                         RunRow *run,
+                         const Command *c,
+                         uint64_t completed_id,
+                         msgpack_zone *z,
+                         bool dry,
+                         char *err,
+                         size_t errlen) {
         switch (c->type) {
         case COMMAND_SCHEDULE_ACTIVITY_TASK:
                 return history_apply_schedule_activity(m, run, c->attrs, completed_id, z, dry, err,
-                                               errlen);
+                                                       errlen);
         case COMMAND_REQUEST_CANCEL_ACTIVITY_TASK:
-                return history_apply_request_cancel_activity(m, run, c->attrs, completed_id, dry, err,
-                                                     errlen);
+                return history_apply_request_cancel_activity(m, run, c->attrs, completed_id, dry,
+                                                             err, errlen);
         case COMMAND_START_TIMER:
                 return apply_start_timer(m, run, c->attrs, completed_id, z, dry, err, errlen);
         case COMMAND_CANCEL_TIMER:
@@ -903,8 +954,8 @@ static bool is_close_command(CommandType t) {
 #define COMMANDS_MAX 10000
 
 /* Checks the shape of the command list before anything is written. */
-static int parse_commands(const msgpack_object *list, Command **ret, size_t *ret_n, char *err,
-                          size_t errlen) {
+static int
+parse_commands(const msgpack_object *list, Command **ret, size_t *ret_n, char *err, size_t errlen) {
         _cleanup_free_ Command *cs = NULL;
         size_t n;
 
@@ -934,13 +985,15 @@ static int parse_commands(const msgpack_object *list, Command **ret, size_t *ret
                         return -EINVAL;
                 }
                 if (!cs[i].attrs || cs[i].attrs->type != MSGPACK_OBJECT_MAP) {
-                        snprintf(err, errlen, "command %zu (%s): field \"attributes\" must be a map",
-                                 i, name);
+                        snprintf(err, errlen,
+                                 "command %zu (%s): field \"attributes\" must be a map", i, name);
                         return -EINVAL;
                 }
                 if (is_close_command(cs[i].type) && i != n - 1) {
-                        snprintf(err, errlen, "command %zu (%s) closes the workflow but is not the "
-                                 "last command", i, name);
+                        snprintf(err, errlen,
+                                 "command %zu (%s) closes the workflow but is not the "
+                                 "last command",
+                                 i, name);
                         return -EINVAL;
                 }
         }
@@ -967,8 +1020,8 @@ static int append_task_completed(Manager *m, RunRow *run, const char *identity, 
 
 /* Validates every command; on the first bad one, fails the task (BadCommand) and answers
  * invalid_argument, keeping that WorkflowTaskFailed (e->keep_writes). */
-static int check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, msgpack_zone *z,
-                          ApiError *e) {
+static int
+check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, msgpack_zone *z, ApiError *e) {
         char err[512] = "";
         int r;
 
@@ -990,8 +1043,12 @@ static int check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, 
         return 0;
 }
 
-int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpack_object *commands,
-                                   const char *identity, uint64_t conn_serial, ApiError *e) {
+int history_complete_workflow_task(Manager *m,
+                                   const MsgBin *token,
+                                   const msgpack_object *commands,
+                                   const char *identity,
+                                   uint64_t conn_serial,
+                                   ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         _cleanup_free_ Command *cs = NULL;
         char err[512] = "";
@@ -1025,7 +1082,8 @@ int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpac
                 if (r < 0)
                         return r;
                 e->keep_writes = true;
-                return api_error_set(e, -ESTALE, "new events arrived while the workflow task "
+                return api_error_set(e, -ESTALE,
+                                     "new events arrived while the workflow task "
                                      "ran; a new task delivers them");
         }
 

@@ -40,30 +40,53 @@ typedef struct StartRequest {
         bool caller_admin; /* may see every run; else only runs of the actor's uid */
 } StartRequest;
 
-int history_start_workflow(Manager *m, const StartRequest *req, char ret_run_id[static 37],
-                           bool *ret_started, ApiError *e);
-int history_signal(Manager *m, const char *run_id, const char *signal_name, const MsgBin *input,
-                   ApiError *e);
+int history_start_workflow(Manager *m,
+                           const StartRequest *req,
+                           char ret_run_id[static 37],
+                           bool *ret_started,
+                           ApiError *e);
+int history_signal(
+        Manager *m, const char *run_id, const char *signal_name, const MsgBin *input, ApiError *e);
 int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e);
-int history_terminate(Manager *m, const char *run_id, const char *reason, const MsgBin *details,
-                      ApiError *e);
+int history_terminate(
+        Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e);
 
 /* Dispatch: -ESTALE when the task no longer applies (the caller drops it). Packs the task map. */
-int history_start_workflow_task(Manager *m, const char *run_id, uint64_t scheduled_id,
-                                const char *identity, uint64_t conn_serial, msgpack_packer *pk);
-int history_start_activity_task(Manager *m, const char *run_id, uint64_t scheduled_id,
-                                const char *identity, msgpack_packer *pk);
+int history_start_workflow_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                uint64_t conn_serial,
+                                msgpack_packer *pk);
+int history_start_activity_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                msgpack_packer *pk);
 
-int history_complete_workflow_task(Manager *m, const MsgBin *token, const msgpack_object *commands,
-                                   const char *identity, uint64_t conn_serial, ApiError *e);
-int history_fail_workflow_task(Manager *m, const MsgBin *token, const char *cause,
-                               const msgpack_object *failure, ApiError *e);
+int history_complete_workflow_task(Manager *m,
+                                   const MsgBin *token,
+                                   const msgpack_object *commands,
+                                   const char *identity,
+                                   uint64_t conn_serial,
+                                   ApiError *e);
+int history_fail_workflow_task(Manager *m,
+                               const MsgBin *token,
+                               const char *cause,
+                               const msgpack_object *failure,
+                               ApiError *e);
 
 int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e);
-int history_fail_activity(Manager *m, const MsgBin *token, const msgpack_object *failure,
-                          uint64_t next_retry_delay_usec, ApiError *e);
-int history_heartbeat_activity(Manager *m, const MsgBin *token, const MsgBin *details,
-                               bool *ret_cancel_requested, ApiError *e);
+int history_fail_activity(Manager *m,
+                          const MsgBin *token,
+                          const msgpack_object *failure,
+                          uint64_t next_retry_delay_usec,
+                          ApiError *e);
+int history_heartbeat_activity(Manager *m,
+                               const MsgBin *token,
+                               const MsgBin *details,
+                               bool *ret_cancel_requested,
+                               ApiError *e);
 int history_cancel_activity(Manager *m, const MsgBin *token, const MsgBin *details, ApiError *e);
 
 /* Acts on a deadline that came due (stale ones are ignored). */

@@ -1,11 +1,11 @@
 /* See killpoint.h. */
 
+#include "daemon/killpoint.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "daemon/killpoint.h"
 
 #if DURABLED_FAULT_INJECTION
 void killpoint(const char *name) {

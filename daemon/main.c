@@ -61,8 +61,17 @@ static int parse_size(const char *s, size_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_STATE_DIR, ARG_SOCKET,
-               ARG_DURABILITY, ARG_MAX_FRAME, ARG_LOG_LEVEL, ARG_TIME_SKIPPING };
+        enum {
+                ARG_VERSION = 0x100,
+                ARG_USER,
+                ARG_SYSTEM,
+                ARG_STATE_DIR,
+                ARG_SOCKET,
+                ARG_DURABILITY,
+                ARG_MAX_FRAME,
+                ARG_LOG_LEVEL,
+                ARG_TIME_SKIPPING
+        };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -104,13 +113,17 @@ static int parse_argv(int argc, char *argv[]) {
                         else if (streq(optarg, "normal"))
                                 arg_durability = STORE_DURABILITY_NORMAL;
                         else
-                                return log_error_errno(-EINVAL, "Invalid --durability=%s: "
-                                                       "expected full or normal", optarg);
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --durability=%s: "
+                                                       "expected full or normal",
+                                                       optarg);
                         break;
                 case ARG_MAX_FRAME:
                         if (parse_size(optarg, &arg_max_frame_size) < 0)
-                                return log_error_errno(-EINVAL, "Invalid --max-frame-size=%s: "
-                                                       "expected 1024..1G bytes", optarg);
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --max-frame-size=%s: "
+                                                       "expected 1024..1G bytes",
+                                                       optarg);
                         break;
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
@@ -144,7 +157,7 @@ static int resolve_paths(void) {
                         arg_socket = socket_buf;
                 } else
                         return log_error_errno(-EINVAL, "$XDG_RUNTIME_DIR is not set; use "
-                                               "--socket=PATH");
+                                                        "--socket=PATH");
         }
         if (!arg_state_dir) {
                 if (!arg_user)
@@ -159,7 +172,7 @@ static int resolve_paths(void) {
                         arg_state_dir = state_dir_buf;
                 } else
                         return log_error_errno(-EINVAL, "Neither $XDG_STATE_HOME nor $HOME is "
-                                               "set; use --state-dir=DIR");
+                                                        "set; use --state-dir=DIR");
         }
         return 0;
 }
@@ -170,8 +183,10 @@ static int activation_fd(void) {
         if (n <= 0)
                 return -1;
         if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)
-                return log_error_errno(-EINVAL, "Socket activation passed %d sockets; expected "
-                                       "one listening Unix stream socket", n);
+                return log_error_errno(-EINVAL,
+                                       "Socket activation passed %d sockets; expected "
+                                       "one listening Unix stream socket",
+                                       n);
         return SD_LISTEN_FDS_START;
 }
 
@@ -189,7 +204,7 @@ static int run(int argc, char *argv[]) {
         r = resolve_paths();
         if (r < 0)
                 return r;
-        cfg = (ManagerConfig) {
+        cfg = (ManagerConfig){
                 .state_dir = arg_state_dir,
                 .socket_path = arg_socket,
                 .user_mode = arg_user,

@@ -1,5 +1,7 @@
 /* Manager: the loop, the pass/commit cycle, deadlines and result waiters; see manager.h. */
 
+#include "daemon/manager.h"
+
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -17,7 +19,6 @@
 #include "daemon/conn.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
-#include "daemon/manager.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
@@ -76,8 +77,10 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
         r = store_open(&m->store, path, cfg->durability);
         if (r == -EUCLEAN)
-                return log_error_errno(r, "Database %s failed its integrity check; refusing to "
-                                       "start (restore a backup or move it away)", path);
+                return log_error_errno(r,
+                                       "Database %s failed its integrity check; refusing to "
+                                       "start (restore a backup or move it away)",
+                                       path);
         if (r == -EPROTONOSUPPORT)
                 return log_error_errno(r, "Database %s was written by a newer durabled", path);
         if (r < 0)
@@ -323,7 +326,7 @@ void manager_conn_closed(Manager *m, Conn *c) {
                 m->deadlines_changed = true;
         else
                 log_warning_errno(r, "Failed to expire the workflow tasks of a closed "
-                                  "connection: %m");
+                                     "connection: %m");
 }
 
 static void free_closed_conns(Manager *m) {
@@ -394,7 +397,7 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         }
         if (r < 0) {
                 log_error_errno(r, "Failed to commit: %m; answering the pass's requests with "
-                                "errors");
+                                   "errors");
                 fail_pass(m, r);
         } else
                 waiter_answer_closed(m);

@@ -68,7 +68,7 @@ struct Manager {
 
         uint32_t actor_uid; /* uid recorded in the events the current operation appends */
         uid_t daemon_uid;
-        gid_t admin_gid;    /* members of this group administer everything; (gid_t)-1 = none */
+        gid_t admin_gid; /* members of this group administer everything; (gid_t)-1 = none */
         bool deadlines_changed;
         bool accept_paused; /* out of file descriptors: resumes when a connection closes */
         int exit_error;

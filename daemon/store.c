@@ -19,14 +19,14 @@
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
 
+#include "daemon/store.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
-
-#include "daemon/store.h"
 
 enum {
         Q_RUN_INSERT,
@@ -78,10 +78,10 @@ enum {
         _Q_MAX,
 };
 
-#define RUN_COLUMNS                                                                              \
-        "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "       \
-        "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "            \
-        "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, "   \
+#define RUN_COLUMNS                                                                            \
+        "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "     \
+        "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "          \
+        "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, " \
         "failure"
 
 #define ACT_COLUMNS                                                                              \
@@ -351,7 +351,7 @@ static int col_blob(sqlite3_stmt *st, int i, Blob *ret) {
         const void *p = sqlite3_column_blob(st, i);
         size_t n = (size_t) sqlite3_column_bytes(st, i);
 
-        *ret = (Blob) { NULL, 0 };
+        *ret = (Blob){ NULL, 0 };
         if (!p)
                 return 0;
         ret->ptr = malloc(n ? n : 1);
@@ -368,8 +368,8 @@ static void col_fixed(sqlite3_stmt *st, int i, char *dst, size_t size) {
 }
 
 /* Steps @st through its rows, calling @row for each; stops at the first negative return. */
-static int each_row(Store *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *userdata),
-                    void *userdata) {
+static int
+each_row(Store *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *userdata), void *userdata) {
         int rc, r = 0;
 
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -531,8 +531,8 @@ bool store_fsync_failed(Store *s) {
 int store_checkpoint(Store *s) {
         if (s->in_txn)
                 return -EBUSY;
-        return sql_error(s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                                       NULL, NULL));
+        return sql_error(
+                s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 }
 
 /* ---- runs ---- */
@@ -544,7 +544,7 @@ void run_row_done(RunRow *r) {
         free(r->request_id);
         free(r->result.ptr);
         free(r->failure.ptr);
-        *r = (RunRow) {};
+        *r = (RunRow){};
 }
 
 static int read_run(sqlite3_stmt *st, RunRow *ret) {
@@ -693,7 +693,8 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         snprintf(q, sizeof(q),
                  "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s "
                  "ORDER BY start_time DESC, rowid DESC LIMIT ?",
-                 f->status ? " AND status = ?" : "", f->workflow_type ? " AND workflow_type = ?" : "",
+                 f->status ? " AND status = ?" : "",
+                 f->workflow_type ? " AND workflow_type = ?" : "",
                  f->task_queue ? " AND task_queue = ?" : "",
                  f->workflow_id ? " AND workflow_id = ?" : "", f->only_uid ? " AND uid = ?" : "");
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
@@ -709,15 +710,21 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         if (f->only_uid)
                 bind_u64(st, i++, f->uid);
         bind_u64(st, i, f->limit ? f->limit : 1000);
-        r = each_row(s, st, visit_run, &(RunVisit) { cb, userdata });
+        r = each_row(s, st, visit_run, &(RunVisit){ cb, userdata });
         sqlite3_finalize(st);
         return r;
 }
 
 /* ---- events ---- */
 
-int store_event_insert(Store *s, const char *run_id, uint64_t event_id, EventType type,
-                       uint64_t time, uint32_t uid, const void *attrs, size_t attrs_size) {
+int store_event_insert(Store *s,
+                       const char *run_id,
+                       uint64_t event_id,
+                       EventType type,
+                       uint64_t time,
+                       uint32_t uid,
+                       const void *attrs,
+                       size_t attrs_size) {
         sqlite3_stmt *st = stmt(s, Q_EVENT_INSERT);
 
         if (!st)
@@ -744,8 +751,8 @@ static int visit_event(sqlite3_stmt *st, void *userdata) {
                      (size_t) sqlite3_column_bytes(st, 4), v->userdata);
 }
 
-int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, event_cb cb,
-                         void *userdata) {
+int store_events_foreach(
+        Store *s, const char *run_id, uint64_t from_event_id, event_cb cb, void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_EVENT_FOREACH);
         int r;
 
@@ -753,15 +760,21 @@ int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, e
                 return -EIO;
         bind_text(st, 1, run_id);
         bind_u64(st, 2, from_event_id);
-        r = each_row(s, st, visit_event, &(EventVisit) { cb, userdata });
+        r = each_row(s, st, visit_event, &(EventVisit){ cb, userdata });
         finish(st);
         return r;
 }
 
 /* ---- buffered events ---- */
 
-int store_buffered_insert(Store *s, const char *run_id, EventType type, uint64_t time,
-                          uint32_t uid, const void *attrs, size_t attrs_size, bool link_started) {
+int store_buffered_insert(Store *s,
+                          const char *run_id,
+                          EventType type,
+                          uint64_t time,
+                          uint32_t uid,
+                          const void *attrs,
+                          size_t attrs_size,
+                          bool link_started) {
         sqlite3_stmt *st = stmt(s, Q_BUF_INSERT);
 
         if (!st)
@@ -795,7 +808,7 @@ int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *use
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
-        r = each_row(s, st, visit_buffered, &(BufferedVisit) { cb, userdata });
+        r = each_row(s, st, visit_buffered, &(BufferedVisit){ cb, userdata });
         finish(st);
         if (r < 0)
                 return r;
@@ -839,7 +852,7 @@ void activity_row_done(ActivityRow *a) {
         free(a->heartbeat_details.ptr);
         free(a->last_failure.ptr);
         free(a->identity);
-        *a = (ActivityRow) {};
+        *a = (ActivityRow){};
 }
 
 static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
@@ -987,14 +1000,17 @@ int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void 
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
-        r = each_row(s, st, visit_activity, &(ActivityVisit) { cb, userdata });
+        r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
         finish(st);
         return r;
 }
 
 /* ---- timers ---- */
 
-int store_timer_insert(Store *s, const char *run_id, const char *timer_id, uint64_t started_id,
+int store_timer_insert(Store *s,
+                       const char *run_id,
+                       const char *timer_id,
+                       uint64_t started_id,
                        uint64_t fire_time) {
         sqlite3_stmt *st = stmt(s, Q_TIMER_INSERT);
 
@@ -1036,7 +1052,8 @@ int store_timer_delete(Store *s, const char *run_id, const char *timer_id) {
 
 /* ---- tasks ---- */
 
-int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
+int store_task_insert(
+        Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
         sqlite3_stmt *st = stmt(s, Q_TASK_INSERT);
 
         if (!st)
@@ -1048,8 +1065,8 @@ int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *ru
         return step_done(s, st);
 }
 
-int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37],
-                   uint64_t *ret_ref) {
+int store_task_pop(
+        Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37], uint64_t *ret_ref) {
         sqlite3_stmt *st = stmt(s, Q_TASK_FIRST);
         uint64_t seq = 0;
         int rc, r = 0;
@@ -1110,7 +1127,9 @@ static int visit_queue(sqlite3_stmt *st, void *userdata) {
         return v->cb((const char *) sqlite3_column_text(st, 0), v->userdata);
 }
 
-int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+int store_task_queues(Store *s,
+                      TaskKind kind,
+                      int (*cb)(const char *queue, void *userdata),
                       void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_TASK_QUEUES);
         int r;
@@ -1118,7 +1137,7 @@ int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void
         if (!st)
                 return -EIO;
         bind_u64(st, 1, kind);
-        r = each_row(s, st, visit_queue, &(QueueVisit) { cb, userdata });
+        r = each_row(s, st, visit_queue, &(QueueVisit){ cb, userdata });
         finish(st);
         return r;
 }
@@ -1127,11 +1146,16 @@ int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void
 
 void deadline_done(Deadline *d) {
         free(d->key);
-        *d = (Deadline) {};
+        *d = (Deadline){};
 }
 
-int store_deadline_insert(Store *s, uint64_t due, DeadlineKind kind, const char *run_id,
-                          uint64_t ref, uint64_t gen, const char *key) {
+int store_deadline_insert(Store *s,
+                          uint64_t due,
+                          DeadlineKind kind,
+                          const char *run_id,
+                          uint64_t ref,
+                          uint64_t gen,
+                          const char *key) {
         sqlite3_stmt *st = stmt(s, Q_DL_INSERT);
 
         if (!st)
@@ -1245,7 +1269,8 @@ int store_is_idle(Store *s) {
 }
 
 int store_run_purge_pending(Store *s, const char *run_id) {
-        static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_TASK, Q_PURGE_DL, Q_PURGE_BUF };
+        static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_TASK, Q_PURGE_DL,
+                                  Q_PURGE_BUF };
 
         for (size_t i = 0; i < ELEMENTSOF(qs); i++) {
                 sqlite3_stmt *st = stmt(s, qs[i]);

@@ -74,8 +74,8 @@ typedef struct RunRow {
         uint64_t wft_started_id;
         uint32_t wft_attempt;
         bool cancel_requested;
-        uint64_t sticky_conn;     /* connection that holds this run in its cache, 0 = none */
-        uint64_t sticky_next_id;  /* first event that connection has not seen */
+        uint64_t sticky_conn;    /* connection that holds this run in its cache, 0 = none */
+        uint64_t sticky_next_id; /* first event that connection has not seen */
         Blob result;
         Blob failure;
 } RunRow;
@@ -105,19 +105,41 @@ typedef int (*run_cb)(const RunRow *r, void *userdata);
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata);
 
 /* History. */
-int store_event_insert(Store *s, const char *run_id, uint64_t event_id, EventType type,
-                       uint64_t time, uint32_t uid, const void *attrs, size_t attrs_size);
-typedef int (*event_cb)(uint64_t event_id, EventType type, uint64_t time, uint32_t uid,
-                        const void *attrs, size_t attrs_size, void *userdata);
-int store_events_foreach(Store *s, const char *run_id, uint64_t from_event_id, event_cb cb,
-                         void *userdata);
+int store_event_insert(Store *s,
+                       const char *run_id,
+                       uint64_t event_id,
+                       EventType type,
+                       uint64_t time,
+                       uint32_t uid,
+                       const void *attrs,
+                       size_t attrs_size);
+typedef int (*event_cb)(uint64_t event_id,
+                        EventType type,
+                        uint64_t time,
+                        uint32_t uid,
+                        const void *attrs,
+                        size_t attrs_size,
+                        void *userdata);
+int store_events_foreach(
+        Store *s, const char *run_id, uint64_t from_event_id, event_cb cb, void *userdata);
 
 /* Buffered external events. @link_started: the attributes lack started_event_id, which is the id
  * of the event flushed just before (an activity's Started/close pair). */
-int store_buffered_insert(Store *s, const char *run_id, EventType type, uint64_t time,
-                          uint32_t uid, const void *attrs, size_t attrs_size, bool link_started);
-typedef int (*buffered_cb)(EventType type, uint64_t time, uint32_t uid, const void *attrs,
-                           size_t attrs_size, bool link_started, void *userdata);
+int store_buffered_insert(Store *s,
+                          const char *run_id,
+                          EventType type,
+                          uint64_t time,
+                          uint32_t uid,
+                          const void *attrs,
+                          size_t attrs_size,
+                          bool link_started);
+typedef int (*buffered_cb)(EventType type,
+                           uint64_t time,
+                           uint32_t uid,
+                           const void *attrs,
+                           size_t attrs_size,
+                           bool link_started,
+                           void *userdata);
 /* Calls @cb for each buffered event of the run in arrival order, then deletes them. */
 int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata);
 int store_buffered_count(Store *s, const char *run_id);
@@ -139,8 +161,8 @@ typedef struct ActivityRow {
         Blob input;
         ActivityState state;
         uint32_t attempt;
-        uint64_t scheduled_time;      /* first scheduling */
-        uint64_t attempt_time;        /* when the current attempt became ready */
+        uint64_t scheduled_time; /* first scheduling */
+        uint64_t attempt_time;   /* when the current attempt became ready */
         uint64_t started_time;
         uint64_t schedule_to_close_usec;
         uint64_t schedule_to_start_usec;
@@ -150,7 +172,7 @@ typedef struct ActivityRow {
         double retry_backoff;
         uint64_t retry_max_interval_usec;
         uint32_t retry_max_attempts;
-        Blob retry_non_retryable;     /* msgpack array of str */
+        Blob retry_non_retryable; /* msgpack array of str */
         Blob heartbeat_details;
         Blob last_failure;
         bool cancel_requested;
@@ -165,7 +187,10 @@ int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id);
 typedef int (*activity_cb)(const ActivityRow *a, void *userdata);
 int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata);
 
-int store_timer_insert(Store *s, const char *run_id, const char *timer_id, uint64_t started_id,
+int store_timer_insert(Store *s,
+                       const char *run_id,
+                       const char *timer_id,
+                       uint64_t started_id,
                        uint64_t fire_time);
 /* -ENOENT when no such live timer. */
 int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id);
@@ -179,20 +204,22 @@ typedef enum TaskKind {
 
 int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
 /* Takes the oldest task of the queue: fills run_id and ref, deletes the row. -ENOENT if none. */
-int store_task_pop(Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37],
-                   uint64_t *ret_ref);
+int store_task_pop(
+        Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37], uint64_t *ret_ref);
 /* 1 when the queue has a task of @kind; reads only, so a pass with nothing to hand out opens
  * no transaction. */
 int store_task_any(Store *s, TaskKind kind, const char *queue);
 int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref);
 /* Calls @cb with each queue name that has tasks of @kind (start-up and after a rollback). */
-int store_task_queues(Store *s, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+int store_task_queues(Store *s,
+                      TaskKind kind,
+                      int (*cb)(const char *queue, void *userdata),
                       void *userdata);
 
 typedef enum DeadlineKind {
-        DEADLINE_TIMER = 0,             /* ref: TimerStarted event id, key: timer id */
-        DEADLINE_WFT_TIMEOUT = 1,       /* ref: WorkflowTaskStarted event id */
-        DEADLINE_WFT_BACKOFF = 2,       /* ref: the failed task's started id; schedules the next task */
+        DEADLINE_TIMER = 0,       /* ref: TimerStarted event id, key: timer id */
+        DEADLINE_WFT_TIMEOUT = 1, /* ref: WorkflowTaskStarted event id */
+        DEADLINE_WFT_BACKOFF = 2, /* ref: the failed task's started id; schedules the next task */
         DEADLINE_ACT_SCHEDULE_TO_START = 3, /* ref: scheduled id, gen: attempt */
         DEADLINE_ACT_START_TO_CLOSE = 4,
         DEADLINE_ACT_HEARTBEAT = 5,
@@ -211,8 +238,13 @@ typedef struct Deadline {
 } Deadline;
 
 void deadline_done(Deadline *d);
-int store_deadline_insert(Store *s, uint64_t due, DeadlineKind kind, const char *run_id,
-                          uint64_t ref, uint64_t gen, const char *key);
+int store_deadline_insert(Store *s,
+                          uint64_t due,
+                          DeadlineKind kind,
+                          const char *run_id,
+                          uint64_t ref,
+                          uint64_t gen,
+                          const char *key);
 int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint64_t ref);
 /* Deletes every deadline of the object whose event id is @ref (event ids are unique per run). */
 int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref);

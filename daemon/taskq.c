@@ -1,5 +1,7 @@
 /* Task queues: parked polls, pending queries, and matching them to tasks; see taskq.h. */
 
+#include "daemon/taskq.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,6 @@
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
-#include "daemon/taskq.h"
 
 TaskQueue *taskq_get(Manager *m, const char *name, bool create) {
         TaskQueue *q;
@@ -80,8 +81,13 @@ static int poll_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int taskq_add_poll(Manager *m, Conn *c, uint64_t req_id, TaskKind kind, const char *queue,
-                   const char *identity, uint64_t timeout_usec) {
+int taskq_add_poll(Manager *m,
+                   Conn *c,
+                   uint64_t req_id,
+                   TaskKind kind,
+                   const char *queue,
+                   const char *identity,
+                   uint64_t timeout_usec) {
         TaskQueue *q;
         Poll *p;
         int r;
@@ -157,8 +163,13 @@ static int query_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int taskq_add_query(Manager *m, Conn *caller, uint64_t req_id, const RunRow *run,
-                    const char *query_type, const MsgBin *input, uint64_t timeout_usec) {
+int taskq_add_query(Manager *m,
+                    Conn *caller,
+                    uint64_t req_id,
+                    const RunRow *run,
+                    const char *query_type,
+                    const MsgBin *input,
+                    uint64_t timeout_usec) {
         Query *q;
         int r;
 

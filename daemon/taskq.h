@@ -54,13 +54,23 @@ void taskq_mark_dirty(Manager *m, const char *name);
 void taskq_mark_all_dirty(Manager *m);
 
 /* Parks a poll (the request is answered later). */
-int taskq_add_poll(Manager *m, Conn *c, uint64_t req_id, TaskKind kind, const char *queue,
-                   const char *identity, uint64_t timeout_usec);
+int taskq_add_poll(Manager *m,
+                   Conn *c,
+                   uint64_t req_id,
+                   TaskKind kind,
+                   const char *queue,
+                   const char *identity,
+                   uint64_t timeout_usec);
 /* Answers every poll of @c with task nil (ShutdownWorker) and frees them. */
 void taskq_shutdown_polls(Manager *m, Conn *c);
 
-int taskq_add_query(Manager *m, Conn *caller, uint64_t req_id, const RunRow *run,
-                    const char *query_type, const MsgBin *input, uint64_t timeout_usec);
+int taskq_add_query(Manager *m,
+                    Conn *caller,
+                    uint64_t req_id,
+                    const RunRow *run,
+                    const char *query_type,
+                    const MsgBin *input,
+                    uint64_t timeout_usec);
 Query *taskq_find_query(Manager *m, uint64_t query_id);
 Query *query_free(Query *q);
 

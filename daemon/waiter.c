@@ -1,5 +1,7 @@
 /* Result waiters; see waiter.h. */
 
+#include "daemon/waiter.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +9,6 @@
 #include "common/log.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
-#include "daemon/waiter.h"
 
 struct Waiter {
         Manager *manager;

@@ -332,10 +332,9 @@ static int order_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
                 st->status = "pending";
         st->input = in;
         DUR_TRY(order_input_parse(wf, in, &st->fields));
-        DUR_TRY(dur_execute_activity(wf, "create_order",
-                                     order_args(in, &st->fields, "create_order"),
-                                     opts_for(in, "create_order", &create_order_opts, &o1),
-                                     &created));
+        DUR_TRY(dur_execute_activity(
+                wf, "create_order", order_args(in, &st->fields, "create_order"),
+                opts_for(in, "create_order", &create_order_opts, &o1), &created));
         DUR_TRY(result_string(wf, created, "create_order", "order_id", &st->order_id));
         st->fields.order_id = st->order_id;
         if (st->cancel_requested)
@@ -480,9 +479,9 @@ static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const
                 dur_buf *args = dur_args("{s:s, s:s, s:U, s:u}", "order_id", o->order_id, c->key,
                                          c->id, "delay_ms", k.delay_ms, "fail_times", k.fail_times);
                 dur_activity_opts buf;
-                int r = dur_execute_activity(
-                        wf, c->activity, args,
-                        opts_for(in, c->activity, &compensation_opts, &buf), NULL);
+                int r = dur_execute_activity(wf, c->activity, args,
+                                             opts_for(in, c->activity, &compensation_opts, &buf),
+                                             NULL);
 
                 if (r == DUR_FAILED && !dur_is_replaying(wf))
                         say("Compensation %s failed: %s", c->activity,

@@ -9,6 +9,8 @@
 
 #define _GNU_SOURCE 1 /* asprintf() */
 
+#include "libclient/activity.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +18,6 @@
 #include <string.h>
 
 #include "common/cleanup.h"
-#include "libclient/activity.h"
 #include "libclient/buf.h"
 #include "libclient/failure.h"
 #include "libclient/logging.h"
@@ -37,11 +38,11 @@ typedef struct ActivityTask {
 struct dur_actx {
         Conn *conn;
         const ActivityTask *task;
-        msgpack_zone *zone;        /* decoded input and heartbeat details */
+        msgpack_zone *zone; /* decoded input and heartbeat details */
         msgpack_object heartbeat_details;
         bool has_heartbeat_details;
         char *idempotency_key;
-        dur_failure *failure;      /* set by dur_actx_fail() */
+        dur_failure *failure; /* set by dur_actx_fail() */
 };
 
 /* ---- the context ----------------------------------------------------------------------------- */
@@ -64,7 +65,8 @@ DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details) {
         if (k < 0)
                 return k; /* -ENOENT: the attempt is over (timed out); the function should stop */
         cancel = msg_get(&answer.data, "cancel_requested");
-        k = cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean ? DUR_CANCELED : 0;
+        k = cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean ? DUR_CANCELED
+                                                                                    : 0;
         msgpack_unpacked_destroy(&answer);
         return k;
 }
@@ -94,8 +96,8 @@ DUR_PUBLIC const char *dur_actx_idempotency_key(dur_actx *ctx) {
         return ctx->idempotency_key;
 }
 
-DUR_PUBLIC int dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt,
-                             ...) {
+DUR_PUBLIC int
+dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt, ...) {
         char message[1024];
         dur_failure *f;
         va_list ap;
@@ -162,10 +164,11 @@ static int report_failed(Conn *conn, const ActivityTask *t, const dur_failure *f
         return report(conn, &req, t);
 }
 
-static int report_failed_message(Conn *conn, const ActivityTask *t, const char *type,
-                                 const char *fmt, ...) _printf_(4, 5);
-static int report_failed_message(Conn *conn, const ActivityTask *t, const char *type,
-                                 const char *fmt, ...) {
+static int
+report_failed_message(Conn *conn, const ActivityTask *t, const char *type, const char *fmt, ...)
+        _printf_(4, 5);
+static int
+report_failed_message(Conn *conn, const ActivityTask *t, const char *type, const char *fmt, ...) {
         _cleanup_(failure_freep) dur_failure *f = NULL;
         char message[512];
         va_list ap;
@@ -192,8 +195,8 @@ static const MsgField activity_task_fields[] = {
         { NULL },
 };
 
-static const dur_activity_def *find_activity_def(const dur_activity_def *const *defs, size_t n,
-                                                 const char *type) {
+static const dur_activity_def *
+find_activity_def(const dur_activity_def *const *defs, size_t n, const char *type) {
         for (size_t i = 0; i < n; i++)
                 if (streq(defs[i]->name, type))
                         return defs[i];
@@ -220,9 +223,9 @@ static int activity_call(Conn *conn, const dur_activity_def *def, dur_actx *ctx)
         msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
         k = def->fn(ctx, &input, &pk);
         if (k >= 0 && out.size > 0 && msg_validate(out.data, out.size) < 0)
-                k = report_failed_message(conn, t, "BadResult",
-                                          "activity '%s' packed more or less than one msgpack value",
-                                          def->name);
+                k = report_failed_message(
+                        conn, t, "BadResult",
+                        "activity '%s' packed more or less than one msgpack value", def->name);
         else if (k >= 0)
                 k = report_completed(conn, t, &out);
         else if (k == DUR_CANCELED)
@@ -236,7 +239,9 @@ static int activity_call(Conn *conn, const dur_activity_def *def, dur_actx *ctx)
         return k;
 }
 
-int activity_task_run(Conn *conn, const dur_activity_def *const *defs, size_t n_defs,
+int activity_task_run(Conn *conn,
+                      const dur_activity_def *const *defs,
+                      size_t n_defs,
                       const msgpack_object *task) {
         ActivityTask t = { .attempt = 1 };
         const dur_activity_def *def;

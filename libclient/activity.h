@@ -15,5 +15,7 @@
  * over @conn. A task the daemon no longer wants (stale token) or a malformed task is logged and
  * dropped: the daemon's timeouts retry it. Returns <0 only when @conn is unusable
  * (-ECONNRESET...) or on OOM, which end the activity thread. */
-int activity_task_run(Conn *conn, const dur_activity_def *const *defs, size_t n_defs,
+int activity_task_run(Conn *conn,
+                      const dur_activity_def *const *defs,
+                      size_t n_defs,
                       const msgpack_object *task);

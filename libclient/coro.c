@@ -13,6 +13,8 @@
  * The last switch out of a finished coroutine passes NULL as fake-stack slot, which tells ASan
  * that the fiber is gone and its fake stack (detect_stack_use_after_return) may be freed. */
 
+#include "libclient/coro.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -20,8 +22,6 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
-
-#include "libclient/coro.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -42,7 +42,7 @@ struct Coro {
         ucontext_t caller_ctx; /* where coro_yield() and the final return go back to */
         void *map;             /* the whole mapping: guard page + stack */
         size_t map_size;
-        void *stack;           /* lowest usable byte (just above the guard page) */
+        void *stack; /* lowest usable byte (just above the guard page) */
         size_t stack_size;
         coro_fn fn;
         void *userdata;

@@ -30,9 +30,9 @@ struct dur_future {
         Command *command;            /* its start command while not yet matched (so: unsent) */
         uint64_t scheduled_event_id; /* activity: id of its ActivityTaskScheduled, once matched */
         bool done;
-        int result;                  /* once done: 0, DUR_FAILED or DUR_CANCELED */
-        msgpack_object value;        /* activity result (nil if none), in the run's zone */
-        dur_failure *failure;        /* owned; with DUR_FAILED */
+        int result;           /* once done: 0, DUR_FAILED or DUR_CANCELED */
+        msgpack_object value; /* activity result (nil if none), in the run's zone */
+        dur_failure *failure; /* owned; with DUR_FAILED */
         LIST_FIELDS(dur_future, futures);
 };
 
@@ -54,14 +54,14 @@ typedef bool (*routine_ready_fn)(Run *r, void *userdata);
 struct Routine {
         Run *run;
         Coro *coro;
-        char *name;               /* for messages: "main", "signal 'x'", "coroutine 2" */
+        char *name; /* for messages: "main", "signal 'x'", "coroutine 2" */
         int (*go_fn)(dur_wf *wf, void *arg);
         void *go_arg;
         dur_signal_fn signal_fn;
-        msgpack_object *input;    /* signal or main input, in the run's zone */
-        routine_ready_fn ready;   /* set while blocked: may it continue? */
+        msgpack_object *input;  /* signal or main input, in the run's zone */
+        routine_ready_fn ready; /* set while blocked: may it continue? */
         void *ready_arg;
-        bool canceled;            /* the workflow's cancel request is waiting for this routine */
+        bool canceled; /* the workflow's cancel request is waiting for this routine */
         int ret;
         LIST_FIELDS(Routine, routines);
 };
@@ -71,23 +71,23 @@ struct dur_wf {
         char *workflow_id;
         char *run_id;
         uint64_t next_event_id;
-        msgpack_zone *zone;        /* objects handed to user code; freed with the run */
-        void *state;               /* dur_wf_state() */
+        msgpack_zone *zone; /* objects handed to user code; freed with the run */
+        void *state;        /* dur_wf_state() */
         size_t state_size;
-        uint64_t rng;              /* dur_random() state, seeded from the run id */
-        unsigned activity_seq;     /* last activity_id issued */
-        unsigned timer_seq;        /* last timer_id issued */
+        uint64_t rng;          /* dur_random() state, seeded from the run id */
+        unsigned activity_seq; /* last activity_id issued */
+        unsigned timer_seq;    /* last timer_id issued */
         unsigned routine_seq;
 
-        Routine *routines;         /* in creation order: the scheduling order */
-        Routine *current;          /* the routine running now, NULL in the scheduler or a query */
-        Command *commands;         /* issued, not yet matched; FIFO */
-        dur_future *pending;       /* futures not resolved yet */
+        Routine *routines;   /* in creation order: the scheduling order */
+        Routine *current;    /* the routine running now, NULL in the scheduler or a query */
+        Command *commands;   /* issued, not yet matched; FIFO */
+        dur_future *pending; /* futures not resolved yet */
         dur_future *resolved;
 
-        uint64_t now;              /* time of the execution point's WorkflowTaskStarted */
-        bool executing;            /* inside an execution point */
-        bool replaying;            /* ... of a task that history already completed */
+        uint64_t now;   /* time of the execution point's WorkflowTaskStarted */
+        bool executing; /* inside an execution point */
+        bool replaying; /* ... of a task that history already completed */
         bool in_query;
         uint64_t executed_event_id; /* the WorkflowTaskStarted last executed as a current task */
 
@@ -95,7 +95,7 @@ struct dur_wf {
         bool main_finished;
         int main_ret;
         msgpack_sbuffer main_result;
-        bool closed;               /* close command issued */
+        bool closed; /* close command issued */
         bool cancel_requested;
         bool cancel_delivered;
 

@@ -78,8 +78,8 @@ static Command *command_free(Run *r, Command *c) {
 }
 
 /* Packs {command_type: <type>, attributes: <attrs>} into a malloc'd buffer. */
-static int command_pack(CommandType type, const char *attrs, size_t attrs_size, char **ret,
-                        size_t *ret_size) {
+static int
+command_pack(CommandType type, const char *attrs, size_t attrs_size, char **ret, size_t *ret_size) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         int r;
@@ -133,8 +133,8 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
 }
 
 /* A command whose attributes are one "key: uint" or "key: str" pair, or empty. */
-static int run_add_simple_command(Run *r, const Command *tmpl, const char *key, const char *str,
-                                  uint64_t num) {
+static int run_add_simple_command(
+        Run *r, const Command *tmpl, const char *key, const char *str, uint64_t num) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         int k;
@@ -179,7 +179,8 @@ static int attr_uint(Run *r, const Event *e, const char *key, uint64_t *ret) {
         const msgpack_object *v = msg_get(e->attrs, key);
 
         if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return run_error(r, -EBADMSG, NULL, "history event %llu: attribute \"%s\" must be an unsigned integer",
+                return run_error(r, -EBADMSG, NULL,
+                                 "history event %llu: attribute \"%s\" must be an unsigned integer",
                                  (unsigned long long) e->id, key);
         *ret = v->via.u64;
         return 0;
@@ -211,7 +212,8 @@ static int attr_payload(Run *r, const Event *e, const char *key, msgpack_object 
                 return 0;
         }
         if (v->type != MSGPACK_OBJECT_BIN)
-                return run_error(r, -EBADMSG, NULL, "history event %llu: attribute \"%s\" must be a payload",
+                return run_error(r, -EBADMSG, NULL,
+                                 "history event %llu: attribute \"%s\" must be a payload",
                                  (unsigned long long) e->id, key);
         k = object_from_payload(v->via.bin.ptr, v->via.bin.size, r->zone, ret);
         if (k == -EBADMSG)
@@ -474,8 +476,9 @@ static int pack_fail_attrs(Run *r, msgpack_packer *pk) {
 
         if (!r->failure) {
                 generic = failure_new("WorkflowError", false,
-                                      r->main_ret == DUR_CANCELED ? "workflow function returned DUR_CANCELED"
-                                                                  : "workflow failed");
+                                      r->main_ret == DUR_CANCELED
+                                              ? "workflow function returned DUR_CANCELED"
+                                              : "workflow failed");
                 if (!generic)
                         return -ENOMEM;
         }
@@ -498,7 +501,9 @@ static int pack_close_attrs(Run *r, CommandType type, msgpack_sbuffer *sb) {
                 if (r->main_result.size == 0)
                         return msgpack_pack_map(&pk, 0);
                 k = msgpack_pack_map(&pk, 1);
-                return k < 0 ? k : msg_pack_kv_bin(&pk, "result", r->main_result.data, r->main_result.size);
+                return k < 0 ? k
+                             : msg_pack_kv_bin(&pk, "result", r->main_result.data,
+                                               r->main_result.size);
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
                 return pack_fail_attrs(r, &pk);
         default:
@@ -540,14 +545,16 @@ static int routine_finished(Run *r, Routine *rt) {
         if (is_main) {
                 if (rt->ret == 0 && r->main_result.size > 0 &&
                     msg_validate(r->main_result.data, r->main_result.size) < 0)
-                        return run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR,
-                                         "workflow function packed more or less than one msgpack value as its result");
+                        return run_error(
+                                r, -EPROTO, CAUSE_WORKFLOW_ERROR,
+                                "workflow function packed more or less than one msgpack value as its result");
                 if (rt->ret == DUR_FAILED || rt->ret == DUR_CANCELED)
                         ret = 0;
         }
         if (ret != 0)
-                return run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR, "%s of workflow '%s' returned %d",
-                                 rt->name, r->def->name, rt->ret);
+                return run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR,
+                                 "%s of workflow '%s' returned %d", rt->name, r->def->name,
+                                 rt->ret);
         if (is_main) {
                 r->main_finished = true;
                 r->main_ret = rt->ret;
@@ -636,7 +643,8 @@ static int on_execution_started(Run *r, const Event *e) {
         int k;
 
         if (r->started)
-                return run_error(r, -EBADMSG, NULL, "history event %llu: a second WorkflowExecutionStarted",
+                return run_error(r, -EBADMSG, NULL,
+                                 "history event %llu: a second WorkflowExecutionStarted",
                                  (unsigned long long) e->id);
         k = routine_new(r, "main function", &rt);
         if (k < 0)
@@ -651,9 +659,10 @@ static int on_task_scheduled(Run *r, const Event *e) {
         if (!r->commands)
                 return 0;
         describe_command(r->commands, have, sizeof(have));
-        return run_error(r, -EPROTO, CAUSE_NON_DETERMINISTIC,
-                         "non-deterministic workflow: history event %llu is WorkflowTaskScheduled but the code issued %s",
-                         (unsigned long long) e->id, have);
+        return run_error(
+                r, -EPROTO, CAUSE_NON_DETERMINISTIC,
+                "non-deterministic workflow: history event %llu is WorkflowTaskScheduled but the code issued %s",
+                (unsigned long long) e->id, have);
 }
 
 static bool command_matches(const Command *c, const Event *e) {
@@ -694,9 +703,10 @@ static int on_command_event(Run *r, const Event *e) {
                 describe_event(e, want, sizeof(want));
                 if (c)
                         describe_command(c, have, sizeof(have));
-                return run_error(r, -EPROTO, CAUSE_NON_DETERMINISTIC,
-                                 "non-deterministic workflow: history event %llu is %s but the code issued %s",
-                                 (unsigned long long) e->id, want, c ? have : "nothing");
+                return run_error(
+                        r, -EPROTO, CAUSE_NON_DETERMINISTIC,
+                        "non-deterministic workflow: history event %llu is %s but the code issued %s",
+                        (unsigned long long) e->id, want, c ? have : "nothing");
         }
         if (c->future) {
                 c->future->command = NULL;
@@ -876,7 +886,9 @@ static int pack_commands(Run *r, msgpack_sbuffer *ret) {
         return k < 0 ? -ENOMEM : 0;
 }
 
-int run_apply_events(Run *r, const msgpack_object *events, bool current_task,
+int run_apply_events(Run *r,
+                     const msgpack_object *events,
+                     bool current_task,
                      msgpack_sbuffer *ret_commands) {
         uint32_t n;
         int k;
@@ -924,16 +936,18 @@ static int unknown_query(Run *r, const char *query_type) {
         size_t len = 0;
 
         for (const dur_query_def *q = r->def->queries; q && q->name; q++) {
-                int n = snprintf(known + len, sizeof(known) - len, "%s%s", len > 0 ? ", " : "", q->name);
+                int n = snprintf(known + len, sizeof(known) - len, "%s%s", len > 0 ? ", " : "",
+                                 q->name);
                 if (n < 0 || (size_t) n >= sizeof(known) - len)
                         break;
                 len += (size_t) n;
         }
-        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s)", query_type, known);
+        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s)", query_type,
+                         known);
 }
 
-static int query_call(Run *r, const dur_query_def *q, const msgpack_object *args,
-                      msgpack_sbuffer *ret) {
+static int
+query_call(Run *r, const dur_query_def *q, const msgpack_object *args, msgpack_sbuffer *ret) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
         uint64_t rng;
@@ -949,16 +963,19 @@ static int query_call(Run *r, const dur_query_def *q, const msgpack_object *args
         r->in_query = false;
         r->rng = rng;
         if (k < 0) {
-                const char *why = k == DUR_FAILED && r->failure ? dur_failure_message(r->failure) : NULL;
+                const char *why =
+                        k == DUR_FAILED && r->failure ? dur_failure_message(r->failure) : NULL;
                 msgpack_sbuffer_destroy(&sb);
                 if (why)
-                        return run_error(r, -EPROTO, NULL, "query handler '%s' failed: %s", q->name, why);
+                        return run_error(r, -EPROTO, NULL, "query handler '%s' failed: %s", q->name,
+                                         why);
                 return run_error(r, -EPROTO, NULL, "query handler '%s' returned %d%s", q->name, k,
                                  k == -EDEADLK ? " (a query handler must not block)" : "");
         }
         if (sb.size > 0 && msg_validate(sb.data, sb.size) < 0) {
                 msgpack_sbuffer_destroy(&sb);
-                return run_error(r, -EPROTO, NULL, "query handler '%s' packed more or less than one msgpack value",
+                return run_error(r, -EPROTO, NULL,
+                                 "query handler '%s' packed more or less than one msgpack value",
                                  q->name);
         }
         k = sb.size > 0 ? msgpack_sbuffer_write(ret, sb.data, sb.size) : 0;
@@ -966,7 +983,10 @@ static int query_call(Run *r, const dur_query_def *q, const msgpack_object *args
         return k < 0 ? -ENOMEM : 0;
 }
 
-int run_query(Run *r, const char *query_type, const void *input, size_t input_size,
+int run_query(Run *r,
+              const char *query_type,
+              const void *input,
+              size_t input_size,
               msgpack_sbuffer *ret_result) {
         msgpack_object args = { .type = MSGPACK_OBJECT_NIL };
         msgpack_zone zone;

@@ -42,14 +42,19 @@ Run *run_free(Run *r);
  *  -ENODATA  the first new event is after run_next_event_id(): fetch the missing events first;
  *  -EBADMSG  a malformed event (run_error_message() names it); -ENOMEM.
  * After any error the run is in an undefined state and must be freed. */
-int run_apply_events(Run *r, const msgpack_object *events, bool current_task,
+int run_apply_events(Run *r,
+                     const msgpack_object *events,
+                     bool current_task,
                      msgpack_sbuffer *ret_commands);
 
 /* Runs the query handler @query_type synchronously on the current state, with the decoded payload
  * @input (may be NULL/0 for nil), and packs its result into @ret_result (nothing for nil).
  * -ENOENT for an unknown query type, -EPROTO when the handler failed; the message is in
  * run_error_message(). The run stays usable. */
-int run_query(Run *r, const char *query_type, const void *input, size_t input_size,
+int run_query(Run *r,
+              const char *query_type,
+              const void *input,
+              size_t input_size,
               msgpack_sbuffer *ret_result);
 
 /* The id of the next event the run expects (1 for a new run). */

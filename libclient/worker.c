@@ -68,19 +68,19 @@ struct dur_worker {
         const dur_activity_def **activities;
         size_t n_activities;
 
-        int stop_fd;             /* eventfd written by dur_worker_stop() */
+        int stop_fd; /* eventfd written by dur_worker_stop() */
         atomic_int stop_requested;
-        atomic_bool connected;   /* a polling thread got connected once: losses are retried */
+        atomic_bool connected; /* a polling thread got connected once: losses are retried */
 
-        pthread_mutex_t lock;    /* protects what follows */
-        pthread_cond_t changed;  /* a polling thread left, or the stopper saw a stop request
+        pthread_mutex_t lock;   /* protects what follows */
+        pthread_cond_t changed; /* a polling thread left, or the stopper saw a stop request
                                   * (CLOCK_MONOTONIC) */
-        Conn **conns;            /* the polling threads' Conns, for ShutdownWorker */
+        Conn **conns;           /* the polling threads' Conns, for ShutdownWorker */
         size_t n_conns;
-        unsigned alive;          /* polling threads still running */
-        int error;               /* first fatal error (lost connection) */
+        unsigned alive; /* polling threads still running */
+        int error;      /* first fatal error (lost connection) */
 
-        CachedRun *lru;          /* workflow thread only */
+        CachedRun *lru; /* workflow thread only */
         size_t n_cached;
 };
 
@@ -310,7 +310,10 @@ static bool poll_error_transient(const Conn *c) {
 }
 
 /* Sends a poll and returns its "task" map in *ret_task (NULL when nil); @answer holds it. */
-static int poll_task(dur_worker *w, Conn *c, const char *op, msgpack_unpacked *answer,
+static int poll_task(dur_worker *w,
+                     Conn *c,
+                     const char *op,
+                     msgpack_unpacked *answer,
                      const msgpack_object **ret_task) {
         Request req;
         int k;
@@ -505,7 +508,10 @@ static uint64_t event_id_of(const msgpack_object *e) {
         return id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? id->via.u64 : 0;
 }
 
-static int fetch_history(Conn *c, const WorkflowTask *t, uint64_t from, msgpack_unpacked *ret,
+static int fetch_history(Conn *c,
+                         const WorkflowTask *t,
+                         uint64_t from,
+                         msgpack_unpacked *ret,
                          const msgpack_object **ret_events) {
         const msgpack_object *events;
         Request req;
@@ -571,7 +577,10 @@ static int replay_once(Conn *c, const WorkflowTask *t, Run *r, msgpack_sbuffer *
 
 /* Brings the run (cached, or new when *@run is NULL) up to the task. A cached run whose last task
  * did not stick (-ESTALE) is replaced by a replay from the first event. */
-static int replay(Conn *c, const WorkflowTask *t, const dur_workflow_def *def, Run **run,
+static int replay(Conn *c,
+                  const WorkflowTask *t,
+                  const dur_workflow_def *def,
+                  Run **run,
                   msgpack_sbuffer *commands) {
         int k;
 
@@ -635,8 +644,8 @@ static int fail_task(Conn *c, const WorkflowTask *t, const char *cause, const ch
         return answer(c, &req);
 }
 
-static int respond_query(Conn *c, const WorkflowTask *t, const msgpack_sbuffer *result,
-                         const char *error) {
+static int
+respond_query(Conn *c, const WorkflowTask *t, const msgpack_sbuffer *result, const char *error) {
         Request req;
 
         request_init(&req, c, "RespondQueryTask", error || result->size > 0 ? 2 : 1);
@@ -666,8 +675,8 @@ static const dur_workflow_def *find_workflow_def(dur_worker *w, const char *type
 
 /* Answers the task after replay (and query) result @k. Returns <0 only for a lost connection;
  * sets *ret_keep when the run may stay cached: its state matches what the daemon recorded. */
-static int respond(Conn *c, const WorkflowTask *t, Run *r, int k, const msgpack_sbuffer *out,
-                   bool *ret_keep) {
+static int
+respond(Conn *c, const WorkflowTask *t, Run *r, int k, const msgpack_sbuffer *out, bool *ret_keep) {
         char buf[256];
         const char *why = k < 0 ? task_error(r, k, buf, sizeof(buf)) : NULL;
         int a;
@@ -685,7 +694,8 @@ static int respond(Conn *c, const WorkflowTask *t, Run *r, int k, const msgpack_
         if (a < 0)
                 *ret_keep = false;
         if (a < 0 && conn_error_code(c)) {
-                dur_log(LOG_WARNING, "Workflow '%s' run %s: the daemon refused the task's answer: %s",
+                dur_log(LOG_WARNING,
+                        "Workflow '%s' run %s: the daemon refused the task's answer: %s",
                         t->workflow_id, t->run_id, conn_error_message(c) ?: conn_error_code(c));
                 return 0;
         }
@@ -701,10 +711,12 @@ static int workflow_task_run(dur_worker *w, Conn *c, const WorkflowTask *t) {
         int k, a;
 
         if (!def) {
-                (void) snprintf(msg, sizeof(msg), "workflow type '%s' is not registered with this worker",
+                (void) snprintf(msg, sizeof(msg),
+                                "workflow type '%s' is not registered with this worker",
                                 t->workflow_type);
                 msgpack_sbuffer_init(&out);
-                a = is_query(t) ? respond_query(c, t, &out, msg) : fail_task(c, t, "WorkflowError", msg);
+                a = is_query(t) ? respond_query(c, t, &out, msg)
+                                : fail_task(c, t, "WorkflowError", msg);
                 return a < 0 && !conn_error_code(c) ? a : 0;
         }
         msgpack_sbuffer_init(&out);
@@ -715,7 +727,8 @@ static int workflow_task_run(dur_worker *w, Conn *c, const WorkflowTask *t) {
         if (k >= 0 && is_query(t))
                 k = run_query(r, t->query_type, t->query_input.ptr, t->query_input.size, &out);
         if (k < 0 && !r)
-                dur_log(LOG_ERR, "Workflow '%s' run %s: %s", t->workflow_id, t->run_id, strerror(-k));
+                dur_log(LOG_ERR, "Workflow '%s' run %s: %s", t->workflow_id, t->run_id,
+                        strerror(-k));
         a = respond(c, t, r, k, &out, &keep);
         msgpack_sbuffer_destroy(&out);
         if (keep)
@@ -758,8 +771,8 @@ static void *workflow_thread_main(void *userdata) {
 
 /* Starts @n threads running @fn; counts them as alive before they start, so that the stopper
  * never sees zero while one is still connecting. */
-static int start_threads(dur_worker *w, void *(*fn)(void *), pthread_t *ids, size_t n,
-                         size_t *started) {
+static int
+start_threads(dur_worker *w, void *(*fn)(void *), pthread_t *ids, size_t n, size_t *started) {
         for (size_t i = 0; i < n; i++) {
                 int k;
 

@@ -158,17 +158,19 @@ static int pack_retry_policy(msgpack_packer *pk, const dur_retry_policy *p) {
 }
 
 /* ScheduleActivityTask attributes: only what the caller set; the daemon applies the defaults. */
-static int pack_activity_attrs(msgpack_packer *pk, const char *id, const char *type,
-                               const dur_buf *args, const dur_activity_opts *o) {
+static int pack_activity_attrs(msgpack_packer *pk,
+                               const char *id,
+                               const char *type,
+                               const dur_buf *args,
+                               const dur_activity_opts *o) {
         static const dur_activity_opts none = { .task_queue = NULL };
         size_t n;
         int k;
 
         if (!o)
                 o = &none;
-        n = 2 + !!o->task_queue + !!args + (o->schedule_to_close > 0) +
-            (o->schedule_to_start > 0) + (o->start_to_close > 0) + (o->heartbeat > 0) +
-            (retry_fields(&o->retry) > 0);
+        n = 2 + !!o->task_queue + !!args + (o->schedule_to_close > 0) + (o->schedule_to_start > 0) +
+            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_fields(&o->retry) > 0);
         k = msgpack_pack_map(pk, n);
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "activity_id", id);
@@ -195,7 +197,8 @@ static int pack_activity_attrs(msgpack_packer *pk, const char *id, const char *t
 }
 
 /* Creates the future and queues its start command; NULL with errno set on failure. */
-static dur_future *issue_start(Run *r, Command *tmpl, FutureKind kind, const msgpack_sbuffer *attrs) {
+static dur_future *
+issue_start(Run *r, Command *tmpl, FutureKind kind, const msgpack_sbuffer *attrs) {
         dur_future *f;
         int k;
 
@@ -215,8 +218,8 @@ static dur_future *issue_start(Run *r, Command *tmpl, FutureKind kind, const msg
         return f;
 }
 
-DUR_PUBLIC dur_future *dur_start_activity(dur_wf *wf, const char *type, dur_buf *args,
-                                          const dur_activity_opts *opts) {
+DUR_PUBLIC dur_future *
+dur_start_activity(dur_wf *wf, const char *type, dur_buf *args, const dur_activity_opts *opts) {
         Command tmpl = { .type = COMMAND_SCHEDULE_ACTIVITY_TASK, .activity_type = (char *) type };
         dur_future *f = NULL;
         msgpack_sbuffer sb;
@@ -245,7 +248,9 @@ finish:
         return f;
 }
 
-DUR_PUBLIC int dur_execute_activity(dur_wf *wf, const char *type, dur_buf *args,
+DUR_PUBLIC int dur_execute_activity(dur_wf *wf,
+                                    const char *type,
+                                    dur_buf *args,
                                     const dur_activity_opts *opts,
                                     const msgpack_object **ret_result) {
         dur_future *f;
@@ -430,8 +435,8 @@ static bool condition_ready(Run *r, void *userdata) {
         return c->pred(r, c->arg) || (c->timer && c->timer->done);
 }
 
-DUR_PUBLIC int dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg,
-                                  uint64_t timeout) {
+DUR_PUBLIC int
+dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, uint64_t timeout) {
         Condition c = { pred, arg, NULL };
         int k;
 

@@ -36,9 +36,10 @@ int orders_worker_spawn_logged(TestProcess *p, TestDaemon *d) {
         /* O_RDWR: the read end never sees EOF (and open() never blocks), whether or not the
          * worker has opened its end yet. */
         fd = ASSERT_OK_ERRNO(open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC));
-        test_process_spawn(p, STRV("/bin/sh", "-c", "exec \"$0\" 2>\"$1\"",
-                                   test_bin("ORDERS_WORKER_BIN"), fifo),
-                           NULL);
+        test_process_spawn(
+                p,
+                STRV("/bin/sh", "-c", "exec \"$0\" 2>\"$1\"", test_bin("ORDERS_WORKER_BIN"), fifo),
+                NULL);
         return fd;
 }
 
@@ -155,7 +156,7 @@ uint64_t ev_uint(const json_t *ev, const char *attr) {
         json_t *v = json_object_get(json_object_get(ev, "attributes"), attr);
 
         return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t) json_integer_value(v)
-                                                                : 0;
+                                                               : 0;
 }
 
 const char *json_str(const json_t *obj, const char *key) {
@@ -166,9 +167,7 @@ size_t history_count(const json_t *events, const char *type) {
         size_t i, n = 0;
         json_t *ev;
 
-        json_array_foreach(events, i, ev)
-                if (streq(ev_type(ev), type))
-                        n++;
+        json_array_foreach(events, i, ev) if (streq(ev_type(ev), type)) n++;
         return n;
 }
 
@@ -194,9 +193,7 @@ json_t *history_scheduled(const json_t *events, const char *activity_type) {
         size_t i;
         json_t *ev;
 
-        json_array_foreach(events, i, ev)
-                if (is_scheduled(ev, activity_type))
-                        return ev;
+        json_array_foreach(events, i, ev) if (is_scheduled(ev, activity_type)) return ev;
         return NULL;
 }
 
@@ -204,9 +201,7 @@ size_t history_count_scheduled(const json_t *events, const char *activity_type) 
         size_t i, n = 0;
         json_t *ev;
 
-        json_array_foreach(events, i, ev)
-                if (is_scheduled(ev, activity_type))
-                        n++;
+        json_array_foreach(events, i, ev) if (is_scheduled(ev, activity_type)) n++;
         return n;
 }
 
@@ -219,15 +214,16 @@ json_t *history_activity_close(const json_t *events, uint64_t scheduled_id) {
         size_t i;
         json_t *ev;
 
-        json_array_foreach(events, i, ev)
-                if (is_activity_close(ev_type(ev)) && ev_uint(ev, "scheduled_event_id") == scheduled_id)
-                        return ev;
+        json_array_foreach(events, i,
+                           ev) if (is_activity_close(ev_type(ev)) &&
+                                   ev_uint(ev, "scheduled_event_id") == scheduled_id) return ev;
         return NULL;
 }
 
 static bool is_run_close(const char *type) {
-        return streq(type, "WorkflowExecutionCompleted") || streq(type, "WorkflowExecutionFailed") ||
-               streq(type, "WorkflowExecutionTimedOut") || streq(type, "WorkflowExecutionCanceled") ||
+        return streq(type, "WorkflowExecutionCompleted") ||
+               streq(type, "WorkflowExecutionFailed") || streq(type, "WorkflowExecutionTimedOut") ||
+               streq(type, "WorkflowExecutionCanceled") ||
                streq(type, "WorkflowExecutionTerminated") ||
                streq(type, "WorkflowExecutionContinuedAsNew");
 }

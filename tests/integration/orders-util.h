@@ -5,6 +5,7 @@
  * payloads appear as JSON values), and checks of the invariants of DESIGN.md §3 on a history. */
 
 #include <durable/durable.h>
+
 #include <jansson.h>
 
 #include "tests/lib/daemon.h"
@@ -13,14 +14,14 @@
 
 /* Fails the test unless @expr (a libdurable call on client @c) returned >= 0; the message names
  * the daemon's error code and message. Yields the value. */
-#define ASSERT_DUR_OK(c, expr)                                                                  \
-        ({                                                                                      \
-                int _adk = (expr);                                                              \
-                if (_adk < 0)                                                                   \
-                        test_fail(__FILE__, __LINE__, "\"%s\" returned %d (%s: %s)", #expr,     \
-                                  _adk, test_str_or_null(dur_client_error_code(c)),             \
-                                  test_str_or_null(dur_client_error_message(c)));               \
-                _adk;                                                                           \
+#define ASSERT_DUR_OK(c, expr)                                                                    \
+        ({                                                                                        \
+                int _adk = (expr);                                                                \
+                if (_adk < 0)                                                                     \
+                        test_fail(__FILE__, __LINE__, "\"%s\" returned %d (%s: %s)", #expr, _adk, \
+                                  test_str_or_null(dur_client_error_code(c)),                     \
+                                  test_str_or_null(dur_client_error_message(c)));                 \
+                _adk;                                                                             \
         })
 
 /* A client of the daemon in $DURABLED_SOCKET (set by the harness); fails the test on error. */

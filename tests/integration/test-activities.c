@@ -30,8 +30,8 @@ static void fixture_done(Fixture *f) {
 }
 
 /* Runs ActivityWorkflow with @input; the outcome in *o, the checked history in *ret_events. */
-static int run_activity(Fixture *f, const char *id, const char *input, dur_outcome *o,
-                        json_t **ret_events) {
+static int
+run_activity(Fixture *f, const char *id, const char *input, dur_outcome *o, json_t **ret_events) {
         int r;
 
         start_json(f->client, "ActivityWorkflow", id, NULL, input, 0);
@@ -41,15 +41,15 @@ static int run_activity(Fixture *f, const char *id, const char *input, dur_outco
         return r;
 }
 
-#define SUCCESS_HISTORY                                                                       \
-        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",           \
-                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted",      \
-                "ActivityTaskCompleted", "WorkflowTaskScheduled", "WorkflowTaskStarted",      \
+#define SUCCESS_HISTORY                                                                  \
+        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",      \
+                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted", \
+                "ActivityTaskCompleted", "WorkflowTaskScheduled", "WorkflowTaskStarted", \
                 "WorkflowTaskCompleted", "WorkflowExecutionCompleted"
-#define FAILED_HISTORY(closing)                                                                 \
-        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",             \
-                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted",        \
-                closing, "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskCompleted", \
+#define FAILED_HISTORY(closing)                                                                   \
+        "WorkflowExecutionStarted", "WorkflowTaskScheduled", "WorkflowTaskStarted",               \
+                "WorkflowTaskCompleted", "ActivityTaskScheduled", "ActivityTaskStarted", closing, \
+                "WorkflowTaskScheduled", "WorkflowTaskStarted", "WorkflowTaskCompleted",          \
                 "WorkflowExecutionFailed"
 
 static const char *failure_str(const json_t *ev, const char *key) {
@@ -307,8 +307,9 @@ TEST(heartbeat_details_survive_retry) {
         out = outcome_result(&o);
         result = json_object_get(out, "result");
         ASSERT_EQ(json_integer_value(json_object_get(result, "attempt")), 2);
-        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(result, "details"), "progress")),
-                  1);
+        ASSERT_EQ(
+                json_integer_value(json_object_get(json_object_get(result, "details"), "progress")),
+                1);
         ASSERT_HISTORY_TYPES(events, SUCCESS_HISTORY);
         ASSERT_STREQ(json_str(ev_attr(history_must(events, "ActivityTaskStarted"), "last_failure"),
                               "type"),

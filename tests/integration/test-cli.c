@@ -9,10 +9,10 @@
 #define Q "order-processing"
 
 /* Runs durablectl with the arguments; returns its exit status (output in *r, freed first). */
-#define CTL(r, ...)                                                                         \
-        ({                                                                                  \
-                test_run_free(r);                                                           \
-                test_run((r), STRV(test_bin("DURABLECTL_BIN"), __VA_ARGS__), &ctl_opts);    \
+#define CTL(r, ...)                                                                      \
+        ({                                                                               \
+                test_run_free(r);                                                        \
+                test_run((r), STRV(test_bin("DURABLECTL_BIN"), __VA_ARGS__), &ctl_opts); \
         })
 
 /* No pager, no colour, whatever the environment of the test says. */
@@ -24,7 +24,8 @@ static json_t *out_json(const TestRun *r) {
         json_t *j = json_loads(r->out, JSON_DECODE_ANY, &e);
 
         if (!j)
-                test_fail(__FILE__, __LINE__, "durablectl printed no JSON (%s): %s", e.text, r->out);
+                test_fail(__FILE__, __LINE__, "durablectl printed no JSON (%s): %s", e.text,
+                          r->out);
         return j;
 }
 
@@ -231,8 +232,8 @@ TEST(errors) {
         /* Usage errors: exit 2, and nothing reaches the daemon. */
         ASSERT_EQ(CTL(&r, "frobnicate"), 2);
         ASSERT_EQ(CTL(&r, "start"), 2);
-        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "cli-bad", "--task-queue", Q,
-                      "--input", "{not json"),
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "cli-bad", "--task-queue", Q, "--input",
+                      "{not json"),
                   2);
         ASSERT_EQ(CTL(&r, "list", "--status", "Sleeping"), 2);
         ASSERT_EQ(CTL(&r, "result", "cli-bad"), 1);

@@ -95,7 +95,8 @@ static char *restart_order(dur_client *c, const char *workflow_id, unsigned n, b
 }
 
 /* Everything a finished order run must satisfy, however often the daemon died on the way. */
-static void check_order_run(dur_client *c, const char *workflow_id, unsigned n, const char *run_id) {
+static void
+check_order_run(dur_client *c, const char *workflow_id, unsigned n, const char *run_id) {
         _cleanup_(dur_outcome_done) dur_outcome out = {};
         char want[64];
         json_t *result, *events, *req, *answer, *list;
@@ -215,8 +216,7 @@ static bool crash_order_at(const char *point, unsigned n) {
 
                 again = restart_order(c, workflow_id, n, &started);
                 printf("test: start retried after the crash: %s\n",
-                       started ? "a new run (the first was not committed)"
-                               : "the committed run");
+                       started ? "a new run (the first was not committed)" : "the committed run");
                 /* Killed before its commit, the first start left nothing. Killed after the
                  * daemon's first commit, which is the start's (nothing else commits before a
                  * workflow exists), the first start is on disk. */
@@ -238,8 +238,8 @@ static void crash_loop(const char *point) {
                         break;
                 killed++;
         }
-        printf("test: %s: killed the daemon at %u commits, then a run completed untouched\n",
-               point, killed);
+        printf("test: %s: killed the daemon at %u commits, then a run completed untouched\n", point,
+               killed);
         ASSERT_LE(n, KILL_N_MAX);
         /* The order workflow takes several commits: a loop that never killed anything tests
          * nothing (a build without fault injection, or a broken kill point). */

@@ -9,10 +9,8 @@
 
 /* Starts @type as @workflow_id with the JSON input @input_json (NULL: no input); returns the run id
  * (free it). */
-static char *start_workflow(dur_client *c,
-                            const char *type,
-                            const char *workflow_id,
-                            const char *input_json) {
+static char *
+start_workflow(dur_client *c, const char *type, const char *workflow_id, const char *input_json) {
         dur_start_opts opts = { .workflow_id = workflow_id, .task_queue = ORDERS_QUEUE };
         dur_buf *input = input_json ? ASSERT_NOT_NULL(dur_buf_from_json(input_json)) : NULL;
         char *run_id = NULL;
@@ -39,7 +37,8 @@ static void assert_result_str(const dur_outcome *o, const char *key, const char 
         json_decref(result);
 }
 
-static void signal_json(dur_client *c, const char *workflow_id, const char *name, const char *json) {
+static void
+signal_json(dur_client *c, const char *workflow_id, const char *name, const char *json) {
         dur_buf *input = ASSERT_NOT_NULL(dur_buf_from_json(json));
 
         ASSERT_DUR_OK(c, dur_client_signal(c, workflow_id, NULL, name, input));
@@ -81,7 +80,8 @@ TEST(order_completes) {
         orders_worker_spawn(&worker);
         c = client_connect();
 
-        run_id = start_workflow(c, "OrderWorkflow", "order-42", "{\"order_id\": \"42\", \"amount\": 100}");
+        run_id = start_workflow(c, "OrderWorkflow", "order-42",
+                                "{\"order_id\": \"42\", \"amount\": 100}");
         ASSERT_EQ(wait_result(c, "order-42", &out), 0);
         ASSERT_STREQ(out.status, "Completed");
         ASSERT_STREQ(out.run_id, run_id);
@@ -169,7 +169,8 @@ TEST(order_query_while_running) {
         sched = history_scheduled(events, "create_order");
         ASSERT_NOT_NULL(sched);
         ASSERT_NOT_NULL(history_activity_close(events, ev_id(sched)));
-        ASSERT_STREQ(ev_type(history_activity_close(events, ev_id(sched))), "ActivityTaskCompleted");
+        ASSERT_STREQ(ev_type(history_activity_close(events, ev_id(sched))),
+                     "ActivityTaskCompleted");
         ASSERT_NOT_NULL(history_scheduled(events, "process_payment"));
         ASSERT_EQ(history_count(events, "WorkflowExecutionCompleted"), 0u);
         json_decref(events);
@@ -327,7 +328,8 @@ TEST(approval_times_out_with_time_skipping) {
         ASSERT_STREQ(ev_str(fired, "timer_id"), ev_str(started, "timer_id"));
         /* On the daemon's (skipped) clock the timer kept its deadline. */
         ASSERT_GE(json_integer_value(json_object_get(fired, "time")),
-                  json_integer_value(json_object_get(started, "time")) + (json_int_t) (24 * DUR_HOUR));
+                  json_integer_value(json_object_get(started, "time")) +
+                          (json_int_t) (24 * DUR_HOUR));
         ASSERT_EQ(history_count(events, "WorkflowExecutionSignaled"), 0u);
         json_decref(events);
         dur_client_free(c);

@@ -20,7 +20,8 @@ static uint64_t query_count(dur_client *c, const char *id) {
 
         ASSERT_DUR_OK(c, dur_client_query(c, id, NULL, "count", NULL, &result));
         msgpack_unpacked_init(&u);
-        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL), MSGPACK_UNPACK_SUCCESS);
+        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL),
+                  MSGPACK_UNPACK_SUCCESS);
         ASSERT_OK(dur_unpack(&u.data, "U", &n));
         msgpack_unpacked_destroy(&u);
         dur_buf_free(result);
@@ -55,7 +56,9 @@ TEST(signals_in_order) {
         list = json_object_get(out, "signals");
         ASSERT_EQ(json_array_size(list), 20);
         for (int k = 0; k < 20; k++)
-                ASSERT_EQ(json_integer_value(json_object_get(json_array_get(list, (size_t) k), "i")), k);
+                ASSERT_EQ(
+                        json_integer_value(json_object_get(json_array_get(list, (size_t) k), "i")),
+                        k);
         /* A closed workflow still answers queries (the worker replays it). */
         ASSERT_EQ(query_count(c, "sig"), 20);
 
@@ -104,7 +107,8 @@ TEST(query_errors) {
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "count"); /* the known ones */
         ASSERT_NULL(result);
 
-        ASSERT_ERROR(dur_client_query(c, "no-such-workflow", NULL, "count", NULL, &result), -ENOENT);
+        ASSERT_ERROR(dur_client_query(c, "no-such-workflow", NULL, "count", NULL, &result),
+                     -ENOENT);
         ASSERT_STREQ(dur_client_error_code(c), "not_found");
 
         /* Signals to a closed workflow are refused as not_found. */

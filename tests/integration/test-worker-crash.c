@@ -38,7 +38,8 @@ TEST(worker_killed_during_activity) {
         fifo_read_line(fd, line, sizeof(line));
         ASSERT_STREQ(line, "started 2");
         out = outcome_result(&o);
-        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out, "result"), "attempt")), 2);
+        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out, "result"), "attempt")),
+                  2);
 
         events = history_get(c, "kill-activity");
         history_assert_invariants(events);
@@ -119,7 +120,8 @@ static uint64_t query_count(dur_client *c, const char *id) {
 
         ASSERT_DUR_OK(c, dur_client_query(c, id, NULL, "count", NULL, &result));
         msgpack_unpacked_init(&u);
-        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL), MSGPACK_UNPACK_SUCCESS);
+        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL),
+                  MSGPACK_UNPACK_SUCCESS);
         ASSERT_OK(dur_unpack(&u.data, "U", &n));
         msgpack_unpacked_destroy(&u);
         dur_buf_free(result);

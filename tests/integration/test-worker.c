@@ -81,7 +81,8 @@ static uint64_t realtime_usec(void) {
 }
 
 static void sleep_ms(uint64_t ms) {
-        struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000 };
+        struct timespec ts = { .tv_sec = (time_t) (ms / 1000),
+                               .tv_nsec = (long) (ms % 1000) * 1000000 };
 
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
@@ -301,11 +302,13 @@ static int activity_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *ou
                        &hb, "max_attempts", &max_attempts, "initial_interval_ms", &initial,
                        "backoff", &backoff, "non_retryable", &nr);
         if (r < 0)
-                return dur_fail(wf, "BadInput", true, "ActivityWorkflow: bad input (%s)", strerror(-r));
+                return dur_fail(wf, "BadInput", true, "ActivityWorkflow: bad input (%s)",
+                                strerror(-r));
         if (nr && nr->type == MSGPACK_OBJECT_ARRAY)
                 for (uint32_t i = 0; i < nr->via.array.size && i < MAX_NON_RETRYABLE; i++)
                         if (dur_unpack(&nr->via.array.ptr[i], "s", &st->non_retryable[i]) < 0)
-                                return dur_fail(wf, "BadInput", true, "non_retryable: strings only");
+                                return dur_fail(wf, "BadInput", true,
+                                                "non_retryable: strings only");
         opts = (dur_activity_opts){
                 .task_queue = queue,
                 .start_to_close = st2c * DUR_MSEC,
@@ -317,7 +320,8 @@ static int activity_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *ou
                            .backoff_coefficient = backoff,
                            .non_retryable_error_types = nr ? st->non_retryable : NULL },
         };
-        r = dur_execute_activity(wf, type, input ? dur_buf_from_object(input) : NULL, &opts, &result);
+        r = dur_execute_activity(wf, type, input ? dur_buf_from_object(input) : NULL, &opts,
+                                 &result);
         if (r < 0)
                 return r; /* DUR_FAILED: the run fails with dur_wf_failure(), the activity's */
         return dur_pack(out, "{s:o?}", "result", result);
@@ -411,7 +415,8 @@ static int cancel_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
                                  &long_opts, NULL);
         if (r != DUR_CANCELED)
                 return r < 0 ? r : dur_pack(out, "{s:b}", "canceled", false);
-        r = dur_execute_activity(wf, "echo", dur_args("{s:b}", "cleanup", true), &cleanup_opts, NULL);
+        r = dur_execute_activity(wf, "echo", dur_args("{s:b}", "cleanup", true), &cleanup_opts,
+                                 NULL);
         if (r < 0)
                 return r;
         return DUR_CANCELED;

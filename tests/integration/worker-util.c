@@ -15,12 +15,17 @@
 #include <unistd.h>
 
 void test_worker_spawn(TestProcess *p, const char *queue, const char *const *extra_env) {
-        test_process_spawn(p, STRV(test_bin("TEST_WORKER_BIN"), "--task-queue", queue ?: TEST_QUEUE),
+        test_process_spawn(p,
+                           STRV(test_bin("TEST_WORKER_BIN"), "--task-queue", queue ?: TEST_QUEUE),
                            extra_env);
 }
 
-void start_json(dur_client *c, const char *type, const char *workflow_id, const char *queue,
-                const char *input, uint64_t task_timeout) {
+void start_json(dur_client *c,
+                const char *type,
+                const char *workflow_id,
+                const char *queue,
+                const char *input,
+                uint64_t task_timeout) {
         dur_start_opts opts = { .workflow_id = workflow_id,
                                 .task_queue = queue ?: TEST_QUEUE,
                                 .task_timeout = task_timeout };
@@ -74,7 +79,9 @@ char *history_types(const json_t *events) {
         return s;
 }
 
-void history_assert_types_at(const json_t *events, const char *const *types, const char *file,
+void history_assert_types_at(const json_t *events,
+                             const char *const *types,
+                             const char *file,
                              int line) {
         _cleanup_free_ char *have = history_types(events), *want = NULL;
         size_t len = 0;
@@ -201,7 +208,9 @@ void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, 
         }
 }
 
-int raw_complete_workflow_task(dur_client *c, const char *token, size_t size,
+int raw_complete_workflow_task(dur_client *c,
+                               const char *token,
+                               size_t size,
                                const char *commands_json) {
         dur_buf *commands = dur_buf_from_json(commands_json), *req, *answer = NULL;
         msgpack_sbuffer sb;

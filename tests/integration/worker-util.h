@@ -4,6 +4,7 @@
  * Histories, raw calls and the invariant check come from orders-util.h. */
 
 #include <durable/durable.h>
+
 #include <jansson.h>
 
 #include "tests/integration/orders-util.h"
@@ -16,8 +17,12 @@ void test_worker_spawn(TestProcess *p, const char *queue, const char *const *ext
 
 /* Starts @type with the JSON input @input (may be NULL) on @queue (NULL: "test");
  * @task_timeout 0 = the daemon's default. Fails the test on error. */
-void start_json(dur_client *c, const char *type, const char *workflow_id, const char *queue,
-                const char *input, uint64_t task_timeout);
+void start_json(dur_client *c,
+                const char *type,
+                const char *workflow_id,
+                const char *queue,
+                const char *input,
+                uint64_t task_timeout);
 
 /* Waits (no time limit of its own: the daemon answers when the run closes; the harness's
  * timeout bounds the test) for the run's outcome; returns dur_client_result()'s value. */
@@ -31,7 +36,9 @@ char *history_types(const json_t *events);
 /* Fails unless the event types are exactly @types (NULL-terminated), in order. */
 #define ASSERT_HISTORY_TYPES(events, ...) \
         history_assert_types_at(events, STRV(__VA_ARGS__), __FILE__, __LINE__)
-void history_assert_types_at(const json_t *events, const char *const *types, const char *file,
+void history_assert_types_at(const json_t *events,
+                             const char *const *types,
+                             const char *file,
                              int line);
 /* The attribute @key of @ev (borrowed; NULL when absent). */
 json_t *ev_attr(const json_t *ev, const char *key);
@@ -51,5 +58,7 @@ void fifo_read_line(int fd, char *buf, size_t size);
 void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size);
 /* CompleteWorkflowTask with @token and the commands @commands_json (a JSON array); returns
  * dur_client_call()'s value. */
-int raw_complete_workflow_task(dur_client *c, const char *token, size_t size,
+int raw_complete_workflow_task(dur_client *c,
+                               const char *token,
+                               size_t size,
                                const char *commands_json);

@@ -35,7 +35,7 @@ typedef struct Sim {
         msgpack_unpacked batch; /* the events array last handed over */
         msgpack_sbuffer out;    /* the last task's commands */
         msgpack_unpacked cmds;
-        msgpack_zone zone;      /* decoded payloads for assertions */
+        msgpack_zone zone; /* decoded payloads for assertions */
 } Sim;
 
 /* Appends an event. @fmt has one letter per attribute, each taking a key and a value:
@@ -264,10 +264,11 @@ static void sim_complete(Sim *s) {
                         snprintf(type, sizeof(type), "%.*s", (int) v->via.str.size, v->via.str.ptr);
                 if (cmd_is(s, i, "ScheduleActivityTask"))
                         sim_event(s, EVENT_ACTIVITY_TASK_SCHEDULED, "ssu", "activity_id", id,
-                                  "activity_type", type, "workflow_task_completed_event_id", completed);
+                                  "activity_type", type, "workflow_task_completed_event_id",
+                                  completed);
                 else if (cmd_is(s, i, "StartTimer"))
-                        sim_event(s, EVENT_TIMER_STARTED, "suu", "timer_id", id, "start_to_fire_usec",
-                                  cmd_attr_uint(s, i, "start_to_fire_usec"),
+                        sim_event(s, EVENT_TIMER_STARTED, "suu", "timer_id", id,
+                                  "start_to_fire_usec", cmd_attr_uint(s, i, "start_to_fire_usec"),
                                   "workflow_task_completed_event_id", completed);
                 else if (cmd_is(s, i, "CancelTimer"))
                         sim_event(s, EVENT_TIMER_CANCELED, "su", "timer_id", id,
@@ -275,9 +276,11 @@ static void sim_complete(Sim *s) {
                 else if (cmd_is(s, i, "RequestCancelActivityTask")) {
                         uint64_t sched = cmd_attr_uint(s, i, "scheduled_event_id");
                         /* Not started yet: the daemon cancels it at once. */
-                        sim_event(s, EVENT_ACTIVITY_TASK_CANCEL_REQUESTED, "uu", "scheduled_event_id",
-                                  sched, "workflow_task_completed_event_id", completed);
-                        sim_event(s, EVENT_ACTIVITY_TASK_CANCELED, "u", "scheduled_event_id", sched);
+                        sim_event(s, EVENT_ACTIVITY_TASK_CANCEL_REQUESTED, "uu",
+                                  "scheduled_event_id", sched, "workflow_task_completed_event_id",
+                                  completed);
+                        sim_event(s, EVENT_ACTIVITY_TASK_CANCELED, "u", "scheduled_event_id",
+                                  sched);
                 } else if (cmd_is(s, i, "CompleteWorkflowExecution"))
                         sim_event(s, EVENT_WORKFLOW_EXECUTION_COMPLETED, "u",
                                   "workflow_task_completed_event_id", completed);
@@ -322,12 +325,12 @@ static void sim_timer_fired(Sim *s, const char *timer_id) {
 }
 
 /* Completes the last task, adds @what's events (a callback), and runs the next task. */
-#define NEXT_TASK(s, ...)                   \
-        ({                                  \
-                sim_complete(s);            \
-                __VA_ARGS__;                \
-                sim_new_task(s);            \
-                sim_task(s);                \
+#define NEXT_TASK(s, ...)        \
+        ({                       \
+                sim_complete(s); \
+                __VA_ARGS__;     \
+                sim_new_task(s); \
+                sim_task(s);     \
         })
 
 /* ---- workflows under test -------------------------------------------------------------------- */
@@ -353,10 +356,12 @@ static int seq_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
 
         DUR_TRY(dur_unpack(in, "{s:s}", "item", &item));
         o->status = "creating";
-        DUR_TRY(dur_execute_activity(wf, "create_order", dur_args("{s:s}", "item", item), &quick, &res));
+        DUR_TRY(dur_execute_activity(wf, "create_order", dur_args("{s:s}", "item", item), &quick,
+                                     &res));
         DUR_TRY(dur_unpack(res, "{s:s}", "order_id", &o->order_id));
         o->status = "charging";
-        DUR_TRY(dur_execute_activity(wf, "charge", dur_args("{s:s}", "order_id", o->order_id), NULL, NULL));
+        DUR_TRY(dur_execute_activity(wf, "charge", dur_args("{s:s}", "order_id", o->order_id), NULL,
+                                     NULL));
         o->status = "done";
         return dur_pack(out, "{s:s}", "order_id", o->order_id);
 }
@@ -395,7 +400,8 @@ TEST(sequential_activities) {
         ASSERT_OK(dur_unpack(&o, "{s:s}", "item", &id));
         ASSERT_STREQ(id, "book");
 
-        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", dur_args("{s:s}", "order_id", "o-7"))));
+        ASSERT_OK(NEXT_TASK(&s,
+                            sim_activity_completed(&s, "1", dur_args("{s:s}", "order_id", "o-7"))));
         ASSERT_EQ(cmd_count(&s), 1u);
         ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_id", "2"));
         ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "charge"));
@@ -441,7 +447,8 @@ TEST(query) {
         ASSERT_TRUE(msg_str_eq(&u.data, "creating"));
 
         ASSERT_ERROR(run_query(s.run, "nope", NULL, 0, &res), -ENOENT);
-        ASSERT_STREQ(run_error_message(s.run), "unknown query type 'nope' (known: get_status, blocker)");
+        ASSERT_STREQ(run_error_message(s.run),
+                     "unknown query type 'nope' (known: get_status, blocker)");
         ASSERT_ERROR(run_query(s.run, "blocker", NULL, 0, &res), -EPROTO);
         ASSERT_STR_CONTAINS(run_error_message(s.run), "must not block");
 
@@ -572,10 +579,11 @@ TEST(signal_handler_blocks) {
         ASSERT_OK(sim_task(&s));
         ASSERT_EQ(cmd_count(&s), 1u);
         ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
-        ASSERT_OK(NEXT_TASK(&s, (sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "sp", "signal_name",
-                                           "approve", "input", dur_args("{s:s}", "by", "bob")),
-                                 sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name",
-                                           "unknown"))));
+        ASSERT_OK(NEXT_TASK(
+                &s,
+                (sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "sp", "signal_name", "approve",
+                           "input", dur_args("{s:s}", "by", "bob")),
+                 sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name", "unknown"))));
         /* The handler waits for its activity; the main function still waits. */
         ASSERT_EQ(cmd_count(&s), 1u);
         ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "notify"));
@@ -616,7 +624,8 @@ TEST(wait_condition_met) {
 
         sim_init(&s, &approval_wf, "run-met", NULL);
         ASSERT_OK(sim_task(&s));
-        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name", "quick")));
+        ASSERT_OK(NEXT_TASK(
+                &s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name", "quick")));
         ASSERT_EQ(cmd_count(&s), 2u);
         ASSERT_TRUE(cmd_is(&s, 0, "CancelTimer"));
         ASSERT_TRUE(cmd_is(&s, 1, "CompleteWorkflowExecution"));
@@ -647,7 +656,8 @@ TEST(cancel_request) {
         sim_init(&s, &cancel_wf, "run-cancel", NULL);
         ASSERT_OK(sim_task(&s));
         sched = s.n + 2; /* WorkflowTaskCompleted, then ActivityTaskScheduled */
-        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s", "reason", "user")));
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s",
+                                          "reason", "user")));
         ASSERT_EQ(cmd_count(&s), 2u);
         ASSERT_TRUE(cmd_is(&s, 0, "RequestCancelActivityTask"));
         ASSERT_EQ(cmd_attr_uint(&s, 0, "scheduled_event_id"), sched);
@@ -717,15 +727,19 @@ TEST(nondeterminism) {
 
         sim_init(&s, &seq_wf, "run-nd", dur_args("{s:s}", "item", "x"));
         ASSERT_OK(sim_task(&s));
-        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", dur_args("{s:s}", "order_id", "o"))));
+        ASSERT_OK(
+                NEXT_TASK(&s, sim_activity_completed(&s, "1", dur_args("{s:s}", "order_id", "o"))));
         /* History: 4 WorkflowTaskCompleted, 5 ActivityTaskScheduled, 6-7 started/completed,
          * 8 WorkflowTaskScheduled, 9 WorkflowTaskStarted. */
-        expect_nondeterminism(&s, sleepy_run,
-                              "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=create_order) but the code issued StartTimer(timer_id=1)");
-        expect_nondeterminism(&s, nothing_run,
-                              "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=create_order) but the code issued CompleteWorkflowExecution");
-        expect_nondeterminism(&s, two_run,
-                              "non-deterministic workflow: history event 8 is WorkflowTaskScheduled but the code issued ScheduleActivityTask(activity_id=2, type=extra)");
+        expect_nondeterminism(
+                &s, sleepy_run,
+                "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=create_order) but the code issued StartTimer(timer_id=1)");
+        expect_nondeterminism(
+                &s, nothing_run,
+                "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=create_order) but the code issued CompleteWorkflowExecution");
+        expect_nondeterminism(
+                &s, two_run,
+                "non-deterministic workflow: history event 8 is WorkflowTaskScheduled but the code issued ScheduleActivityTask(activity_id=2, type=extra)");
         sim_done(&s);
 }
 

@@ -42,11 +42,11 @@ extern "C" {
 #define DUR_CANCELED (-10001) /* the workflow (or this operation) was cancelled */
 
 /* Propagates a failure out of a workflow or activity function. */
-#define DUR_TRY(expr)                                 \
-        do {                                          \
-                int _dur_r = (expr);                  \
-                if (_dur_r < 0)                       \
-                        return _dur_r;                \
+#define DUR_TRY(expr)                  \
+        do {                           \
+                int _dur_r = (expr);   \
+                if (_dur_r < 0)        \
+                        return _dur_r; \
         } while (0)
 
 typedef struct dur_client dur_client;
@@ -114,16 +114,28 @@ typedef struct dur_start_opts {
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
-DUR_PUBLIC int dur_client_start(dur_client *c, const char *workflow_type, const dur_start_opts *opts,
-                                const dur_buf *input, char **ret_run_id);
-DUR_PUBLIC int dur_client_signal(dur_client *c, const char *workflow_id, const char *run_id,
-                                 const char *signal_name, const dur_buf *input);
+DUR_PUBLIC int dur_client_start(dur_client *c,
+                                const char *workflow_type,
+                                const dur_start_opts *opts,
+                                const dur_buf *input,
+                                char **ret_run_id);
+DUR_PUBLIC int dur_client_signal(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *run_id,
+                                 const char *signal_name,
+                                 const dur_buf *input);
 /* The query's result payload in *ret_result (may hold nil). */
-DUR_PUBLIC int dur_client_query(dur_client *c, const char *workflow_id, const char *run_id,
-                                const char *query_type, const dur_buf *input, dur_buf **ret_result);
-DUR_PUBLIC int dur_client_cancel(dur_client *c, const char *workflow_id, const char *run_id,
-                                 const char *reason);
-DUR_PUBLIC int dur_client_terminate(dur_client *c, const char *workflow_id, const char *run_id,
+DUR_PUBLIC int dur_client_query(dur_client *c,
+                                const char *workflow_id,
+                                const char *run_id,
+                                const char *query_type,
+                                const dur_buf *input,
+                                dur_buf **ret_result);
+DUR_PUBLIC int
+dur_client_cancel(dur_client *c, const char *workflow_id, const char *run_id, const char *reason);
+DUR_PUBLIC int dur_client_terminate(dur_client *c,
+                                    const char *workflow_id,
+                                    const char *run_id,
                                     const char *reason);
 
 /* The outcome of a run, as answered by GetResult. */
@@ -137,8 +149,11 @@ DUR_PUBLIC void dur_outcome_done(dur_outcome *o);
 
 /* Waits for the run to close (timeout 0 = no limit) and fills *ret. Returns 0 when it completed,
  * DUR_FAILED when it closed otherwise, -ETIMEDOUT when the wait ran out. */
-DUR_PUBLIC int dur_client_result(dur_client *c, const char *workflow_id, const char *run_id,
-                                 uint64_t timeout, dur_outcome *ret);
+DUR_PUBLIC int dur_client_result(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *run_id,
+                                 uint64_t timeout,
+                                 dur_outcome *ret);
 
 /* Any operation of the protocol: @request is a msgpack map without "id" (it is added); the
  * answer map is returned in *ret_answer. An error answer returns its negative errno and sets
@@ -165,14 +180,17 @@ DUR_PUBLIC const char *dur_actx_activity_id(dur_actx *ctx);
 /* "<workflow id>/<activity id>": stable across attempts, for the outside world's dedup. */
 DUR_PUBLIC const char *dur_actx_idempotency_key(dur_actx *ctx);
 /* Sets the activity's failure; returns DUR_FAILED for "return dur_actx_fail(...)". */
-DUR_PUBLIC int dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt,
-                             ...) __attribute__((format(printf, 4, 5)));
+DUR_PUBLIC int
+dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 /* ---- Workflows ------------------------------------------------------------------------------- */
 
 typedef int (*dur_workflow_fn)(dur_wf *wf, const msgpack_object *input, msgpack_packer *out);
 typedef int (*dur_signal_fn)(dur_wf *wf, const msgpack_object *args); /* may block */
-typedef int (*dur_query_fn)(dur_wf *wf, const msgpack_object *args, msgpack_packer *out); /* must not block */
+typedef int (*dur_query_fn)(dur_wf *wf,
+                            const msgpack_object *args,
+                            msgpack_packer *out); /* must not block */
 
 typedef struct dur_signal_def {
         const char *name;
@@ -195,10 +213,10 @@ typedef struct dur_workflow_def {
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
 
 typedef struct dur_retry_policy {
-        uint64_t initial_interval;  /* 0 = 1 s */
-        double backoff_coefficient; /* 0 = 2.0 */
-        uint64_t maximum_interval;  /* 0 = 100 x initial_interval */
-        uint32_t maximum_attempts;  /* 0 = unlimited, 1 = no retries */
+        uint64_t initial_interval;                    /* 0 = 1 s */
+        double backoff_coefficient;                   /* 0 = 2.0 */
+        uint64_t maximum_interval;                    /* 0 = 100 x initial_interval */
+        uint32_t maximum_attempts;                    /* 0 = unlimited, 1 = no retries */
         const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
 } dur_retry_policy;
 
@@ -224,10 +242,12 @@ DUR_PUBLIC int dur_fail(dur_wf *wf, const char *type, bool non_retryable, const 
 DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf);
 
 /* Activities. @args is consumed (may be NULL). */
-DUR_PUBLIC dur_future *dur_start_activity(dur_wf *wf, const char *type, dur_buf *args,
-                                          const dur_activity_opts *opts);
+DUR_PUBLIC dur_future *
+dur_start_activity(dur_wf *wf, const char *type, dur_buf *args, const dur_activity_opts *opts);
 /* start + await; *ret_result (if not NULL) points to the result, valid for the run. */
-DUR_PUBLIC int dur_execute_activity(dur_wf *wf, const char *type, dur_buf *args,
+DUR_PUBLIC int dur_execute_activity(dur_wf *wf,
+                                    const char *type,
+                                    dur_buf *args,
                                     const dur_activity_opts *opts,
                                     const msgpack_object **ret_result);
 
@@ -236,8 +256,8 @@ DUR_PUBLIC int dur_await(dur_wf *wf, dur_future *f);
 DUR_PUBLIC int dur_await_all(dur_wf *wf, dur_future *const *fs, size_t n);
 /* Returns once one is done; its index in *ret_index. */
 DUR_PUBLIC int dur_await_any(dur_wf *wf, dur_future *const *fs, size_t n, size_t *ret_index);
-#define DUR_AWAIT_ALL(wf, ...)                                                            \
-        dur_await_all((wf), (dur_future *const[]){ __VA_ARGS__ },                         \
+#define DUR_AWAIT_ALL(wf, ...)                                    \
+        dur_await_all((wf), (dur_future *const[]){ __VA_ARGS__ }, \
                       sizeof((dur_future *const[]){ __VA_ARGS__ }) / sizeof(dur_future *))
 DUR_PUBLIC bool dur_future_done(const dur_future *f);
 DUR_PUBLIC const msgpack_object *dur_future_result(const dur_future *f);
@@ -249,8 +269,8 @@ DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration);
 
 /* Blocks until pred(wf, arg) is true (re-checked whenever anything happened): returns 1; or until
  * @timeout passed (0 = no timeout): returns 0; DUR_CANCELED when cancelled. */
-DUR_PUBLIC int dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg,
-                                  uint64_t timeout);
+DUR_PUBLIC int
+dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, uint64_t timeout);
 
 /* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
@@ -264,10 +284,10 @@ DUR_PUBLIC bool dur_is_replaying(dur_wf *wf);
 /* ---- Worker ---------------------------------------------------------------------------------- */
 
 typedef struct dur_worker_opts {
-        const char *socket_path;     /* as dur_client_connect() */
-        const char *task_queue;      /* required */
-        const char *identity;        /* default "<hostname>:<pid>" */
-        unsigned activity_threads;   /* default 8 */
+        const char *socket_path;       /* as dur_client_connect() */
+        const char *task_queue;        /* required */
+        const char *identity;          /* default "<hostname>:<pid>" */
+        unsigned activity_threads;     /* default 8 */
         unsigned max_cached_workflows; /* default 1000 */
 } dur_worker_opts;
 
