@@ -1,0 +1,42 @@
+#pragma once
+/* durable-bench: what every part of the benchmark shares. A Bench describes the daemon under test
+ * and the run (set up once by main()); a Result is one workload's measurement, printed as one
+ * JSON line and one table row. Times are microseconds (uint64_t, *_usec) on CLOCK_MONOTONIC. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_TASK_QUEUE_MAX 64
+#define BENCH_PREFIX_MAX 64
+#define BENCH_ERROR_MAX 256
+
+typedef struct Bench {
+        const char *socket_path;
+        pid_t daemon_pid;       /* whose CPU time is measured; 0 when unknown */
+        char task_queue[BENCH_TASK_QUEUE_MAX];
+        char prefix[BENCH_PREFIX_MAX]; /* of every workflow id of this run */
+        double scale;           /* --n: factor on every workload's count */
+        unsigned clients;       /* --clients: 0 = each workload's own */
+        uint64_t deadline_usec; /* monotonic; workloads give up after it */
+} Bench;
+
+typedef struct Result {
+        const char *workload;
+        size_t n;            /* workflows that completed */
+        size_t errors;       /* workflows that did not (the workload stops at the first) */
+        unsigned clients;
+        double wall_s;
+        double daemon_cpu_s; /* < 0: unknown */
+        double worker_cpu_s; /* the whole bench process: worker and client loops */
+        bool has_latency;
+        uint64_t p50_usec, p99_usec, max_usec;
+        bool has_fire;       /* W4: lateness of TimerFired itself, besides the wake-up */
+        uint64_t fire_p50_usec, fire_p99_usec, fire_max_usec;
+        char error[BENCH_ERROR_MAX]; /* the first error, or "" */
+} Result;
+
+uint64_t now_usec(void);
+/* The count of a workload whose standard count is @base, scaled by --n (at least 1). */
+size_t bench_count(const Bench *b, size_t base);
