@@ -35,6 +35,7 @@ enum {
         Q_RUN_RUNNING,
         Q_RUN_UPDATE,
         Q_RUN_CLEAR_STICKY,
+        Q_RUN_STICKY,
         Q_EVENT_INSERT,
         Q_EVENT_FOREACH,
         Q_BUF_INSERT,
@@ -103,6 +104,7 @@ static const char *const sql[_Q_MAX] = {
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
         [Q_RUN_CLEAR_STICKY] = "UPDATE runs SET sticky_conn = 0, sticky_next_id = 0 "
                                "WHERE sticky_conn != 0",
+        [Q_RUN_STICKY] = "SELECT sticky_conn FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
         [Q_EVENT_FOREACH] = "SELECT event_id, type, time, uid, attrs FROM events "
@@ -659,6 +661,20 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_blob(st, 12, &r->result);
         bind_blob(st, 13, &r->failure);
         return step_done(s, st);
+}
+
+int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_STICKY);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = col_u64(st, 0);
+        finish(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
 }
 
 int store_runs_clear_sticky(Store *s) {

@@ -271,11 +271,25 @@ static int dispatch_query(Manager *m, Query *q, Poll *p) {
         return 1;
 }
 
+/* The poll to hand a task of @run_id to: the connection that ran the run's last workflow task
+ * has it cached (sticky execution), so it gets the task when it is waiting; else the oldest. */
+static Poll *choose_poll(Manager *m, TaskQueue *q, TaskKind kind, const char *run_id) {
+        uint64_t sticky = 0;
+        Poll *p;
+
+        if (kind == TASK_WORKFLOW && q->polls[kind]->polls_next &&
+            store_run_sticky_conn(m->store, run_id, &sticky) >= 0 && sticky)
+                LIST_FOREACH(polls, p, q->polls[kind])
+                        if (p->conn->serial == sticky)
+                                return p;
+        return q->polls[kind];
+}
+
 /* Hands one task of @kind to the first poll; 0 when there was nothing to hand, 1 when one was
  * handed, -errno on failure. */
 static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
-        Poll *p = q->polls[kind];
         char run_id[37];
+        Poll *p;
         uint64_t ref;
         msgpack_packer *pk;
         size_t start, mark;
@@ -295,6 +309,7 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                 }
                 if (r < 0)
                         break;
+                p = choose_poll(m, q, kind, run_id);
                 mark = p->conn->held.sb.size;
                 pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
                 (void) msg_pack_str(pk, "task");

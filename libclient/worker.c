@@ -2,9 +2,10 @@
  * activities.
  *
  * Threads, each with its own Conn (a Conn has one reader):
- *  - the caller of dur_worker_run() processes workflow tasks one after the other:
+ *  - opts.workflow_threads threads each process workflow tasks one after the other:
  *    PollWorkflowTask → replay (replay.c) → CompleteWorkflowTask / FailWorkflowTask /
- *    RespondQueryTask;
+ *    RespondQueryTask. While one waits for its answer (a commit), the others work: that is what
+ *    lets the daemon's group commit batch many workflows in one fsync;
  *  - opts.activity_threads threads run PollActivityTask → function → report (activity.c);
  *  - a stopper thread sleeps on an eventfd. dur_worker_stop() only sets a flag and writes to the
  *    eventfd (both async-signal-safe); the stopper then sends ShutdownWorker on every Conn, which
@@ -18,8 +19,10 @@
  * hand whose answer could not be sent is dropped: the daemon times it out and retries it
  * (activities are at-least-once; a workflow task is simply replayed).
  *
- * Sticky cache: up to max_cached_workflows Runs stay in memory, most recently used first, so that
- * a task only replays the events it brings. A run that failed a task, whose answer was refused, or
+ * Sticky cache: up to max_cached_workflows Runs stay in memory (split between the workflow
+ * threads; each thread caches the runs it ran, and the daemon hands a run's next task to the
+ * connection that ran the last one when it polls), most recently used first, so that a task only
+ * replays the events it brings. A run that failed a task, whose answer was refused, or
  * that closed is dropped: its next task (if any) replays from the first event. */
 
 #define _GNU_SOURCE 1 /* asprintf() */
@@ -45,6 +48,7 @@
 
 #define ACTIVITY_THREADS_DEFAULT 8
 #define MAX_CACHED_DEFAULT 1000
+#define WORKFLOW_THREADS_DEFAULT 4
 #define SHUTDOWN_RESEND_USEC (1000 * 1000)
 #define POLL_RETRY_USEC (1000 * 1000)
 #define RECONNECT_MIN_USEC (100 * 1000)
@@ -57,11 +61,20 @@ struct CachedRun {
         LIST_FIELDS(CachedRun, lru);
 };
 
+/* One workflow thread's cache. Runs never move between threads: a coroutine suspended on one
+ * thread is resumed on the same one (thread-local state, ASan's fiber bookkeeping). */
+typedef struct Cache {
+        CachedRun *lru;
+        size_t n;
+        size_t max;
+} Cache;
+
 struct dur_worker {
         char *socket_path;
         char *task_queue;
         char *identity;
         unsigned activity_threads;
+        unsigned workflow_threads;
         unsigned max_cached;
         const dur_workflow_def **workflows;
         size_t n_workflows;
@@ -79,9 +92,6 @@ struct dur_worker {
         size_t n_conns;
         unsigned alive; /* polling threads still running */
         int error;      /* first fatal error (lost connection) */
-
-        CachedRun *lru; /* workflow thread only */
-        size_t n_cached;
 };
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -112,6 +122,7 @@ DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts) {
         pthread_cond_init(&w->changed, &attr);
         pthread_condattr_destroy(&attr);
         w->activity_threads = opts->activity_threads ?: ACTIVITY_THREADS_DEFAULT;
+        w->workflow_threads = opts->workflow_threads ?: WORKFLOW_THREADS_DEFAULT;
         w->max_cached = opts->max_cached_workflows ?: MAX_CACHED_DEFAULT;
         w->task_queue = strdup(opts->task_queue);
         w->socket_path = opts->socket_path ? strdup(opts->socket_path) : NULL;
@@ -130,12 +141,9 @@ DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts) {
         return 0;
 }
 
-static void cache_clear(dur_worker *w);
-
 DUR_PUBLIC dur_worker *dur_worker_free(dur_worker *w) {
         if (!w)
                 return NULL;
-        cache_clear(w);
         safe_close(w->stop_fd);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->changed);
@@ -342,10 +350,11 @@ static int poll_task(dur_worker *w,
 
 /* ---- polling threads ------------------------------------------------------------------------ */
 
-typedef int (*task_handler)(dur_worker *w, Conn *c, const msgpack_object *task);
+/* @state is the polling thread's own (a workflow thread's cache). */
+typedef int (*task_handler)(dur_worker *w, Conn *c, const msgpack_object *task, void *state);
 
 /* One poll, and the task it brought if any. */
-static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle) {
+static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle, void *state) {
         const msgpack_object *task = NULL;
         msgpack_unpacked answer;
         int k;
@@ -354,7 +363,7 @@ static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle
         if (k < 0)
                 return k;
         if (task)
-                k = handle(w, c, task);
+                k = handle(w, c, task, state);
         msgpack_unpacked_destroy(&answer);
         return k;
 }
@@ -363,7 +372,7 @@ static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle
  * A lost connection (in the poll, or while the task in hand was answered) is dropped and
  * reconnected after a backoff; any other error stops the whole worker. So does a failure of the
  * very first connection: a wrong socket path is reported, not waited for. */
-static void poller_main(dur_worker *w, const char *op, task_handler handle) {
+static void poller_main(dur_worker *w, const char *op, task_handler handle, void *state) {
         uint64_t backoff = RECONNECT_MIN_USEC;
         Conn *c = NULL;
         int k = 0;
@@ -371,7 +380,7 @@ static void poller_main(dur_worker *w, const char *op, task_handler handle) {
         while (!stopping(w)) {
                 k = c ? 0 : poller_connect(w, &c);
                 if (k >= 0)
-                        k = poll_once(w, c, op, handle);
+                        k = poll_once(w, c, op, handle, state);
                 if (k >= 0) {
                         backoff = RECONNECT_MIN_USEC;
                         continue;
@@ -395,46 +404,46 @@ static void poller_main(dur_worker *w, const char *op, task_handler handle) {
         poller_exit(w, c);
 }
 
-static int activity_task_handle(dur_worker *w, Conn *c, const msgpack_object *task) {
+static int activity_task_handle(dur_worker *w, Conn *c, const msgpack_object *task, void *state) {
         return activity_task_run(c, w->activities, w->n_activities, task);
 }
 
 static void *activity_thread_main(void *userdata) {
-        poller_main(userdata, "PollActivityTask", activity_task_handle);
+        poller_main(userdata, "PollActivityTask", activity_task_handle, NULL);
         return NULL;
 }
 
 /* ---- the sticky cache ------------------------------------------------------------------------ */
 
-static void cached_free(dur_worker *w, CachedRun *e) {
-        LIST_REMOVE(lru, w->lru, e);
-        w->n_cached--;
+static void cached_free(Cache *cache, CachedRun *e) {
+        LIST_REMOVE(lru, cache->lru, e);
+        cache->n--;
         run_free(e->run);
         free(e->run_id);
         free(e);
 }
 
-static void cache_clear(dur_worker *w) {
-        while (w->lru)
-                cached_free(w, w->lru);
+static void cache_clear(Cache *cache) {
+        while (cache->lru)
+                cached_free(cache, cache->lru);
 }
 
 /* Takes the run out of the cache (the caller owns it while it works on it); NULL on a miss. */
-static Run *cache_take(dur_worker *w, const char *run_id) {
+static Run *cache_take(Cache *cache, const char *run_id) {
         CachedRun *e;
         Run *r;
 
-        LIST_FOREACH(lru, e, w->lru)
+        LIST_FOREACH(lru, e, cache->lru)
                 if (streq(e->run_id, run_id)) {
                         r = TAKE_PTR(e->run);
-                        cached_free(w, e);
+                        cached_free(cache, e);
                         return r;
                 }
         return NULL;
 }
 
 /* Puts the run back as most recently used (takes @r); evicts the least recently used. */
-static void cache_put(dur_worker *w, const char *run_id, Run *r) {
+static void cache_put(Cache *cache, const char *run_id, Run *r) {
         CachedRun *e, *last;
 
         e = calloc(1, sizeof(*e));
@@ -446,12 +455,12 @@ static void cache_put(dur_worker *w, const char *run_id, Run *r) {
                 return;
         }
         e->run = r;
-        LIST_PREPEND(lru, w->lru, e);
-        w->n_cached++;
-        while (w->n_cached > w->max_cached) {
-                for (last = w->lru; last->lru_next; last = last->lru_next)
+        LIST_PREPEND(lru, cache->lru, e);
+        cache->n++;
+        while (cache->n > cache->max) {
+                for (last = cache->lru; last->lru_next; last = last->lru_next)
                         ;
-                cached_free(w, last);
+                cached_free(cache, last);
         }
 }
 
@@ -702,7 +711,7 @@ respond(Conn *c, const WorkflowTask *t, Run *r, int k, const msgpack_sbuffer *ou
         return a;
 }
 
-static int workflow_task_run(dur_worker *w, Conn *c, const WorkflowTask *t) {
+static int workflow_task_run(dur_worker *w, Cache *cache, Conn *c, const WorkflowTask *t) {
         const dur_workflow_def *def = find_workflow_def(w, t->workflow_type);
         msgpack_sbuffer out;
         bool keep;
@@ -720,7 +729,7 @@ static int workflow_task_run(dur_worker *w, Conn *c, const WorkflowTask *t) {
                 return a < 0 && !conn_error_code(c) ? a : 0;
         }
         msgpack_sbuffer_init(&out);
-        r = cache_take(w, t->run_id);
+        r = cache_take(cache, t->run_id);
         k = replay(c, t, def, &r, &out);
         /* A failed replay leaves the run undefined; a failed query handler does not. */
         keep = k >= 0 && r && !run_closed(r);
@@ -732,13 +741,13 @@ static int workflow_task_run(dur_worker *w, Conn *c, const WorkflowTask *t) {
         a = respond(c, t, r, k, &out, &keep);
         msgpack_sbuffer_destroy(&out);
         if (keep)
-                cache_put(w, t->run_id, r);
+                cache_put(cache, t->run_id, r);
         else
                 run_free(r);
         return a;
 }
 
-static int workflow_task_handle(dur_worker *w, Conn *c, const msgpack_object *task) {
+static int workflow_task_handle(dur_worker *w, Conn *c, const msgpack_object *task, void *state) {
         WorkflowTask t = {};
         msgpack_zone zone;
         char err[256];
@@ -752,7 +761,7 @@ static int workflow_task_handle(dur_worker *w, Conn *c, const msgpack_object *ta
         if (k >= 0 && is_query(&t) && !t.query_type)
                 k = -EINVAL, snprintf(err, sizeof(err), "missing field \"query_type\"");
         if (k >= 0)
-                k = workflow_task_run(w, c, &t);
+                k = workflow_task_run(w, state, c, &t);
         else if (k != -ENOMEM) {
                 /* The daemon times the task out and retries it. */
                 dur_log(LOG_ERR, "Dropped a malformed workflow task: %s", err);
@@ -765,7 +774,11 @@ static int workflow_task_handle(dur_worker *w, Conn *c, const msgpack_object *ta
 /* ---- run ------------------------------------------------------------------------------------- */
 
 static void *workflow_thread_main(void *userdata) {
-        poller_main(userdata, "PollWorkflowTask", workflow_task_handle);
+        dur_worker *w = userdata;
+        Cache cache = { .max = MAX(w->max_cached / w->workflow_threads, 1u) };
+
+        poller_main(w, "PollWorkflowTask", workflow_task_handle, &cache);
+        cache_clear(&cache);
         return NULL;
 }
 
@@ -800,7 +813,7 @@ DUR_PUBLIC int dur_worker_run(dur_worker *w) {
         assert_return(w && (w->n_workflows > 0 || w->n_activities > 0), -EINVAL);
         /* No activity polls without activities: the daemon would hand us tasks we cannot run. */
         n_activity = w->n_activities > 0 ? w->activity_threads : 0;
-        ids = calloc(n_activity + 1, sizeof(pthread_t));
+        ids = calloc(n_activity + w->workflow_threads, sizeof(pthread_t));
         if (!ids)
                 return -ENOMEM;
         w->error = 0;
@@ -809,7 +822,7 @@ DUR_PUBLIC int dur_worker_run(dur_worker *w) {
         if (k < 0)
                 return k;
         if (w->n_workflows > 0)
-                k = start_threads(w, workflow_thread_main, ids, 1, &n);
+                k = start_threads(w, workflow_thread_main, ids, w->workflow_threads, &n);
         if (k >= 0)
                 k = start_threads(w, activity_thread_main, ids, n_activity, &n);
         if (k < 0)
