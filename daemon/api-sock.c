@@ -23,7 +23,6 @@
 #include "proto/event.h"
 
 #define NAME_MAX_LEN 1000      /* ids, names, types (Temporal's limit.maxIDLength) */
-#define PAYLOAD_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
 #define POLL_TIMEOUT_DEFAULT (60ULL * 1000000)
 #define POLL_TIMEOUT_MAX (600ULL * 1000000)
 #define QUERY_TIMEOUT_DEFAULT (10ULL * 1000000)
@@ -89,7 +88,7 @@ static const MsgField start_fields[] = {
         { "workflow_id", MSG_STR, offsetof(StartRequest, workflow_id), true, NAME_MAX_LEN },
         { "workflow_type", MSG_STR, offsetof(StartRequest, workflow_type), true, NAME_MAX_LEN },
         { "task_queue", MSG_STR, offsetof(StartRequest, task_queue), true, NAME_MAX_LEN },
-        { "input", MSG_BIN, offsetof(StartRequest, input), false, PAYLOAD_MAX },
+        { "input", MSG_BIN, offsetof(StartRequest, input), false, PAYLOAD_SIZE_MAX },
         { "task_timeout_usec", MSG_UINT, offsetof(StartRequest, task_timeout_usec) },
         { "request_id", MSG_STR, offsetof(StartRequest, request_id), false, NAME_MAX_LEN },
         {},
@@ -158,7 +157,7 @@ static int parse_target(Request *q, const MsgField *fields, TargetRequest *out, 
 static const MsgField signal_fields[] = {
         TARGET_FIELDS,
         { "signal_name", MSG_STR, offsetof(TargetRequest, name), true, NAME_MAX_LEN },
-        { "input", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_MAX },
+        { "input", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_SIZE_MAX },
         {},
 };
 
@@ -180,7 +179,7 @@ static int op_signal_workflow(Request *q) {
 static const MsgField query_fields[] = {
         TARGET_FIELDS,
         { "query_type", MSG_STR, offsetof(TargetRequest, name), true, NAME_MAX_LEN },
-        { "input", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_MAX },
+        { "input", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_SIZE_MAX },
         { "timeout_usec", MSG_UINT, offsetof(TargetRequest, timeout_usec) },
         {},
 };
@@ -202,7 +201,7 @@ static int op_query_workflow(Request *q) {
 static const MsgField reason_fields[] = {
         TARGET_FIELDS,
         { "reason", MSG_STR, offsetof(TargetRequest, name), false, 4096 },
-        { "details", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_MAX },
+        { "details", MSG_BIN, offsetof(TargetRequest, input), false, PAYLOAD_SIZE_MAX },
         {},
 };
 
@@ -523,7 +522,7 @@ static int op_fail_workflow_task(Request *q) {
 
 static const MsgField query_answer_fields[] = {
         { "query_id", MSG_UINT, offsetof(WorkerRequest, query_id), true },
-        { "result", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_MAX },
+        { "result", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_SIZE_MAX },
         { "failure", MSG_MAP, offsetof(WorkerRequest, failure) },
         {},
 };
@@ -565,7 +564,7 @@ static int op_respond_query_task(Request *q) {
 
 static const MsgField complete_act_fields[] = {
         TOKEN_FIELD,
-        { "result", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_MAX },
+        { "result", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_SIZE_MAX },
         {},
 };
 
@@ -606,7 +605,7 @@ static int op_fail_activity_task(Request *q) {
 
 static const MsgField details_fields[] = {
         TOKEN_FIELD,
-        { "details", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_MAX },
+        { "details", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_SIZE_MAX },
         {},
 };
 

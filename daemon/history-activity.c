@@ -39,7 +39,7 @@ static const MsgField activity_fields[] = {
         { "activity_id", MSG_STR, offsetof(ActivityCommand, activity_id), true, NAME_MAX_LEN },
         { "activity_type", MSG_STR, offsetof(ActivityCommand, activity_type), true, NAME_MAX_LEN },
         { "task_queue", MSG_STR, offsetof(ActivityCommand, task_queue), false, NAME_MAX_LEN },
-        { "input", MSG_BIN, offsetof(ActivityCommand, input), false, 0 },
+        { "input", MSG_BIN, offsetof(ActivityCommand, input), false, PAYLOAD_SIZE_MAX },
         { "schedule_to_close_usec", MSG_UINT, offsetof(ActivityCommand, schedule_to_close_usec) },
         { "schedule_to_start_usec", MSG_UINT, offsetof(ActivityCommand, schedule_to_start_usec) },
         { "start_to_close_usec", MSG_UINT, offsetof(ActivityCommand, start_to_close_usec) },

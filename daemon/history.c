@@ -850,6 +850,11 @@ static int check_close(CommandType type, const msgpack_object *attrs, char *err,
                         snprintf(err, errlen, "field \"result\" must be a bin payload");
                         return -EINVAL;
                 }
+                if (o && o->via.bin.size > PAYLOAD_SIZE_MAX) {
+                        snprintf(err, errlen, "field \"result\" is larger than the limit of %u "
+                                 "bytes", PAYLOAD_SIZE_MAX);
+                        return -ENOBUFS;
+                }
         } else if (type == COMMAND_FAIL_WORKFLOW_EXECUTION) {
                 o = msg_get(attrs, "failure");
                 if (!o || o->type != MSGPACK_OBJECT_MAP) {
@@ -1027,15 +1032,17 @@ check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, msgpack_zon
 
         for (size_t i = 0; i < n; i++) {
                 r = apply_command(m, run, &cs[i], 0, z, true, err, sizeof(err));
-                if (r == -EINVAL) {
+                if (r == -EINVAL || r == -ENOBUFS) { /* malformed, or a payload too large */
                         char msg[600];
+                        int k;
+
                         snprintf(msg, sizeof(msg), "command %zu (%s): %s", i,
                                  command_type_to_string(cs[i].type), err);
-                        r = fail_task_bad_command(m, run, "BadCommand", msg);
-                        if (r < 0)
-                                return r;
+                        k = fail_task_bad_command(m, run, "BadCommand", msg);
+                        if (k < 0)
+                                return k;
                         e->keep_writes = true;
-                        return api_error_set(e, -EINVAL, "%s", msg);
+                        return api_error_set(e, r, "%s", msg);
                 }
                 if (r < 0)
                         return r;

@@ -26,6 +26,7 @@
 #include "daemon/store.h"
 #include "proto/msg.h"
 
+#define PAYLOAD_SIZE_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
 #define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
 #define TASK_TIMEOUT_MAX_USEC (120ULL * 1000000)
 #define WFT_BACKOFF_MAX_USEC (10ULL * 60 * 1000000)

@@ -7,12 +7,13 @@
  * bins are decoded as nested payloads only MSG_DEPTH_MAX levels deep (a chain of bins in bins
  * would otherwise recurse once per two bytes of input). */
 
+#include "proto/json.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "proto/json.h"
 #include "proto/msg.h"
 
 static json_t *from_msgpack(const msgpack_object *o, unsigned depth);
@@ -174,11 +175,13 @@ static json_t *from_msgpack(const msgpack_object *o, unsigned depth) {
                 return json_from_bin(o->via.ext.ptr, o->via.ext.size, depth);
         case MSGPACK_OBJECT_ARRAY: {
                 json_t *a = json_array();
-                for (uint32_t i = 0; a && i < o->via.array.size; i++)
-                        if (json_array_append_new(a, from_msgpack(&o->via.array.ptr[i], depth + 1)) < 0) {
+                for (uint32_t i = 0; a && i < o->via.array.size; i++) {
+                        json_t *v = from_msgpack(&o->via.array.ptr[i], depth + 1);
+                        if (json_array_append_new(a, v) < 0) {
                                 json_decref(a);
                                 return NULL;
                         }
+                }
                 return a;
         }
         case MSGPACK_OBJECT_MAP: {

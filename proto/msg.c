@@ -148,7 +148,7 @@ static int parse_one(const msgpack_object *v, msgpack_zone *zone, const MsgField
                 if (v->type != MSGPACK_OBJECT_STR)
                         return -EINVAL;
                 if (memchr(v->via.str.ptr, 0, v->via.str.size))
-                        return -EINVAL;
+                        return -EILSEQ;
                 if (f->max_len && v->via.str.size > f->max_len)
                         return -E2BIG;
                 s = msgpack_zone_malloc(zone, v->via.str.size + 1);
@@ -187,7 +187,7 @@ static int parse_one(const msgpack_object *v, msgpack_zone *zone, const MsgField
                 if (v->type != MSGPACK_OBJECT_BIN)
                         return -EINVAL;
                 if (f->max_len && b.size > f->max_len)
-                        return -E2BIG;
+                        return -ENOBUFS;
                 memcpy(dst, &b, sizeof(b));
                 return 0;
         }
@@ -223,10 +223,20 @@ int msg_parse(const msgpack_object *map, msgpack_zone *zone, const MsgField *fie
                                  f->max_len);
                         return -EINVAL;
                 }
+                if (r == -ENOBUFS) {
+                        /* A payload past its limit is a limit, not a malformed request
+                         * (DESIGN.md §10: resource_exhausted). */
+                        snprintf(err, errlen, "field \"%s\" is larger than the limit of %zu bytes",
+                                 f->key, f->max_len);
+                        return -ENOBUFS;
+                }
+                if (r == -EILSEQ) {
+                        snprintf(err, errlen, "field \"%s\" must not contain NUL bytes", f->key);
+                        return -EINVAL;
+                }
                 if (r < 0) {
-                        snprintf(err, errlen, "field \"%s\" must be %s%s", f->key,
-                                 type_name(f->type),
-                                 f->type == MSG_STR ? " without NUL bytes" : "");
+                        snprintf(err, errlen, "field \"%s\" must be %s", f->key,
+                                 type_name(f->type));
                         return -EINVAL;
                 }
         }

@@ -48,8 +48,9 @@ typedef struct MsgField {
 } MsgField;
 
 /* Fills the struct at @out from @map as @fields says (a table ended by a NULL key). Absent
- * optional fields are left as they were. On error returns -EINVAL and writes a sentence naming
- * the field into @err. */
+ * optional fields are left as they were. On error returns -EINVAL (missing, mistyped, a string
+ * too long or with a NUL byte) or -ENOBUFS (a bin larger than its max_len) and writes a sentence
+ * naming the field into @err. */
 int msg_parse(const msgpack_object *map, msgpack_zone *zone, const MsgField *fields, void *out,
               char *err, size_t errlen);
 

@@ -122,8 +122,8 @@ for t in json.load(sys.stdin):
                 mkdir -p "$scratch"
                 echo "check: $name for $each s"
                 # -malloc_limit_mb: no single allocation may approach what a frame could justify.
-                if "$BUILD_FUZZ/$t" -max_total_time="$each" -timeout=10 -malloc_limit_mb=256 \
-                        -rss_limit_mb=2048 -print_final_stats=1 \
+                if "$BUILD_FUZZ/$t" -max_total_time="$each" -max_len=8192 -timeout=10 \
+                        -malloc_limit_mb=256 -rss_limit_mb=2048 -print_final_stats=1 \
                         -artifact_prefix="$BUILD_FUZZ/fuzz-artifacts/$name-" \
                         "$scratch" "$corpus" >"$results/$name.log" 2>&1; then
                         tail -n 12 "$results/$name.log" | grep '^stat::' | tr '\n' ' '

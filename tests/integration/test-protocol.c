@@ -100,8 +100,9 @@ static int read_exact(int fd, void *p, size_t n) {
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                        test_fail(__FILE__, __LINE__, "no answer from the daemon within %" PRIu64
-                                  " s", test_timeout_usec() / TEST_USEC_PER_SEC);
+                        test_fail(__FILE__, __LINE__,
+                                  "no answer from the daemon within %" PRIu64 " s",
+                                  test_timeout_usec() / TEST_USEC_PER_SEC);
                 ASSERT_OK_ERRNO(k);
                 if (k == 0) {
                         if (done == 0)
@@ -271,7 +272,8 @@ static void send_list(int fd, uint64_t id) {
 }
 
 /* PollWorkflowTask / PollActivityTask; @timeout_usec 0 leaves the default. */
-static void send_poll(int fd, uint64_t id, const char *op, const char *queue, uint64_t timeout_usec) {
+static void
+send_poll(int fd, uint64_t id, const char *op, const char *queue, uint64_t timeout_usec) {
         Body b;
         msgpack_packer *pk = body_init(&b);
 
@@ -334,7 +336,8 @@ static void ctx_add(Ctx *x, const char *wf) {
 }
 
 /* Starts @wf on @fd and waits for the answer; records it. Writes the run id to @ret_run_id. */
-static void start_ok(Ctx *x, int fd, const char *wf, const char *queue, char ret_run_id[static 37]) {
+static void
+start_ok(Ctx *x, int fd, const char *wf, const char *queue, char ret_run_id[static 37]) {
         _cleanup_(answer_done) Answer a = {};
         const msgpack_object *started;
 
@@ -364,9 +367,9 @@ static void check_list(Ctx *x, int fd, uint64_t id) {
         for (size_t i = 0; i < x->n_ids; i++) {
                 bool found = false;
                 for (uint32_t j = 0; j < w->via.array.size && !found; j++)
-                        found = streq(str_of(get(&w->via.array.ptr[j], "workflow_id"), buf,
-                                             sizeof(buf)),
-                                      x->ids[i]);
+                        found = streq(
+                                str_of(get(&w->via.array.ptr[j], "workflow_id"), buf, sizeof(buf)),
+                                x->ids[i]);
                 if (!found)
                         test_fail(__FILE__, __LINE__, "ListWorkflows lacks '%s'", x->ids[i]);
         }
@@ -393,8 +396,8 @@ static void check_serving(Ctx *x) {
 
 /* Sends one frame with body @body on a new connection; the answer must be error @code naming
  * @needle, for request @id. The connection must then still work, and so must the daemon. */
-static void bad_frame(Ctx *x, const void *body, size_t n, uint64_t id, const char *code,
-                      const char *needle) {
+static void
+bad_frame(Ctx *x, const void *body, size_t n, uint64_t id, const char *code, const char *needle) {
         _cleanup_(answer_done) Answer a = {};
         _cleanup_close_ int fd = client_connect(&x->d);
 
@@ -442,8 +445,8 @@ TEST(malformed_msgpack) {
         /* An empty body. */
         bad_frame(&x, "", 0, 0, "invalid_argument", MALFORMED);
         /* A map of 2 whose second value is a str8 of 50 bytes with 3 present. */
-        BAD_BYTES(&x, 0, "invalid_argument", MALFORMED, 0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o',
-                  'p', 0xd9, 50, 'S', 't', 'a');
+        BAD_BYTES(&x, 0, "invalid_argument", MALFORMED, 0x82, 0xa2, 'i', 'd', 0x01, 0xa2, 'o', 'p',
+                  0xd9, 50, 'S', 't', 'a');
         /* A map header promising 2 entries, only one there. */
         BAD_BYTES(&x, 0, "invalid_argument", MALFORMED, 0x82, 0xa2, 'i', 'd', 0x01);
         /* A map header claiming 2^32-1 entries. */
@@ -616,8 +619,9 @@ TEST(id_and_op) {
         pk = body_init(&b);
         (void) msgpack_pack_map(pk, 2);
         pk_kv_uint(pk, "id", 15);
-        pk_kv_str(pk, "op", "StartWorkflowStartWorkflowStartWorkflowStartWorkflowStartWorkflow"
-                            "StartWorkflowStartWorkflowStartWorkflowStartWorkflowStartWorkflow");
+        pk_kv_str(pk, "op",
+                  "StartWorkflowStartWorkflowStartWorkflowStartWorkflowStartWorkflow"
+                  "StartWorkflowStartWorkflowStartWorkflowStartWorkflowStartWorkflow");
         bad_body(&x, &b, 15, "unimplemented", "unknown op 'StartWorkflowStartWorkflow");
 }
 
@@ -713,7 +717,7 @@ TEST(start_workflow_fields) {
         (void) msgpack_pack_str_body(pk, "a\0b", 3);
         pk_kv_str(pk, "workflow_type", "T");
         pk_kv_str(pk, "task_queue", "q");
-        bad_body(&x, &b, 7, "invalid_argument", "\"workflow_id\" must be a string without NUL");
+        bad_body(&x, &b, 7, "invalid_argument", "\"workflow_id\" must not contain NUL bytes");
 
         /* A payload one byte over 2 MiB (the frame limit is 4 MiB); exactly 2 MiB is accepted. */
         payload = ASSERT_NOT_NULL(calloc(1, PAYLOAD_MAX + 1));
@@ -721,7 +725,8 @@ TEST(start_workflow_fields) {
         pk_kv_str(pk, "workflow_type", "T");
         pk_kv_str(pk, "task_queue", "q");
         pk_kv_bin(pk, "input", payload, PAYLOAD_MAX + 1);
-        bad_body(&x, &b, 7, "invalid_argument", "\"input\" is longer than 2097152 bytes");
+        bad_body(&x, &b, 7, "resource_exhausted",
+                 "\"input\" is larger than the limit of 2097152 bytes");
         pk = body_init(&b);
         (void) msgpack_pack_map(pk, 6);
         pk_kv_uint(pk, "id", 8);
