@@ -1,0 +1,51 @@
+#!/bin/sh
+# durabled's command line: bad options are refused with a message that names them, before the
+# daemon touches any file; --help and --version work. $1 is the durabled binary.
+set -u
+DURABLED=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+
+# expect_refused "what it must say" ARGS...: exit status 1, the message on stderr, no state dir.
+expect_refused() {
+        want=$1
+        shift
+        if "$DURABLED" --user --state-dir "$dir/state" --socket "$dir/io.sock" "$@" \
+                >"$dir/out" 2>"$dir/err"; then
+                echo "FAIL: durabled $* was accepted"
+                fails=$((fails + 1))
+                return
+        fi
+        if ! grep -q -- "$want" "$dir/err"; then
+                echo "FAIL: durabled $*: stderr lacks '$want':"
+                cat "$dir/err"
+                fails=$((fails + 1))
+        fi
+        if [ -e "$dir/state" ]; then
+                echo "FAIL: durabled $* created its state directory"
+                fails=$((fails + 1))
+                rm -rf "$dir/state"
+        fi
+}
+
+expect_refused "Invalid --durability=sometimes" --durability=sometimes
+expect_refused "Invalid --max-frame-size=12x" --max-frame-size=12x
+expect_refused "Invalid --max-frame-size=10" --max-frame-size=10
+expect_refused "Invalid --max-frame-size=2048M" --max-frame-size=2048M
+expect_refused "Invalid --log-level=chatty" --log-level=chatty
+expect_refused "unrecognized option" --no-such-option
+expect_refused "Unexpected argument 'extra'" extra
+
+"$DURABLED" --help >"$dir/out" 2>&1 || { echo "FAIL: --help"; fails=$((fails + 1)); }
+grep -q -- "--state-dir" "$dir/out" || { echo "FAIL: --help lacks --state-dir"; fails=$((fails + 1)); }
+"$DURABLED" --version | grep -q "^durabled " || { echo "FAIL: --version"; fails=$((fails + 1)); }
+
+# Sizes with a suffix are accepted (options are parsed in order; --version then exits).
+for size in 4M 4096K 65536; do
+        "$DURABLED" --max-frame-size=$size --version >/dev/null 2>&1 ||
+                { echo "FAIL: --max-frame-size=$size refused"; fails=$((fails + 1)); }
+done
+
+[ "$fails" -eq 0 ] && echo "ok"
+exit "$fails"
