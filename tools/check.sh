@@ -123,7 +123,7 @@ for t in json.load(sys.stdin):
                 echo "check: $name for $each s"
                 # -malloc_limit_mb: no single allocation may approach what a frame could justify.
                 # A fixed seed (DURABLED_FUZZ_SEED overrides it) makes a run repeatable; longer
-                # explorations are for `make fuzz`-style runs by hand.
+                # explorations: run build-fuzz/tests/*-libfuzzer by hand, as README says.
                 if "$BUILD_FUZZ/$t" -seed="${DURABLED_FUZZ_SEED:-1}" \
                         -max_total_time="$each" -max_len=8192 -timeout=10 \
                         -malloc_limit_mb=256 -rss_limit_mb=2048 -print_final_stats=1 \
