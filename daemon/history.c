@@ -261,7 +261,7 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
                 return r;
         manager_deadlines_changed(m);
         manager_run_closed(m, run);
-        log_wf(LOG_INFO, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
+        log_wf(LOG_DEBUG, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
                run->workflow_id, run->workflow_type, workflow_status_to_string(status));
         return 0;
 }
@@ -386,7 +386,7 @@ int history_start_workflow(Manager *m,
                 return r;
         memcpy(ret_run_id, run.run_id, 37);
         *ret_started = true;
-        log_wf(LOG_INFO, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
+        log_wf(LOG_DEBUG, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
                run.workflow_id, run.workflow_type, run.task_queue);
         return 0;
 }

@@ -25,10 +25,17 @@
 #include "proto/frame.h"
 
 #define DEADLINES_PER_PASS 256
+/* WAL checkpoints (DESIGN.md §3): after CHECKPOINT_QUIET_USEC without a commit once the WAL holds
+ * CHECKPOINT_SOON_PAGES, and right after the commit that makes it pass CHECKPOINT_NOW_PAGES, so
+ * that its growth is bounded under constant load. Pages are 4 KiB. */
+#define CHECKPOINT_QUIET_USEC (200 * 1000)
+#define CHECKPOINT_SOON_PAGES 1000
+#define CHECKPOINT_NOW_PAGES 4000
 
 static int manager_on_post(sd_event_source *s, void *userdata);
 static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 static int manager_on_kick(sd_event_source *s, void *userdata);
+static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *cfg) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -66,6 +73,11 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (r < 0)
                 return r;
         (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_OFF);
+        r = sd_event_add_time(m->event, &m->checkpoint_source, CLOCK_MONOTONIC, UINT64_MAX, 10000,
+                              manager_on_checkpoint, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->checkpoint_source, SD_EVENT_OFF);
         r = sd_event_add_defer(m->event, &m->kick_source, manager_on_kick, m);
         if (r < 0)
                 return r;
@@ -104,6 +116,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->post_source);
         sd_event_source_disable_unref(m->deadline_source);
         sd_event_source_disable_unref(m->kick_source);
+        sd_event_source_disable_unref(m->checkpoint_source);
         safe_close(m->listen_fd);
         store_free(m->store);
         sd_event_unref(m->event);
@@ -309,6 +322,37 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
         return 0;
 }
 
+/* ---- checkpoints ---- */
+
+static void checkpoint(Manager *m) {
+        int r;
+
+        if (store_in_transaction(m->store))
+                return; /* the next pass's commit brings us back here */
+        r = store_checkpoint(m->store);
+        if (r < 0)
+                log_warning_errno(r, "Failed to checkpoint the WAL: %m");
+}
+
+static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata) {
+        checkpoint(userdata);
+        return 0;
+}
+
+/* After each commit: checkpoint at once past the hard bound, else once the daemon is quiet (the
+ * timer is pushed back by every commit). */
+static void schedule_checkpoint(Manager *m) {
+        unsigned pages = store_wal_pages(m->store);
+
+        if (pages >= CHECKPOINT_NOW_PAGES)
+                checkpoint(m);
+        else if (pages >= CHECKPOINT_SOON_PAGES) {
+                (void) sd_event_source_set_time_relative(m->checkpoint_source,
+                                                         CHECKPOINT_QUIET_USEC);
+                (void) sd_event_source_set_enabled(m->checkpoint_source, SD_EVENT_ONESHOT);
+        }
+}
+
 /* ---- the pass ---- */
 
 /* A worker connection that closed leaves its workflow tasks unanswered: time them out now
@@ -405,6 +449,8 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
                 if (conn_has_held(c))
                         conn_release_held(c);
         maybe_skip_time(m);
+        if (r >= 0)
+                schedule_checkpoint(m);
         if (m->deadlines_changed)
                 rearm_deadline(m);
         free_closed_conns(m);

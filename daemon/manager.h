@@ -48,6 +48,7 @@ struct Manager {
         sd_event_source *post_source;
         sd_event_source *deadline_source;
         sd_event_source *kick_source;
+        sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
         Store *store;
         int listen_fd;
 

@@ -43,7 +43,10 @@ int store_release(Store *s);
 void store_rollback_to(Store *s);
 /* True when the last failure was a failed fsync: the daemon must not retry (DESIGN.md §3). */
 bool store_fsync_failed(Store *s);
+/* Copies the WAL into the database and empties it. Not inside a transaction. */
 int store_checkpoint(Store *s);
+/* Pages in the WAL after the last commit. */
+unsigned store_wal_pages(Store *s);
 
 /* A blob owned by a row (payloads, failures, attributes). */
 typedef struct Blob {
