@@ -19,7 +19,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+        say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+        say() { printf '\n== %s\n' "$*"; }
+fi
 
 say "Starting durabled (user mode, state in $DEMO/state)"
 "$DURABLED" --user --state-dir "$DEMO/state" --socket "$DURABLED_SOCKET" 2>"$DEMO/durabled.log" &
