@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/bulkload.h"
 #include "daemon/manager.h"
 #include "proto/frame.h"
 
@@ -20,6 +21,8 @@ static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
+static bool arg_bulk_load;
+static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
 
 static void help(void) {
@@ -37,7 +40,11 @@ static void help(void) {
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
-               "                            nothing runs, jump the clock to the next deadline\n\n"
+               "                            nothing runs, jump the clock to the next deadline\n"
+               "     --bulk-load=CLOSED,OPEN\n"
+               "                            Benchmarks and tests only: write CLOSED completed\n"
+               "                            and OPEN running workflows into the state\n"
+               "                            directory, then exit (the daemon must not run)\n\n"
                "See durabled(8).\n",
                FRAME_SIZE_MAX_DEFAULT);
 }
@@ -60,6 +67,25 @@ static int parse_size(const char *s, size_t *ret) {
         return 0;
 }
 
+/* "CLOSED,OPEN": two counts of at most 100,000,000 each. */
+static int parse_bulk_load(const char *s) {
+        unsigned long long closed, open;
+        char *end;
+
+        errno = 0;
+        closed = strtoull(s, &end, 10);
+        if (errno || end == s || *end != ',' || closed > 100000000 || s[0] == '-')
+                return -EINVAL;
+        s = end + 1;
+        open = strtoull(s, &end, 10);
+        if (errno || end == s || *end || open > 100000000 || s[0] == '-')
+                return -EINVAL;
+        arg_bulk_load = true;
+        arg_bulk_closed = closed;
+        arg_bulk_open = open;
+        return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
         enum {
                 ARG_VERSION = 0x100,
@@ -70,7 +96,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_DURABILITY,
                 ARG_MAX_FRAME,
                 ARG_LOG_LEVEL,
-                ARG_TIME_SKIPPING
+                ARG_TIME_SKIPPING,
+                ARG_BULK_LOAD,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -83,6 +110,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
+                { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 {},
         };
         int c;
@@ -128,6 +156,13 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
                         break;
+                case ARG_BULK_LOAD:
+                        if (parse_bulk_load(optarg) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --bulk-load=%s: expected "
+                                                       "CLOSED,OPEN (two counts)",
+                                                       optarg);
+                        break;
                 case ARG_LOG_LEVEL: {
                         int l = log_level_from_string(optarg);
                         if (l < 0)
@@ -148,7 +183,7 @@ static int parse_argv(int argc, char *argv[]) {
 static int resolve_paths(void) {
         const char *e;
 
-        if (!arg_socket) {
+        if (!arg_socket && !arg_bulk_load) { /* the bulk loader does not listen */
                 if (!arg_user)
                         arg_socket = "/run/durabled/io.sock";
                 else if ((e = getenv("XDG_RUNTIME_DIR")) && *e) {
@@ -226,6 +261,8 @@ static int run(int argc, char *argv[]) {
         r = manager_new(&m, &cfg);
         if (r < 0)
                 return r;
+        if (arg_bulk_load) /* no socket, no loop: write and exit */
+                return bulkload_run(m, arg_bulk_closed, arg_bulk_open);
         fd = activation_fd();
         if (fd < -1)
                 return fd;

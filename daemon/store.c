@@ -4,7 +4,16 @@
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
  *               per workflow id" a constraint of the database, not just of the code. runs_wid
- *               serves "latest run of a workflow id", runs_list the list filters.
+ *               serves "latest run of a workflow id". ListWorkflows answers newest first:
+ *               runs_list orders an unfiltered list; runs_status, runs_type, runs_queue and
+ *               runs_uid (a caller who is not an administrator sees only their own runs) give
+ *               each filter its rows already in that order, so that a list of a store holding a
+ *               million runs reads about as many rows as it answers, not the whole table
+ *               (bench W6). runs_wft_started holds only the runs whose workflow task is in
+ *               flight: what expiring a closed connection's tasks and the idle check look for,
+ *               without walking every open run (they name it with INDEXED BY: with no statistics
+ *               SQLite would take runs_status, i.e. every open run). store_runs_list() says
+ *               which filter's index a list uses, for the same reason.
  *   events      the history: (run_id, event_id) is the key, so a duplicate or reused id is a
  *               constraint error, never a silent overwrite. attrs is the msgpack map sent on the
  *               wire as is (never re-encoded).
@@ -156,11 +165,12 @@ static const char *const sql[_Q_MAX] = {
         [Q_SAVEPOINT] = "SAVEPOINT op",
         [Q_EXPIRE_WFT_ALL] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1",
         [Q_EXPIRE_WFT_CONN] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1 AND "
-                              "run_id IN (SELECT run_id FROM runs WHERE status = 1 AND "
-                              "wft_state = 2 AND sticky_conn = ?2)",
+                              "run_id IN (SELECT run_id FROM runs INDEXED BY runs_wft_started "
+                              "WHERE status = 1 AND wft_state = 2 AND sticky_conn = ?2)",
         [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM tasks) OR "
                    "EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
-                   "EXISTS (SELECT 1 FROM runs WHERE status = 1 AND wft_state = 2)",
+                   "EXISTS (SELECT 1 FROM runs INDEXED BY runs_wft_started "
+                   "WHERE status = 1 AND wft_state = 2)",
         [Q_RELEASE] = "RELEASE op",
         [Q_ROLLBACK_TO] = "ROLLBACK TO op",
 };
@@ -191,6 +201,11 @@ static const char *const migrations[] = {
         "CREATE UNIQUE INDEX runs_running ON runs (workflow_id) WHERE status = 1;"
         "CREATE INDEX runs_wid ON runs (workflow_id, start_time);"
         "CREATE INDEX runs_list ON runs (start_time);"
+        "CREATE INDEX runs_status ON runs (status, start_time);"
+        "CREATE INDEX runs_type ON runs (workflow_type, start_time);"
+        "CREATE INDEX runs_queue ON runs (task_queue, start_time);"
+        "CREATE INDEX runs_uid ON runs (uid, start_time);"
+        "CREATE INDEX runs_wft_started ON runs (sticky_conn) WHERE status = 1 AND wft_state = 2;"
         "CREATE TABLE events ("
         "  run_id TEXT NOT NULL,"
         "  event_id INTEGER NOT NULL,"
@@ -727,19 +742,52 @@ static int visit_run(sqlite3_stmt *st, void *userdata) {
         return r;
 }
 
+/* The filter whose index drives a list (ListWorkflows answers newest first; see the schema). SQLite
+ * has no statistics here and would pick among equally good-looking indexes blindly (it chose
+ * runs_status over runs_wid for a workflow id), so the choice is ours, by how few rows a filter
+ * usually selects in a store that keeps its closed runs: a workflow id names a handful of runs;
+ * Running and the failure statuses are a minority, Completed most of the store; a queue or a type
+ * splits the store by code; a caller's own runs may be all of them. The other filters are written
+ * as +column, which SQLite does not use an index for. */
+typedef enum RunListBy {
+        BY_NONE,
+        BY_UID,
+        BY_STATUS,
+        BY_TYPE,
+        BY_QUEUE,
+        BY_WID,
+} RunListBy;
+
+static RunListBy run_list_by(const RunFilter *f) {
+        if (f->workflow_id)
+                return BY_WID;
+        if (f->status && f->status != WORKFLOW_STATUS_COMPLETED)
+                return BY_STATUS;
+        if (f->task_queue)
+                return BY_QUEUE;
+        if (f->workflow_type)
+                return BY_TYPE;
+        if (f->status)
+                return BY_STATUS;
+        return f->only_uid ? BY_UID : BY_NONE;
+}
+
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
+        RunListBy by = run_list_by(f);
         char q[512];
         sqlite3_stmt *st;
         int r, i = 1;
 
+#define TERM(set, key, col) (!(set) ? "" : by == (key) ? " AND " col " = ?" : " AND +" col " = ?")
         /* Built from fixed fragments only; values are bound. */
         snprintf(q, sizeof(q),
                  "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s "
                  "ORDER BY start_time DESC, rowid DESC LIMIT ?",
-                 f->status ? " AND status = ?" : "",
-                 f->workflow_type ? " AND workflow_type = ?" : "",
-                 f->task_queue ? " AND task_queue = ?" : "",
-                 f->workflow_id ? " AND workflow_id = ?" : "", f->only_uid ? " AND uid = ?" : "");
+                 TERM(f->status, BY_STATUS, "status"),
+                 TERM(f->workflow_type, BY_TYPE, "workflow_type"),
+                 TERM(f->task_queue, BY_QUEUE, "task_queue"),
+                 TERM(f->workflow_id, BY_WID, "workflow_id"), TERM(f->only_uid, BY_UID, "uid"));
+#undef TERM
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         if (f->status)
