@@ -313,7 +313,7 @@ static int op_get_result(Request *q) {
                 reply_workflow(q, &run);
                 return 0;
         }
-        r = waiter_add(q->m, q->conn, q->id, run.run_id, t.timeout_usec);
+        r = waiter_add_result(q->m, q->conn, q->id, run.run_id, t.timeout_usec);
         if (r == -EUSERS)
                 return api_error_set(&q->err, r, "too many clients wait for results (limit %u)",
                                      q->m->cfg.max_waiters);
@@ -330,6 +330,16 @@ static int op_get_history(Request *q) {
         r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
+        if (t.wait && run.status == WORKFLOW_STATUS_RUNNING && t.from_event_id >= run.next_event_id) {
+                /* A long poll (durablectl history --follow): answered when event from_event_id
+                 * exists or the run closes. */
+                r = waiter_add_history(q->m, q->conn, q->id, run.run_id, t.from_event_id,
+                                       t.timeout_usec);
+                if (r == -EUSERS)
+                        return api_error_set(&q->err, r, "too many clients wait (limit %u)",
+                                             q->m->cfg.max_waiters);
+                return r < 0 ? r : 1;
+        }
         pk = conn_reply_begin(q->conn, q->id, 2, &start);
         (void) msg_pack_kv_str(pk, "run_id", run.run_id);
         (void) msg_pack_str(pk, "events");

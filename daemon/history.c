@@ -121,6 +121,7 @@ static int append_event_raw(
         if (r < 0)
                 return r;
         run->next_event_id++;
+        manager_run_changed(m, run->run_id, false); /* GetHistory long polls */
         if (ret_id)
                 *ret_id = id;
         return 0;
@@ -260,7 +261,7 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
-        manager_run_closed(m, run);
+        manager_run_changed(m, run->run_id, true);
         log_wf(LOG_DEBUG, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
                run->workflow_id, run->workflow_type, workflow_status_to_string(status));
         return 0;

@@ -392,7 +392,7 @@ static void fail_pass(Manager *m, int r) {
         Conn *c;
 
         store_rollback(m->store);
-        waiter_forget_closed(m);
+        waiter_forget_changed(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_fail_held(c);
@@ -444,7 +444,7 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
                                    "errors");
                 fail_pass(m, r);
         } else
-                waiter_answer_closed(m);
+                waiter_answer_changed(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_release_held(c);
@@ -500,6 +500,6 @@ int manager_run(Manager *m) {
         return 0;
 }
 
-void manager_run_closed(Manager *m, const RunRow *run) {
-        waiter_note_closed(m, run->run_id);
+void manager_run_changed(Manager *m, const char *run_id, bool closed) {
+        waiter_note_changed(m, run_id, closed);
 }

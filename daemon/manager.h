@@ -64,8 +64,9 @@ struct Manager {
 
         Waiter *waiters;
         unsigned n_waiters;
-        char (*closed_runs)[37]; /* runs closed in this pass, for their waiters */
-        size_t n_closed, closed_alloc;
+        unsigned n_history_waiters;
+        char (*changed_runs)[37]; /* runs changed in this pass, for their waiters */
+        size_t n_changed, changed_alloc;
 
         uint32_t actor_uid; /* uid recorded in the events the current operation appends */
         uid_t daemon_uid;
@@ -93,5 +94,5 @@ void manager_deadlines_changed(Manager *m);
 /* A connection closed: its workflow tasks in flight time out at once. */
 void manager_conn_closed(Manager *m, Conn *c);
 
-/* Called by the history engine when a run closed: answers its result waiters. */
-void manager_run_closed(Manager *m, const RunRow *run);
+/* Called by the history engine for each event it appends (@closed: the run closed). */
+void manager_run_changed(Manager *m, const char *run_id, bool closed);

@@ -1,4 +1,4 @@
-/* Result waiters; see waiter.h. */
+/* Waiters; see waiter.h. */
 
 #include "daemon/waiter.h"
 
@@ -10,11 +10,18 @@
 #include "daemon/conn.h"
 #include "daemon/history.h"
 
+typedef enum WaiterKind {
+        WAITER_RESULT,  /* GetResult: answered with the workflow once the run closed */
+        WAITER_HISTORY, /* GetHistory: answered with the events from from_event_id on */
+} WaiterKind;
+
 struct Waiter {
         Manager *manager;
+        WaiterKind kind;
         Conn *conn;
         uint64_t req_id;
         char run_id[37];
+        uint64_t from_event_id;
         sd_event_source *timer;
         LIST_FIELDS(Waiter, waiters);
 };
@@ -24,6 +31,8 @@ static Waiter *waiter_free(Waiter *w) {
                 return NULL;
         LIST_REMOVE(waiters, w->manager->waiters, w);
         w->manager->n_waiters--;
+        if (w->kind == WAITER_HISTORY)
+                w->manager->n_history_waiters--;
         sd_event_source_disable_unref(w->timer);
         free(w);
         return NULL;
@@ -32,12 +41,14 @@ static Waiter *waiter_free(Waiter *w) {
 static int waiter_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Waiter *w = userdata;
 
-        conn_reply_error(w->conn, w->req_id, -ETIMEDOUT, "the workflow did not close in time");
+        conn_reply_error(w->conn, w->req_id, -ETIMEDOUT,
+                         w->kind == WAITER_RESULT ? "the workflow did not close in time"
+                                                  : "no new event came in time");
         waiter_free(w);
         return 0;
 }
 
-int waiter_add(Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_t timeout_usec) {
+static int waiter_add(Manager *m, Waiter *proto, uint64_t timeout_usec) {
         Waiter *w;
         int r;
 
@@ -46,10 +57,8 @@ int waiter_add(Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
+        *w = *proto;
         w->manager = m;
-        w->conn = c;
-        w->req_id = req_id;
-        memcpy(w->run_id, run_id, 37);
         if (timeout_usec) {
                 r = sd_event_add_time_relative(m->event, &w->timer, CLOCK_MONOTONIC, timeout_usec,
                                                10 * 1000, waiter_on_timeout, w);
@@ -60,52 +69,93 @@ int waiter_add(Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_
         }
         LIST_PREPEND(waiters, m->waiters, w);
         m->n_waiters++;
+        if (w->kind == WAITER_HISTORY)
+                m->n_history_waiters++;
         return 0;
 }
 
-void waiter_note_closed(Manager *m, const char *run_id) {
-        if (!m->waiters)
-                return; /* nobody waits: nothing to remember */
-        if (m->n_closed == m->closed_alloc) {
-                size_t n = m->closed_alloc ? 2 * m->closed_alloc : 16;
-                char(*p)[37] = reallocarray(m->closed_runs, n, sizeof(*p));
+int waiter_add_result(Manager *m, Conn *c, uint64_t req_id, const char *run_id,
+                      uint64_t timeout_usec) {
+        Waiter w = { .kind = WAITER_RESULT, .conn = c, .req_id = req_id };
+
+        memcpy(w.run_id, run_id, 37);
+        return waiter_add(m, &w, timeout_usec);
+}
+
+int waiter_add_history(Manager *m,
+                       Conn *c,
+                       uint64_t req_id,
+                       const char *run_id,
+                       uint64_t from_event_id,
+                       uint64_t timeout_usec) {
+        Waiter w = { .kind = WAITER_HISTORY, .conn = c, .req_id = req_id,
+                     .from_event_id = from_event_id };
+
+        memcpy(w.run_id, run_id, 37);
+        return waiter_add(m, &w, timeout_usec);
+}
+
+void waiter_note_changed(Manager *m, const char *run_id, bool closed) {
+        if (!m->waiters || (!closed && m->n_history_waiters == 0))
+                return; /* nobody waits for this: nothing to remember */
+        if (m->n_changed > 0 && streq(m->changed_runs[m->n_changed - 1], run_id))
+                return; /* the same run again, as most appends of one operation are */
+        if (m->n_changed == m->changed_alloc) {
+                size_t n = m->changed_alloc ? 2 * m->changed_alloc : 16;
+                char(*p)[37] = reallocarray(m->changed_runs, n, sizeof(*p));
                 if (!p)
                         return; /* the waiter's own timeout or a retry will answer it */
-                m->closed_runs = p;
-                m->closed_alloc = n;
+                m->changed_runs = p;
+                m->changed_alloc = n;
         }
-        memcpy(m->closed_runs[m->n_closed++], run_id, 37);
+        memcpy(m->changed_runs[m->n_changed++], run_id, 37);
 }
 
-void waiter_forget_closed(Manager *m) {
-        m->n_closed = 0;
+void waiter_forget_changed(Manager *m) {
+        m->n_changed = 0;
 }
 
-static void answer(Waiter *w, const RunRow *run) {
+/* Answers @w if its run is where it waited for; returns true when it did. */
+static bool waiter_answer(Manager *m, Waiter *w, const RunRow *run) {
+        bool closed = run->status != WORKFLOW_STATUS_RUNNING;
         msgpack_packer *pk;
-        size_t start;
+        size_t start, mark = w->conn->held.sb.size;
 
-        pk = conn_reply_begin(w->conn, w->req_id, 1, &start);
-        (void) msg_pack_str(pk, "workflow");
-        (void) history_pack_workflow(run, pk);
-        conn_reply_end(w->conn, w->req_id, start);
+        if (w->kind == WAITER_RESULT) {
+                if (!closed)
+                        return false;
+                pk = conn_reply_begin(w->conn, w->req_id, 1, &start);
+                (void) msg_pack_str(pk, "workflow");
+                (void) history_pack_workflow(run, pk);
+                conn_reply_end(w->conn, w->req_id, start);
+                return true;
+        }
+        if (run->next_event_id <= w->from_event_id && !closed)
+                return false;
+        pk = conn_reply_begin(w->conn, w->req_id, 2, &start);
+        (void) msg_pack_kv_str(pk, "run_id", run->run_id);
+        (void) msg_pack_str(pk, "events");
+        if (history_pack_events(m, run, w->from_event_id, pk) < 0) {
+                w->conn->held.sb.size = mark;
+                conn_reply_error(w->conn, w->req_id, -EIO, "the run's history could not be read");
+        } else
+                conn_reply_end(w->conn, w->req_id, start);
+        return true;
 }
 
-void waiter_answer_closed(Manager *m) {
-        for (size_t i = 0; i < m->n_closed; i++) {
+void waiter_answer_changed(Manager *m) {
+        for (size_t i = 0; i < m->n_changed; i++) {
                 RunRow run = {};
                 Waiter *w, *n;
 
-                if (store_run_get(m->store, m->closed_runs[i], &run) < 0)
+                if (store_run_get(m->store, m->changed_runs[i], &run) < 0)
                         continue;
                 LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
-                        if (streq(w->run_id, run.run_id)) {
-                                answer(w, &run);
+                        if (streq(w->run_id, run.run_id) && waiter_answer(m, w, &run))
                                 waiter_free(w);
-                        }
                 run_row_done(&run);
         }
-        m->n_closed = 0;
+        m->n_changed = 0;
 }
 
 void waiter_forget_conn(Manager *m, Conn *c) {
@@ -119,6 +169,6 @@ void waiter_forget_conn(Manager *m, Conn *c) {
 void waiter_free_all(Manager *m) {
         while (m->waiters)
                 waiter_free(m->waiters);
-        free(m->closed_runs);
-        m->closed_runs = NULL;
+        free(m->changed_runs);
+        m->changed_runs = NULL;
 }

@@ -1,15 +1,29 @@
 #pragma once
-/* Waiters: GetResult requests with wait=true, parked until their run closes. A run that closes
- * during a pass is noted; its waiters are answered only after that pass committed, from the
- * committed row (DESIGN.md §3), and the notes are dropped if the pass rolls back. */
+/* Waiters: long polls parked until their run changes. GetResult with wait=true waits for the run
+ * to close; GetHistory with wait=true waits for events past the ones the client has. A run that
+ * changes during a pass is noted (runs with history waiters on every new event, others only when
+ * they close); waiters are answered only after that pass committed, from the committed rows
+ * (DESIGN.md §3), and the notes are dropped if the pass rolls back. */
 
 #include <stdint.h>
 
 #include "daemon/manager.h"
 
-int waiter_add(Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_t timeout_usec);
-void waiter_note_closed(Manager *m, const char *run_id);
-void waiter_forget_closed(Manager *m);
-void waiter_answer_closed(Manager *m);
+/* Waits for the run to close (GetResult). */
+int waiter_add_result(Manager *m, Conn *c, uint64_t req_id, const char *run_id,
+                      uint64_t timeout_usec);
+/* Waits for event @from_event_id of the run to exist, or for the run to close (GetHistory). */
+int waiter_add_history(Manager *m,
+                       Conn *c,
+                       uint64_t req_id,
+                       const char *run_id,
+                       uint64_t from_event_id,
+                       uint64_t timeout_usec);
+
+/* The history engine appended an event to the run; @closed: it closed it. Cheap when nobody
+ * waits. */
+void waiter_note_changed(Manager *m, const char *run_id, bool closed);
+void waiter_forget_changed(Manager *m);
+void waiter_answer_changed(Manager *m);
 void waiter_forget_conn(Manager *m, Conn *c);
 void waiter_free_all(Manager *m);

@@ -24,14 +24,17 @@ systemd-socket-activate -l "$dir/io.sock" \
         "$DURABLED" --user --state-dir "$dir/state" --socket "$dir/unused.sock" \
         2>"$dir/activator.err" &
 pid=$!
+# One reader keeps the FIFO open for the whole test: between two opens a write from the activator
+# or durabled would meet no reader and kill it with SIGPIPE.
+exec 3<"$dir/activator.err"
 # The activator says "Listening on ..." once the socket exists: an event, not a guess.
-read -r line <"$dir/activator.err" || fail "systemd-socket-activate said nothing"
+read -r line <&3 || fail "systemd-socket-activate said nothing"
 case "$line" in
 *Listening*) ;;
 *) fail "unexpected first line from systemd-socket-activate: $line" ;;
 esac
 # Drain its stderr (and durabled's, which inherits it) so that neither ever blocks on the FIFO.
-cat "$dir/activator.err" >"$dir/log" &
+cat <&3 >"$dir/log" &
 
 export DURABLED_SOCKET="$dir/io.sock"
 out=$("$CTL" --json list) || fail "durablectl list through the activated socket: $out"
