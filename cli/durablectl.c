@@ -43,6 +43,7 @@ typedef enum Opt {
         OPT_REQUEST_ID,
         OPT_RUN_ID,
         OPT_WAIT,
+        OPT_FOLLOW,
         OPT_TIMEOUT,
         OPT_STATUS,
         OPT_TYPE,
@@ -90,6 +91,7 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_RUN_ID] = { "run-id", "RUN", "Act on this run instead of the latest one",
                          STR_FIELD(run_id) },
         [OPT_WAIT] = { "wait", NULL, "Wait until the run closes" },
+        [OPT_FOLLOW] = { "follow", NULL, "Keep printing new events until the run closes" },
         [OPT_TIMEOUT] = { "timeout", "DURATION", "Give up waiting after DURATION" },
         [OPT_STATUS] = { "status", "STATUS", "Only workflows in STATUS (Running, Completed, ...)" },
         [OPT_TYPE] = { "type", "TYPE", "Only workflows of TYPE", STR_FIELD(type) },
@@ -122,7 +124,7 @@ static const Verb verbs[] = {
           "Show a workflow: status, times, result or failure, pending activities" },
         { "list", "", 0, 0, BIT(OPT_STATUS) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | BIT(OPT_LIMIT),
           0, true, verb_list, "List workflows" },
-        { "history", "ID", 1, 1, BIT(OPT_RUN_ID), 0, true, verb_history,
+        { "history", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_FOLLOW), 0, true, verb_history,
           "Show the event history of a workflow run" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,
           "Send signal NAME, with an optional JSON argument" },
@@ -257,6 +259,9 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return 0;
         case OPT_WAIT:
                 a->wait = true;
+                return 0;
+        case OPT_FOLLOW:
+                a->follow = true;
                 return 0;
         case OPT_STATUS:
                 return parse_status(value, &a->status);
@@ -436,7 +441,8 @@ static int run(const Verb *v, const Args *a) {
         r = connect_daemon(&ctx.client);
         if (r < 0)
                 return r;
-        if (v->pager && arg_pager && !arg_json)
+        /* A pager would hold back what --follow streams. */
+        if (v->pager && arg_pager && !arg_json && !a->follow)
                 pager_open();
         r = v->run(&ctx, a);
         pager_close();

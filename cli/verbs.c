@@ -262,7 +262,7 @@ typedef struct Event {
         const msgpack_object *attributes;
 } Event;
 
-static int history_row_add(Table *t, Answer *answer, const msgpack_object *map) {
+static int event_parse(Answer *answer, const msgpack_object *map, Event *ret) {
         static const MsgField fields[] = {
                 { "event_id", MSG_UINT, offsetof(Event, event_id), true },
                 { "event_type", MSG_STR, offsetof(Event, event_type), true },
@@ -270,11 +270,16 @@ static int history_row_add(Table *t, Answer *answer, const msgpack_object *map) 
                 { "attributes", MSG_MAP, offsetof(Event, attributes) },
                 {},
         };
+
+        return answer_parse(answer, map, fields, ret);
+}
+
+static int history_row_add(Table *t, Answer *answer, const msgpack_object *map) {
         char id[24], time[TIME_TEXT_MAX];
         Event e = {};
         int r;
 
-        r = answer_parse(answer, map, fields, &e);
+        r = event_parse(answer, map, &e);
         if (r < 0)
                 return r;
         snprintf(id, sizeof(id), "%llu", (unsigned long long) e.event_id);
@@ -286,12 +291,118 @@ static int history_row_add(Table *t, Answer *answer, const msgpack_object *map) 
         return r < 0 ? ctl_error_errno(r, "Out of memory") : 0;
 }
 
+/* One event on one line with fixed columns, for output that streams (--follow). */
+static int history_line_print(Answer *answer, const msgpack_object *map) {
+        _cleanup_free_ char *details = NULL;
+        char time[TIME_TEXT_MAX];
+        Event e = {};
+        int r;
+
+        r = event_parse(answer, map, &e);
+        if (r < 0)
+                return r;
+        details = event_details(e.attributes);
+        if (!details)
+                return ctl_error_errno(ENOMEM, "Out of memory");
+        printf("%-4llu  %-27s  %s%-32s%s  %s\n", (unsigned long long) e.event_id,
+               format_time_local(e.time, true, time), ansi(ANSI_BOLD), e.event_type,
+               ansi(ANSI_NORMAL), details);
+        return 0;
+}
+
+static bool is_close_event(const msgpack_object *event) {
+        static const char *const closing[] = {
+                "WorkflowExecutionCompleted", "WorkflowExecutionFailed",
+                "WorkflowExecutionCanceled",  "WorkflowExecutionTerminated",
+                "WorkflowExecutionTimedOut",  "WorkflowExecutionContinuedAsNew",
+        };
+        const msgpack_object *t = msg_get(event, "event_type");
+
+        for (size_t i = 0; i < ELEMENTSOF(closing); i++)
+                if (msg_str_eq(t, closing[i]))
+                        return true;
+        return false;
+}
+
+/* --follow prints as events come: JSON lines with --json, else one unaligned line each. */
+static int follow_print(const Ctx *ctx, Answer *answer, const msgpack_object *events,
+                        uint64_t *last_id, bool *closed) {
+        for (uint32_t i = 0; i < events->via.array.size; i++) {
+                const msgpack_object *ev = &events->via.array.ptr[i], *id;
+                int r;
+
+                id = msg_get(ev, "event_id");
+                if (id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        *last_id = id->via.u64;
+                *closed = *closed || is_close_event(ev);
+                if (ctx->json) {
+                        json_t *j = map_to_json(ev);
+                        char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+                        json_decref(j);
+                        if (!line)
+                                return ctl_error_errno(ENOMEM, "Out of memory");
+                        puts(line);
+                        free(line);
+                } else {
+                        r = history_line_print(answer, ev);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        (void) fflush(stdout);
+        return 0;
+}
+
+/* history --follow: the events so far, then each new one as the run appends it, until it
+ * closes. Each GetHistory is a long poll (wait=true) for the event after the last one shown. */
+static int history_follow(const Ctx *ctx, const Args *a) {
+        _cleanup_free_ char *run_id = NULL;
+        uint64_t last_id = 0;
+        bool closed = false;
+        int r = 0;
+
+        if (!ctx->json)
+                printf("%-4s  %-27s  %-32s  %s\n", "ID", "TIME", "TYPE", "DETAILS");
+        while (!closed) {
+                _cleanup_(answer_done) Answer answer = {};
+                const msgpack_object *events, *rid;
+
+                r = CTL_CALL(ctx->client, "GetHistory", &answer,
+                             FIELD_STR("workflow_id", a->pos[0]),
+                             FIELD_STR("run_id", run_id ? run_id : a->run_id),
+                             FIELD_UINT("from_event_id", last_id + 1),
+                             FIELD_BOOL("wait", last_id > 0));
+                if (r < 0)
+                        return r;
+                rid = msg_get(answer.map, "run_id");
+                if (!run_id && rid && rid->type == MSGPACK_OBJECT_STR) {
+                        /* Stay on this run even if another one of the id starts meanwhile. */
+                        run_id = strndup(rid->via.str.ptr, rid->via.str.size);
+                        if (!run_id)
+                                return ctl_error_errno(ENOMEM, "Out of memory");
+                }
+                events = msg_get(answer.map, "events");
+                if (!events || events->type != MSGPACK_OBJECT_ARRAY)
+                        return ctl_error_errno(EPROTO,
+                                               "durabled's answer to GetHistory has no events");
+                if (events->via.array.size == 0 && last_id > 0)
+                        break; /* the wait ended with the run closed and nothing new */
+                r = follow_print(ctx, &answer, events, &last_id, &closed);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int verb_history(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
         _cleanup_(table_freep) Table *t = NULL;
         const msgpack_object *events;
         int r;
 
+        if (a->follow)
+                return history_follow(ctx, a);
         r = CTL_CALL(ctx->client, "GetHistory", &answer, FIELD_STR("workflow_id", a->pos[0]),
                      FIELD_STR("run_id", a->run_id));
         if (r < 0)

@@ -28,6 +28,7 @@ typedef struct Args {
         uint64_t timeout_usec;
         uint64_t limit;
         bool wait;
+        bool follow; /* history --follow */
 } Args;
 
 typedef struct Ctx {

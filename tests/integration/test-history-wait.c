@@ -109,4 +109,41 @@ TEST(history_wait_answers_when_the_run_closes) {
         dur_client_free(c);
 }
 
+/* durablectl history --follow ends by itself once the run closed, in both output forms. */
+TEST(durablectl_follow_ends_when_the_run_closed) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        const TestRunOpts opts = { .env = STRV("NO_COLOR=1") };
+        TestRun r = {};
+        dur_client *c;
+        size_t lines = 0;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        start_unworked(c, "done");
+        ASSERT_OK(dur_client_terminate(c, "done", NULL, "finished"));
+        ASSERT_EQ(test_run(&r, STRV(test_bin("DURABLECTL_BIN"), "history", "done", "--follow"),
+                           &opts),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionTerminated");
+        test_run_free(&r);
+
+        /* --json --follow: one JSON object per line (JSON Lines), the close event last. */
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLECTL_BIN"), "--json", "history", "done",
+                                "--follow"),
+                           &opts),
+                  0);
+        for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
+                json_error_t e;
+                json_t *ev = json_loads(line, 0, &e);
+
+                ASSERT_NOT_NULL(ev);
+                ASSERT_EQ(ev_id(ev), ++lines);
+                json_decref(ev);
+        }
+        ASSERT_EQ(lines, 3u); /* started, workflow task scheduled, terminated */
+        test_run_free(&r);
+        dur_client_free(c);
+}
+
 DEFINE_TEST_MAIN();
