@@ -16,28 +16,35 @@ typedef struct Poll {
 
 static json_t *history_wait_request(const char *workflow_id, uint64_t from, uint64_t timeout) {
         return json_pack("{s:s, s:s, s:I, s:b, s:I}", "op", "GetHistory", "workflow_id",
-                         workflow_id, "from_event_id", (json_int_t) from, "wait", 1,
-                         "timeout_usec", (json_int_t) timeout);
+                         workflow_id, "from_event_id", (json_int_t) from, "wait", 1, "timeout_usec",
+                         (json_int_t) timeout);
+}
+
+/* call_json() that also drops @request. */
+static json_t *call(dur_client *c, json_t *request, int *ret_error) {
+        json_t *a = call_json(c, request, ret_error);
+
+        json_decref(request);
+        return a;
 }
 
 static void *poll_main(void *userdata) {
         Poll *p = userdata;
         dur_client *c = client_connect();
 
-        p->answer = call_json(c, history_wait_request(p->workflow_id, p->from_event_id,
-                                                      test_timeout_usec()),
-                              &p->error);
+        p->answer =
+                call(c, history_wait_request(p->workflow_id, p->from_event_id, test_timeout_usec()),
+                     &p->error);
         dur_client_free(c);
         return NULL;
 }
 
 static void start_unworked(dur_client *c, const char *id) {
         int error = 0;
-        json_t *a = call_json(c,
-                              json_pack("{s:s, s:s, s:s, s:s}", "op", "StartWorkflow",
-                                        "workflow_id", id, "workflow_type", "Nobody",
-                                        "task_queue", "nobody-polls"),
-                              &error);
+        json_t *a = call(c,
+                         json_pack("{s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", id,
+                                   "workflow_type", "Nobody", "task_queue", "nobody-polls"),
+                         &error);
         ASSERT_NOT_NULL(a);
         json_decref(a);
 }
@@ -52,14 +59,14 @@ TEST(history_wait_times_out_when_nothing_happens) {
         c = client_connect();
         start_unworked(c, "quiet");
         /* Events 1 and 2 exist (started, task scheduled); 3 never comes. */
-        a = call_json(c, history_wait_request("quiet", 3, 100 * 1000), &error);
+        a = call(c, history_wait_request("quiet", 3, 100 * 1000), &error);
         ASSERT_NULL(a);
         ASSERT_STREQ(dur_client_error_code(c), "deadline_exceeded");
         /* Without wait the same request answers at once, with no events. */
-        a = call_json(c,
-                      json_pack("{s:s, s:s, s:I}", "op", "GetHistory", "workflow_id", "quiet",
-                                "from_event_id", (json_int_t) 3),
-                      &error);
+        a = call(c,
+                 json_pack("{s:s, s:s, s:I}", "op", "GetHistory", "workflow_id", "quiet",
+                           "from_event_id", (json_int_t) 3),
+                 &error);
         ASSERT_NOT_NULL(a);
         ASSERT_EQ(json_array_size(json_object_get(a, "events")), 0u);
         json_decref(a);
@@ -128,11 +135,11 @@ TEST(durablectl_follow_ends_when_the_run_closed) {
         test_run_free(&r);
 
         /* --json --follow: one JSON object per line (JSON Lines), the close event last. */
-        ASSERT_EQ(test_run(&r,
-                           STRV(test_bin("DURABLECTL_BIN"), "--json", "history", "done",
-                                "--follow"),
-                           &opts),
-                  0);
+        ASSERT_EQ(
+                test_run(&r,
+                         STRV(test_bin("DURABLECTL_BIN"), "--json", "history", "done", "--follow"),
+                         &opts),
+                0);
         for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n")) {
                 json_error_t e;
                 json_t *ev = json_loads(line, 0, &e);
