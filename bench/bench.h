@@ -20,7 +20,19 @@ typedef struct Bench {
         double scale;           /* --n: factor on every workload's count */
         unsigned clients;       /* --clients: 0 = each workload's own */
         uint64_t deadline_usec; /* monotonic; workloads give up after it */
+        const char *durabled;   /* the daemon binary; NULL with --socket (W6 needs its own) */
+        const char *durability; /* "full" or "normal", for a daemon a workload starts */
 } Bench;
+
+/* W6: one operation measured on the empty store ([0]) and on the loaded one ([1]). */
+typedef struct OpResult {
+        const char *op; /* "StartWorkflow", ... */
+        size_t n[2];
+        uint64_t p50_usec[2], p99_usec[2], max_usec[2];
+        double rows[2]; /* list operations: workflows per answer, on average */
+} OpResult;
+
+#define BENCH_OPS_MAX 8
 
 typedef struct Result {
         const char *workload;
@@ -35,6 +47,12 @@ typedef struct Result {
         bool has_fire;       /* W4: lateness of TimerFired itself, besides the wake-up */
         uint64_t fire_p50_usec, fire_p99_usec, fire_max_usec;
         char error[BENCH_ERROR_MAX]; /* the first error, or "" */
+        /* W6: n is the runs loaded, wall_s the bulk load's time. */
+        OpResult ops[BENCH_OPS_MAX];
+        size_t n_ops;
+        uint64_t closed, open;
+        double startup_s[2]; /* daemon start until READY=1: empty, loaded store */
+        double db_mib;       /* database file after the load */
 } Result;
 
 uint64_t now_usec(void);

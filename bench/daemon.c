@@ -160,18 +160,16 @@ static int wait_ready(BenchDaemon *d, int fd, uint64_t timeout_usec) {
         }
 }
 
-int bench_daemon_start(BenchDaemon *d, const char *binary, const char *durability,
-                       uint64_t timeout_usec) {
+/* Starts the daemon in d->dir (a fresh notify socket each time) and waits for READY=1. */
+static int start_in_dir(BenchDaemon *d, const char *binary, const char *durability,
+                        uint64_t timeout_usec) {
         _cleanup_free_ char *notify = NULL;
         _cleanup_close_ int fd = -EBADF;
         int r;
 
-        *d = (BenchDaemon){};
-        r = make_dir(d);
-        if (r < 0)
-                return r;
         if (asprintf(&notify, "%s/notify", d->dir) < 0)
                 return -ENOMEM;
+        (void) unlink(notify); /* left by an earlier start */
         fd = notify_open(notify);
         if (fd < 0)
                 return fd;
@@ -179,6 +177,55 @@ int bench_daemon_start(BenchDaemon *d, const char *binary, const char *durabilit
         if (r < 0)
                 return r;
         return wait_ready(d, fd, timeout_usec);
+}
+
+int bench_daemon_start(BenchDaemon *d, const char *binary, const char *durability,
+                       uint64_t timeout_usec) {
+        int r;
+
+        *d = (BenchDaemon){};
+        r = make_dir(d);
+        if (r < 0)
+                return r;
+        return start_in_dir(d, binary, durability, timeout_usec);
+}
+
+int bench_daemon_restart(BenchDaemon *d, const char *binary, const char *durability,
+                         uint64_t timeout_usec) {
+        int r = bench_daemon_halt(d);
+
+        if (r < 0)
+                return r;
+        return start_in_dir(d, binary, durability, timeout_usec);
+}
+
+int bench_daemon_bulk_load(const BenchDaemon *d, const char *binary, const char *durability,
+                           uint64_t n_closed, uint64_t n_open) {
+        _cleanup_free_ char *load = NULL, *dur_arg = NULL, *state = NULL;
+        _cleanup_close_ int log_fd = -EBADF;
+        int status;
+        pid_t pid;
+
+        if (d->pid > 0)
+                return -EBUSY; /* one writer at a time (DESIGN.md §3) */
+        if (asprintf(&load, "--bulk-load=%llu,%llu", (unsigned long long) n_closed,
+                     (unsigned long long) n_open) < 0 ||
+            asprintf(&dur_arg, "--durability=%s", durability) < 0 ||
+            asprintf(&state, "%s/state", d->dir) < 0)
+                return -ENOMEM;
+        char *argv[] = { (char *) binary, "--user", "--state-dir", state, dur_arg, load, NULL };
+        log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (log_fd < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_exec(binary, argv, environ, log_fd);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
 /* waitpid() with a deadline: the status, or -ETIMEDOUT. */
@@ -199,7 +246,7 @@ static int wait_exit(pid_t pid, uint64_t timeout_usec) {
         }
 }
 
-int bench_daemon_stop(BenchDaemon *d) {
+int bench_daemon_halt(BenchDaemon *d) {
         int r = 0;
 
         if (d->pid > 0) {
@@ -209,7 +256,14 @@ int bench_daemon_stop(BenchDaemon *d) {
                         (void) kill(d->pid, SIGKILL);
                         (void) wait_exit(d->pid, STOP_TIMEOUT_USEC);
                 }
+                d->pid = 0;
         }
+        return r;
+}
+
+int bench_daemon_stop(BenchDaemon *d) {
+        int r = bench_daemon_halt(d);
+
         if (d->dir)
                 rm_rf(d->dir);
         free(d->dir);

@@ -21,6 +21,17 @@ int bench_daemon_start(BenchDaemon *d, const char *binary, const char *durabilit
                        uint64_t timeout_usec);
 /* Returns the daemon's exit status as waitpid() gives it, or -errno; frees everything in @d. */
 int bench_daemon_stop(BenchDaemon *d);
+/* Stops the daemon (SIGTERM, then SIGKILL) but keeps its directory; its waitpid() status, or 0
+ * when it was not running. */
+int bench_daemon_halt(BenchDaemon *d);
+/* Halts the daemon if it runs and starts it again on the same state directory and socket. */
+int bench_daemon_restart(BenchDaemon *d, const char *binary, const char *durability,
+                         uint64_t timeout_usec);
+/* Runs "@binary --bulk-load=@n_closed,@n_open" on the state directory of the halted daemon @d
+ * (its output goes to the log) and waits for it: 0, -EBUSY while the daemon runs, -EIO when
+ * the loader failed. Forks: call from the thread that started the daemon. */
+int bench_daemon_bulk_load(const BenchDaemon *d, const char *binary, const char *durability,
+                           uint64_t n_closed, uint64_t n_open);
 
 /* utime + stime of @pid in seconds, -errno when unreadable. */
 double daemon_cpu_seconds(pid_t pid);

@@ -217,6 +217,24 @@ static void json_cpu(const char *key, double v) {
                 printf(", \"%s\": %.3f", key, v);
 }
 
+static double ratio(uint64_t full, uint64_t empty) {
+        return empty > 0 ? (double) full / (double) empty : 0.0;
+}
+
+/* W6: one line per operation, empty against loaded store. */
+static void print_op_json(const Result *r, const OpResult *o) {
+        printf("{\"workload\": \"%s\", \"op\": \"%s\", \"n\": %zu", r->workload, o->op, o->n[1]);
+        for (int k = 0; k < 2; k++)
+                printf(", \"%s_p50_ms\": %.3f, \"%s_p99_ms\": %.3f, \"%s_max_ms\": %.3f",
+                       k ? "full" : "empty", ms(o->p50_usec[k]), k ? "full" : "empty",
+                       ms(o->p99_usec[k]), k ? "full" : "empty", ms(o->max_usec[k]));
+        printf(", \"ratio_p50\": %.2f, \"ratio_p99\": %.2f", ratio(o->p50_usec[1], o->p50_usec[0]),
+               ratio(o->p99_usec[1], o->p99_usec[0]));
+        if (o->rows[0] > 0 || o->rows[1] > 0)
+                printf(", \"empty_rows\": %.1f, \"full_rows\": %.1f", o->rows[0], o->rows[1]);
+        printf("}\n");
+}
+
 static void print_json(const Result *r) {
         printf("{\"workload\": \"%s\", \"n\": %zu, \"wall_s\": %.3f, \"wf_per_s\": %.1f", r->workload,
                r->n, r->wall_s, r->wall_s > 0 ? (double) r->n / r->wall_s : 0.0);
@@ -234,7 +252,15 @@ static void print_json(const Result *r) {
                 printf(", \"error\": ");
                 json_string(stdout, r->error);
         }
+        if (r->n_ops > 0)
+                printf(", \"closed\": %llu, \"open\": %llu, \"load_runs_per_s\": %.0f, "
+                       "\"db_mib\": %.1f, \"startup_empty_s\": %.3f, \"startup_full_s\": %.3f",
+                       (unsigned long long) r->closed, (unsigned long long) r->open,
+                       r->wall_s > 0 ? (double) r->n / r->wall_s : 0.0, r->db_mib,
+                       r->startup_s[0], r->startup_s[1]);
         printf("}\n");
+        for (size_t i = 0; i < r->n_ops; i++)
+                print_op_json(r, &r->ops[i]);
         fflush(stdout);
 }
 
@@ -246,12 +272,37 @@ static void print_skipped(const Workload *w) {
         fflush(stdout);
 }
 
+static void print_ops_table(const Result *r) {
+        if (r->n_ops == 0)
+                return;
+        printf("\n%s: %llu closed + %llu open runs loaded in %.1f s (%.0f runs/s, %.0f MiB); "
+               "start-up %.2f s empty, %.2f s loaded\n",
+               r->workload, (unsigned long long) r->closed, (unsigned long long) r->open, r->wall_s,
+               r->wall_s > 0 ? (double) r->n / r->wall_s : 0.0, r->db_mib, r->startup_s[0],
+               r->startup_s[1]);
+        printf("%-17s %9s %9s %9s %9s %7s %7s\n", "op", "empty_p50", "empty_p99", "full_p50",
+               "full_p99", "x p50", "x p99");
+        for (size_t i = 0; i < r->n_ops; i++) {
+                const OpResult *o = &r->ops[i];
+
+                printf("%-17s %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f%s\n", o->op, ms(o->p50_usec[0]),
+                       ms(o->p99_usec[0]), ms(o->p50_usec[1]), ms(o->p99_usec[1]),
+                       ratio(o->p50_usec[1], o->p50_usec[0]), ratio(o->p99_usec[1], o->p99_usec[0]),
+                       ratio(o->p50_usec[1], o->p50_usec[0]) > 2 ||
+                                       ratio(o->p99_usec[1], o->p99_usec[0]) > 2
+                               ? "  > 2x"
+                               : "");
+        }
+}
+
 static void print_table(const Result *results, size_t n) {
         printf("\n%-9s %6s %8s %8s %8s %8s %8s %10s %10s\n", "workload", "n", "wall_s", "wf/s",
                "p50_ms", "p99_ms", "max_ms", "daemon_cpu", "bench_cpu");
         for (size_t i = 0; i < n; i++) {
                 const Result *r = &results[i];
 
+                if (r->n_ops > 0)
+                        continue; /* W6: its own table below */
                 printf("%-9s %6zu %8.2f %8.1f %8.2f %8.2f %8.2f %10.2f %10.2f%s\n", r->workload,
                        r->n, r->wall_s, r->wall_s > 0 ? (double) r->n / r->wall_s : 0.0,
                        ms(r->p50_usec), ms(r->p99_usec), ms(r->max_usec), r->daemon_cpu_s,
@@ -259,6 +310,8 @@ static void print_table(const Result *results, size_t n) {
         }
         printf("(W4: p50/p99/max are wake-up lateness; W5: signal round trip; cpu in seconds, "
                "bench_cpu = worker + clients)\n");
+        for (size_t i = 0; i < n; i++)
+                print_ops_table(&results[i]);
 }
 
 /* ---- running --------------------------------------------------------------------------------- */
@@ -276,6 +329,8 @@ static void bench_init(Bench *b, const char *socket_path, pid_t daemon_pid) {
         snprintf(b->prefix, sizeof(b->prefix), "bench-%d-%lld", (int) getpid(),
                  (long long) ts.tv_sec);
         snprintf(b->task_queue, sizeof(b->task_queue), "durable-bench-%d", (int) getpid());
+        b->durabled = arg_socket ? NULL : arg_durabled;
+        b->durability = arg_durability;
 }
 
 static int run_one(const Bench *b, const Workload *w, Result *res) {
