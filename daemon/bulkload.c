@@ -9,7 +9,7 @@
  *               task, its timeout deadline and the run's state as close_run() leaves them).
  * The Manager's loop never runs: taskq_mark_dirty() finds no task queue in memory (nobody polled)
  * and does nothing, manager_deadlines_changed() only sets a flag that nobody reads, and
- * manager_run_closed() finds no waiter. A store-level fast path writing the same rows would be
+ * manager_run_changed() finds no waiter. A store-level fast path writing the same rows would be
  * quicker, but it would have to copy what the engine writes and drift from it; the real path
  * loads ~1,000,000 runs in a few minutes (bench/README.md, W6), which is fast enough.
  *

@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,8 +51,16 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 return -ENOMEM;
         m->cfg = *cfg;
         m->listen_fd = -EBADF;
+        m->lock_fd = -EBADF;
         m->daemon_uid = geteuid();
         m->actor_uid = m->daemon_uid;
+        /* Serials name the connection that caches a run (RunRow.sticky_conn, kept in the store).
+         * A random base makes a serial of an earlier life of the daemon match a new connection
+         * only by a 2^-31 chance, and even then the worker, missing the run, fetches the events
+         * it lacks: the hint needs no clean-up at start-up. */
+        if (getrandom(&m->next_conn_serial, sizeof(m->next_conn_serial), 0) < 0)
+                m->next_conn_serial = (uint64_t) getpid() << 40;
+        m->next_conn_serial &= UINT64_C(0x7fffffff00000000);
         g = getgrnam("durabled");
         m->admin_gid = g ? g->gr_gid : (gid_t) -1;
 
@@ -86,6 +97,16 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "Failed to create state directory %s: %m",
                                        cfg->state_dir);
+        /* One daemon (or bulk loader) per state directory: two writers would both believe they
+         * own the database (DESIGN.md §3). The lock dies with the process, even on SIGKILL. */
+        snprintf(path, sizeof(path), "%s/lock", cfg->state_dir);
+        m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (m->lock_fd < 0)
+                return log_error_errno(errno, "Failed to open %s: %m", path);
+        if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return log_error_errno(errno == EWOULDBLOCK ? -EBUSY : -errno,
+                                       "Another durabled uses the state directory %s",
+                                       cfg->state_dir);
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
         r = store_open(&m->store, path, cfg->durability);
         if (r == -EUCLEAN)
@@ -119,6 +140,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->checkpoint_source);
         safe_close(m->listen_fd);
         store_free(m->store);
+        safe_close(m->lock_fd);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -470,14 +492,11 @@ static int count_queue(const char *queue, void *userdata) {
 int manager_run(Manager *m) {
         int r;
 
-        /* Connection serials restart: no cache hint of the previous life is valid. */
         r = store_begin(m->store);
         /* DESIGN.md §3: workflow tasks in flight when the daemon died went to connections that
          * are gone; they time out now and are scheduled again. */
         if (r >= 0)
                 r = store_expire_workflow_tasks(m->store, clock_now(), 0);
-        if (r >= 0)
-                r = store_runs_clear_sticky(m->store);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0)

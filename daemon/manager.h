@@ -51,6 +51,7 @@ struct Manager {
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
         Store *store;
         int listen_fd;
+        int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */
 
         Conn *conns;
         unsigned n_conns;

@@ -43,7 +43,6 @@ enum {
         Q_RUN_LATEST,
         Q_RUN_RUNNING,
         Q_RUN_UPDATE,
-        Q_RUN_CLEAR_STICKY,
         Q_RUN_STICKY,
         Q_EVENT_INSERT,
         Q_EVENT_FOREACH,
@@ -111,8 +110,6 @@ static const char *const sql[_Q_MAX] = {
                          "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
                          "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
-        [Q_RUN_CLEAR_STICKY] = "UPDATE runs SET sticky_conn = 0, sticky_next_id = 0 "
-                               "WHERE sticky_conn != 0",
         [Q_RUN_STICKY] = "SELECT sticky_conn FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
@@ -724,11 +721,6 @@ int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret) {
                 *ret = col_u64(st, 0);
         finish(st);
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
-}
-
-int store_runs_clear_sticky(Store *s) {
-        sqlite3_stmt *st = stmt(s, Q_RUN_CLEAR_STICKY);
-        return st ? step_done(s, st) : -EIO;
 }
 
 typedef struct RunVisit {

@@ -93,8 +93,6 @@ int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret);
 /* Writes every mutable column (status .. failure). */
 int store_run_update(Store *s, const RunRow *r);
 int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret);
-/* Forgets every cache hint (at start-up: connection ids restart). */
-int store_runs_clear_sticky(Store *s);
 
 typedef struct RunFilter {
         int status; /* 0 = any */
