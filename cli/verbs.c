@@ -325,8 +325,11 @@ static bool is_close_event(const msgpack_object *event) {
 }
 
 /* --follow prints as events come: JSON lines with --json, else one unaligned line each. */
-static int follow_print(const Ctx *ctx, Answer *answer, const msgpack_object *events,
-                        uint64_t *last_id, bool *closed) {
+static int follow_print(const Ctx *ctx,
+                        Answer *answer,
+                        const msgpack_object *events,
+                        uint64_t *last_id,
+                        bool *closed) {
         for (uint32_t i = 0; i < events->via.array.size; i++) {
                 const msgpack_object *ev = &events->via.array.ptr[i], *id;
                 int r;
@@ -368,11 +371,10 @@ static int history_follow(const Ctx *ctx, const Args *a) {
                 _cleanup_(answer_done) Answer answer = {};
                 const msgpack_object *events, *rid;
 
-                r = CTL_CALL(ctx->client, "GetHistory", &answer,
-                             FIELD_STR("workflow_id", a->pos[0]),
-                             FIELD_STR("run_id", run_id ? run_id : a->run_id),
-                             FIELD_UINT("from_event_id", last_id + 1),
-                             FIELD_BOOL("wait", last_id > 0));
+                r = CTL_CALL(
+                        ctx->client, "GetHistory", &answer, FIELD_STR("workflow_id", a->pos[0]),
+                        FIELD_STR("run_id", run_id ? run_id : a->run_id),
+                        FIELD_UINT("from_event_id", last_id + 1), FIELD_BOOL("wait", last_id > 0));
                 if (r < 0)
                         return r;
                 rid = msg_get(answer.map, "run_id");

@@ -317,10 +317,9 @@ static void run_id_new(char out[static 37]) {
                 u[i] = (uint8_t) (ms >> (40 - 8 * i));
         u[6] = (u[6] & 0x0f) | 0x70;
         u[8] = (u[8] & 0x3f) | 0x80;
-        snprintf(out, 37,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-                 u[14], u[15]);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                 u[13], u[14], u[15]);
 }
 
 int history_start_workflow(Manager *m,
@@ -859,8 +858,10 @@ static int check_close(CommandType type, const msgpack_object *attrs, char *err,
                         return -EINVAL;
                 }
                 if (o && o->via.bin.size > PAYLOAD_SIZE_MAX) {
-                        snprintf(err, errlen, "field \"result\" is larger than the limit of %u "
-                                 "bytes", PAYLOAD_SIZE_MAX);
+                        snprintf(err, errlen,
+                                 "field \"result\" is larger than the limit of %u "
+                                 "bytes",
+                                 PAYLOAD_SIZE_MAX);
                         return -ENOBUFS;
                 }
         } else if (type == COMMAND_FAIL_WORKFLOW_EXECUTION) {

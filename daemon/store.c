@@ -110,7 +110,7 @@ static const char *const sql[_Q_MAX] = {
                          "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
                          "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
-        [Q_RUN_STICKY] = "SELECT sticky_conn FROM runs WHERE run_id = ?",
+        [Q_RUN_STICKY] = "SELECT sticky_conn, uid FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
         [Q_EVENT_FOREACH] = "SELECT event_id, type, time, uid, attrs FROM events "
@@ -138,7 +138,7 @@ static const char *const sql[_Q_MAX] = {
         [Q_TIMER_DELETE] = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?",
         [Q_TASK_INSERT] = "INSERT INTO tasks (kind, queue, run_id, ref) VALUES (?,?,?,?)",
         [Q_TASK_FIRST] = "SELECT seq, run_id, ref FROM tasks WHERE kind = ? AND queue = ? "
-                         "ORDER BY seq LIMIT 1",
+                         "AND seq > ? ORDER BY seq LIMIT 1",
         [Q_TASK_ANY] = "SELECT 1 FROM tasks WHERE kind = ? AND queue = ? LIMIT 1",
         [Q_TASK_DELETE_SEQ] = "DELETE FROM tasks WHERE seq = ?",
         [Q_TASK_DELETE] = "DELETE FROM tasks WHERE kind = ? AND run_id = ? AND ref = ?",
@@ -572,8 +572,8 @@ int store_checkpoint(Store *s) {
                 return -EBUSY;
         /* PASSIVE suffices: nobody else reads the database, so every frame is copied and the
          * next commit starts the WAL over from its beginning (the file is reused, not regrown). */
-        r = sql_error(s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                                    NULL));
+        r = sql_error(
+                s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
         if (r >= 0)
                 s->wal_pages = 0;
         return r;
@@ -709,7 +709,7 @@ int store_run_update(Store *s, const RunRow *r) {
         return step_done(s, st);
 }
 
-int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret) {
+int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
         sqlite3_stmt *st = stmt(s, Q_RUN_STICKY);
         int rc;
 
@@ -717,8 +717,10 @@ int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret) {
                 return -EIO;
         bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret = col_u64(st, 0);
+        if (rc == SQLITE_ROW) {
+                *ret_sticky = col_u64(st, 0);
+                *ret_uid = (uint32_t) sqlite3_column_int64(st, 1);
+        }
         finish(st);
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
 }
@@ -1155,19 +1157,23 @@ int store_task_insert(
         return step_done(s, st);
 }
 
-int store_task_pop(
-        Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37], uint64_t *ret_ref) {
+int store_task_pop(Store *s,
+                   TaskKind kind,
+                   const char *queue,
+                   uint64_t *seq,
+                   char ret_run_id[static 37],
+                   uint64_t *ret_ref) {
         sqlite3_stmt *st = stmt(s, Q_TASK_FIRST);
-        uint64_t seq = 0;
         int rc, r = 0;
 
         if (!st)
                 return -EIO;
         bind_u64(st, 1, kind);
         bind_text(st, 2, queue);
+        bind_u64(st, 3, *seq);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                seq = col_u64(st, 0);
+                *seq = col_u64(st, 0);
                 col_fixed(st, 1, ret_run_id, 37);
                 *ret_ref = col_u64(st, 2);
         } else
@@ -1178,7 +1184,7 @@ int store_task_pop(
         st = stmt(s, Q_TASK_DELETE_SEQ);
         if (!st)
                 return -EIO;
-        bind_u64(st, 1, seq);
+        bind_u64(st, 1, *seq);
         return step_done(s, st);
 }
 

@@ -92,7 +92,8 @@ int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret);
 int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret);
 /* Writes every mutable column (status .. failure). */
 int store_run_update(Store *s, const RunRow *r);
-int store_run_sticky_conn(Store *s, const char *run_id, uint64_t *ret);
+/* What task dispatch needs of a run: the connection that caches it, and who started it. */
+int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid);
 
 typedef struct RunFilter {
         int status; /* 0 = any */
@@ -205,9 +206,14 @@ typedef enum TaskKind {
 } TaskKind;
 
 int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
-/* Takes the oldest task of the queue: fills run_id and ref, deletes the row. -ENOENT if none. */
-int store_task_pop(
-        Store *s, TaskKind kind, const char *queue, char ret_run_id[static 37], uint64_t *ret_ref);
+/* Takes the oldest task of the queue after sequence number *@seq (0: from the start): fills
+ * run_id and ref, sets *@seq to its sequence number, deletes the row. -ENOENT if none. */
+int store_task_pop(Store *s,
+                   TaskKind kind,
+                   const char *queue,
+                   uint64_t *seq,
+                   char ret_run_id[static 37],
+                   uint64_t *ret_ref);
 /* 1 when the queue has a task of @kind; reads only, so a pass with nothing to hand out opens
  * no transaction. */
 int store_task_any(Store *s, TaskKind kind, const char *queue);

@@ -220,13 +220,20 @@ Query *taskq_find_query(Manager *m, uint64_t query_id) {
         return NULL;
 }
 
+/* DESIGN.md §10: a worker that does not administer durabled gets only tasks of workflows its own
+ * user started. */
+static bool poll_may_take(const Poll *p, uint32_t run_uid) {
+        return p->conn->admin || p->conn->cred.uid == run_uid;
+}
+
 /* A query task carries the history like a workflow task, but changes nothing. A query waits
  * while its run has a workflow task scheduled or started, so that it sees every event recorded
  * before it was asked (a signal, an activity result), as Temporal's consistent queries do: the
  * queue is marked dirty again when that task closes (history.c). Returns 1 when dispatched, 0
  * when deferred or answered with an error. */
-static int dispatch_query(Manager *m, Query *q, Poll *p) {
+static int dispatch_query(Manager *m, Query *q) {
         _cleanup_(run_row_done) RunRow run = {};
+        Poll *p = NULL, *i;
         msgpack_packer *pk;
         size_t start;
         uint64_t from;
@@ -239,6 +246,12 @@ static int dispatch_query(Manager *m, Query *q, Poll *p) {
                 return 0;
         }
         if (run.status == WORKFLOW_STATUS_RUNNING && run.wft_state != WFT_NONE)
+                return 0;
+        /* The worker that caches the run if it waits, else the oldest one allowed to see it. */
+        LIST_FOREACH(polls, i, q->queue->polls[TASK_WORKFLOW])
+                if (poll_may_take(i, run.uid) && (!p || i->conn->serial == run.sticky_conn))
+                        p = i;
+        if (!p)
                 return 0;
         from = run.sticky_conn == p->conn->serial && run.sticky_next_id ? run.sticky_next_id : 1;
         pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
@@ -271,18 +284,24 @@ static int dispatch_query(Manager *m, Query *q, Poll *p) {
         return 1;
 }
 
-/* The poll to hand a task of @run_id to: the connection that ran the run's last workflow task
- * has it cached (sticky execution), so it gets the task when it is waiting; else the oldest. */
+/* The poll to hand a task of @run_id to, or NULL when no parked poll may take it: the connection
+ * that ran the run's last workflow task has it cached (sticky execution), so it gets the task
+ * when it is waiting; else the oldest poll allowed to. */
 static Poll *choose_poll(Manager *m, TaskQueue *q, TaskKind kind, const char *run_id) {
         uint64_t sticky = 0;
+        uint32_t uid = 0;
         Poll *p;
 
-        if (kind == TASK_WORKFLOW && q->polls[kind]->polls_next &&
-            store_run_sticky_conn(m->store, run_id, &sticky) >= 0 && sticky)
+        if (store_run_dispatch_info(m->store, run_id, &sticky, &uid) < 0)
+                return q->polls[kind]; /* the run is gone: the task is stale, any poll drops it */
+        if (kind == TASK_WORKFLOW && sticky)
                 LIST_FOREACH(polls, p, q->polls[kind])
-                        if (p->conn->serial == sticky)
+                        if (p->conn->serial == sticky && poll_may_take(p, uid))
                                 return p;
-        return q->polls[kind];
+        LIST_FOREACH(polls, p, q->polls[kind])
+                if (poll_may_take(p, uid))
+                        return p;
+        return NULL;
 }
 
 /* Hands one task of @kind to the first poll; 0 when there was nothing to hand, 1 when one was
@@ -290,7 +309,7 @@ static Poll *choose_poll(Manager *m, TaskQueue *q, TaskKind kind, const char *ru
 static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
         char run_id[37];
         Poll *p;
-        uint64_t ref;
+        uint64_t ref, seq = 0;
         msgpack_packer *pk;
         size_t start, mark;
         int r;
@@ -302,7 +321,7 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                 r = store_savepoint(m->store);
                 if (r < 0)
                         return r;
-                r = store_task_pop(m->store, kind, q->name, run_id, &ref);
+                r = store_task_pop(m->store, kind, q->name, &seq, run_id, &ref);
                 if (r == -ENOENT) {
                         (void) store_release(m->store);
                         return 0;
@@ -310,6 +329,12 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                 if (r < 0)
                         break;
                 p = choose_poll(m, q, kind, run_id);
+                if (!p) {
+                        /* Only other users' workers wait: the task stays where it is, for a
+                         * worker of its own user; the next one may be theirs. */
+                        store_rollback_to(m->store);
+                        continue;
+                }
                 mark = p->conn->held.sb.size;
                 pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
                 (void) msg_pack_str(pk, "task");
@@ -341,7 +366,7 @@ static int dispatch_queue(Manager *m, TaskQueue *q) {
         LIST_FOREACH_SAFE(queries, qu, next, q->pending) {
                 if (!q->polls[TASK_WORKFLOW])
                         break;
-                r = dispatch_query(m, qu, q->polls[TASK_WORKFLOW]);
+                r = dispatch_query(m, qu);
                 if (r < 0)
                         return r;
         }

@@ -74,8 +74,8 @@ static int waiter_add(Manager *m, Waiter *proto, uint64_t timeout_usec) {
         return 0;
 }
 
-int waiter_add_result(Manager *m, Conn *c, uint64_t req_id, const char *run_id,
-                      uint64_t timeout_usec) {
+int waiter_add_result(
+        Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_t timeout_usec) {
         Waiter w = { .kind = WAITER_RESULT, .conn = c, .req_id = req_id };
 
         memcpy(w.run_id, run_id, 37);
@@ -88,8 +88,9 @@ int waiter_add_history(Manager *m,
                        const char *run_id,
                        uint64_t from_event_id,
                        uint64_t timeout_usec) {
-        Waiter w = { .kind = WAITER_HISTORY, .conn = c, .req_id = req_id,
-                     .from_event_id = from_event_id };
+        Waiter w = {
+                .kind = WAITER_HISTORY, .conn = c, .req_id = req_id, .from_event_id = from_event_id
+        };
 
         memcpy(w.run_id, run_id, 37);
         return waiter_add(m, &w, timeout_usec);

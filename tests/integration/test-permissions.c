@@ -1,0 +1,113 @@
+/* Who may do what (DESIGN.md §10) through the real daemon in system mode, where the socket is
+ * open to every user: another user (nobody) sees only the workflows it started, answers about the
+ * others are exactly "not found", and its worker receives only tasks of its own workflows, while
+ * tasks of other users' workflows ahead of them in the same queue wait for their own workers. */
+
+#include <grp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/integration/orders-util.h"
+
+#define NOBODY 65534
+
+static json_t *call(dur_client *c, json_t *request, int *ret_error) {
+        json_t *a = call_json(c, request, ret_error);
+
+        json_decref(request);
+        return a;
+}
+
+static json_t *start_request(const char *id) {
+        return json_pack("{s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", id,
+                         "workflow_type", "Nobody", "task_queue", "shared");
+}
+
+static json_t *poll_request(uint64_t timeout_usec) {
+        return json_pack("{s:s, s:s, s:I}", "op", "PollWorkflowTask", "task_queue", "shared",
+                         "timeout_usec", (json_int_t) timeout_usec);
+}
+
+/* What the other user does; returns 0, or the number of the check that failed. The checks run
+ * in a child process that dropped root, so they report by exit code, not with ASSERT. */
+static int as_nobody(const char *socket_path) {
+        dur_client *c = NULL;
+        json_t *a, *task;
+        int error = 0;
+
+        if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+                return 1;
+        if (dur_client_connect(&c, socket_path) < 0)
+                return 2;
+        /* root's workflow does not exist for nobody, whatever the operation. */
+        a = call(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "root-wf"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 3;
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "SignalWorkflow", "workflow_id", "root-wf",
+                           "signal_name", "x"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 4;
+        a = call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
+        if (!a || json_array_size(json_object_get(a, "workflows")) != 0)
+                return 5;
+        json_decref(a);
+        /* root's workflow task waits in "shared", but not for nobody's worker. */
+        a = call(c, poll_request(300 * 1000), &error);
+        if (!a || !json_is_null(json_object_get(a, "task")))
+                return 6;
+        json_decref(a);
+        /* nobody's own workflow, queued behind root's, does reach nobody's worker. */
+        a = call(c, start_request("nobody-wf"), &error);
+        if (!a)
+                return 7;
+        json_decref(a);
+        a = call(c, poll_request(test_timeout_usec()), &error);
+        task = a ? json_object_get(a, "task") : NULL;
+        if (!task || strcmp(json_str(task, "workflow_id"), "nobody-wf") != 0)
+                return 8;
+        json_decref(a);
+        dur_client_free(c);
+        return 0;
+}
+
+TEST(another_user_sees_and_polls_only_its_own_workflows) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess p = {};
+        json_t *a, *list;
+        dur_client *c;
+        int error = 0, status;
+        pid_t pid;
+
+        if (getuid() != 0)
+                SKIP("needs root, to act as another user");
+        /* System mode: the socket is 0666 and every request is authorised by its sender. */
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--system") });
+        ASSERT_OK_ERRNO(chmod(d.dir, 0755));
+        c = client_connect();
+        a = ASSERT_NOT_NULL(call(c, start_request("root-wf"), &error));
+        json_decref(a);
+
+        pid = fork();
+        ASSERT_OK_ERRNO(pid);
+        if (pid == 0)
+                _exit(as_nobody(d.socket_path));
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+
+        /* root administers: it sees both, and root's task is still waiting, untouched. */
+        a = ASSERT_NOT_NULL(call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error));
+        list = json_object_get(a, "workflows");
+        ASSERT_EQ(json_array_size(list), 2u);
+        json_decref(a);
+        a = ASSERT_NOT_NULL(call(c, poll_request(test_timeout_usec()), &error));
+        ASSERT_STREQ(json_str(json_object_get(a, "task"), "workflow_id"), "root-wf");
+        json_decref(a);
+        dur_client_free(c);
+}
+
+DEFINE_TEST_MAIN();
