@@ -2,9 +2,13 @@
 # Installs the Debian packages that building, testing and CI need, when they are missing.
 # The one place where package names live (DESIGN.md section 1). Safe to run again.
 set -eu
+# build: gcc clang libclang-rt-14-dev (libFuzzer, sanitizers) make meson ninja-build pkg-config
+#        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate), dbus,
+#        groff-base (man page warnings), python3 (tools/check.sh tallies meson's JSON log);
+#        clang-format for `make format`.
 PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
 libsystemd-dev libsqlite3-dev libmsgpack-dev libjansson-dev
-dbus systemd sqlite3 clang-format"
+dbus systemd groff-base python3 clang-format"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
