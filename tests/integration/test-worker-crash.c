@@ -105,6 +105,44 @@ static void workflow_task_abandoned(bool close_connection) {
         ASSERT_EQ(test_process_kill(&w, SIGTERM), 0);
 }
 
+/* A real worker process SIGKILLed while it is in the middle of a workflow task (its thread is
+ * stopped inside the workflow code): the task times out as the connection closes, and another
+ * worker finishes the run. */
+TEST(worker_killed_during_workflow_task) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess w1 = {}, w2 = {};
+        _cleanup_free_ char *fifo = NULL;
+        char input[512], line[64];
+        dur_outcome o = {};
+        json_t *events;
+        dur_client *c;
+        int fd;
+
+        test_daemon_start(&d, NULL);
+        fd = fifo_make(&d, "stall.fifo", &fifo);
+        c = client_connect();
+        (void) snprintf(input, sizeof(input), "{\"stall_fifo\": \"%s\"}", fifo);
+        start_json(c, "StallWorkflow", "stall", NULL, input, 0);
+        test_worker_spawn(&w1, NULL, NULL);
+        fifo_read_line(fd, line, sizeof(line));
+        ASSERT_STREQ(line, "stalled");
+        ASSERT_EQ(test_process_kill(&w1, SIGKILL) & 0x7f, SIGKILL);
+
+        test_worker_spawn(&w2, NULL, STRV("TEST_NO_STALL=1"));
+        ASSERT_EQ(wait_outcome(c, "stall", &o), 0);
+        events = history_get(c, "stall");
+        history_assert_invariants(events);
+        ASSERT_STREQ(ev_str(history_must(events, "WorkflowTaskTimedOut"), "timeout_type"),
+                     "StartToClose");
+        ASSERT_STREQ(ev_type(json_array_get(events, json_array_size(events) - 1)),
+                     "WorkflowExecutionCompleted");
+        json_decref(events);
+        dur_outcome_done(&o);
+        dur_client_free(c);
+        (void) close(fd);
+        ASSERT_EQ(test_process_kill(&w2, SIGTERM), 0);
+}
+
 TEST(worker_died_during_workflow_task) {
         workflow_task_abandoned(true);
 }

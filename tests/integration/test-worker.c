@@ -14,6 +14,8 @@
  *   CancelWorkflow    {"ms"?, "started_fifo"?}: runs a heartbeating "sleep" activity (which says
  *                     "started 1" on the FIFO); when cancelled, runs "echo" {"cleanup": true}
  *                     and ends Canceled.
+ *   StallWorkflow     stops in the middle of its first workflow task (after a line to the FIFO
+ *                     "stall_fifo"), to be SIGKILLed there; with $TEST_NO_STALL it completes
  *   NonDetWorkflow    variant $TEST_NONDET_VARIANT ("a" by default): a = activity "echo", then a
  *                     line to the FIFO "ready_fifo" of the input (when not replaying), then wait
  *                     for signal "go"; b = a timer first. Query "state".
@@ -473,6 +475,23 @@ static int nondet_state(dur_wf *wf, const msgpack_object *args, msgpack_packer *
         return dur_pack(out, "s", st->state ? st->state : "new");
 }
 
+/* ---- StallWorkflow --------------------------------------------------------------------------- */
+
+/* Stalls inside its first workflow task (the worker thread stops right in the middle of the task,
+ * after saying so on "stall_fifo"), unless $TEST_NO_STALL is set; then it completes. A test kills
+ * the stalled worker with SIGKILL, mid-task, and lets a second worker finish the run. */
+static int stall_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        const char *fifo = NULL;
+
+        (void) dur_unpack(in, "{s?s}", "stall_fifo", &fifo);
+        if (fifo && !getenv("TEST_NO_STALL")) {
+                fifo_say(fifo, "stalled\n");
+                for (;;)
+                        pause();
+        }
+        return dur_pack(out, "{s:s}", "stall", "survived");
+}
+
 static const dur_workflow_def workflows[] = {
         { .name = "ActivityWorkflow", .run = activity_run },
         {
@@ -483,6 +502,7 @@ static const dur_workflow_def workflows[] = {
         },
         { .name = "SleepWorkflow", .run = sleep_run },
         { .name = "CancelWorkflow", .run = cancel_run },
+        { .name = "StallWorkflow", .run = stall_run },
         {
                 .name = "NonDetWorkflow",
                 .run = nondet_run,
