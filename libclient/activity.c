@@ -5,7 +5,13 @@
  * heartbeats are calls on the same Conn, so no locking is needed beyond the Conn's own. The
  * outcome maps to one report: 0 → CompleteActivityTask with what the function packed,
  * DUR_CANCELED → CancelActivityTask (the function acknowledged a cancel request), anything else
- * negative → FailActivityTask with the failure set by dur_actx_fail() or a generic one. */
+ * negative → FailActivityTask with the failure set by dur_actx_fail() or a generic one.
+ *
+ * Heartbeats are throttled as Temporal's SDKs do it (SEMANTICS.md b.2): at most one per 0.8 x the
+ * heartbeat timeout (30 s without one, 60 s at most) reaches the daemon, since each is a
+ * committed write; the calls in between keep only their details, and return the cancel state the
+ * last answer gave. Details still held when the attempt fails are sent first, so that they reach
+ * the next attempt. */
 
 #define _GNU_SOURCE 1 /* asprintf() */
 
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "libclient/buf.h"
@@ -33,7 +40,11 @@ typedef struct ActivityTask {
         MsgBin input;
         MsgBin heartbeat_details;
         uint64_t attempt;
+        uint64_t heartbeat_usec;
 } ActivityTask;
+
+#define HEARTBEAT_THROTTLE_DEFAULT_USEC (30ULL * 1000000)
+#define HEARTBEAT_THROTTLE_MAX_USEC (60ULL * 1000000)
 
 struct dur_actx {
         Conn *conn;
@@ -42,32 +53,67 @@ struct dur_actx {
         msgpack_object heartbeat_details;
         bool has_heartbeat_details;
         char *idempotency_key;
-        dur_failure *failure; /* set by dur_actx_fail() */
+        dur_failure *failure;    /* set by dur_actx_fail() */
+        uint64_t heartbeat_sent; /* CLOCK_MONOTONIC usec of the last heartbeat sent, 0 = none */
+        dur_buf *heartbeat_held; /* details of a throttled heartbeat, not sent yet */
+        bool cancel_requested;   /* what the last heartbeat answer said */
 };
 
-/* ---- the context ----------------------------------------------------------------------------- */
+static uint64_t now_monotonic(void) {
+        struct timespec ts;
 
-DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details) {
-        _cleanup_(dur_buf_freep) dur_buf *d = details;
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t heartbeat_interval(const ActivityTask *t) {
+        if (!t->heartbeat_usec)
+                return HEARTBEAT_THROTTLE_DEFAULT_USEC;
+        return MIN(t->heartbeat_usec / 5 * 4, HEARTBEAT_THROTTLE_MAX_USEC);
+}
+
+/* Sends one HeartbeatActivity with @details (may be NULL) and records the answer. */
+static int heartbeat_send(dur_actx *ctx, const dur_buf *details) {
         msgpack_unpacked answer;
         const msgpack_object *cancel;
         Request req;
         int k;
 
-        assert_return(ctx, -EINVAL);
-        request_init(&req, ctx->conn, "HeartbeatActivity", d ? 2 : 1);
+        request_init(&req, ctx->conn, "HeartbeatActivity", details ? 2 : 1);
         (void) msg_pack_kv_bin(&req.pk, "task_token", ctx->task->task_token.ptr,
                                ctx->task->task_token.size);
-        if (d)
-                (void) msg_pack_kv_bin(&req.pk, "details", d->data, d->size);
+        if (details)
+                (void) msg_pack_kv_bin(&req.pk, "details", details->data, details->size);
         k = conn_call(ctx->conn, &req, &answer);
         request_done(&req);
         if (k < 0)
                 return k; /* -ENOENT: the attempt is over (timed out); the function should stop */
+        ctx->heartbeat_sent = now_monotonic();
         cancel = msg_get(&answer.data, "cancel_requested");
-        k = cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean ? DUR_CANCELED
-                                                                                    : 0;
+        ctx->cancel_requested =
+                cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean;
         msgpack_unpacked_destroy(&answer);
+        return ctx->cancel_requested ? DUR_CANCELED : 0;
+}
+
+/* ---- the context ----------------------------------------------------------------------------- */
+
+DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details) {
+        _cleanup_(dur_buf_freep) dur_buf *d = details;
+        int k;
+
+        assert_return(ctx, -EINVAL);
+        if (ctx->heartbeat_sent &&
+            now_monotonic() - ctx->heartbeat_sent < heartbeat_interval(ctx->task)) {
+                /* Throttled: keep the newest details for the next heartbeat that goes out. */
+                if (d) {
+                        dur_buf_free(ctx->heartbeat_held);
+                        ctx->heartbeat_held = TAKE_PTR(d);
+                }
+                return ctx->cancel_requested ? DUR_CANCELED : 0;
+        }
+        k = heartbeat_send(ctx, d ?: ctx->heartbeat_held);
+        ctx->heartbeat_held = dur_buf_free(ctx->heartbeat_held);
         return k;
 }
 
@@ -192,6 +238,7 @@ static const MsgField activity_task_fields[] = {
         { "input", MSG_BIN, offsetof(ActivityTask, input), false, 0 },
         { "heartbeat_details", MSG_BIN, offsetof(ActivityTask, heartbeat_details), false, 0 },
         { "attempt", MSG_UINT, offsetof(ActivityTask, attempt), false, 0 },
+        { "heartbeat_usec", MSG_UINT, offsetof(ActivityTask, heartbeat_usec), false, 0 },
         { NULL },
 };
 
@@ -222,6 +269,10 @@ static int activity_call(Conn *conn, const dur_activity_def *def, dur_actx *ctx)
         msgpack_sbuffer_init(&out);
         msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
         k = def->fn(ctx, &input, &pk);
+        if (k < 0 && k != DUR_CANCELED && ctx->heartbeat_held)
+                /* Details of a throttled heartbeat go out before the failure, so that the next
+                 * attempt starts from them; a lost connection shows in the report below. */
+                (void) heartbeat_send(ctx, ctx->heartbeat_held);
         if (k >= 0 && out.size > 0 && msg_validate(out.data, out.size) < 0)
                 k = report_failed_message(
                         conn, t, "BadResult",
@@ -277,6 +328,7 @@ int activity_task_run(Conn *conn,
         k = activity_call(conn, def, &ctx);
 finish:
         free(ctx.idempotency_key);
+        dur_buf_free(ctx.heartbeat_held);
         failure_free(ctx.failure);
         msgpack_zone_free(ctx.zone);
         return k;

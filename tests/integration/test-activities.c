@@ -322,6 +322,61 @@ TEST(heartbeat_details_survive_retry) {
 /* An activity without start-to-close and schedule-to-close is a bad command: the workflow task
  * fails (BadCommand), the answer is invalid_argument, and the run keeps running. The worker is
  * made by hand so that the test sees the answer itself. */
+/* libdurable throttles heartbeats (0.8 x the heartbeat timeout between two that reach the daemon,
+ * as Temporal's SDKs): after 100 in a row the daemon has only the first. */
+TEST(heartbeats_are_throttled) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_free_ char *fifo = NULL;
+        char input[512], line[64];
+        json_t *request, *describe, *pending;
+        int fd, error = 0;
+
+        fixture_start(&f);
+        fd = fifo_make(&f.daemon, "burst.fifo", &fifo);
+        (void) snprintf(input, sizeof(input),
+                        "{\"activity\": \"hb_burst\", \"input\": {\"count\": 100, "
+                        "\"sleep_ms\": 60000, \"started_fifo\": \"%s\"}, "
+                        "\"start_to_close_ms\": 120000, \"heartbeat_ms\": 100000}",
+                        fifo);
+        start_json(f.client, "ActivityWorkflow", "hb-throttle", NULL, input, 0);
+        fifo_read_line(fd, line, sizeof(line));
+        ASSERT_STREQ(line, "burst");
+        /* The activity now sleeps for a minute; what the daemon holds is what reached it. */
+        request = json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "hb-throttle");
+        describe = ASSERT_NOT_NULL(call_json(f.client, request, &error));
+        json_decref(request);
+        pending = json_array_get(json_object_get(describe, "pending_activities"), 0);
+        ASSERT_NOT_NULL(pending);
+        ASSERT_EQ(json_integer_value(
+                          json_object_get(json_object_get(pending, "heartbeat_details"), "i")),
+                  1);
+        json_decref(describe);
+        ASSERT_DUR_OK(f.client, dur_client_terminate(f.client, "hb-throttle", NULL, "done"));
+        (void) close(fd);
+}
+
+/* The details of the last throttled heartbeat go out before the attempt fails: the next attempt
+ * starts from them. */
+TEST(throttled_heartbeat_details_reach_the_next_attempt) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *out, *details;
+
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "hb-held",
+                               "{\"activity\": \"hb_burst\", \"input\": {\"count\": 100}, "
+                               "\"start_to_close_ms\": 5000, \"heartbeat_ms\": 100000, "
+                               "\"initial_interval_ms\": 10}",
+                               &o, &events),
+                  0);
+        out = outcome_result(&o);
+        details = json_object_get(json_object_get(json_object_get(out, "result"), "details"), "i");
+        ASSERT_EQ(json_integer_value(details), 100);
+        json_decref(out);
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
 TEST(missing_timeouts_is_bad_command) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_free_ char *token = NULL, *status = NULL;

@@ -264,6 +264,31 @@ static int act_block(dur_actx *ctx, const msgpack_object *in, msgpack_packer *ou
         return dur_pack(out, "{s:u}", "attempt", attempt);
 }
 
+/* Attempt 1: `count` heartbeats {"i": 1..count} in a row, a line "burst" to `started_fifo`, a
+ * sleep of `sleep_ms`, then a retryable failure; later attempts return the details they saw.
+ * libdurable throttles heartbeats: the daemon sees the first at once, the last only when the
+ * attempt fails. */
+static int act_hb_burst(dur_actx *ctx, const msgpack_object *in, msgpack_packer *out) {
+        const msgpack_object *seen = dur_actx_heartbeat_details(ctx);
+        const char *fifo = NULL;
+        int count = 100, sleep_ms = 0, r;
+
+        if (dur_actx_attempt(ctx) > 1)
+                return dur_pack(out, "{s:o?}", "details", seen);
+        (void) dur_unpack(in, "{s?i, s?i, s?s}", "count", &count, "sleep_ms", &sleep_ms,
+                          "started_fifo", &fifo);
+        for (int i = 1; i <= count; i++) {
+                r = dur_actx_heartbeat(ctx, dur_args("{s:i}", "i", i));
+                if (r < 0)
+                        return r;
+        }
+        if (fifo)
+                fifo_say(fifo, "burst\n");
+        if (sleep_ms > 0)
+                (void) usleep((useconds_t) sleep_ms * 1000);
+        return dur_actx_fail(ctx, "Burst", false, "failing after %d heartbeats", count);
+}
+
 static int act_hb_then_fail(dur_actx *ctx, const msgpack_object *in, msgpack_packer *out) {
         const msgpack_object *seen = dur_actx_heartbeat_details(ctx);
         unsigned attempt = dur_actx_attempt(ctx);
@@ -278,8 +303,9 @@ static int act_hb_then_fail(dur_actx *ctx, const msgpack_object *in, msgpack_pac
 }
 
 static const dur_activity_def activities[] = {
-        { "echo", act_echo },   { "flaky", act_flaky }, { "fail", act_fail },
-        { "sleep", act_sleep }, { "block", act_block }, { "hb_then_fail", act_hb_then_fail },
+        { "echo", act_echo },         { "flaky", act_flaky }, { "fail", act_fail },
+        { "sleep", act_sleep },       { "block", act_block }, { "hb_then_fail", act_hb_then_fail },
+        { "hb_burst", act_hb_burst },
 };
 
 /* ---- ActivityWorkflow ------------------------------------------------------------------------ */
