@@ -13,21 +13,6 @@ static void signal_add(dur_client *c, const char *id, int i) {
         dur_buf_free(arg);
 }
 
-static uint64_t query_count(dur_client *c, const char *id) {
-        dur_buf *result = NULL;
-        uint64_t n = UINT64_MAX;
-        msgpack_unpacked u;
-
-        ASSERT_DUR_OK(c, dur_client_query(c, id, NULL, "count", NULL, &result));
-        msgpack_unpacked_init(&u);
-        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL),
-                  MSGPACK_UNPACK_SUCCESS);
-        ASSERT_OK(dur_unpack(&u.data, "U", &n));
-        msgpack_unpacked_destroy(&u);
-        dur_buf_free(result);
-        return n;
-}
-
 /* 20 signals arrive in order: 5 sent before any worker runs (they wait in the history), the
  * rest while the workflow waits. Queries see what the history holds. */
 TEST(signals_in_order) {

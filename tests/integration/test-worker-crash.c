@@ -151,21 +151,6 @@ TEST(worker_hung_during_workflow_task) {
         workflow_task_abandoned(false);
 }
 
-static uint64_t query_count(dur_client *c, const char *id) {
-        dur_buf *result = NULL;
-        uint64_t n = UINT64_MAX;
-        msgpack_unpacked u;
-
-        ASSERT_DUR_OK(c, dur_client_query(c, id, NULL, "count", NULL, &result));
-        msgpack_unpacked_init(&u);
-        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL),
-                  MSGPACK_UNPACK_SUCCESS);
-        ASSERT_OK(dur_unpack(&u.data, "U", &n));
-        msgpack_unpacked_destroy(&u);
-        dur_buf_free(result);
-        return n;
-}
-
 static void signal_add(dur_client *c, const char *id, int i) {
         dur_buf *arg = ASSERT_NOT_NULL(dur_args("i", i));
 

@@ -241,3 +241,18 @@ int raw_complete_workflow_task(dur_client *c,
         dur_buf_free(answer);
         return r;
 }
+
+uint64_t query_count(dur_client *c, const char *id) {
+        dur_buf *result = NULL;
+        uint64_t n = UINT64_MAX;
+        msgpack_unpacked u;
+
+        ASSERT_DUR_OK(c, dur_client_query(c, id, NULL, "count", NULL, &result));
+        msgpack_unpacked_init(&u);
+        ASSERT_EQ(msgpack_unpack_next(&u, result->data, result->size, NULL),
+                  MSGPACK_UNPACK_SUCCESS);
+        ASSERT_OK(dur_unpack(&u.data, "U", &n));
+        msgpack_unpacked_destroy(&u);
+        dur_buf_free(result);
+        return n;
+}

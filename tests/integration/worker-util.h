@@ -45,6 +45,9 @@ json_t *ev_attr(const json_t *ev, const char *key);
 /* The first event of @type, failing the test when there is none. */
 json_t *history_must(const json_t *events, const char *type);
 
+/* The answer of SignalWorkflow's query "count" (an unsigned integer); fails the test otherwise. */
+uint64_t query_count(dur_client *c, const char *id);
+
 /* A FIFO @name in @d's directory, opened O_RDWR|O_NONBLOCK (never blocks, never sees EOF).
  * Returns the fd; the path in *ret_path (malloc'd). */
 int fifo_make(TestDaemon *d, const char *name, char **ret_path);
