@@ -34,6 +34,9 @@ expect_refused "Invalid --max-frame-size=12x" --max-frame-size=12x
 expect_refused "Invalid --max-frame-size=10" --max-frame-size=10
 expect_refused "Invalid --max-frame-size=2048M" --max-frame-size=2048M
 expect_refused "Invalid --log-level=chatty" --log-level=chatty
+expect_refused "Invalid --bulk-load=abc" --bulk-load=abc
+expect_refused "Invalid --bulk-load=5" --bulk-load=5
+expect_refused "Invalid --bulk-load=-1,2" --bulk-load=-1,2
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 
