@@ -21,8 +21,9 @@
  *               order (seq); moved into events when the task closes.
  *   activities  pending activities (deleted when they close).
  *   timers      pending durable timers (deleted when they fire or are cancelled).
- *   tasks       dispatchable tasks, keyed (kind, queue, seq): each queue's FIFO order is the
- *               table's own order, with no second B-tree to write per task.
+ *   (tasks)     not a table: the dispatchable tasks are in memory (taskset.h), journaled with
+ *               the transaction and rebuilt at open from the runs whose workflow task is
+ *               scheduled and the activities that are scheduled (load_tasks()).
  *   deadlines   every absolute time the daemon must act at, keyed (due, seq): the next one is the
  *               table's first row;
  *               deadlines_ref finds those of an activity or a run to delete them early.
@@ -39,12 +40,15 @@
 
 #include <sqlite3.h>
 
+#include "common/log.h"
+
 enum {
         Q_RUN_INSERT,
         Q_RUN_GET,
         Q_RUN_LATEST,
         Q_RUN_RUNNING,
         Q_RUN_UPDATE,
+        Q_RUN_UPDATE_OPEN,
         Q_RUN_STICKY,
         Q_EVENT_INSERT,
         Q_EVENT_FOREACH,
@@ -60,12 +64,6 @@ enum {
         Q_TIMER_INSERT,
         Q_TIMER_GET,
         Q_TIMER_DELETE,
-        Q_TASK_INSERT,
-        Q_TASK_FIRST,
-        Q_TASK_ANY,
-        Q_TASK_DELETE_SEQ,
-        Q_TASK_DELETE,
-        Q_TASK_QUEUES,
         Q_DL_INSERT,
         Q_DL_DELETE,
         Q_DL_DELETE_REF,
@@ -74,7 +72,6 @@ enum {
         Q_DL_DELETE_SEQ,
         Q_PURGE_ACT,
         Q_PURGE_TIMER,
-        Q_PURGE_TASK,
         Q_PURGE_DL,
         Q_PURGE_BUF,
         Q_BEGIN,
@@ -112,6 +109,13 @@ static const char *const sql[_Q_MAX] = {
                          "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
                          "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
+        /* The same for a run that stays open: SQLite rewrites the entries of every index whose
+         * column an UPDATE sets, changed or not, so leaving out status (and the columns only a
+         * close sets) spares runs_running and runs_status a page each per step. */
+        [Q_RUN_UPDATE_OPEN] = "UPDATE runs SET next_event_id = ?4, "
+                              "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
+                              "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
+                              "sticky_next_id = ?11 WHERE run_id = ?1",
         [Q_RUN_STICKY] = "SELECT sticky_conn, uid FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
@@ -138,13 +142,6 @@ static const char *const sql[_Q_MAX] = {
                            "VALUES (?,?,?,?)",
         [Q_TIMER_GET] = "SELECT started_id FROM timers WHERE run_id = ? AND timer_id = ?",
         [Q_TIMER_DELETE] = "DELETE FROM timers WHERE run_id = ? AND timer_id = ?",
-        [Q_TASK_INSERT] = "INSERT INTO tasks (kind, queue, run_id, ref, seq) VALUES (?,?,?,?,?)",
-        [Q_TASK_FIRST] = "SELECT seq, run_id, ref FROM tasks WHERE kind = ? AND queue = ? "
-                         "AND seq > ? ORDER BY seq LIMIT 1",
-        [Q_TASK_ANY] = "SELECT 1 FROM tasks WHERE kind = ? AND queue = ? LIMIT 1",
-        [Q_TASK_DELETE_SEQ] = "DELETE FROM tasks WHERE kind = ? AND queue = ? AND seq = ?",
-        [Q_TASK_DELETE] = "DELETE FROM tasks WHERE kind = ? AND run_id = ? AND ref = ?",
-        [Q_TASK_QUEUES] = "SELECT DISTINCT queue FROM tasks WHERE kind = ?",
         [Q_DL_INSERT] = "INSERT INTO deadlines (due, kind, run_id, ref, gen, key, seq) "
                         "VALUES (?,?,?,?,?,?,?)",
         [Q_DL_DELETE] = "DELETE FROM deadlines WHERE run_id = ?2 AND ref = ?3 AND kind = ?1",
@@ -155,7 +152,6 @@ static const char *const sql[_Q_MAX] = {
         [Q_DL_DELETE_SEQ] = "DELETE FROM deadlines WHERE due = ? AND seq = ?",
         [Q_PURGE_ACT] = "DELETE FROM activities WHERE run_id = ?",
         [Q_PURGE_TIMER] = "DELETE FROM timers WHERE run_id = ?",
-        [Q_PURGE_TASK] = "DELETE FROM tasks WHERE run_id = ?",
         [Q_PURGE_DL] = "DELETE FROM deadlines WHERE run_id = ?",
         [Q_PURGE_BUF] = "DELETE FROM buffered WHERE run_id = ?",
         [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -166,8 +162,7 @@ static const char *const sql[_Q_MAX] = {
         [Q_EXPIRE_WFT_CONN] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1 AND "
                               "run_id IN (SELECT run_id FROM runs INDEXED BY runs_wft_started "
                               "WHERE status = 1 AND wft_state = 2 AND sticky_conn = ?2)",
-        [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM tasks) OR "
-                   "EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
+        [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
                    "EXISTS (SELECT 1 FROM runs INDEXED BY runs_wft_started "
                    "WHERE status = 1 AND wft_state = 2)",
         [Q_RELEASE] = "RELEASE op",
@@ -250,14 +245,6 @@ static const char *const migrations[] = {
         "  started_id INTEGER NOT NULL,"
         "  fire_time INTEGER NOT NULL,"
         "  PRIMARY KEY (run_id, timer_id)) WITHOUT ROWID;"
-        "CREATE TABLE tasks ("
-        "  kind INTEGER NOT NULL,"
-        "  queue TEXT NOT NULL,"
-        "  seq INTEGER NOT NULL,"
-        "  run_id TEXT NOT NULL,"
-        "  ref INTEGER NOT NULL,"
-        "  PRIMARY KEY (kind, queue, seq)) WITHOUT ROWID;"
-        "CREATE INDEX tasks_run ON tasks (run_id, ref);"
         "CREATE TABLE deadlines ("
         "  due INTEGER NOT NULL,"
         "  seq INTEGER NOT NULL,"
@@ -274,13 +261,13 @@ struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmt[_Q_MAX];
         bool in_txn;
+        bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
         bool fsync_failed;
+        TaskSet *tasks;
         unsigned wal_pages; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
-        /* Sequence numbers of tasks and deadlines: the last of the part of their keys that
-         * orders rows of the same queue or the same due time. Increasing, never reused while the
-         * daemon runs (a rollback leaves a gap, which is harmless), restored from the tables at
-         * open. */
-        uint64_t task_seq;
+        /* Sequence number of deadlines: the part of their key that orders rows of the same due
+         * time. Increasing, never reused while the daemon runs (a rollback leaves a gap, which
+         * is harmless), restored from the table at open. */
         uint64_t deadline_seq;
 };
 
@@ -473,9 +460,37 @@ static int max_seq(Store *s, const char *query, uint64_t *ret) {
 }
 
 static int load_seqs(Store *s) {
-        int r = max_seq(s, "SELECT coalesce(max(seq), 0) FROM tasks", &s->task_seq);
-        return r < 0 ? r
-                     : max_seq(s, "SELECT coalesce(max(seq), 0) FROM deadlines", &s->deadline_seq);
+        return max_seq(s, "SELECT coalesce(max(seq), 0) FROM deadlines", &s->deadline_seq);
+}
+
+/* The tasks a store implies (taskset.h): a task for each open run whose workflow task is
+ * scheduled and for each activity waiting in its queue, oldest first, as they were queued (the
+ * time of WorkflowTaskScheduled, the time the activity's attempt became ready). */
+static int load_tasks(Store *s) {
+        static const char q[] =
+                "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time FROM runs r "
+                "JOIN events e ON e.run_id = r.run_id AND e.event_id = r.wft_scheduled_id "
+                "WHERE r.status = 1 AND r.wft_state = 1 "
+                "UNION ALL "
+                "SELECT 1, task_queue, run_id, scheduled_id, attempt_time FROM activities "
+                "WHERE state = 0 ORDER BY 5";
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        s->tasks = taskset_new();
+        if (!s->tasks)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                r = taskset_insert(s->tasks, (TaskKind) sqlite3_column_int(st, 0),
+                                   (const char *) sqlite3_column_text(st, 1),
+                                   (const char *) sqlite3_column_text(st, 2), col_u64(st, 3));
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        taskset_commit(s->tasks);
+        return r;
 }
 
 int store_open(Store **ret, const char *path, StoreDurability durability) {
@@ -531,6 +546,9 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         r = load_seqs(s);
         if (r < 0)
                 return r;
+        r = load_tasks(s);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -543,6 +561,7 @@ Store *store_free(Store *s) {
         if (s->in_txn)
                 (void) exec(s, "ROLLBACK");
         sqlite3_close(s->db);
+        taskset_free(s->tasks);
         free(s);
         return NULL;
 }
@@ -564,30 +583,68 @@ int store_commit(Store *s) {
 
         if (!s->in_txn)
                 return 0;
+        if (s->txn_lost) {
+                store_rollback(s);
+                return -EIO;
+        }
         r = step_done(s, stmt(s, Q_COMMIT));
         if (r < 0)
                 return r; /* the caller rolls back */
         s->in_txn = false;
+        taskset_commit(s->tasks);
         return 0;
 }
 
 void store_rollback(Store *s) {
         if (!s->in_txn)
                 return;
-        (void) step_done(s, stmt(s, Q_ROLLBACK));
+        if (!sqlite3_get_autocommit(s->db))
+                (void) step_done(s, stmt(s, Q_ROLLBACK));
         s->in_txn = false;
+        s->txn_lost = false;
+        taskset_rollback(s->tasks);
+}
+
+/* Some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...) make SQLite roll the whole
+ * transaction back on its own. What the pass did before is gone with it, so nothing more may be
+ * written in this pass (it would be committed statement by statement) and its commit must fail,
+ * failing every held answer. */
+static bool txn_check_lost(Store *s) {
+        if (s->in_txn && !s->txn_lost && sqlite3_get_autocommit(s->db)) {
+                log_error("SQLite rolled back the pass's transaction; its requests fail");
+                s->txn_lost = true;
+                taskset_rollback(s->tasks);
+        }
+        return s->txn_lost;
 }
 
 int store_savepoint(Store *s) {
         int r = store_begin(s);
-        return r < 0 ? r : step_done(s, stmt(s, Q_SAVEPOINT));
+
+        if (r < 0)
+                return r;
+        if (txn_check_lost(s))
+                return -EIO;
+        r = taskset_mark(s->tasks);
+        if (r < 0)
+                return r;
+        r = step_done(s, stmt(s, Q_SAVEPOINT));
+        if (r < 0)
+                taskset_release(s->tasks);
+        return r;
 }
 
 int store_release(Store *s) {
+        if (txn_check_lost(s))
+                return -EIO;
+        taskset_release(s->tasks);
         return step_done(s, stmt(s, Q_RELEASE));
 }
 
 void store_rollback_to(Store *s) {
+        if (txn_check_lost(s))
+                return;
+        taskset_rollback_to_mark(s->tasks);
         (void) step_done(s, stmt(s, Q_ROLLBACK_TO));
         (void) step_done(s, stmt(s, Q_RELEASE));
 }
@@ -724,13 +781,18 @@ int store_run_insert(Store *s, const RunRow *r) {
 }
 
 int store_run_update(Store *s, const RunRow *r) {
-        sqlite3_stmt *st = stmt(s, Q_RUN_UPDATE);
+        bool open = r->status == WORKFLOW_STATUS_RUNNING; /* a run never reopens */
+        sqlite3_stmt *st = stmt(s, open ? Q_RUN_UPDATE_OPEN : Q_RUN_UPDATE);
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, r->run_id);
-        bind_u64(st, 2, r->status);
-        bind_u64(st, 3, r->close_time);
+        if (!open) {
+                bind_u64(st, 2, r->status);
+                bind_u64(st, 3, r->close_time);
+                bind_blob(st, 12, &r->result);
+                bind_blob(st, 13, &r->failure);
+        }
         bind_u64(st, 4, r->next_event_id);
         bind_u64(st, 5, r->wft_state);
         bind_u64(st, 6, r->wft_scheduled_id);
@@ -739,8 +801,6 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_u64(st, 9, r->cancel_requested);
         bind_u64(st, 10, r->sticky_conn);
         bind_u64(st, 11, r->sticky_next_id);
-        bind_blob(st, 12, &r->result);
-        bind_blob(st, 13, &r->failure);
         return step_done(s, st);
 }
 
@@ -1177,20 +1237,11 @@ int store_timer_delete(Store *s, const char *run_id, const char *timer_id) {
         return step_done(s, st);
 }
 
-/* ---- tasks ---- */
+/* ---- tasks (in memory: taskset.h) ---- */
 
 int store_task_insert(
         Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
-        sqlite3_stmt *st = stmt(s, Q_TASK_INSERT);
-
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, queue);
-        bind_text(st, 3, run_id);
-        bind_u64(st, 4, ref);
-        bind_u64(st, 5, ++s->task_seq);
-        return step_done(s, st);
+        return taskset_insert(s->tasks, kind, queue, run_id, ref);
 }
 
 int store_task_pop(Store *s,
@@ -1199,81 +1250,23 @@ int store_task_pop(Store *s,
                    uint64_t *seq,
                    char ret_run_id[static 37],
                    uint64_t *ret_ref) {
-        sqlite3_stmt *st = stmt(s, Q_TASK_FIRST);
-        int rc, r = 0;
-
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, queue);
-        bind_u64(st, 3, *seq);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *seq = col_u64(st, 0);
-                col_fixed(st, 1, ret_run_id, 37);
-                *ret_ref = col_u64(st, 2);
-        } else
-                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
-        finish(st);
-        if (r < 0)
-                return r;
-        st = stmt(s, Q_TASK_DELETE_SEQ);
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, queue);
-        bind_u64(st, 3, *seq);
-        return step_done(s, st);
+        return taskset_pop(s->tasks, kind, queue, seq, ret_run_id, ret_ref);
 }
 
 int store_task_any(Store *s, TaskKind kind, const char *queue) {
-        sqlite3_stmt *st = stmt(s, Q_TASK_ANY);
-        int rc;
-
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, queue);
-        rc = sqlite3_step(st);
-        finish(st);
-        return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+        return taskset_any(s->tasks, kind, queue);
 }
 
 int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref) {
-        sqlite3_stmt *st = stmt(s, Q_TASK_DELETE);
-
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, run_id);
-        bind_u64(st, 3, ref);
-        return step_done(s, st);
-}
-
-typedef struct QueueVisit {
-        int (*cb)(const char *queue, void *userdata);
-        void *userdata;
-} QueueVisit;
-
-static int visit_queue(sqlite3_stmt *st, void *userdata) {
-        QueueVisit *v = userdata;
-
-        return v->cb((const char *) sqlite3_column_text(st, 0), v->userdata);
+        taskset_delete(s->tasks, kind, run_id, ref);
+        return 0;
 }
 
 int store_task_queues(Store *s,
                       TaskKind kind,
                       int (*cb)(const char *queue, void *userdata),
                       void *userdata) {
-        sqlite3_stmt *st = stmt(s, Q_TASK_QUEUES);
-        int r;
-
-        if (!st)
-                return -EIO;
-        bind_u64(st, 1, kind);
-        r = each_row(s, st, visit_queue, &(QueueVisit){ cb, userdata });
-        finish(st);
-        return r;
+        return taskset_queues(s->tasks, kind, cb, userdata);
 }
 
 /* ---- deadlines ---- */
@@ -1396,6 +1389,8 @@ int store_is_idle(Store *s) {
         sqlite3_stmt *st = stmt(s, Q_IDLE);
         int rc, r;
 
+        if (taskset_count(s->tasks) > 0)
+                return 0;
         if (!st)
                 return -EIO;
         rc = sqlite3_step(st);
@@ -1405,8 +1400,8 @@ int store_is_idle(Store *s) {
 }
 
 int store_run_purge_pending(Store *s, const char *run_id) {
-        static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_TASK, Q_PURGE_DL,
-                                  Q_PURGE_BUF };
+        taskset_delete_run(s->tasks, run_id);
+        static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_DL, Q_PURGE_BUF };
 
         for (size_t i = 0; i < ELEMENTSOF(qs); i++) {
                 sqlite3_stmt *st = stmt(s, qs[i]);

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "common/cleanup.h"
+#include "daemon/taskset.h"
 #include "proto/event.h"
 
 typedef struct Store Store;
@@ -199,12 +200,7 @@ int store_timer_insert(Store *s,
 int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id);
 int store_timer_delete(Store *s, const char *run_id, const char *timer_id);
 
-typedef enum TaskKind {
-        TASK_WORKFLOW = 0,
-        TASK_ACTIVITY = 1,
-        _TASK_KIND_MAX,
-} TaskKind;
-
+/* Tasks live in memory (taskset.h) and follow the transaction like rows; rebuilt at open. */
 int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
 /* Takes the oldest task of the queue after sequence number *@seq (0: from the start): fills
  * run_id and ref, sets *@seq to its sequence number, deletes the row. -ENOENT if none. */

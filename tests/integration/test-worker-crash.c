@@ -201,6 +201,65 @@ TEST(worker_survives_daemon_restart) {
         ASSERT_EQ(test_process_kill(&w, SIGTERM), 0);
 }
 
+/* Tasks waiting in their queues when the daemon dies (no worker took them) are in no table: the
+ * daemon rebuilds its in-memory queues at start-up from the runs and activities that are
+ * scheduled (daemon/taskset.h), and a worker that comes later gets them. One workflow task and
+ * one activity task are queued across a SIGKILL. */
+TEST(queued_tasks_survive_daemon_kill) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess w = {}, later = {};
+        dur_outcome o = {};
+        dur_client *c;
+        json_t *req, *a, *out;
+        int error = 0;
+
+        test_daemon_start(&d, NULL);
+        test_worker_spawn(&w, NULL, NULL);
+        c = client_connect();
+        /* Its activity goes to a queue nobody polls yet: it stays queued. */
+        start_json(c, "ActivityWorkflow", "queued-activity", NULL,
+                   "{\"activity\": \"echo\", \"input\": {\"x\": 1}, \"task_queue\": \"later\", "
+                   "\"start_to_close_ms\": 60000}",
+                   0);
+        /* Event 5 is ActivityTaskScheduled (started, task scheduled/started/completed). */
+        req = json_pack("{s:s, s:s, s:I, s:b, s:I}", "op", "GetHistory", "workflow_id",
+                        "queued-activity", "from_event_id", (json_int_t) 5, "wait", 1,
+                        "timeout_usec", (json_int_t) test_timeout_usec());
+        a = call_json(c, req, &error); /* does not take req */
+        json_decref(req);
+        ASSERT_NOT_NULL(a);
+        ASSERT_STREQ(ev_type(json_array_get(json_object_get(a, "events"), 0)),
+                     "ActivityTaskScheduled");
+        json_decref(a);
+        ASSERT_EQ(test_process_kill(&w, SIGTERM), 0);
+        /* No worker: its first workflow task stays queued. */
+        start_json(c, "ActivityWorkflow", "queued-workflow-task", NULL,
+                   "{\"activity\": \"echo\", \"input\": {\"y\": 2}, \"start_to_close_ms\": 60000}",
+                   0);
+        dur_client_free(c);
+
+        ASSERT_EQ(test_daemon_kill(&d, SIGKILL) & 0x7f, SIGKILL);
+        test_daemon_restart(&d);
+        test_worker_spawn(&w, NULL, NULL);
+        test_worker_spawn(&later, "later", NULL);
+        c = client_connect();
+
+        ASSERT_EQ(wait_outcome(c, "queued-activity", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out, "result"), "x")), 1);
+        json_decref(out);
+        dur_outcome_done(&o);
+
+        ASSERT_EQ(wait_outcome(c, "queued-workflow-task", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out, "result"), "y")), 2);
+        json_decref(out);
+        dur_outcome_done(&o);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&w, SIGTERM), 0);
+        ASSERT_EQ(test_process_kill(&later, SIGTERM), 0);
+}
+
 /* dur_worker_stop() ends a worker whose threads wait to reconnect to a daemon that is gone. */
 TEST(worker_stops_while_reconnecting) {
         _cleanup_(test_daemon_free) TestDaemon d = {};

@@ -1,0 +1,347 @@
+/* In-memory task queues with an undo journal (taskset.h). */
+#include "daemon/taskset.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/list.h"
+#include "common/cleanup.h"
+
+typedef struct Queue Queue;
+
+typedef struct Task {
+        uint64_t seq;
+        uint64_t ref;
+        TaskKind kind;
+        char run_id[37];
+        Queue *queue;
+        bool linked;                  /* in its queue and in the run index */
+        LIST_FIELDS(struct Task, fifo); /* the queue, in sequence order */
+        struct Task *run_next;        /* the run index's bucket chain */
+} Task;
+
+struct Queue {
+        TaskKind kind;
+        size_t count;
+        Task *head, *tail;
+        Queue *next;
+        char name[]; /* flexible: queue names are short and never change */
+};
+
+typedef struct Undo {
+        Task *task;
+        bool inserted; /* else removed */
+} Undo;
+
+struct TaskSet {
+        uint64_t seq;
+        size_t count;
+        Queue *queues;
+        Task **buckets; /* run id -> tasks of that run (a run has few) */
+        size_t n_buckets;
+        Undo *journal;
+        size_t n_journal, journal_alloc;
+        size_t *marks;
+        size_t n_marks, marks_alloc;
+};
+
+static size_t run_hash(const char *run_id) {
+        size_t h = 14695981039346656037ULL; /* FNV-1a */
+
+        for (const char *p = run_id; *p; p++)
+                h = (h ^ (unsigned char) *p) * 1099511628211ULL;
+        return h;
+}
+
+static int grow(void **p, size_t *alloc, size_t need, size_t size) {
+        size_t n;
+        void *q;
+
+        if (need <= *alloc)
+                return 0;
+        n = MAX(need, MAX(*alloc * 2, (size_t) 64));
+        q = reallocarray(*p, n, size);
+        if (!q)
+                return -ENOMEM;
+        *p = q;
+        *alloc = n;
+        return 0;
+}
+
+TaskSet *taskset_new(void) {
+        TaskSet *ts = calloc(1, sizeof(*ts));
+
+        if (!ts)
+                return NULL;
+        ts->n_buckets = 1024;
+        ts->buckets = calloc(ts->n_buckets, sizeof(Task *));
+        if (!ts->buckets) {
+                free(ts);
+                return NULL;
+        }
+        return ts;
+}
+
+TaskSet *taskset_free(TaskSet *ts) {
+        if (!ts)
+                return NULL;
+        taskset_rollback(ts); /* frees what the open journal inserted */
+        for (Queue *q = ts->queues, *n; q; q = n) {
+                n = q->next;
+                for (Task *t = q->head, *tn; t; t = tn) {
+                        tn = t->fifo_next;
+                        free(t);
+                }
+                free(q);
+        }
+        free(ts->buckets);
+        free(ts->journal);
+        free(ts->marks);
+        free(ts);
+        return NULL;
+}
+
+static Queue *queue_find(TaskSet *ts, TaskKind kind, const char *name) {
+        for (Queue *q = ts->queues; q; q = q->next)
+                if (q->kind == kind && strcmp(q->name, name) == 0)
+                        return q;
+        return NULL;
+}
+
+static Queue *queue_get(TaskSet *ts, TaskKind kind, const char *name) {
+        Queue *q = queue_find(ts, kind, name);
+        size_t len;
+
+        if (q)
+                return q;
+        len = strlen(name);
+        q = calloc(1, sizeof(*q) + len + 1);
+        if (!q)
+                return NULL;
+        q->kind = kind;
+        memcpy(q->name, name, len + 1);
+        q->next = ts->queues;
+        ts->queues = q;
+        return q;
+}
+
+/* Doubles the run index when it holds more tasks than buckets, keeping chains short. */
+static void buckets_maybe_grow(TaskSet *ts) {
+        size_t n = ts->n_buckets * 2;
+        Task **b;
+
+        if (ts->count < ts->n_buckets)
+                return;
+        b = calloc(n, sizeof(Task *));
+        if (!b)
+                return; /* longer chains, still correct */
+        for (size_t i = 0; i < ts->n_buckets; i++)
+                for (Task *t = ts->buckets[i], *next; t; t = next) {
+                        size_t h = run_hash(t->run_id) & (n - 1);
+
+                        next = t->run_next;
+                        t->run_next = b[h];
+                        b[h] = t;
+                }
+        free(ts->buckets);
+        ts->buckets = b;
+        ts->n_buckets = n;
+}
+
+/* Puts @t back in its queue at the place its sequence number gives (the tail for new tasks, the
+ * head for most undone pops) and in the run index. */
+static void task_link(TaskSet *ts, Task *t) {
+        Queue *q = t->queue;
+        Task *after = q->tail;
+        size_t h;
+
+        while (after && after->seq > t->seq)
+                after = after->fifo_prev;
+        t->fifo_prev = after;
+        t->fifo_next = after ? after->fifo_next : q->head;
+        if (t->fifo_next)
+                t->fifo_next->fifo_prev = t;
+        else
+                q->tail = t;
+        if (after)
+                after->fifo_next = t;
+        else
+                q->head = t;
+        q->count++;
+        h = run_hash(t->run_id) & (ts->n_buckets - 1);
+        t->run_next = ts->buckets[h];
+        ts->buckets[h] = t;
+        t->linked = true;
+        ts->count++;
+        buckets_maybe_grow(ts);
+}
+
+static void task_unlink(TaskSet *ts, Task *t) {
+        Queue *q = t->queue;
+        Task **p = &ts->buckets[run_hash(t->run_id) & (ts->n_buckets - 1)];
+
+        if (t->fifo_prev)
+                t->fifo_prev->fifo_next = t->fifo_next;
+        else
+                q->head = t->fifo_next;
+        if (t->fifo_next)
+                t->fifo_next->fifo_prev = t->fifo_prev;
+        else
+                q->tail = t->fifo_prev;
+        t->fifo_next = t->fifo_prev = NULL;
+        q->count--;
+        while (*p != t)
+                p = &(*p)->run_next;
+        *p = t->run_next;
+        t->run_next = NULL;
+        t->linked = false;
+        ts->count--;
+}
+
+static int journal_reserve(TaskSet *ts) {
+        return grow((void **) &ts->journal, &ts->journal_alloc, ts->n_journal + 1,
+                    sizeof(Undo));
+}
+
+/* Removes @t now; the journal keeps it for an undo until the commit frees it. */
+static void task_remove(TaskSet *ts, Task *t) {
+        task_unlink(ts, t);
+        ts->journal[ts->n_journal++] = (Undo){ .task = t, .inserted = false };
+}
+
+int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
+        Queue *q;
+        Task *t;
+
+        if (strlen(run_id) >= sizeof(t->run_id))
+                return -EINVAL;
+        if (journal_reserve(ts) < 0)
+                return -ENOMEM;
+        q = queue_get(ts, kind, queue);
+        if (!q)
+                return -ENOMEM;
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->seq = ++ts->seq;
+        t->ref = ref;
+        t->kind = kind;
+        t->queue = q;
+        strcpy(t->run_id, run_id);
+        task_link(ts, t);
+        ts->journal[ts->n_journal++] = (Undo){ .task = t, .inserted = true };
+        return 0;
+}
+
+int taskset_pop(TaskSet *ts,
+                TaskKind kind,
+                const char *queue,
+                uint64_t *seq,
+                char ret_run_id[static 37],
+                uint64_t *ret_ref) {
+        Queue *q = queue_find(ts, kind, queue);
+        Task *t;
+
+        if (!q)
+                return -ENOENT;
+        for (t = q->head; t && t->seq <= *seq; t = t->fifo_next)
+                ;
+        if (!t)
+                return -ENOENT;
+        if (journal_reserve(ts) < 0)
+                return -ENOMEM;
+        *seq = t->seq;
+        memcpy(ret_run_id, t->run_id, sizeof(t->run_id));
+        *ret_ref = t->ref;
+        task_remove(ts, t);
+        return 0;
+}
+
+int taskset_any(TaskSet *ts, TaskKind kind, const char *queue) {
+        Queue *q = queue_find(ts, kind, queue);
+
+        return q && q->count > 0;
+}
+
+static Task *run_first(TaskSet *ts, const char *run_id) {
+        for (Task *t = ts->buckets[run_hash(run_id) & (ts->n_buckets - 1)]; t; t = t->run_next)
+                if (strcmp(t->run_id, run_id) == 0)
+                        return t;
+        return NULL;
+}
+
+void taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
+        for (Task *t = run_first(ts, run_id); t; t = t->run_next)
+                if (t->kind == kind && t->ref == ref && strcmp(t->run_id, run_id) == 0) {
+                        if (journal_reserve(ts) >= 0)
+                                task_remove(ts, t);
+                        return;
+                }
+}
+
+void taskset_delete_run(TaskSet *ts, const char *run_id) {
+        Task *t;
+
+        /* Each removal changes the chain: start over from the first task of the run left. */
+        while ((t = run_first(ts, run_id)) && journal_reserve(ts) >= 0)
+                task_remove(ts, t);
+}
+
+size_t taskset_count(TaskSet *ts) {
+        return ts->count;
+}
+
+int taskset_queues(TaskSet *ts, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+                   void *userdata) {
+        for (Queue *q = ts->queues; q; q = q->next)
+                if (q->kind == kind && q->count > 0) {
+                        int r = cb(q->name, userdata);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+int taskset_mark(TaskSet *ts) {
+        if (grow((void **) &ts->marks, &ts->marks_alloc, ts->n_marks + 1, sizeof(size_t)) < 0)
+                return -ENOMEM;
+        ts->marks[ts->n_marks++] = ts->n_journal;
+        return 0;
+}
+
+void taskset_release(TaskSet *ts) {
+        if (ts->n_marks > 0)
+                ts->n_marks--;
+}
+
+static void undo_to(TaskSet *ts, size_t to) {
+        while (ts->n_journal > to) {
+                Undo *u = &ts->journal[--ts->n_journal];
+
+                if (u->inserted) {
+                        task_unlink(ts, u->task);
+                        free(u->task);
+                } else
+                        task_link(ts, u->task);
+        }
+}
+
+void taskset_rollback_to_mark(TaskSet *ts) {
+        if (ts->n_marks == 0)
+                return;
+        undo_to(ts, ts->marks[--ts->n_marks]);
+}
+
+void taskset_commit(TaskSet *ts) {
+        for (size_t i = 0; i < ts->n_journal; i++)
+                if (!ts->journal[i].inserted)
+                        free(ts->journal[i].task);
+        ts->n_journal = ts->n_marks = 0;
+}
+
+void taskset_rollback(TaskSet *ts) {
+        undo_to(ts, 0);
+        ts->n_marks = 0;
+}

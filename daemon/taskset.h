@@ -1,0 +1,52 @@
+#pragma once
+/* The dispatchable tasks (DESIGN.md §12: in-memory task queues rebuilt from the store): one FIFO
+ * per (kind, task queue), in memory, with an undo journal that follows the store's transaction, so
+ * that a savepoint rolled back or a commit that failed takes its task changes back with its rows.
+ *
+ * Nothing here is durable, and nothing needs to be: a task exists exactly while its run's workflow
+ * task is WFT_SCHEDULED or its activity is ACTIVITY_SCHEDULED, and store_open() rebuilds the set
+ * from those rows (store.c). Keeping tasks out of SQLite spares two B-trees per step (the table
+ * and its by-run index: ~13 % of the pages each commit wrote, bench/README.md change 5). */
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum TaskKind {
+        TASK_WORKFLOW = 0,
+        TASK_ACTIVITY = 1,
+        _TASK_KIND_MAX,
+} TaskKind;
+
+typedef struct TaskSet TaskSet;
+
+TaskSet *taskset_new(void);
+TaskSet *taskset_free(TaskSet *ts);
+
+/* Appends a task to its queue with the next sequence number. -ENOMEM. */
+int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
+/* Removes and returns the oldest task of the queue whose sequence number is above *@seq (0: the
+ * oldest), setting *@seq to its own. -ENOENT when there is none. */
+int taskset_pop(TaskSet *ts,
+                TaskKind kind,
+                const char *queue,
+                uint64_t *seq,
+                char ret_run_id[static 37],
+                uint64_t *ret_ref);
+/* 1 when the queue holds a task of @kind, else 0. */
+int taskset_any(TaskSet *ts, TaskKind kind, const char *queue);
+/* Removes the task (kind, run, ref) if there is one. */
+void taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref);
+/* Removes every task of the run. */
+void taskset_delete_run(TaskSet *ts, const char *run_id);
+size_t taskset_count(TaskSet *ts);
+/* Calls @cb with the name of each queue that holds tasks of @kind; stops at a negative return. */
+int taskset_queues(TaskSet *ts, TaskKind kind, int (*cb)(const char *queue, void *userdata),
+                   void *userdata);
+
+/* The journal. A mark is pushed by every savepoint and popped by its release or rollback; commit
+ * forgets the journal, rollback undoes all of it. -ENOMEM from mark leaves nothing pushed. */
+int taskset_mark(TaskSet *ts);
+void taskset_release(TaskSet *ts);
+void taskset_rollback_to_mark(TaskSet *ts);
+void taskset_commit(TaskSet *ts);
+void taskset_rollback(TaskSet *ts);

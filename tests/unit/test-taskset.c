@@ -1,0 +1,171 @@
+/* Tests of daemon/taskset.c: the in-memory task queues and their undo journal, which must follow
+ * the store's transaction exactly (a rolled-back savepoint or a failed commit takes its task
+ * changes back, in their FIFO order). */
+
+#include <stdio.h>
+
+#include "daemon/taskset.h"
+#include "tests/lib/test.h"
+
+static TaskSet *ts;
+
+static void setup(void) {
+        taskset_free(ts);
+        ts = ASSERT_NOT_NULL(taskset_new());
+}
+
+/* Pops the next task of (kind, queue) and checks it is (run, ref). */
+static void expect_pop(TaskKind kind, const char *queue, const char *run, uint64_t ref) {
+        char got[37];
+        uint64_t seq = 0, got_ref = 0;
+
+        ASSERT_OK(taskset_pop(ts, kind, queue, &seq, got, &got_ref));
+        ASSERT_STREQ(got, run);
+        ASSERT_EQ(got_ref, ref);
+}
+
+static void expect_empty(TaskKind kind, const char *queue) {
+        char got[37];
+        uint64_t seq = 0, ref;
+
+        ASSERT_EQ(taskset_any(ts, kind, queue), 0);
+        ASSERT_ERROR(taskset_pop(ts, kind, queue, &seq, got, &ref), -ENOENT);
+}
+
+TEST(fifo_per_kind_and_queue) {
+        setup();
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "r1", 2));
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", "r1", 5));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "other", "r2", 2));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "r3", 2));
+        ASSERT_EQ(taskset_count(ts), 4);
+        ASSERT_EQ(taskset_any(ts, TASK_WORKFLOW, "q"), 1);
+        ASSERT_EQ(taskset_any(ts, TASK_ACTIVITY, "other"), 0);
+        expect_pop(TASK_WORKFLOW, "q", "r1", 2);
+        expect_pop(TASK_WORKFLOW, "q", "r3", 2);
+        expect_empty(TASK_WORKFLOW, "q");
+        expect_pop(TASK_ACTIVITY, "q", "r1", 5);
+        expect_pop(TASK_WORKFLOW, "other", "r2", 2);
+        ASSERT_EQ(taskset_count(ts), 0);
+        taskset_commit(ts);
+}
+
+TEST(pop_after_a_sequence_number_skips_older_tasks) {
+        char run[37];
+        uint64_t seq = 0, ref;
+
+        setup();
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "a", 1));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "b", 1));
+        ASSERT_OK(taskset_mark(ts));
+        ASSERT_OK(taskset_pop(ts, TASK_WORKFLOW, "q", &seq, run, &ref));
+        ASSERT_STREQ(run, "a");
+        taskset_rollback_to_mark(ts); /* "a" is back, and stays first */
+        ASSERT_OK(taskset_pop(ts, TASK_WORKFLOW, "q", &seq, run, &ref));
+        ASSERT_STREQ(run, "b"); /* the cursor moved past "a" */
+        ASSERT_ERROR(taskset_pop(ts, TASK_WORKFLOW, "q", &seq, run, &ref), -ENOENT);
+        seq = 0;
+        ASSERT_OK(taskset_pop(ts, TASK_WORKFLOW, "q", &seq, run, &ref));
+        ASSERT_STREQ(run, "a");
+        taskset_commit(ts);
+}
+
+TEST(rollback_to_mark_restores_order_and_drops_inserts) {
+        setup();
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "a", 1));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "b", 1));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "c", 1));
+        taskset_commit(ts);
+
+        ASSERT_OK(taskset_mark(ts));
+        expect_pop(TASK_WORKFLOW, "q", "a", 1);
+        taskset_delete(ts, TASK_WORKFLOW, "c", 1);
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "d", 1));
+        ASSERT_EQ(taskset_count(ts), 2);
+        taskset_rollback_to_mark(ts);
+
+        ASSERT_EQ(taskset_count(ts), 3);
+        expect_pop(TASK_WORKFLOW, "q", "a", 1);
+        expect_pop(TASK_WORKFLOW, "q", "b", 1);
+        expect_pop(TASK_WORKFLOW, "q", "c", 1);
+        expect_empty(TASK_WORKFLOW, "q");
+        taskset_commit(ts);
+}
+
+TEST(released_savepoint_is_undone_by_the_transaction_rollback) {
+        setup();
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", "a", 7));
+        taskset_commit(ts);
+
+        ASSERT_OK(taskset_mark(ts));
+        expect_pop(TASK_ACTIVITY, "q", "a", 7);
+        taskset_release(ts);
+        ASSERT_OK(taskset_mark(ts));
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", "b", 8));
+        taskset_release(ts);
+        taskset_rollback(ts); /* the commit failed: both operations are undone */
+
+        expect_pop(TASK_ACTIVITY, "q", "a", 7);
+        expect_empty(TASK_ACTIVITY, "q");
+        taskset_commit(ts);
+}
+
+TEST(inserted_then_popped_in_one_transaction) {
+        setup();
+        ASSERT_OK(taskset_mark(ts));
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "a", 1));
+        expect_pop(TASK_WORKFLOW, "q", "a", 1);
+        taskset_rollback_to_mark(ts);
+        expect_empty(TASK_WORKFLOW, "q");
+
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "b", 1));
+        expect_pop(TASK_WORKFLOW, "q", "b", 1);
+        taskset_commit(ts); /* frees "b" once (LeakSanitizer and ASan check) */
+        expect_empty(TASK_WORKFLOW, "q");
+}
+
+TEST(delete_run_removes_every_task_of_the_run) {
+        setup();
+        ASSERT_OK(taskset_insert(ts, TASK_WORKFLOW, "q", "a", 1));
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", "a", 5));
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q2", "a", 6));
+        ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", "b", 5));
+        taskset_delete_run(ts, "a");
+        ASSERT_EQ(taskset_count(ts), 1);
+        expect_empty(TASK_WORKFLOW, "q");
+        expect_pop(TASK_ACTIVITY, "q", "b", 5);
+        taskset_delete(ts, TASK_ACTIVITY, "nobody", 1); /* absent: nothing happens */
+        taskset_commit(ts);
+        ASSERT_EQ(taskset_count(ts), 0);
+}
+
+static int count_queue(const char *queue, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+TEST(many_tasks_grow_the_run_index) {
+        char run[37];
+        int queues = 0;
+
+        setup();
+        for (int i = 0; i < 5000; i++) {
+                snprintf(run, sizeof(run), "run-%d", i);
+                ASSERT_OK(taskset_insert(ts, i % 2 ? TASK_ACTIVITY : TASK_WORKFLOW,
+                                         i % 3 ? "x" : "y", run, (uint64_t) i));
+        }
+        taskset_commit(ts);
+        ASSERT_EQ(taskset_count(ts), 5000);
+        ASSERT_OK(taskset_queues(ts, TASK_WORKFLOW, count_queue, &queues));
+        ASSERT_EQ(queues, 2);
+        for (int i = 0; i < 5000; i += 7) {
+                snprintf(run, sizeof(run), "run-%d", i);
+                taskset_delete(ts, i % 2 ? TASK_ACTIVITY : TASK_WORKFLOW, run, (uint64_t) i);
+        }
+        ASSERT_EQ(taskset_count(ts), 5000 - 715);
+        taskset_rollback(ts);
+        ASSERT_EQ(taskset_count(ts), 5000);
+        ts = taskset_free(ts);
+}
+
+DEFINE_TEST_MAIN();
