@@ -27,6 +27,10 @@
  *   deadlines   every absolute time the daemon must act at, keyed (due, seq): the next one is the
  *               table's first row;
  *               deadlines_ref finds those of an activity or a run to delete them early.
+ *               Except the timeouts of workflow tasks in flight: they are in memory with the
+ *               tasks (TASKSET_WFT_TIMEOUTS), since a restart expires every task in flight at
+ *               once anyway (store_expire_workflow_tasks()); store_deadline_next() and
+ *               store_deadline_pop_due() merge the two in due order.
  *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
@@ -79,8 +83,8 @@ enum {
         Q_ROLLBACK,
         Q_SAVEPOINT,
         Q_IDLE,
-        Q_EXPIRE_WFT_ALL,
-        Q_EXPIRE_WFT_CONN,
+        Q_WFT_STARTED_ALL,
+        Q_WFT_STARTED_CONN,
         Q_RELEASE,
         Q_ROLLBACK_TO,
         _Q_MAX,
@@ -158,10 +162,12 @@ static const char *const sql[_Q_MAX] = {
         [Q_COMMIT] = "COMMIT",
         [Q_ROLLBACK] = "ROLLBACK",
         [Q_SAVEPOINT] = "SAVEPOINT op",
-        [Q_EXPIRE_WFT_ALL] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1",
-        [Q_EXPIRE_WFT_CONN] = "UPDATE deadlines SET due = ?1 WHERE kind = 1 AND due > ?1 AND "
-                              "run_id IN (SELECT run_id FROM runs INDEXED BY runs_wft_started "
-                              "WHERE status = 1 AND wft_state = 2 AND sticky_conn = ?2)",
+        /* The runs whose workflow task is in flight (all, or a connection's). */
+        [Q_WFT_STARTED_ALL] = "SELECT run_id, wft_started_id FROM runs "
+                              "INDEXED BY runs_wft_started WHERE status = 1 AND wft_state = 2",
+        [Q_WFT_STARTED_CONN] = "SELECT run_id, wft_started_id FROM runs "
+                               "INDEXED BY runs_wft_started "
+                               "WHERE status = 1 AND wft_state = 2 AND sticky_conn = ?1",
         [Q_IDLE] = "SELECT EXISTS (SELECT 1 FROM activities WHERE state = 1) OR "
                    "EXISTS (SELECT 1 FROM runs INDEXED BY runs_wft_started "
                    "WHERE status = 1 AND wft_state = 2)",
@@ -1298,8 +1304,12 @@ int store_deadline_insert(Store *s,
                           uint64_t ref,
                           uint64_t gen,
                           const char *key) {
-        sqlite3_stmt *st = stmt(s, Q_DL_INSERT);
+        sqlite3_stmt *st;
 
+        if (kind == DEADLINE_WFT_TIMEOUT)
+                return taskset_insert_ordered(s->tasks, TASKSET_WFT_TIMEOUTS, "", run_id, ref, due,
+                                              gen);
+        st = stmt(s, Q_DL_INSERT);
         if (!st)
                 return -EIO;
         bind_u64(st, 1, due);
@@ -1313,8 +1323,13 @@ int store_deadline_insert(Store *s,
 }
 
 int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint64_t ref) {
-        sqlite3_stmt *st = stmt(s, Q_DL_DELETE);
+        sqlite3_stmt *st;
 
+        if (kind == DEADLINE_WFT_TIMEOUT) {
+                taskset_delete(s->tasks, TASKSET_WFT_TIMEOUTS, run_id, ref);
+                return 0;
+        }
+        st = stmt(s, Q_DL_DELETE);
         if (!st)
                 return -EIO;
         bind_u64(st, 1, kind);
@@ -1326,6 +1341,9 @@ int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint6
 int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref) {
         sqlite3_stmt *st = stmt(s, Q_DL_DELETE_REF);
 
+        /* A statement that deletes nothing writes no page: the table's half costs no I/O when
+         * the deadline was a workflow task's, in memory. */
+        taskset_delete(s->tasks, TASKSET_WFT_TIMEOUTS, run_id, ref);
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
@@ -1333,7 +1351,7 @@ int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref) {
         return step_done(s, st);
 }
 
-int store_deadline_next(Store *s, uint64_t *ret_due) {
+static int table_deadline_next(Store *s, uint64_t *ret_due) {
         sqlite3_stmt *st = stmt(s, Q_DL_NEXT);
         int rc, r = 0;
 
@@ -1348,12 +1366,44 @@ int store_deadline_next(Store *s, uint64_t *ret_due) {
         return r;
 }
 
+int store_deadline_next(Store *s, uint64_t *ret_due) {
+        TaskEntry e;
+        int r = table_deadline_next(s, ret_due);
+
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (taskset_peek(s->tasks, TASKSET_WFT_TIMEOUTS, "", &e) < 0)
+                return r;
+        if (r == -ENOENT || e.order < *ret_due)
+                *ret_due = e.order;
+        return 0;
+}
+
 int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
-        sqlite3_stmt *st = stmt(s, Q_DL_FIRST_DUE);
+        sqlite3_stmt *st;
         Deadline d = {};
-        uint64_t seq = 0;
+        TaskEntry e;
+        uint64_t seq = 0, table_due;
         int rc, r = 0;
 
+        /* The earlier of the two sources; on a tie the table's first (timers before timeouts). */
+        if (taskset_peek(s->tasks, TASKSET_WFT_TIMEOUTS, "", &e) >= 0 && e.order <= now) {
+                r = table_deadline_next(s, &table_due);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                if (r == -ENOENT || e.order < table_due) {
+                        r = taskset_take(s->tasks, TASKSET_WFT_TIMEOUTS, "", &e);
+                        if (r < 0)
+                                return r;
+                        *ret = (Deadline){ .due = e.order,
+                                           .kind = DEADLINE_WFT_TIMEOUT,
+                                           .ref = e.ref,
+                                           .gen = e.gen };
+                        memcpy(ret->run_id, e.run_id, sizeof(ret->run_id));
+                        return 0;
+                }
+        }
+        st = stmt(s, Q_DL_FIRST_DUE);
         if (!st)
                 return -EIO;
         bind_u64(st, 1, now);
@@ -1389,15 +1439,40 @@ int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
         return 0;
 }
 
+/* Brings the timeout of the workflow task of each run in *@userdata forward to now. */
+typedef struct Expire {
+        Store *s;
+        uint64_t now;
+} Expire;
+
+static int expire_one(sqlite3_stmt *st, void *userdata) {
+        Expire *x = userdata;
+        const char *run_id = (const char *) sqlite3_column_text(st, 0);
+        uint64_t started_id = col_u64(st, 1);
+        TaskEntry e;
+
+        /* None at start-up: timeouts of workflow tasks live in memory only, and a task that
+         * was in flight when the daemon died is due at once (DESIGN.md §3). */
+        if (taskset_get(x->s->tasks, TASKSET_WFT_TIMEOUTS, run_id, started_id, &e) >= 0) {
+                if (e.order <= x->now)
+                        return 0;
+                taskset_delete(x->s->tasks, TASKSET_WFT_TIMEOUTS, run_id, started_id);
+        }
+        return taskset_insert_ordered(x->s->tasks, TASKSET_WFT_TIMEOUTS, "", run_id, started_id,
+                                      x->now, 0);
+}
+
 int store_expire_workflow_tasks(Store *s, uint64_t now, uint64_t conn_serial) {
-        sqlite3_stmt *st = stmt(s, conn_serial ? Q_EXPIRE_WFT_CONN : Q_EXPIRE_WFT_ALL);
+        sqlite3_stmt *st = stmt(s, conn_serial ? Q_WFT_STARTED_CONN : Q_WFT_STARTED_ALL);
+        int r;
 
         if (!st)
                 return -EIO;
-        bind_u64(st, 1, now);
         if (conn_serial)
-                bind_u64(st, 2, conn_serial);
-        return step_done(s, st);
+                bind_u64(st, 1, conn_serial);
+        r = each_row(s, st, expire_one, &(Expire){ s, now });
+        finish(st);
+        return r;
 }
 
 int store_is_idle(Store *s) {

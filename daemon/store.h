@@ -222,7 +222,7 @@ int store_task_queues(Store *s,
 
 typedef enum DeadlineKind {
         DEADLINE_TIMER = 0,       /* ref: TimerStarted event id, key: timer id */
-        DEADLINE_WFT_TIMEOUT = 1, /* ref: WorkflowTaskStarted event id */
+        DEADLINE_WFT_TIMEOUT = 1, /* ref: WorkflowTaskStarted event id; in memory only */
         DEADLINE_WFT_BACKOFF = 2, /* ref: the failed task's started id; schedules the next task */
         DEADLINE_ACT_SCHEDULE_TO_START = 3, /* ref: scheduled id, gen: attempt */
         DEADLINE_ACT_START_TO_CLOSE = 4,

@@ -12,8 +12,10 @@
 typedef struct Queue Queue;
 
 typedef struct Task {
+        uint64_t order; /* the queue's sort key, then seq */
         uint64_t seq;
         uint64_t ref;
+        uint64_t gen;
         TaskKind kind;
         char run_id[37];
         Queue *queue;
@@ -150,14 +152,18 @@ static void buckets_maybe_grow(TaskSet *ts) {
         ts->n_buckets = n;
 }
 
-/* Puts @t back in its queue at the place its sequence number gives (the tail for new tasks, the
+static bool task_after(const Task *a, const Task *b) {
+        return a->order > b->order || (a->order == b->order && a->seq > b->seq);
+}
+
+/* Puts @t back in its queue at the place its (order, seq) gives (the tail for new tasks, the
  * head for most undone pops) and in the run index. */
 static void task_link(TaskSet *ts, Task *t) {
         Queue *q = t->queue;
         Task *after = q->tail;
         size_t h;
 
-        while (after && after->seq > t->seq)
+        while (after && task_after(after, t))
                 after = after->fifo_prev;
         t->fifo_prev = after;
         t->fifo_next = after ? after->fifo_next : q->head;
@@ -212,6 +218,16 @@ static void task_remove(TaskSet *ts, Task *t) {
 }
 
 int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
+        return taskset_insert_ordered(ts, kind, queue, run_id, ref, ts->seq + 1, 0);
+}
+
+int taskset_insert_ordered(TaskSet *ts,
+                           TaskKind kind,
+                           const char *queue,
+                           const char *run_id,
+                           uint64_t ref,
+                           uint64_t order,
+                           uint64_t gen) {
         Queue *q;
         Task *t;
 
@@ -226,6 +242,8 @@ int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *ru
         if (!t)
                 return -ENOMEM;
         t->seq = ++ts->seq;
+        t->order = order;
+        t->gen = gen;
         t->ref = ref;
         t->kind = kind;
         t->queue = q;
@@ -259,6 +277,32 @@ int taskset_pop(TaskSet *ts,
         return 0;
 }
 
+static void entry_fill(const Task *t, TaskEntry *ret) {
+        *ret = (TaskEntry){ .order = t->order, .seq = t->seq, .ref = t->ref, .gen = t->gen };
+        memcpy(ret->run_id, t->run_id, sizeof(t->run_id));
+}
+
+int taskset_peek(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret) {
+        Queue *q = queue_find(ts, kind, queue);
+
+        if (!q || !q->head)
+                return -ENOENT;
+        entry_fill(q->head, ret);
+        return 0;
+}
+
+int taskset_take(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret) {
+        Queue *q = queue_find(ts, kind, queue);
+
+        if (!q || !q->head)
+                return -ENOENT;
+        if (journal_reserve(ts) < 0)
+                return -ENOMEM;
+        entry_fill(q->head, ret);
+        task_remove(ts, q->head);
+        return 0;
+}
+
 int taskset_any(TaskSet *ts, TaskKind kind, const char *queue) {
         Queue *q = queue_find(ts, kind, queue);
 
@@ -272,13 +316,27 @@ static Task *run_first(TaskSet *ts, const char *run_id) {
         return NULL;
 }
 
-void taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
+static Task *task_find(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
         for (Task *t = run_first(ts, run_id); t; t = t->run_next)
-                if (t->kind == kind && t->ref == ref && strcmp(t->run_id, run_id) == 0) {
-                        if (journal_reserve(ts) >= 0)
-                                task_remove(ts, t);
-                        return;
-                }
+                if (t->kind == kind && t->ref == ref && strcmp(t->run_id, run_id) == 0)
+                        return t;
+        return NULL;
+}
+
+int taskset_get(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref, TaskEntry *ret) {
+        Task *t = task_find(ts, kind, run_id, ref);
+
+        if (!t)
+                return -ENOENT;
+        entry_fill(t, ret);
+        return 0;
+}
+
+void taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
+        Task *t = task_find(ts, kind, run_id, ref);
+
+        if (t && journal_reserve(ts) >= 0)
+                task_remove(ts, t);
 }
 
 void taskset_delete_run(TaskSet *ts, const char *run_id) {

@@ -15,7 +15,20 @@ typedef enum TaskKind {
         TASK_WORKFLOW = 0,
         TASK_ACTIVITY = 1,
         _TASK_KIND_MAX,
+        /* Not a task: the store keeps the timeouts of workflow tasks in flight here too, ordered
+         * by due time (store.c, store_deadline_insert()). */
+        TASKSET_WFT_TIMEOUTS = _TASK_KIND_MAX,
 } TaskKind;
+
+/* An entry as it is read back. Entries of a queue are kept in (order, seq) order; plain tasks
+ * have order = seq, i.e. FIFO. */
+typedef struct TaskEntry {
+        uint64_t order;
+        uint64_t seq;
+        uint64_t ref;
+        uint64_t gen;
+        char run_id[37];
+} TaskEntry;
 
 typedef struct TaskSet TaskSet;
 
@@ -24,6 +37,19 @@ TaskSet *taskset_free(TaskSet *ts);
 
 /* Appends a task to its queue with the next sequence number. -ENOMEM. */
 int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
+/* The same with an explicit place in the queue, and a value kept with the entry. */
+int taskset_insert_ordered(TaskSet *ts,
+                           TaskKind kind,
+                           const char *queue,
+                           const char *run_id,
+                           uint64_t ref,
+                           uint64_t order,
+                           uint64_t gen);
+/* The first entry of the queue, left in place (peek) or removed (take). -ENOENT when empty. */
+int taskset_peek(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret);
+int taskset_take(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret);
+/* The entry (kind, run, ref); -ENOENT when there is none. */
+int taskset_get(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref, TaskEntry *ret);
 /* Removes and returns the oldest task of the queue whose sequence number is above *@seq (0: the
  * oldest), setting *@seq to its own. -ENOENT when there is none. */
 int taskset_pop(TaskSet *ts,

@@ -139,6 +139,48 @@ TEST(delete_run_removes_every_task_of_the_run) {
         ASSERT_EQ(taskset_count(ts), 0);
 }
 
+TEST(ordered_entries_sort_by_order_then_arrival) {
+        TaskEntry e;
+
+        setup();
+        ASSERT_OK(taskset_insert_ordered(ts, TASKSET_WFT_TIMEOUTS, "", "late", 3, 300, 0));
+        ASSERT_OK(taskset_insert_ordered(ts, TASKSET_WFT_TIMEOUTS, "", "early", 4, 100, 7));
+        ASSERT_OK(taskset_insert_ordered(ts, TASKSET_WFT_TIMEOUTS, "", "tie", 5, 100, 0));
+        ASSERT_OK(taskset_peek(ts, TASKSET_WFT_TIMEOUTS, "", &e));
+        ASSERT_STREQ(e.run_id, "early");
+        ASSERT_EQ(e.order, 100);
+        ASSERT_EQ(e.gen, 7);
+        ASSERT_EQ(taskset_count(ts), 3); /* peek leaves it */
+        taskset_commit(ts);
+
+        ASSERT_OK(taskset_mark(ts));
+        ASSERT_OK(taskset_take(ts, TASKSET_WFT_TIMEOUTS, "", &e));
+        ASSERT_STREQ(e.run_id, "early");
+        ASSERT_OK(taskset_take(ts, TASKSET_WFT_TIMEOUTS, "", &e));
+        ASSERT_STREQ(e.run_id, "tie"); /* same order: arrival decides */
+        taskset_rollback_to_mark(ts);
+        ASSERT_OK(taskset_peek(ts, TASKSET_WFT_TIMEOUTS, "", &e));
+        ASSERT_STREQ(e.run_id, "early");
+
+        ASSERT_OK(taskset_get(ts, TASKSET_WFT_TIMEOUTS, "late", 3, &e));
+        ASSERT_EQ(e.order, 300);
+        ASSERT_ERROR(taskset_get(ts, TASKSET_WFT_TIMEOUTS, "late", 4, &e), -ENOENT);
+        ASSERT_ERROR(taskset_get(ts, TASK_WORKFLOW, "late", 3, &e), -ENOENT);
+        /* Moved forward: delete and insert again, as store_expire_workflow_tasks() does. */
+        taskset_delete(ts, TASKSET_WFT_TIMEOUTS, "late", 3);
+        ASSERT_OK(taskset_insert_ordered(ts, TASKSET_WFT_TIMEOUTS, "", "late", 3, 50, 0));
+        ASSERT_OK(taskset_peek(ts, TASKSET_WFT_TIMEOUTS, "", &e));
+        ASSERT_STREQ(e.run_id, "late");
+        /* Not tasks: no queue of a task kind sees them. */
+        expect_empty(TASK_WORKFLOW, "");
+        taskset_commit(ts);
+        taskset_delete_run(ts, "late");
+        taskset_delete_run(ts, "early");
+        taskset_delete_run(ts, "tie");
+        ASSERT_ERROR(taskset_take(ts, TASKSET_WFT_TIMEOUTS, "", &e), -ENOENT);
+        taskset_commit(ts);
+}
+
 static int count_queue(const char *queue, void *userdata) {
         (*(int *) userdata)++;
         return 0;
