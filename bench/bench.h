@@ -42,6 +42,8 @@ typedef struct Result {
         double wall_s;
         double daemon_cpu_s; /* < 0: unknown */
         double worker_cpu_s; /* the whole bench process: worker and client loops */
+        bool has_stats;      /* the daemon's GetStats counters over the measured phase */
+        uint64_t requests, commits, wal_frames;
         bool has_latency;
         uint64_t p50_usec, p99_usec, max_usec;
         bool has_fire;       /* W4: lateness of TimerFired itself, besides the wake-up */

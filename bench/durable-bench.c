@@ -243,6 +243,11 @@ static void print_json(const Result *r) {
                        ms(r->p99_usec), ms(r->max_usec));
         json_cpu("daemon_cpu_s", r->daemon_cpu_s);
         json_cpu("worker_cpu_s", r->worker_cpu_s);
+        if (r->has_stats && r->n > 0)
+                printf(", \"requests_per_wf\": %.1f, \"commits_per_wf\": %.2f, "
+                       "\"wal_frames_per_wf\": %.1f",
+                       (double) r->requests / (double) r->n, (double) r->commits / (double) r->n,
+                       (double) r->wal_frames / (double) r->n);
         if (r->has_fire)
                 printf(", \"fire_p50_ms\": %.3f, \"fire_p99_ms\": %.3f, \"fire_max_ms\": %.3f",
                        ms(r->fire_p50_usec), ms(r->fire_p99_usec), ms(r->fire_max_usec));

@@ -174,10 +174,37 @@ static int loops_phase(Loops *l, loop_fn fn, const void *userdata, Samples *samp
 
 /* ---- measuring ------------------------------------------------------------------------------- */
 
+typedef struct DaemonStats {
+        bool ok;
+        uint64_t requests, commits, wal_frames;
+} DaemonStats;
+
 typedef struct Meter {
         uint64_t start_usec;
         double daemon_cpu, self_cpu;
+        DaemonStats stats;
 } Meter;
+
+/* The daemon's counters (GetStats); ok = false from a daemon without them. */
+static DaemonStats daemon_stats(const Bench *b) {
+        DaemonStats st = {};
+        dur_client *c = NULL;
+        dur_buf *req = dur_buf_from_json("{\"op\": \"GetStats\"}"), *answer = NULL;
+        msgpack_unpacked u;
+
+        msgpack_unpacked_init(&u);
+        if (req && dur_client_connect(&c, b->socket_path) >= 0 &&
+            dur_client_call(c, req, &answer) >= 0 &&
+            msgpack_unpack_next(&u, answer->data, answer->size, NULL) == MSGPACK_UNPACK_SUCCESS &&
+            dur_unpack(&u.data, "{s:U, s:U, s:U}", "requests", &st.requests, "commits",
+                       &st.commits, "wal_frames", &st.wal_frames) >= 0)
+                st.ok = true;
+        msgpack_unpacked_destroy(&u);
+        dur_buf_free(answer);
+        dur_buf_free(req);
+        dur_client_free(c);
+        return st;
+}
 
 static double self_cpu_seconds(void) {
         struct rusage ru;
@@ -193,18 +220,28 @@ static double daemon_cpu(const Bench *b) {
 }
 
 static void meter_start(Meter *m, const Bench *b) {
+        m->stats = daemon_stats(b);
         m->daemon_cpu = daemon_cpu(b);
         m->self_cpu = self_cpu_seconds();
         m->start_usec = now_usec();
 }
 
 static void meter_stop(const Meter *m, const Bench *b, Result *res) {
+        DaemonStats st;
         double d;
 
         res->wall_s = (double) (now_usec() - m->start_usec) / 1e6;
         res->worker_cpu_s = self_cpu_seconds() - m->self_cpu;
         d = daemon_cpu(b);
         res->daemon_cpu_s = d >= 0 && m->daemon_cpu >= 0 ? d - m->daemon_cpu : -1;
+        st = daemon_stats(b);
+        if (st.ok && m->stats.ok) {
+                /* Less the GetStats call that opened the phase. */
+                res->has_stats = true;
+                res->requests = st.requests - m->stats.requests - 1;
+                res->commits = st.commits - m->stats.commits;
+                res->wal_frames = st.wal_frames - m->stats.wal_frames;
+        }
 }
 
 static void result_latency(Result *res, Samples *s) {

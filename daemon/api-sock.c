@@ -659,6 +659,24 @@ static int op_shutdown_worker(Request *q) {
         return 0;
 }
 
+/* Counters of the daemon's work since it started, for benchmarks and monitoring (the same for
+ * every caller: they say nothing about anyone's workflows). */
+static int op_get_stats(Request *q) {
+        StoreStats st;
+        msgpack_packer *pk;
+        size_t start;
+
+        store_get_stats(q->m->store, &st);
+        pk = conn_reply_begin(q->conn, q->id, 5, &start);
+        (void) msg_pack_kv_uint(pk, "requests", q->m->n_requests);
+        (void) msg_pack_kv_uint(pk, "commits", st.commits);
+        (void) msg_pack_kv_uint(pk, "wal_frames", st.wal_frames);
+        (void) msg_pack_kv_uint(pk, "checkpoints", st.checkpoints);
+        (void) msg_pack_kv_uint(pk, "connections", q->m->n_conns);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
         { "CancelActivityTask", op_cancel_activity_task, true },
@@ -670,6 +688,7 @@ static const Op ops[] = {
         { "FailWorkflowTask", op_fail_workflow_task, true },
         { "GetHistory", op_get_history, false },
         { "GetResult", op_get_result, false },
+        { "GetStats", op_get_stats, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
         { "ListWorkflows", op_list_workflows, false },
         { "PollActivityTask", op_poll_activity_task, false },
@@ -748,6 +767,7 @@ void api_handle_frame(Manager *m, Conn *c, const char *body, size_t len) {
                 goto finish;
         }
         mark = c->held.sb.size;
+        m->n_requests++;
         r = run_op(&q, op);
         if (r < 0) {
                 c->held.sb.size = mark; /* drop a half-built answer */

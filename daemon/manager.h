@@ -55,6 +55,7 @@ struct Manager {
 
         Conn *conns;
         unsigned n_conns;
+        uint64_t n_requests; /* frames handled since start-up (GetStats) */
         uint64_t next_conn_serial;
 
         TaskQueue *queues;

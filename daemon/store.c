@@ -271,6 +271,7 @@ struct Store {
         bool fsync_failed;
         TaskSet *tasks;
         unsigned wal_pages; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
+        StoreStats stats;
         /* Sequence number of deadlines: the part of their key that orders rows of the same due
          * time. Increasing, never reused while the daemon runs (a rollback leaves a gap, which
          * is harmless), restored from the table at open. */
@@ -280,7 +281,12 @@ struct Store {
 static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int pages) {
         Store *s = userdata;
 
-        s->wal_pages = pages > 0 ? (unsigned) pages : 0;
+        unsigned now = pages > 0 ? (unsigned) pages : 0;
+
+        /* The WAL starts over after a checkpoint: then all its frames are this commit's. */
+        s->stats.commits++;
+        s->stats.wal_frames += now >= s->wal_pages ? now - s->wal_pages : now;
+        s->wal_pages = now;
         return SQLITE_OK;
 }
 
@@ -687,9 +693,15 @@ int store_checkpoint(Store *s) {
          * next commit starts the WAL over from its beginning (the file is reused, not regrown). */
         r = sql_error(
                 s, sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
-        if (r >= 0)
+        if (r >= 0) {
                 s->wal_pages = 0;
+                s->stats.checkpoints++;
+        }
         return r;
+}
+
+void store_get_stats(Store *s, StoreStats *ret) {
+        *ret = s->stats;
 }
 
 unsigned store_wal_pages(Store *s) {

@@ -49,6 +49,15 @@ int store_checkpoint(Store *s);
 /* Pages in the WAL after the last commit. */
 unsigned store_wal_pages(Store *s);
 
+/* Counters since the store was opened (GetStats, bench/): commits that wrote to the WAL, the
+ * frames (pages) they wrote, and checkpoints. */
+typedef struct StoreStats {
+        uint64_t commits;
+        uint64_t wal_frames;
+        uint64_t checkpoints;
+} StoreStats;
+void store_get_stats(Store *s, StoreStats *ret);
+
 /* A blob owned by a row (payloads, failures, attributes). */
 typedef struct Blob {
         char *ptr;

@@ -779,6 +779,54 @@ TEST(start_workflow_request_id) {
         check_serving(&x);
 }
 
+/* The value of the unsigned integer @key of GetStats' answer. */
+static uint64_t stat_of(const Answer *a, const char *key) {
+        const msgpack_object *o = ASSERT_NOT_NULL(get(a->map, key));
+
+        ASSERT_EQ(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        return o->via.u64;
+}
+
+/* GetStats counts requests, and commits with the WAL frames they wrote; a read writes nothing. */
+TEST(get_stats) {
+        _cleanup_(ctx_done) Ctx x = {};
+        _cleanup_(answer_done) Answer a = {};
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t requests, commits, frames;
+
+        ctx_start(&x, NULL);
+        fd = client_connect(&x.d);
+        send_op(fd, 1, "GetStats");
+        answer_expect(fd, &a);
+        expect_ok(&a, 1);
+        requests = stat_of(&a, "requests");
+        commits = stat_of(&a, "commits");
+        frames = stat_of(&a, "wal_frames");
+        ASSERT_GE(requests, 1);
+        ASSERT_GE(stat_of(&a, "connections"), 1);
+        (void) stat_of(&a, "checkpoints");
+
+        send_describe(fd, 2, "nobody"); /* a read (not_found): no commit */
+        answer_expect(fd, &a);
+        send_op(fd, 3, "GetStats");
+        answer_expect(fd, &a);
+        expect_ok(&a, 3);
+        ASSERT_EQ(stat_of(&a, "requests"), requests + 2);
+        ASSERT_EQ(stat_of(&a, "commits"), commits);
+        ASSERT_EQ(stat_of(&a, "wal_frames"), frames);
+
+        send_start(fd, 4, "counted", "q", NULL);
+        answer_expect(fd, &a);
+        expect_ok(&a, 4);
+        ctx_add(&x, "counted");
+        send_op(fd, 5, "GetStats");
+        answer_expect(fd, &a);
+        expect_ok(&a, 5);
+        ASSERT_EQ(stat_of(&a, "commits"), commits + 1);
+        ASSERT_GT(stat_of(&a, "wal_frames"), frames);
+        check_serving(&x);
+}
+
 /* ---- worker operations ---- */
 
 /* Copies the task_token of the answer's task into @buf; returns its size. */
