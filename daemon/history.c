@@ -121,7 +121,9 @@ static int append_event_raw(
         if (r < 0)
                 return r;
         run->next_event_id++;
-        manager_run_changed(m, run->run_id, false); /* GetHistory long polls */
+        if (id == 1)
+                manager_run_started(m, run->run_id); /* D-Bus WorkflowStarted */
+        manager_run_changed(m, run->run_id, false);  /* GetHistory long polls */
         if (ret_id)
                 *ret_id = id;
         return 0;
