@@ -768,7 +768,7 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetHistory",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id),
-                                SD_BUS_RESULT("s", run_id, "s", events_json),
+                                SD_BUS_RESULT("s", resolved_run_id, "s", events_json),
                                 method_get_history,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("WorkflowStarted",
