@@ -488,4 +488,19 @@ TEST(bus_failures_at_start) {
         teardown();
 }
 
+/* --no-bus wins over --bus-address: the daemon serves its socket and takes no name. */
+TEST(no_bus) {
+        TestRun r = {};
+
+        bus_start(&bus);
+        test_daemon_start(&daemon_, &(TestDaemonOpts){ .args = STRV("--no-bus", "--bus-address",
+                                                                    bus.address) });
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                         "org.freedesktop.DBus", "NameHasOwner", "s", "org.durabled1"),
+                  0);
+        ASSERT_STREQ(r.out, "b false\n");
+        test_run_free(&r);
+        teardown();
+}
+
 DEFINE_TEST_MAIN();
