@@ -488,6 +488,49 @@ TEST(bus_failures_at_start) {
         teardown();
 }
 
+/* DESIGN.md §3 over D-Bus: the daemon killed right before the commit of a StartWorkflow never
+ * answered it and kept nothing; killed right after, it never answered either, but the run is
+ * there after a restart. (Kill points exist with -Dfault-injection=true only.) */
+static void start_killed_at(const char *killpoint, bool kept) {
+        TestDaemon again = {};
+        TestRun r = {};
+        int status;
+
+        bus_start(&bus);
+        test_daemon_start(&daemon_, &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address),
+                                                       .env = STRV(killpoint) });
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "StartWorkflow", "ssss", "crash-1", "T", "q", ""),
+                  0);
+        ASSERT_NULL(strstr(r.out, "so "));
+        test_run_free(&r);
+        status = test_daemon_wait_exit(&daemon_, 0);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        test_daemon_start(&again,
+                          &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address,
+                                                          "--state-dir", daemon_.state_dir) });
+        if (kept) {
+                MANAGER_CALL(&r, "DescribeWorkflow", "ss", "crash-1", "");
+                ASSERT_STR_CONTAINS(r.out, "\\\"status\\\":\\\"Running\\\"");
+        } else {
+                DBUS_SEND(&r, false, "DescribeWorkflow", "string:crash-1", "string:");
+                ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        }
+        test_run_free(&r);
+        test_daemon_stop(&again);
+        test_daemon_free(&again);
+        test_daemon_free(&daemon_);
+        bus_free(&bus);
+}
+
+TEST(reply_only_after_commit) {
+        if (!DURABLED_FAULT_INJECTION)
+                SKIP("kill points need -Dfault-injection=true");
+        start_killed_at("DURABLED_KILL_AT=before-commit:1", false);
+        start_killed_at("DURABLED_KILL_AT=after-commit:1", true);
+}
+
 /* --no-bus wins over --bus-address: the daemon serves its socket and takes no name. */
 TEST(no_bus) {
         TestRun r = {};
