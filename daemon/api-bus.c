@@ -68,6 +68,7 @@ struct ApiBus {
         Changed *changed; /* runs changed in this pass */
         size_t n_changed, changed_alloc;
         const char *emit_run_id; /* while emitting: the run the workflow objects resolve to */
+        bool disconnected;       /* the bus connection closed; logged once */
 };
 
 /* ---- credentials ---- */
@@ -1102,6 +1103,14 @@ void api_bus_emit_changed(Manager *m) {
 
         if (!b || b->n_changed == 0)
                 return;
+        if (sd_bus_is_open(b->bus) <= 0) {
+                /* The bus went away (dbus-daemon stopped): the socket API goes on. */
+                if (!b->disconnected)
+                        log_warning("Lost the connection to D-Bus; the D-Bus API is off");
+                b->disconnected = true;
+                b->n_changed = 0;
+                return;
+        }
         /* One entry per run, with the flags of all its changes in the pass. */
         qsort(b->changed, b->n_changed, sizeof(Changed), changed_compare);
         for (size_t i = 0; i < b->n_changed; i++) {

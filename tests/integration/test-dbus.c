@@ -531,6 +531,27 @@ TEST(reply_only_after_commit) {
         start_killed_at("DURABLED_KILL_AT=after-commit:1", true);
 }
 
+/* The bus going away takes the D-Bus API with it, not the daemon: the socket still serves, and
+ * the daemon still stops cleanly. */
+TEST(bus_gone) {
+        json_t *req, *a;
+        dur_client *c;
+        int error = 0;
+
+        setup();
+        test_process_kill(&bus.proc, SIGKILL);
+        c = client_connect();
+        req = json_pack("{s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", "after-bus",
+                        "workflow_type", "T", "task_queue", "q");
+        a = call_json(c, req, &error);
+        json_decref(req);
+        ASSERT_OK(error);
+        ASSERT_NOT_NULL(a);
+        json_decref(a);
+        dur_client_free(c);
+        teardown();
+}
+
 /* --no-bus wins over --bus-address: the daemon serves its socket and takes no name. */
 TEST(no_bus) {
         TestRun r = {};
