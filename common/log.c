@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <systemd/sd-journal.h>
@@ -59,6 +60,9 @@ static int stderr_is_journal(void) {
 
 void log_open(void) {
         const char *l = getenv("DURABLED_LOG_LEVEL");
+
+        if (!l || log_level_from_string(l) < 0)
+                l = getenv("SYSTEMD_LOG_LEVEL"); /* as systemd's own tools honour it */
         if (l && log_level_from_string(l) >= 0)
                 max_level = log_level_from_string(l);
         if (stderr_is_journal())
@@ -69,13 +73,36 @@ void log_open(void) {
                 target = TARGET_STDERR;
 }
 
-static void log_emit(int level, int error, const char *wid, const char *run_id, const char *msg) {
+/* NAME=value for the journal, when @value is set. */
+static void add_field(
+        struct iovec *iov, size_t *n, char *buf, size_t size, const char *name, const char *value) {
+        if (!value)
+                return;
+        (void) snprintf(buf, size, "%s=%s", name, value);
+        iov[(*n)++] = (struct iovec){ .iov_base = buf, .iov_len = strlen(buf) };
+}
+
+static void log_emit(int level, int error, const LogFields *f, const char *msg) {
         if (target == TARGET_JOURNAL) {
-                (void) sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level,
-                                       "SYSLOG_IDENTIFIER=%s", program, "ERRNO=%i", error,
-                                       wid ? "WORKFLOW_ID=%s" : "DURABLED_NONE=%s", wid ? wid : "",
-                                       run_id ? "RUN_ID=%s" : "DURABLED_NONE=%s",
-                                       run_id ? run_id : "", NULL);
+                char message[2100], priority[16], ident[80], errnum[24];
+                char wid[1024], run[64], type[1024], act[1024];
+                struct iovec iov[8];
+                size_t n = 0;
+
+                add_field(iov, &n, message, sizeof(message), "MESSAGE", msg);
+                (void) snprintf(priority, sizeof(priority), "PRIORITY=%i", level);
+                iov[n++] = (struct iovec){ .iov_base = priority, .iov_len = strlen(priority) };
+                add_field(iov, &n, ident, sizeof(ident), "SYSLOG_IDENTIFIER", program);
+                if (error > 0) {
+                        (void) snprintf(errnum, sizeof(errnum), "ERRNO=%i", error);
+                        iov[n++] = (struct iovec){ .iov_base = errnum, .iov_len = strlen(errnum) };
+                }
+                add_field(iov, &n, wid, sizeof(wid), "WORKFLOW_ID", f ? f->workflow_id : NULL);
+                add_field(iov, &n, run, sizeof(run), "RUN_ID", f ? f->run_id : NULL);
+                add_field(iov, &n, type, sizeof(type), "WORKFLOW_TYPE",
+                          f ? f->workflow_type : NULL);
+                add_field(iov, &n, act, sizeof(act), "ACTIVITY_ID", f ? f->activity_id : NULL);
+                (void) sd_journal_sendv(iov, (int) n);
                 return;
         }
         if (target == TARGET_TTY)
@@ -84,15 +111,15 @@ static void log_emit(int level, int error, const char *wid, const char *run_id, 
                 fprintf(stderr, "<%i>%s\n", level, msg);
 }
 
-_printf_(5, 0) static int log_vformat(
-        int level, int error, const char *wid, const char *run_id, const char *fmt, va_list ap) {
+_printf_(4, 0) static int log_vformat(
+        int level, int error, const LogFields *f, const char *fmt, va_list ap) {
         char buf[2048];
         int saved = errno;
 
         error = abs(error);
         errno = error; /* for %m */
         (void) vsnprintf(buf, sizeof(buf), fmt, ap);
-        log_emit(level, error, wid, run_id, buf);
+        log_emit(level, error, f, buf);
         errno = saved;
         return -error;
 }
@@ -103,7 +130,7 @@ int log_internal(
         int r;
 
         va_start(ap, fmt);
-        r = log_vformat(level, error, NULL, NULL, fmt, ap);
+        r = log_vformat(level, error, NULL, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -114,7 +141,18 @@ int log_wf_internal(
         int r;
 
         va_start(ap, fmt);
-        r = log_vformat(level, error, wid, run_id, fmt, ap);
+        r = log_vformat(level, error, &(LogFields){ .workflow_id = wid, .run_id = run_id }, fmt,
+                        ap);
+        va_end(ap);
+        return r;
+}
+
+int log_fields_internal(int level, int error, const LogFields *f, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_vformat(level, error, f, fmt, ap);
         va_end(ap);
         return r;
 }

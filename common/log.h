@@ -1,7 +1,10 @@
 #pragma once
-/* Logging for the daemon and the CLI. Levels are syslog's. When stderr is connected to the journal
- * ($JOURNAL_STREAM matches), records go through sd_journal_send() with structured fields; otherwise
- * they are stderr lines with sd-daemon's "<N>" level prefix (or a "prog: " prefix on a terminal).
+/* Logging for the daemon and the CLI. Levels are syslog's: the maximum is info, or
+ * $DURABLED_LOG_LEVEL, else $SYSTEMD_LOG_LEVEL, at log_open(); --log-level overrides them. When
+ * stderr is connected to the journal ($JOURNAL_STREAM matches), records go through
+ * sd_journal_sendv() with structured fields (WORKFLOW_ID, RUN_ID, WORKFLOW_TYPE, ACTIVITY_ID, so
+ * that `journalctl WORKFLOW_ID=order-42` tells one workflow's story); otherwise they are stderr
+ * lines with sd-daemon's "<N>" level prefix (or a "prog: " prefix on a terminal).
  * log_*_errno() return the negative error they were given, so "return log_error_errno(r, ...)"
  * logs once at the boundary (STYLE.md §4). */
 
@@ -23,6 +26,16 @@ int log_internal(
 int log_wf_internal(int level, int error, const char *wid, const char *run_id, const char *fmt, ...)
         _printf_(5, 6);
 
+/* The journal fields of a record about one workflow; NULL ones are left out. */
+typedef struct LogFields {
+        const char *workflow_id;
+        const char *run_id;
+        const char *workflow_type;
+        const char *activity_id;
+} LogFields;
+int log_fields_internal(int level, int error, const LogFields *f, const char *fmt, ...)
+        _printf_(4, 5);
+
 #define log_full_errno(level, error, ...)                                                 \
         ({                                                                                \
                 int _l = (level), _e = (error);                                           \
@@ -38,5 +51,7 @@ int log_wf_internal(int level, int error, const char *wid, const char *run_id, c
 #define log_debug_errno(e, ...) log_full_errno(LOG_DEBUG, e, __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, e, __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
+#define log_fields(level, f, ...) \
+        ((level) <= log_get_max_level() ? log_fields_internal(level, 0, f, __VA_ARGS__) : 0)
 #define log_wf(level, wid, run_id, ...) \
         ((level) <= log_get_max_level() ? log_wf_internal(level, 0, wid, run_id, __VA_ARGS__) : 0)

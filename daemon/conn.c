@@ -48,9 +48,31 @@ int conn_new(Conn **ret, Manager *m, int fd, uint64_t serial) {
         return 0;
 }
 
+int conn_new_sink(
+        Conn **ret, Manager *m, const struct ucred *cred, uint64_t serial, ConnSink *sink) {
+        Conn *c;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                if (sink->free)
+                        sink->free(sink->userdata);
+                return -ENOMEM;
+        }
+        c->manager = m;
+        c->serial = serial;
+        c->fd = -EBADF;
+        c->cred = *cred;
+        c->sink = *sink;
+        msgbuf_init(&c->held);
+        *ret = c;
+        return 0;
+}
+
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
+        if (c->sink.free)
+                c->sink.free(c->sink.userdata);
         c->io = sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
         free(c->in);
@@ -65,7 +87,8 @@ void conn_close(Conn *c) {
         if (c->closing)
                 return;
         c->closing = true;
-        (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        if (c->io)
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
         taskq_forget_conn(c->manager, c);
         waiter_forget_conn(c->manager, c);
         manager_conn_closed(c->manager, c);
@@ -178,6 +201,12 @@ void conn_release_held(Conn *c) {
                             (unsigned long long) c->serial);
                 held_clear(c);
                 conn_close(c);
+                return;
+        }
+        if (c->sink.deliver) {
+                /* DESIGN.md §3: the pass committed (or its answers became errors). */
+                c->sink.deliver(c, c->held.sb.data, c->held.sb.size, c->sink.userdata);
+                held_clear(c);
                 return;
         }
         if (out_append(c, c->held.sb.data, c->held.sb.size) < 0) {

@@ -25,6 +25,15 @@ typedef struct Poll Poll;
 typedef struct Waiter Waiter;
 typedef struct Conn Conn;
 
+/* A connection without a socket: one D-Bus call (api-bus.c) goes through the same operations as a
+ * socket request. Its answers are handed to @deliver once the pass committed (or failed) instead
+ * of being written; @free releases @userdata when the connection is freed. */
+typedef struct ConnSink {
+        void (*deliver)(Conn *c, const char *frames, size_t size, void *userdata);
+        void (*free)(void *userdata);
+        void *userdata;
+} ConnSink;
+
 struct Conn {
         Manager *manager;
         uint64_t serial; /* unique for the daemon's lifetime; names the worker cache (sticky) */
@@ -47,11 +56,16 @@ struct Conn {
         size_t out_size, out_off, out_alloc;
 
         unsigned n_polls;
+        ConnSink sink; /* set for connections made by conn_new_sink() */
         LIST_FIELDS(Conn, conns);
 };
 
 /* Takes @fd on success. */
 int conn_new(Conn **ret, Manager *m, int fd, uint64_t serial);
+/* A socketless connection for a caller with credentials @cred; answers go to @sink (which it
+ * owns from then on, also on failure). */
+int conn_new_sink(
+        Conn **ret, Manager *m, const struct ucred *cred, uint64_t serial, ConnSink *sink);
 Conn *conn_free(Conn *c);
 void conn_close(Conn *c); /* -> CLOSING */
 

@@ -246,6 +246,11 @@ static int activity_close(Manager *m,
         r = append_external(m, run, type, close_attrs, started);
         if (r < 0)
                 return r;
+        log_activity(type == EVENT_ACTIVITY_TASK_COMPLETED ? LOG_DEBUG : LOG_NOTICE, run, act,
+                     "Activity '%s' (%s) of workflow '%s': %s after %u attempt(s)",
+                     act->activity_id, act->activity_type, run->workflow_id,
+                     event_type_to_string(type) ? event_type_to_string(type) : "closed",
+                     act->attempt);
         r = store_activity_delete(m->store, run->run_id, act->scheduled_id);
         if (r >= 0)
                 r = store_task_delete(m->store, TASK_ACTIVITY, run->run_id, act->scheduled_id);
@@ -499,6 +504,10 @@ static int activity_attempt_failed(Manager *m,
                 act->state = ACTIVITY_BACKOFF;
                 act->attempt++;
                 act->attempt_time = clock_now() + d.delay;
+                log_activity(LOG_INFO, run, act,
+                             "Activity '%s' (%s) of workflow '%s' failed; attempt %u in %llu ms",
+                             act->activity_id, act->activity_type, run->workflow_id, act->attempt,
+                             (unsigned long long) (d.delay / 1000));
                 r = store_activity_update(m->store, act);
                 if (r < 0)
                         return r;

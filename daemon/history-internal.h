@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "daemon/api-error.h"
 #include "daemon/manager.h"
 #include "daemon/store.h"
@@ -72,3 +73,18 @@ int history_apply_request_cancel_activity(Manager *m,
                                           char *err,
                                           size_t errlen);
 int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d);
+
+/* Log records about a run, and about one of its activities, with their journal fields. */
+#define log_run(level, run, ...)                                          \
+        log_fields(level,                                                 \
+                   &(LogFields){ .workflow_id = (run)->workflow_id,       \
+                                 .run_id = (run)->run_id,                 \
+                                 .workflow_type = (run)->workflow_type }, \
+                   __VA_ARGS__)
+#define log_activity(level, run, act, ...)                              \
+        log_fields(level,                                               \
+                   &(LogFields){ .workflow_id = (run)->workflow_id,     \
+                                 .run_id = (run)->run_id,               \
+                                 .workflow_type = (run)->workflow_type, \
+                                 .activity_id = (act)->activity_id },   \
+                   __VA_ARGS__)

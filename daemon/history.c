@@ -121,7 +121,9 @@ static int append_event_raw(
         if (r < 0)
                 return r;
         run->next_event_id++;
-        manager_run_changed(m, run->run_id, false); /* GetHistory long polls */
+        if (id == 1)
+                manager_run_started(m, run->run_id); /* D-Bus WorkflowStarted */
+        manager_run_changed(m, run->run_id, false);  /* GetHistory long polls */
         if (ret_id)
                 *ret_id = id;
         return 0;
@@ -262,8 +264,8 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
                 return r;
         manager_deadlines_changed(m);
         manager_run_changed(m, run->run_id, true);
-        log_wf(LOG_DEBUG, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
-               run->workflow_id, run->workflow_type, workflow_status_to_string(status));
+        log_run(LOG_DEBUG, run, "Workflow '%s' (%s) closed: %s", run->workflow_id,
+                run->workflow_type, workflow_status_to_string(status));
         return 0;
 }
 
@@ -393,8 +395,8 @@ int history_start_workflow(Manager *m,
                 return r;
         memcpy(ret_run_id, run.run_id, 37);
         *ret_started = true;
-        log_wf(LOG_DEBUG, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
-               run.workflow_id, run.workflow_type, run.task_queue);
+        log_run(LOG_DEBUG, &run, "Started workflow '%s' (%s) on queue '%s'", run.workflow_id,
+                run.workflow_type, run.task_queue);
         return 0;
 }
 
@@ -738,8 +740,7 @@ int history_fail_workflow_task(Manager *m,
         r = blob_from_object(failure, &f);
         if (r < 0)
                 return r;
-        log_wf(LOG_WARNING, run.workflow_id, run.run_id, "Workflow task of '%s' failed: %s",
-               run.workflow_id, cause);
+        log_run(LOG_WARNING, &run, "Workflow task of '%s' failed: %s", run.workflow_id, cause);
         r = close_workflow_task(m, &run, EVENT_WORKFLOW_TASK_FAILED, cause, &f);
         free(f.ptr);
         return r;
@@ -1172,8 +1173,8 @@ int history_on_deadline(Manager *m, const Deadline *d) {
         case DEADLINE_WFT_TIMEOUT:
                 if (run.wft_state != WFT_STARTED || run.wft_started_id != d->ref)
                         return 0;
-                log_wf(LOG_NOTICE, run.workflow_id, run.run_id,
-                       "Workflow task of '%s' timed out; scheduling it again", run.workflow_id);
+                log_run(LOG_NOTICE, &run, "Workflow task of '%s' timed out; scheduling it again",
+                        run.workflow_id);
                 return close_workflow_task(m, &run, EVENT_WORKFLOW_TASK_TIMED_OUT, NULL, NULL);
         case DEADLINE_WFT_BACKOFF:
                 if (run.wft_state != WFT_NONE || run.wft_attempt != d->gen)

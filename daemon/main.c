@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/api-bus.h"
 #include "daemon/bulkload.h"
 #include "daemon/manager.h"
 #include "proto/frame.h"
@@ -21,6 +22,8 @@ static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
+static const char *arg_bus_address;
+static bool arg_no_bus;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -39,6 +42,9 @@ static void help(void) {
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
+               "     --bus-address=ADDRESS  Serve the D-Bus API on this bus (default: the\n"
+               "                            system bus, the session bus with --user)\n"
+               "     --no-bus               Serve no D-Bus API\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --bulk-load=CLOSED,OPEN\n"
@@ -98,6 +104,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
+                ARG_BUS_ADDRESS,
+                ARG_NO_BUS,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -111,6 +119,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
+                { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
+                { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 {},
         };
         int c;
@@ -155,6 +165,16 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
+                        break;
+                case ARG_BUS_ADDRESS:
+                        if (!*optarg)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --bus-address=: expected a D-Bus "
+                                                       "address such as unix:path=/run/bus");
+                        arg_bus_address = optarg;
+                        break;
+                case ARG_NO_BUS:
+                        arg_no_bus = true;
                         break;
                 case ARG_BULK_LOAD:
                         if (parse_bulk_load(optarg) < 0)
@@ -249,6 +269,8 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
+                .bus_address = arg_bus_address,
+                .no_bus = arg_no_bus,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
@@ -267,6 +289,9 @@ static int run(int argc, char *argv[]) {
         if (fd < -1)
                 return fd;
         r = manager_listen(m, fd);
+        if (r < 0)
+                return r;
+        r = api_bus_open(m); /* before READY=1: the name is ours when the daemon says ready */
         if (r < 0)
                 return r;
         return manager_run(m);

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/api-bus.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -138,6 +139,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->deadline_source);
         sd_event_source_disable_unref(m->kick_source);
         sd_event_source_disable_unref(m->checkpoint_source);
+        api_bus_free(m->bus); /* after the connections: their pending D-Bus calls get answers */
         safe_close(m->listen_fd);
         store_free(m->store);
         safe_close(m->lock_fd);
@@ -164,23 +166,31 @@ void manager_deadlines_changed(Manager *m) {
 
 /* ---- accepting ---- */
 
+bool manager_is_admin(Manager *m, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups) {
+        if (uid == 0 || uid == m->daemon_uid)
+                return true;
+        if (m->admin_gid == (gid_t) -1)
+                return false;
+        if (gid == m->admin_gid)
+                return true;
+        for (size_t i = 0; i < n_groups; i++)
+                if (groups[i] == m->admin_gid)
+                        return true;
+        return false;
+}
+
 static bool peer_is_admin(Manager *m, const Conn *c) {
         gid_t groups[256];
         socklen_t len = sizeof(groups);
 
-        if (c->cred.uid == 0 || c->cred.uid == m->daemon_uid)
+        if (manager_is_admin(m, c->cred.uid, c->cred.gid, NULL, 0))
                 return true;
         if (m->admin_gid == (gid_t) -1)
                 return false;
-        if (c->cred.gid == m->admin_gid)
-                return true;
         /* Any error while checking means deny (DESIGN.md §10). */
         if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
                 return false;
-        for (size_t i = 0; i < len / sizeof(gid_t); i++)
-                if (groups[i] == m->admin_gid)
-                        return true;
-        return false;
+        return manager_is_admin(m, c->cred.uid, c->cred.gid, groups, len / sizeof(gid_t));
 }
 
 /* Past the connection limit, say why before closing (DESIGN.md §10: resource_exhausted). */
@@ -415,6 +425,7 @@ static void fail_pass(Manager *m, int r) {
 
         store_rollback(m->store);
         waiter_forget_changed(m);
+        api_bus_forget_changed(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_fail_held(c);
@@ -465,8 +476,10 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
                 log_error_errno(r, "Failed to commit: %m; answering the pass's requests with "
                                    "errors");
                 fail_pass(m, r);
-        } else
+        } else {
                 waiter_answer_changed(m);
+                api_bus_emit_changed(m); /* D-Bus signals, only for what is committed */
+        }
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_release_held(c);
@@ -521,4 +534,9 @@ int manager_run(Manager *m) {
 
 void manager_run_changed(Manager *m, const char *run_id, bool closed) {
         waiter_note_changed(m, run_id, closed);
+        api_bus_note_changed(m, run_id, false, closed);
+}
+
+void manager_run_started(Manager *m, const char *run_id) {
+        api_bus_note_changed(m, run_id, true, false);
 }

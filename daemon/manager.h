@@ -28,6 +28,7 @@ typedef struct Conn Conn;
 typedef struct TaskQueue TaskQueue;
 typedef struct Query Query;
 typedef struct Waiter Waiter;
+typedef struct ApiBus ApiBus;
 
 typedef struct ManagerConfig {
         const char *state_dir;
@@ -38,7 +39,9 @@ typedef struct ManagerConfig {
         unsigned max_connections;
         unsigned max_polls_per_connection;
         unsigned max_waiters;
-        bool time_skipping; /* tests: jump to the next deadline while results are awaited */
+        bool time_skipping;      /* tests: jump to the next deadline while results are awaited */
+        const char *bus_address; /* D-Bus (api-bus.c): this bus, else the default one */
+        bool no_bus;             /* no D-Bus at all */
 } ManagerConfig;
 
 struct Manager {
@@ -50,6 +53,7 @@ struct Manager {
         sd_event_source *kick_source;
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
         Store *store;
+        ApiBus *bus; /* NULL when the daemon runs without D-Bus */
         int listen_fd;
         int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */
 
@@ -98,3 +102,9 @@ void manager_conn_closed(Manager *m, Conn *c);
 
 /* Called by the history engine for each event it appends (@closed: the run closed). */
 void manager_run_changed(Manager *m, const char *run_id, bool closed);
+/* Called by the history engine when it appends the first event of a run. */
+void manager_run_started(Manager *m, const char *run_id);
+
+/* DESIGN.md §10: whether a caller with these credentials administers everything (root, the
+ * daemon's own uid, members of the "durabled" group). */
+bool manager_is_admin(Manager *m, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups);

@@ -37,6 +37,7 @@ expect_refused "Invalid --log-level=chatty" --log-level=chatty
 expect_refused "Invalid --bulk-load=abc" --bulk-load=abc
 expect_refused "Invalid --bulk-load=5" --bulk-load=5
 expect_refused "Invalid --bulk-load=-1,2" --bulk-load=-1,2
+expect_refused "Invalid --bus-address=: expected a D-Bus address" --bus-address=
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 

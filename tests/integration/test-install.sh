@@ -1,5 +1,6 @@
 #!/bin/sh
-# libdurable as a user gets it: installed headers, shared library and pkg-config file. Installs
+# libdurable as a user gets it: installed headers, shared library and pkg-config file (and the D-Bus
+# files and shell completion in their places). Installs
 # the build into a temporary DESTDIR, builds examples/orders-worker.c against it with nothing but
 # `pkg-config --cflags --libs libdurable`, and runs the result.
 # $1 the build directory, $2 the source directory, $3 meson's b_sanitize. Skips (77) without
@@ -20,6 +21,15 @@ fail() {
 
 meson install -C "$BUILD" --no-rebuild --quiet --destdir "$dir/root" >"$dir/install.log" 2>&1 ||
         { cat "$dir/install.log"; fail "meson install"; }
+# The D-Bus contract files and the bash completion, where dbus-daemon and bash-completion look.
+for f in share/dbus-1/interfaces/org.durabled1.Manager.xml \
+        share/dbus-1/interfaces/org.durabled1.Workflow.xml share/dbus-1/system.d/org.durabled1.conf \
+        share/dbus-1/system-services/org.durabled1.service share/dbus-1/services/org.durabled1.service \
+        share/bash-completion/completions/durablectl; do
+        find "$dir/root" -path "*/$f" | grep -q . || fail "$f not installed"
+done
+grep -q '^SystemdService=durabled.service$' "$(find "$dir/root" -path '*/system-services/org.durabled1.service')" ||
+        fail "the D-Bus activation file does not start durabled.service"
 pc=$(find "$dir/root" -name libdurable.pc | head -n 1)
 [ -n "$pc" ] || fail "no libdurable.pc installed"
 pcdir=$(dirname "$pc")

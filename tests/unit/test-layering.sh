@@ -4,7 +4,8 @@
 #  2. daemon/ and libclient/ never include each other's headers, and the dependency arrows point
 #     one way: common <- proto <- daemon | libclient <- cli;
 #  3. in daemon/, only clock.c reads the wall clock: clock_gettime(CLOCK_REALTIME...), time(),
-#     gettimeofday(), sd_event_now(..., CLOCK_REALTIME...) (DESIGN.md §8: the virtual clock).
+#     gettimeofday(), sd_event_now(..., CLOCK_REALTIME...) (DESIGN.md §8: the virtual clock);
+#  4. in daemon/, only api-bus.c calls sd_bus_*() (the D-Bus API is one module).
 # Comments are blanked out first, so prose may name these calls.
 # Prints every violation as "layering: rule: file:line: code"; exits 1 on any.
 set -eu
@@ -59,6 +60,8 @@ check "cli/ and examples/ use libdurable, not the daemon" "(cli|examples)/$any" 
 check "only daemon/clock.c reads the wall clock" "daemon/$any" \
         '(clock_gettime|sd_event_now) *\([^;]*CLOCK_REALTIME|(^|[^A-Za-z0-9_.>])(time|gettimeofday|ftime) *\(' \
         'daemon/clock\.c'
+check "only daemon/api-bus.c speaks D-Bus" "daemon/$any" '(^|[^A-Za-z0-9_])sd_bus_' \
+        'daemon/api-bus\.c'
 
 if [ "$failed" -ne 0 ]; then
         echo "layering: FAILED (STYLE.md §2)"
