@@ -479,7 +479,6 @@ static int fail_started_task(Manager *m, RunRow *run, const char *cause) {
 int history_terminate(
         Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
-        _cleanup_free_ char *msg = NULL;
         msgpack_packer *pk;
         Blob failure = {};
         Attrs a;
