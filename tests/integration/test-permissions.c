@@ -76,7 +76,6 @@ static int as_nobody(const char *socket_path) {
 
 TEST(another_user_sees_and_polls_only_its_own_workflows) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
-        _cleanup_(test_process_free) TestProcess p = {};
         json_t *a, *list;
         dur_client *c;
         int error = 0, status;
