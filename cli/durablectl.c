@@ -134,6 +134,10 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "activity-types", "", 0, 0, 0, 0, true, verb_activity_types,
+          "List the activity units, their state and why a unit was refused" },
+        { "reload", "", 0, 0, 0, 0, false, verb_reload,
+          "Re-read the activity units (as SIGHUP does); list them" },
 };
 
 static const char *arg_socket;

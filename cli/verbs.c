@@ -500,3 +500,68 @@ int verb_cancel(const Ctx *ctx, const Args *a) {
 int verb_terminate(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "TerminateWorkflow", "terminated");
 }
+
+static bool copy_str(const msgpack_object *o, char *buf, size_t size) {
+        size_t n;
+
+        if (!o || o->type != MSGPACK_OBJECT_STR)
+                return false;
+        n = MIN(o->via.str.size, size - 1);
+        memcpy(buf, o->via.str.ptr, n);
+        buf[n] = 0;
+        return true;
+}
+
+/* activity-types and reload print the same table: the units and the refused files. */
+static int activity_types_print(const Ctx *ctx, const msgpack_object *types) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        if (!types || types->type != MSGPACK_OBJECT_ARRAY)
+                return ctl_error_errno(EPROTO, "durabled's answer about activity types is "
+                                               "malformed");
+        if (ctx->json)
+                return print_json(maps_to_json(types));
+        r = table_new(&t, "NAME", "STATE", "RUNNING", "DESCRIPTION / ERROR", NULL);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < types->via.array.size; i++) {
+                const msgpack_object *m = &types->via.array.ptr[i], *o;
+                char name[256] = "", state[32] = "", text[1024] = "", running[24] = "";
+
+                (void) copy_str(msg_get(m, "name"), name, sizeof(name));
+                (void) copy_str(msg_get(m, "state"), state, sizeof(state));
+                if (!copy_str(msg_get(m, "error"), text, sizeof(text)))
+                        (void) copy_str(msg_get(m, "description"), text, sizeof(text));
+                o = msg_get(m, "running");
+                if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        snprintf(running, sizeof(running), "%llu",
+                                 (unsigned long long) o->via.u64);
+                if ((r = table_add(t, name, NULL)) < 0 ||
+                    (r = table_add(t, state, streq(state, "error") ? ANSI_RED : NULL)) < 0 ||
+                    (r = table_add(t, running, NULL)) < 0 || (r = table_add(t, text, NULL)) < 0)
+                        return r;
+        }
+        table_print(t);
+        return 0;
+}
+
+int verb_activity_types(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = CTL_CALL(ctx->client, "ListActivityTypes", &answer);
+        if (r < 0)
+                return r;
+        return activity_types_print(ctx, msg_get(answer.map, "activity_types"));
+}
+
+int verb_reload(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = CTL_CALL(ctx->client, "Reload", &answer);
+        if (r < 0)
+                return r;
+        return activity_types_print(ctx, msg_get(answer.map, "activity_types"));
+}

@@ -23,6 +23,15 @@ int log_internal(
 int log_wf_internal(int level, int error, const char *wid, const char *run_id, const char *fmt, ...)
         _printf_(5, 6);
 
+/* A line an activity process wrote to stderr, with WORKFLOW_ID=, RUN_ID=, ACTIVITY_ID= and
+ * ATTEMPT= journal fields. */
+void log_activity_line(int level,
+                       const char *wid,
+                       const char *run_id,
+                       const char *activity_id,
+                       unsigned attempt,
+                       const char *msg);
+
 #define log_full_errno(level, error, ...)                                                 \
         ({                                                                                \
                 int _l = (level), _e = (error);                                           \

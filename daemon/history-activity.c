@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/activity.h"
 #include "daemon/clock.h"
 #include "daemon/history-internal.h"
 #include "daemon/history.h"
@@ -130,6 +131,27 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
+/* Queues the task of an activity attempt: for the daemon itself when an activity unit declares its
+ * type (DESIGN.md §7: the queue of a TASK_PROCESS task is the unit's name), else for the polling
+ * workers of its task queue. */
+static int activity_queue_task(Manager *m, const ActivityRow *act) {
+        const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
+        int r;
+
+        if (unit) {
+                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
+                                      act->scheduled_id);
+                if (r >= 0)
+                        supervisor_mark_dirty(m);
+                return r;
+        }
+        r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, act->run_id,
+                              act->scheduled_id);
+        if (r >= 0)
+                taskq_mark_dirty(m, act->task_queue);
+        return r;
+}
+
 int history_apply_schedule_activity(Manager *m,
                                     RunRow *run,
                                     const msgpack_object *attrs,
@@ -196,10 +218,9 @@ int history_apply_schedule_activity(Manager *m,
         r = store_activity_insert(m->store, &row);
         if (r < 0)
                 return r;
-        r = store_task_insert(m->store, TASK_ACTIVITY, row.task_queue, run->run_id, id);
+        r = activity_queue_task(m, &row);
         if (r < 0)
                 return r;
-        taskq_mark_dirty(m, row.task_queue);
         if (row.schedule_to_close_usec) {
                 r = store_deadline_insert(m->store, now + row.schedule_to_close_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
@@ -249,6 +270,8 @@ static int activity_close(Manager *m,
         r = store_activity_delete(m->store, run->run_id, act->scheduled_id);
         if (r >= 0)
                 r = store_task_delete(m->store, TASK_ACTIVITY, run->run_id, act->scheduled_id);
+        if (r >= 0)
+                r = store_task_delete(m->store, TASK_PROCESS, run->run_id, act->scheduled_id);
         if (r >= 0)
                 r = store_deadlines_delete_ref(m->store, run->run_id, act->scheduled_id);
         manager_deadlines_changed(m);
@@ -304,14 +327,15 @@ int history_apply_request_cancel_activity(Manager *m,
 
 /* ---- activity tasks ---- */
 
-int history_start_activity_task(Manager *m,
-                                const char *run_id,
-                                uint64_t scheduled_id,
-                                const char *identity,
-                                msgpack_packer *pk) {
+int history_start_activity_attempt(Manager *m,
+                                   const char *run_id,
+                                   uint64_t scheduled_id,
+                                   const char *identity,
+                                   RunRow *ret_run,
+                                   ActivityRow *ret_act) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
-        uint64_t now = clock_now(), deadline;
+        uint64_t now = clock_now();
         int r;
 
         r = store_activity_get(m->store, run_id, scheduled_id, &act);
@@ -334,9 +358,6 @@ int history_start_activity_task(Manager *m,
         r = store_activity_update(m->store, &act);
         if (r < 0)
                 return r;
-        deadline = now + act.start_to_close_usec;
-        if (act.schedule_to_close_usec)
-                deadline = MIN(deadline, act.scheduled_time + act.schedule_to_close_usec);
         r = store_deadline_insert(m->store, now + act.start_to_close_usec,
                                   DEADLINE_ACT_START_TO_CLOSE, run_id, scheduled_id, act.attempt,
                                   NULL);
@@ -347,6 +368,29 @@ int history_start_activity_task(Manager *m,
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
+        *ret_run = run;
+        run = (RunRow){};
+        *ret_act = act;
+        act = (ActivityRow){};
+        return 0;
+}
+
+int history_start_activity_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                msgpack_packer *pk) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        uint64_t deadline;
+        int r;
+
+        r = history_start_activity_attempt(m, run_id, scheduled_id, identity, &run, &act);
+        if (r < 0)
+                return r;
+        deadline = act.started_time + act.start_to_close_usec;
+        if (act.schedule_to_close_usec)
+                deadline = MIN(deadline, act.scheduled_time + act.schedule_to_close_usec);
 
         (void) msgpack_pack_map(pk, 14);
         (void) token_pack(pk, "A/%s/%" PRIu64 "/%" PRIu32, run_id, scheduled_id, act.attempt);
@@ -358,7 +402,7 @@ int history_start_activity_task(Manager *m,
         (void) pack_kv_payload(pk, "input", act.input.ptr, act.input.size);
         (void) msg_pack_kv_uint(pk, "attempt", act.attempt);
         (void) msg_pack_kv_uint(pk, "scheduled_time", act.scheduled_time);
-        (void) msg_pack_kv_uint(pk, "started_time", now);
+        (void) msg_pack_kv_uint(pk, "started_time", act.started_time);
         (void) msg_pack_kv_uint(pk, "start_to_close_usec", act.start_to_close_usec);
         (void) msg_pack_kv_uint(pk, "heartbeat_usec", act.heartbeat_usec);
         (void) msg_pack_kv_uint(pk, "deadline", deadline);
@@ -643,15 +687,13 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
         act->attempt_time = clock_now();
         r = store_activity_update(m->store, act);
         if (r >= 0)
-                r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, run->run_id,
-                                      act->scheduled_id);
+                r = activity_queue_task(m, act);
         if (r >= 0 && act->schedule_to_start_usec) {
                 r = store_deadline_insert(m->store, clock_now() + act->schedule_to_start_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_START, run->run_id,
                                           act->scheduled_id, act->attempt, NULL);
                 manager_deadlines_changed(m);
         }
-        taskq_mark_dirty(m, act->task_queue);
         return r;
 }
 

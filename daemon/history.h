@@ -59,6 +59,14 @@ int history_start_workflow_task(Manager *m,
                                 const char *identity,
                                 uint64_t conn_serial,
                                 msgpack_packer *pk);
+/* Marks the attempt started (state, identity, start-to-close and heartbeat deadlines) and returns
+ * its rows; -ESTALE when the task no longer applies. For process activities (activity.c). */
+int history_start_activity_attempt(Manager *m,
+                                   const char *run_id,
+                                   uint64_t scheduled_id,
+                                   const char *identity,
+                                   RunRow *ret_run,
+                                   ActivityRow *ret_act);
 int history_start_activity_task(Manager *m,
                                 const char *run_id,
                                 uint64_t scheduled_id,

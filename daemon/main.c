@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/activity-unit.h"
 #include "daemon/bulkload.h"
 #include "daemon/manager.h"
 #include "proto/frame.h"
@@ -24,6 +25,8 @@ static bool arg_time_skipping;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
+static const char **arg_activity_dirs;
+static size_t arg_n_activity_dirs;
 
 static void help(void) {
         printf("Usage: durabled [OPTIONS]\n\n"
@@ -35,6 +38,8 @@ static void help(void) {
                "     --system               Run as the system service (default)\n"
                "     --state-dir=DIR        Keep the database in DIR\n"
                "     --socket=PATH          Listen on the Unix socket PATH\n"
+               "     --activity-dir=DIR     Also read activity units from DIR, before the\n"
+               "                            default directories (may be repeated)\n"
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
@@ -98,6 +103,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
+                ARG_ACTIVITY_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -111,6 +117,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
+                { "activity-dir", required_argument, NULL, ARG_ACTIVITY_DIR },
                 {},
         };
         int c;
@@ -153,6 +160,21 @@ static int parse_argv(int argc, char *argv[]) {
                                                        "expected 1024..1G bytes",
                                                        optarg);
                         break;
+                case ARG_ACTIVITY_DIR: {
+                        const char **v;
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --activity-dir=%s: expected an "
+                                                       "absolute path",
+                                                       optarg);
+                        v = realloc(arg_activity_dirs, (arg_n_activity_dirs + 2) * sizeof(*v));
+                        if (!v)
+                                return log_error_errno(-ENOMEM, "Out of memory");
+                        v[arg_n_activity_dirs++] = optarg;
+                        v[arg_n_activity_dirs] = NULL;
+                        arg_activity_dirs = v;
+                        break;
+                }
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
                         break;
@@ -228,6 +250,7 @@ static int activation_fd(void) {
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         ManagerConfig cfg;
+        char **dirs = NULL;
         sigset_t mask;
         int r, fd;
 
@@ -239,6 +262,9 @@ static int run(int argc, char *argv[]) {
         r = resolve_paths();
         if (r < 0)
                 return r;
+        r = unit_dirs(arg_activity_dirs, arg_user, &dirs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the activity directories: %m");
         cfg = (ManagerConfig){
                 .state_dir = arg_state_dir,
                 .socket_path = arg_socket,
@@ -249,27 +275,29 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
+                .activity_dirs = dirs,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);  /* reloads the activity units */
+        sigaddset(&mask, SIGCHLD); /* activity processes, through sd-event child sources */
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
-        (void) signal(SIGHUP, SIG_IGN); /* no configuration to reload yet */
 
         r = manager_new(&m, &cfg);
-        if (r < 0)
-                return r;
-        if (arg_bulk_load) /* no socket, no loop: write and exit */
-                return bulkload_run(m, arg_bulk_closed, arg_bulk_open);
-        fd = activation_fd();
-        if (fd < -1)
-                return fd;
-        r = manager_listen(m, fd);
-        if (r < 0)
-                return r;
-        return manager_run(m);
+        if (r >= 0 && arg_bulk_load) /* no socket, no loop: write and exit */
+                r = bulkload_run(m, arg_bulk_closed, arg_bulk_open);
+        else if (r >= 0) {
+                fd = activation_fd();
+                r = fd < -1 ? fd : manager_listen(m, fd);
+                if (r >= 0)
+                        r = manager_run(m);
+        }
+        m = manager_free(m);
+        strv_free(dirs);
+        return r;
 }
 
 int main(int argc, char *argv[]) {
@@ -277,5 +305,6 @@ int main(int argc, char *argv[]) {
 
         free(state_dir_buf);
         free(socket_buf);
+        free(arg_activity_dirs);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -28,6 +28,7 @@ typedef struct Conn Conn;
 typedef struct TaskQueue TaskQueue;
 typedef struct Query Query;
 typedef struct Waiter Waiter;
+typedef struct Supervisor Supervisor;
 
 typedef struct ManagerConfig {
         const char *state_dir;
@@ -39,6 +40,7 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
+        char *const *activity_dirs; /* where activity units live, in precedence order */
 } ManagerConfig;
 
 struct Manager {
@@ -62,6 +64,8 @@ struct Manager {
 
         Query *queries; /* dispatched to a worker, waiting for RespondQueryTask */
         uint64_t next_query_id;
+
+        Supervisor *supervisor; /* process activities (activity.c); set up by manager_run() */
 
         Waiter *waiters;
         unsigned n_waiters;

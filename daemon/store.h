@@ -189,6 +189,9 @@ int store_activity_update(Store *s, const ActivityRow *a);
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id);
 typedef int (*activity_cb)(const ActivityRow *a, void *userdata);
 int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata);
+/* Calls @cb for each activity whose attempt runs (STARTED) with an identity beginning with @prefix
+ * (the process activities of an earlier life of the daemon, at start-up). */
+int store_activities_started_by(Store *s, const char *prefix, activity_cb cb, void *userdata);
 
 int store_timer_insert(Store *s,
                        const char *run_id,
@@ -202,6 +205,7 @@ int store_timer_delete(Store *s, const char *run_id, const char *timer_id);
 typedef enum TaskKind {
         TASK_WORKFLOW = 0,
         TASK_ACTIVITY = 1,
+        TASK_PROCESS = 2, /* an activity of a type declared by a unit; queue = the unit's name */
         _TASK_KIND_MAX,
 } TaskKind;
 
