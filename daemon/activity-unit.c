@@ -701,9 +701,6 @@ static int unit_check(Parse *p) {
 
         if (!u->exec_argv)
                 return parse_error(p, "ExecStart= is missing");
-        if (!u->start_to_close_usec && !u->schedule_to_close_usec)
-                return parse_error(p, "StartToCloseSec= or ScheduleToCloseSec= is required "
-                                      "(Temporal's rule: an activity must have a timeout)");
         if (u->retry_initial_usec && u->retry_max_usec && u->retry_max_usec < u->retry_initial_usec)
                 return parse_error(p, "RetryMaxSec= is smaller than RetryInitialSec=");
         return 0;

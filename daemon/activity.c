@@ -235,6 +235,10 @@ const char *supervisor_route(Manager *m, const char *type, const char *queue) {
         return u ? u->name : NULL;
 }
 
+const ActivityUnit *supervisor_unit(Manager *m, const char *type, const char *queue) {
+        return m->supervisor ? unit_set_find(m->supervisor->units, type, queue) : NULL;
+}
+
 void supervisor_mark_dirty(Manager *m) {
         if (m->supervisor)
                 m->supervisor->dirty = true;

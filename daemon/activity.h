@@ -43,6 +43,8 @@ int supervisor_reload(Manager *m);
 
 /* The unit that runs activities of @type on @queue, or NULL: a worker's activity. */
 const char *supervisor_route(Manager *m, const char *type, const char *queue);
+typedef struct ActivityUnit ActivityUnit;
+const ActivityUnit *supervisor_unit(Manager *m, const char *type, const char *queue);
 void supervisor_mark_dirty(Manager *m);
 /* Before the commit: starts the attempts that may run now (writes in the pass's transaction). */
 int supervisor_dispatch(Manager *m);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/activity-unit.h"
 #include "daemon/activity.h"
 #include "daemon/clock.h"
 #include "daemon/history-internal.h"
@@ -59,11 +60,40 @@ static const MsgField retry_fields[] = {
         {},
 };
 
-/* Temporal's validation and defaults (SEMANTICS.md b.1, b.2). */
-static int
-normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err, size_t errlen) {
+/* An activity unit's timeouts and retry settings (durabled.activity(5)) fill what the command
+ * leaves unset; the command's own values win, as a Temporal SDK's options win over a worker's. */
+static void unit_defaults(const ActivityUnit *u, ActivityCommand *c) {
+        if (!c->start_to_close_usec)
+                c->start_to_close_usec = u->start_to_close_usec;
+        if (!c->schedule_to_close_usec)
+                c->schedule_to_close_usec = u->schedule_to_close_usec;
+        if (!c->heartbeat_usec)
+                c->heartbeat_usec = u->heartbeat_usec;
+}
+
+static void unit_retry_defaults(const ActivityUnit *u, RetryPolicy *p) {
+        if (!p->initial_interval_usec)
+                p->initial_interval_usec = u->retry_initial_usec;
+        if (p->backoff_coefficient == 0)
+                p->backoff_coefficient = u->retry_backoff;
+        if (!p->maximum_interval_usec)
+                p->maximum_interval_usec = u->retry_max_usec;
+        if (!p->maximum_attempts && u->retry_max_attempts != UNIT_LIMIT_UNSET)
+                p->maximum_attempts = u->retry_max_attempts;
+}
+
+/* Temporal's validation and defaults (SEMANTICS.md b.1, b.2), after those of the activity's unit
+ * (@u, may be NULL). */
+static int normalize_activity(ActivityCommand *c,
+                              RetryPolicy *p,
+                              const ActivityUnit *u,
+                              msgpack_zone *z,
+                              char *err,
+                              size_t errlen) {
         int r;
 
+        if (u)
+                unit_defaults(u, c);
         if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
                 snprintf(err, errlen,
                          "activity %s (%s): a start_to_close or schedule_to_close "
@@ -89,6 +119,8 @@ normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *er
                 if (r < 0)
                         return r;
         }
+        if (u)
+                unit_retry_defaults(u, p);
         if (p->maximum_attempts == 1)
                 return 0; /* no retries: the other fields do not matter (Temporal) */
         if (p->backoff_coefficient != 0 && !(p->backoff_coefficient >= 1.0)) {
@@ -171,7 +203,10 @@ int history_apply_schedule_activity(Manager *m,
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
         if (r < 0)
                 return r;
-        r = normalize_activity(&c, &p, z, err, errlen);
+        r = normalize_activity(
+                &c, &p,
+                supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue),
+                z, err, errlen);
         if (r < 0 || dry)
                 return r;
 
