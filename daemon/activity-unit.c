@@ -178,15 +178,20 @@ int unit_parse_timespan(const char *s, uint64_t *ret) {
                 const char *suffix;
                 uint64_t usec;
         } units[] = {
-                { "usec", 1 },        { "us", 1 },          { "msec", 1000 },    { "ms", 1000 },
-                { "seconds", 1000000 }, { "second", 1000000 }, { "sec", 1000000 }, { "s", 1000000 },
-                { "minutes", 60000000 }, { "minute", 60000000 }, { "min", 60000000 },
-                { "m", 60000000 },    { "hours", 3600000000 }, { "hour", 3600000000 },
-                { "hr", 3600000000 }, { "h", 3600000000 },  { "days", 86400000000 },
-                { "day", 86400000000 }, { "d", 86400000000 },
+                { "usec", 1 },           { "us", 1 },
+                { "msec", 1000 },        { "ms", 1000 },
+                { "seconds", 1000000 },  { "second", 1000000 },
+                { "sec", 1000000 },      { "s", 1000000 },
+                { "minutes", 60000000 }, { "minute", 60000000 },
+                { "min", 60000000 },     { "m", 60000000 },
+                { "hours", 3600000000 }, { "hour", 3600000000 },
+                { "hr", 3600000000 },    { "h", 3600000000 },
+                { "days", 86400000000 }, { "day", 86400000000 },
+                { "d", 86400000000 },
         };
         uint64_t total = 0, v;
         bool any = false;
+        int r;
 
         for (;;) {
                 size_t i;
@@ -195,8 +200,9 @@ int unit_parse_timespan(const char *s, uint64_t *ret) {
                         s++;
                 if (!*s)
                         break;
-                if (parse_u64(&s, &v) < 0)
-                        return -EINVAL;
+                r = parse_u64(&s, &v);
+                if (r < 0)
+                        return r;
                 while (*s == ' ')
                         s++;
                 for (i = 0; i < ELEMENTSOF(units); i++) {
@@ -371,7 +377,9 @@ static int parse_error(Parse *p, const char *fmt, ...) {
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         free(p->error);
-        if (asprintf(&p->error, "%s:%u: %s", p->path, p->line, msg) < 0) {
+        /* Line 0: about the whole file (a key that is missing). */
+        if ((p->line ? asprintf(&p->error, "%s:%u: %s", p->path, p->line, msg)
+                     : asprintf(&p->error, "%s: %s", p->path, msg)) < 0) {
                 p->error = NULL;
                 return -ENOMEM;
         }
@@ -403,8 +411,10 @@ static int key_exec_start(Parse *p, const char *key, const char *v) {
         }
         for (char **w = words; *w; w++)
                 if (!specifiers_valid(*w)) {
-                        r = parse_error(p, "%s=: unknown specifier in '%s' (known: %%w %%r %%a %%A %%n %%%%)",
-                                        key, *w);
+                        r = parse_error(
+                                p,
+                                "%s=: unknown specifier in '%s' (known: %%w %%r %%a %%A %%n %%%%)",
+                                key, *w);
                         strv_free(words);
                         return r;
                 }
@@ -499,8 +509,9 @@ static int key_environment_file(Parse *p, const char *key, const char *v) {
                 return 0;
         }
         if (path[0] != '/')
-                return parse_error(p, "%s=%s: expected an absolute path (a leading '-' allows it "
-                                      "to be missing)",
+                return parse_error(p,
+                                   "%s=%s: expected an absolute path (a leading '-' allows it "
+                                   "to be missing)",
                                    key, v);
         return strv_push(&p->u->environment_files, strdup(v));
 }
@@ -511,8 +522,9 @@ static int key_limit(Parse *p, const char *key, const char *v) {
 
         if (streq(key, "MemoryMax")) {
                 if (parse_bytes(v, &p->u->memory_max) < 0)
-                        return parse_error(p, "%s=%s: expected bytes with an optional K, M, G or "
-                                              "T suffix, or infinity",
+                        return parse_error(p,
+                                           "%s=%s: expected bytes with an optional K, M, G or "
+                                           "T suffix, or infinity",
                                            key, v);
                 return 0;
         }
@@ -547,8 +559,9 @@ static int parse_key(Parse *p, const char *section, const char *key, const char 
                 return parse_error(p, "unknown key '%s' in section [Unit]", key);
         if (streq(key, "Name")) {
                 if (!*v || strlen(v) > 255 || strpbrk(v, " \t/"))
-                        return parse_error(p, "Name=%s: expected 1-255 characters without "
-                                              "blanks or '/'",
+                        return parse_error(p,
+                                           "Name=%s: expected 1-255 characters without "
+                                           "blanks or '/'",
                                            v);
                 return set_str(&u->name, v);
         }
@@ -636,8 +649,9 @@ static int parse_line(Parse *p, char *l, char *section, size_t section_size) {
                         return parse_error(p, "section header without ']'");
                 l[n - 1] = 0;
                 if (!streq(l + 1, "Unit") && !streq(l + 1, "Activity"))
-                        return parse_error(p, "unknown section [%s] (expected [Unit] or "
-                                              "[Activity])",
+                        return parse_error(p,
+                                           "unknown section [%s] (expected [Unit] or "
+                                           "[Activity])",
                                            l + 1);
                 snprintf(section, section_size, "%s", l + 1);
                 return 0;
@@ -699,6 +713,7 @@ static int unit_defaults(ActivityUnit *u, const char *path) {
 static int unit_check(Parse *p) {
         ActivityUnit *u = p->u;
 
+        p->line = 0;
         if (!u->exec_argv)
                 return parse_error(p, "ExecStart= is missing");
         if (u->retry_initial_usec && u->retry_max_usec && u->retry_max_usec < u->retry_initial_usec)
@@ -722,7 +737,8 @@ int activity_unit_load(const char *path, ActivityUnit **ret, char **ret_error) {
         p.u = u;
         r = read_file(path, &buf);
         if (r == -EFBIG || r == -EBADMSG)
-                r = parse_error(&p, "%s", r == -EFBIG ? "file larger than 64 KiB" : "NUL byte in file");
+                r = parse_error(&p, "%s",
+                                r == -EFBIG ? "file larger than 64 KiB" : "NUL byte in file");
         else if (r < 0 && r != -ENOMEM)
                 r = parse_error(&p, "cannot read: %s", strerror(-r));
         for (line = buf; r >= 0 && line; line = next) {
@@ -736,7 +752,9 @@ int activity_unit_load(const char *path, ActivityUnit **ret, char **ret_error) {
                         nl = strchr(nl, '\n');
                         if (!nl || nl == line || nl[-1] != '\\' || *first == '#' || *first == ';')
                                 break;
-                        nl[-1] = nl[0] = ' ';
+                        /* systemd: the backslash becomes one space. */
+                        nl[-1] = ' ';
+                        memmove(nl, nl + 1, strlen(nl + 1) + 1);
                         extra++;
                 }
                 next = nl ? nl + 1 : NULL;

@@ -29,10 +29,10 @@ struct ActivityUnit {
         uint64_t start_to_close_usec;
         uint64_t schedule_to_close_usec;
         uint64_t heartbeat_usec;
-        uint64_t retry_initial_usec; /* 0 = Temporal's default */
-        double retry_backoff;        /* 0 = default */
-        uint64_t retry_max_usec;     /* 0 = default */
-        uint64_t retry_max_attempts; /* UNIT_LIMIT_UNSET = default (unlimited) */
+        uint64_t retry_initial_usec;    /* 0 = Temporal's default */
+        double retry_backoff;           /* 0 = default */
+        uint64_t retry_max_usec;        /* 0 = default */
+        uint64_t retry_max_attempts;    /* UNIT_LIMIT_UNSET = default (unlimited) */
         uint8_t non_retryable_exit[32]; /* bitmap of exit statuses 0..255 */
         unsigned max_concurrent;        /* 0 = no limit of its own */
         char *user;

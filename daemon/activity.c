@@ -27,8 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <systemd/sd-event.h>
 #include <jansson.h>
+#include <systemd/sd-event.h>
 
 #include "common/list.h"
 #include "common/log.h"
@@ -424,8 +424,9 @@ static void attempt_fail(Attempt *a,
                 log_error("Failed to record the failure of activity %s: out of memory",
                           a->activity_id);
         else {
-                log_wf(LOG_INFO, a->workflow_id, a->run_id, "Activity %s (%s) attempt %" PRIu32
-                       " failed: %s", a->activity_id, a->unit->name, a->attempt, message);
+                log_wf(LOG_INFO, a->workflow_id, a->run_id,
+                       "Activity %s (%s) attempt %" PRIu32 " failed: %s", a->activity_id,
+                       a->unit->name, a->attempt, message);
                 attempt_record(a, OUTCOME_FAIL, NULL, &u.data);
         }
         msgpack_unpacked_destroy(&u);
@@ -434,11 +435,15 @@ static void attempt_fail(Attempt *a,
 }
 
 static bool exit_listed(const ActivityUnit *u, int status) {
-        return status > 0 && status < 256 && (u->non_retryable_exit[status / 8] & (1u << (status % 8)));
+        return status > 0 && status < 256 &&
+               (u->non_retryable_exit[status / 8] & (1u << (status % 8)));
 }
 
 /* {"error": {"message", "type", "non_retryable", "details"}} on stdout of a failed process. */
-static bool user_error(json_t *out, const char **ret_msg, const char **ret_type, bool *ret_nr,
+static bool user_error(json_t *out,
+                       const char **ret_msg,
+                       const char **ret_type,
+                       bool *ret_nr,
                        json_t **ret_details) {
         json_t *e = json_is_object(out) ? json_object_get(out, "error") : NULL;
         json_t *v;
@@ -521,7 +526,10 @@ static void attempt_judge(Attempt *a, const siginfo_t *si) {
                 snprintf(msg, sizeof(msg), "%s%s%s killed by signal %s", umsg ? umsg : "",
                          umsg ? ": " : "", a->unit->exec_argv[0], sigabbrev_np(status) ?: "?");
         nr = nr || (exited && exit_listed(a->unit, status));
-        attempt_fail(a, is_error && *utype ? utype : exited ? "ProcessExited" : "ProcessKilled",
+        attempt_fail(a,
+                     is_error && *utype ? utype
+                     : exited           ? "ProcessExited"
+                                        : "ProcessKilled",
                      nr, msg, exited ? "exit_status" : "signal", status, details);
         json_decref(out);
 }
@@ -613,7 +621,7 @@ static int attempt_on_exit(sd_event_source *src, const siginfo_t *si, void *user
                 log_wf(LOG_INFO, a->workflow_id, a->run_id,
                        "Activity %s attempt %" PRIu32 " was stopped (it no longer runs)",
                        a->activity_id, a->attempt);
-        attempt_reap_cgroup(a); /* may free @a */
+        attempt_reap_cgroup(a);   /* may free @a */
         supervisor_mark_dirty(m); /* a slot is free */
         manager_kick(m);
         return 0;
@@ -856,7 +864,7 @@ static int exec_context_build(Attempt *a, const char *notify, ExecContext *x, ch
                         pw = getpwuid((uid_t) strtoul(u->user, NULL, 10));
                 if (!pw)
                         return asprintf(ret_error, "User=%s does not exist", u->user) < 0 ? -ENOMEM
-                                                                                           : -ESRCH;
+                                                                                          : -ESRCH;
                 x->uid = pw->pw_uid;
                 x->gid = pw->pw_gid;
                 x->set_ids = true;
@@ -959,8 +967,8 @@ static int notify_open(Attempt *a, char *ret_name, size_t size) {
         if (fd < 0)
                 return -errno;
         /* Abstract: nothing to clean up after a crash. */
-        len = (socklen_t) snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
-                                   "durabled/%d/%" PRIu64, (int) getpid(), ++a->sup->serial);
+        len = (socklen_t) snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "durabled/%d/%" PRIu64,
+                                   (int) getpid(), ++a->sup->serial);
         snprintf(ret_name, size, "@%s", sa.sun_path + 1);
         if (bind(fd, (struct sockaddr *) &sa, offsetof(struct sockaddr_un, sun_path) + 1 + len) <
                     0 ||
@@ -1006,8 +1014,8 @@ static int attempt_spawn(Attempt *a, char **ret_error) {
                  a->attempt);
         r = cgroup_attempt_create(s->cgroups, name, &a->cgroup, &cgfd);
         if (r < 0)
-                return asprintf(ret_error, "cannot create the attempt's cgroup: %s",
-                                strerror(-r)) < 0
+                return asprintf(ret_error, "cannot create the attempt's cgroup: %s", strerror(-r)) <
+                                       0
                                ? -ENOMEM
                                : r;
         r = cgroup_write_limits(a->cgroup, &lim, attempt_warn_limit, a);
@@ -1053,8 +1061,8 @@ static int attempt_spawn(Attempt *a, char **ret_error) {
                 child_exec(&x);
         a->pid = (pid_t) pid;
         attempt_set_state(a, ATTEMPT_RUNNING);
-        r = sd_event_add_child_pidfd(s->m->event, &a->child_source, pidfd, WEXITED,
-                                     attempt_on_exit, a);
+        r = sd_event_add_child_pidfd(s->m->event, &a->child_source, pidfd, WEXITED, attempt_on_exit,
+                                     a);
         if (r < 0) {
                 (void) cgroup_kill(a->cgroup);
                 return r;
@@ -1172,8 +1180,9 @@ int supervisor_dispatch(Manager *m) {
                        s->n_attempts < SUPERVISOR_ATTEMPTS_MAX) {
                         r = dispatch_one(s, u);
                         if (r < 0)
-                                return log_error_errno(r, "Failed to start activities of unit "
-                                                          "%s: %m",
+                                return log_error_errno(r,
+                                                       "Failed to start activities of unit "
+                                                       "%s: %m",
                                                        u->name);
                         if (r == 0)
                                 break;
@@ -1204,14 +1213,14 @@ static void reconcile(Attempt *a) {
         }
         if (act.cancel_requested && a->state == ATTEMPT_RUNNING) {
                 log_wf(LOG_INFO, a->workflow_id, a->run_id,
-                       "Activity %s attempt %" PRIu32 " cancelled: sending %s",
-                       a->activity_id, a->attempt, sigabbrev_np(a->unit->kill_signal) ?: "?");
+                       "Activity %s attempt %" PRIu32 " cancelled: sending %s", a->activity_id,
+                       a->attempt, sigabbrev_np(a->unit->kill_signal) ?: "?");
                 attempt_set_state(a, ATTEMPT_STOPPING);
                 (void) cgroup_signal(a->cgroup, a->unit->kill_signal);
                 (void) cgroup_signal(a->cgroup, SIGCONT);
                 (void) sd_event_add_time_relative(m->event, &a->stop_timer, CLOCK_MONOTONIC,
-                                                  a->unit->timeout_stop_usec, 1000,
-                                                  stop_on_timeout, a);
+                                                  a->unit->timeout_stop_usec, 1000, stop_on_timeout,
+                                                  a);
         }
 }
 
@@ -1241,8 +1250,8 @@ void supervisor_after_commit(Manager *m, bool committed) {
                         continue;
                 if (!error && asprintf(&error, "cannot start the process: %s", strerror(-r)) < 0)
                         error = NULL;
-                log_wf(LOG_ERR, a->workflow_id, a->run_id, "Activity %s (%s): %s",
-                       a->activity_id, a->unit->name, error ? error : "out of memory");
+                log_wf(LOG_ERR, a->workflow_id, a->run_id, "Activity %s (%s): %s", a->activity_id,
+                       a->unit->name, error ? error : "out of memory");
                 attempt_set_state(a, ATTEMPT_RUNNING);
                 attempt_fail(a, "ProcessStartFailed", false, error ? error : "out of memory",
                              "exit_status", -1, NULL);
@@ -1262,8 +1271,7 @@ static int kill_stale(const char *name, void *userdata) {
         a = attempt_new(s);
         if (!a || asprintf(&a->cgroup, "%s/%s", s->cgroups->activities, name) < 0)
                 return -ENOMEM;
-        log_notice("Killing the processes left in %s by an earlier life of the daemon",
-                   a->cgroup);
+        log_notice("Killing the processes left in %s by an earlier life of the daemon", a->cgroup);
         a->state = ATTEMPT_ABANDONED;
         attempt_reap_cgroup(a);
         return 0;

@@ -279,7 +279,9 @@ int cgroup_remove(const char *dir) {
         return rmdir(dir) < 0 ? -errno : 0;
 }
 
-int cgroup_foreach_attempt(CgroupTree *t, int (*cb)(const char *name, void *userdata), void *userdata) {
+int cgroup_foreach_attempt(CgroupTree *t,
+                           int (*cb)(const char *name, void *userdata),
+                           void *userdata) {
         DIR *d = opendir(t->activities);
         struct dirent *de;
         int r = 0;

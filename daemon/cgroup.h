@@ -28,8 +28,8 @@ DEFINE_CLEANUP(CgroupTree, cgroup_tree_free);
 int cgroup_attempt_create(CgroupTree *t, const char *name, char **ret_path, int *ret_fd);
 
 typedef struct CgroupLimits {
-        uint64_t memory_max; /* UINT64_MAX: none */
-        uint64_t tasks_max;  /* UINT64_MAX: none */
+        uint64_t memory_max;    /* UINT64_MAX: none */
+        uint64_t tasks_max;     /* UINT64_MAX: none */
         uint64_t cpu_quota_pct; /* 0: none */
 } CgroupLimits;
 
@@ -50,4 +50,6 @@ int cgroup_populated(const char *dir);
 /* rmdir; -EBUSY while processes remain. */
 int cgroup_remove(const char *dir);
 /* Calls @cb with the name of each cgroup in activities/ (left over by an earlier life). */
-int cgroup_foreach_attempt(CgroupTree *t, int (*cb)(const char *name, void *userdata), void *userdata);
+int cgroup_foreach_attempt(CgroupTree *t,
+                           int (*cb)(const char *name, void *userdata),
+                           void *userdata);

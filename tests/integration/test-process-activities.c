@@ -27,7 +27,15 @@ typedef struct Fixture {
         TestDaemon daemon;
         TestProcess worker;
         dur_client *client;
+        json_t *result; /* the last activity_result()'s workflow result */
 } Fixture;
+
+/* ActivityWorkflow's {"result": R}: R, borrowed (valid until the next call). */
+static json_t *activity_result(Fixture *f, const dur_outcome *o) {
+        json_decref(f->result);
+        f->result = outcome_result(o);
+        return json_object_get(f->result, "result");
+}
 
 static void write_file(const char *dir, const char *name, mode_t mode, const char *content) {
         char path[4096];
@@ -68,6 +76,7 @@ static void fixture_start(Fixture *f) {
 
 static void fixture_done(Fixture *f) {
         f->client = dur_client_free(f->client);
+        json_decref(f->result);
         test_process_free(&f->worker);
         test_daemon_free(&f->daemon);
         if (f->units) {
@@ -76,8 +85,8 @@ static void fixture_done(Fixture *f) {
         }
 }
 
-static int run_activity(Fixture *f, const char *id, const char *input, dur_outcome *o,
-                        json_t **ret_events) {
+static int
+run_activity(Fixture *f, const char *id, const char *input, dur_outcome *o, json_t **ret_events) {
         int r;
 
         start_json(f->client, "ActivityWorkflow", id, NULL, input, 0);
@@ -147,7 +156,7 @@ TEST(shell_activity_succeeds) {
                                &events),
                   0);
         ASSERT_STREQ(o.status, "Completed");
-        result = json_object_get(outcome_result(&o), "result");
+        result = activity_result(&f, &o);
         ASSERT_STREQ(json_str(json_object_get(result, "input"), "name"), "world");
         ASSERT_STREQ(json_str(result, "argv"), "greet-1/1");
         ASSERT_STREQ(json_str(result, "key"), "greet-1/1");
@@ -174,8 +183,7 @@ TEST(fails_twice_then_succeeds) {
         fixture_start(&f);
         ASSERT_EQ(run_activity(&f, "flaky-1", "{\"activity\": \"flaky\"}", &o, &events), 0);
         ASSERT_STREQ(o.status, "Completed");
-        ASSERT_TRUE(json_is_true(
-                json_object_get(json_object_get(outcome_result(&o), "result"), "ok")));
+        ASSERT_TRUE(json_is_true(json_object_get(activity_result(&f, &o), "ok")));
         started = history_must(events, "ActivityTaskStarted");
         ASSERT_EQ(ev_uint(started, "attempt"), 3);
         last = ev_attr(started, "last_failure");
@@ -456,7 +464,8 @@ TEST(bad_units_are_refused_and_reload_fixes_them) {
         } bad[] = {
                 { "nosection.activity", "ExecStart=/bin/true\n",
                   "nosection.activity:1: assignment outside of a section" },
-                { "unknownkey.activity", "[Activity]\nExecStart=/bin/true\nStartToCloseSec=1\nFoo=1\n",
+                { "unknownkey.activity",
+                  "[Activity]\nExecStart=/bin/true\nStartToCloseSec=1\nFoo=1\n",
                   "unknownkey.activity:4: unknown key 'Foo'" },
                 { "badtime.activity", "[Activity]\nExecStart=/bin/true\nStartToCloseSec=soon\n",
                   "badtime.activity:3: StartToCloseSec=soon" },
@@ -494,7 +503,7 @@ TEST(bad_units_are_refused_and_reload_fixes_them) {
         /* The daemon runs on: the good unit works. */
         ASSERT_EQ(run_activity(&f, "good-1", "{\"activity\": \"good\"}", &o, &events), 0);
         ASSERT_STREQ(o.status, "Completed");
-        ASSERT_EQ(json_integer_value(json_object_get(outcome_result(&o), "result")), 42);
+        ASSERT_EQ(json_integer_value(activity_result(&f, &o)), 42);
         json_decref(events);
         dur_outcome_done(&o);
 
@@ -507,7 +516,7 @@ TEST(bad_units_are_refused_and_reload_fixes_them) {
         json_decref(types);
         ASSERT_EQ(run_activity(&f, "fixed-1", "{\"activity\": \"unknownkey\"}", &o, &events), 0);
         ASSERT_STREQ(o.status, "Completed");
-        ASSERT_EQ(json_integer_value(json_object_get(outcome_result(&o), "result")), 7);
+        ASSERT_EQ(json_integer_value(activity_result(&f, &o)), 7);
         json_decref(events);
         dur_outcome_done(&o);
 }
