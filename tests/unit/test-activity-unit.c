@@ -377,4 +377,25 @@ TEST(limits_written_where_controllers_exist) {
         (void) test_rm_rf(dir);
 }
 
+/* The example units of the source tree load (units/activities/, examples/). */
+TEST(example_units_load) {
+        const char *src = getenv("DURABLED_SOURCE_DIR");
+        _cleanup_free_ char *dir = NULL;
+        char *dirs[2] = {};
+        UnitSet *set = NULL;
+        UnitError *e;
+
+        if (!src)
+                SKIP("$DURABLED_SOURCE_DIR is not set");
+        ASSERT_GE(asprintf(&dir, "%s/units/activities", src), 0);
+        dirs[0] = dir;
+        ASSERT_OK(unit_set_load(&set, dirs));
+        LIST_FOREACH(errors, e, set->errors)
+                printf("refused: %s\n", e->message);
+        ASSERT_EQ(set->n_errors, 0);
+        ASSERT_GE(set->n_units, 1);
+        ASSERT_NOT_NULL(unit_set_get(set, "disk-usage"));
+        unit_set_free(set);
+}
+
 DEFINE_TEST_MAIN();
