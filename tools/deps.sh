@@ -3,7 +3,8 @@
 # The one place where package names live (DESIGN.md section 1). Safe to run again.
 set -eu
 # build: gcc clang libclang-rt-14-dev (libFuzzer, sanitizers) make meson ninja-build pkg-config
-#        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate), dbus,
+#        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate,
+#        systemd-notify for the heartbeats of process activities), dbus,
 #        groff-base (man page warnings), python3 (tools/check.sh tallies meson's JSON log);
 #        clang-format for `make format`.
 PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
