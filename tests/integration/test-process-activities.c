@@ -13,6 +13,7 @@
  * again until the datagram was read: nothing announces that. */
 
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
@@ -131,6 +132,17 @@ static void wait_gone(pid_t pid) {
         close(fd);
 }
 
+static json_t *pending_activity(Fixture *f, const char *id);
+
+/* A FIFO @name in @dir, opened O_RDWR|O_NONBLOCK (never blocks, never sees EOF). */
+static int fifo_make_in(const char *dir, const char *name) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        ASSERT_OK_ERRNO(mkfifo(path, 0600));
+        return ASSERT_OK_ERRNO(open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+}
+
 static char *activities_cgroup(Fixture *f) {
         char *p;
 
@@ -167,6 +179,92 @@ TEST(shell_activity_succeeds) {
         ASSERT_STR_CONTAINS(ev_str(history_must(events, "ActivityTaskStarted"), "identity"),
                             "durabled:greet");
         json_decref(events);
+        dur_outcome_done(&o);
+}
+
+TEST(user_environment_and_working_directory) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *result;
+        char keys[1024];
+
+        fixture_init(&f);
+        ASSERT_OK_ERRNO(chmod(f.units, 0755)); /* nobody runs the script */
+        write_file(f.units, "env.conf", 0644, "# defaults\nFROM_FILE=\"file value\"\n");
+        snprintf(keys, sizeof(keys),
+                 "StartToCloseSec=30s\nUser=nobody\nWorkingDirectory=/tmp\n"
+                 "Environment=GREETING=\"hello world\" OTHER=1\n"
+                 "EnvironmentFile=%s/env.conf\nEnvironmentFile=-/nonexistent/durabled.env\n",
+                 f.units);
+        unit_add(&f, "whoami", keys,
+                 "printf '{\"uid\": %s, \"pwd\": \"%s\", \"greeting\": \"%s\", "
+                 "\"from_file\": \"%s\", \"home\": \"%s\", \"leaked\": \"%s\"}' "
+                 "\"$(id -u)\" \"$(pwd)\" \"$GREETING\" \"$FROM_FILE\" \"$HOME\" "
+                 "\"${DURABLED_SOCKET:-}\"\n");
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "whoami-1", "{\"activity\": \"whoami\"}", &o, &events), 0);
+        ASSERT_STREQ(o.status, "Completed");
+        result = activity_result(&f, &o);
+        ASSERT_EQ(json_integer_value(json_object_get(result, "uid")), getpwnam("nobody")->pw_uid);
+        ASSERT_STREQ(json_str(result, "pwd"), "/tmp");
+        ASSERT_STREQ(json_str(result, "greeting"), "hello world");
+        ASSERT_STREQ(json_str(result, "from_file"), "file value");
+        ASSERT_STREQ(json_str(result, "home"), getpwnam("nobody")->pw_dir);
+        /* A clean environment: nothing of the daemon's own. */
+        ASSERT_STREQ(json_str(result, "leaked"), "");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* GetHistory as a long poll until event @id exists. */
+static void wait_event(Fixture *f, const char *wid, uint64_t id) {
+        json_t *req =
+                ASSERT_NOT_NULL(json_pack("{s:s, s:s, s:I, s:b}", "op", "GetHistory", "workflow_id",
+                                          wid, "from_event_id", (json_int_t) id, "wait", 1));
+        json_t *answer;
+        int r;
+
+        answer = ASSERT_NOT_NULL(call_json(f->client, req, &r));
+        ASSERT_GE(json_array_size(json_object_get(answer, "events")), 1);
+        json_decref(answer);
+        json_decref(req);
+}
+
+TEST(max_concurrent) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_close_ int started = -EBADF, go_a = -EBADF, go_b = -EBADF;
+        dur_outcome o = {};
+        json_t *p;
+        char line[64];
+
+        fixture_init(&f);
+        unit_add(&f, "one", "StartToCloseSec=60s\nMaxConcurrent=1\n",
+                 "echo \"started $1\" > $D/started.fifo\n"
+                 "read -r x < $D/go-$1.fifo\n"
+                 "echo '\"done\"'\n");
+        fixture_start(&f);
+        started = fifo_make_in(f.units, "started.fifo");
+        go_a = fifo_make_in(f.units, "go-one-a.fifo");
+        go_b = fifo_make_in(f.units, "go-one-b.fifo");
+
+        start_json(f.client, "ActivityWorkflow", "one-a", NULL, "{\"activity\": \"one\"}", 0);
+        fifo_read_line(started, line, sizeof(line));
+        ASSERT_STREQ(line, "started one-a");
+        start_json(f.client, "ActivityWorkflow", "one-b", NULL, "{\"activity\": \"one\"}", 0);
+        /* B's activity is scheduled; the pass that scheduled it also decided not to start it. */
+        wait_event(&f, "one-b", 5);
+        p = ASSERT_NOT_NULL(pending_activity(&f, "one-b"));
+        ASSERT_STREQ(json_str(p, "state"), "Scheduled");
+        json_decref(p);
+
+        ASSERT_EQ(write(go_a, "go\n", 3), 3);
+        ASSERT_EQ(wait_outcome(f.client, "one-a", &o), 0);
+        dur_outcome_done(&o);
+        fifo_read_line(started, line, sizeof(line));
+        ASSERT_STREQ(line, "started one-b");
+        ASSERT_EQ(write(go_b, "go\n", 3), 3);
+        ASSERT_EQ(wait_outcome(f.client, "one-b", &o), 0);
+        ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "done");
         dur_outcome_done(&o);
 }
 
