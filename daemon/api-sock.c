@@ -674,6 +674,35 @@ static int op_shutdown_worker(Request *q) {
         return 0;
 }
 
+/* A standalone activity (history-standalone.c): answered like StartWorkflow. */
+static int op_start_activity(Request *q) {
+        StandaloneRequest s = {};
+        char run_id[37];
+        msgpack_packer *pk;
+        bool started;
+        size_t start;
+        int r;
+
+        r = PARSE(q, history_standalone_fields(), &s);
+        if (r >= 0)
+                r = check_name(q, "activity_id", s.activity_id);
+        if (r >= 0)
+                r = check_name(q, "activity_type", s.activity_type);
+        if (r >= 0 && s.task_queue)
+                r = check_name(q, "task_queue", s.task_queue);
+        if (r < 0)
+                return r;
+        s.caller_admin = q->conn->admin;
+        r = history_start_standalone(q->m, &s, run_id, &started, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "run_id", run_id);
+        (void) msg_pack_kv_bool(pk, "started", started);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* Activity units (durabled.activity(5)): what is loaded, and why a unit was refused. */
 static int op_list_activity_types(Request *q) {
         msgpack_packer *pk;
@@ -727,6 +756,7 @@ static const Op ops[] = {
         { "RespondQueryTask", op_respond_query_task, false },
         { "ShutdownWorker", op_shutdown_worker, false },
         { "SignalWorkflow", op_signal_workflow, true },
+        { "StartActivity", op_start_activity, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
 };

@@ -619,4 +619,106 @@ TEST(bad_units_are_refused_and_reload_fixes_them) {
         dur_outcome_done(&o);
 }
 
+/* durablectl with the test's environment ($DURABLED_SOCKET); returns the exit status. */
+static int ctl(TestRun *r, const char *const *argv) {
+        return test_run(r, argv, NULL);
+}
+
+TEST(standalone_activities) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_close_ int fd = -EBADF;
+        const char *bin;
+        TestRun r = {};
+        dur_outcome o = {};
+        json_t *events, *j;
+        char line[64];
+
+        fixture_init(&f);
+        unit_add(&f, "greet", "StartToCloseSec=30s\n",
+                 "read -r input\nprintf '{\"got\": %s, \"attempt\": %s}' \"$input\" "
+                 "\"$DURABLED_ATTEMPT\"\n");
+        unit_add(&f, "flaky", "StartToCloseSec=30s\nRetryInitialSec=10ms\n",
+                 "[ \"$DURABLED_ATTEMPT\" -ge 2 ] || exit 1\necho '\"second time\"'\n");
+        unit_add(&f, "broken", "StartToCloseSec=30s\nNonRetryableExitStatus=5\n", "exit 5\n");
+        unit_add(&f, "wait", "StartToCloseSec=60s\n",
+                 "echo started > $D/wait.fifo\nexec sleep 600\n");
+        fixture_start(&f);
+        bin = test_bin("DURABLECTL_BIN");
+
+        /* execute: runs it, waits, prints the result. */
+        ASSERT_EQ(ctl(&r, STRV(bin, "--json", "activity", "execute", "greet", "--id", "s-greet",
+                               "--input", "{\"name\": \"x\"}")),
+                  0);
+        j = ASSERT_NOT_NULL(json_loads(r.out, 0, NULL));
+        ASSERT_STREQ(json_str(j, "status"), "Completed");
+        ASSERT_STREQ(json_str(json_object_get(json_object_get(j, "result"), "got"), "name"), "x");
+        json_decref(j);
+        test_run_free(&r);
+        events = history_get(f.client, "s-greet");
+        history_assert_invariants(events);
+        ASSERT_HISTORY_TYPES(events, "WorkflowExecutionStarted", "ActivityTaskScheduled",
+                             "ActivityTaskStarted", "ActivityTaskCompleted",
+                             "WorkflowExecutionCompleted");
+        ASSERT_STREQ(ev_str(history_must(events, "WorkflowExecutionStarted"), "workflow_type"),
+                     "durabled.StandaloneActivity");
+        json_decref(events);
+
+        /* Retried under the unit's policy; result --wait sees the outcome. */
+        ASSERT_EQ(ctl(&r, STRV(bin, "activity", "start", "flaky", "--id", "s-flaky")), 0);
+        ASSERT_STR_CONTAINS(r.out, "s-flaky");
+        test_run_free(&r);
+        ASSERT_EQ(ctl(&r, STRV(bin, "--json", "activity", "result", "s-flaky", "--wait")), 0);
+        j = ASSERT_NOT_NULL(json_loads(r.out, 0, NULL));
+        ASSERT_STREQ(json_str(j, "result"), "second time");
+        json_decref(j);
+        test_run_free(&r);
+        events = history_get(f.client, "s-flaky");
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskStarted"), "attempt"), 2);
+        json_decref(events);
+
+        /* A non-retryable exit: the run fails with the activity's failure; exit status 1. */
+        ASSERT_EQ(ctl(&r, STRV(bin, "activity", "execute", "broken", "--id", "s-broken")), 1);
+        ASSERT_STR_CONTAINS(r.out, "Failed");
+        test_run_free(&r);
+        events = history_get(f.client, "s-broken");
+        ASSERT_STREQ(json_str(ev_attr(history_must(events, "WorkflowExecutionFailed"), "failure"),
+                              "type"),
+                     "ProcessExited");
+        json_decref(events);
+
+        /* Cancelling the run cancels the activity: KillSignal, then ActivityTaskCanceled. */
+        fd = fifo_make_in(f.units, "wait.fifo");
+        ASSERT_EQ(ctl(&r, STRV(bin, "activity", "start", "wait", "--id", "s-wait")), 0);
+        test_run_free(&r);
+        fifo_read_line(fd, line, sizeof(line));
+        ASSERT_STREQ(line, "started");
+        ASSERT_OK(dur_client_cancel(f.client, "s-wait", NULL, "test"));
+        ASSERT_EQ(wait_outcome(f.client, "s-wait", &o), DUR_FAILED);
+        ASSERT_STREQ(o.status, "Canceled");
+        dur_outcome_done(&o);
+        events = history_get(f.client, "s-wait");
+        history_assert_invariants(events);
+        ASSERT_HISTORY_TYPES(events, "WorkflowExecutionStarted", "ActivityTaskScheduled",
+                             "WorkflowExecutionCancelRequested", "ActivityTaskCancelRequested",
+                             "ActivityTaskStarted", "ActivityTaskCanceled",
+                             "WorkflowExecutionCanceled");
+        json_decref(events);
+
+        /* Bad input changes nothing: an empty type, a reserved workflow type, no timeout. */
+        ASSERT_EQ(ctl(&r, STRV(bin, "activity", "start", "", "--id", "s-empty")), 1);
+        ASSERT_STR_CONTAINS(r.err, "activity_type");
+        test_run_free(&r);
+        ASSERT_EQ(ctl(&r, STRV(bin, "activity", "start", "not-a-unit", "--id", "s-none")), 1);
+        ASSERT_STR_CONTAINS(r.err, "timeout is required");
+        test_run_free(&r);
+        ASSERT_EQ(ctl(&r, STRV(bin, "start", "durabled.StandaloneActivity", "--id", "s-fake",
+                               "--task-queue", "q")),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "reserved for standalone activities");
+        test_run_free(&r);
+        ASSERT_EQ(ctl(&r, STRV(bin, "result", "s-none")), 1);
+        ASSERT_STR_CONTAINS(r.err, "not found");
+        test_run_free(&r);
+}
+
 DEFINE_TEST_MAIN();
