@@ -76,6 +76,7 @@ struct Attempt {
         char *activity_id;
         char *activity_type;
         char *input_json;
+        char *heartbeat_json; /* details of the last heartbeat of an earlier attempt, or NULL */
         ActivityUnit *unit; /* a copy of the unit's settings, owned (reloads may free the unit) */
         char *cgroup;
         pid_t pid;
@@ -266,6 +267,7 @@ static Attempt *attempt_free(Attempt *a) {
         free(a->activity_id);
         free(a->activity_type);
         free(a->input_json);
+        free(a->heartbeat_json);
         activity_unit_free(a->unit);
         free(a->cgroup);
         free(a->out);
@@ -606,12 +608,15 @@ static int attempt_on_output(sd_event_source *src, int fd, uint32_t revents, voi
         return 0;
 }
 
+static int attempt_on_notify(sd_event_source *src, int fd, uint32_t revents, void *userdata);
+
 static int attempt_on_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Attempt *a = userdata;
         Manager *m = a->sup->m;
 
-        /* Everything the process wrote is in the pipes now; a grandchild's later writes are not
-         * its output. */
+        /* Everything the process wrote is in the pipes now, and its last heartbeats are in the
+         * notify socket; a grandchild's later writes are not its output. */
+        (void) attempt_on_notify(a->notify_source, a->notify_fd, EPOLLIN, a);
         (void) drain(a, a->out_fd, true);
         (void) drain(a, a->err_fd, false);
         err_flush_line(a);
@@ -914,6 +919,8 @@ static int exec_context_build(Attempt *a, const char *notify, ExecContext *x, ch
                     env_add(&x->envp, "DURABLED_ATTEMPT=%" PRIu32, a->attempt) ?:
                     env_add(&x->envp, "DURABLED_IDEMPOTENCY_KEY=%s/%s", a->workflow_id,
                             a->activity_id);
+        if (r >= 0 && a->heartbeat_json)
+                r = env_add(&x->envp, "DURABLED_HEARTBEAT_DETAILS=%s", a->heartbeat_json);
         return r;
 }
 
@@ -1159,7 +1166,9 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         a->activity_type = strdup(act.activity_type);
         a->unit = unit_copy(u);
         if (!a->workflow_id || !a->activity_id || !a->activity_type || !a->unit ||
-            input_to_json(&act.input, &a->input_json) < 0) {
+            input_to_json(&act.input, &a->input_json) < 0 ||
+            (act.heartbeat_details.ptr &&
+             input_to_json(&act.heartbeat_details, &a->heartbeat_json) < 0)) {
                 attempt_free(a);
                 return -ENOMEM;
         }

@@ -275,13 +275,19 @@ TEST(fails_twice_then_succeeds) {
 
         fixture_init(&f);
         unit_add(&f, "flaky", "StartToCloseSec=30s\nRetryInitialSec=50ms\nRetryBackoff=1.5\n",
-                 "if [ \"$DURABLED_ATTEMPT\" -lt 3 ]; then echo \"attempt $2 fails\" >&2; exit 4; "
+                 "if [ \"$DURABLED_ATTEMPT\" -lt 3 ]; then\n"
+                 "  systemd-notify \"HEARTBEAT={\\\"step\\\": $2}\"\n"
+                 "  echo \"attempt $2 fails\" >&2; exit 4\n"
                  "fi\n"
-                 "echo '{\"ok\": true}'\n");
+                 "echo \"{\\\"ok\\\": true, \\\"previous\\\": $DURABLED_HEARTBEAT_DETAILS}\"\n");
         fixture_start(&f);
         ASSERT_EQ(run_activity(&f, "flaky-1", "{\"activity\": \"flaky\"}", &o, &events), 0);
         ASSERT_STREQ(o.status, "Completed");
         ASSERT_TRUE(json_is_true(json_object_get(activity_result(&f, &o), "ok")));
+        /* The last heartbeat of attempt 2 reached attempt 3 (sent right before it exited). */
+        ASSERT_EQ(json_integer_value(json_object_get(
+                          json_object_get(activity_result(&f, &o), "previous"), "step")),
+                  2);
         started = history_must(events, "ActivityTaskStarted");
         ASSERT_EQ(ev_uint(started, "attempt"), 3);
         last = ev_attr(started, "last_failure");
@@ -719,6 +725,42 @@ TEST(standalone_activities) {
         ASSERT_EQ(ctl(&r, STRV(bin, "result", "s-none")), 1);
         ASSERT_STR_CONTAINS(r.err, "not found");
         test_run_free(&r);
+}
+
+/* One C function, two ways: examples/word-count.c built with dur_activity_main(). */
+TEST(c_activity_with_dur_activity_main) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *result, *failure;
+        char keys[4200];
+
+        fixture_init(&f);
+        snprintf(keys, sizeof(keys), "[Activity]\nExecStart=%s\nStartToCloseSec=30s\n",
+                 test_bin("WORD_COUNT_BIN"));
+        write_file(f.units, "word_count.activity", 0644, keys);
+        fixture_start(&f);
+        ASSERT_EQ(run_activity(&f, "wc-1",
+                               "{\"activity\": \"word_count\", \"input\": {\"text\": "
+                               "\"one two\\nthree\\n\"}}",
+                               &o, &events),
+                  0);
+        result = activity_result(&f, &o);
+        ASSERT_EQ(json_integer_value(json_object_get(result, "words")), 3);
+        ASSERT_EQ(json_integer_value(json_object_get(result, "lines")), 2);
+        json_decref(events);
+        dur_outcome_done(&o);
+
+        /* dur_actx_fail() becomes the error object: a final failure of its type. */
+        ASSERT_EQ(run_activity(&f, "wc-2",
+                               "{\"activity\": \"word_count\", \"input\": {\"text\": 5}}", &o,
+                               &events),
+                  DUR_FAILED);
+        failure = failure_of(events, "ActivityTaskFailed");
+        ASSERT_STREQ(json_str(failure, "type"), "BadInput");
+        ASSERT_TRUE(json_is_true(json_object_get(failure, "non_retryable")));
+        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskStarted"), "attempt"), 1);
+        json_decref(events);
+        dur_outcome_done(&o);
 }
 
 DEFINE_TEST_MAIN();
