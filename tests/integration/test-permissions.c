@@ -70,6 +70,14 @@ static int as_nobody(const char *socket_path) {
         if (!task || strcmp(json_str(task, "workflow_id"), "nobody-wf") != 0)
                 return 8;
         json_decref(a);
+        /* Activity units: anyone may list them, only administrators reload them. */
+        a = call(c, json_pack("{s:s}", "op", "Reload"), &error);
+        if (a || strcmp(dur_client_error_code(c), "permission_denied") != 0)
+                return 9;
+        a = call(c, json_pack("{s:s}", "op", "ListActivityTypes"), &error);
+        if (!a || !json_is_array(json_object_get(a, "activity_types")))
+                return 10;
+        json_decref(a);
         dur_client_free(c);
         return 0;
 }

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "tests/integration/worker-util.h"
 
@@ -449,6 +451,77 @@ TEST(heartbeats_then_heartbeat_timeout) {
         ASSERT_STREQ(json_str(failure_of(events, "ActivityTaskTimedOut"), "timeout_type"),
                      "Heartbeat");
         json_decref(events);
+        dur_outcome_done(&o);
+}
+
+/* Sends @msg (@len bytes) to the abstract or path socket @name ("@..." or "/..."). */
+static void notify_send_raw(const char *name, const void *msg, size_t len) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = ASSERT_OK_ERRNO(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        size_t n = strlen(name);
+
+        ASSERT_LT(n, sizeof(sa.sun_path));
+        memcpy(sa.sun_path, name, n);
+        if (name[0] == '@')
+                sa.sun_path[0] = 0;
+        ASSERT_OK_ERRNO(sendto(fd, msg, len, 0, (struct sockaddr *) &sa,
+                               (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n)));
+}
+
+/* Waits until DescribeWorkflow shows the pending activity with heartbeat details {"n": @n}. */
+static json_t *wait_heartbeat(Fixture *f, const char *id, json_int_t n) {
+        for (;;) {
+                json_t *p = ASSERT_NOT_NULL(pending_activity(f, id));
+                json_t *d = json_object_get(p, "heartbeat_details");
+
+                if (json_integer_value(json_object_get(d, "n")) == n)
+                        return p;
+                json_decref(p);
+                (void) poll(NULL, 0, 10);
+        }
+}
+
+TEST(notify_socket_ignores_noise_and_strangers) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_close_ int fd = -EBADF, go = -EBADF;
+        char line[256], big[6000], *name;
+        dur_outcome o = {};
+        json_t *p;
+
+        fixture_init(&f);
+        unit_add(&f, "chatty", "StartToCloseSec=60s\n",
+                 "echo \"$NOTIFY_SOCKET\" > $D/chatty.fifo\n"
+                 "systemd-notify --status=good 'HEARTBEAT={\"n\": 1}'\n"
+                 "read -r x < $D/go.fifo\n"
+                 "systemd-notify 'HEARTBEAT={\"n\": 2}'\n"
+                 "read -r x < $D/go.fifo\n"
+                 "echo '\"finished\"'\n");
+        fixture_start(&f);
+        fd = fifo_make_in(f.units, "chatty.fifo");
+        go = fifo_make_in(f.units, "go.fifo");
+        start_json(f.client, "ActivityWorkflow", "chatty-1", NULL, "{\"activity\": \"chatty\"}", 0);
+        fifo_read_line(fd, line, sizeof(line));
+        name = line;
+        ASSERT_TRUE(name[0] == '@' || name[0] == '/');
+        json_decref(wait_heartbeat(&f, "chatty-1", 1));
+
+        /* Noise and a stranger (this test is not in the attempt's cgroup), all before the
+         * attempt's second heartbeat: datagrams are read in order. */
+        memset(big, 'x', sizeof(big));
+        memcpy(big, "STATUS=", 7);
+        notify_send_raw(name, "", 0);
+        notify_send_raw(name, big, sizeof(big));
+        notify_send_raw(name, "STATUS=nul\0byte", 15);
+        notify_send_raw(name, "\xff\xfe garbage", 10);
+        notify_send_raw(name, "STATUS=evil\nHEARTBEAT={\"n\": 99}", 33);
+        ASSERT_EQ(write(go, "go\n", 3), 3);
+        p = wait_heartbeat(&f, "chatty-1", 2);
+        ASSERT_STREQ(json_str(p, "status"), "good");
+        json_decref(p);
+
+        ASSERT_EQ(write(go, "go\n", 3), 3);
+        ASSERT_EQ(wait_outcome(f.client, "chatty-1", &o), 0);
+        ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "finished");
         dur_outcome_done(&o);
 }
 
