@@ -77,7 +77,7 @@ struct Attempt {
         char *activity_type;
         char *input_json;
         char *heartbeat_json; /* details of the last heartbeat of an earlier attempt, or NULL */
-        ActivityUnit *unit; /* a copy of the unit's settings, owned (reloads may free the unit) */
+        ActivityUnit *unit;   /* a copy of the unit's settings, owned (reloads may free the unit) */
         char *cgroup;
         pid_t pid;
         uid_t uid;
@@ -92,7 +92,8 @@ struct Attempt {
         bool err_truncated;
         char err_line[STDERR_LINE_MAX];
         size_t err_line_len;
-        char *status; /* last STATUS= */
+        char *status;  /* last STATUS= */
+        uid_t run_uid; /* who started the run (DESIGN.md §10) */
         LIST_FIELDS(Attempt, attempts);
 };
 
@@ -1093,6 +1094,28 @@ static int attempt_spawn(Attempt *a, char **ret_error) {
         return 0;
 }
 
+/* DESIGN.md §10: an activity unit runs its program as the daemon's user unless it names a User=,
+ * so only the runs of administrators (root, the daemon's user, the group "durabled") may start
+ * process activities; a run of another user fails them for good. */
+static bool uid_may_run_units(Manager *m, uid_t uid) {
+        gid_t groups[256];
+        int n = ELEMENTSOF(groups);
+        struct passwd *pw;
+
+        if (uid == 0 || uid == m->daemon_uid)
+                return true;
+        if (m->admin_gid == (gid_t) -1 || !(pw = getpwuid(uid)))
+                return false;
+        if (pw->pw_gid == m->admin_gid)
+                return true;
+        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+                return false; /* any error while checking means deny */
+        for (int i = 0; i < n; i++)
+                if (groups[i] == m->admin_gid)
+                        return true;
+        return false;
+}
+
 /* ---- dispatch ---- */
 
 static int input_to_json(const Blob *in, char **ret) {
@@ -1161,6 +1184,7 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         memcpy(a->run_id, run_id, sizeof(run_id));
         a->scheduled_id = ref;
         a->attempt = act.attempt;
+        a->run_uid = run.uid;
         a->workflow_id = strdup(run.workflow_id);
         a->activity_id = strdup(act.activity_id);
         a->activity_type = strdup(act.activity_type);
@@ -1252,6 +1276,19 @@ void supervisor_after_commit(Manager *m, bool committed) {
                         continue;
                 if (!committed) { /* the store forgot the start: so do we */
                         attempt_free(a);
+                        continue;
+                }
+                if (!uid_may_run_units(m, a->run_uid)) {
+                        log_wf(LOG_WARNING, a->workflow_id, a->run_id,
+                               "Activity %s (%s): refused, the run's user %u does not administer "
+                               "durabled",
+                               a->activity_id, a->unit->name, (unsigned) a->run_uid);
+                        attempt_set_state(a, ATTEMPT_RUNNING);
+                        attempt_fail(a, "PermissionDenied", true,
+                                     "activity units run only in workflows of durabled's "
+                                     "administrators",
+                                     "exit_status", -1, NULL);
+                        attempt_reap_cgroup(a);
                         continue;
                 }
                 r = attempt_spawn(a, &error);
