@@ -568,11 +568,13 @@ static void err_append(Attempt *a, const char *p, size_t n) {
         }
 }
 
-/* Reads what @fd holds now; 0 at end of file, 1 when more may come. */
+/* Reads what @fd holds now, at most 1 MiB per call so that a process (or a grandchild after its
+ * parent exited) writing without end cannot hold the loop; 0 at end of file, 1 when more may
+ * come. */
 static int drain(Attempt *a, int fd, bool is_out) {
         char buf[16384];
 
-        for (;;) {
+        for (unsigned i = 0; i < 64; i++) {
                 ssize_t n = read(fd, buf, sizeof(buf));
                 if (n < 0)
                         return errno == EAGAIN || errno == EINTR ? 1 : 0;
@@ -595,6 +597,7 @@ static int drain(Attempt *a, int fd, bool is_out) {
                 memcpy(a->out + a->out_size, buf, (size_t) n);
                 a->out_size += (size_t) n;
         }
+        return 1;
 }
 
 static int attempt_on_output(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
