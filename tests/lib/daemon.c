@@ -680,7 +680,6 @@ static int daemon_try_start(TestDaemon *d, const TestDaemonOpts *o, const char *
         _cleanup_free_ char **argv = NULL, **envp = NULL;
         _cleanup_free_ char *notify_var = NULL, *socket_var = NULL;
         _cleanup_close_ int notify_fd = -EBADF, null_fd = -EBADF, procs_fd = -EBADF;
-        _cleanup_free_ char *procs = NULL;
         const char *bin = test_bin_at("DURABLED_BIN", file, line);
         int fds[3] = { -1, -1, -1 }, r;
         char buf[128];
@@ -713,8 +712,17 @@ static int daemon_try_start(TestDaemon *d, const TestDaemonOpts *o, const char *
         for (char **a = argv; *a; a++)
                 printf(" %s", *a);
         printf("\n");
-        if (d->cgroup && asprintf(&procs, "%s/cgroup.procs", d->cgroup) >= 0)
-                procs_fd = open(procs, O_WRONLY | O_CLOEXEC);
+        /* A restart goes into the leaf the daemon moved itself to: once it enabled controllers
+         * for its children, its own cgroup may hold no process. */
+        if (d->cgroup) {
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/supervisor/cgroup.procs", d->cgroup);
+                procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+                snprintf(path, sizeof(path), "%s/cgroup.procs", d->cgroup);
+                if (procs_fd < 0)
+                        procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+        }
         r = process_spawn_in(&d->proc, (const char *const *) argv, envp, fds, procs_fd);
         if (r < 0)
                 test_fail(file, line, "Failed to execute %s: %s", bin, test_errno_str(r, buf));
