@@ -390,8 +390,8 @@ static int process_heartbeat(dur_actx *ctx, const dur_buf *details) {
         size_t off = 0;
 
         msgpack_unpacked_init(&u);
-        if (details && msgpack_unpack_next(&u, details->data, details->size, &off) ==
-                               MSGPACK_UNPACK_SUCCESS)
+        if (details &&
+            msgpack_unpack_next(&u, details->data, details->size, &off) == MSGPACK_UNPACK_SUCCESS)
                 j = json_from_msgpack(&u.data);
         msgpack_unpacked_destroy(&u);
         text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
@@ -483,9 +483,9 @@ static int run_process(const dur_activity_def *def, dur_actx *ctx, const msgpack
         msgpack_unpacked_init(&u);
         k = def->fn(ctx, input, &pk);
         if (k >= 0) {
-                if (out.size > 0 && (msgpack_unpack_next(&u, out.data, out.size, &off) !=
-                                             MSGPACK_UNPACK_SUCCESS ||
-                                     off != out.size)) {
+                if (out.size > 0 &&
+                    (msgpack_unpack_next(&u, out.data, out.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+                     off != out.size)) {
                         print_failure(NULL, "the activity packed more or less than one value");
                         status = 1;
                 } else {
@@ -514,14 +514,12 @@ DUR_PUBLIC int dur_activity_main(const dur_activity_def *def, int argc, char *ar
         msgpack_object input = { .type = MSGPACK_OBJECT_NIL };
         msgpack_sbuffer in;
         msgpack_packer pk;
-        msgpack_unpacked u;
         json_error_t jerr;
         json_t *j = NULL, *hbj = NULL;
         msgpack_sbuffer hbsb;
         msgpack_packer hbpk;
-        msgpack_unpacked hb;
         char *text = NULL;
-        size_t size = 0, off = 0, hboff = 0;
+        size_t size = 0;
         const char *e;
         int status = 2;
 
@@ -539,16 +537,14 @@ DUR_PUBLIC int dur_activity_main(const dur_activity_def *def, int argc, char *ar
         ctx.idempotency_key = strdup(e ? e : "");
         msgpack_sbuffer_init(&in);
         msgpack_packer_init(&pk, &in, msgpack_sbuffer_write);
-        msgpack_unpacked_init(&u);
-        msgpack_unpacked_init(&hb);
+        /* Strings handed to user code are NUL-terminated copies in the zone (object.c). */
+        ctx.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         /* The last heartbeat of an earlier attempt, so that this one resumes from it. */
-        if ((e = getenv("DURABLED_HEARTBEAT_DETAILS")) &&
+        if (ctx.zone && (e = getenv("DURABLED_HEARTBEAT_DETAILS")) &&
             (hbj = json_loads(e, JSON_DECODE_ANY, NULL)) && json_to_msgpack(hbj, &hbpk) >= 0 &&
-            msgpack_unpack_next(&hb, hbsb.data, hbsb.size, &hboff) == MSGPACK_UNPACK_SUCCESS) {
-                ctx.heartbeat_details = hb.data;
+            object_from_payload(hbsb.data, hbsb.size, ctx.zone, &ctx.heartbeat_details) >= 0)
                 ctx.has_heartbeat_details = true;
-        }
-        if (!ctx.idempotency_key || read_stdin(&text, &size) < 0) {
+        if (!ctx.idempotency_key || !ctx.zone || read_stdin(&text, &size) < 0) {
                 fprintf(stderr, "%s: cannot read the input: %s\n", argv && argc > 0 ? argv[0] : "",
                         strerror(errno ?: ENOMEM));
                 goto finish;
@@ -560,19 +556,17 @@ DUR_PUBLIC int dur_activity_main(const dur_activity_def *def, int argc, char *ar
                         goto finish;
                 }
                 if (json_to_msgpack(j, &pk) < 0 ||
-                    msgpack_unpack_next(&u, in.data, in.size, &off) != MSGPACK_UNPACK_SUCCESS)
+                    object_from_payload(in.data, in.size, ctx.zone, &input) < 0)
                         goto finish;
-                input = u.data;
         }
         status = run_process(def, &ctx, &input);
 finish:
         json_decref(j);
         json_decref(hbj);
         free(text);
-        msgpack_unpacked_destroy(&u);
-        msgpack_unpacked_destroy(&hb);
         msgpack_sbuffer_destroy(&in);
         msgpack_sbuffer_destroy(&hbsb);
+        msgpack_zone_free(ctx.zone);
         free(ctx.idempotency_key);
         dur_buf_free(ctx.heartbeat_held);
         failure_free(ctx.failure);

@@ -511,9 +511,10 @@ TEST(notify_socket_ignores_noise_and_strangers) {
         memcpy(big, "STATUS=", 7);
         notify_send_raw(name, "", 0);
         notify_send_raw(name, big, sizeof(big));
-        notify_send_raw(name, "STATUS=nul\0byte", 15);
-        notify_send_raw(name, "\xff\xfe garbage", 10);
-        notify_send_raw(name, "STATUS=evil\nHEARTBEAT={\"n\": 99}", 33);
+        notify_send_raw(name, "STATUS=nul\0byte", sizeof("STATUS=nul\0byte") - 1);
+        notify_send_raw(name, "\xff\xfe garbage", sizeof("\xff\xfe garbage") - 1);
+        notify_send_raw(name, "STATUS=evil\nHEARTBEAT={\"n\": 99}",
+                        strlen("STATUS=evil\nHEARTBEAT={\"n\": 99}"));
         ASSERT_EQ(write(go, "go\n", 3), 3);
         p = wait_heartbeat(&f, "chatty-1", 2);
         ASSERT_STREQ(json_str(p, "status"), "good");
