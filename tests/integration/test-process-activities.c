@@ -9,8 +9,8 @@
  * malformed units refused while the daemon runs, and reload.
  *
  * Synchronisation is by events: workflow outcomes (long polls), FIFOs the scripts write to,
- * pidfds and cgroup.events. The one exception is the STATUS= check, which asks DescribeWorkflow
- * again until the datagram was read: nothing announces that. */
+ * pidfds and cgroup.events. The exceptions ask again every 10 ms, bounded by the harness timeout,
+ * where nothing announces the effect: a datagram read (STATUS=, heartbeats) and SIGHUP handled. */
 
 #include <poll.h>
 #include <pwd.h>
@@ -470,10 +470,11 @@ static void notify_send_raw(const char *name, const void *msg, size_t len) {
 
 /* Waits until DescribeWorkflow shows the pending activity with heartbeat details {"n": @n}. */
 static json_t *wait_heartbeat(Fixture *f, const char *id, json_int_t n) {
-        for (;;) {
+        for (uint64_t round = 0;; round++) {
                 json_t *p = ASSERT_NOT_NULL(pending_activity(f, id));
                 json_t *d = json_object_get(p, "heartbeat_details");
 
+                ASSERT_LT(round, test_timeout_usec() / 10000); /* 10 ms per round */
                 if (json_integer_value(json_object_get(d, "n")) == n)
                         return p;
                 json_decref(p);
@@ -697,6 +698,23 @@ TEST(bad_units_are_refused_and_reload_fixes_them) {
         ASSERT_EQ(json_integer_value(activity_result(&f, &o)), 7);
         json_decref(events);
         dur_outcome_done(&o);
+
+        /* SIGHUP reloads too. Nothing announces when the daemon handled the signal: ask until
+         * the new unit shows (bounded by the harness's timeout). */
+        write_file(f.units, "late.activity", 0644, "[Activity]\nExecStart=/bin/true\n");
+        ASSERT_OK_ERRNO(kill(f.daemon.proc.pid, SIGHUP));
+        for (uint64_t n = 0;; n++) {
+                size_t i;
+                bool found = false;
+
+                ASSERT_LT(n, test_timeout_usec() / 10000); /* 10 ms per round */
+                types = activity_types("activity-types");
+                json_array_foreach(types, i, t) found = found || streq(json_str(t, "name"), "late");
+                json_decref(types);
+                if (found)
+                        break;
+                (void) poll(NULL, 0, 10);
+        }
 }
 
 /* durablectl with the test's environment ($DURABLED_SOCKET); returns the exit status. */
