@@ -6,7 +6,10 @@
  * start-to-close timeout (both killed with the cgroup); a heartbeat timeout after notify
  * heartbeats (and STATUS= in DescribeWorkflow); cancellation of a process that ignores SIGTERM;
  * a daemon SIGKILLed while an attempt runs (the orphan is killed at restart, the attempt retried);
- * malformed units refused while the daemon runs, and reload.
+ * malformed units refused while the daemon runs, reload and SIGHUP; User=, WorkingDirectory=,
+ * Environment=, EnvironmentFile= and a clean environment; MaxConcurrent=; noise and strangers on
+ * the notify socket; standalone activities (durablectl activity); a C function built with
+ * dur_activity_main() (examples/word-count.c).
  *
  * Synchronisation is by events: workflow outcomes (long polls), FIFOs the scripts write to,
  * pidfds and cgroup.events. The exceptions ask again every 10 ms, bounded by the harness timeout,
