@@ -1004,16 +1004,70 @@ static int pipe_pair(int ret[2]) {
         return 0;
 }
 
-/* Forks the attempt's process into its cgroup. On failure @ret_error may say why. */
+/* Starts the process directly inside its cgroup (clone3 with CLONE_INTO_CGROUP: no moment where it
+ * runs elsewhere, even if the daemon dies right then) and watches its exit, its pipes and its
+ * notify socket. The attempt stays PENDING when this fails before the process exists. */
+static int attempt_fork(Attempt *a, const ExecContext *x, int cgfd, char **ret_error) {
+        Manager *m = a->sup->m;
+        _cleanup_close_ int pidfd = -EBADF;
+        struct clone_args_v2 ca = {
+                .flags = CLONE_PIDFD_FLAG | CLONE_INTO_CGROUP_FLAG,
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = (uint64_t) cgfd,
+        };
+        long pid;
+        int r;
+
+        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid < 0)
+                return asprintf(ret_error, "cannot start the process in its cgroup: %s",
+                                strerror(errno)) < 0
+                               ? -ENOMEM
+                               : -errno;
+        if (pid == 0)
+                child_exec(x);
+        a->pid = (pid_t) pid;
+        r = sd_event_add_child_pidfd(m->event, &a->child_source, pidfd, WEXITED, attempt_on_exit,
+                                     a);
+        if (r < 0) {
+                /* Nobody would reap it: kill it and reap it now (it dies at once). */
+                (void) cgroup_kill(a->cgroup);
+                (void) waitpid(a->pid, NULL, 0);
+                return r;
+        }
+        (void) sd_event_source_set_child_pidfd_own(a->child_source, true);
+        TAKE_FD(pidfd);
+        attempt_set_state(a, ATTEMPT_RUNNING);
+        r = sd_event_add_io(m->event, &a->out_source, a->out_fd, EPOLLIN, attempt_on_output, a);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &a->err_source, a->err_fd, EPOLLIN, attempt_on_output,
+                                    a);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &a->notify_source, a->notify_fd, EPOLLIN,
+                                    attempt_on_notify, a);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch activity %s: %m; stopping it",
+                                  a->activity_id);
+                (void) cgroup_kill(a->cgroup); /* its exit is still reaped and recorded */
+                return 0;
+        }
+        log_wf(LOG_INFO, a->workflow_id, a->run_id,
+               "Activity %s (%s) attempt %" PRIu32 " runs as pid %d in %s", a->activity_id,
+               a->unit->name, a->attempt, a->pid, a->cgroup);
+        return 0;
+}
+
+/* Prepares and forks the attempt's process: its cgroup with the unit's limits, the notify
+ * socket, the command line and environment, stdin, stdout and stderr. On failure @ret_error may
+ * say why. */
 static int attempt_spawn(Attempt *a, char **ret_error) {
         Supervisor *s = a->sup;
         _cleanup_(exec_context_done) ExecContext x = { .fds = { -EBADF, -EBADF, -EBADF } };
-        _cleanup_close_ int cgfd = -EBADF, pidfd = -EBADF;
+        _cleanup_close_ int cgfd = -EBADF;
         char notify[128], name[128];
         int out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF };
         CgroupLimits lim = { a->unit->memory_max, a->unit->tasks_max, a->unit->cpu_quota_pct };
-        struct clone_args_v2 ca = {};
-        long pid;
         int r, memfd;
 
         if (!s->cgroups)
@@ -1058,43 +1112,7 @@ static int attempt_spawn(Attempt *a, char **ret_error) {
         a->err_fd = err[0];
         x.fds[2] = err[1];
 
-        ca.flags = CLONE_PIDFD_FLAG | CLONE_INTO_CGROUP_FLAG;
-        ca.pidfd = (uint64_t) (uintptr_t) &pidfd;
-        ca.exit_signal = SIGCHLD;
-        ca.cgroup = (uint64_t) cgfd;
-        pid = syscall(SYS_clone3, &ca, sizeof(ca));
-        if (pid < 0)
-                return asprintf(ret_error, "cannot start the process in its cgroup: %s",
-                                strerror(errno)) < 0
-                               ? -ENOMEM
-                               : -errno;
-        if (pid == 0)
-                child_exec(&x);
-        a->pid = (pid_t) pid;
-        attempt_set_state(a, ATTEMPT_RUNNING);
-        r = sd_event_add_child_pidfd(s->m->event, &a->child_source, pidfd, WEXITED, attempt_on_exit,
-                                     a);
-        if (r < 0) {
-                (void) cgroup_kill(a->cgroup);
-                return r;
-        }
-        (void) sd_event_source_set_child_pidfd_own(a->child_source, true);
-        TAKE_FD(pidfd);
-        r = sd_event_add_io(s->m->event, &a->out_source, a->out_fd, EPOLLIN, attempt_on_output, a);
-        if (r >= 0)
-                r = sd_event_add_io(s->m->event, &a->err_source, a->err_fd, EPOLLIN,
-                                    attempt_on_output, a);
-        if (r >= 0)
-                r = sd_event_add_io(s->m->event, &a->notify_source, a->notify_fd, EPOLLIN,
-                                    attempt_on_notify, a);
-        if (r < 0) {
-                (void) cgroup_kill(a->cgroup); /* the exit is still reaped and recorded */
-                return 0;
-        }
-        log_wf(LOG_INFO, a->workflow_id, a->run_id,
-               "Activity %s (%s) attempt %" PRIu32 " runs as pid %d in %s", a->activity_id,
-               a->unit->name, a->attempt, a->pid, a->cgroup);
-        return 0;
+        return attempt_fork(a, &x, cgfd, ret_error);
 }
 
 /* DESIGN.md §10: an activity unit runs its program as the daemon's user unless it names a User=,
