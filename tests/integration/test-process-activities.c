@@ -273,6 +273,45 @@ TEST(max_concurrent) {
         dur_outcome_done(&o);
 }
 
+TEST(programs_that_cannot_start) {
+        _cleanup_(fixture_done) Fixture f = {};
+        dur_outcome o = {};
+        json_t *events, *failure;
+
+        fixture_init(&f);
+        write_file(f.units, "missing.activity", 0644,
+                   "[Activity]\nExecStart=/nonexistent/program\nStartToCloseSec=10s\n"
+                   "RetryMaxAttempts=1\n");
+        write_file(f.units, "noenv.activity", 0644,
+                   "[Activity]\nExecStart=/bin/true\nStartToCloseSec=10s\nRetryMaxAttempts=2\n"
+                   "RetryInitialSec=10ms\nEnvironmentFile=/nonexistent/durabled.env\n");
+        fixture_start(&f);
+
+        /* The exec fails in the child: exit status 127 and the reason on stderr. */
+        ASSERT_EQ(run_activity(&f, "missing-1", "{\"activity\": \"missing\"}", &o, &events),
+                  DUR_FAILED);
+        failure = failure_of(events, "ActivityTaskFailed");
+        ASSERT_STREQ(json_str(failure, "type"), "ProcessExited");
+        ASSERT_EQ(json_integer_value(json_object_get(failure_details(failure), "exit_status")),
+                  127);
+        ASSERT_STR_CONTAINS(json_str(failure_details(failure), "stderr"),
+                            "cannot execute /nonexistent/program");
+        json_decref(events);
+        dur_outcome_done(&o);
+
+        /* A missing EnvironmentFile= (without '-') fails each attempt before the fork. */
+        ASSERT_EQ(run_activity(&f, "noenv-1", "{\"activity\": \"noenv\"}", &o, &events),
+                  DUR_FAILED);
+        failure = failure_of(events, "ActivityTaskFailed");
+        ASSERT_STREQ(json_str(failure, "type"), "ProcessStartFailed");
+        ASSERT_STR_CONTAINS(json_str(failure, "message"),
+                            "EnvironmentFile=/nonexistent/durabled.env");
+        ASSERT_STREQ(ev_str(history_must(events, "ActivityTaskFailed"), "retry_state"),
+                     "MaximumAttemptsReached");
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
 TEST(fails_twice_then_succeeds) {
         _cleanup_(fixture_done) Fixture f = {};
         dur_outcome o = {};
