@@ -35,6 +35,7 @@
 #include "daemon/activity-unit.h"
 #include "daemon/cgroup.h"
 #include "daemon/history.h"
+#include "daemon/killpoint.h"
 #include "proto/json.h"
 
 #define STDERR_TAIL_MAX (64 * 1024)
@@ -1312,6 +1313,7 @@ void supervisor_after_commit(Manager *m, bool committed) {
                         attempt_reap_cgroup(a);
                         continue;
                 }
+                killpoint("before-spawn");
                 r = attempt_spawn(a, &error);
                 if (r >= 0)
                         continue;

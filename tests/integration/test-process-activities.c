@@ -660,6 +660,52 @@ TEST(daemon_killed_while_an_attempt_runs) {
         dur_outcome_done(&o);
 }
 
+/* Killed after the commit that records the attempt as started, before its process exists: at the
+ * next start the attempt fails (retryable) and the next one runs. Needs -Dfault-injection=true. */
+TEST(daemon_killed_between_start_and_fork) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_free_ char *log = NULL, *content = NULL;
+        dur_outcome o = {};
+        json_t *events, *started;
+        size_t len = 0;
+        FILE *fp;
+
+        fixture_init(&f);
+        unit_add(&f, "count", "StartToCloseSec=600s\nRetryInitialSec=10ms\n",
+                 "echo \"$DURABLED_ATTEMPT\" >> $D/attempts.log\necho '\"ran\"'\n");
+        snprintf(f.arg, sizeof(f.arg), "--activity-dir=%s", f.units);
+        f.args[0] = f.arg;
+        test_daemon_start(&f.daemon, &(TestDaemonOpts){ .args = f.args,
+                                                        .env = STRV("DURABLED_KILL_AT="
+                                                                    "before-spawn:1") });
+        test_worker_spawn(&f.worker, NULL, NULL);
+        f.client = client_connect();
+        start_json(f.client, "ActivityWorkflow", "count-1", NULL, "{\"activity\": \"count\"}", 0);
+        ASSERT_GE(test_daemon_wait_exit(&f.daemon, 0), 0);
+        if (!WIFSIGNALED(f.daemon.proc.exit_status))
+                SKIP("the daemon has no kill points (-Dfault-injection=false)");
+        ASSERT_EQ(WTERMSIG(f.daemon.proc.exit_status), SIGKILL);
+
+        f.client = dur_client_free(f.client);
+        test_daemon_start(&f.daemon, &(TestDaemonOpts){ .args = f.args });
+        f.client = client_connect();
+        ASSERT_EQ(wait_outcome(f.client, "count-1", &o), 0);
+        ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "ran");
+        dur_outcome_done(&o);
+        events = history_get(f.client, "count-1");
+        history_assert_invariants(events);
+        started = history_must(events, "ActivityTaskStarted");
+        ASSERT_EQ(ev_uint(started, "attempt"), 2);
+        ASSERT_STREQ(json_str(ev_attr(started, "last_failure"), "type"), "DaemonRestarted");
+        json_decref(events);
+        /* Attempt 1 never ran. */
+        ASSERT_GE(asprintf(&log, "%s/attempts.log", f.units), 0);
+        fp = ASSERT_NOT_NULL(fopen(log, "re"));
+        ASSERT_GT(getdelim(&content, &len, 0, fp), 0);
+        fclose(fp);
+        ASSERT_STREQ(content, "2\n");
+}
+
 /* durablectl --json activity-types (or reload): the array of units and refused files. */
 static json_t *activity_types(const char *verb) {
         TestRun r = {};
