@@ -934,6 +934,7 @@ struct clone_args_v2 {
                 set_tid_size, cgroup;
 };
 #define CLONE_PIDFD_FLAG 0x00001000ULL
+#define EXIT_CGROUP_FAILED 219 /* systemd's EXIT_CGROUP */
 #define CLONE_INTO_CGROUP_FLAG 0x200000000ULL
 
 static _noreturn_ void child_exec(const ExecContext *x) {
@@ -1020,7 +1021,31 @@ static int attempt_fork(Attempt *a, const ExecContext *x, int cgfd, char **ret_e
         long pid;
         int r;
 
-        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+#if DURABLED_FAULT_INJECTION
+        /* Tests: the fallback below, as on a kernel without clone3. */
+        if (getenv("DURABLED_NO_CLONE3")) {
+                pid = -1;
+                errno = ENOSYS;
+        } else
+#endif
+                pid = syscall(SYS_clone3, &ca, sizeof(ca));
+        if (pid < 0 && (errno == ENOSYS || errno == EPERM)) {
+                /* No clone3 (old kernel, a seccomp filter): fork, and the child moves itself into
+                 * the cgroup before anything else. */
+                pid = fork();
+                if (pid == 0) {
+                        int fd = openat(cgfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+                        if (fd < 0 || write(fd, "0", 1) != 1)
+                                _exit(EXIT_CGROUP_FAILED);
+                        close(fd);
+                        child_exec(x);
+                }
+                if (pid > 0 && (pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0)) < 0) {
+                        (void) kill((pid_t) pid, SIGKILL);
+                        (void) waitpid((pid_t) pid, NULL, 0);
+                        pid = -1;
+                }
+        }
         if (pid < 0)
                 return asprintf(ret_error, "cannot start the process in its cgroup: %s",
                                 strerror(errno)) < 0

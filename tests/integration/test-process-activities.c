@@ -435,6 +435,44 @@ TEST(grandchild_killed_on_start_to_close_timeout) {
         dur_outcome_done(&o);
 }
 
+/* Without clone3 (DURABLED_NO_CLONE3 in -Dfault-injection builds) the child moves itself into its
+ * cgroup before it execs: the cgroup still takes the grandchild along on a timeout. */
+TEST(fork_fallback_without_clone3) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_free_ char *acts = NULL;
+        dur_outcome o = {};
+        json_t *events;
+        const char *where;
+
+        fixture_init(&f);
+        unit_add(&f, "where", "StartToCloseSec=30s\n",
+                 "printf '\"%s\"' \"$(sed -n 's/^0:://p' /proc/self/cgroup)\"\n");
+        unit_add(&f, "hang", "StartToCloseSec=1s\nRetryMaxAttempts=1\n",
+                 "sleep 600 &\necho $! > $D/gc.pid\necho $$ > $D/main.pid\nwait\n");
+        snprintf(f.arg, sizeof(f.arg), "--activity-dir=%s", f.units);
+        f.args[0] = f.arg;
+        test_daemon_start(&f.daemon,
+                          &(TestDaemonOpts){ .args = f.args, .env = STRV("DURABLED_NO_CLONE3=1") });
+        test_worker_spawn(&f.worker, NULL, NULL);
+        f.client = client_connect();
+
+        ASSERT_EQ(run_activity(&f, "where-1", "{\"activity\": \"where\"}", &o, &events), 0);
+        /* The process ran in its attempt's cgroup, not in the daemon's. */
+        where = json_string_value(activity_result(&f, &o));
+        ASSERT_STR_CONTAINS(where, "/activities/");
+        ASSERT_STREQ(where + strlen(where) - 4, "_5_1");
+        json_decref(events);
+        dur_outcome_done(&o);
+
+        ASSERT_EQ(run_activity(&f, "hang-1", "{\"activity\": \"hang\"}", &o, &events), DUR_FAILED);
+        wait_gone(read_pid(f.units, "main.pid"));
+        wait_gone(read_pid(f.units, "gc.pid"));
+        acts = activities_cgroup(&f);
+        ASSERT_OK(test_cgroup_wait_empty(acts, 0));
+        json_decref(events);
+        dur_outcome_done(&o);
+}
+
 static json_t *pending_activity(Fixture *f, const char *id) {
         json_t *req = ASSERT_NOT_NULL(
                 json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", id));
