@@ -28,6 +28,7 @@
 
 typedef struct Fixture {
         char *units; /* the --activity-dir, with the scripts */
+        TestFailHook units_hook;
         char arg[4200];
         const char *args[2]; /* the daemon's extra arguments: --activity-dir=units */
         TestDaemon daemon;
@@ -68,8 +69,13 @@ static void unit_add(Fixture *f, const char *name, const char *keys, const char 
         write_file(f->units, file, 0644, buf);
 }
 
+static void units_on_fail(void *userdata) {
+        (void) test_rm_rf(userdata);
+}
+
 static void fixture_init(Fixture *f) {
         f->units = ASSERT_NOT_NULL(test_mkdtemp());
+        test_fail_hook_add(&f->units_hook, units_on_fail, f->units);
 }
 
 static void fixture_start(Fixture *f) {
@@ -86,6 +92,7 @@ static void fixture_done(Fixture *f) {
         test_process_free(&f->worker);
         test_daemon_free(&f->daemon);
         if (f->units) {
+                test_fail_hook_remove(&f->units_hook);
                 (void) test_rm_rf(f->units);
                 free(f->units);
         }
