@@ -134,6 +134,15 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "activity-types", "", 0, 0, 0, 0, true, verb_activity_types,
+          "List the activity units, their state and why a unit was refused" },
+        { "reload", "", 0, 0, 0, 0, false, verb_reload,
+          "Re-read the activity units (as SIGHUP does); list them" },
+        { "activity", "execute|start|result TYPE|ID", 2, 2,
+          BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_REQUEST_ID) | BIT(OPT_WAIT) |
+                  BIT(OPT_TIMEOUT),
+          0, false, verb_activity,
+          "Run one activity of TYPE outside a workflow (execute waits); show its result" },
 };
 
 static const char *arg_socket;
@@ -478,6 +487,13 @@ int main(int argc, char *argv[]) {
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+        }
+        if (v->run == verb_activity && !verb_activity_valid(a.pos[0])) {
+                (void) ctl_error("unknown subcommand '%s' for 'activity': expected execute, start "
+                                 "or result",
+                                 a.pos[0]);
+                json_decref(a.input);
+                return EXIT_USAGE;
         }
         output_init(arg_json); /* --json may follow the verb */
         r = run(v, &a);

@@ -301,6 +301,7 @@ typedef struct PendingActivity {
         uint64_t attempt;
         uint64_t next_attempt_time;
         const msgpack_object *last_failure;
+        const char *status; /* the last STATUS= of a process activity */
 } PendingActivity;
 
 static int pending_activity_add(Table *t, const msgpack_object *map) {
@@ -311,10 +312,12 @@ static int pending_activity_add(Table *t, const msgpack_object *map) {
                 { "attempt", MSG_UINT, offsetof(PendingActivity, attempt) },
                 { "next_attempt_time", MSG_UINT, offsetof(PendingActivity, next_attempt_time) },
                 { "last_failure", MSG_MAP, offsetof(PendingActivity, last_failure) },
+                { "status", MSG_STR, offsetof(PendingActivity, status) },
                 {},
         };
         _cleanup_(msgpack_zone_freep) msgpack_zone *zone = msgpack_zone_new(1024);
         char err[256], attempt[24], next[TIME_TEXT_MAX];
+        const msgpack_object *hb;
         PendingActivity p = {};
         int r;
 
@@ -329,8 +332,14 @@ static int pending_activity_add(Table *t, const msgpack_object *map) {
             (r = table_add(t, p.state, NULL)) < 0 || (r = table_add(t, attempt, NULL)) < 0 ||
             (r = table_add(t, format_time_local(p.next_attempt_time, false, next), NULL)) < 0)
                 return r;
-        return table_add_take(t, p.last_failure ? failure_summary(p.last_failure) : NULL,
-                              p.last_failure ? ANSI_RED : NULL);
+        r = table_add_take(t, p.last_failure ? failure_summary(p.last_failure) : NULL,
+                           p.last_failure ? ANSI_RED : NULL);
+        if (r >= 0)
+                r = table_add(t, p.status, NULL);
+        hb = msg_get(map, "heartbeat_details");
+        if (r >= 0)
+                r = table_add_take(t, hb ? payload_text(hb, 60) : NULL, NULL);
+        return r;
 }
 
 int pending_activities_print(const msgpack_object *array) {
@@ -340,7 +349,7 @@ int pending_activities_print(const msgpack_object *array) {
         if (!array || array->type != MSGPACK_OBJECT_ARRAY || array->via.array.size == 0)
                 return 0;
         r = table_new(&t, "ACTIVITY ID", "TYPE", "STATE", "ATTEMPT", "NEXT ATTEMPT", "LAST FAILURE",
-                      NULL);
+                      "STATUS", "HEARTBEAT", NULL);
         if (r < 0)
                 return r;
         for (uint32_t i = 0; i < array->via.array.size; i++) {

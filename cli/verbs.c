@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cli/call.h"
@@ -165,6 +166,74 @@ int verb_result(const Ctx *ctx, const Args *a) {
         if (r < 0)
                 return r;
         return outcome_print(ctx, &answer, &w, true);
+}
+
+/* ---- standalone activities ------------------------------------------------------------------- */
+
+bool verb_activity_valid(const char *subcommand) {
+        return streq(subcommand, "execute") || streq(subcommand, "start") ||
+               streq(subcommand, "result");
+}
+
+/* activity start|execute TYPE: StartActivity with --id, or "<TYPE>-<random>" (printed). */
+static int activity_start(const Ctx *ctx, const Args *a, Answer *answer, char *id, size_t size) {
+        static const MsgField fields[] = {
+                { "run_id", MSG_STR, offsetof(Started, run_id), true },
+                { "started", MSG_BOOL, offsetof(Started, started) },
+                {},
+        };
+        const char *type = a->pos[1];
+        uint32_t rnd;
+        Started st = { .started = true };
+        int r;
+
+        if (a->workflow_id)
+                snprintf(id, size, "%s", a->workflow_id);
+        else {
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        return ctl_error_errno(errno, "Failed to make an activity id: %m");
+                snprintf(id, size, "%s-%08x", type, rnd);
+        }
+        r = CTL_CALL(ctx->client, "StartActivity", answer, FIELD_STR("activity_id", id),
+                     FIELD_STR("activity_type", type), FIELD_STR("task_queue", a->task_queue),
+                     FIELD_PAYLOAD("input", a->input), FIELD_STR("request_id", a->request_id));
+        if (r < 0)
+                return r;
+        r = answer_parse(answer, answer->map, fields, &st);
+        if (r < 0)
+                return r;
+        if (ctx->json && streq(a->pos[0], "start"))
+                return print_json(json_pack("{s:s, s:s, s:s, s:s, s:b}", "activity_id", id,
+                                            "run_id", st.run_id, "type", type, "status",
+                                            "Running", "started", st.started));
+        if (!ctx->json) {
+                kv_print("Activity ID", NULL, "%s", id);
+                kv_print("Run ID", NULL, "%s", st.run_id);
+                kv_print("Type", NULL, "%s", type);
+                if (!st.started)
+                        printf("(an activity with request id '%s' was already running; none "
+                               "started)\n",
+                               a->request_id);
+                fflush(stdout);
+        }
+        return 0;
+}
+
+int verb_activity(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer started = {}, result = {};
+        char id[1100];
+        WorkflowInfo w;
+        int r;
+
+        if (streq(a->pos[0], "result")) {
+                r = get_result(ctx, a->pos[1], NULL, a->wait, a->timeout_usec, &result, &w);
+                return r < 0 ? r : outcome_print(ctx, &result, &w, true);
+        }
+        r = activity_start(ctx, a, &started, id, sizeof(id));
+        if (r < 0 || streq(a->pos[0], "start"))
+                return r;
+        r = get_result(ctx, id, NULL, true, 0, &result, &w);
+        return r < 0 ? r : outcome_print(ctx, &result, &w, false);
 }
 
 /* ---- describe, list, history ----------------------------------------------------------------- */
@@ -499,4 +568,69 @@ int verb_cancel(const Ctx *ctx, const Args *a) {
 
 int verb_terminate(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "TerminateWorkflow", "terminated");
+}
+
+static bool copy_str(const msgpack_object *o, char *buf, size_t size) {
+        size_t n;
+
+        if (!o || o->type != MSGPACK_OBJECT_STR)
+                return false;
+        n = MIN(o->via.str.size, size - 1);
+        memcpy(buf, o->via.str.ptr, n);
+        buf[n] = 0;
+        return true;
+}
+
+/* activity-types and reload print the same table: the units and the refused files. */
+static int activity_types_print(const Ctx *ctx, const msgpack_object *types) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        if (!types || types->type != MSGPACK_OBJECT_ARRAY)
+                return ctl_error_errno(EPROTO, "durabled's answer about activity types is "
+                                               "malformed");
+        if (ctx->json)
+                return print_json(maps_to_json(types));
+        r = table_new(&t, "NAME", "STATE", "RUNNING", "DESCRIPTION / ERROR", NULL);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < types->via.array.size; i++) {
+                const msgpack_object *m = &types->via.array.ptr[i], *o;
+                char name[256] = "", state[32] = "", text[1024] = "", running[24] = "";
+
+                (void) copy_str(msg_get(m, "name"), name, sizeof(name));
+                (void) copy_str(msg_get(m, "state"), state, sizeof(state));
+                if (!copy_str(msg_get(m, "error"), text, sizeof(text)))
+                        (void) copy_str(msg_get(m, "description"), text, sizeof(text));
+                o = msg_get(m, "running");
+                if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        snprintf(running, sizeof(running), "%llu",
+                                 (unsigned long long) o->via.u64);
+                if ((r = table_add(t, name, NULL)) < 0 ||
+                    (r = table_add(t, state, streq(state, "error") ? ANSI_RED : NULL)) < 0 ||
+                    (r = table_add(t, running, NULL)) < 0 || (r = table_add(t, text, NULL)) < 0)
+                        return r;
+        }
+        table_print(t);
+        return 0;
+}
+
+int verb_activity_types(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = CTL_CALL(ctx->client, "ListActivityTypes", &answer);
+        if (r < 0)
+                return r;
+        return activity_types_print(ctx, msg_get(answer.map, "activity_types"));
+}
+
+int verb_reload(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = CTL_CALL(ctx->client, "Reload", &answer);
+        if (r < 0)
+                return r;
+        return activity_types_print(ctx, msg_get(answer.map, "activity_types"));
 }

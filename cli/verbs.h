@@ -37,6 +37,11 @@ typedef struct Ctx {
 } Ctx;
 
 int verb_start(const Ctx *ctx, const Args *a);
+int verb_activity_types(const Ctx *ctx, const Args *a);
+int verb_reload(const Ctx *ctx, const Args *a);
+/* activity execute|start TYPE, activity result ID: standalone activities. */
+int verb_activity(const Ctx *ctx, const Args *a);
+bool verb_activity_valid(const char *subcommand);
 int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);

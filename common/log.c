@@ -135,6 +135,27 @@ int log_internal(
         return r;
 }
 
+void log_activity_line(int level,
+                       const char *wid,
+                       const char *run_id,
+                       const char *activity_id,
+                       unsigned attempt,
+                       const char *msg) {
+        if (level > max_level)
+                return;
+        if (target == TARGET_JOURNAL) {
+                (void) sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level,
+                                       "SYSLOG_IDENTIFIER=%s", program, "WORKFLOW_ID=%s", wid,
+                                       "RUN_ID=%s", run_id, "ACTIVITY_ID=%s", activity_id,
+                                       "ATTEMPT=%u", attempt, NULL);
+                return;
+        }
+        if (target == TARGET_TTY)
+                fprintf(stderr, "%s: %s/%s#%u: %s\n", program, wid, activity_id, attempt, msg);
+        else
+                fprintf(stderr, "<%i>%s/%s#%u: %s\n", level, wid, activity_id, attempt, msg);
+}
+
 int log_wf_internal(
         int level, int error, const char *wid, const char *run_id, const char *fmt, ...) {
         va_list ap;

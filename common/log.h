@@ -35,6 +35,14 @@ typedef struct LogFields {
 } LogFields;
 int log_fields_internal(int level, int error, const LogFields *f, const char *fmt, ...)
         _printf_(4, 5);
+/* A line an activity process wrote to stderr, with WORKFLOW_ID=, RUN_ID=, ACTIVITY_ID= and
+ * ATTEMPT= journal fields. */
+void log_activity_line(int level,
+                       const char *wid,
+                       const char *run_id,
+                       const char *activity_id,
+                       unsigned attempt,
+                       const char *msg);
 
 #define log_full_errno(level, error, ...)                                                 \
         ({                                                                                \

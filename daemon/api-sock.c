@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "daemon/activity.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -243,10 +244,21 @@ static const MsgField target_fields[] = {
         {},
 };
 
+typedef struct PendingPack {
+        Manager *m;
+        msgpack_packer *pk;
+} PendingPack;
+
 static int pack_pending_activity(const ActivityRow *a, void *userdata) {
-        msgpack_packer *pk = userdata;
+        PendingPack *pp = userdata;
+        msgpack_packer *pk = pp->pk;
+        /* The last STATUS= of a process activity's running attempt (activity.c). */
+        const char *status = a->state == ACTIVITY_STARTED
+                                     ? supervisor_status(pp->m, a->run_id, a->scheduled_id)
+                                     : NULL;
         size_t n = 6 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
-                   (a->heartbeat_details.ptr ? 1 : 0) + (a->state == ACTIVITY_BACKOFF ? 1 : 0);
+                   (a->heartbeat_details.ptr ? 1 : 0) + (a->state == ACTIVITY_BACKOFF ? 1 : 0) +
+                   (status ? 1 : 0);
         const char *state =
                 a->cancel_requested ? "CancelRequested" : activity_state_to_string(a->state);
 
@@ -268,6 +280,8 @@ static int pack_pending_activity(const ActivityRow *a, void *userdata) {
                                        a->heartbeat_details.size);
         if (a->state == ACTIVITY_BACKOFF)
                 (void) msg_pack_kv_uint(pk, "next_attempt_time", a->attempt_time);
+        if (status)
+                (void) msg_pack_kv_str(pk, "status", status);
         return 0;
 }
 
@@ -294,7 +308,8 @@ static int op_describe_workflow(Request *q) {
         (void) history_pack_workflow(&run, pk);
         (void) msg_pack_str(pk, "pending_activities");
         (void) msgpack_pack_array(pk, n);
-        r = store_activities_foreach(q->m->store, run.run_id, pack_pending_activity, pk);
+        r = store_activities_foreach(q->m->store, run.run_id, pack_pending_activity,
+                                     &(PendingPack){ q->m, pk });
         if (r < 0)
                 return r;
         conn_reply_end(q->conn, q->id, start);
@@ -677,6 +692,67 @@ static int op_get_stats(Request *q) {
         return 0;
 }
 
+/* A standalone activity (history-standalone.c): answered like StartWorkflow. */
+static int op_start_activity(Request *q) {
+        StandaloneRequest s = {};
+        char run_id[37];
+        msgpack_packer *pk;
+        bool started;
+        size_t start;
+        int r;
+
+        r = PARSE(q, history_standalone_fields(), &s);
+        if (r >= 0)
+                r = check_name(q, "activity_id", s.activity_id);
+        if (r >= 0)
+                r = check_name(q, "activity_type", s.activity_type);
+        if (r >= 0 && s.task_queue)
+                r = check_name(q, "task_queue", s.task_queue);
+        if (r < 0)
+                return r;
+        s.caller_admin = q->conn->admin;
+        r = history_start_standalone(q->m, &s, run_id, &started, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "run_id", run_id);
+        (void) msg_pack_kv_bool(pk, "started", started);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+/* Activity units (durabled.activity(5)): what is loaded, and why a unit was refused. */
+static int op_list_activity_types(Request *q) {
+        msgpack_packer *pk;
+        size_t start;
+
+        pk = conn_reply_begin(q->conn, q->id, 1, &start);
+        (void) msg_pack_str(pk, "activity_types");
+        (void) supervisor_pack_types(q->m, pk);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+/* Re-reads the activity units, as SIGHUP does; administrators only (DESIGN.md §10). */
+static int op_reload(Request *q) {
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EPERM,
+                                     "only administrators may reload durabled's activity units");
+        r = supervisor_reload(q->m);
+        if (r < 0)
+                return api_error_set(&q->err, r, "reloading the activity units failed: %s",
+                                     strerror(-r));
+        pk = conn_reply_begin(q->conn, q->id, 1, &start);
+        (void) msg_pack_str(pk, "activity_types");
+        (void) supervisor_pack_types(q->m, pk);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
         { "CancelActivityTask", op_cancel_activity_task, true },
@@ -690,13 +766,16 @@ static const Op ops[] = {
         { "GetResult", op_get_result, false },
         { "GetStats", op_get_stats, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
+        { "ListActivityTypes", op_list_activity_types, false },
         { "ListWorkflows", op_list_workflows, false },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "QueryWorkflow", op_query_workflow, false },
+        { "Reload", op_reload, false },
         { "RespondQueryTask", op_respond_query_task, false },
         { "ShutdownWorker", op_shutdown_worker, false },
         { "SignalWorkflow", op_signal_workflow, true },
+        { "StartActivity", op_start_activity, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
 };

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon/activity-unit.h"
+#include "daemon/activity.h"
 #include "daemon/clock.h"
 #include "daemon/history-internal.h"
 #include "daemon/history.h"
@@ -58,11 +60,40 @@ static const MsgField retry_fields[] = {
         {},
 };
 
-/* Temporal's validation and defaults (SEMANTICS.md b.1, b.2). */
-static int
-normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err, size_t errlen) {
+/* An activity unit's timeouts and retry settings (durabled.activity(5)) fill what the command
+ * leaves unset; the command's own values win, as a Temporal SDK's options win over a worker's. */
+static void unit_defaults(const ActivityUnit *u, ActivityCommand *c) {
+        if (!c->start_to_close_usec)
+                c->start_to_close_usec = u->start_to_close_usec;
+        if (!c->schedule_to_close_usec)
+                c->schedule_to_close_usec = u->schedule_to_close_usec;
+        if (!c->heartbeat_usec)
+                c->heartbeat_usec = u->heartbeat_usec;
+}
+
+static void unit_retry_defaults(const ActivityUnit *u, RetryPolicy *p) {
+        if (!p->initial_interval_usec)
+                p->initial_interval_usec = u->retry_initial_usec;
+        if (p->backoff_coefficient == 0)
+                p->backoff_coefficient = u->retry_backoff;
+        if (!p->maximum_interval_usec)
+                p->maximum_interval_usec = u->retry_max_usec;
+        if (!p->maximum_attempts && u->retry_max_attempts != UNIT_LIMIT_UNSET)
+                p->maximum_attempts = u->retry_max_attempts;
+}
+
+/* Temporal's validation and defaults (SEMANTICS.md b.1, b.2), after those of the activity's unit
+ * (@u, may be NULL). */
+static int normalize_activity(ActivityCommand *c,
+                              RetryPolicy *p,
+                              const ActivityUnit *u,
+                              msgpack_zone *z,
+                              char *err,
+                              size_t errlen) {
         int r;
 
+        if (u)
+                unit_defaults(u, c);
         if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
                 snprintf(err, errlen,
                          "activity %s (%s): a start_to_close or schedule_to_close "
@@ -88,6 +119,8 @@ normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *er
                 if (r < 0)
                         return r;
         }
+        if (u)
+                unit_retry_defaults(u, p);
         if (p->maximum_attempts == 1)
                 return 0; /* no retries: the other fields do not matter (Temporal) */
         if (p->backoff_coefficient != 0 && !(p->backoff_coefficient >= 1.0)) {
@@ -130,6 +163,27 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
+/* Queues the task of an activity attempt: for the daemon itself when an activity unit declares its
+ * type (DESIGN.md §7: the queue of a TASK_PROCESS task is the unit's name), else for the polling
+ * workers of its task queue. */
+static int activity_queue_task(Manager *m, const ActivityRow *act) {
+        const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
+        int r;
+
+        if (unit) {
+                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
+                                      act->scheduled_id);
+                if (r >= 0)
+                        supervisor_mark_dirty(m);
+                return r;
+        }
+        r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, act->run_id,
+                              act->scheduled_id);
+        if (r >= 0)
+                taskq_mark_dirty(m, act->task_queue);
+        return r;
+}
+
 int history_apply_schedule_activity(Manager *m,
                                     RunRow *run,
                                     const msgpack_object *attrs,
@@ -149,7 +203,10 @@ int history_apply_schedule_activity(Manager *m,
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
         if (r < 0)
                 return r;
-        r = normalize_activity(&c, &p, z, err, errlen);
+        r = normalize_activity(
+                &c, &p,
+                supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue),
+                z, err, errlen);
         if (r < 0 || dry)
                 return r;
 
@@ -196,10 +253,9 @@ int history_apply_schedule_activity(Manager *m,
         r = store_activity_insert(m->store, &row);
         if (r < 0)
                 return r;
-        r = store_task_insert(m->store, TASK_ACTIVITY, row.task_queue, run->run_id, id);
+        r = activity_queue_task(m, &row);
         if (r < 0)
                 return r;
-        taskq_mark_dirty(m, row.task_queue);
         if (row.schedule_to_close_usec) {
                 r = store_deadline_insert(m->store, now + row.schedule_to_close_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
@@ -255,6 +311,8 @@ static int activity_close(Manager *m,
         if (r >= 0)
                 r = store_task_delete(m->store, TASK_ACTIVITY, run->run_id, act->scheduled_id);
         if (r >= 0)
+                r = store_task_delete(m->store, TASK_PROCESS, run->run_id, act->scheduled_id);
+        if (r >= 0)
                 r = store_deadlines_delete_ref(m->store, run->run_id, act->scheduled_id);
         manager_deadlines_changed(m);
         return r;
@@ -309,14 +367,15 @@ int history_apply_request_cancel_activity(Manager *m,
 
 /* ---- activity tasks ---- */
 
-int history_start_activity_task(Manager *m,
-                                const char *run_id,
-                                uint64_t scheduled_id,
-                                const char *identity,
-                                msgpack_packer *pk) {
+int history_start_activity_attempt(Manager *m,
+                                   const char *run_id,
+                                   uint64_t scheduled_id,
+                                   const char *identity,
+                                   RunRow *ret_run,
+                                   ActivityRow *ret_act) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
-        uint64_t now = clock_now(), deadline;
+        uint64_t now = clock_now();
         int r;
 
         r = store_activity_get(m->store, run_id, scheduled_id, &act);
@@ -339,9 +398,6 @@ int history_start_activity_task(Manager *m,
         r = store_activity_update(m->store, &act);
         if (r < 0)
                 return r;
-        deadline = now + act.start_to_close_usec;
-        if (act.schedule_to_close_usec)
-                deadline = MIN(deadline, act.scheduled_time + act.schedule_to_close_usec);
         r = store_deadline_insert(m->store, now + act.start_to_close_usec,
                                   DEADLINE_ACT_START_TO_CLOSE, run_id, scheduled_id, act.attempt,
                                   NULL);
@@ -352,6 +408,29 @@ int history_start_activity_task(Manager *m,
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
+        *ret_run = run;
+        run = (RunRow){};
+        *ret_act = act;
+        act = (ActivityRow){};
+        return 0;
+}
+
+int history_start_activity_task(Manager *m,
+                                const char *run_id,
+                                uint64_t scheduled_id,
+                                const char *identity,
+                                msgpack_packer *pk) {
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        _cleanup_(run_row_done) RunRow run = {};
+        uint64_t deadline;
+        int r;
+
+        r = history_start_activity_attempt(m, run_id, scheduled_id, identity, &run, &act);
+        if (r < 0)
+                return r;
+        deadline = act.started_time + act.start_to_close_usec;
+        if (act.schedule_to_close_usec)
+                deadline = MIN(deadline, act.scheduled_time + act.schedule_to_close_usec);
 
         (void) msgpack_pack_map(pk, 14);
         (void) token_pack(pk, "A/%s/%" PRIu64 "/%" PRIu32, run_id, scheduled_id, act.attempt);
@@ -363,7 +442,7 @@ int history_start_activity_task(Manager *m,
         (void) pack_kv_payload(pk, "input", act.input.ptr, act.input.size);
         (void) msg_pack_kv_uint(pk, "attempt", act.attempt);
         (void) msg_pack_kv_uint(pk, "scheduled_time", act.scheduled_time);
-        (void) msg_pack_kv_uint(pk, "started_time", now);
+        (void) msg_pack_kv_uint(pk, "started_time", act.started_time);
         (void) msg_pack_kv_uint(pk, "start_to_close_usec", act.start_to_close_usec);
         (void) msg_pack_kv_uint(pk, "heartbeat_usec", act.heartbeat_usec);
         (void) msg_pack_kv_uint(pk, "deadline", deadline);
@@ -652,15 +731,13 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
         act->attempt_time = clock_now();
         r = store_activity_update(m->store, act);
         if (r >= 0)
-                r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, run->run_id,
-                                      act->scheduled_id);
+                r = activity_queue_task(m, act);
         if (r >= 0 && act->schedule_to_start_usec) {
                 r = store_deadline_insert(m->store, clock_now() + act->schedule_to_start_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_START, run->run_id,
                                           act->scheduled_id, act->attempt, NULL);
                 manager_deadlines_changed(m);
         }
-        taskq_mark_dirty(m, act->task_queue);
         return r;
 }
 

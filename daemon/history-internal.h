@@ -88,3 +88,10 @@ int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d);
                                  .workflow_type = (run)->workflow_type, \
                                  .activity_id = (act)->activity_id },   \
                    __VA_ARGS__)
+/* history.c: closes @run with @status (takes @result and @failure), forgetting what is pending. */
+int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure);
+
+/* history-standalone.c: a standalone activity's run gets the external events of its activity
+ * here, after they were appended, instead of a workflow task. */
+bool history_is_standalone(const RunRow *run);
+int history_standalone_event(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size);

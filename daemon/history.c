@@ -195,6 +195,8 @@ int append_external_raw(Manager *m,
                          : append_event_raw(m, run, type, attrs, size, NULL);
         if (r < 0 || more_follows)
                 return r;
+        if (history_is_standalone(run)) /* no workflow code: the daemon reacts itself */
+                return history_standalone_event(m, run, type, attrs, size);
         return schedule_workflow_task(m, run);
 }
 
@@ -269,6 +271,10 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         return 0;
 }
 
+int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+        return close_run(m, run, status, result, failure);
+}
+
 /* ---- tokens ---- */
 
 int token_pack(msgpack_packer *pk, const char *fmt, ...) {
@@ -335,6 +341,11 @@ int history_start_workflow(Manager *m,
         Attrs a;
         int r;
 
+        if (!req->standalone && streq(req->workflow_type, HISTORY_STANDALONE_TYPE))
+                return api_error_set(e, -EINVAL,
+                                     "workflow type '%s' is reserved for standalone activities "
+                                     "(StartActivity)",
+                                     HISTORY_STANDALONE_TYPE);
         r = store_run_find_running(m->store, req->workflow_id, &running);
         if (r >= 0 && !req->caller_admin && running.uid != m->actor_uid) {
                 /* The id is taken, which cannot be hidden; the run itself stays invisible
@@ -387,7 +398,8 @@ int history_start_workflow(Manager *m,
         attrs_done(&a);
         if (r < 0)
                 return r;
-        r = schedule_workflow_task(m, &run);
+        if (!req->standalone)
+                r = schedule_workflow_task(m, &run);
         if (r < 0)
                 return r;
         r = store_run_update(m->store, &run);

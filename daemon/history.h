@@ -39,7 +39,33 @@ typedef struct StartRequest {
         uint64_t task_timeout_usec;
         const char *request_id;
         bool caller_admin; /* may see every run; else only runs of the actor's uid */
+        bool standalone;   /* a standalone activity's run: no workflow task (history-standalone.c) */
 } StartRequest;
+
+/* Standalone activities (history-standalone.c): a run of this reserved workflow type holds one
+ * activity and closes as it closes. */
+#define HISTORY_STANDALONE_TYPE "durabled.StandaloneActivity"
+
+typedef struct StandaloneRequest {
+        const char *activity_id; /* also the run's workflow id */
+        const char *activity_type;
+        const char *task_queue; /* default: the activity unit's TaskQueue=, else "durabled.standalone" */
+        MsgBin input;
+        uint64_t schedule_to_close_usec;
+        uint64_t start_to_close_usec;
+        uint64_t heartbeat_usec;
+        const msgpack_object *retry_policy;
+        const char *request_id;
+        bool caller_admin;
+} StandaloneRequest;
+
+/* The fields of StartActivity (doc/protocol.md), for msg_parse() into a StandaloneRequest. */
+const MsgField *history_standalone_fields(void);
+int history_start_standalone(Manager *m,
+                             const StandaloneRequest *req,
+                             char ret_run_id[static 37],
+                             bool *ret_started,
+                             ApiError *e);
 
 int history_start_workflow(Manager *m,
                            const StartRequest *req,
@@ -59,6 +85,14 @@ int history_start_workflow_task(Manager *m,
                                 const char *identity,
                                 uint64_t conn_serial,
                                 msgpack_packer *pk);
+/* Marks the attempt started (state, identity, start-to-close and heartbeat deadlines) and returns
+ * its rows; -ESTALE when the task no longer applies. For process activities (activity.c). */
+int history_start_activity_attempt(Manager *m,
+                                   const char *run_id,
+                                   uint64_t scheduled_id,
+                                   const char *identity,
+                                   RunRow *ret_run,
+                                   ActivityRow *ret_act);
 int history_start_activity_task(Manager *m,
                                 const char *run_id,
                                 uint64_t scheduled_id,

@@ -4,7 +4,8 @@
  * killpoint("NAME") it sends itself SIGKILL: a real crash at an exact place, without timing.
  *
  *   before-commit   the pass's writes are done, the transaction is not committed
- *   after-commit    committed, no answer of the pass has been sent yet */
+ *   after-commit    committed, no answer of the pass has been sent yet
+ *   before-spawn    an activity attempt is recorded as started, its process is not forked yet */
 
 #if DURABLED_FAULT_INJECTION
 void killpoint(const char *name);

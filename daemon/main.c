@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/activity-unit.h"
 #include "daemon/api-bus.h"
 #include "daemon/bulkload.h"
 #include "daemon/manager.h"
@@ -27,6 +28,8 @@ static bool arg_no_bus;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
+static const char **arg_activity_dirs;
+static size_t arg_n_activity_dirs;
 
 static void help(void) {
         printf("Usage: durabled [OPTIONS]\n\n"
@@ -38,6 +41,8 @@ static void help(void) {
                "     --system               Run as the system service (default)\n"
                "     --state-dir=DIR        Keep the database in DIR\n"
                "     --socket=PATH          Listen on the Unix socket PATH\n"
+               "     --activity-dir=DIR     Also read activity units from DIR, before the\n"
+               "                            default directories (may be repeated)\n"
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
@@ -106,6 +111,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BULK_LOAD,
                 ARG_BUS_ADDRESS,
                 ARG_NO_BUS,
+                ARG_ACTIVITY_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -121,6 +127,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
+                { "activity-dir", required_argument, NULL, ARG_ACTIVITY_DIR },
                 {},
         };
         int c;
@@ -163,6 +170,21 @@ static int parse_argv(int argc, char *argv[]) {
                                                        "expected 1024..1G bytes",
                                                        optarg);
                         break;
+                case ARG_ACTIVITY_DIR: {
+                        const char **v;
+                        if (optarg[0] != '/')
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --activity-dir=%s: expected an "
+                                                       "absolute path",
+                                                       optarg);
+                        v = realloc(arg_activity_dirs, (arg_n_activity_dirs + 2) * sizeof(*v));
+                        if (!v)
+                                return log_error_errno(-ENOMEM, "Out of memory");
+                        v[arg_n_activity_dirs++] = optarg;
+                        v[arg_n_activity_dirs] = NULL;
+                        arg_activity_dirs = v;
+                        break;
+                }
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
                         break;
@@ -248,6 +270,7 @@ static int activation_fd(void) {
 static int run(int argc, char *argv[]) {
         _cleanup_(manager_freep) Manager *m = NULL;
         ManagerConfig cfg;
+        char **dirs = NULL;
         sigset_t mask;
         int r, fd;
 
@@ -259,6 +282,9 @@ static int run(int argc, char *argv[]) {
         r = resolve_paths();
         if (r < 0)
                 return r;
+        r = unit_dirs(arg_activity_dirs, arg_user, &dirs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to list the activity directories: %m");
         cfg = (ManagerConfig){
                 .state_dir = arg_state_dir,
                 .socket_path = arg_socket,
@@ -271,30 +297,32 @@ static int run(int argc, char *argv[]) {
                 .time_skipping = arg_time_skipping,
                 .bus_address = arg_bus_address,
                 .no_bus = arg_no_bus,
+                .activity_dirs = dirs,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);  /* reloads the activity units */
+        sigaddset(&mask, SIGCHLD); /* activity processes, through sd-event child sources */
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
-        (void) signal(SIGHUP, SIG_IGN); /* no configuration to reload yet */
 
         r = manager_new(&m, &cfg);
-        if (r < 0)
-                return r;
-        if (arg_bulk_load) /* no socket, no loop: write and exit */
-                return bulkload_run(m, arg_bulk_closed, arg_bulk_open);
-        fd = activation_fd();
-        if (fd < -1)
-                return fd;
-        r = manager_listen(m, fd);
-        if (r < 0)
-                return r;
-        r = api_bus_open(m); /* before READY=1: the name is ours when the daemon says ready */
-        if (r < 0)
-                return r;
-        return manager_run(m);
+        if (r >= 0 && arg_bulk_load) /* no socket, no loop: write and exit */
+                r = bulkload_run(m, arg_bulk_closed, arg_bulk_open);
+        else if (r >= 0) {
+                fd = activation_fd();
+                r = fd < -1 ? fd : manager_listen(m, fd);
+                /* Before READY=1: the name is ours when the daemon says it is ready. */
+                if (r >= 0)
+                        r = api_bus_open(m);
+                if (r >= 0)
+                        r = manager_run(m);
+        }
+        m = manager_free(m);
+        strv_free(dirs);
+        return r;
 }
 
 int main(int argc, char *argv[]) {
@@ -302,5 +330,6 @@ int main(int argc, char *argv[]) {
 
         free(state_dir_buf);
         free(socket_buf);
+        free(arg_activity_dirs);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "daemon/activity.h"
 #include "daemon/api-bus.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
@@ -130,6 +131,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         waiter_free_all(m);
         taskq_free_all(m);
+        supervisor_free(m->supervisor);
         while ((c = m->conns)) {
                 LIST_REMOVE(conns, m->conns, c);
                 conn_free(c);
@@ -466,6 +468,8 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         int r;
 
         r = taskq_dispatch(m);
+        if (r >= 0)
+                r = supervisor_dispatch(m);
         if (r >= 0 && store_in_transaction(m->store)) {
                 killpoint("before-commit");
                 r = store_commit(m->store);
@@ -480,6 +484,8 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
                 waiter_answer_changed(m);
                 api_bus_emit_changed(m); /* D-Bus signals, only for what is committed */
         }
+        /* DESIGN.md §3: attempt processes start only after the commit that records them. */
+        supervisor_after_commit(m, r >= 0);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_release_held(c);
@@ -502,10 +508,26 @@ static int count_queue(const char *queue, void *userdata) {
         return 0;
 }
 
+static int manager_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("SIGHUP: reloading activity units");
+        (void) supervisor_reload(m);
+        return 0;
+}
+
 int manager_run(Manager *m) {
         int r;
 
+        r = supervisor_new(m, m->cfg.activity_dirs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up process activities: %m");
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_sighup, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGHUP: %m");
         r = store_begin(m->store);
+        if (r >= 0)
+                r = supervisor_recover(m);
         /* DESIGN.md §3: workflow tasks in flight when the daemon died went to connections that
          * are gone; they time out now and are scheduled again. */
         if (r >= 0)

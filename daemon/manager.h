@@ -29,6 +29,7 @@ typedef struct TaskQueue TaskQueue;
 typedef struct Query Query;
 typedef struct Waiter Waiter;
 typedef struct ApiBus ApiBus;
+typedef struct Supervisor Supervisor;
 
 typedef struct ManagerConfig {
         const char *state_dir;
@@ -39,9 +40,10 @@ typedef struct ManagerConfig {
         unsigned max_connections;
         unsigned max_polls_per_connection;
         unsigned max_waiters;
-        bool time_skipping;      /* tests: jump to the next deadline while results are awaited */
-        const char *bus_address; /* D-Bus (api-bus.c): this bus, else the default one */
-        bool no_bus;             /* no D-Bus at all */
+        bool time_skipping;         /* tests: jump to the next deadline while results are awaited */
+        const char *bus_address;    /* D-Bus (api-bus.c): this bus, else the default one */
+        bool no_bus;                /* no D-Bus at all */
+        char *const *activity_dirs; /* where activity units live, in precedence order */
 } ManagerConfig;
 
 struct Manager {
@@ -67,6 +69,8 @@ struct Manager {
 
         Query *queries; /* dispatched to a worker, waiting for RespondQueryTask */
         uint64_t next_query_id;
+
+        Supervisor *supervisor; /* process activities (activity.c); set up by manager_run() */
 
         Waiter *waiters;
         unsigned n_waiters;

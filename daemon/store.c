@@ -65,6 +65,8 @@ enum {
         Q_ACT_UPDATE,
         Q_ACT_DELETE,
         Q_ACT_FOREACH,
+        Q_ACT_STARTED_BY,
+        Q_ACT_QUEUED,
         Q_TIMER_INSERT,
         Q_TIMER_GET,
         Q_TIMER_DELETE,
@@ -142,6 +144,10 @@ static const char *const sql[_Q_MAX] = {
         [Q_ACT_DELETE] = "DELETE FROM activities WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_FOREACH] = "SELECT " ACT_COLUMNS " FROM activities WHERE run_id = ? "
                           "ORDER BY scheduled_id",
+        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 "
+                         "ORDER BY attempt_time",
+        [Q_ACT_STARTED_BY] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 1 AND "
+                              "substr(identity, 1, length(?1)) = ?1",
         [Q_TIMER_INSERT] = "INSERT INTO timers (run_id, timer_id, started_id, fire_time) "
                            "VALUES (?,?,?,?)",
         [Q_TIMER_GET] = "SELECT started_id FROM timers WHERE run_id = ? AND timer_id = ?",
@@ -1220,6 +1226,29 @@ int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void 
         if (!st)
                 return -EIO;
         bind_text(st, 1, run_id);
+        r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
+        finish(st);
+        return r;
+}
+
+int store_activities_queued(Store *s, activity_cb cb, void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_QUEUED);
+        int r;
+
+        if (!st)
+                return -EIO;
+        r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
+        finish(st);
+        return r;
+}
+
+int store_activities_started_by(Store *s, const char *prefix, activity_cb cb, void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_ACT_STARTED_BY);
+        int r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, prefix);
         r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
         finish(st);
         return r;

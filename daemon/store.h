@@ -199,6 +199,11 @@ int store_activity_update(Store *s, const ActivityRow *a);
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id);
 typedef int (*activity_cb)(const ActivityRow *a, void *userdata);
 int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata);
+/* Calls @cb for each activity whose attempt runs (STARTED) with an identity beginning with @prefix
+ * (the process activities of an earlier life of the daemon, at start-up). */
+/* Calls @cb for each activity waiting in a queue (SCHEDULED), oldest attempt first. */
+int store_activities_queued(Store *s, activity_cb cb, void *userdata);
+int store_activities_started_by(Store *s, const char *prefix, activity_cb cb, void *userdata);
 
 int store_timer_insert(Store *s,
                        const char *run_id,

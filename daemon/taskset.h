@@ -14,6 +14,7 @@
 typedef enum TaskKind {
         TASK_WORKFLOW = 0,
         TASK_ACTIVITY = 1,
+        TASK_PROCESS = 2, /* an activity of a type declared by a unit; queue = the unit's name */
         _TASK_KIND_MAX,
         /* Not a task: the store keeps the timeouts of workflow tasks in flight here too, ordered
          * by due time (store.c, store_deadline_insert()). */

@@ -11,24 +11,36 @@
  * heartbeat timeout (30 s without one, 60 s at most) reaches the daemon, since each is a
  * committed write; the calls in between keep only their details, and return the cancel state the
  * last answer gave. Details still held when the attempt fails are sent first, so that they reach
- * the next attempt. */
+ * the next attempt.
+ *
+ * The same function runs as a process activity (durabled.activity(5)) through
+ * dur_activity_main(): its context then has no Conn; heartbeats become sd_notify datagrams
+ * ("HEARTBEAT=<details as JSON>") on $NOTIFY_SOCKET, and the unit's KillSignal (SIGTERM by
+ * default) is the cancel request that dur_actx_heartbeat() reports. */
 
 #define _GNU_SOURCE 1 /* asprintf() */
 
 #include "libclient/activity.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "common/cleanup.h"
 #include "libclient/buf.h"
 #include "libclient/failure.h"
 #include "libclient/logging.h"
 #include "libclient/object.h"
+#include "proto/json.h"
 #include "proto/msg.h"
 
 /* The fields of an activity task that libdurable uses. Strings live in the task's zone. */
@@ -57,7 +69,10 @@ struct dur_actx {
         uint64_t heartbeat_sent; /* CLOCK_MONOTONIC usec of the last heartbeat sent, 0 = none */
         dur_buf *heartbeat_held; /* details of a throttled heartbeat, not sent yet */
         bool cancel_requested;   /* what the last heartbeat answer said */
+        bool process;            /* run by dur_activity_main(): no Conn, $NOTIFY_SOCKET */
 };
+
+static int process_heartbeat(dur_actx *ctx, const dur_buf *details);
 
 static uint64_t now_monotonic(void) {
         struct timespec ts;
@@ -112,7 +127,8 @@ DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details) {
                 }
                 return ctx->cancel_requested ? DUR_CANCELED : 0;
         }
-        k = heartbeat_send(ctx, d ?: ctx->heartbeat_held);
+        k = ctx->process ? process_heartbeat(ctx, d ?: ctx->heartbeat_held)
+                         : heartbeat_send(ctx, d ?: ctx->heartbeat_held);
         ctx->heartbeat_held = dur_buf_free(ctx->heartbeat_held);
         return k;
 }
@@ -332,4 +348,227 @@ finish:
         failure_free(ctx.failure);
         msgpack_zone_free(ctx.zone);
         return k;
+}
+
+/* ---- as a process (dur_activity_main) -------------------------------------------------------- */
+
+static volatile sig_atomic_t process_cancel_requested;
+
+static void process_on_stop(int sig) {
+        process_cancel_requested = 1;
+}
+
+/* One sd_notify datagram on $NOTIFY_SOCKET (a path, or "@name" for an abstract socket). Without
+ * the variable (run by hand) heartbeats go nowhere. */
+static int notify_send(const char *msg) {
+        const char *path = getenv("NOTIFY_SOCKET");
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        socklen_t len;
+        int fd, k = 0;
+
+        if (!path || !*path)
+                return 0;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path));
+        if (path[0] == '@')
+                sa.sun_path[0] = 0;
+        len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(path));
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *) &sa, len) < 0)
+                k = -errno;
+        close(fd);
+        return k;
+}
+
+static int process_heartbeat(dur_actx *ctx, const dur_buf *details) {
+        _cleanup_free_ char *text = NULL, *msg = NULL;
+        msgpack_unpacked u;
+        json_t *j = NULL;
+        size_t off = 0;
+
+        msgpack_unpacked_init(&u);
+        if (details &&
+            msgpack_unpack_next(&u, details->data, details->size, &off) == MSGPACK_UNPACK_SUCCESS)
+                j = json_from_msgpack(&u.data);
+        msgpack_unpacked_destroy(&u);
+        text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        json_decref(j);
+        if (asprintf(&msg, "HEARTBEAT=%s", text ? text : "") < 0) {
+                msg = NULL;
+                return -ENOMEM;
+        }
+        (void) notify_send(msg); /* a lost heartbeat is what the heartbeat timeout is for */
+        ctx->heartbeat_sent = now_monotonic();
+        return process_cancel_requested ? DUR_CANCELED : 0;
+}
+
+/* Reads all of stdin. */
+static int read_stdin(char **ret, size_t *ret_size) {
+        char *buf = NULL, *nb;
+        size_t size = 0, alloc = 0;
+        ssize_t n;
+
+        for (;;) {
+                if (size + 4096 > alloc) {
+                        alloc = alloc ? alloc * 2 : 65536;
+                        nb = realloc(buf, alloc);
+                        if (!nb) {
+                                free(buf);
+                                return -ENOMEM;
+                        }
+                        buf = nb;
+                }
+                n = read(STDIN_FILENO, buf + size, alloc - size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        free(buf);
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        *ret = buf;
+        *ret_size = size;
+        return 0;
+}
+
+/* Prints one JSON value and a newline on stdout. */
+static int print_value(json_t *j) {
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        int k = s && printf("%s\n", s) >= 0 && fflush(stdout) == 0 ? 0 : -EIO;
+
+        free(s);
+        return k;
+}
+
+/* The failure as {"error": {...}} on stdout (durabled.activity(5), OUTCOMES). */
+static void print_failure(const dur_failure *f, const char *fallback) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked u;
+        json_t *e = NULL, *doc;
+        size_t off = 0;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_unpacked_init(&u);
+        if (f && failure_pack(f, &pk) >= 0 &&
+            msgpack_unpack_next(&u, sb.data, sb.size, &off) == MSGPACK_UNPACK_SUCCESS)
+                e = json_from_msgpack(&u.data);
+        if (!e)
+                e = json_pack("{s:s, s:s, s:b}", "type", "ActivityError", "message", fallback,
+                              "non_retryable", 0);
+        doc = json_pack("{s:o}", "error", e);
+        (void) print_value(doc);
+        json_decref(doc);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+}
+
+static int run_process(const dur_activity_def *def, dur_actx *ctx, const msgpack_object *input) {
+        msgpack_sbuffer out;
+        msgpack_packer pk;
+        msgpack_unpacked u;
+        size_t off = 0;
+        json_t *j = NULL;
+        int k, status;
+
+        msgpack_sbuffer_init(&out);
+        msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+        msgpack_unpacked_init(&u);
+        k = def->fn(ctx, input, &pk);
+        if (k >= 0) {
+                if (out.size > 0 &&
+                    (msgpack_unpack_next(&u, out.data, out.size, &off) != MSGPACK_UNPACK_SUCCESS ||
+                     off != out.size)) {
+                        print_failure(NULL, "the activity packed more or less than one value");
+                        status = 1;
+                } else {
+                        j = out.size > 0 ? json_from_msgpack(&u.data) : json_null();
+                        status = print_value(j) < 0 ? 1 : 0;
+                }
+        } else if (k == DUR_CANCELED) {
+                fprintf(stderr, "%s: canceled\n", def->name);
+                status = 1;
+        } else {
+                char fallback[128];
+                snprintf(fallback, sizeof(fallback), "activity '%s' returned %d", def->name, k);
+                print_failure(ctx->failure, fallback);
+                status = 1;
+        }
+        json_decref(j);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&out);
+        return status;
+}
+
+DUR_PUBLIC int dur_activity_main(const dur_activity_def *def, int argc, char *argv[]) {
+        struct sigaction sa = { .sa_handler = process_on_stop };
+        ActivityTask t = { .attempt = 1 };
+        dur_actx ctx = { .task = &t, .process = true };
+        msgpack_object input = { .type = MSGPACK_OBJECT_NIL };
+        msgpack_sbuffer in;
+        msgpack_packer pk;
+        json_error_t jerr;
+        json_t *j = NULL, *hbj = NULL;
+        msgpack_sbuffer hbsb;
+        msgpack_packer hbpk;
+        char *text = NULL;
+        size_t size = 0;
+        const char *e;
+        int status = 2;
+
+        assert_return(def && def->fn, 2);
+        msgpack_sbuffer_init(&hbsb);
+        msgpack_packer_init(&hbpk, &hbsb, msgpack_sbuffer_write);
+        (void) sigaction(SIGTERM, &sa, NULL);
+        (void) sigaction(SIGINT, &sa, NULL);
+        t.workflow_id = (e = getenv("DURABLED_WORKFLOW_ID")) ? e : "";
+        t.activity_id = (e = getenv("DURABLED_ACTIVITY_ID")) ? e : "";
+        t.activity_type = def->name;
+        if ((e = getenv("DURABLED_ATTEMPT")))
+                t.attempt = strtoull(e, NULL, 10) ?: 1;
+        e = getenv("DURABLED_IDEMPOTENCY_KEY");
+        ctx.idempotency_key = strdup(e ? e : "");
+        msgpack_sbuffer_init(&in);
+        msgpack_packer_init(&pk, &in, msgpack_sbuffer_write);
+        /* Strings handed to user code are NUL-terminated copies in the zone (object.c). */
+        ctx.zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        /* The last heartbeat of an earlier attempt, so that this one resumes from it. */
+        if (ctx.zone && (e = getenv("DURABLED_HEARTBEAT_DETAILS")) &&
+            (hbj = json_loads(e, JSON_DECODE_ANY, NULL)) && json_to_msgpack(hbj, &hbpk) >= 0 &&
+            object_from_payload(hbsb.data, hbsb.size, ctx.zone, &ctx.heartbeat_details) >= 0)
+                ctx.has_heartbeat_details = true;
+        if (!ctx.idempotency_key || !ctx.zone || read_stdin(&text, &size) < 0) {
+                fprintf(stderr, "%s: cannot read the input: %s\n", argv && argc > 0 ? argv[0] : "",
+                        strerror(errno ?: ENOMEM));
+                goto finish;
+        }
+        if (size > 0) {
+                j = json_loadb(text, size, JSON_DECODE_ANY, &jerr);
+                if (!j) {
+                        fprintf(stderr, "%s: the input is not JSON: %s\n", def->name, jerr.text);
+                        goto finish;
+                }
+                if (json_to_msgpack(j, &pk) < 0 ||
+                    object_from_payload(in.data, in.size, ctx.zone, &input) < 0)
+                        goto finish;
+        }
+        status = run_process(def, &ctx, &input);
+finish:
+        json_decref(j);
+        json_decref(hbj);
+        free(text);
+        msgpack_sbuffer_destroy(&in);
+        msgpack_sbuffer_destroy(&hbsb);
+        msgpack_zone_free(ctx.zone);
+        free(ctx.idempotency_key);
+        dur_buf_free(ctx.heartbeat_held);
+        failure_free(ctx.failure);
+        return status;
 }

@@ -3,9 +3,10 @@
 # The one place where package names live (DESIGN.md section 1). Safe to run again.
 set -eu
 # build: gcc clang libclang-rt-14-dev (libFuzzer, sanitizers) make meson ninja-build pkg-config
-#        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate, busctl),
-#        dbus (dbus-daemon for a private bus, dbus-send), groff-base (man page warnings), python3
-#        (tools/check.sh tallies meson's JSON log; test-dbus compares introspection XML);
+#        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate, busctl,
+#        systemd-notify for the heartbeats of process activities), dbus (dbus-daemon for a private
+#        bus, dbus-send), groff-base (man page warnings), python3 (tools/check.sh tallies meson's
+#        JSON log; test-dbus compares introspection XML);
 #        clang-format for `make format`.
 PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
 libsystemd-dev libsqlite3-dev libmsgpack-dev libjansson-dev

@@ -78,6 +78,8 @@ expect 2 "^durablectl: invalid duration '-1s' for --timeout" query order-1 get_s
 expect 2 "^durablectl: invalid duration '1h30' for --timeout" result order-1 --timeout 1h30
 expect 2 "^durablectl: invalid value '0' for --limit" list --limit 0
 expect 2 "^durablectl: invalid value 'sleeping' for --status" list --status sleeping
+expect 2 "^durablectl: unexpected argument 'extra' for 'activity-types'" activity-types extra
+expect 2 "^durablectl: unknown option '--id' for 'reload'" reload --id x
 
 # Help and version: exit 0, on stdout.
 expect 0 "^durablectl \[OPTIONS...\] VERB" --help

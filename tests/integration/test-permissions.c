@@ -1,9 +1,12 @@
 /* Who may do what (DESIGN.md §10) through the real daemon in system mode, where the socket is
  * open to every user: another user (nobody) sees only the workflows it started, answers about the
  * others are exactly "not found", and its worker receives only tasks of its own workflows, while
- * tasks of other users' workflows ahead of them in the same queue wait for their own workers. */
+ * tasks of other users' workflows ahead of them in the same queue wait for their own workers.
+ * Activity units (durabled.activity(5)) are listed for anyone, reloaded only by administrators,
+ * and run only in administrators' runs. */
 
 #include <grp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,6 +73,31 @@ static int as_nobody(const char *socket_path) {
         if (!task || strcmp(json_str(task, "workflow_id"), "nobody-wf") != 0)
                 return 8;
         json_decref(a);
+        /* Activity units: anyone may list them, only administrators reload them. */
+        a = call(c, json_pack("{s:s}", "op", "Reload"), &error);
+        if (a || strcmp(dur_client_error_code(c), "permission_denied") != 0)
+                return 9;
+        a = call(c, json_pack("{s:s}", "op", "ListActivityTypes"), &error);
+        if (!a || !json_is_array(json_object_get(a, "activity_types")))
+                return 10;
+        json_decref(a);
+        /* A unit runs as the daemon's user: not for the runs of other users. */
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "StartActivity", "activity_id", "nobody-act",
+                           "activity_type", "rootly"),
+                 &error);
+        if (!a)
+                return 11;
+        json_decref(a);
+        a = call(c,
+                 json_pack("{s:s, s:s, s:b}", "op", "GetResult", "workflow_id", "nobody-act",
+                           "wait", 1),
+                 &error);
+        task = a ? json_object_get(a, "workflow") : NULL;
+        if (!task || strcmp(json_str(task, "status"), "Failed") != 0 ||
+            strcmp(json_str(json_object_get(task, "failure"), "type"), "PermissionDenied") != 0)
+                return 12;
+        json_decref(a);
         dur_client_free(c);
         return 0;
 }
@@ -81,10 +109,19 @@ TEST(another_user_sees_and_polls_only_its_own_workflows) {
         int error = 0, status;
         pid_t pid;
 
+        _cleanup_free_ char *units = NULL, *unit = NULL, *arg = NULL;
+        FILE *f;
+
         if (getuid() != 0)
                 SKIP("needs root, to act as another user");
+        units = ASSERT_NOT_NULL(test_mkdtemp());
+        ASSERT_GE(asprintf(&unit, "%s/rootly.activity", units), 0);
+        f = ASSERT_NOT_NULL(fopen(unit, "we"));
+        fputs("[Activity]\nExecStart=/bin/echo 1\nStartToCloseSec=10s\n", f);
+        ASSERT_EQ(fclose(f), 0);
+        ASSERT_GE(asprintf(&arg, "--activity-dir=%s", units), 0);
         /* System mode: the socket is 0666 and every request is authorised by its sender. */
-        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--system") });
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--system", arg) });
         ASSERT_OK_ERRNO(chmod(d.dir, 0755));
         c = client_connect();
         a = ASSERT_NOT_NULL(call(c, start_request("root-wf"), &error));
@@ -98,15 +135,30 @@ TEST(another_user_sees_and_polls_only_its_own_workflows) {
         ASSERT_TRUE(WIFEXITED(status));
         ASSERT_EQ(WEXITSTATUS(status), 0);
 
-        /* root administers: it sees both, and root's task is still waiting, untouched. */
+        /* root administers: it sees all three (nobody's workflow and standalone activity too),
+         * and root's task is still waiting, untouched. */
         a = ASSERT_NOT_NULL(call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error));
         list = json_object_get(a, "workflows");
-        ASSERT_EQ(json_array_size(list), 2u);
+        ASSERT_EQ(json_array_size(list), 3u);
         json_decref(a);
         a = ASSERT_NOT_NULL(call(c, poll_request(test_timeout_usec()), &error));
         ASSERT_STREQ(json_str(json_object_get(a, "task"), "workflow_id"), "root-wf");
         json_decref(a);
+        /* root's standalone activity of the same unit runs. */
+        a = ASSERT_NOT_NULL(call(c,
+                                 json_pack("{s:s, s:s, s:s}", "op", "StartActivity", "activity_id",
+                                           "root-act", "activity_type", "rootly"),
+                                 &error));
+        json_decref(a);
+        a = ASSERT_NOT_NULL(call(c,
+                                 json_pack("{s:s, s:s, s:b}", "op", "GetResult", "workflow_id",
+                                           "root-act", "wait", 1),
+                                 &error));
+        ASSERT_STREQ(json_str(json_object_get(a, "workflow"), "status"), "Completed");
+        json_decref(a);
         dur_client_free(c);
+        test_daemon_free(&d);
+        (void) test_rm_rf(units);
 }
 
 DEFINE_TEST_MAIN();

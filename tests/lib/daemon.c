@@ -172,6 +172,7 @@ static _noreturn_ void child_exec(const char *path,
                                   const char *const *argv,
                                   char **envp,
                                   const int fds[3],
+                                  int cgroup_procs,
                                   pid_t parent,
                                   int errpipe) {
         struct sigaction sa = { .sa_handler = SIG_DFL };
@@ -183,6 +184,9 @@ static _noreturn_ void child_exec(const char *path,
                 goto fail;
         for (int sig = 1; sig < _NSIG; sig++)
                 (void) sigaction(sig, &sa, NULL);
+        /* Into the daemon's own cgroup, before it can start anything. */
+        if (cgroup_procs >= 0 && write(cgroup_procs, "0", 1) != 1)
+                goto fail;
         sigemptyset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
         for (int i = 0; i < 3; i++) {
@@ -218,7 +222,11 @@ static void process_reaped(TestProcess *p, int status) {
 
 /* Forks and execs; @fds are the child's stdin/stdout/stderr (-1: inherit). Returns 0, or -errno
  * when the exec failed (the child is then reaped). */
-static int process_spawn(TestProcess *p, const char *const *argv, char **envp, const int fds[3]) {
+static int process_spawn_in(TestProcess *p,
+                            const char *const *argv,
+                            char **envp,
+                            const int fds[3],
+                            int cgroup_procs) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int rd = -EBADF, wr = -EBADF;
         int pipefd[2], err = 0;
@@ -240,7 +248,7 @@ static int process_spawn(TestProcess *p, const char *const *argv, char **envp, c
         if (pid < 0)
                 return -errno;
         if (pid == 0)
-                child_exec(path, argv, envp, fds, parent, wr);
+                child_exec(path, argv, envp, fds, cgroup_procs, parent, wr);
 
         wr = safe_close(wr);
         do
@@ -264,6 +272,10 @@ static int process_spawn(TestProcess *p, const char *const *argv, char **envp, c
         }
         test_fail_hook_add(&p->hook, process_on_fail, p);
         return 0;
+}
+
+static int process_spawn(TestProcess *p, const char *const *argv, char **envp, const int fds[3]) {
+        return process_spawn_in(p, argv, envp, fds, -1);
 }
 
 void test_process_spawn_at(TestProcess *p,
@@ -358,15 +370,121 @@ const char *test_exit_status_str(int status, char buf[static 64]) {
 
 /* ---- durabled ---- */
 
+static void daemon_cgroup_remove(TestDaemon *d);
+
 static void daemon_dir_on_fail(void *userdata) {
         TestDaemon *d = userdata;
 
+        daemon_cgroup_remove(d);
         if (getenv("DURABLED_TEST_KEEP")) {
                 fprintf(stderr, "test: kept %s\n", d->dir);
                 return;
         }
         (void) test_rm_rf(d->dir);
         fprintf(stderr, "test: removed %s (set DURABLED_TEST_KEEP=1 to keep it)\n", d->dir);
+}
+
+/* ---- the daemon's cgroup ---- */
+
+/* The cgroup2 mount point joined with the test's own cgroup path, or NULL. */
+static char *own_cgroup(void) {
+        char *line = NULL, *mnt = NULL, *own = NULL, *ret = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        f = fopen("/proc/self/mountinfo", "re");
+        while (f && getline(&line, &size, f) > 0) {
+                char path[4096];
+                const char *sep = strstr(line, " - ");
+                if (sep && strncmp(sep, " - cgroup2 ", 11) == 0 &&
+                    sscanf(line, "%*s %*s %*s %*s %4095s", path) == 1) {
+                        mnt = strdup(path);
+                        break;
+                }
+        }
+        if (f)
+                fclose(f);
+        f = fopen("/proc/self/cgroup", "re");
+        while (f && getline(&line, &size, f) > 0)
+                if (strncmp(line, "0::", 3) == 0) {
+                        line[strcspn(line, "\n")] = 0;
+                        own = strdup(line + 3);
+                        break;
+                }
+        if (f)
+                fclose(f);
+        if (mnt && own && asprintf(&ret, "%s%s", mnt, streq(own, "/") ? "" : own) < 0)
+                ret = NULL;
+        free(line);
+        free(mnt);
+        free(own);
+        return ret;
+}
+
+int test_cgroup_wait_empty(const char *cgroup, uint64_t timeout_usec) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *path = NULL;
+        uint64_t deadline = now_usec() + timeout_or_default(timeout_usec);
+        char buf[256];
+
+        if (asprintf(&path, "%s/cgroup.events", cgroup) < 0)
+                return -ENOMEM;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                /* The kernel signals every change of cgroup.events with POLLPRI. */
+                struct pollfd pfd = { .fd = fd, .events = POLLPRI };
+                ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+                if (n < 0)
+                        return -errno;
+                buf[n] = 0;
+                if (strstr(buf, "populated 0"))
+                        return 0;
+                if (remaining_ms(deadline) == 0)
+                        return -ETIMEDOUT;
+                if (poll(&pfd, 1, remaining_ms(deadline)) < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+static int cgroup_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_DP)
+                (void) rmdir(path); /* cgroup files cannot be unlinked; rmdir takes them along */
+        return 0;
+}
+
+/* Kills what is left in the daemon's cgroup (its activities) and removes it. */
+static void daemon_cgroup_remove(TestDaemon *d) {
+        _cleanup_free_ char *kill_path = NULL;
+        int fd;
+
+        if (!d->cgroup)
+                return;
+        if (asprintf(&kill_path, "%s/cgroup.kill", d->cgroup) >= 0 &&
+            (fd = open(kill_path, O_WRONLY | O_CLOEXEC)) >= 0) {
+                (void) !write(fd, "1", 1);
+                close(fd);
+        }
+        (void) test_cgroup_wait_empty(d->cgroup, 0);
+        (void) nftw(d->cgroup, cgroup_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Every daemon runs in a cgroup of its own below the test's, so that its activity cgroups and
+ * start-up clean-up never touch another test's (DESIGN.md §7). Best effort: without cgroup v2
+ * the daemon runs where the test runs and says why process activities cannot run. */
+static void daemon_cgroup_setup(TestDaemon *d) {
+        _cleanup_free_ char *own = own_cgroup();
+        const char *base = strrchr(d->dir, '/');
+
+        if (!own || asprintf(&d->cgroup, "%s/%s", own, base ? base + 1 : d->dir) < 0) {
+                d->cgroup = NULL;
+                return;
+        }
+        if (mkdir(d->cgroup, 0755) < 0) {
+                free(d->cgroup);
+                d->cgroup = NULL;
+        }
 }
 
 static int daemon_dir_setup(TestDaemon *d) {
@@ -385,6 +503,7 @@ static int daemon_dir_setup(TestDaemon *d) {
                 return -ENAMETOOLONG; /* $TMPDIR is too long for a socket path */
         if (mkdir(d->state_dir, 0700) < 0)
                 return -errno;
+        daemon_cgroup_setup(d);
         test_fail_hook_add(&d->dir_hook, daemon_dir_on_fail, d);
         return 0;
 }
@@ -560,7 +679,7 @@ static char **daemon_env(TestDaemon *d, char **ret_notify, char **ret_socket) {
 static int daemon_try_start(TestDaemon *d, const TestDaemonOpts *o, const char *file, int line) {
         _cleanup_free_ char **argv = NULL, **envp = NULL;
         _cleanup_free_ char *notify_var = NULL, *socket_var = NULL;
-        _cleanup_close_ int notify_fd = -EBADF, null_fd = -EBADF;
+        _cleanup_close_ int notify_fd = -EBADF, null_fd = -EBADF, procs_fd = -EBADF;
         const char *bin = test_bin_at("DURABLED_BIN", file, line);
         int fds[3] = { -1, -1, -1 }, r;
         char buf[128];
@@ -593,7 +712,18 @@ static int daemon_try_start(TestDaemon *d, const TestDaemonOpts *o, const char *
         for (char **a = argv; *a; a++)
                 printf(" %s", *a);
         printf("\n");
-        r = process_spawn(&d->proc, (const char *const *) argv, envp, fds);
+        /* A restart goes into the leaf the daemon moved itself to: once it enabled controllers
+         * for its children, its own cgroup may hold no process. */
+        if (d->cgroup) {
+                char path[4096];
+
+                snprintf(path, sizeof(path), "%s/supervisor/cgroup.procs", d->cgroup);
+                procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+                snprintf(path, sizeof(path), "%s/cgroup.procs", d->cgroup);
+                if (procs_fd < 0)
+                        procs_fd = open(path, O_WRONLY | O_CLOEXEC);
+        }
+        r = process_spawn_in(&d->proc, (const char *const *) argv, envp, fds, procs_fd);
         if (r < 0)
                 test_fail(file, line, "Failed to execute %s: %s", bin, test_errno_str(r, buf));
 
@@ -676,6 +806,8 @@ void test_daemon_free(TestDaemon *d) {
                 test_daemon_stop_at(d, __FILE__, __LINE__);
         test_process_free(&d->proc);
         test_fail_hook_remove(&d->dir_hook);
+        daemon_cgroup_remove(d);
+        free(d->cgroup);
         if (d->dir && getenv("DURABLED_TEST_KEEP"))
                 printf("test: kept %s\n", d->dir);
         else if (d->dir)

@@ -93,6 +93,7 @@ typedef struct TestDaemon {
         TestDaemonOpts opts; /* a copy; the arrays it points to must outlive the TestDaemon */
         TestProcess proc;
         TestFailHook dir_hook;
+        char *cgroup; /* the daemon's own cgroup (below the test's), or NULL without cgroup v2 */
 } TestDaemon;
 
 /* Starts durabled (creating the directory on the first start, reusing it afterwards) and waits for
@@ -116,6 +117,9 @@ void test_daemon_restart_at(TestDaemon *d, const char *file, int line);
 void test_daemon_stop_at(TestDaemon *d, const char *file, int line);
 /* Waits for the daemon to exit by itself: its waitpid() status or -ETIMEDOUT. */
 int test_daemon_wait_exit(TestDaemon *d, uint64_t timeout_usec);
+/* Waits until no process is left in @cgroup or below (cgroup.events "populated 0", awaited with
+ * poll()); -ETIMEDOUT after @timeout_usec (0: test_timeout_usec()). */
+int test_cgroup_wait_empty(const char *cgroup, uint64_t timeout_usec);
 /* Connects a SOCK_STREAM socket to the daemon's socket (for raw protocol tests): an fd or -errno. */
 int test_daemon_connect(TestDaemon *d);
 /* Stops the daemon if it runs (asserting a clean exit), removes the directory unless

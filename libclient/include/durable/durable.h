@@ -184,6 +184,15 @@ DUR_PUBLIC int
 dur_actx_fail(dur_actx *ctx, const char *type, bool non_retryable, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* Runs @def as a process activity of durabled.activity(5), for a main() that is
+ * "return dur_activity_main(&def, argc, argv);": the input is JSON on stdin, the result is printed
+ * as JSON on stdout, a failure as {"error": {...}} with exit status 1; dur_actx_heartbeat() sends
+ * HEARTBEAT= datagrams to $NOTIFY_SOCKET and returns DUR_CANCELED once the daemon sent the unit's
+ * KillSignal (SIGTERM or SIGINT); the context's ids and attempt come from the environment the
+ * daemon sets. The same function also runs in a worker (dur_worker). Returns the exit status:
+ * 0 completed, 1 failed or canceled, 2 the input could not be read. */
+DUR_PUBLIC int dur_activity_main(const dur_activity_def *def, int argc, char *argv[]);
+
 /* ---- Workflows ------------------------------------------------------------------------------- */
 
 typedef int (*dur_workflow_fn)(dur_wf *wf, const msgpack_object *input, msgpack_packer *out);
