@@ -49,6 +49,8 @@ typedef enum Opt {
         OPT_TYPE,
         OPT_LIMIT,
         OPT_REASON,
+        OPT_ITERATIONS,
+        OPT_BASE_TIME,
         _OPT_MAX,
 } Opt;
 
@@ -99,6 +101,9 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_REASON] = { "reason", "TEXT",
                          "Reason recorded in the history (default: your user name)",
                          STR_FIELD(reason) },
+        [OPT_ITERATIONS] = { "iterations", "N", "Show the next N elapses (default 1)" },
+        [OPT_BASE_TIME] = { "base-time", "@SECONDS",
+                            "Compute the elapses after this time instead of now" },
 };
 
 typedef struct Verb {
@@ -111,6 +116,7 @@ typedef struct Verb {
         bool pager;        /* long output: use the pager */
         int (*run)(const Ctx *ctx, const Args *a);
         const char *summary;
+        bool local; /* needs no daemon */
 } Verb;
 
 static const Verb verbs[] = {
@@ -134,6 +140,8 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "calendar", "SPEC...", 1, 64, BIT(OPT_ITERATIONS) | BIT(OPT_BASE_TIME), 0, false,
+          verb_calendar, "Normalize calendar specs and show their next elapses", true },
 };
 
 static const char *arg_socket;
@@ -222,6 +230,22 @@ static int parse_status(const char *text, const char **ret) {
         return 0;
 }
 
+/* "@SECONDS" since the epoch, as systemd-analyze takes it. */
+static int parse_base_time(const char *text, uint64_t *ret) {
+        unsigned long long sec;
+        char *end;
+
+        errno = 0;
+        sec = text[0] == '@' && text[1] >= '0' && text[1] <= '9' ? strtoull(text + 1, &end, 10) : 0;
+        if (text[0] != '@' || text[1] < '0' || text[1] > '9' || errno != 0 || *end != 0 ||
+            sec > UINT64_C(253402214399))
+                return ctl_error("invalid value '%s' for --base-time: expected @SECONDS since the "
+                                 "epoch",
+                                 text);
+        *ret = sec * 1000000;
+        return 0;
+}
+
 static int set_input(Args *a, json_t *j) {
         if (a->input) {
                 json_decref(j);
@@ -271,6 +295,11 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--task-timeout", value, &a->task_timeout_usec);
         case OPT_TIMEOUT:
                 return parse_duration("--timeout", value, &a->timeout_usec);
+        case OPT_ITERATIONS:
+                return parse_count("--iterations", value, 1000, &a->iterations);
+        case OPT_BASE_TIME:
+                a->has_base_time = true;
+                return parse_base_time(value, &a->base_time_usec);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);
@@ -438,6 +467,8 @@ static int run(const Verb *v, const Args *a) {
         Ctx ctx = { .json = arg_json };
         int r;
 
+        if (v->local)
+                return v->run(&ctx, a);
         r = connect_daemon(&ctx.client);
         if (r < 0)
                 return r;

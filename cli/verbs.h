@@ -27,8 +27,11 @@ typedef struct Args {
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
         uint64_t limit;
+        uint64_t iterations;     /* calendar --iterations */
+        uint64_t base_time_usec; /* calendar --base-time, when has_base_time */
         bool wait;
         bool follow; /* history --follow */
+        bool has_base_time;
 } Args;
 
 typedef struct Ctx {
@@ -46,3 +49,4 @@ int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
+int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */

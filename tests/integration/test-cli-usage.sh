@@ -79,6 +79,24 @@ expect 2 "^durablectl: invalid duration '1h30' for --timeout" result order-1 --t
 expect 2 "^durablectl: invalid value '0' for --limit" list --limit 0
 expect 2 "^durablectl: invalid value 'sleeping' for --status" list --status sleeping
 
+# calendar needs no daemon: the normalized form and the next elapses, as systemd-analyze prints
+# them; a malformed spec exits 1 with the reason.
+export TZ=UTC
+expect 0 "^Normalized form: Mon..Fri \*-\*-\* 09:00:00$" calendar --base-time @1767225600 'Mon..Fri 9:00'
+expect 0 "^ +Iter. #3: Mon 2026-01-05 09:00:00 UTC$" \
+        calendar 'Mon..Fri 9:00' --base-time @1767225600 --iterations 3
+expect 0 "^ +Next elapse: Thu 2026-01-01 23:00:00 UTC$" \
+        calendar --base-time @1767225600 'daily Europe/Berlin'
+expect 0 '"normalized": "\*-\*~01 00:00:00"' --json calendar '*-*~1' --base-time @1767225600
+expect 0 "^ +Next elapse: never$" calendar 2003-03-05
+expect 1 "^durablectl: invalid calendar spec: hour 24 is out of range 0..23" calendar '*-*-* 24:00'
+expect 1 "^durablectl: invalid calendar spec: unknown time zone \"Mars/Olympus\"" \
+        calendar 'daily Mars/Olympus'
+expect 2 "^durablectl: invalid value '0' for --iterations" calendar daily --iterations 0
+expect 2 "^durablectl: invalid value 'yesterday' for --base-time" calendar daily --base-time yesterday
+expect 2 "^durablectl: missing argument SPEC\.\.\. for 'calendar'" calendar
+unset TZ
+
 # Help and version: exit 0, on stdout.
 expect 0 "^durablectl \[OPTIONS...\] VERB" --help
 expect 0 "^durablectl \[OPTIONS...\] VERB" -h
