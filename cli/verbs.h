@@ -13,6 +13,10 @@
 
 #include "durable/durable.h"
 
+typedef struct IntervalArg {
+        uint64_t every_usec, offset_usec;
+} IntervalArg;
+
 typedef struct Args {
         char **pos; /* the positional arguments after the verb */
         size_t n_pos;
@@ -32,6 +36,14 @@ typedef struct Args {
         bool wait;
         bool follow; /* history --follow */
         bool has_base_time;
+        /* schedule */
+        const char *calendars[16];
+        size_t n_calendars;
+        IntervalArg intervals[16];
+        size_t n_intervals;
+        uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
+        const char *id_prefix, *overlap, *catchup, *note;
+        bool pause_on_failure, paused;
 } Args;
 
 typedef struct Ctx {
@@ -50,3 +62,10 @@ int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */
+/* cli/schedule.c */
+int verb_schedule(const Ctx *ctx, const Args *a);
+int schedule_check_args(const Args *a); /* usage errors, before connecting */
+/* "@SECONDS" or one point in time in calendar syntax ("2026-01-01 09:00 UTC"). */
+int parse_time(const char *what, const char *text, uint64_t *ret_usec);
+/* "DURATION[/OFFSET]". */
+int parse_interval(const char *text, IntervalArg *ret);

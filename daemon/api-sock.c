@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "daemon/api-schedule.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -659,19 +660,39 @@ static int op_shutdown_worker(Request *q) {
         return 0;
 }
 
+/* Schedule operations live in api-schedule.c. */
+#define SCHEDULE_OP(name)                                                                        \
+        static int op_##name(Request *q) {                                                       \
+                return api_##name(&(ApiCall){ q->m, q->conn, q->id, q->map, q->zone, &q->err }); \
+        }
+SCHEDULE_OP(backfill_schedule)
+SCHEDULE_OP(create_schedule)
+SCHEDULE_OP(delete_schedule)
+SCHEDULE_OP(describe_schedule)
+SCHEDULE_OP(list_schedules)
+SCHEDULE_OP(pause_schedule)
+SCHEDULE_OP(trigger_schedule)
+SCHEDULE_OP(unpause_schedule)
+
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
+        { "BackfillSchedule", op_backfill_schedule, true },
         { "CancelActivityTask", op_cancel_activity_task, true },
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
         { "CompleteWorkflowTask", op_complete_workflow_task, true },
+        { "CreateSchedule", op_create_schedule, true },
+        { "DeleteSchedule", op_delete_schedule, true },
+        { "DescribeSchedule", op_describe_schedule, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },
         { "GetHistory", op_get_history, false },
         { "GetResult", op_get_result, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
+        { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
+        { "PauseSchedule", op_pause_schedule, true },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "QueryWorkflow", op_query_workflow, false },
@@ -680,6 +701,8 @@ static const Op ops[] = {
         { "SignalWorkflow", op_signal_workflow, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
+        { "TriggerSchedule", op_trigger_schedule, true },
+        { "UnpauseSchedule", op_unpause_schedule, true },
 };
 
 static int op_compare(const void *key, const void *elem) {

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "daemon/bulkload.h"
+#include "daemon/clock.h"
 #include "daemon/manager.h"
 #include "proto/frame.h"
 
@@ -21,6 +22,7 @@ static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
+static uint64_t arg_clock_offset_sec;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -41,6 +43,8 @@ static void help(void) {
                "     --log-level=LEVEL      emerg..debug (default info)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
+               "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
+               "                            daemon had been down that long\n"
                "     --bulk-load=CLOSED,OPEN\n"
                "                            Benchmarks and tests only: write CLOSED completed\n"
                "                            and OPEN running workflows into the state\n"
@@ -98,6 +102,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
+                ARG_CLOCK_OFFSET,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -111,6 +116,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
+                { "clock-offset", required_argument, NULL, ARG_CLOCK_OFFSET },
                 {},
         };
         int c;
@@ -156,6 +162,19 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
                         break;
+                case ARG_CLOCK_OFFSET: {
+                        char *end;
+
+                        errno = 0;
+                        arg_clock_offset_sec = strtoull(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' ||
+                            arg_clock_offset_sec > 100ULL * 366 * 24 * 3600)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --clock-offset=%s: expected "
+                                                       "seconds (at most 100 years)",
+                                                       optarg);
+                        break;
+                }
                 case ARG_BULK_LOAD:
                         if (parse_bulk_load(optarg) < 0)
                                 return log_error_errno(-EINVAL,
@@ -239,6 +258,7 @@ static int run(int argc, char *argv[]) {
         r = resolve_paths();
         if (r < 0)
                 return r;
+        clock_skip(arg_clock_offset_sec * 1000000);
         cfg = (ManagerConfig){
                 .state_dir = arg_state_dir,
                 .socket_path = arg_socket,

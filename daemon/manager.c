@@ -22,6 +22,7 @@
 #include "daemon/conn.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
+#include "daemon/schedule.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
@@ -141,6 +142,7 @@ Manager *manager_free(Manager *m) {
         safe_close(m->listen_fd);
         store_free(m->store);
         safe_close(m->lock_fd);
+        free(m->closed_runs);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -330,7 +332,8 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
                 }
                 m->actor_uid = m->daemon_uid;
                 if (r >= 0)
-                        r = history_on_deadline(m, &d);
+                        r = d.kind == DEADLINE_SCHEDULE ? schedule_on_deadline(m, &d)
+                                                        : history_on_deadline(m, &d);
                 if (r < 0) {
                         store_rollback_to(m->store);
                         log_error_errno(r, "Failed to act on a deadline of run %s: %m", d.run_id);
@@ -415,6 +418,7 @@ static void fail_pass(Manager *m, int r) {
 
         store_rollback(m->store);
         waiter_forget_changed(m);
+        schedule_forget(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_fail_held(c);
@@ -454,6 +458,7 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         Conn *c;
         int r;
 
+        schedule_flush(m);
         r = taskq_dispatch(m);
         if (r >= 0 && store_in_transaction(m->store)) {
                 killpoint("before-commit");
@@ -492,6 +497,7 @@ static int count_queue(const char *queue, void *userdata) {
 int manager_run(Manager *m) {
         int r;
 
+        m->started_usec = clock_now();
         r = store_begin(m->store);
         /* DESIGN.md §3: workflow tasks in flight when the daemon died went to connections that
          * are gone; they time out now and are scheduled again. */
@@ -521,4 +527,6 @@ int manager_run(Manager *m) {
 
 void manager_run_changed(Manager *m, const char *run_id, bool closed) {
         waiter_note_changed(m, run_id, closed);
+        if (closed)
+                schedule_note_closed(m, run_id);
 }

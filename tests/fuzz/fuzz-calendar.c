@@ -24,8 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (size > MAX_INPUT)
                 return 0;
-        text = strndup((const char *) data, size);
+        text = malloc(size + 1);
         assert(text);
+        memcpy(text, data, size);
+        text[size] = 0;
         r = calendar_spec_from_string(text, &spec, err, sizeof(err));
         if (r < 0) {
                 assert(r == -EINVAL || r == -ERANGE || r == -ENOBUFS);
