@@ -97,6 +97,38 @@ expect 2 "^durablectl: invalid value 'yesterday' for --base-time" calendar daily
 expect 2 "^durablectl: missing argument SPEC\.\.\. for 'calendar'" calendar
 unset TZ
 
+# schedule: the whole command line is checked before connecting.
+expect 2 "^durablectl: unknown schedule command 'frob'" schedule frob
+expect 2 "^durablectl: missing argument ID for 'schedule describe'" schedule describe
+expect 2 "^durablectl: unexpected argument 'x' for 'schedule list'" schedule list x
+expect 2 "^durablectl: missing --type TYPE for 'schedule create'" \
+        schedule create s --task-queue q --calendar daily
+expect 2 "^durablectl: 'schedule create' needs --calendar SPEC or --interval DURATION" \
+        schedule create s --type T --task-queue q
+expect 2 "^durablectl: invalid value '\*-\*-\* 25:00' for --calendar: hour 25 is out of range" \
+        schedule create s --type T --task-queue q --calendar '*-*-* 25:00'
+expect 2 "^durablectl: invalid value 'often' for --overlap: expected skip, buffer_one" \
+        schedule create s --type T --task-queue q --calendar daily --overlap often
+expect 2 "^durablectl: invalid value 'some' for --catchup" \
+        schedule create s --type T --task-queue q --calendar daily --catchup some
+expect 2 "^durablectl: invalid value '30m/1h' for --interval: the offset must be shorter" \
+        schedule create s --type T --task-queue q --interval 30m/1h
+expect 2 "^durablectl: invalid value 'soon' for --start-time: expected @SECONDS" \
+        schedule create s --type T --task-queue q --calendar daily --start-time soon
+expect 2 "^durablectl: invalid value 'daily' for --end-time" \
+        schedule create s --type T --task-queue q --calendar daily --end-time daily
+expect 2 "^durablectl: option --calendar is only for 'schedule create'" \
+        schedule pause s --calendar daily
+expect 2 "^durablectl: 'schedule backfill' needs --start-time TIME and --end-time TIME" \
+        schedule backfill s --start-time @1767225600
+expect 2 "^durablectl: --end-time must be after --start-time" \
+        schedule backfill s --start-time @1767225600 --end-time '2025-01-01 00:00 UTC'
+expect 0 "--catchup-window DURATION" schedule --help
+expect 1 "^durablectl: cannot connect to durabled at $tmp/missing/io.sock" \
+        schedule create s --type T --task-queue q --calendar '*-*-* 03:00 Europe/Berlin' \
+        --interval 1h/15m --overlap buffer_all --catchup all --catchup-window 30d --jitter 5m \
+        --start-time '2026-01-01 00:00 UTC' --end-time @1893456000 --pause-on-failure
+
 # Help and version: exit 0, on stdout.
 expect 0 "^durablectl \[OPTIONS...\] VERB" --help
 expect 0 "^durablectl \[OPTIONS...\] VERB" -h

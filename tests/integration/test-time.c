@@ -724,4 +724,68 @@ TEST(jitter_is_deterministic_across_restarts) {
         dur_client_free(c);
 }
 
+/* ---- durablectl schedule ---- */
+
+static const TestRunOpts ctl_opts = { .env = STRV("DURABLECTL_PAGER=cat", "NO_COLOR=1", "TZ=UTC") };
+
+#define CTL(r, ...)                                                                      \
+        ({                                                                               \
+                test_run_free(r);                                                        \
+                test_run((r), STRV(test_bin("DURABLECTL_BIN"), __VA_ARGS__), &ctl_opts); \
+        })
+
+TEST(durablectl_schedule_end_to_end) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        json_t *j;
+
+        test_daemon_start(&d, NULL);
+        ASSERT_EQ(CTL(&r, "schedule", "create", "nightly", "--calendar", "Mon..Fri 03:00 UTC",
+                      "--interval", "12h/1h", "--type", "Backup", "--task-queue", "backups",
+                      "--input", "{\"path\": \"/home\"}", "--overlap", "buffer_one", "--catchup",
+                      "all", "--catchup-window", "2d", "--id-prefix", "backup", "--end-time",
+                      "2199-01-01 00:00 UTC"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "Created schedule nightly");
+
+        ASSERT_EQ(CTL(&r, "schedule", "list"), 0);
+        ASSERT_STR_CONTAINS(r.out, "nightly");
+        ASSERT_STR_CONTAINS(r.out, "Backup");
+        ASSERT_STR_CONTAINS(r.out, "active");
+
+        ASSERT_EQ(CTL(&r, "schedule", "describe", "nightly"), 0);
+        ASSERT_STR_CONTAINS(r.out, "Calendar: Mon..Fri *-*-* 03:00:00 UTC");
+        ASSERT_STR_CONTAINS(r.out, "Interval: every 12h, offset 1h");
+        ASSERT_STR_CONTAINS(r.out, "start Backup on backups as backup-<time>");
+        ASSERT_STR_CONTAINS(r.out, "overlap buffer_one, catch-up all (window 2d)");
+        ASSERT_STR_CONTAINS(r.out, "Next: ");
+
+        ASSERT_EQ(CTL(&r, "--json", "schedule", "describe", "nightly"), 0);
+        j = ASSERT_NOT_NULL(json_loads(r.out, 0, NULL));
+        ASSERT_STREQ(json_str(json_object_get(j, "definition"), "overlap"), "buffer_one");
+        ASSERT_STREQ(json_str(json_object_get(json_object_get(j, "definition"), "input"), "path"),
+                     "/home");
+        ASSERT_EQ(json_array_size(json_object_get(j, "next_times_usec")), 10u);
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "schedule", "trigger", "nightly"), 0);
+        ASSERT_EQ(CTL(&r, "schedule", "backfill", "nightly", "--start-time", "2026-01-05 00:00 UTC",
+                      "--end-time", "2026-01-05 23:59 UTC"),
+                  0);
+        /* 01:00, 03:00 and 13:00: the first waits in the buffer, the others are dropped. */
+        ASSERT_STR_CONTAINS(r.out, "Backfilled 3 times of schedule nightly");
+        ASSERT_EQ(CTL(&r, "schedule", "describe", "nightly"), 0);
+        ASSERT_STR_CONTAINS(r.out, "Actions: 1 (overlap skipped 0, buffer dropped 2, missed 0), "
+                                   "1 buffered");
+        ASSERT_STR_CONTAINS(r.out, "Running: backup-");
+
+        ASSERT_EQ(CTL(&r, "schedule", "pause", "nightly", "--note", "disk swap"), 0);
+        ASSERT_EQ(CTL(&r, "schedule", "describe", "nightly"), 0);
+        ASSERT_STR_CONTAINS(r.out, "State: paused: disk swap");
+        ASSERT_EQ(CTL(&r, "schedule", "unpause", "nightly"), 0);
+        ASSERT_EQ(CTL(&r, "schedule", "delete", "nightly"), 0);
+        ASSERT_EQ(CTL(&r, "schedule", "describe", "nightly"), 1);
+        ASSERT_STR_CONTAINS(r.err, "schedule 'nightly' not found (not_found)");
+}
+
 DEFINE_TEST_MAIN();
