@@ -402,7 +402,6 @@ static int start_run(Manager *m, Schedule *s, uint64_t t, ScheduleActionKind kin
                 .input = s->def.input,
                 .task_timeout_usec = s->def.task_timeout_usec,
                 .request_id = request_id,
-                .caller_admin = true,
         };
         uint32_t saved_uid = m->actor_uid;
         ApiError e = {};
@@ -413,6 +412,8 @@ static int start_run(Manager *m, Schedule *s, uint64_t t, ScheduleActionKind kin
         snprintf(wid, sizeof(wid), "%s-%s", s->def.workflow_id_prefix, when);
         snprintf(request_id, sizeof(request_id), "schedule/%s/%llu", s->row.schedule_id,
                  (unsigned long long) t);
+        /* The owner's view of workflow ids, as if the owner started it (DESIGN.md §10). */
+        req.caller_admin = s->row.uid == 0 || s->row.uid == m->daemon_uid;
         /* The run belongs to the schedule's owner (DESIGN.md §10). */
         m->actor_uid = s->row.uid;
         r = history_start_workflow(m, &req, run_id, &started, &e);
@@ -565,6 +566,8 @@ int schedule_on_deadline(Manager *m, const Deadline *d) {
         r = schedule_load(m, d->key, &s);
         if (r == -ENOENT)
                 return 0; /* deleted meanwhile */
+        if (r == -EUCLEAN)
+                return 0; /* logged by schedule_load(); retrying would not help */
         if (r < 0)
                 return r;
         if (s.row.paused)
