@@ -350,6 +350,8 @@ static void describe_print(const msgpack_object *s) {
         bool paused = map_bool(s, "paused");
 
         kv_print("Schedule", ANSI_BOLD, "%s", map_str(s, "schedule_id", buf, sizeof(buf)));
+        if (*map_str(s, "source", buf, sizeof(buf)))
+                kv_print("Unit", NULL, "%s", buf);
         describe_spec(s);
         map_str(s, "note", buf, sizeof(buf));
         kv_print("State", paused ? ANSI_YELLOW : ANSI_GREEN, "%s%s%s", paused ? "paused" : "active",

@@ -190,8 +190,9 @@ static int pack_schedule(const ApiCall *c, Schedule *s, uint64_t n_next, msgpack
         (void) store_schedule_deadline_get(c->m->store, s->row.schedule_id, &due, &nominal);
         k = next_times(s, n_next, next);
 
-        (void) msgpack_pack_map(pk, 16);
+        (void) msgpack_pack_map(pk, 17);
         (void) msg_pack_kv_str(pk, "schedule_id", s->row.schedule_id);
+        (void) msg_pack_kv_str(pk, "source", s->row.source ? s->row.source : "");
         (void) msg_pack_kv_uint(pk, "uid", s->row.uid);
         (void) msg_pack_kv_bool(pk, "paused", s->row.paused);
         (void) msg_pack_kv_str(pk, "note", s->row.note ? s->row.note : "");

@@ -23,6 +23,8 @@ static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
 static uint64_t arg_clock_offset_sec;
+static const char *arg_schedule_dir;
+static char *schedule_dir_buf;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -37,6 +39,7 @@ static void help(void) {
                "     --system               Run as the system service (default)\n"
                "     --state-dir=DIR        Keep the database in DIR\n"
                "     --socket=PATH          Listen on the Unix socket PATH\n"
+               "     --schedule-dir=DIR     Read *.schedule unit files from DIR\n"
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
@@ -103,6 +106,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
                 ARG_CLOCK_OFFSET,
+                ARG_SCHEDULE_DIR,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -117,6 +121,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 { "clock-offset", required_argument, NULL, ARG_CLOCK_OFFSET },
+                { "schedule-dir", required_argument, NULL, ARG_SCHEDULE_DIR },
                 {},
         };
         int c;
@@ -161,6 +166,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
+                        break;
+                case ARG_SCHEDULE_DIR:
+                        arg_schedule_dir = optarg;
                         break;
                 case ARG_CLOCK_OFFSET: {
                         char *end;
@@ -228,6 +236,19 @@ static int resolve_paths(void) {
                         return log_error_errno(-EINVAL, "Neither $XDG_STATE_HOME nor $HOME is "
                                                         "set; use --state-dir=DIR");
         }
+        if (!arg_schedule_dir) {
+                if (!arg_user)
+                        arg_schedule_dir = SYSCONFDIR "/durabled/schedules";
+                else if ((e = getenv("XDG_CONFIG_HOME")) && *e) {
+                        if (asprintf(&schedule_dir_buf, "%s/durabled/schedules", e) < 0)
+                                return -ENOMEM;
+                        arg_schedule_dir = schedule_dir_buf;
+                } else if ((e = getenv("HOME")) && *e) {
+                        if (asprintf(&schedule_dir_buf, "%s/.config/durabled/schedules", e) < 0)
+                                return -ENOMEM;
+                        arg_schedule_dir = schedule_dir_buf;
+                }
+        }
         return 0;
 }
 
@@ -269,6 +290,7 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
+                .schedule_dir = arg_schedule_dir,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
@@ -297,5 +319,6 @@ int main(int argc, char *argv[]) {
 
         free(state_dir_buf);
         free(socket_buf);
+        free(schedule_dir_buf);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -22,6 +22,7 @@
 #include "daemon/conn.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
+#include "daemon/schedule-unit.h"
 #include "daemon/schedule.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
@@ -503,6 +504,9 @@ int manager_run(Manager *m) {
          * are gone; they time out now and are scheduled again. */
         if (r >= 0)
                 r = store_expire_workflow_tasks(m->store, clock_now(), 0);
+        /* Schedules declared in unit files: created, updated or deleted to match the files. */
+        if (r >= 0 && m->cfg.schedule_dir)
+                r = schedule_units_sync(m, m->cfg.schedule_dir);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0)

@@ -40,6 +40,7 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
+        const char *schedule_dir; /* *.schedule unit files (schedule-unit.h); NULL: none */
 } ManagerConfig;
 
 struct Manager {

@@ -13,7 +13,7 @@
 
 #define SCHEDULE_COLUMNS                                                           \
         "schedule_id, uid, def, paused, note, create_time, cursor, action_count, " \
-        "overlap_skipped, buffer_dropped, missed_catchup"
+        "overlap_skipped, buffer_dropped, missed_catchup, source"
 
 typedef sqlite3_stmt Stmt;
 static inline void stmt_freep(Stmt **st) {
@@ -69,6 +69,7 @@ static int run_for_id(Store *s, const char *sql, const char *schedule_id) {
 }
 
 void schedule_row_done(ScheduleRow *r) {
+        free(r->source);
         free(r->schedule_id);
         free(r->def.ptr);
         free(r->note);
@@ -80,7 +81,7 @@ int store_schedule_insert(Store *s, const ScheduleRow *r) {
         int k;
 
         k = prepare(s,
-                    "INSERT INTO schedules (" SCHEDULE_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO schedules (" SCHEDULE_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     &st);
         if (k < 0)
                 return k;
@@ -95,6 +96,7 @@ int store_schedule_insert(Store *s, const ScheduleRow *r) {
         bind_u64(st, 9, r->overlap_skipped);
         bind_u64(st, 10, r->buffer_dropped);
         bind_u64(st, 11, r->missed_catchup);
+        bind_str(st, 12, r->source);
         return run(s, st);
 }
 
@@ -106,6 +108,8 @@ static int read_schedule(Stmt *st, ScheduleRow *ret) {
         k = col_str(st, 0, &r.schedule_id);
         if (k >= 0)
                 k = col_str(st, 4, &r.note);
+        if (k >= 0)
+                k = col_str(st, 11, &r.source);
         p = sqlite3_column_blob(st, 2);
         r.def.size = (size_t) sqlite3_column_bytes(st, 2);
         r.def.ptr = malloc(r.def.size ? r.def.size : 1);
@@ -162,6 +166,19 @@ int store_schedule_update(Store *s, const ScheduleRow *r) {
         bind_u64(st, 6, r->overlap_skipped);
         bind_u64(st, 7, r->buffer_dropped);
         bind_u64(st, 8, r->missed_catchup);
+        return run(s, st);
+}
+
+int store_schedule_set_def(Store *s, const char *schedule_id, const Blob *def, const char *source) {
+        _cleanup_stmt_ Stmt *st = NULL;
+        int r;
+
+        r = prepare(s, "UPDATE schedules SET def = ?2, source = ?3 WHERE schedule_id = ?1", &st);
+        if (r < 0)
+                return r;
+        bind_str(st, 1, schedule_id);
+        (void) sqlite3_bind_blob64(st, 2, def->ptr, def->size, SQLITE_STATIC);
+        bind_str(st, 3, source);
         return run(s, st);
 }
 

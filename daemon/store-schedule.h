@@ -29,6 +29,7 @@ typedef struct ScheduleRow {
         uint64_t overlap_skipped;
         uint64_t buffer_dropped;
         uint64_t missed_catchup;
+        char *source; /* the unit file it was declared in; NULL: created through the API */
 } ScheduleRow;
 
 void schedule_row_done(ScheduleRow *r);
@@ -37,6 +38,8 @@ int store_schedule_insert(Store *s, const ScheduleRow *r);
 int store_schedule_get(Store *s, const char *schedule_id, ScheduleRow *ret);
 /* Writes paused, note, cursor and the counters. */
 int store_schedule_update(Store *s, const ScheduleRow *r);
+/* Replaces the definition and source, keeping the cursor, counters and actions. */
+int store_schedule_set_def(Store *s, const char *schedule_id, const Blob *def, const char *source);
 /* Deletes the schedule, its actions, its buffer and its deadline (not the runs it started). */
 int store_schedule_delete(Store *s, const char *schedule_id);
 /* Every schedule (of @uid only, when @only_uid), by id. */

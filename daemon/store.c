@@ -270,7 +270,8 @@ static const char *const migrations[] = {
         "  key TEXT,"
         "  PRIMARY KEY (due, seq)) WITHOUT ROWID;"
         "CREATE INDEX deadlines_ref ON deadlines (run_id, ref);"
-        /* Schedules (store-schedule.c): the definition as created (msgpack), the cursor (every
+        /* Schedules (store-schedule.c): the definition as created (msgpack), its source (the
+         * *.schedule unit file it came from; NULL: created through the API), the cursor (every
          * nominal time up to it was acted on), counters; the recent actions (the last ten, and
          * every one whose run still runs: what the overlap policy looks at), found by run when
          * a run closes; the buffered starts of the buffer policies, in order. */
@@ -285,7 +286,8 @@ static const char *const migrations[] = {
         "  action_count INTEGER NOT NULL DEFAULT 0,"
         "  overlap_skipped INTEGER NOT NULL DEFAULT 0,"
         "  buffer_dropped INTEGER NOT NULL DEFAULT 0,"
-        "  missed_catchup INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "  missed_catchup INTEGER NOT NULL DEFAULT 0,"
+        "  source TEXT) WITHOUT ROWID;"
         "CREATE TABLE schedule_actions ("
         "  schedule_id TEXT NOT NULL,"
         "  seq INTEGER NOT NULL,"

@@ -788,4 +788,128 @@ TEST(durablectl_schedule_end_to_end) {
         ASSERT_STR_CONTAINS(r.err, "schedule 'nightly' not found (not_found)");
 }
 
+/* ---- *.schedule unit files ---- */
+
+static void write_file(const char *dir, const char *name, const char *text) {
+        _cleanup_free_ char *path = NULL;
+        FILE *f;
+
+        ASSERT_OK_ERRNO(asprintf(&path, "%s/%s", dir, name));
+        f = ASSERT_NOT_NULL(fopen(path, "we"));
+        ASSERT_TRUE(fputs(text, f) >= 0);
+        ASSERT_EQ(fclose(f), 0);
+}
+
+static void remove_file(const char *dir, const char *name) {
+        _cleanup_free_ char *path = NULL;
+
+        ASSERT_OK_ERRNO(asprintf(&path, "%s/%s", dir, name));
+        ASSERT_OK_ERRNO(unlink(path));
+}
+
+static char *definition_str(dur_client *c, const char *id, const char *key) {
+        json_t *s = describe_schedule(c, id);
+        char *v = ASSERT_NOT_NULL(strdup(json_str(json_object_get(s, "definition"), key)));
+
+        json_decref(s);
+        return v;
+}
+
+static bool schedule_exists(dur_client *c, const char *id) {
+        const char *code, *message;
+        json_t *a = call(c, json_pack("{s:s, s:s}", "op", "DescribeSchedule", "schedule_id", id),
+                         &code, &message);
+
+        if (!a)
+                ASSERT_STREQ(code, "not_found");
+        json_decref(a);
+        return a != NULL;
+}
+
+#define NIGHTLY_UNIT(queue)                                 \
+        "# every hour of 2020: acts only when backfilled\n" \
+        "[Schedule]\n"                                      \
+        "OnCalendar=2020-01-01 \\\n    *:00:00 UTC\n"       \
+        "WorkflowType=Backup\n"                             \
+        "TaskQueue=" queue "\n"                             \
+        "Input={\"path\": \"/home\"}\n"                     \
+        "Overlap=allow_all\n"                               \
+        "Persistent=no\n"                                   \
+        "RandomizedDelaySec=1min 30s\n"
+
+TEST(schedule_unit_files) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *dir = NULL, *arg = NULL, *v = NULL, *path = NULL;
+        const char *args[2];
+        json_t *s;
+        dur_client *c;
+
+        dir = ASSERT_NOT_NULL(strdup("/tmp/durabled-units-XXXXXX"));
+        ASSERT_NOT_NULL(mkdtemp(dir));
+        ASSERT_OK_ERRNO(asprintf(&arg, "--schedule-dir=%s", dir));
+        args[0] = arg;
+        args[1] = NULL;
+        write_file(dir, "nightly.schedule", NIGHTLY_UNIT("backups"));
+        write_file(dir, "bad.schedule",
+                   "[Schedule]\nOnCalendar=daily\nWorkflowType=X\nTaskQueue=q\nFrobnicate=1\n");
+        write_file(dir, "ignored.txt", "not a unit");
+
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = args });
+        c = client_connect();
+        s = describe_schedule(c, "nightly");
+        ASSERT_OK_ERRNO(asprintf(&path, "%s/nightly.schedule", dir));
+        ASSERT_STREQ(json_str(s, "source"), path);
+        ASSERT_STREQ(
+                json_string_value(json_array_get(json_object_get(s, "calendars_normalized"), 0)),
+                "2020-01-01 *:00:00 UTC");
+        ASSERT_STREQ(json_str(json_object_get(s, "definition"), "catchup"), "none");
+        ASSERT_EQ(juint(json_object_get(s, "definition"), "jitter_usec"), 90 * USEC);
+        ASSERT_NOT_NULL(json_object_get(json_object_get(s, "definition"), "input"));
+        json_decref(s);
+        /* A file with an error is refused whole; the daemon runs. */
+        ASSERT_FALSE(schedule_exists(c, "bad"));
+        ASSERT_FALSE(schedule_exists(c, "ignored"));
+        /* A schedule created through the API is not a file's, even if a file of its name
+         * comes. */
+        create_schedule(c, "api", json_pack("{s:[s]}", "calendars", "daily"));
+        backfill_hour(c, "nightly", 0, "allow_all");
+        dur_client_free(c);
+        write_file(dir, "api.schedule",
+                   "[Schedule]\nOnCalendar=daily\nWorkflowType=FromFile\n"
+                   "TaskQueue=q\n");
+
+        /* A changed file replaces the definition; the schedule keeps its history. */
+        write_file(dir, "nightly.schedule", NIGHTLY_UNIT("tapes"));
+        test_daemon_restart(&d);
+        c = client_connect();
+        v = definition_str(c, "nightly", "task_queue");
+        ASSERT_STREQ(v, "tapes");
+        ASSERT_EQ(schedule_uint(c, "nightly", "action_count"), 1u);
+        free(v);
+        v = definition_str(c, "api", "workflow_type");
+        ASSERT_STREQ(v, "Scheduled");
+        dur_client_free(c);
+
+        /* A file broken later changes nothing; a removed file removes its schedule, and a
+         * schedule created through the API is not the file's to remove. */
+        write_file(dir, "nightly.schedule", "[Schedule]\nOnCalendar=someday\n");
+        remove_file(dir, "api.schedule");
+        test_daemon_restart(&d);
+        c = client_connect();
+        free(v);
+        v = definition_str(c, "nightly", "task_queue");
+        ASSERT_STREQ(v, "tapes");
+        ASSERT_TRUE(schedule_exists(c, "api"));
+        dur_client_free(c);
+
+        remove_file(dir, "nightly.schedule");
+        remove_file(dir, "bad.schedule");
+        remove_file(dir, "ignored.txt");
+        test_daemon_restart(&d);
+        c = client_connect();
+        ASSERT_FALSE(schedule_exists(c, "nightly"));
+        dur_client_free(c);
+        ASSERT_OK_ERRNO(rmdir(dir));
+}
+
 DEFINE_TEST_MAIN();
