@@ -63,6 +63,7 @@ typedef enum Opt {
         OPT_PAUSE_ON_FAILURE,
         OPT_PAUSED,
         OPT_NOTE,
+        OPT_WAKE_SYSTEM,
         _OPT_MAX,
 } Opt;
 
@@ -77,7 +78,7 @@ typedef enum Opt {
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
          BIT(OPT_TASK_TIMEOUT) | BIT(OPT_OVERLAP) | BIT(OPT_CATCHUP) | BIT(OPT_CATCHUP_WINDOW) |   \
-         BIT(OPT_PAUSE_ON_FAILURE) | BIT(OPT_PAUSED) | BIT(OPT_NOTE))
+         BIT(OPT_PAUSE_ON_FAILURE) | BIT(OPT_PAUSED) | BIT(OPT_NOTE) | BIT(OPT_WAKE_SYSTEM))
 /* getopt_long() values: above every character, so no long option collides with a short one. */
 #define OPT_VAL_BASE 0x100
 
@@ -145,6 +146,8 @@ static const OptionDef options[_OPT_MAX] = {
                                    "Pause when a started workflow fails or times out" },
         [OPT_PAUSED] = { "paused", NULL, "Create the schedule paused" },
         [OPT_NOTE] = { "note", "TEXT", "A note on the schedule's state", STR_FIELD(note) },
+        [OPT_WAKE_SYSTEM] = { "wake-system", NULL,
+                              "Wake the host from suspend for the schedule's times" },
 };
 
 typedef struct Verb {
@@ -364,6 +367,9 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return 0;
         case OPT_PAUSED:
                 a->paused = true;
+                return 0;
+        case OPT_WAKE_SYSTEM:
+                a->wake_system = true;
                 return 0;
         case OPT_ITERATIONS:
                 return parse_count("--iterations", value, 1000, &a->iterations);

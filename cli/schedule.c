@@ -125,6 +125,8 @@ static const char *create_only_option(const Args *a) {
                 return "--pause-on-failure";
         if (a->paused)
                 return "--paused";
+        if (a->wake_system)
+                return "--wake-system";
         if (a->task_timeout_usec)
                 return "--task-timeout";
         return NULL;
@@ -229,7 +231,8 @@ static int create(const Ctx *ctx, const Args *a, const char *id) {
                      FIELD_STR("overlap", a->overlap), FIELD_STR("catchup", a->catchup),
                      FIELD_UINT("catchup_window_usec", a->catchup_window_usec),
                      FIELD_BOOL("pause_on_failure", a->pause_on_failure),
-                     FIELD_BOOL("paused", a->paused), FIELD_STR("note", a->note));
+                     FIELD_BOOL("paused", a->paused), FIELD_BOOL("wake_system", a->wake_system),
+                     FIELD_STR("note", a->note));
         if (r < 0)
                 return r;
         if (ctx->json)
@@ -338,10 +341,11 @@ static void describe_spec(const msgpack_object *s) {
                  map_str(def, "workflow_type", buf, 300),
                  map_str(def, "task_queue", buf + 300, 300),
                  map_str(def, "workflow_id_prefix", buf + 600, 400));
-        kv_print("Policies", NULL, "overlap %s, catch-up %s (window %s)%s",
+        kv_print("Policies", NULL, "overlap %s, catch-up %s (window %s)%s%s",
                  map_str(def, "overlap", buf, 64), map_str(def, "catchup", buf + 64, 64),
                  format_duration(map_uint(def, "catchup_window_usec"), d1),
-                 map_bool(def, "pause_on_failure") ? ", pause on failure" : "");
+                 map_bool(def, "pause_on_failure") ? ", pause on failure" : "",
+                 map_bool(def, "wake_system") ? ", wakes the system" : "");
 }
 
 static void describe_print(const msgpack_object *s) {

@@ -43,7 +43,7 @@ typedef struct Args {
         size_t n_intervals;
         uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
         const char *id_prefix, *overlap, *catchup, *note;
-        bool pause_on_failure, paused;
+        bool pause_on_failure, paused, wake_system;
 } Args;
 
 typedef struct Ctx {

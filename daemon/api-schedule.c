@@ -114,6 +114,7 @@ int api_create_schedule(const ApiCall *c) {
                         .note = (char *) q.note,
                         .create_time = clock_now(),
                         .cursor = clock_now(),
+                        .wake_system = def.wake_system,
                 };
                 r = store_schedule_insert(c->m->store, &row);
         }

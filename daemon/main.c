@@ -24,6 +24,7 @@ static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
 static uint64_t arg_clock_offset_sec;
 static const char *arg_schedule_dir;
+static bool arg_wake_system;
 static char *schedule_dir_buf;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
@@ -40,6 +41,7 @@ static void help(void) {
                "     --state-dir=DIR        Keep the database in DIR\n"
                "     --socket=PATH          Listen on the Unix socket PATH\n"
                "     --schedule-dir=DIR     Read *.schedule unit files from DIR\n"
+               "     --wake-system          Wake the host from suspend for every deadline\n"
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
@@ -107,6 +109,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BULK_LOAD,
                 ARG_CLOCK_OFFSET,
                 ARG_SCHEDULE_DIR,
+                ARG_WAKE_SYSTEM,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -122,6 +125,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 { "clock-offset", required_argument, NULL, ARG_CLOCK_OFFSET },
                 { "schedule-dir", required_argument, NULL, ARG_SCHEDULE_DIR },
+                { "wake-system", no_argument, NULL, ARG_WAKE_SYSTEM },
                 {},
         };
         int c;
@@ -166,6 +170,9 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
+                        break;
+                case ARG_WAKE_SYSTEM:
+                        arg_wake_system = true;
                         break;
                 case ARG_SCHEDULE_DIR:
                         arg_schedule_dir = optarg;
@@ -291,6 +298,7 @@ static int run(int argc, char *argv[]) {
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
                 .schedule_dir = arg_schedule_dir,
+                .wake_system = arg_wake_system,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

@@ -24,6 +24,7 @@
 #include "daemon/killpoint.h"
 #include "daemon/schedule-unit.h"
 #include "daemon/schedule.h"
+#include "daemon/store-schedule.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
@@ -140,6 +141,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->deadline_source);
         sd_event_source_disable_unref(m->kick_source);
         sd_event_source_disable_unref(m->checkpoint_source);
+        sd_event_source_disable_unref(m->wake_source);
         safe_close(m->listen_fd);
         store_free(m->store);
         safe_close(m->lock_fd);
@@ -290,11 +292,50 @@ int manager_listen(Manager *m, int fd) {
 
 /* ---- deadlines ---- */
 
+static int manager_on_wake(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_kick(userdata); /* the deadline source, due too, does the work */
+        return 0;
+}
+
+/* WakeSystem= (systemd.timer(5)): an alarm source for the next deadline that must wake a
+ * suspended host: every deadline with --wake-system, else those of schedules that ask for it. An
+ * alarm needs CAP_WAKE_ALARM and an RTC (sd-event refuses the clock otherwise); without them the
+ * daemon says so once, and deadlines still fire when the host resumes on its own. */
+static void rearm_wake(Manager *m) {
+        uint64_t due, offset = clock_offset();
+        int r;
+
+        if (m->wake_unsupported)
+                return;
+        r = m->cfg.wake_system ? store_deadline_next(m->store, &due)
+                               : store_schedule_wake_next(m->store, &due);
+        if (r < 0) {
+                if (m->wake_source)
+                        (void) sd_event_source_set_enabled(m->wake_source, SD_EVENT_OFF);
+                return;
+        }
+        if (!m->wake_source) {
+                r = sd_event_add_time(m->event, &m->wake_source, CLOCK_REALTIME_ALARM, UINT64_MAX,
+                                      1000, manager_on_wake, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot arm a wake-up alarm (it needs "
+                                             "CAP_WAKE_ALARM and a real-time clock with an "
+                                             "alarm): %m; a suspended host will not wake up "
+                                             "for its deadlines");
+                        m->wake_unsupported = true;
+                        return;
+                }
+        }
+        (void) sd_event_source_set_time(m->wake_source, due > offset ? due - offset : 1);
+        (void) sd_event_source_set_enabled(m->wake_source, SD_EVENT_ONESHOT);
+}
+
 static void rearm_deadline(Manager *m) {
         uint64_t due, offset = clock_offset();
         int r;
 
         m->deadlines_changed = false;
+        rearm_wake(m);
         r = store_deadline_next(m->store, &due);
         if (r == -ENOENT) {
                 (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_OFF);

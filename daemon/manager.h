@@ -41,6 +41,7 @@ typedef struct ManagerConfig {
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
         const char *schedule_dir; /* *.schedule unit files (schedule-unit.h); NULL: none */
+        bool wake_system; /* every deadline wakes the system from suspend, not only schedules' */
 } ManagerConfig;
 
 struct Manager {
@@ -51,6 +52,8 @@ struct Manager {
         sd_event_source *deadline_source;
         sd_event_source *kick_source;
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
+        sd_event_source *wake_source;       /* CLOCK_REALTIME_ALARM: wakes a suspended host */
+        bool wake_unsupported;              /* no CAP_WAKE_ALARM or no kernel support: said once */
         Store *store;
         int listen_fd;
         int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */

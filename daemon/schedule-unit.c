@@ -37,6 +37,7 @@ typedef struct Unit {
         const char *workflow_type, *task_queue, *prefix, *overlap, *catchup;
         json_t *input;
         int pause_on_failure; /* -1: not given */
+        int wake_system;      /* -1: not given */
 } Unit;
 
 /* ---- values ---- */
@@ -205,6 +206,9 @@ static int set_key(Unit *u, const char *key, char *value, char *err, size_t errl
                 if (parse_bool(value, &b) < 0)
                         return BAD("Persistent=: expected a boolean");
                 u->catchup = b ? "collapse" : "none";
+        } else if (streq(key, "WakeSystem")) {
+                if (parse_bool(value, &u->wake_system) < 0)
+                        return BAD("WakeSystem=: expected a boolean");
         } else if (streq(key, "PauseOnFailure")) {
                 if (parse_bool(value, &u->pause_on_failure) < 0)
                         return BAD("PauseOnFailure=: expected a boolean");
@@ -258,7 +262,8 @@ static int pack_unit(const Unit *u, MsgBuf *out) {
         size_t n = 2 + (u->start_time > 0) + (u->end_time > 0) + (u->jitter > 0) +
                    (u->task_timeout > 0) + (u->catchup_window > 0) + (u->prefix != NULL) +
                    (u->overlap != NULL) + (u->catchup != NULL) + (u->pause_on_failure >= 0) +
-                   (u->input != NULL) + (u->workflow_type != NULL) + (u->task_queue != NULL);
+                   (u->wake_system >= 0) + (u->input != NULL) + (u->workflow_type != NULL) +
+                   (u->task_queue != NULL);
 
         (void) msgpack_pack_map(pk, n);
         (void) msg_pack_str(pk, "calendars");
@@ -290,6 +295,8 @@ static int pack_unit(const Unit *u, MsgBuf *out) {
                 (void) msg_pack_kv_str(pk, "catchup", u->catchup);
         if (u->pause_on_failure >= 0)
                 (void) msg_pack_kv_bool(pk, "pause_on_failure", u->pause_on_failure);
+        if (u->wake_system >= 0)
+                (void) msg_pack_kv_bool(pk, "wake_system", u->wake_system);
         if (u->input) {
                 (void) msg_pack_str(pk, "input");
                 if (json_pack_payload(u->input, pk) < 0)
@@ -305,7 +312,7 @@ static int pack_unit(const Unit *u, MsgBuf *out) {
 int schedule_unit_parse(
         const char *text, MsgBuf *out, unsigned *ret_line, char *err, size_t errlen) {
         _cleanup_free_ char *buf = strdup(text);
-        Unit u = { .pause_on_failure = -1 };
+        Unit u = { .pause_on_failure = -1, .wake_system = -1 };
         bool in_section = false, seen_section = false;
         unsigned line = 0;
         char *save = NULL, *l, msg[600];
@@ -387,7 +394,7 @@ static int read_file(const char *path, char **ret) {
 }
 
 /* Builds and checks the definition of unit @path; logs what is wrong with it. */
-static int load_unit(const char *path, const char *id, MsgBuf *def) {
+static int load_unit(const char *path, const char *id, MsgBuf *def, bool *ret_wake) {
         _cleanup_free_ char *text = NULL;
         msgpack_unpacked u;
         ScheduleDef d = {};
@@ -412,6 +419,7 @@ static int load_unit(const char *path, const char *id, MsgBuf *def) {
         if (r >= 0)
                 r = schedule_def_parse(&u.data, u.zone, id, &d, &e);
         if (r >= 0) {
+                *ret_wake = d.wake_system;
                 msgbuf_reset(def);
                 r = schedule_def_pack(&d, &def->pk);
         }
@@ -425,12 +433,13 @@ static int load_unit(const char *path, const char *id, MsgBuf *def) {
 static int sync_one(Manager *m, const char *path, const char *id) {
         _cleanup_(schedule_row_done) ScheduleRow row = {};
         _cleanup_(schedule_done) Schedule s = {};
+        bool wake = false;
         MsgBuf def;
         Blob blob;
         int r;
 
         msgbuf_init(&def);
-        r = load_unit(path, id, &def);
+        r = load_unit(path, id, &def, &wake);
         if (r < 0)
                 goto finish;
         blob = (Blob){ .ptr = def.sb.data, .size = def.sb.size };
@@ -443,6 +452,7 @@ static int sync_one(Manager *m, const char *path, const char *id) {
                         .create_time = clock_now(),
                         .cursor = clock_now(),
                         .source = (char *) path,
+                        .wake_system = wake,
                 };
                 r = store_schedule_insert(m->store, &fresh);
                 if (r >= 0)
@@ -453,7 +463,14 @@ static int sync_one(Manager *m, const char *path, const char *id) {
         } else if (r >= 0 &&
                    (row.def.size != blob.size || memcmp(row.def.ptr, blob.ptr, blob.size) != 0 ||
                     !streq(row.source, path))) {
-                r = store_schedule_set_def(m->store, id, &blob, path);
+                ScheduleRow update = {
+                        .schedule_id = (char *) id,
+                        .def = blob,
+                        .source = (char *) path,
+                        .wake_system = wake,
+                };
+
+                r = store_schedule_set_def(m->store, &update);
                 if (r >= 0)
                         log_info("Schedule '%s' updated from %s", id, path);
         }

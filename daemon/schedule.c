@@ -79,6 +79,7 @@ typedef struct DefFields {
         const char *catchup;
         uint64_t catchup_window_usec;
         bool pause_on_failure;
+        bool wake_system;
 } DefFields;
 
 static const MsgField def_fields[] = {
@@ -97,6 +98,7 @@ static const MsgField def_fields[] = {
         { "catchup", MSG_STR, offsetof(DefFields, catchup), false, 64 },
         { "catchup_window_usec", MSG_UINT, offsetof(DefFields, catchup_window_usec) },
         { "pause_on_failure", MSG_BOOL, offsetof(DefFields, pause_on_failure) },
+        { "wake_system", MSG_BOOL, offsetof(DefFields, wake_system) },
         {},
 };
 
@@ -222,6 +224,7 @@ int schedule_def_parse(const msgpack_object *map,
         d.catchup_window_usec =
                 f.catchup_window_usec ? f.catchup_window_usec : CATCHUP_WINDOW_DEFAULT_USEC;
         d.pause_on_failure = f.pause_on_failure;
+        d.wake_system = f.wake_system;
         if (f.calendars)
                 r = parse_calendars(f.calendars, zone, &d, e);
         if (r >= 0 && f.intervals)
@@ -241,7 +244,7 @@ int schedule_def_parse(const msgpack_object *map,
 }
 
 int schedule_def_pack(const ScheduleDef *d, msgpack_packer *pk) {
-        int r = msgpack_pack_map(pk, 13 + (d->input.ptr ? 1 : 0));
+        int r = msgpack_pack_map(pk, 14 + (d->input.ptr ? 1 : 0));
 
         r |= msg_pack_str(pk, "calendars");
         r |= msgpack_pack_array(pk, d->n_calendars);
@@ -267,6 +270,7 @@ int schedule_def_pack(const ScheduleDef *d, msgpack_packer *pk) {
         r |= msg_pack_kv_str(pk, "catchup", schedule_catchup_to_string(d->catchup));
         r |= msg_pack_kv_uint(pk, "catchup_window_usec", d->catchup_window_usec);
         r |= msg_pack_kv_bool(pk, "pause_on_failure", d->pause_on_failure);
+        r |= msg_pack_kv_bool(pk, "wake_system", d->wake_system);
         return r != 0 ? -ENOMEM : 0;
 }
 

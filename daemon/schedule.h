@@ -83,6 +83,7 @@ typedef struct ScheduleDef {
         ScheduleCatchup catchup;
         uint64_t catchup_window_usec;
         bool pause_on_failure;
+        bool wake_system; /* systemd's WakeSystem=: its times wake the host from suspend */
 } ScheduleDef;
 
 void schedule_def_done(ScheduleDef *d);

@@ -13,7 +13,7 @@
 
 #define SCHEDULE_COLUMNS                                                           \
         "schedule_id, uid, def, paused, note, create_time, cursor, action_count, " \
-        "overlap_skipped, buffer_dropped, missed_catchup, source"
+        "overlap_skipped, buffer_dropped, missed_catchup, source, wake_system"
 
 typedef sqlite3_stmt Stmt;
 static inline void stmt_freep(Stmt **st) {
@@ -81,7 +81,8 @@ int store_schedule_insert(Store *s, const ScheduleRow *r) {
         int k;
 
         k = prepare(s,
-                    "INSERT INTO schedules (" SCHEDULE_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO schedules (" SCHEDULE_COLUMNS
+                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     &st);
         if (k < 0)
                 return k;
@@ -97,6 +98,7 @@ int store_schedule_insert(Store *s, const ScheduleRow *r) {
         bind_u64(st, 10, r->buffer_dropped);
         bind_u64(st, 11, r->missed_catchup);
         bind_str(st, 12, r->source);
+        bind_u64(st, 13, r->wake_system);
         return run(s, st);
 }
 
@@ -127,6 +129,7 @@ static int read_schedule(Stmt *st, ScheduleRow *ret) {
         r.overlap_skipped = col_u64(st, 8);
         r.buffer_dropped = col_u64(st, 9);
         r.missed_catchup = col_u64(st, 10);
+        r.wake_system = col_u64(st, 12) != 0;
         *ret = r;
         return 0;
 }
@@ -169,17 +172,40 @@ int store_schedule_update(Store *s, const ScheduleRow *r) {
         return run(s, st);
 }
 
-int store_schedule_set_def(Store *s, const char *schedule_id, const Blob *def, const char *source) {
+int store_schedule_set_def(Store *s, const ScheduleRow *row) {
         _cleanup_stmt_ Stmt *st = NULL;
         int r;
 
-        r = prepare(s, "UPDATE schedules SET def = ?2, source = ?3 WHERE schedule_id = ?1", &st);
+        r = prepare(s,
+                    "UPDATE schedules SET def = ?2, source = ?3, wake_system = ?4 "
+                    "WHERE schedule_id = ?1",
+                    &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
-        (void) sqlite3_bind_blob64(st, 2, def->ptr, def->size, SQLITE_STATIC);
-        bind_str(st, 3, source);
+        bind_str(st, 1, row->schedule_id);
+        (void) sqlite3_bind_blob64(st, 2, row->def.ptr, row->def.size, SQLITE_STATIC);
+        bind_str(st, 3, row->source);
+        bind_u64(st, 4, row->wake_system);
         return run(s, st);
+}
+
+int store_schedule_wake_next(Store *s, uint64_t *ret_due) {
+        _cleanup_stmt_ Stmt *st = NULL;
+        int r, rc;
+
+        r = prepare(s,
+                    "SELECT min(d.due) FROM deadlines d JOIN schedules s ON s.schedule_id = d.key "
+                    "WHERE d.kind = 8 AND d.run_id = '' AND s.wake_system = 1 AND s.paused = 0",
+                    &st);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_sql_error(s, rc);
+        if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+                return -ENOENT;
+        *ret_due = col_u64(st, 0);
+        return 0;
 }
 
 int store_schedule_delete(Store *s, const char *schedule_id) {

@@ -30,6 +30,7 @@ typedef struct ScheduleRow {
         uint64_t buffer_dropped;
         uint64_t missed_catchup;
         char *source; /* the unit file it was declared in; NULL: created through the API */
+        bool wake_system; /* its times wake the system from suspend (copied from the def) */
 } ScheduleRow;
 
 void schedule_row_done(ScheduleRow *r);
@@ -39,7 +40,9 @@ int store_schedule_get(Store *s, const char *schedule_id, ScheduleRow *ret);
 /* Writes paused, note, cursor and the counters. */
 int store_schedule_update(Store *s, const ScheduleRow *r);
 /* Replaces the definition and source, keeping the cursor, counters and actions. */
-int store_schedule_set_def(Store *s, const char *schedule_id, const Blob *def, const char *source);
+int store_schedule_set_def(Store *s, const ScheduleRow *r);
+/* The earliest deadline of a schedule that wakes the system and is not paused; -ENOENT. */
+int store_schedule_wake_next(Store *s, uint64_t *ret_due);
 /* Deletes the schedule, its actions, its buffer and its deadline (not the runs it started). */
 int store_schedule_delete(Store *s, const char *schedule_id);
 /* Every schedule (of @uid only, when @only_uid), by id. */

@@ -2,10 +2,12 @@
  * deadlines pass while the daemon is down fire at once after a restart, in deadline order, and
  * say how late they are; schedules fire, catch up and overlap as durabled.schedule(5) says. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -910,6 +912,115 @@ TEST(schedule_unit_files) {
         ASSERT_FALSE(schedule_exists(c, "nightly"));
         dur_client_free(c);
         ASSERT_OK_ERRNO(rmdir(dir));
+}
+
+/* ---- waking from suspend ---- */
+
+/* The remaining time of the daemon's CLOCK_REALTIME_ALARM timerfd, from /proc/PID/fdinfo: what
+ * the kernel will wake the host for. 0 when there is none or it is disarmed. */
+static uint64_t alarm_remaining_usec(pid_t pid) {
+        _cleanup_free_ char *dir = NULL;
+        struct dirent *de;
+        uint64_t remaining = 0;
+        DIR *d;
+
+        ASSERT_OK_ERRNO(asprintf(&dir, "/proc/%d/fdinfo", (int) pid));
+        d = ASSERT_NOT_NULL(opendir(dir));
+        while ((de = readdir(d))) {
+                char path[512], line[256];
+                bool alarm = false;
+                FILE *f;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                while (fgets(line, sizeof(line), f)) {
+                        unsigned long long sec, nsec;
+
+                        if (strncmp(line, "clockid:", 8) == 0)
+                                alarm = atoi(line + 8) == CLOCK_REALTIME_ALARM;
+                        else if (alarm && sscanf(line, "it_value: (%llu, %llu)", &sec, &nsec) == 2)
+                                remaining = sec * USEC + nsec / 1000;
+                }
+                fclose(f);
+        }
+        closedir(d);
+        return remaining;
+}
+
+/* What sd-event needs for CLOCK_REALTIME_ALARM: the clock readable (an RTC with an alarm) and a
+ * timerfd on it (CAP_WAKE_ALARM). */
+static bool wake_alarm_available(void) {
+        struct timespec ts;
+        int fd;
+
+        if (clock_gettime(CLOCK_REALTIME_ALARM, &ts) < 0)
+                return false;
+        fd = timerfd_create(CLOCK_REALTIME_ALARM, TFD_CLOEXEC);
+        if (fd < 0)
+                return false;
+        (void) close(fd);
+        return true;
+}
+
+/* Any later request is handled in a pass after the one that re-armed the timers. */
+static void sync_daemon(dur_client *c) {
+        json_decref(call(c, json_pack("{s:s}", "op", "ListSchedules"), NULL, NULL));
+}
+
+TEST(wake_system_arms_an_alarm_for_schedules_that_ask) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        uint64_t next, remaining;
+        dur_client *c;
+
+        if (!wake_alarm_available())
+                SKIP("no CLOCK_REALTIME_ALARM here (it needs CAP_WAKE_ALARM and an RTC)");
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        create_schedule(c, "sleepy", json_pack("{s:[s]}", "calendars", "hourly"));
+        sync_daemon(c);
+        ASSERT_EQ(alarm_remaining_usec(d.proc.pid), 0u);
+
+        create_schedule(
+                c, "waker",
+                json_pack("{s:[s], s:b}", "calendars", "*-*-* 00/2:30", "wake_system", true));
+        sync_daemon(c);
+        next = schedule_uint(c, "waker", "next_action_time_usec");
+        remaining = alarm_remaining_usec(d.proc.pid);
+        ASSERT_GT(remaining, 0u);
+        ASSERT_LE(remaining, next - (realtime_usec() - USEC));
+
+        /* Paused, it wakes nobody. */
+        json_decref(call(c, json_pack("{s:s, s:s}", "op", "PauseSchedule", "schedule_id", "waker"),
+                         NULL, NULL));
+        sync_daemon(c);
+        ASSERT_EQ(alarm_remaining_usec(d.proc.pid), 0u);
+        dur_client_free(c);
+}
+
+TEST(wake_system_option_arms_an_alarm_for_every_deadline) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *token = NULL;
+        size_t size;
+        dur_client *c;
+
+        if (!wake_alarm_available())
+                SKIP("no CLOCK_REALTIME_ALARM here (it needs CAP_WAKE_ALARM and an RTC)");
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--wake-system") });
+        c = client_connect();
+        start_json(c, "Timers", "sleeper", RAW_QUEUE, "{}", 0);
+        raw_poll_workflow_task(c, RAW_QUEUE, &token, &size);
+        ASSERT_OK(raw_complete_workflow_task(
+                c, token, size,
+                "[{\"command_type\": \"StartTimer\", \"attributes\": {\"timer_id\": \"nap\", "
+                "\"start_to_fire_usec\": 3600000000}}]"));
+        sync_daemon(c);
+        ASSERT_GT(alarm_remaining_usec(d.proc.pid), 0u);
+        ASSERT_LE(alarm_remaining_usec(d.proc.pid), 3600 * USEC);
+        dur_client_free(c);
 }
 
 DEFINE_TEST_MAIN();
