@@ -40,8 +40,10 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
-        const char *schedule_dir; /* *.schedule unit files (schedule-unit.h); NULL: none */
-        bool wake_system; /* every deadline wakes the system from suspend, not only schedules' */
+        /* *.schedule unit files (schedule-unit.h); NULL: none */
+        const char *schedule_dir;
+        /* every deadline wakes the system from suspend, not only those of schedules that ask */
+        bool wake_system;
 } ManagerConfig;
 
 struct Manager {

@@ -29,7 +29,7 @@ typedef struct ScheduleRow {
         uint64_t overlap_skipped;
         uint64_t buffer_dropped;
         uint64_t missed_catchup;
-        char *source; /* the unit file it was declared in; NULL: created through the API */
+        char *source;     /* the unit file it was declared in; NULL: created through the API */
         bool wake_system; /* its times wake the system from suspend (copied from the def) */
 } ScheduleRow;
 
