@@ -397,6 +397,7 @@ static int read_file(const char *path, char **ret) {
 static int load_unit(const char *path, const char *id, MsgBuf *def, bool *ret_wake) {
         _cleanup_free_ char *text = NULL;
         msgpack_unpacked u;
+        MsgBuf norm;
         ScheduleDef d = {};
         ApiError e = {};
         unsigned line = 0;
@@ -413,18 +414,26 @@ static int load_unit(const char *path, const char *id, MsgBuf *def, bool *ret_wa
                 return log_error_errno(r, "%s: %s; ignoring the file", path, err);
         if (r < 0)
                 return r;
-        /* The same checks as CreateSchedule, then the same normalized form. */
+        /* The same checks as CreateSchedule, then the same normalized form. The parsed
+         * definition points into @def (the input), so it is packed into another buffer first. */
+        msgbuf_init(&norm);
         msgpack_unpacked_init(&u);
         r = msg_decode(def->sb.data, def->sb.size, &u);
         if (r >= 0)
                 r = schedule_def_parse(&u.data, u.zone, id, &d, &e);
         if (r >= 0) {
                 *ret_wake = d.wake_system;
-                msgbuf_reset(def);
-                r = schedule_def_pack(&d, &def->pk);
+                r = schedule_def_pack(&d, &norm.pk);
         }
+        if (r >= 0)
+                r = msgbuf_error(&norm);
         schedule_def_done(&d);
         msgpack_unpacked_destroy(&u);
+        if (r >= 0) {
+                msgbuf_reset(def);
+                r = msg_pack_raw(&def->pk, norm.sb.data, norm.sb.size) < 0 ? -ENOMEM : 0;
+        }
+        msgbuf_done(&norm);
         if (r == -EINVAL)
                 return log_error_errno(r, "%s: %s; ignoring the file", path, e.message);
         return r;

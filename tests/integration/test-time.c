@@ -867,6 +867,18 @@ TEST(schedule_unit_files) {
         ASSERT_STREQ(json_str(json_object_get(s, "definition"), "catchup"), "none");
         ASSERT_EQ(juint(json_object_get(s, "definition"), "jitter_usec"), 90 * USEC);
         ASSERT_NOT_NULL(json_object_get(json_object_get(s, "definition"), "input"));
+        {
+                _cleanup_(test_run_free) TestRun r = {};
+                json_t *j;
+
+                /* The input survives the normalization byte for byte. */
+                ASSERT_EQ(CTL(&r, "--json", "schedule", "describe", "nightly"), 0);
+                j = ASSERT_NOT_NULL(json_loads(r.out, 0, NULL));
+                ASSERT_STREQ(json_str(json_object_get(json_object_get(j, "definition"), "input"),
+                                      "path"),
+                             "/home");
+                json_decref(j);
+        }
         json_decref(s);
         /* A file with an error is refused whole; the daemon runs. */
         ASSERT_FALSE(schedule_exists(c, "bad"));
