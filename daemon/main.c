@@ -303,10 +303,10 @@ static int run(int argc, char *argv[]) {
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGINT);
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
-        (void) signal(SIGHUP, SIG_IGN); /* no configuration to reload yet */
 
         r = manager_new(&m, &cfg);
         if (r < 0)

@@ -42,6 +42,7 @@ static int manager_on_post(sd_event_source *s, void *userdata);
 static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 static int manager_on_kick(sd_event_source *s, void *userdata);
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata);
+static int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *cfg) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -75,6 +76,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (r < 0)
                 return r;
         r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_reload, m);
         if (r < 0)
                 return r;
         r = sd_event_add_post(m->event, &m->post_source, manager_on_post, m);
@@ -287,6 +291,26 @@ int manager_listen(Manager *m, int fd) {
         r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, manager_on_accept, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the socket: %m");
+        return 0;
+}
+
+/* SIGHUP (systemctl reload): the *.schedule unit files are read again. Their changes commit with
+ * the pass, like any request's. */
+static int
+manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading schedule units...");
+        r = manager_begin(m);
+        if (r >= 0 && m->cfg.schedule_dir)
+                r = schedule_units_sync(m, m->cfg.schedule_dir);
+        if (r < 0)
+                log_error_errno(r, "Failed to reload the schedule units: %m");
+        else
+                log_info("Reloaded the schedule units of %s",
+                         m->cfg.schedule_dir ? m->cfg.schedule_dir : "(none)");
+        (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
         return 0;
 }
 

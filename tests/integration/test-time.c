@@ -922,6 +922,23 @@ TEST(schedule_unit_files) {
         test_daemon_restart(&d);
         c = client_connect();
         ASSERT_FALSE(schedule_exists(c, "nightly"));
+
+        /* SIGHUP reads the files again without a restart. The signal is handled in a pass of
+         * its own: a bounded poll, as the daemon has no event to wait for. */
+        write_file(dir, "late.schedule", NIGHTLY_UNIT("late"));
+        ASSERT_OK_ERRNO(kill(d.proc.pid, SIGHUP));
+        for (uint64_t give_up = realtime_usec() + test_timeout_usec();
+             !schedule_exists(c, "late");) {
+                ASSERT_LT(realtime_usec(), give_up);
+                (void) usleep(10 * 1000);
+        }
+        remove_file(dir, "late.schedule");
+        ASSERT_OK_ERRNO(kill(d.proc.pid, SIGHUP));
+        for (uint64_t give_up = realtime_usec() + test_timeout_usec();
+             schedule_exists(c, "late");) {
+                ASSERT_LT(realtime_usec(), give_up);
+                (void) usleep(10 * 1000);
+        }
         dur_client_free(c);
         ASSERT_OK_ERRNO(rmdir(dir));
 }
