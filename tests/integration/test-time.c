@@ -690,6 +690,25 @@ TEST(bad_schedules_are_refused_and_change_nothing) {
         ASSERT_EQ(json_array_size(json_object_get(answer, "schedules")), 0u);
         json_decref(answer);
 
+        /* Limits: 16 specs of each kind, 1000 times per backfill. */
+        {
+                json_t *req = CREATE(", s:[]}", "op", "CreateSchedule", "schedule_id", "many",
+                                     "workflow_type", "T", "task_queue", "q", "calendars");
+
+                for (int i = 0; i < 17; i++)
+                        ASSERT_OK(json_array_append_new(json_object_get(req, "calendars"),
+                                                        json_string("daily")));
+                assert_create_fails(c, req, "invalid_argument", "more than 16 calendar specs");
+        }
+        create_schedule(c, "minutely", json_pack("{s:[s]}", "calendars", "minutely"));
+        assert_create_fails(c,
+                            json_pack("{s:s, s:s, s:I, s:I}", "op", "BackfillSchedule",
+                                      "schedule_id", "minutely", "start_time_usec",
+                                      (json_int_t) (T2020 * USEC), "end_time_usec",
+                                      (json_int_t) ((T2020 + 86400) * USEC)),
+                            "invalid_argument", "more than 1000 times: split it");
+        ASSERT_EQ(schedule_uint(c, "minutely", "action_count"), 0u);
+
         create_schedule(c, "dup", json_pack("{s:[s]}", "calendars", "daily"));
         assert_create_fails(c,
                             CREATE(", s:[s]}", "op", "CreateSchedule", "schedule_id", "dup",
