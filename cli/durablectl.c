@@ -49,16 +49,36 @@ typedef enum Opt {
         OPT_TYPE,
         OPT_LIMIT,
         OPT_REASON,
+        OPT_ITERATIONS,
+        OPT_BASE_TIME,
+        OPT_CALENDAR,
+        OPT_INTERVAL,
+        OPT_START_TIME,
+        OPT_END_TIME,
+        OPT_JITTER,
+        OPT_ID_PREFIX,
+        OPT_OVERLAP,
+        OPT_CATCHUP,
+        OPT_CATCHUP_WINDOW,
+        OPT_PAUSE_ON_FAILURE,
+        OPT_PAUSED,
+        OPT_NOTE,
+        OPT_WAKE_SYSTEM,
         _OPT_MAX,
 } Opt;
 
-#define BIT(o) (UINT32_C(1) << (o))
+#define BIT(o) (UINT64_C(1) << (o))
 #define GLOBAL_OPTS \
         (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER))
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
 #define START_OPTS                                                                \
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
          BIT(OPT_REQUEST_ID))
+#define SCHEDULE_OPTS                                                                              \
+        (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
+         BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
+         BIT(OPT_TASK_TIMEOUT) | BIT(OPT_OVERLAP) | BIT(OPT_CATCHUP) | BIT(OPT_CATCHUP_WINDOW) |   \
+         BIT(OPT_PAUSE_ON_FAILURE) | BIT(OPT_PAUSED) | BIT(OPT_NOTE) | BIT(OPT_WAKE_SYSTEM))
 /* getopt_long() values: above every character, so no long option collides with a short one. */
 #define OPT_VAL_BASE 0x100
 
@@ -94,11 +114,40 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_FOLLOW] = { "follow", NULL, "Keep printing new events until the run closes" },
         [OPT_TIMEOUT] = { "timeout", "DURATION", "Give up waiting after DURATION" },
         [OPT_STATUS] = { "status", "STATUS", "Only workflows in STATUS (Running, Completed, ...)" },
-        [OPT_TYPE] = { "type", "TYPE", "Only workflows of TYPE", STR_FIELD(type) },
+        [OPT_TYPE] = { "type", "TYPE",
+                       "Only workflows of TYPE (list); the workflow type to start (schedule)",
+                       STR_FIELD(type) },
         [OPT_LIMIT] = { "limit", "N", "Show at most N workflows (default 1000)" },
         [OPT_REASON] = { "reason", "TEXT",
                          "Reason recorded in the history (default: your user name)",
                          STR_FIELD(reason) },
+        [OPT_ITERATIONS] = { "iterations", "N", "Show the next N elapses (default 1)" },
+        [OPT_BASE_TIME] = { "base-time", "@SECONDS",
+                            "Compute the elapses after this time instead of now" },
+        [OPT_CALENDAR] = { "calendar", "SPEC",
+                           "Start at the times of this calendar spec (repeatable)" },
+        [OPT_INTERVAL] = { "interval", "DURATION[/OFFSET]",
+                           "Start every DURATION since the epoch, shifted by OFFSET (repeatable)" },
+        [OPT_START_TIME] = { "start-time", "TIME", "No scheduled start before TIME" },
+        [OPT_END_TIME] = { "end-time", "TIME", "No scheduled start after TIME" },
+        [OPT_JITTER] = { "jitter", "DURATION", "Delay each start by up to DURATION" },
+        [OPT_ID_PREFIX] = { "id-prefix", "PREFIX",
+                            "Started workflow ids are PREFIX-<time> (default: the schedule id)",
+                            STR_FIELD(id_prefix) },
+        [OPT_OVERLAP] = { "overlap", "POLICY",
+                          "skip, buffer_one, buffer_all, cancel_other, terminate_other or "
+                          "allow_all",
+                          STR_FIELD(overlap) },
+        [OPT_CATCHUP] = { "catchup", "POLICY", "collapse (default), all or none",
+                          STR_FIELD(catchup) },
+        [OPT_CATCHUP_WINDOW] = { "catchup-window", "DURATION",
+                                 "Catch up on times at most this old (default 365d)" },
+        [OPT_PAUSE_ON_FAILURE] = { "pause-on-failure", NULL,
+                                   "Pause when a started workflow fails or times out" },
+        [OPT_PAUSED] = { "paused", NULL, "Create the schedule paused" },
+        [OPT_NOTE] = { "note", "TEXT", "A note on the schedule's state", STR_FIELD(note) },
+        [OPT_WAKE_SYSTEM] = { "wake-system", NULL,
+                              "Wake the host from suspend for the schedule's times" },
 };
 
 typedef struct Verb {
@@ -106,11 +155,13 @@ typedef struct Verb {
         const char *args;  /* positional arguments; a "JSON" one is parsed as the input */
         unsigned min_args; /* then [optional ones] */
         unsigned max_args;
-        uint32_t options;  /* accepted besides GLOBAL_OPTS */
-        uint32_t required; /* options that must be given */
+        uint64_t options;  /* accepted besides GLOBAL_OPTS */
+        uint64_t required; /* options that must be given */
         bool pager;        /* long output: use the pager */
         int (*run)(const Ctx *ctx, const Args *a);
         const char *summary;
+        bool local;                  /* needs no daemon */
+        int (*check)(const Args *a); /* more usage checks, before connecting */
 } Verb;
 
 static const Verb verbs[] = {
@@ -143,6 +194,11 @@ static const Verb verbs[] = {
                   BIT(OPT_TIMEOUT),
           0, false, verb_activity,
           "Run one activity of TYPE outside a workflow (execute waits); show its result" },
+        { "calendar", "SPEC...", 1, 64, BIT(OPT_ITERATIONS) | BIT(OPT_BASE_TIME), 0, false,
+          verb_calendar, "Normalize calendar specs and show their next elapses", true },
+        { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
+          "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
+          schedule_check_args },
 };
 
 static const char *arg_socket;
@@ -160,7 +216,7 @@ static const Verb *verb_find(const char *name) {
 
 /* ---- help ------------------------------------------------------------------------------------ */
 
-static void options_help(uint32_t mask) {
+static void options_help(uint64_t mask) {
         for (size_t o = 0; o < _OPT_MAX; o++) {
                 char left[48];
 
@@ -207,7 +263,7 @@ static void verb_help(const Verb *v) {
 /* ---- parsing --------------------------------------------------------------------------------- */
 
 /* struct option rows for the options in @mask, ended by a zero row. */
-static void getopt_table(uint32_t mask, struct option table[static _OPT_MAX + 1]) {
+static void getopt_table(uint64_t mask, struct option table[static _OPT_MAX + 1]) {
         size_t n = 0;
 
         for (size_t o = 0; o < _OPT_MAX; o++)
@@ -228,6 +284,22 @@ static int parse_status(const char *text, const char **ret) {
                                  "Failed, Canceled, Terminated, TimedOut or ContinuedAsNew",
                                  text);
         *ret = workflow_status_to_string(s);
+        return 0;
+}
+
+/* "@SECONDS" since the epoch, as systemd-analyze takes it. */
+static int parse_base_time(const char *text, uint64_t *ret) {
+        unsigned long long sec;
+        char *end;
+
+        errno = 0;
+        sec = text[0] == '@' && text[1] >= '0' && text[1] <= '9' ? strtoull(text + 1, &end, 10) : 0;
+        if (text[0] != '@' || text[1] < '0' || text[1] > '9' || errno != 0 || *end != 0 ||
+            sec > UINT64_C(253402214399))
+                return ctl_error("invalid value '%s' for --base-time: expected @SECONDS since the "
+                                 "epoch",
+                                 text);
+        *ret = sec * 1000000;
         return 0;
 }
 
@@ -280,6 +352,39 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--task-timeout", value, &a->task_timeout_usec);
         case OPT_TIMEOUT:
                 return parse_duration("--timeout", value, &a->timeout_usec);
+        case OPT_CALENDAR:
+                if (a->n_calendars >= ELEMENTSOF(a->calendars))
+                        return ctl_error("too many --calendar options (at most %zu)",
+                                         ELEMENTSOF(a->calendars));
+                a->calendars[a->n_calendars++] = value;
+                return 0;
+        case OPT_INTERVAL:
+                if (a->n_intervals >= ELEMENTSOF(a->intervals))
+                        return ctl_error("too many --interval options (at most %zu)",
+                                         ELEMENTSOF(a->intervals));
+                return parse_interval(value, &a->intervals[a->n_intervals++]);
+        case OPT_START_TIME:
+                return parse_time("--start-time", value, &a->start_time_usec);
+        case OPT_END_TIME:
+                return parse_time("--end-time", value, &a->end_time_usec);
+        case OPT_JITTER:
+                return parse_duration("--jitter", value, &a->jitter_usec);
+        case OPT_CATCHUP_WINDOW:
+                return parse_duration("--catchup-window", value, &a->catchup_window_usec);
+        case OPT_PAUSE_ON_FAILURE:
+                a->pause_on_failure = true;
+                return 0;
+        case OPT_PAUSED:
+                a->paused = true;
+                return 0;
+        case OPT_WAKE_SYSTEM:
+                a->wake_system = true;
+                return 0;
+        case OPT_ITERATIONS:
+                return parse_count("--iterations", value, 1000, &a->iterations);
+        case OPT_BASE_TIME:
+                a->has_base_time = true;
+                return parse_base_time(value, &a->base_time_usec);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);
@@ -447,6 +552,8 @@ static int run(const Verb *v, const Args *a) {
         Ctx ctx = { .json = arg_json };
         int r;
 
+        if (v->local)
+                return v->run(&ctx, a);
         r = connect_daemon(&ctx.client);
         if (r < 0)
                 return r;
@@ -482,6 +589,8 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
         r = parse_verb(v, argc - optind, argv + optind, &a);
+        if (r == 0 && v->check)
+                r = v->check(&a);
         if (r != 0) {
                 json_decref(a.input);
                 if (r > 0)

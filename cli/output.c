@@ -123,7 +123,8 @@ char *format_duration(uint64_t usec, char buf[static DURATION_TEXT_MAX]) {
 void kv_print(const char *key, const char *color, const char *fmt, ...) {
         va_list ap;
 
-        printf("%*s: %s", KEY_WIDTH, key, ansi(color));
+        /* An empty key continues the value of the key above it. */
+        printf("%*s%s%s", KEY_WIDTH, key, *key ? ": " : "  ", ansi(color));
         va_start(ap, fmt);
         vprintf(fmt, ap);
         va_end(ap);

@@ -48,7 +48,7 @@ char *format_time_iso(uint64_t realtime_usec, char buf[static TIME_TEXT_MAX]);
 char *format_duration(uint64_t usec, char buf[static DURATION_TEXT_MAX]);
 
 /* Prints "<key>: <value>" with keys right-aligned to one column (systemctl status style). The
- * value is coloured with @color (may be NULL). */
+ * value is coloured with @color (may be NULL). An empty @key continues the key above. */
 void kv_print(const char *key, const char *color, const char *fmt, ...) _printf_(3, 4);
 
 /* A table of text cells printed with aligned columns and a bold header line. */

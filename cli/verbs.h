@@ -13,6 +13,10 @@
 
 #include "durable/durable.h"
 
+typedef struct IntervalArg {
+        uint64_t every_usec, offset_usec;
+} IntervalArg;
+
 typedef struct Args {
         char **pos; /* the positional arguments after the verb */
         size_t n_pos;
@@ -27,8 +31,19 @@ typedef struct Args {
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
         uint64_t limit;
+        uint64_t iterations;     /* calendar --iterations */
+        uint64_t base_time_usec; /* calendar --base-time, when has_base_time */
         bool wait;
         bool follow; /* history --follow */
+        bool has_base_time;
+        /* schedule */
+        const char *calendars[16];
+        size_t n_calendars;
+        IntervalArg intervals[16];
+        size_t n_intervals;
+        uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
+        const char *id_prefix, *overlap, *catchup, *note;
+        bool pause_on_failure, paused, wake_system;
 } Args;
 
 typedef struct Ctx {
@@ -51,3 +66,11 @@ int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
+int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */
+/* cli/schedule.c */
+int verb_schedule(const Ctx *ctx, const Args *a);
+int schedule_check_args(const Args *a); /* usage errors, before connecting */
+/* "@SECONDS" or one point in time in calendar syntax ("2026-01-01 09:00 UTC"). */
+int parse_time(const char *what, const char *text, uint64_t *ret_usec);
+/* "DURATION[/OFFSET]". */
+int parse_interval(const char *text, IntervalArg *ret);

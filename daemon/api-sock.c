@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "daemon/activity.h"
+#include "daemon/api-schedule.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -752,13 +753,30 @@ static int op_reload(Request *q) {
         conn_reply_end(q->conn, q->id, start);
         return 0;
 }
+/* Schedule operations live in api-schedule.c. */
+#define SCHEDULE_OP(name)                                                                        \
+        static int op_##name(Request *q) {                                                       \
+                return api_##name(&(ApiCall){ q->m, q->conn, q->id, q->map, q->zone, &q->err }); \
+        }
+SCHEDULE_OP(backfill_schedule)
+SCHEDULE_OP(create_schedule)
+SCHEDULE_OP(delete_schedule)
+SCHEDULE_OP(describe_schedule)
+SCHEDULE_OP(list_schedules)
+SCHEDULE_OP(pause_schedule)
+SCHEDULE_OP(trigger_schedule)
+SCHEDULE_OP(unpause_schedule)
 
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
+        { "BackfillSchedule", op_backfill_schedule, true },
         { "CancelActivityTask", op_cancel_activity_task, true },
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
         { "CompleteWorkflowTask", op_complete_workflow_task, true },
+        { "CreateSchedule", op_create_schedule, true },
+        { "DeleteSchedule", op_delete_schedule, true },
+        { "DescribeSchedule", op_describe_schedule, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },
@@ -767,7 +785,9 @@ static const Op ops[] = {
         { "GetStats", op_get_stats, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
         { "ListActivityTypes", op_list_activity_types, false },
+        { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
+        { "PauseSchedule", op_pause_schedule, true },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "QueryWorkflow", op_query_workflow, false },
@@ -778,6 +798,8 @@ static const Op ops[] = {
         { "StartActivity", op_start_activity, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
+        { "TriggerSchedule", op_trigger_schedule, true },
+        { "UnpauseSchedule", op_unpause_schedule, true },
 };
 
 static int op_compare(const void *key, const void *elem) {

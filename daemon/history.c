@@ -1148,7 +1148,7 @@ finish:
 
 static int on_timer_due(Manager *m, RunRow *run, const Deadline *d) {
         msgpack_packer *pk;
-        uint64_t started_id;
+        uint64_t started_id, now;
         Attrs a;
         int r;
 
@@ -1158,9 +1158,13 @@ static int on_timer_due(Manager *m, RunRow *run, const Deadline *d) {
         r = store_timer_delete(m->store, run->run_id, d->key);
         if (r < 0)
                 return r;
-        pk = attrs_begin(&a, 2);
+        /* late_by_usec: how long after its deadline the timer fired; large when the deadline
+         * passed while the daemon or the host was down (DESIGN.md §8). */
+        now = clock_now();
+        pk = attrs_begin(&a, 3);
         (void) msg_pack_kv_str(pk, "timer_id", d->key);
         (void) msg_pack_kv_uint(pk, "started_event_id", started_id);
+        (void) msg_pack_kv_uint(pk, "late_by_usec", now > d->due ? now - d->due : 0);
         r = append_external(m, run, EVENT_TIMER_FIRED, &a, false);
         attrs_done(&a);
         return r;

@@ -14,6 +14,7 @@
 #include "daemon/activity-unit.h"
 #include "daemon/api-bus.h"
 #include "daemon/bulkload.h"
+#include "daemon/clock.h"
 #include "daemon/manager.h"
 #include "proto/frame.h"
 
@@ -25,6 +26,10 @@ static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
 static const char *arg_bus_address;
 static bool arg_no_bus;
+static uint64_t arg_clock_offset_sec;
+static const char *arg_schedule_dir;
+static bool arg_wake_system;
+static char *schedule_dir_buf;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -43,6 +48,8 @@ static void help(void) {
                "     --socket=PATH          Listen on the Unix socket PATH\n"
                "     --activity-dir=DIR     Also read activity units from DIR, before the\n"
                "                            default directories (may be repeated)\n"
+               "     --schedule-dir=DIR     Read *.schedule unit files from DIR\n"
+               "     --wake-system          Wake the host from suspend for every deadline\n"
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
@@ -52,6 +59,8 @@ static void help(void) {
                "     --no-bus               Serve no D-Bus API\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
+               "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
+               "                            daemon had been down that long\n"
                "     --bulk-load=CLOSED,OPEN\n"
                "                            Benchmarks and tests only: write CLOSED completed\n"
                "                            and OPEN running workflows into the state\n"
@@ -112,6 +121,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_BUS_ADDRESS,
                 ARG_NO_BUS,
                 ARG_ACTIVITY_DIR,
+                ARG_CLOCK_OFFSET,
+                ARG_SCHEDULE_DIR,
+                ARG_WAKE_SYSTEM,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -128,6 +140,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
                 { "activity-dir", required_argument, NULL, ARG_ACTIVITY_DIR },
+                { "clock-offset", required_argument, NULL, ARG_CLOCK_OFFSET },
+                { "schedule-dir", required_argument, NULL, ARG_SCHEDULE_DIR },
+                { "wake-system", no_argument, NULL, ARG_WAKE_SYSTEM },
                 {},
         };
         int c;
@@ -198,6 +213,25 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_NO_BUS:
                         arg_no_bus = true;
                         break;
+                case ARG_WAKE_SYSTEM:
+                        arg_wake_system = true;
+                        break;
+                case ARG_SCHEDULE_DIR:
+                        arg_schedule_dir = optarg;
+                        break;
+                case ARG_CLOCK_OFFSET: {
+                        char *end;
+
+                        errno = 0;
+                        arg_clock_offset_sec = strtoull(optarg, &end, 10);
+                        if (errno || end == optarg || *end || optarg[0] == '-' ||
+                            arg_clock_offset_sec > 100ULL * 366 * 24 * 3600)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --clock-offset=%s: expected "
+                                                       "seconds (at most 100 years)",
+                                                       optarg);
+                        break;
+                }
                 case ARG_BULK_LOAD:
                         if (parse_bulk_load(optarg) < 0)
                                 return log_error_errno(-EINVAL,
@@ -251,6 +285,19 @@ static int resolve_paths(void) {
                         return log_error_errno(-EINVAL, "Neither $XDG_STATE_HOME nor $HOME is "
                                                         "set; use --state-dir=DIR");
         }
+        if (!arg_schedule_dir) {
+                if (!arg_user)
+                        arg_schedule_dir = SYSCONFDIR "/durabled/schedules";
+                else if ((e = getenv("XDG_CONFIG_HOME")) && *e) {
+                        if (asprintf(&schedule_dir_buf, "%s/durabled/schedules", e) < 0)
+                                return -ENOMEM;
+                        arg_schedule_dir = schedule_dir_buf;
+                } else if ((e = getenv("HOME")) && *e) {
+                        if (asprintf(&schedule_dir_buf, "%s/.config/durabled/schedules", e) < 0)
+                                return -ENOMEM;
+                        arg_schedule_dir = schedule_dir_buf;
+                }
+        }
         return 0;
 }
 
@@ -282,6 +329,7 @@ static int run(int argc, char *argv[]) {
         r = resolve_paths();
         if (r < 0)
                 return r;
+        clock_skip(arg_clock_offset_sec * 1000000);
         r = unit_dirs(arg_activity_dirs, arg_user, &dirs);
         if (r < 0)
                 return log_error_errno(r, "Failed to list the activity directories: %m");
@@ -298,10 +346,13 @@ static int run(int argc, char *argv[]) {
                 .bus_address = arg_bus_address,
                 .no_bus = arg_no_bus,
                 .activity_dirs = dirs,
+                .schedule_dir = arg_schedule_dir,
+                .wake_system = arg_wake_system,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);  /* reloads the activity units */
         sigaddset(&mask, SIGCHLD); /* activity processes, through sd-event child sources */
@@ -331,5 +382,6 @@ int main(int argc, char *argv[]) {
         free(state_dir_buf);
         free(socket_buf);
         free(arg_activity_dirs);
+        free(schedule_dir_buf);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

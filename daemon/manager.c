@@ -24,6 +24,9 @@
 #include "daemon/conn.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
+#include "daemon/schedule-unit.h"
+#include "daemon/schedule.h"
+#include "daemon/store-schedule.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
@@ -41,6 +44,7 @@ static int manager_on_post(sd_event_source *s, void *userdata);
 static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata);
 static int manager_on_kick(sd_event_source *s, void *userdata);
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata);
+static int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
 
 int manager_new(Manager **ret, const ManagerConfig *cfg) {
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -74,6 +78,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (r < 0)
                 return r;
         r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_reload, m);
         if (r < 0)
                 return r;
         r = sd_event_add_post(m->event, &m->post_source, manager_on_post, m);
@@ -142,9 +149,11 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->kick_source);
         sd_event_source_disable_unref(m->checkpoint_source);
         api_bus_free(m->bus); /* after the connections: their pending D-Bus calls get answers */
+        sd_event_source_disable_unref(m->wake_source);
         safe_close(m->listen_fd);
         store_free(m->store);
         safe_close(m->lock_fd);
+        free(m->closed_runs);
         sd_event_unref(m->event);
         free(m);
         return NULL;
@@ -297,13 +306,77 @@ int manager_listen(Manager *m, int fd) {
         return 0;
 }
 
+/* SIGHUP (systemctl reload): the activity units and the *.schedule unit files are read again.
+ * The schedules' changes commit with the pass, like any request's; running activity attempts keep
+ * the unit they started with. */
+static int
+manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading units...");
+        if (m->supervisor) {
+                log_info("SIGHUP: reloading activity units");
+                (void) supervisor_reload(m);
+        }
+        r = manager_begin(m);
+        if (r >= 0 && m->cfg.schedule_dir)
+                r = schedule_units_sync(m, m->cfg.schedule_dir);
+        if (r < 0)
+                log_error_errno(r, "Failed to reload the schedule units: %m");
+        else
+                log_info("Reloaded the schedule units of %s",
+                         m->cfg.schedule_dir ? m->cfg.schedule_dir : "(none)");
+        (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
+        return 0;
+}
+
 /* ---- deadlines ---- */
+
+static int manager_on_wake(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_kick(userdata); /* the deadline source, due too, does the work */
+        return 0;
+}
+
+/* WakeSystem= (systemd.timer(5)): an alarm source for the next deadline that must wake a
+ * suspended host: every deadline with --wake-system, else those of schedules that ask for it. An
+ * alarm needs CAP_WAKE_ALARM and an RTC (sd-event refuses the clock otherwise); without them the
+ * daemon says so once, and deadlines still fire when the host resumes on its own. */
+static void rearm_wake(Manager *m) {
+        uint64_t due, offset = clock_offset();
+        int r;
+
+        if (m->wake_unsupported)
+                return;
+        r = m->cfg.wake_system ? store_deadline_next(m->store, &due)
+                               : store_schedule_wake_next(m->store, &due);
+        if (r < 0) {
+                if (m->wake_source)
+                        (void) sd_event_source_set_enabled(m->wake_source, SD_EVENT_OFF);
+                return;
+        }
+        if (!m->wake_source) {
+                r = sd_event_add_time(m->event, &m->wake_source, CLOCK_REALTIME_ALARM, UINT64_MAX,
+                                      1000, manager_on_wake, m);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot arm a wake-up alarm (it needs "
+                                             "CAP_WAKE_ALARM and a real-time clock with an "
+                                             "alarm): %m; a suspended host will not wake up "
+                                             "for its deadlines");
+                        m->wake_unsupported = true;
+                        return;
+                }
+        }
+        (void) sd_event_source_set_time(m->wake_source, due > offset ? due - offset : 1);
+        (void) sd_event_source_set_enabled(m->wake_source, SD_EVENT_ONESHOT);
+}
 
 static void rearm_deadline(Manager *m) {
         uint64_t due, offset = clock_offset();
         int r;
 
         m->deadlines_changed = false;
+        rearm_wake(m);
         r = store_deadline_next(m->store, &due);
         if (r == -ENOENT) {
                 (void) sd_event_source_set_enabled(m->deadline_source, SD_EVENT_OFF);
@@ -342,7 +415,8 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
                 }
                 m->actor_uid = m->daemon_uid;
                 if (r >= 0)
-                        r = history_on_deadline(m, &d);
+                        r = d.kind == DEADLINE_SCHEDULE ? schedule_on_deadline(m, &d)
+                                                        : history_on_deadline(m, &d);
                 if (r < 0) {
                         store_rollback_to(m->store);
                         log_error_errno(r, "Failed to act on a deadline of run %s: %m", d.run_id);
@@ -428,6 +502,7 @@ static void fail_pass(Manager *m, int r) {
         store_rollback(m->store);
         waiter_forget_changed(m);
         api_bus_forget_changed(m);
+        schedule_forget(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
                         conn_fail_held(c);
@@ -467,6 +542,7 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         Conn *c;
         int r;
 
+        schedule_flush(m);
         r = taskq_dispatch(m);
         if (r >= 0)
                 r = supervisor_dispatch(m);
@@ -508,23 +584,13 @@ static int count_queue(const char *queue, void *userdata) {
         return 0;
 }
 
-static int manager_on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Manager *m = userdata;
-
-        log_info("SIGHUP: reloading activity units");
-        (void) supervisor_reload(m);
-        return 0;
-}
-
 int manager_run(Manager *m) {
         int r;
 
+        m->started_usec = clock_now();
         r = supervisor_new(m, m->cfg.activity_dirs);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up process activities: %m");
-        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_sighup, m);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch SIGHUP: %m");
         r = store_begin(m->store);
         if (r >= 0)
                 r = supervisor_recover(m);
@@ -532,6 +598,9 @@ int manager_run(Manager *m) {
          * are gone; they time out now and are scheduled again. */
         if (r >= 0)
                 r = store_expire_workflow_tasks(m->store, clock_now(), 0);
+        /* Schedules declared in unit files: created, updated or deleted to match the files. */
+        if (r >= 0 && m->cfg.schedule_dir)
+                r = schedule_units_sync(m, m->cfg.schedule_dir);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0)
@@ -556,6 +625,8 @@ int manager_run(Manager *m) {
 
 void manager_run_changed(Manager *m, const char *run_id, bool closed) {
         waiter_note_changed(m, run_id, closed);
+        if (closed)
+                schedule_note_closed(m, run_id);
         api_bus_note_changed(m, run_id, false, closed);
 }
 

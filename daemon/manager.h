@@ -6,6 +6,7 @@
  * write through the store inside the pass's transaction (opened lazily by manager_begin()) and
  * queue their answers on their connection's "held" buffer. Before the loop sleeps, the post
  * source (manager_on_post) runs, in this order:
+ *   0. schedules whose runs closed in the pass start what waits in their buffers (schedule.c);
  *   1. dispatch: hand tasks of dirty queues to parked polls (this writes: WorkflowTaskStarted);
  *   2. commit the transaction (one fsync for everything the pass did: group commit);
  *   3. release held answers to the sockets, or on a failed commit replace each of them with an
@@ -44,6 +45,10 @@ typedef struct ManagerConfig {
         const char *bus_address;    /* D-Bus (api-bus.c): this bus, else the default one */
         bool no_bus;                /* no D-Bus at all */
         char *const *activity_dirs; /* where activity units live, in precedence order */
+        /* *.schedule unit files (schedule-unit.h); NULL: none */
+        const char *schedule_dir;
+        /* every deadline wakes the system from suspend, not only those of schedules that ask */
+        bool wake_system;
 } ManagerConfig;
 
 struct Manager {
@@ -54,6 +59,8 @@ struct Manager {
         sd_event_source *deadline_source;
         sd_event_source *kick_source;
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
+        sd_event_source *wake_source;       /* CLOCK_REALTIME_ALARM: wakes a suspended host */
+        bool wake_unsupported;              /* no CAP_WAKE_ALARM or no kernel support: said once */
         Store *store;
         ApiBus *bus; /* NULL when the daemon runs without D-Bus */
         int listen_fd;
@@ -77,6 +84,10 @@ struct Manager {
         unsigned n_history_waiters;
         char (*changed_runs)[37]; /* runs changed in this pass, for their waiters */
         size_t n_changed, changed_alloc;
+
+        char (*closed_runs)[37]; /* runs closed in this pass, for their schedules (schedule.c) */
+        size_t n_closed_runs, closed_runs_alloc;
+        uint64_t started_usec; /* when this daemon started: earlier times were missed while down */
 
         uint32_t actor_uid; /* uid recorded in the events the current operation appends */
         uid_t daemon_uid;

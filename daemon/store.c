@@ -45,6 +45,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "daemon/store-internal.h"
 
 enum {
         Q_RUN_INSERT,
@@ -266,7 +267,42 @@ static const char *const migrations[] = {
         "  gen INTEGER NOT NULL,"
         "  key TEXT,"
         "  PRIMARY KEY (due, seq)) WITHOUT ROWID;"
-        "CREATE INDEX deadlines_ref ON deadlines (run_id, ref);",
+        "CREATE INDEX deadlines_ref ON deadlines (run_id, ref);"
+        /* Schedules (store-schedule.c): the definition as created (msgpack), its source (the
+         * *.schedule unit file it came from; NULL: created through the API), the cursor (every
+         * nominal time up to it was acted on), counters; the recent actions (the last ten, and
+         * every one whose run still runs: what the overlap policy looks at), found by run when
+         * a run closes; the buffered starts of the buffer policies, in order. */
+        "CREATE TABLE schedules ("
+        "  schedule_id TEXT PRIMARY KEY NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  def BLOB NOT NULL,"
+        "  paused INTEGER NOT NULL,"
+        "  note TEXT,"
+        "  create_time INTEGER NOT NULL,"
+        "  cursor INTEGER NOT NULL,"
+        "  action_count INTEGER NOT NULL DEFAULT 0,"
+        "  overlap_skipped INTEGER NOT NULL DEFAULT 0,"
+        "  buffer_dropped INTEGER NOT NULL DEFAULT 0,"
+        "  missed_catchup INTEGER NOT NULL DEFAULT 0,"
+        "  source TEXT,"
+        "  wake_system INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE TABLE schedule_actions ("
+        "  schedule_id TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL,"
+        "  kind INTEGER NOT NULL,"
+        "  scheduled_time INTEGER NOT NULL,"
+        "  actual_time INTEGER NOT NULL,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  PRIMARY KEY (schedule_id, seq)) WITHOUT ROWID;"
+        "CREATE INDEX schedule_actions_run ON schedule_actions (run_id);"
+        "CREATE TABLE schedule_buffer ("
+        "  schedule_id TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL,"
+        "  scheduled_time INTEGER NOT NULL,"
+        "  kind INTEGER NOT NULL,"
+        "  PRIMARY KEY (schedule_id, seq)) WITHOUT ROWID;",
 };
 
 struct Store {
@@ -329,6 +365,14 @@ static int sql_error(Store *s, int rc) {
         default:
                 return -EIO;
         }
+}
+
+sqlite3 *store_db(Store *s) {
+        return s->db;
+}
+
+int store_sql_error(Store *s, int rc) {
+        return sql_error(s, rc);
 }
 
 static sqlite3_stmt *stmt(Store *s, int q) {

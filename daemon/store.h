@@ -243,6 +243,7 @@ typedef enum DeadlineKind {
         DEADLINE_ACT_HEARTBEAT = 5,
         DEADLINE_ACT_SCHEDULE_TO_CLOSE = 6,
         DEADLINE_ACT_RETRY = 7,
+        DEADLINE_SCHEDULE = 8, /* run_id "", key: schedule id, ref: the nominal time */
         _DEADLINE_KIND_MAX,
 } DeadlineKind;
 

@@ -81,6 +81,56 @@ expect 2 "^durablectl: invalid value 'sleeping' for --status" list --status slee
 expect 2 "^durablectl: unexpected argument 'extra' for 'activity-types'" activity-types extra
 expect 2 "^durablectl: unknown option '--id' for 'reload'" reload --id x
 
+# calendar needs no daemon: the normalized form and the next elapses, as systemd-analyze prints
+# them; a malformed spec exits 1 with the reason.
+export TZ=UTC
+expect 0 "^Normalized form: Mon..Fri \*-\*-\* 09:00:00$" calendar --base-time @1767225600 'Mon..Fri 9:00'
+expect 0 "^ +Iter. #3: Mon 2026-01-05 09:00:00 UTC$" \
+        calendar 'Mon..Fri 9:00' --base-time @1767225600 --iterations 3
+expect 0 "^ +Next elapse: Thu 2026-01-01 23:00:00 UTC$" \
+        calendar --base-time @1767225600 'daily Europe/Berlin'
+expect 0 '"normalized": "\*-\*~01 00:00:00"' --json calendar '*-*~1' --base-time @1767225600
+expect 0 "^ +Next elapse: never$" calendar 2003-03-05
+expect 1 "^durablectl: invalid calendar spec: hour 24 is out of range 0..23" calendar '*-*-* 24:00'
+expect 1 "^durablectl: invalid calendar spec: unknown time zone \"Mars/Olympus\"" \
+        calendar 'daily Mars/Olympus'
+expect 2 "^durablectl: invalid value '0' for --iterations" calendar daily --iterations 0
+expect 2 "^durablectl: invalid value 'yesterday' for --base-time" calendar daily --base-time yesterday
+expect 2 "^durablectl: missing argument SPEC\.\.\. for 'calendar'" calendar
+unset TZ
+
+# schedule: the whole command line is checked before connecting.
+expect 2 "^durablectl: unknown schedule command 'frob'" schedule frob
+expect 2 "^durablectl: missing argument ID for 'schedule describe'" schedule describe
+expect 2 "^durablectl: unexpected argument 'x' for 'schedule list'" schedule list x
+expect 2 "^durablectl: missing --type TYPE for 'schedule create'" \
+        schedule create s --task-queue q --calendar daily
+expect 2 "^durablectl: 'schedule create' needs --calendar SPEC or --interval DURATION" \
+        schedule create s --type T --task-queue q
+expect 2 "^durablectl: invalid value '\*-\*-\* 25:00' for --calendar: hour 25 is out of range" \
+        schedule create s --type T --task-queue q --calendar '*-*-* 25:00'
+expect 2 "^durablectl: invalid value 'often' for --overlap: expected skip, buffer_one" \
+        schedule create s --type T --task-queue q --calendar daily --overlap often
+expect 2 "^durablectl: invalid value 'some' for --catchup" \
+        schedule create s --type T --task-queue q --calendar daily --catchup some
+expect 2 "^durablectl: invalid value '30m/1h' for --interval: the offset must be shorter" \
+        schedule create s --type T --task-queue q --interval 30m/1h
+expect 2 "^durablectl: invalid value 'soon' for --start-time: expected @SECONDS" \
+        schedule create s --type T --task-queue q --calendar daily --start-time soon
+expect 2 "^durablectl: invalid value 'daily' for --end-time" \
+        schedule create s --type T --task-queue q --calendar daily --end-time daily
+expect 2 "^durablectl: option --calendar is only for 'schedule create'" \
+        schedule pause s --calendar daily
+expect 2 "^durablectl: 'schedule backfill' needs --start-time TIME and --end-time TIME" \
+        schedule backfill s --start-time @1767225600
+expect 2 "^durablectl: --end-time must be after --start-time" \
+        schedule backfill s --start-time @1767225600 --end-time '2025-01-01 00:00 UTC'
+expect 0 "--catchup-window DURATION" schedule --help
+expect 1 "^durablectl: cannot connect to durabled at $tmp/missing/io.sock" \
+        schedule create s --type T --task-queue q --calendar '*-*-* 03:00 Europe/Berlin' \
+        --interval 1h/15m --overlap buffer_all --catchup all --catchup-window 30d --jitter 5m \
+        --start-time '2026-01-01 00:00 UTC' --end-time @1893456000 --pause-on-failure
+
 # Help and version: exit 0, on stdout.
 expect 0 "^durablectl \[OPTIONS...\] VERB" --help
 expect 0 "^durablectl \[OPTIONS...\] VERB" -h

@@ -38,6 +38,9 @@ expect_refused "Invalid --bulk-load=abc" --bulk-load=abc
 expect_refused "Invalid --bulk-load=5" --bulk-load=5
 expect_refused "Invalid --bulk-load=-1,2" --bulk-load=-1,2
 expect_refused "Invalid --bus-address=: expected a D-Bus address" --bus-address=
+expect_refused "Invalid --clock-offset=-5" --clock-offset=-5
+expect_refused "Invalid --clock-offset=1d" --clock-offset=1d
+expect_refused "Invalid --clock-offset=99999999999" --clock-offset=99999999999
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 

@@ -1,0 +1,11 @@
+#pragma once
+/* Shared by the store's files (store.c and store-schedule.c) and nobody else (STYLE.md §2). */
+
+#include "daemon/store.h"
+
+/* Declared here without <sqlite3.h>: only store*.c include it (STYLE.md §2). */
+typedef struct sqlite3 sqlite3;
+
+sqlite3 *store_db(Store *s);
+/* SQLite result code -> negative errno, as every store function answers (store.h). */
+int store_sql_error(Store *s, int rc);
