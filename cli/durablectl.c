@@ -49,6 +49,8 @@ typedef enum Opt {
         OPT_TYPE,
         OPT_LIMIT,
         OPT_REASON,
+        OPT_QUERY,
+        OPT_PAGE_TOKEN,
         _OPT_MAX,
 } Opt;
 
@@ -99,6 +101,11 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_REASON] = { "reason", "TEXT",
                          "Reason recorded in the history (default: your user name)",
                          STR_FIELD(reason) },
+        [OPT_QUERY] = { "query", "FILTER",
+                        "Only workflows FILTER matches (list filter, see durablectl(1))",
+                        STR_FIELD(query) },
+        [OPT_PAGE_TOKEN] = { "page-token", "TOKEN", "Continue a list where the last page ended",
+                             STR_FIELD(page_token) },
 };
 
 typedef struct Verb {
@@ -122,8 +129,12 @@ static const Verb verbs[] = {
           verb_result, "Show the status and result of a workflow" },
         { "describe", "ID", 1, 1, BIT(OPT_RUN_ID), 0, true, verb_describe,
           "Show a workflow: status, times, result or failure, pending activities" },
-        { "list", "", 0, 0, BIT(OPT_STATUS) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | BIT(OPT_LIMIT),
+        { "list", "", 0, 0,
+          BIT(OPT_STATUS) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | BIT(OPT_LIMIT) | BIT(OPT_QUERY) |
+                  BIT(OPT_PAGE_TOKEN),
           0, true, verb_list, "List workflows" },
+        { "count", "", 0, 0, BIT(OPT_QUERY), 0, false, verb_count,
+          "Count the workflows a --query filter matches (all without one)" },
         { "history", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_FOLLOW), 0, true, verb_history,
           "Show the event history of a workflow run" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,

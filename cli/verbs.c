@@ -4,6 +4,7 @@
 #include "cli/verbs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,20 +240,43 @@ static int list_print(Answer *answer, const msgpack_object *workflows) {
 
 int verb_list(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
-        const msgpack_object *workflows;
+        const msgpack_object *workflows, *next;
         int r;
 
         r = CTL_CALL(ctx->client, "ListWorkflows", &answer, FIELD_STR("status", a->status),
                      FIELD_STR("workflow_type", a->type), FIELD_STR("task_queue", a->task_queue),
-                     FIELD_UINT("limit", a->limit));
+                     FIELD_UINT("limit", a->limit), FIELD_STR("query", a->query),
+                     FIELD_STR("page_token", a->page_token));
         if (r < 0)
                 return r;
         workflows = msg_get(answer.map, "workflows");
         if (workflows && workflows->type != MSGPACK_OBJECT_ARRAY)
                 return ctl_error_errno(EPROTO, "durabled's answer to ListWorkflows is malformed");
+        next = msg_get(answer.map, "next_page_token");
+        if (next && next->type == MSGPACK_OBJECT_STR)
+                /* On stderr, so that the list itself (text or --json) stays what it was. */
+                fprintf(stderr, "More workflows: add --page-token %.*s\n", (int) next->via.str.size,
+                        next->via.str.ptr);
         if (ctx->json)
                 return print_json(maps_to_json(workflows));
         return list_print(&answer, workflows);
+}
+
+int verb_count(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        const msgpack_object *n;
+        int r;
+
+        r = CTL_CALL(ctx->client, "CountWorkflows", &answer, FIELD_STR("query", a->query));
+        if (r < 0)
+                return r;
+        n = msg_get(answer.map, "count");
+        if (!n || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return ctl_error_errno(EPROTO, "durabled's answer to CountWorkflows is malformed");
+        if (ctx->json)
+                return print_json(json_pack("{s:I}", "count", (json_int_t) n->via.u64));
+        printf("%" PRIu64 "\n", n->via.u64);
+        return 0;
 }
 
 typedef struct Event {

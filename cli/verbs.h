@@ -23,6 +23,8 @@ typedef struct Args {
         const char *reason;
         const char *status; /* canonical status name ("Running", ...) */
         const char *type;   /* --type of list */
+        const char *query;  /* --query of list and count */
+        const char *page_token;
         json_t *input;      /* --input, --input-file or a JSON argument; owned */
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
@@ -41,6 +43,7 @@ int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);
 int verb_list(const Ctx *ctx, const Args *a);
+int verb_count(const Ctx *ctx, const Args *a);
 int verb_history(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);

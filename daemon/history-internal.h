@@ -72,3 +72,12 @@ int history_apply_request_cancel_activity(Manager *m,
                                           char *err,
                                           size_t errlen);
 int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d);
+
+/* history-visibility.c: the UpsertWorkflowSearchAttributes command. */
+int history_apply_upsert_search_attributes(Manager *m,
+                                           RunRow *run,
+                                           const msgpack_object *attrs,
+                                           uint64_t completed_id,
+                                           bool dry,
+                                           char *err,
+                                           size_t errlen);

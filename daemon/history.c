@@ -954,6 +954,9 @@ static int apply_command(Manager *m,
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
         case COMMAND_CANCEL_WORKFLOW_EXECUTION:
                 return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
+        case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                return history_apply_upsert_search_attributes(m, run, c->attrs, completed_id, dry,
+                                                              err, errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;

@@ -106,11 +106,38 @@ DUR_PUBLIC dur_client *dur_client_free(dur_client *c);
 DUR_PUBLIC const char *dur_client_error_code(const dur_client *c);
 DUR_PUBLIC const char *dur_client_error_message(const dur_client *c);
 
+/* A typed search attribute (Temporal's IndexedValueType): set at start, upserted by the
+ * workflow, matched by ListWorkflows/CountWorkflows queries. A name's type is fixed by its first
+ * use on a daemon. DUR_SA_UNSET (upsert only) removes the attribute. */
+typedef enum dur_sa_type {
+        DUR_SA_KEYWORD = 1,
+        DUR_SA_TEXT = 2,
+        DUR_SA_INT = 3,
+        DUR_SA_DOUBLE = 4,
+        DUR_SA_BOOL = 5,
+        DUR_SA_DATETIME = 6,
+        DUR_SA_KEYWORD_LIST = 7,
+        DUR_SA_UNSET = 8,
+} dur_sa_type;
+
+typedef struct dur_search_attr {
+        const char *name; /* letters, digits, '_' */
+        dur_sa_type type;
+        const char *str;         /* Keyword, Text */
+        int64_t num;             /* Int; Bool (0 or 1); Datetime (usec since the epoch) */
+        double dbl;              /* Double */
+        const char *const *list; /* KeywordList */
+        size_t list_len;
+} dur_search_attr;
+
 typedef struct dur_start_opts {
         const char *workflow_id; /* required */
         const char *task_queue;  /* required */
         uint64_t task_timeout;   /* workflow task start-to-close; 0 = 10 s */
         const char *request_id;  /* optional: a repeated start with it returns the same run */
+        const dur_buf *memo;     /* optional: a msgpack map with string keys, shown by describe */
+        const dur_search_attr *search_attributes; /* optional, n_search_attributes of them */
+        size_t n_search_attributes;
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
@@ -154,6 +181,9 @@ DUR_PUBLIC int dur_client_result(dur_client *c,
                                  const char *run_id,
                                  uint64_t timeout,
                                  dur_outcome *ret);
+
+/* The number of runs @query (the list filter of durablectl(1), NULL = all) matches. */
+DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count);
 
 /* Any operation of the protocol: @request is a msgpack map without "id" (it is added); the
  * answer map is returned in *ret_answer. An error answer returns its negative errno and sets
@@ -266,6 +296,9 @@ DUR_PUBLIC const dur_failure *dur_future_failure(const dur_future *f);
 /* Durable timers. */
 DUR_PUBLIC dur_future *dur_start_timer(dur_wf *wf, uint64_t duration);
 DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration);
+/* Merges @n search attributes into the run's (UpsertWorkflowSearchAttributes command; the
+ * change is visible to ListWorkflows once the workflow task completes). Does not block. */
+DUR_PUBLIC int dur_upsert_search_attributes(dur_wf *wf, const dur_search_attr *attrs, size_t n);
 
 /* Blocks until pred(wf, arg) is true (re-checked whenever anything happened): returns 1; or until
  * @timeout passed (0 = no timeout): returns 0; DUR_CANCELED when cancelled. */

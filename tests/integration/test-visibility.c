@@ -1,0 +1,336 @@
+/* Visibility through the real daemon (SEMANTICS.md b.13, doc/protocol.md "Visibility"): memo and
+ * typed search attributes set at start and upserted by workflow code, the list filter of
+ * ListWorkflows and CountWorkflows, page tokens, and bad filters and attributes answered with
+ * invalid_argument naming the problem. */
+
+#include <string.h>
+
+#include "tests/integration/worker-util.h"
+
+/* StartWorkflow of a run nobody works on, with extra fields from @extra (a JSON object). */
+static json_t *
+start_raw(dur_client *c, const char *id, const char *type, json_t *extra, int *ret_error) {
+        json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", id,
+                                "workflow_type", type, "task_queue", "nobody-polls");
+        json_t *a;
+
+        if (extra)
+                json_object_update(req, extra);
+        a = call_json(c, req, ret_error);
+        json_decref(req);
+        json_decref(extra);
+        return a;
+}
+
+static void start_sa(dur_client *c, const char *id, const char *type, json_t *sa) {
+        int error = 0;
+        json_t *a = start_raw(c, id, type, json_pack("{s:o}", "search_attributes", sa), &error);
+
+        ASSERT_NOT_NULL(a);
+        json_decref(a);
+}
+
+static json_t *sa(const char *type, json_t *value) {
+        return json_pack("{s:s, s:o}", "type", type, "value", value);
+}
+
+/* The workflow ids ListWorkflows answers for @query, in order, joined by spaces. */
+static char *list_ids(dur_client *c, const char *query, json_int_t limit, char **ret_token) {
+        json_t *req = json_pack("{s:s, s:s}", "op", "ListWorkflows", "query", query);
+        json_t *a, *w;
+        char *out = calloc(1, 4096);
+        int error = 0;
+        size_t i;
+
+        if (limit)
+                json_object_set_new(req, "limit", json_integer(limit));
+        if (ret_token && *ret_token)
+                json_object_set_new(req, "page_token", json_string(*ret_token));
+        a = call_json(c, req, &error);
+        json_decref(req);
+        ASSERT_NOT_NULL(a);
+        json_array_foreach(json_object_get(a, "workflows"), i, w) {
+                if (i)
+                        strcat(out, " ");
+                strcat(out, json_string_value(json_object_get(w, "workflow_id")));
+        }
+        if (ret_token) {
+                free(*ret_token);
+                w = json_object_get(a, "next_page_token");
+                *ret_token = w ? strdup(json_string_value(w)) : NULL;
+        }
+        json_decref(a);
+        return out;
+}
+
+static uint64_t count(dur_client *c, const char *query) {
+        uint64_t n = 0;
+
+        ASSERT_DUR_OK(c, dur_client_count(c, query, &n));
+        return n;
+}
+
+/* The error message of a list with @query, which must fail with invalid_argument. */
+static char *list_error(dur_client *c, const char *query) {
+        json_t *req = json_pack("{s:s, s:s}", "op", "ListWorkflows", "query", query);
+        int error = 0;
+
+        ASSERT_NULL(call_json(c, req, &error));
+        json_decref(req);
+        ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        return strdup(dur_client_error_message(c));
+}
+
+static void assert_list(dur_client *c, const char *query, const char *want) {
+        char *got = list_ids(c, query, 0, NULL);
+
+        if (!streq(got, want))
+                test_fail(__FILE__, __LINE__, "query %s: got '%s', want '%s'", query, got, want);
+        free(got);
+}
+
+static void setup_orders(dur_client *c) {
+        start_sa(c, "o1", "OrderWorkflow",
+                 json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "CustomerId",
+                           sa("Keyword", json_string("cust-1")), "Amount",
+                           sa("Int", json_integer(100)), "Weight", sa("Double", json_real(2.5)),
+                           "Express", sa("Bool", json_true()), "Note",
+                           sa("Text", json_string("Fragile glass, handle with care")), "Due",
+                           sa("Datetime", json_string("2026-01-10T12:00:00Z"))));
+        start_sa(c, "o2", "OrderWorkflow",
+                 json_pack("{s:o, s:o, s:o, s:o}", "CustomerId",
+                           sa("Keyword", json_string("cust-2")), "Amount",
+                           sa("Int", json_integer(250)), "Express", sa("Bool", json_false()),
+                           "Regions", sa("KeywordList", json_pack("[s,s]", "eu", "us"))));
+        start_sa(c, "o3", "OrderWorkflow",
+                 json_pack("{s:o, s:o, s:o}", "CustomerId", sa("Keyword", json_string("other")),
+                           "Amount", sa("Int", json_integer(-5)), "Regions",
+                           sa("KeywordList", json_pack("[s]", "asia"))));
+        start_sa(c, "b1", "BackupWorkflow", json_object());
+}
+
+TEST(filter_language_over_builtin_and_custom_attributes) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        setup_orders(c);
+        ASSERT_DUR_OK(c, dur_client_terminate(c, "o3", NULL, "test"));
+
+        /* Newest first by default. */
+        assert_list(c, "", "b1 o3 o2 o1");
+        assert_list(c, "WorkflowType = 'OrderWorkflow'", "o3 o2 o1");
+        assert_list(c, "WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running'", "o2 o1");
+        assert_list(c, "ExecutionStatus != 'Running'", "o3");
+        assert_list(c, "ExecutionStatus IN ('Terminated', 'Completed')", "o3");
+        assert_list(c, "StartTime > '2020-01-01T00:00:00Z' AND WorkflowId = 'o1'", "o1");
+        assert_list(c, "StartTime < '2020-01-01T00:00:00Z'", "");
+        assert_list(c, "CloseTime IS NULL AND WorkflowType = 'OrderWorkflow'", "o2 o1");
+        assert_list(c, "CloseTime IS NOT NULL", "o3");
+        assert_list(c, "WorkflowId STARTS_WITH 'o'", "o3 o2 o1");
+        assert_list(c, "WorkflowId NOT IN ('o1', 'o2')", "b1 o3");
+        assert_list(c, "CustomerId = 'cust-1' OR CustomerId = 'other'", "o3 o1");
+        assert_list(c, "CustomerId STARTS_WITH 'cust-'", "o2 o1");
+        assert_list(c, "CustomerId != 'cust-1'", "o3 o2"); /* b1 has no CustomerId */
+        assert_list(c, "Amount > 99", "o2 o1");
+        assert_list(c, "Amount BETWEEN 0 AND 200", "o1");
+        assert_list(c, "Amount <= 100 AND (Express = true OR Amount < 0)", "o3 o1");
+        assert_list(c, "Express = false", "o2");
+        assert_list(c, "Weight >= 2.5", "o1");
+        assert_list(c, "Note = 'glass'", "o1");
+        assert_list(c, "Note = 'HANDLE glass'", "o1");
+        assert_list(c, "Note = 'metal'", "");
+        assert_list(c, "Due < '2026-02-01T00:00:00Z'", "o1");
+        assert_list(c, "Regions = 'us'", "o2");
+        assert_list(c, "Regions IN ('asia', 'eu')", "o3 o2");
+        assert_list(c, "Regions != 'us'", "o3");
+        assert_list(c, "Regions IS NULL", "b1 o1");
+        assert_list(c, "WorkflowType = 'OrderWorkflow' ORDER BY WorkflowId", "o1 o2 o3");
+        assert_list(c, "ORDER BY WorkflowId DESC", "o3 o2 o1 b1");
+        ASSERT_EQ(count(c, NULL), 4u);
+        ASSERT_EQ(count(c, "ExecutionStatus = 'Running'"), 3u);
+        ASSERT_EQ(count(c, "Amount > 0 AND CustomerId STARTS_WITH 'cust'"), 2u);
+        dur_client_free(c);
+}
+
+TEST(page_tokens_walk_a_list_stable_under_inserts) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        char id[32], *token = NULL, *page;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        for (int i = 0; i < 5; i++) {
+                snprintf(id, sizeof(id), "p%d", i);
+                start_sa(c, id, "PageWorkflow", json_object());
+        }
+        page = list_ids(c, "WorkflowType = 'PageWorkflow'", 2, &token);
+        ASSERT_STREQ(page, "p4 p3");
+        free(page);
+        ASSERT_NOT_NULL(token);
+        /* A run started between two pages does not shift the next page. */
+        start_sa(c, "p5", "PageWorkflow", json_object());
+        page = list_ids(c, "WorkflowType = 'PageWorkflow'", 2, &token);
+        ASSERT_STREQ(page, "p2 p1");
+        free(page);
+        page = list_ids(c, "WorkflowType = 'PageWorkflow'", 2, &token);
+        ASSERT_STREQ(page, "p0");
+        free(page);
+        ASSERT_NULL(token);
+        /* A token of another query is refused. */
+        token = NULL;
+        free(list_ids(c, "ORDER BY WorkflowId", 2, &token));
+        ASSERT_NOT_NULL(token);
+        {
+                json_t *req = json_pack("{s:s, s:s, s:s}", "op", "ListWorkflows", "query",
+                                        "WorkflowId = 'p1'", "page_token", token);
+                int error = 0;
+                ASSERT_NULL(call_json(c, req, &error));
+                json_decref(req);
+                ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+                ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "page_token"));
+        }
+        /* ORDER BY WorkflowId walks by name. */
+        page = list_ids(c, "ORDER BY WorkflowId", 2, &token);
+        ASSERT_STREQ(page, "p2 p3");
+        free(page);
+        free(token);
+        dur_client_free(c);
+}
+
+TEST(bad_filters_are_invalid_argument_naming_the_problem) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        static const struct {
+                const char *query, *needle;
+        } cases[] = {
+                { "WorkflowType = ", "position 16: expected a value" },
+                { "WorkflowType = 'x", "position 16: string not closed" },
+                { "(WorkflowId = 'a'", "expected ')'" },
+                { "Nope = 'a'", "unknown search attribute 'Nope'" },
+                { "workflowtype = 'a'", "unknown search attribute 'workflowtype'" },
+                { "StartTime > 'yesterday'", "RFC 3339" },
+                { "ExecutionStatus = 'Sleeping'", "ExecutionStatus takes one of" },
+                { "ExecutionStatus STARTS_WITH 'R'", "STARTS_WITH is not supported" },
+                { "WorkflowId = 'a' AND", "position 21" },
+                { "WorkflowId = 'a' ORDER BY Amount", "cannot ORDER BY 'Amount'" },
+                { "WorkflowId = 'a' 'b'", "expected AND, OR, ORDER BY or the end" },
+                { "WorkflowId ~ 'a'", "unexpected character '~'" },
+        };
+        dur_client *c;
+        json_t *before, *after;
+        int error = 0;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        start_sa(c, "w", "T", json_object());
+        before = call_json(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char *m = list_error(c, cases[i].query);
+                if (!strstr(m, cases[i].needle))
+                        test_fail(__FILE__, __LINE__, "query %s: message '%s' lacks '%s'",
+                                  cases[i].query, m, cases[i].needle);
+                free(m);
+        }
+        /* The same for CountWorkflows; nothing changed. */
+        {
+                uint64_t n = 0;
+                ASSERT_EQ(dur_client_count(c, "Amount >", &n), -EINVAL);
+                ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        }
+        after = call_json(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
+        ASSERT_TRUE(json_equal(json_object_get(before, "workflows"),
+                               json_object_get(after, "workflows")));
+        json_decref(before);
+        json_decref(after);
+        dur_client_free(c);
+}
+
+TEST(bad_search_attributes_and_memo_start_nothing) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        dur_client *c;
+        int error = 0;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        start_sa(c, "first", "T", json_pack("{s:o}", "Amount", sa("Int", json_integer(1))));
+        ASSERT_NULL(start_raw(c, "x1", "T",
+                              json_pack("{s:{s:o}}", "search_attributes", "Amount",
+                                        sa("Keyword", json_string("1"))),
+                              &error));
+        ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        ASSERT_NOT_NULL(
+                strstr(dur_client_error_message(c), "'Amount' is of type Int, not Keyword"));
+        ASSERT_NULL(start_raw(c, "x2", "T",
+                              json_pack("{s:{s:o}}", "search_attributes", "Bad",
+                                        sa("Colour", json_string("red"))),
+                              &error));
+        ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "type one of Keyword"));
+        ASSERT_NULL(start_raw(c, "x3", "T",
+                              json_pack("{s:{s:o}}", "search_attributes", "WorkflowId",
+                                        sa("Keyword", json_string("a"))),
+                              &error));
+        ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "built-in"));
+        ASSERT_NULL(start_raw(c, "x4", "T", json_pack("{s:s}", "memo", "not a map"), &error));
+        ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "\"memo\" must be a map"));
+        ASSERT_EQ(count(c, NULL), 1u);
+        dur_client_free(c);
+}
+
+TEST(memo_and_attributes_shown_by_describe_and_upserted_by_the_workflow) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        static const char *const tags[] = { "red" };
+        const dur_search_attr attrs[] = {
+                { .name = "Stage", .type = DUR_SA_KEYWORD, .str = "new" },
+                { .name = "Temp", .type = DUR_SA_INT, .num = 1 },
+                { .name = "Tags", .type = DUR_SA_KEYWORD_LIST, .list = tags, .list_len = 1 },
+        };
+        dur_buf *memo = ASSERT_NOT_NULL(dur_args("{s:s, s:i}", "owner", "alice", "priority", 2));
+        dur_start_opts opts = { .workflow_id = "up",
+                                .task_queue = "test-worker",
+                                .memo = memo,
+                                .search_attributes = attrs,
+                                .n_search_attributes = 3 };
+        dur_outcome o = {};
+        json_t *a, *s, *events;
+        dur_client *c;
+        int error = 0;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        ASSERT_DUR_OK(c, dur_client_start(c, "UpsertWorkflow", &opts, NULL, NULL));
+        dur_buf_free(memo);
+        ASSERT_EQ(count(c, "Stage = 'new' AND Temp = 1 AND Tags = 'red'"), 1u);
+
+        test_worker_spawn(&worker, "test-worker", NULL);
+        ASSERT_EQ(wait_outcome(c, "up", &o), 0);
+        dur_outcome_done(&o);
+
+        a = call_json(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "up"),
+                      &error);
+        ASSERT_NOT_NULL(a);
+        ASSERT_STREQ(json_string_value(json_object_get(json_object_get(a, "memo"), "owner")),
+                     "alice");
+        s = json_object_get(a, "search_attributes");
+        ASSERT_STREQ(json_string_value(json_object_get(json_object_get(s, "Stage"), "value")),
+                     "shipped");
+        ASSERT_STREQ(json_string_value(json_object_get(json_object_get(s, "Tags"), "type")),
+                     "KeywordList");
+        ASSERT_EQ(json_array_size(json_object_get(json_object_get(s, "Tags"), "value")), 2u);
+        ASSERT_NULL(json_object_get(s, "Temp"));
+        json_decref(a);
+
+        /* The filter sees the upserted values, not the old ones. */
+        ASSERT_EQ(count(c, "Stage = 'shipped' AND Tags = 'green'"), 1u);
+        ASSERT_EQ(count(c, "Stage = 'new'"), 0u);
+        ASSERT_EQ(count(c, "Tags = 'red'"), 0u);
+        ASSERT_EQ(count(c, "Temp IS NULL"), 1u);
+
+        events = history_get(c, "up");
+        history_must(events, "UpsertWorkflowSearchAttributes");
+        json_decref(events);
+        dur_client_free(c);
+}
+
+DEFINE_TEST_MAIN();
