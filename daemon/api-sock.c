@@ -122,8 +122,7 @@ static int op_start_workflow(Request *q) {
                 return r;
         memo = msg_get(q->map, "memo");
         sa = msg_get(q->map, "search_attributes");
-        r = visibility_check(q->m->store, memo, sa, false, q->err.message,
-                             sizeof(q->err.message));
+        r = visibility_check(q->m->store, memo, sa, false, q->err.message, sizeof(q->err.message));
         if (r < 0)
                 return r;
         s.caller_admin = q->conn->admin;

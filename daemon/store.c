@@ -951,9 +951,8 @@ int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret
         Blob memo = {}, sa = {};
         int rc, r = 0;
 
-        if (sqlite3_prepare_v2(s->db,
-                               "SELECT memo, search_attrs FROM visibility WHERE run_id = ?", -1,
-                               &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(s->db, "SELECT memo, search_attrs FROM visibility WHERE run_id = ?",
+                               -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
@@ -974,8 +973,8 @@ int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret
         return 0;
 }
 
-static int exec_bound(Store *s, const char *text, const char *a, const char *b, const Blob *x,
-                      const Blob *y) {
+static int
+exec_bound(Store *s, const char *text, const char *a, const char *b, const Blob *x, const Blob *y) {
         sqlite3_stmt *st;
         int r;
 
@@ -1019,8 +1018,9 @@ int store_sattr_register(Store *s, const char *name, SaType type) {
         sqlite3_stmt *st;
         int r;
 
-        if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO sattr_types (name, type) VALUES (?, ?)",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT OR IGNORE INTO sattr_types (name, type) VALUES (?, ?)", -1,
+                               &st, NULL) != SQLITE_OK)
                 return -EIO;
         bind_text(st, 1, name);
         bind_u64(st, 2, (uint64_t) type);
@@ -1033,8 +1033,8 @@ int store_sattrs_delete(Store *s, const char *run_id, const char *name) {
         if (!name)
                 return exec_bound(s, "DELETE FROM sattrs WHERE run_id = ?", run_id, NULL, NULL,
                                   NULL);
-        return exec_bound(s, "DELETE FROM sattrs WHERE run_id = ? AND name = ?", run_id, name,
-                          NULL, NULL);
+        return exec_bound(s, "DELETE FROM sattrs WHERE run_id = ? AND name = ?", run_id, name, NULL,
+                          NULL);
 }
 
 int store_sattr_insert(Store *s, const char *run_id, const char *name, const FilterParam *v) {
