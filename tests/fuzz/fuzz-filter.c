@@ -29,8 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         long depth = 0;
         int r;
 
-        q = strndup((const char *) data, size);
+        q = malloc(size + 1); /* not strndup(): the input need not hold a NUL */
         assert(q);
+        memcpy(q, data, size);
+        q[size] = 0;
         r = filter_compile(q, lookup, NULL, &f, err, sizeof(err));
         if (r < 0) {
                 assert(r == -EINVAL || r == -ENOMEM);

@@ -7,6 +7,14 @@
 
 #include "tests/integration/worker-util.h"
 
+/* call_json() that also drops @request. */
+static json_t *call(dur_client *c, json_t *request, int *ret_error) {
+        json_t *a = call_json(c, request, ret_error);
+
+        json_decref(request);
+        return a;
+}
+
 /* StartWorkflow of a run nobody works on, with extra fields from @extra (a JSON object). */
 static json_t *
 start_raw(dur_client *c, const char *id, const char *type, json_t *extra, int *ret_error) {
@@ -224,7 +232,7 @@ TEST(bad_filters_are_invalid_argument_naming_the_problem) {
         test_daemon_start(&d, NULL);
         c = client_connect();
         start_sa(c, "w", "T", json_object());
-        before = call_json(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
+        before = call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char *m = list_error(c, cases[i].query);
                 if (!strstr(m, cases[i].needle))
@@ -238,7 +246,7 @@ TEST(bad_filters_are_invalid_argument_naming_the_problem) {
                 ASSERT_EQ(dur_client_count(c, "Amount >", &n), -EINVAL);
                 ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
         }
-        after = call_json(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
+        after = call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
         ASSERT_TRUE(json_equal(json_object_get(before, "workflows"),
                                json_object_get(after, "workflows")));
         json_decref(before);
@@ -307,8 +315,7 @@ TEST(memo_and_attributes_shown_by_describe_and_upserted_by_the_workflow) {
         ASSERT_EQ(wait_outcome(c, "up", &o), 0);
         dur_outcome_done(&o);
 
-        a = call_json(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "up"),
-                      &error);
+        a = call(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "up"), &error);
         ASSERT_NOT_NULL(a);
         ASSERT_STREQ(json_string_value(json_object_get(json_object_get(a, "memo"), "owner")),
                      "alice");
