@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "daemon/bulkload.h"
 #include "daemon/manager.h"
+#include "daemon/retention.h"
 #include "proto/frame.h"
 
 static bool arg_user;
@@ -21,6 +22,7 @@ static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
+static uint64_t arg_retention_usec = RETENTION_DEFAULT_USEC;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -39,6 +41,8 @@ static void help(void) {
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
+               "     --retention=DURATION   Delete closed runs after DURATION (default 30d;\n"
+               "                            s, m, h, d, w; infinity keeps them)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --bulk-load=CLOSED,OPEN\n"
@@ -98,6 +102,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
+                ARG_RETENTION,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -110,6 +115,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
+                { "retention", required_argument, NULL, ARG_RETENTION },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 {},
         };
@@ -155,6 +161,14 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_TIME_SKIPPING:
                         arg_time_skipping = true;
+                        break;
+                case ARG_RETENTION:
+                        if (retention_parse(optarg, &arg_retention_usec) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --retention=%s: expected a "
+                                                       "duration such as 30d, 72h or 90m, or "
+                                                       "infinity",
+                                                       optarg);
                         break;
                 case ARG_BULK_LOAD:
                         if (parse_bulk_load(optarg) < 0)
@@ -249,6 +263,7 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
+                .retention_usec = arg_retention_usec,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

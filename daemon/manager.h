@@ -39,6 +39,7 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
+        uint64_t retention_usec; /* closed runs are deleted after this; 0 = kept forever */
 } ManagerConfig;
 
 struct Manager {
@@ -49,6 +50,7 @@ struct Manager {
         sd_event_source *deadline_source;
         sd_event_source *kick_source;
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
+        sd_event_source *retention_source;  /* the retention sweep (retention.h) */
         Store *store;
         int listen_fd;
         int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */

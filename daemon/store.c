@@ -36,6 +36,8 @@
  *               condition on one attribute into one range of sattrs_ival, sattrs_dval or
  *               sattrs_sval, which end in run_id so that the range alone answers it; sattrs_run
  *               replaces a run's values on upsert and deletes them with the run.
+ *   runs_closed orders the closed runs by close time: the retention sweep (daemon/retention.h)
+ *               reads the oldest ones from it, a small batch per loop pass.
  *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
@@ -281,7 +283,8 @@ static const char *const migrations[] = {
         "CREATE INDEX sattrs_ival ON sattrs (name, ival, run_id);"
         "CREATE INDEX sattrs_dval ON sattrs (name, dval, run_id);"
         "CREATE INDEX sattrs_sval ON sattrs (name, sval, run_id);"
-        "CREATE INDEX sattrs_run ON sattrs (run_id, name);",
+        "CREATE INDEX sattrs_run ON sattrs (run_id, name);"
+        "CREATE INDEX runs_closed ON runs (close_time) WHERE status != 1;",
 };
 
 struct Store {
@@ -1162,6 +1165,62 @@ int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, 
                 *ret = col_u64(st, 0);
         sqlite3_finalize(st);
         return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
+}
+
+/* ---- retention ---- */
+
+int store_runs_expired(Store *s, uint64_t closed_before, size_t max, char (*ret)[37],
+                       size_t *ret_n) {
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT run_id FROM runs INDEXED BY runs_closed WHERE status != 1 "
+                               "AND close_time < ? ORDER BY close_time LIMIT ?",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_u64(st, 1, closed_before);
+        bind_u64(st, 2, max);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+                col_fixed(st, 0, ret[n++], 37);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return sql_error(s, rc);
+        *ret_n = n;
+        return 0;
+}
+
+int store_run_oldest_close(Store *s, uint64_t *ret) {
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT min(close_time) FROM runs INDEXED BY runs_closed "
+                               "WHERE status != 1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *ret = col_u64(st, 0);
+        else if (rc == SQLITE_ROW)
+                rc = SQLITE_DONE;
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+}
+
+int store_run_delete(Store *s, const char *run_id) {
+        static const char *const q[] = {
+                "DELETE FROM events WHERE run_id = ?",   "DELETE FROM buffered WHERE run_id = ?",
+                "DELETE FROM activities WHERE run_id = ?", "DELETE FROM timers WHERE run_id = ?",
+                "DELETE FROM deadlines WHERE run_id = ?",  "DELETE FROM sattrs WHERE run_id = ?",
+                "DELETE FROM visibility WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?",
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(q); i++)
+                r = exec_bound(s, q[i], run_id, NULL, NULL, NULL);
+        return r;
 }
 
 /* ---- events ---- */

@@ -144,6 +144,14 @@ int store_sattrs_delete(Store *s, const char *run_id, const char *name);
 /* Adds one indexed value (an element of a KeywordList, a token of a Text). */
 int store_sattr_insert(Store *s, const char *run_id, const char *name, const FilterParam *v);
 
+/* Retention: up to @max closed runs that closed before @closed_before, oldest first. */
+int store_runs_expired(Store *s, uint64_t closed_before, size_t max, char (*ret)[37],
+                       size_t *ret_n);
+/* Close time of the run that closed first; -ENOENT when no run is closed. */
+int store_run_oldest_close(Store *s, uint64_t *ret);
+/* Deletes a closed run with its history, visibility rows and anything left of it. */
+int store_run_delete(Store *s, const char *run_id);
+
 /* History. */
 int store_event_insert(Store *s,
                        const char *run_id,

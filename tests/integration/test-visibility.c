@@ -340,4 +340,51 @@ TEST(memo_and_attributes_shown_by_describe_and_upserted_by_the_workflow) {
         dur_client_free(c);
 }
 
+/* Retention (durabled --retention): a run closed for longer than the retention is deleted with
+ * its history by the background sweep; on the virtual clock (--time-skipping) the sweep's due
+ * time is a deadline the clock jumps to, so one day passes in an instant. */
+TEST(retention_deletes_closed_runs_on_the_virtual_clock) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        dur_outcome o = {};
+        json_t *out;
+        dur_client *c;
+        int error = 0;
+
+        test_daemon_start(&d,
+                          &(TestDaemonOpts){ .args = STRV("--time-skipping", "--retention=1d") });
+        c = client_connect();
+        start_sa(c, "old", "T", json_pack("{s:o}", "Amount", sa("Int", json_integer(1))));
+        ASSERT_DUR_OK(c, dur_client_terminate(c, "old", NULL, "test"));
+        ASSERT_EQ(count(c, "WorkflowId = 'old' AND Amount = 1"), 1u);
+
+        /* Two days of sleep: the clock passes the old run's expiry (one day) on the way. */
+        start_json(c, "SleepWorkflow", "sleeper", NULL, "{\"ms\": 172800000}", 0);
+        test_worker_spawn(&worker, NULL, NULL);
+        ASSERT_EQ(wait_outcome(c, "sleeper", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_TRUE(json_integer_value(json_object_get(out, "now_after")) -
+                            json_integer_value(json_object_get(out, "now_before")) >=
+                    (json_int_t) 172800000 * 1000);
+        json_decref(out);
+        dur_outcome_done(&o);
+
+        /* The old run is gone, history and search attributes included; the sleeper stays. */
+        ASSERT_NULL(call(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "old"),
+                         &error));
+        ASSERT_STREQ(dur_client_error_code(c), "not_found");
+        ASSERT_EQ(count(c, NULL), 1u);
+        ASSERT_EQ(count(c, "Amount = 1"), 0u);
+        ASSERT_EQ(count(c, "WorkflowId = 'sleeper' AND ExecutionStatus = 'Completed'"), 1u);
+        dur_client_free(c);
+}
+
+TEST(bad_retention_is_refused) {
+        _cleanup_(test_run_free) TestRun r = {};
+
+        ASSERT_EQ(test_run(&r, STRV(test_bin("DURABLED_BIN"), "--user", "--retention=soon"), NULL),
+                  1);
+        ASSERT_NOT_NULL(strstr(r.err, "Invalid --retention=soon"));
+}
+
 DEFINE_TEST_MAIN();
