@@ -342,6 +342,30 @@ DUR_PUBLIC dur_worker *dur_worker_free(dur_worker *w);
 typedef void (*dur_log_fn)(int level, const char *message, void *userdata);
 DUR_PUBLIC void dur_set_log_func(dur_log_fn fn, void *userdata);
 
+/* ---- Replay testing ------------------------------------------------------------------------- */
+
+/* What dur_replay_file() found. */
+typedef struct dur_replay_report {
+        char *path;        /* the history file */
+        uint64_t event_id; /* the event where replay stopped (0 when it did not) */
+        char *cause;       /* "NonDeterministicError", "WorkflowError", or NULL */
+        char *message;     /* what is wrong, naming the event and both sides, or NULL */
+} dur_replay_report;
+DUR_PUBLIC void dur_replay_report_done(dur_replay_report *rep);
+
+/* Replays the history in @path (as `durablectl history ID --json` writes it) with the workflow
+ * code @def, in this process, without a daemon. Returns 0 when the code produces the recorded
+ * history; -EPROTO at the first non-determinism (or a workflow error), -EBADMSG for a file that
+ * is not a history, other negative errnos for I/O; *@ret says why (free it with
+ * dur_replay_report_done()). */
+DUR_PUBLIC int
+dur_replay_file(const dur_workflow_def *def, const char *path, dur_replay_report *ret);
+/* The same for @n files; stops at the first that fails, whose report is in *@ret. */
+DUR_PUBLIC int dur_replay_files(const dur_workflow_def *def,
+                                const char *const *paths,
+                                size_t n,
+                                dur_replay_report *ret);
+
 #ifdef __cplusplus
 }
 #endif
