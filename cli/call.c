@@ -26,6 +26,7 @@ static bool field_present(const Field *f) {
         case FIELD_BOOL:
                 return true;
         case FIELD_PAYLOAD:
+        case FIELD_JSON:
                 return f->json;
         }
         return false;
@@ -45,6 +46,8 @@ static int pack_field(msgpack_packer *pk, const Field *f) {
                 return f->boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
         case FIELD_PAYLOAD:
                 return json_pack_payload(f->json, pk);
+        case FIELD_JSON:
+                return json_to_msgpack(f->json, pk);
         }
         return -EINVAL;
 }

@@ -19,6 +19,7 @@ typedef enum FieldType {
         FIELD_UINT,    /* 0: left out */
         FIELD_BOOL,    /* always sent */
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
+        FIELD_JSON,    /* JSON value sent as the msgpack value itself; NULL: left out */
 } FieldType;
 
 typedef struct Field {
@@ -34,6 +35,7 @@ typedef struct Field {
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
+#define FIELD_JSON(k, v) ((Field){ .key = (k), .type = FIELD_JSON, .json = (v) })
 
 typedef struct Answer {
         dur_buf *buf;

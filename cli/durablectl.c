@@ -51,6 +51,8 @@ typedef enum Opt {
         OPT_REASON,
         OPT_QUERY,
         OPT_PAGE_TOKEN,
+        OPT_MEMO,
+        OPT_SEARCH_ATTRIBUTE,
         _OPT_MAX,
 } Opt;
 
@@ -60,7 +62,7 @@ typedef enum Opt {
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
 #define START_OPTS                                                                \
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
-         BIT(OPT_REQUEST_ID))
+         BIT(OPT_REQUEST_ID) | BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
 /* getopt_long() values: above every character, so no long option collides with a short one. */
 #define OPT_VAL_BASE 0x100
 
@@ -106,6 +108,10 @@ static const OptionDef options[_OPT_MAX] = {
                         STR_FIELD(query) },
         [OPT_PAGE_TOKEN] = { "page-token", "TOKEN", "Continue a list where the last page ended",
                              STR_FIELD(page_token) },
+        [OPT_MEMO] = { "memo", "KEY=JSON", "Add KEY with the JSON value to the memo (repeatable)" },
+        [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
+                                   "Set a search attribute (Keyword, Text, Int, Double, Bool, "
+                                   "Datetime, KeywordList as a JSON array; repeatable)" },
 };
 
 typedef struct Verb {
@@ -243,6 +249,66 @@ static int set_input(Args *a, json_t *j) {
         return 0;
 }
 
+/* --memo KEY=JSON: adds KEY to a->memo. */
+static int add_memo(Args *a, const char *value) {
+        const char *eq = strchr(value, '=');
+        _cleanup_free_ char *key = NULL;
+        json_t *j = NULL;
+        int r;
+
+        if (!eq || eq == value)
+                return ctl_error("invalid value '%s' for --memo: expected KEY=JSON", value);
+        r = parse_json("--memo", eq + 1, &j);
+        if (r < 0)
+                return r;
+        key = strndup(value, (size_t) (eq - value));
+        if (!key || (!a->memo && !(a->memo = json_object())) ||
+            json_object_set_new(a->memo, key, j) < 0)
+                return ctl_error("Out of memory");
+        return 0;
+}
+
+/* --search-attribute NAME=TYPE:VALUE: Keyword, Text and Datetime take VALUE as text, the other
+ * types as JSON (100, 2.5, true, ["a","b"]). */
+static int add_search_attribute(Args *a, const char *value) {
+        static const char *const text_types[] = { "Keyword", "Text", "Datetime" };
+        static const char *const json_types[] = { "Int", "Double", "Bool", "KeywordList" };
+        const char *eq = strchr(value, '='), *colon = eq ? strchr(eq, ':') : NULL;
+        _cleanup_free_ char *name = NULL, *type = NULL;
+        json_t *v = NULL, *entry;
+        bool text = false, known = false;
+        int r;
+
+        if (!eq || eq == value || !colon)
+                return ctl_error("invalid value '%s' for --search-attribute: expected "
+                                 "NAME=TYPE:VALUE",
+                                 value);
+        name = strndup(value, (size_t) (eq - value));
+        type = strndup(eq + 1, (size_t) (colon - eq - 1));
+        if (!name || !type)
+                return ctl_error("Out of memory");
+        for (size_t i = 0; i < ELEMENTSOF(text_types); i++)
+                text = text || streq(type, text_types[i]);
+        for (size_t i = 0; i < ELEMENTSOF(json_types); i++)
+                known = known || streq(type, json_types[i]);
+        if (!text && !known)
+                return ctl_error("invalid type '%s' for --search-attribute %s: expected Keyword, "
+                                 "Text, Int, Double, Bool, Datetime or KeywordList",
+                                 type, name);
+        if (text)
+                v = json_string(colon + 1);
+        else {
+                r = parse_json("--search-attribute", colon + 1, &v);
+                if (r < 0)
+                        return r;
+        }
+        entry = json_pack("{s:s, s:o}", "type", type, "value", v);
+        if (!entry || (!a->search_attributes && !(a->search_attributes = json_object())) ||
+            json_object_set_new(a->search_attributes, name, entry) < 0)
+                return ctl_error("Out of memory");
+        return 0;
+}
+
 /* Applies one option; @value is its argument or NULL. */
 static int option_apply(Args *a, Opt o, const char *value) {
         json_t *j = NULL;
@@ -288,6 +354,10 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_INPUT_FILE:
                 r = parse_json_file("--input-file", value, &j);
                 return r < 0 ? r : set_input(a, j);
+        case OPT_MEMO:
+                return add_memo(a, value);
+        case OPT_SEARCH_ATTRIBUTE:
+                return add_search_attribute(a, value);
         default: /* --version ends parse_global(); string options are handled above */
                 break;
         }
@@ -486,6 +556,8 @@ int main(int argc, char *argv[]) {
         r = parse_verb(v, argc - optind, argv + optind, &a);
         if (r != 0) {
                 json_decref(a.input);
+                json_decref(a.memo);
+                json_decref(a.search_attributes);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -493,5 +565,7 @@ int main(int argc, char *argv[]) {
         output_init(arg_json); /* --json may follow the verb */
         r = run(v, &a);
         json_decref(a.input);
+        json_decref(a.memo);
+        json_decref(a.search_attributes);
         return r < 0 ? EXIT_FAILURE : r;
 }

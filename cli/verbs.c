@@ -51,7 +51,8 @@ static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
                      FIELD_UINT("task_timeout_usec", a->task_timeout_usec),
-                     FIELD_STR("request_id", a->request_id));
+                     FIELD_STR("request_id", a->request_id), FIELD_JSON("memo", a->memo),
+                     FIELD_JSON("search_attributes", a->search_attributes));
         if (r < 0)
                 return r;
         r = answer_parse(answer, answer->map, fields, &s);
@@ -170,17 +171,43 @@ int verb_result(const Ctx *ctx, const Args *a) {
 
 /* ---- describe, list, history ----------------------------------------------------------------- */
 
-static json_t *described_to_json(const msgpack_object *workflow, const msgpack_object *pending) {
+static json_t *described_to_json(const msgpack_object *workflow,
+                                 const msgpack_object *pending,
+                                 const msgpack_object *memo,
+                                 const msgpack_object *sa) {
         _cleanup_(json_decrefp) json_t *j = map_to_json(workflow);
 
         if (!j || json_object_set_new(j, "pending_activities", maps_to_json(pending)) < 0)
                 return NULL;
+        if (memo && json_object_set_new(j, "memo", json_from_msgpack(memo)) < 0)
+                return NULL;
+        if (sa && json_object_set_new(j, "search_attributes", json_from_msgpack(sa)) < 0)
+                return NULL;
         return TAKE_PTR(j);
+}
+
+/* "Memo" and "Search attributes" lines: each key with its value as compact JSON. */
+static void visibility_print(const msgpack_object *memo, const msgpack_object *sa) {
+        const msgpack_object *maps[] = { memo, sa };
+        const char *titles[] = { "Memo", "Search attributes" };
+
+        for (size_t k = 0; k < ELEMENTSOF(maps); k++) {
+                _cleanup_(json_decrefp) json_t *j = maps[k] ? json_from_msgpack(maps[k]) : NULL;
+                const char *key;
+                json_t *v;
+
+                json_object_foreach(j, key, v) {
+                        json_t *shown = k == 1 ? json_object_get(v, "value") : v;
+                        _cleanup_free_ char *text =
+                                json_dumps(shown ? shown : v, JSON_COMPACT | JSON_ENCODE_ANY);
+                        kv_print(titles[k], NULL, "%s = %s", key, text ? text : "?");
+                }
+        }
 }
 
 int verb_describe(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
-        const msgpack_object *workflow, *pending;
+        const msgpack_object *workflow, *pending, *memo, *sa;
         WorkflowInfo w;
         int r;
 
@@ -192,12 +219,15 @@ int verb_describe(const Ctx *ctx, const Args *a) {
         if (!workflow)
                 return -EPROTO;
         pending = msg_get(answer.map, "pending_activities");
+        memo = msg_get(answer.map, "memo");
+        sa = msg_get(answer.map, "search_attributes");
         if (ctx->json)
-                return print_json(described_to_json(workflow, pending));
+                return print_json(described_to_json(workflow, pending, memo, sa));
         r = workflow_info_parse(&answer, workflow, &w);
         if (r < 0)
                 return r;
         workflow_print(&w, true);
+        visibility_print(memo, sa);
         return pending_activities_print(pending);
 }
 

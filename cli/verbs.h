@@ -25,7 +25,9 @@ typedef struct Args {
         const char *type;   /* --type of list */
         const char *query;  /* --query of list and count */
         const char *page_token;
-        json_t *input; /* --input, --input-file or a JSON argument; owned */
+        json_t *input;             /* --input, --input-file or a JSON argument; owned */
+        json_t *memo;              /* --memo KEY=JSON, collected; owned */
+        json_t *search_attributes; /* --search-attribute NAME=TYPE:VALUE, collected; owned */
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
         uint64_t limit;

@@ -340,6 +340,77 @@ TEST(memo_and_attributes_shown_by_describe_and_upserted_by_the_workflow) {
         dur_client_free(c);
 }
 
+/* durablectl: start --memo/--search-attribute, describe, list --query with pages, count. */
+#define CTL(r, ...)                                                                      \
+        ({                                                                               \
+                test_run_free(r);                                                        \
+                test_run((r), STRV(test_bin("DURABLECTL_BIN"), __VA_ARGS__), &ctl_opts); \
+        })
+static const TestRunOpts ctl_opts = { .env = STRV("DURABLECTL_PAGER=cat", "NO_COLOR=1") };
+
+TEST(durablectl_memo_search_attributes_list_and_count) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        json_t *j, *sa_map;
+
+        test_daemon_start(&d, NULL);
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "c1", "--task-queue", "q", "--memo",
+                      "owner=\"alice\"", "--search-attribute", "CustomerId=Keyword:c-1",
+                      "--search-attribute", "Amount=Int:120", "--search-attribute",
+                      "Tags=KeywordList:[\"a\",\"b\"]", "--search-attribute",
+                      "Due=Datetime:2026-12-01T00:00:00Z"),
+                  0);
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "c2", "--task-queue", "q",
+                      "--search-attribute", "Amount=Int:5"),
+                  0);
+        ASSERT_EQ(CTL(&r, "describe", "c1"), 0);
+        ASSERT_NOT_NULL(strstr(r.out, "owner = \"alice\""));
+        ASSERT_NOT_NULL(strstr(r.out, "CustomerId = \"c-1\""));
+        ASSERT_EQ(CTL(&r, "describe", "c1", "--json"), 0);
+        j = json_loads(r.out, 0, NULL);
+        ASSERT_NOT_NULL(j);
+        sa_map = json_object_get(j, "search_attributes");
+        ASSERT_EQ(json_integer_value(json_object_get(json_object_get(sa_map, "Amount"), "value")),
+                  120);
+        ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "memo"), "owner")),
+                     "alice");
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "list", "--query", "Amount > 100 AND Tags = 'b'"), 0);
+        ASSERT_NOT_NULL(strstr(r.out, "\nc1 "));
+        ASSERT_NULL(strstr(r.out, "\nc2 "));
+        ASSERT_EQ(CTL(&r, "count", "--query", "Amount >= 5"), 0);
+        ASSERT_STREQ(r.out, "2\n");
+        ASSERT_EQ(CTL(&r, "count"), 0);
+        ASSERT_STREQ(r.out, "2\n");
+        /* Pages: the token is printed on stderr and continues the list. */
+        ASSERT_EQ(CTL(&r, "list", "--query", "ORDER BY WorkflowId", "--limit", "1"), 0);
+        ASSERT_NOT_NULL(strstr(r.out, "\nc1 "));
+        {
+                char *tok = strstr(r.err, "--page-token "), *end;
+                ASSERT_NOT_NULL(tok);
+                tok = strdup(tok + strlen("--page-token "));
+                end = strchr(tok, '\n');
+                if (end)
+                        *end = 0;
+                ASSERT_EQ(CTL(&r, "list", "--query", "ORDER BY WorkflowId", "--limit", "1",
+                              "--page-token", tok),
+                          0);
+                ASSERT_NOT_NULL(strstr(r.out, "\nc2 "));
+                ASSERT_NULL(strstr(r.out, "\nc1 "));
+                free(tok);
+        }
+        /* Bad input: exit status 1 with the daemon's sentence, or 2 for a bad flag. */
+        ASSERT_EQ(CTL(&r, "list", "--query", "Amount >"), 1);
+        ASSERT_NOT_NULL(strstr(r.err, "bad query at position 9"));
+        ASSERT_EQ(CTL(&r, "start", "T", "--id", "x", "--task-queue", "q", "--search-attribute",
+                      "A=Colour:red"),
+                  2);
+        ASSERT_NOT_NULL(strstr(r.err, "invalid type 'Colour'"));
+        ASSERT_EQ(CTL(&r, "count"), 0);
+        ASSERT_STREQ(r.out, "2\n");
+}
+
 /* Retention (durabled --retention): a run closed for longer than the retention is deleted with
  * its history by the background sweep; on the virtual clock (--time-skipping) the sweep's due
  * time is a deadline the clock jumps to, so one day passes in an instant. */
