@@ -366,6 +366,30 @@ DUR_PUBLIC int dur_replay_files(const dur_workflow_def *def,
                                 size_t n,
                                 dur_replay_report *ret);
 
+/* ---- Test environment ----------------------------------------------------------------------- */
+
+/* A private durabled for one test: a fresh temporary state directory and socket, removed again
+ * by dur_test_env_stop()/_free(). With time_skipping the daemon runs on a virtual clock that
+ * jumps to the next deadline while a client waits for a result and nothing runs (a 24 h timer
+ * fires at once). */
+typedef struct dur_test_env dur_test_env;
+typedef struct dur_test_env_opts {
+        const char *durabled;          /* the binary; NULL: $DURABLED_BIN, else durabled in PATH */
+        bool time_skipping;            /* durabled --time-skipping */
+        const char *const *extra_args; /* more durabled options, NULL-terminated; may be NULL */
+} dur_test_env_opts;
+
+/* Starts the daemon and waits until it is ready (sd_notify READY=1, at most 30 s). @opts may be
+ * NULL. -ECHILD when it exited first, -ETIMEDOUT, or the errno of a failed system call. */
+DUR_PUBLIC int dur_test_env_start(dur_test_env **ret, const dur_test_env_opts *opts);
+DUR_PUBLIC const char *dur_test_env_socket(const dur_test_env *e); /* for workers and clients */
+DUR_PUBLIC int dur_test_env_connect(dur_test_env *e, dur_client **ret);
+/* Stops the daemon with SIGTERM, removes the directory and frees @e; -EPROTO when the daemon
+ * did not exit cleanly. */
+DUR_PUBLIC int dur_test_env_stop(dur_test_env *e);
+/* Kills the daemon (SIGKILL) if it runs, removes the directory, frees @e. */
+DUR_PUBLIC dur_test_env *dur_test_env_free(dur_test_env *e);
+
 #ifdef __cplusplus
 }
 #endif
