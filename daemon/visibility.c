@@ -167,6 +167,12 @@ static int check_sa(Store *s, const msgpack_object *sa, bool upsert, char *err, 
                 r = parse_entry(s, &sa->via.map.ptr[i], upsert, &a, err, errlen);
                 if (r < 0)
                         return r;
+                for (uint32_t k = 0; k < i; k++)
+                        if (msgpack_object_equal(sa->via.map.ptr[k].key, sa->via.map.ptr[i].key)) {
+                                snprintf(err, errlen, "search attribute '%s' is given twice",
+                                         a.name);
+                                return -EINVAL;
+                        }
         }
         return 0;
 }

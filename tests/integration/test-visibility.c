@@ -3,6 +3,7 @@
  * ListWorkflows and CountWorkflows, page tokens, and bad filters and attributes answered with
  * invalid_argument naming the problem. */
 
+#include <errno.h>
 #include <string.h>
 
 #include "tests/integration/worker-util.h"
@@ -281,6 +282,37 @@ TEST(bad_search_attributes_and_memo_start_nothing) {
         ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "built-in"));
         ASSERT_NULL(start_raw(c, "x4", "T", json_pack("{s:s}", "memo", "not a map"), &error));
         ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "\"memo\" must be a map"));
+        /* The same name twice in one map (msgpack allows it, JSON does not). */
+        {
+                msgpack_sbuffer sb;
+                msgpack_packer pk;
+                dur_buf *answer = NULL;
+
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                msgpack_pack_map(&pk, 5);
+                msgpack_pack_str_with_body(&pk, "op", 2);
+                msgpack_pack_str_with_body(&pk, "StartWorkflow", 13);
+                msgpack_pack_str_with_body(&pk, "workflow_id", 11);
+                msgpack_pack_str_with_body(&pk, "x5", 2);
+                msgpack_pack_str_with_body(&pk, "workflow_type", 13);
+                msgpack_pack_str_with_body(&pk, "T", 1);
+                msgpack_pack_str_with_body(&pk, "task_queue", 10);
+                msgpack_pack_str_with_body(&pk, "q", 1);
+                msgpack_pack_str_with_body(&pk, "search_attributes", 17);
+                msgpack_pack_map(&pk, 2);
+                for (int i = 0; i < 2; i++) {
+                        msgpack_pack_str_with_body(&pk, "Amount", 6);
+                        msgpack_pack_map(&pk, 2);
+                        msgpack_pack_str_with_body(&pk, "type", 4);
+                        msgpack_pack_str_with_body(&pk, "Int", 3);
+                        msgpack_pack_str_with_body(&pk, "value", 5);
+                        msgpack_pack_int(&pk, i);
+                }
+                ASSERT_EQ(dur_client_call(c, &(dur_buf){ sb.data, sb.size }, &answer), -EINVAL);
+                ASSERT_NOT_NULL(strstr(dur_client_error_message(c), "'Amount' is given twice"));
+                msgpack_sbuffer_destroy(&sb);
+        }
         ASSERT_EQ(count(c, NULL), 1u);
         dur_client_free(c);
 }
