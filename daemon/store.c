@@ -1147,6 +1147,48 @@ int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, Run
         return 0;
 }
 
+int store_runs_query_plan(Store *s, const RunQuery *q, char **ret) {
+        const FilterSql *f = q->filter;
+        _cleanup_free_ char *text = NULL, *out = NULL;
+        size_t len = 0;
+        sqlite3_stmt *st;
+        int rc, i = 1;
+
+        /* The same statement as store_runs_query() (without a cursor), explained. */
+        if (asprintf(&text,
+                     "EXPLAIN QUERY PLAN SELECT " RUN_COLUMNS ", %s, rowid FROM runs WHERE (%s)%s "
+                     "ORDER BY %s %s, rowid %s LIMIT ?",
+                     f->order_column, f->where, q->only_uid ? " AND uid = ?" : "", f->order_column,
+                     f->order_desc ? "DESC" : "ASC", f->order_desc ? "DESC" : "ASC") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (q->only_uid)
+                bind_u64(st, i++, q->uid);
+        bind_u64(st, i, 1000);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *d = (const char *) sqlite3_column_text(st, 3);
+                size_t n = d ? strlen(d) : 0;
+                char *b = realloc(out, len + n + 2);
+
+                if (!b) {
+                        sqlite3_finalize(st);
+                        return -ENOMEM;
+                }
+                out = b;
+                memcpy(out + len, d ? d : "", n);
+                len += n;
+                out[len++] = '\n';
+                out[len] = 0;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return sql_error(s, rc);
+        *ret = out ? TAKE_PTR(out) : strdup("");
+        return *ret ? 0 : -ENOMEM;
+}
+
 int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret) {
         _cleanup_free_ char *text = NULL;
         sqlite3_stmt *st;
@@ -1169,8 +1211,8 @@ int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, 
 
 /* ---- retention ---- */
 
-int store_runs_expired(Store *s, uint64_t closed_before, size_t max, char (*ret)[37],
-                       size_t *ret_n) {
+int store_runs_expired(
+        Store *s, uint64_t closed_before, size_t max, char (*ret)[37], size_t *ret_n) {
         sqlite3_stmt *st;
         size_t n = 0;
         int rc;
@@ -1211,7 +1253,7 @@ int store_run_oldest_close(Store *s, uint64_t *ret) {
 
 int store_run_delete(Store *s, const char *run_id) {
         static const char *const q[] = {
-                "DELETE FROM events WHERE run_id = ?",   "DELETE FROM buffered WHERE run_id = ?",
+                "DELETE FROM events WHERE run_id = ?",     "DELETE FROM buffered WHERE run_id = ?",
                 "DELETE FROM activities WHERE run_id = ?", "DELETE FROM timers WHERE run_id = ?",
                 "DELETE FROM deadlines WHERE run_id = ?",  "DELETE FROM sattrs WHERE run_id = ?",
                 "DELETE FROM visibility WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?",

@@ -131,6 +131,9 @@ typedef struct RunQuery {
  * (.set false when the page is empty). */
 int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, RunCursor *ret_last);
 int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret);
+/* SQLite's plan for store_runs_query() (the detail column of EXPLAIN QUERY PLAN, a line per
+ * step, malloc'd): for tests and debugging, to check that a filter is served by indexes. */
+int store_runs_query_plan(Store *s, const RunQuery *q, char **ret);
 
 /* Memo and search attributes of a run as msgpack maps (empty blobs when it has none). */
 int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret_sa);
@@ -145,8 +148,8 @@ int store_sattrs_delete(Store *s, const char *run_id, const char *name);
 int store_sattr_insert(Store *s, const char *run_id, const char *name, const FilterParam *v);
 
 /* Retention: up to @max closed runs that closed before @closed_before, oldest first. */
-int store_runs_expired(Store *s, uint64_t closed_before, size_t max, char (*ret)[37],
-                       size_t *ret_n);
+int store_runs_expired(
+        Store *s, uint64_t closed_before, size_t max, char (*ret)[37], size_t *ret_n);
 /* Close time of the run that closed first; -ENOENT when no run is closed. */
 int store_run_oldest_close(Store *s, uint64_t *ret);
 /* Deletes a closed run with its history, visibility rows and anything left of it. */
