@@ -294,7 +294,7 @@ int verb_list(const Ctx *ctx, const Args *a) {
 
 int verb_count(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
-        const msgpack_object *n;
+        const msgpack_object *n, *groups;
         int r;
 
         r = CTL_CALL(ctx->client, "CountWorkflows", &answer, FIELD_STR("query", a->query));
@@ -303,9 +303,25 @@ int verb_count(const Ctx *ctx, const Args *a) {
         n = msg_get(answer.map, "count");
         if (!n || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
                 return ctl_error_errno(EPROTO, "durabled's answer to CountWorkflows is malformed");
+        groups = msg_get(answer.map, "groups");
         if (ctx->json)
-                return print_json(json_pack("{s:I}", "count", (json_int_t) n->via.u64));
-        printf("%" PRIu64 "\n", n->via.u64);
+                return print_json(map_to_json(answer.map));
+        if (!groups || groups->type != MSGPACK_OBJECT_ARRAY) {
+                printf("%" PRIu64 "\n", n->via.u64);
+                return 0;
+        }
+        /* GROUP BY ExecutionStatus: one line per status, then the total. */
+        for (uint32_t i = 0; i < groups->via.array.size; i++) {
+                const msgpack_object *g = &groups->via.array.ptr[i], *st = msg_get(g, "status"),
+                                     *k = msg_get(g, "count");
+                if (!st || st->type != MSGPACK_OBJECT_STR || !k ||
+                    k->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        return ctl_error_errno(EPROTO,
+                                               "durabled's answer to CountWorkflows is malformed");
+                printf("%-16.*s %" PRIu64 "\n", (int) st->via.str.size, st->via.str.ptr,
+                       k->via.u64);
+        }
+        printf("%-16s %" PRIu64 "\n", "Total", n->via.u64);
         return 0;
 }
 

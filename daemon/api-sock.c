@@ -501,6 +501,9 @@ static int list_query(Request *q, const ListRequest *l) {
         r = compile_query(q, l->query, &f);
         if (r < 0)
                 return r;
+        if (f.group_by_status)
+                return api_error_set(&q->err, -EINVAL,
+                                     "GROUP BY is for CountWorkflows, not ListWorkflows");
         if (l->page_token) {
                 r = token_parse_page(q, l->query, l->page_token, &after);
                 if (r < 0)
@@ -538,6 +541,36 @@ static const MsgField count_fields[] = {
         {},
 };
 
+/* CountWorkflows with GROUP BY ExecutionStatus: count, and groups [{status, count}] of the
+ * statuses that have runs. */
+static int count_by_status(Request *q, const FilterSql *f) {
+        uint64_t n[_WORKFLOW_STATUS_MAX], total = 0;
+        msgpack_packer *pk;
+        size_t start, groups = 0;
+        int r;
+
+        r = store_runs_count_by_status(q->m->store, f, !q->conn->admin, q->conn->cred.uid, n);
+        if (r < 0)
+                return r;
+        for (int s = 1; s < _WORKFLOW_STATUS_MAX; s++) {
+                total += n[s];
+                groups += n[s] > 0;
+        }
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_uint(pk, "count", total);
+        (void) msg_pack_str(pk, "groups");
+        (void) msgpack_pack_array(pk, groups);
+        for (int s = 1; s < _WORKFLOW_STATUS_MAX; s++)
+                if (n[s] > 0) {
+                        (void) msgpack_pack_map(pk, 2);
+                        (void) msg_pack_kv_str(pk, "status",
+                                               workflow_status_to_string((WorkflowStatus) s));
+                        (void) msg_pack_kv_uint(pk, "count", n[s]);
+                }
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 static int op_count_workflows(Request *q) {
         _cleanup_(filter_sql_done) FilterSql f = {};
         CountRequest c = {};
@@ -549,6 +582,8 @@ static int op_count_workflows(Request *q) {
         r = PARSE(q, count_fields, &c);
         if (r >= 0)
                 r = compile_query(q, c.query, &f);
+        if (r >= 0 && f.group_by_status)
+                return count_by_status(q, &f);
         if (r >= 0)
                 r = store_runs_count(q->m->store, &f, !q->conn->admin, q->conn->cred.uid, &n);
         if (r < 0)

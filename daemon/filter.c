@@ -554,8 +554,9 @@ static int parse_op(Parser *p, Node *n) {
 }
 
 static bool is_reserved(const Tok *t) {
-        static const char *const kw[] = { "AND",     "OR",          "NOT",   "IN", "IS",  "NULL",
-                                          "BETWEEN", "STARTS_WITH", "ORDER", "BY", "ASC", "DESC" };
+        static const char *const kw[] = { "AND",  "OR",      "NOT",         "IN",    "IS",
+                                          "NULL", "BETWEEN", "STARTS_WITH", "ORDER", "GROUP",
+                                          "BY",   "ASC",     "DESC" };
         for (size_t i = 0; i < ELEMENTSOF(kw); i++)
                 if (tok_is_kw(t, kw[i]))
                         return true;
@@ -1080,6 +1081,23 @@ static int parse_order_by(Parser *p, FilterSql *f) {
         return r;
 }
 
+/* GROUP BY ExecutionStatus, the one grouping Temporal's count supports. */
+static int parse_group_by(Parser *p, FilterSql *f) {
+        char b[64];
+        int r;
+
+        r = lex(p);
+        if (r >= 0)
+                r = expect_kw(p, "BY");
+        if (r < 0)
+                return r;
+        if (p->tok.kind != T_NAME || strcmp(p->tok.text, "ExecutionStatus") != 0)
+                return fail(p, p->tok.pos, "GROUP BY takes only ExecutionStatus, found %s",
+                            tok_describe(p, b, sizeof(b)));
+        f->group_by_status = 1;
+        return lex(p);
+}
+
 void filter_sql_done(FilterSql *f) {
         free(f->where);
         for (size_t i = 0; i < f->n_params; i++)
@@ -1105,15 +1123,18 @@ int filter_compile(const char *query,
                 return fail(&p, FILTER_QUERY_MAX, "the query is longer than %d bytes",
                             FILTER_QUERY_MAX);
         r = lex(&p);
-        if (r >= 0 && p.tok.kind != T_EOF && !tok_is_kw(&p.tok, "ORDER"))
+        if (r >= 0 && p.tok.kind != T_EOF && !tok_is_kw(&p.tok, "ORDER") &&
+            !tok_is_kw(&p.tok, "GROUP"))
                 r = parse_expr(&p, &root);
         if (r >= 0 && tok_is_kw(&p.tok, "ORDER")) {
                 r = lex(&p);
                 if (r >= 0)
                         r = parse_order_by(&p, &f);
+        } else if (r >= 0 && tok_is_kw(&p.tok, "GROUP")) {
+                r = parse_group_by(&p, &f);
         }
         if (r >= 0 && p.tok.kind != T_EOF)
-                r = fail(&p, p.tok.pos, "expected AND, OR, ORDER BY or the end, found %s",
+                r = fail(&p, p.tok.pos, "expected AND, OR, ORDER BY, GROUP BY or the end, found %s",
                          tok_describe(&p, b, sizeof(b)));
         if (r >= 0)
                 r = root ? gen_node(&g, root) : emit(&g, "1");

@@ -4,7 +4,7 @@
  * every value bound as a parameter (never pasted into the SQL text). Parsing and compiling are
  * pure: the types of custom search attributes come from a lookup callback (the store's registry).
  *
- *   query   := [expr] [ORDER BY name [ASC|DESC]]
+ *   query   := [expr] [ORDER BY name [ASC|DESC] | GROUP BY ExecutionStatus]
  *   expr    := term {OR term}          term := factor {AND factor}
  *   factor  := '(' expr ')' | name op value | name [NOT] IN '(' value {, value} ')'
  *            | name [NOT] BETWEEN value AND value | name [NOT] STARTS_WITH string
@@ -65,7 +65,8 @@ typedef struct FilterSql {
         size_t n_params;
         const char *order_column; /* a runs column (static string) */
         int order_desc;
-        int order_text; /* the order column holds text (page tokens carry its value) */
+        int order_text;      /* the order column holds text (page tokens carry its value) */
+        int group_by_status; /* GROUP BY ExecutionStatus (CountWorkflows only) */
 } FilterSql;
 
 void filter_sql_done(FilterSql *f);

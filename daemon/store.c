@@ -1189,6 +1189,33 @@ int store_runs_query_plan(Store *s, const RunQuery *q, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+int store_runs_count_by_status(Store *s,
+                               const FilterSql *f,
+                               bool only_uid,
+                               uint32_t uid,
+                               uint64_t ret[static _WORKFLOW_STATUS_MAX]) {
+        _cleanup_free_ char *text = NULL;
+        sqlite3_stmt *st;
+        int rc, i = 1;
+
+        if (asprintf(&text, "SELECT status, count(*) FROM runs WHERE (%s)%s GROUP BY status",
+                     f->where, only_uid ? " AND uid = ?" : "") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (only_uid)
+                bind_u64(st, i, uid);
+        memset(ret, 0, sizeof(uint64_t) * _WORKFLOW_STATUS_MAX);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int status = sqlite3_column_int(st, 0);
+                if (status > 0 && status < _WORKFLOW_STATUS_MAX)
+                        ret[status] = col_u64(st, 1);
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
 int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret) {
         _cleanup_free_ char *text = NULL;
         sqlite3_stmt *st;

@@ -131,6 +131,12 @@ typedef struct RunQuery {
  * (.set false when the page is empty). */
 int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, RunCursor *ret_last);
 int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret);
+/* The same per status (GROUP BY ExecutionStatus): ret[status] for each WorkflowStatus. */
+int store_runs_count_by_status(Store *s,
+                               const FilterSql *f,
+                               bool only_uid,
+                               uint32_t uid,
+                               uint64_t ret[static _WORKFLOW_STATUS_MAX]);
 /* SQLite's plan for store_runs_query() (the detail column of EXPLAIN QUERY PLAN, a line per
  * step, malloc'd): for tests and debugging, to check that a filter is served by indexes. */
 int store_runs_query_plan(Store *s, const RunQuery *q, char **ret);

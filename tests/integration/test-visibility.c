@@ -121,6 +121,7 @@ static void setup_orders(dur_client *c) {
 TEST(filter_language_over_builtin_and_custom_attributes) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         dur_client *c;
+        int error = 0;
 
         test_daemon_start(&d, NULL);
         c = client_connect();
@@ -160,6 +161,30 @@ TEST(filter_language_over_builtin_and_custom_attributes) {
         ASSERT_EQ(count(c, NULL), 4u);
         ASSERT_EQ(count(c, "ExecutionStatus = 'Running'"), 3u);
         ASSERT_EQ(count(c, "Amount > 0 AND CustomerId STARTS_WITH 'cust'"), 2u);
+        /* GROUP BY ExecutionStatus (count only, as in Temporal). */
+        {
+                json_t *a =
+                        call(c,
+                             json_pack("{s:s, s:s}", "op", "CountWorkflows", "query",
+                                       "WorkflowType = 'OrderWorkflow' GROUP BY ExecutionStatus"),
+                             &error);
+                json_t *g;
+
+                ASSERT_NOT_NULL(a);
+                ASSERT_EQ(json_integer_value(json_object_get(a, "count")), 3);
+                g = json_object_get(a, "groups");
+                ASSERT_EQ(json_array_size(g), 2u);
+                ASSERT_STREQ(json_string_value(json_object_get(json_array_get(g, 0), "status")),
+                             "Running");
+                ASSERT_EQ(json_integer_value(json_object_get(json_array_get(g, 0), "count")), 2);
+                ASSERT_STREQ(json_string_value(json_object_get(json_array_get(g, 1), "status")),
+                             "Terminated");
+                ASSERT_EQ(json_integer_value(json_object_get(json_array_get(g, 1), "count")), 1);
+                json_decref(a);
+                free(list_error(c, "GROUP BY ExecutionStatus"));
+                ASSERT_NOT_NULL(
+                        strstr(dur_client_error_message(c), "GROUP BY is for CountWorkflows"));
+        }
         dur_client_free(c);
 }
 
@@ -223,7 +248,7 @@ TEST(bad_filters_are_invalid_argument_naming_the_problem) {
                 { "ExecutionStatus STARTS_WITH 'R'", "STARTS_WITH is not supported" },
                 { "WorkflowId = 'a' AND", "position 21" },
                 { "WorkflowId = 'a' ORDER BY Amount", "cannot ORDER BY 'Amount'" },
-                { "WorkflowId = 'a' 'b'", "expected AND, OR, ORDER BY or the end" },
+                { "WorkflowId = 'a' 'b'", "expected AND, OR, ORDER BY, GROUP BY or the end" },
                 { "WorkflowId ~ 'a'", "unexpected character '~'" },
         };
         dur_client *c;
@@ -415,6 +440,8 @@ TEST(durablectl_memo_search_attributes_list_and_count) {
         ASSERT_STREQ(r.out, "2\n");
         ASSERT_EQ(CTL(&r, "count"), 0);
         ASSERT_STREQ(r.out, "2\n");
+        ASSERT_EQ(CTL(&r, "count", "--query", "GROUP BY ExecutionStatus"), 0);
+        ASSERT_STREQ(r.out, "Running          2\nTotal            2\n");
         /* Pages: the token is printed on stderr and continues the list. */
         ASSERT_EQ(CTL(&r, "list", "--query", "ORDER BY WorkflowId", "--limit", "1"), 0);
         ASSERT_NOT_NULL(strstr(r.out, "\nc1 "));

@@ -133,6 +133,12 @@ TEST(errors_name_position_and_problem) {
                 "((((((((((((((((((((((((((((((((((WorkflowId = 'a'))))))))))))))))))))))))))))))))))",
                 "nested deeper than 32");
         expect_error("WorkflowId ! 'a'", "did you mean '!='");
+        expect_error("GROUP BY WorkflowType", "GROUP BY takes only ExecutionStatus");
+        {
+                FilterSql f = compile_ok("Amount > 1 GROUP BY ExecutionStatus");
+                ASSERT_EQ(f.group_by_status, 1);
+                filter_sql_done(&f);
+        }
 }
 
 TEST(datetimes_and_tokens) {
