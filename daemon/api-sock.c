@@ -126,6 +126,8 @@ static int op_start_workflow(Request *q) {
         if (r < 0)
                 return r;
         s.caller_admin = q->conn->admin;
+        s.memo = memo;
+        s.search_attributes = sa;
         r = history_start_workflow(q->m, &s, run_id, &started, &q->err);
         if (r >= 0 && started)
                 r = visibility_set(q->m->store, run_id, memo, sa, q->err.message,

@@ -393,6 +393,17 @@ TEST(memo_and_attributes_shown_by_describe_and_upserted_by_the_workflow) {
 
         events = history_get(c, "up");
         history_must(events, "UpsertWorkflowSearchAttributes");
+        /* The started event records memo and attributes as given at start (as Temporal's). */
+        {
+                json_t *started = history_must(events, "WorkflowExecutionStarted");
+                ASSERT_STREQ(json_string_value(json_object_get(ev_attr(started, "memo"), "owner")),
+                             "alice");
+                ASSERT_STREQ(
+                        json_string_value(json_object_get(
+                                json_object_get(ev_attr(started, "search_attributes"), "Stage"),
+                                "value")),
+                        "new");
+        }
         json_decref(events);
         dur_client_free(c);
 }
