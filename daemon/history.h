@@ -39,8 +39,9 @@ typedef struct StartRequest {
         uint64_t task_timeout_usec;
         const char *request_id;
         bool caller_admin; /* may see every run; else only runs of the actor's uid */
-        const msgpack_object *memo;              /* checked by visibility_check(); may be NULL */
-        const msgpack_object *search_attributes; /* likewise */
+        /* Checked by visibility_check(); either may be NULL. */
+        const msgpack_object *memo;
+        const msgpack_object *search_attributes;
 } StartRequest;
 
 int history_start_workflow(Manager *m,

@@ -39,7 +39,8 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
-        uint64_t retention_usec; /* closed runs are deleted after this; 0 = kept forever */
+        /* Closed runs are deleted after this (retention.h); 0 = kept forever. */
+        uint64_t retention_usec;
 } ManagerConfig;
 
 struct Manager {
