@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "libclient/buf.h"
 #include "libclient/replay-internal.h"
 #include "proto/msg.h"
 
@@ -89,4 +90,105 @@ DUR_PUBLIC int dur_upsert_search_attributes(dur_wf *wf, const dur_search_attr *a
         msgpack_sbuffer_destroy(&sb);
         msgpack_sbuffer_destroy(&cmd);
         return k < 0 ? k : 0;
+}
+
+/* ---- ListWorkflows with a query ---- */
+
+DUR_PUBLIC void dur_list_page_done(dur_list_page *p) {
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n; i++) {
+                free(p->items[i].workflow_id);
+                free(p->items[i].run_id);
+                free(p->items[i].workflow_type);
+                free(p->items[i].task_queue);
+                free(p->items[i].status);
+        }
+        free(p->items);
+        free(p->next_page_token);
+        *p = (dur_list_page){};
+}
+
+static int str_dup(const msgpack_object *o, char **ret) {
+        if (!o || o->type != MSGPACK_OBJECT_STR)
+                return -EBADMSG;
+        *ret = strndup(o->via.str.ptr, o->via.str.size);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static uint64_t uint_of(const msgpack_object *o) {
+        return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+}
+
+static int entry_parse(const msgpack_object *m, dur_list_entry *e) {
+        int r = str_dup(msg_get(m, "workflow_id"), &e->workflow_id);
+
+        if (r >= 0)
+                r = str_dup(msg_get(m, "run_id"), &e->run_id);
+        if (r >= 0)
+                r = str_dup(msg_get(m, "workflow_type"), &e->workflow_type);
+        if (r >= 0)
+                r = str_dup(msg_get(m, "task_queue"), &e->task_queue);
+        if (r >= 0)
+                r = str_dup(msg_get(m, "status"), &e->status);
+        e->start_time = uint_of(msg_get(m, "start_time"));
+        e->close_time = uint_of(msg_get(m, "close_time"));
+        return r;
+}
+
+static int page_parse(const msgpack_object *answer, dur_list_page *p) {
+        const msgpack_object *w = msg_get(answer, "workflows"), *t;
+        int r = 0;
+
+        if (!w || w->type != MSGPACK_OBJECT_ARRAY)
+                return -EBADMSG;
+        p->items = calloc(w->via.array.size ? w->via.array.size : 1, sizeof(*p->items));
+        if (!p->items)
+                return -ENOMEM;
+        for (uint32_t i = 0; r >= 0 && i < w->via.array.size; i++, p->n++)
+                r = entry_parse(&w->via.array.ptr[i], &p->items[i]);
+        t = msg_get(answer, "next_page_token");
+        if (r >= 0 && t)
+                r = str_dup(t, &p->next_page_token);
+        return r;
+}
+
+DUR_PUBLIC int dur_client_list(dur_client *c,
+                               const char *query,
+                               const char *page_token,
+                               uint64_t page_size,
+                               dur_list_page *ret) {
+        _cleanup_(dur_buf_freep) dur_buf *answer = NULL;
+        dur_list_page p = {};
+        msgpack_unpacked u;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int r;
+
+        assert_return(c && ret, -EINVAL);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        (void) msgpack_pack_map(&pk, 2 + !!page_token + (page_size > 0));
+        (void) msg_pack_kv_str(&pk, "op", "ListWorkflows");
+        /* An empty query lists everything, and still takes the filter's path (page tokens). */
+        (void) msg_pack_kv_str(&pk, "query", query ? query : "");
+        if (page_token)
+                (void) msg_pack_kv_str(&pk, "page_token", page_token);
+        if (page_size > 0)
+                (void) msg_pack_kv_uint(&pk, "limit", page_size);
+        r = dur_client_call(c, &(dur_buf){ sb.data, sb.size }, &answer);
+        msgpack_sbuffer_destroy(&sb);
+        if (r < 0)
+                return r;
+        msgpack_unpacked_init(&u);
+        r = msg_decode(answer->data, answer->size, &u);
+        if (r >= 0)
+                r = page_parse(&u.data, &p);
+        msgpack_unpacked_destroy(&u);
+        if (r < 0) {
+                dur_list_page_done(&p);
+                return r;
+        }
+        *ret = p;
+        return 0;
 }

@@ -230,6 +230,30 @@ TEST(page_tokens_walk_a_list_stable_under_inserts) {
         ASSERT_STREQ(page, "p2 p3");
         free(page);
         free(token);
+        /* The same walk through libdurable's dur_client_list(). */
+        {
+                char ids[64] = "", *next = NULL;
+                unsigned pages = 0;
+
+                do {
+                        dur_list_page pg = {};
+
+                        ASSERT_DUR_OK(c, dur_client_list(c, "WorkflowType = 'PageWorkflow'", next,
+                                                         4, &pg));
+                        free(next);
+                        next = pg.next_page_token ? strdup(pg.next_page_token) : NULL;
+                        for (size_t i = 0; i < pg.n; i++) {
+                                ASSERT_STREQ(pg.items[i].status, "Running");
+                                ASSERT_STREQ(pg.items[i].workflow_type, "PageWorkflow");
+                                strcat(ids, pg.items[i].workflow_id);
+                                strcat(ids, " ");
+                        }
+                        dur_list_page_done(&pg);
+                        pages++;
+                } while (next);
+                ASSERT_STREQ(ids, "p5 p4 p3 p2 p1 p0 ");
+                ASSERT_EQ(pages, 2u);
+        }
         dur_client_free(c);
 }
 

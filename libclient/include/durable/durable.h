@@ -182,6 +182,32 @@ DUR_PUBLIC int dur_client_result(dur_client *c,
                                  uint64_t timeout,
                                  dur_outcome *ret);
 
+/* One run of a ListWorkflows page. */
+typedef struct dur_list_entry {
+        char *workflow_id;
+        char *run_id;
+        char *workflow_type;
+        char *task_queue;
+        char *status; /* "Running", "Completed", ... */
+        uint64_t start_time;
+        uint64_t close_time; /* 0 while open */
+} dur_list_entry;
+
+typedef struct dur_list_page {
+        dur_list_entry *items;
+        size_t n;
+        char *next_page_token; /* pass to the next call; NULL on the last page */
+} dur_list_page;
+DUR_PUBLIC void dur_list_page_done(dur_list_page *p);
+
+/* One page (at most @page_size runs, 0 = 1000) of the runs @query matches (the list filter of
+ * durablectl(1); NULL or "" = all, newest first), after @page_token (NULL = the first page). */
+DUR_PUBLIC int dur_client_list(dur_client *c,
+                               const char *query,
+                               const char *page_token,
+                               uint64_t page_size,
+                               dur_list_page *ret);
+
 /* The number of runs @query (the list filter of durablectl(1), NULL = all) matches. */
 DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count);
 
