@@ -64,6 +64,10 @@ typedef enum Opt {
         OPT_PAUSED,
         OPT_NOTE,
         OPT_WAKE_SYSTEM,
+        OPT_QUERY,
+        OPT_PAGE_TOKEN,
+        OPT_MEMO,
+        OPT_SEARCH_ATTRIBUTE,
         _OPT_MAX,
 } Opt;
 
@@ -73,7 +77,7 @@ typedef enum Opt {
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
 #define START_OPTS                                                                \
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
-         BIT(OPT_REQUEST_ID))
+         BIT(OPT_REQUEST_ID) | BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
 #define SCHEDULE_OPTS                                                                              \
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
@@ -148,6 +152,15 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_NOTE] = { "note", "TEXT", "A note on the schedule's state", STR_FIELD(note) },
         [OPT_WAKE_SYSTEM] = { "wake-system", NULL,
                               "Wake the host from suspend for the schedule's times" },
+        [OPT_QUERY] = { "query", "FILTER",
+                        "Only workflows FILTER matches (list filter, see durablectl(1))",
+                        STR_FIELD(query) },
+        [OPT_PAGE_TOKEN] = { "page-token", "TOKEN", "Continue a list where the last page ended",
+                             STR_FIELD(page_token) },
+        [OPT_MEMO] = { "memo", "KEY=JSON", "Add KEY with the JSON value to the memo (repeatable)" },
+        [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
+                                   "Set a search attribute (Keyword, Text, Int, Double, Bool, "
+                                   "Datetime, KeywordList as a JSON array; repeatable)" },
 };
 
 typedef struct Verb {
@@ -173,8 +186,12 @@ static const Verb verbs[] = {
           verb_result, "Show the status and result of a workflow" },
         { "describe", "ID", 1, 1, BIT(OPT_RUN_ID), 0, true, verb_describe,
           "Show a workflow: status, times, result or failure, pending activities" },
-        { "list", "", 0, 0, BIT(OPT_STATUS) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | BIT(OPT_LIMIT),
+        { "list", "", 0, 0,
+          BIT(OPT_STATUS) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | BIT(OPT_LIMIT) | BIT(OPT_QUERY) |
+                  BIT(OPT_PAGE_TOKEN),
           0, true, verb_list, "List workflows" },
+        { "count", "", 0, 0, BIT(OPT_QUERY), 0, false, verb_count,
+          "Count the workflows a --query filter matches (all without one)" },
         { "history", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_FOLLOW), 0, true, verb_history,
           "Show the event history of a workflow run" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,
@@ -313,6 +330,66 @@ static int set_input(Args *a, json_t *j) {
         return 0;
 }
 
+/* --memo KEY=JSON: adds KEY to a->memo. */
+static int add_memo(Args *a, const char *value) {
+        const char *eq = strchr(value, '=');
+        _cleanup_free_ char *key = NULL;
+        json_t *j = NULL;
+        int r;
+
+        if (!eq || eq == value)
+                return ctl_error("invalid value '%s' for --memo: expected KEY=JSON", value);
+        r = parse_json("--memo", eq + 1, &j);
+        if (r < 0)
+                return r;
+        key = strndup(value, (size_t) (eq - value));
+        if (!key || (!a->memo && !(a->memo = json_object())) ||
+            json_object_set_new(a->memo, key, j) < 0)
+                return ctl_error("Out of memory");
+        return 0;
+}
+
+/* --search-attribute NAME=TYPE:VALUE: Keyword, Text and Datetime take VALUE as text, the other
+ * types as JSON (100, 2.5, true, ["a","b"]). */
+static int add_search_attribute(Args *a, const char *value) {
+        static const char *const text_types[] = { "Keyword", "Text", "Datetime" };
+        static const char *const json_types[] = { "Int", "Double", "Bool", "KeywordList" };
+        const char *eq = strchr(value, '='), *colon = eq ? strchr(eq, ':') : NULL;
+        _cleanup_free_ char *name = NULL, *type = NULL;
+        json_t *v = NULL, *entry;
+        bool text = false, known = false;
+        int r;
+
+        if (!eq || eq == value || !colon)
+                return ctl_error("invalid value '%s' for --search-attribute: expected "
+                                 "NAME=TYPE:VALUE",
+                                 value);
+        name = strndup(value, (size_t) (eq - value));
+        type = strndup(eq + 1, (size_t) (colon - eq - 1));
+        if (!name || !type)
+                return ctl_error("Out of memory");
+        for (size_t i = 0; i < ELEMENTSOF(text_types); i++)
+                text = text || streq(type, text_types[i]);
+        for (size_t i = 0; i < ELEMENTSOF(json_types); i++)
+                known = known || streq(type, json_types[i]);
+        if (!text && !known)
+                return ctl_error("invalid type '%s' for --search-attribute %s: expected Keyword, "
+                                 "Text, Int, Double, Bool, Datetime or KeywordList",
+                                 type, name);
+        if (text)
+                v = json_string(colon + 1);
+        else {
+                r = parse_json("--search-attribute", colon + 1, &v);
+                if (r < 0)
+                        return r;
+        }
+        entry = json_pack("{s:s, s:o}", "type", type, "value", v);
+        if (!entry || (!a->search_attributes && !(a->search_attributes = json_object())) ||
+            json_object_set_new(a->search_attributes, name, entry) < 0)
+                return ctl_error("Out of memory");
+        return 0;
+}
+
 /* Applies one option; @value is its argument or NULL. */
 static int option_apply(Args *a, Opt o, const char *value) {
         json_t *j = NULL;
@@ -391,6 +468,10 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_INPUT_FILE:
                 r = parse_json_file("--input-file", value, &j);
                 return r < 0 ? r : set_input(a, j);
+        case OPT_MEMO:
+                return add_memo(a, value);
+        case OPT_SEARCH_ATTRIBUTE:
+                return add_search_attribute(a, value);
         default: /* --version ends parse_global(); string options are handled above */
                 break;
         }
@@ -593,6 +674,8 @@ int main(int argc, char *argv[]) {
                 r = v->check(&a);
         if (r != 0) {
                 json_decref(a.input);
+                json_decref(a.memo);
+                json_decref(a.search_attributes);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -607,5 +690,7 @@ int main(int argc, char *argv[]) {
         output_init(arg_json); /* --json may follow the verb */
         r = run(v, &a);
         json_decref(a.input);
+        json_decref(a.memo);
+        json_decref(a.search_attributes);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -4,6 +4,7 @@
 #include "cli/verbs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,8 @@ static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
                      FIELD_UINT("task_timeout_usec", a->task_timeout_usec),
-                     FIELD_STR("request_id", a->request_id));
+                     FIELD_STR("request_id", a->request_id), FIELD_JSON("memo", a->memo),
+                     FIELD_JSON("search_attributes", a->search_attributes));
         if (r < 0)
                 return r;
         r = answer_parse(answer, answer->map, fields, &s);
@@ -238,17 +240,43 @@ int verb_activity(const Ctx *ctx, const Args *a) {
 
 /* ---- describe, list, history ----------------------------------------------------------------- */
 
-static json_t *described_to_json(const msgpack_object *workflow, const msgpack_object *pending) {
+static json_t *described_to_json(const msgpack_object *workflow,
+                                 const msgpack_object *pending,
+                                 const msgpack_object *memo,
+                                 const msgpack_object *sa) {
         _cleanup_(json_decrefp) json_t *j = map_to_json(workflow);
 
         if (!j || json_object_set_new(j, "pending_activities", maps_to_json(pending)) < 0)
                 return NULL;
+        if (memo && json_object_set_new(j, "memo", json_from_msgpack(memo)) < 0)
+                return NULL;
+        if (sa && json_object_set_new(j, "search_attributes", json_from_msgpack(sa)) < 0)
+                return NULL;
         return TAKE_PTR(j);
+}
+
+/* "Memo" and "Search attributes" lines: each key with its value as compact JSON. */
+static void visibility_print(const msgpack_object *memo, const msgpack_object *sa) {
+        const msgpack_object *maps[] = { memo, sa };
+        const char *titles[] = { "Memo", "Search attributes" };
+
+        for (size_t k = 0; k < ELEMENTSOF(maps); k++) {
+                _cleanup_(json_decrefp) json_t *j = maps[k] ? json_from_msgpack(maps[k]) : NULL;
+                const char *key;
+                json_t *v;
+
+                json_object_foreach(j, key, v) {
+                        json_t *shown = k == 1 ? json_object_get(v, "value") : v;
+                        _cleanup_free_ char *text =
+                                json_dumps(shown ? shown : v, JSON_COMPACT | JSON_ENCODE_ANY);
+                        kv_print(titles[k], NULL, "%s = %s", key, text ? text : "?");
+                }
+        }
 }
 
 int verb_describe(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
-        const msgpack_object *workflow, *pending;
+        const msgpack_object *workflow, *pending, *memo, *sa;
         WorkflowInfo w;
         int r;
 
@@ -260,12 +288,15 @@ int verb_describe(const Ctx *ctx, const Args *a) {
         if (!workflow)
                 return -EPROTO;
         pending = msg_get(answer.map, "pending_activities");
+        memo = msg_get(answer.map, "memo");
+        sa = msg_get(answer.map, "search_attributes");
         if (ctx->json)
-                return print_json(described_to_json(workflow, pending));
+                return print_json(described_to_json(workflow, pending, memo, sa));
         r = workflow_info_parse(&answer, workflow, &w);
         if (r < 0)
                 return r;
         workflow_print(&w, true);
+        visibility_print(memo, sa);
         return pending_activities_print(pending);
 }
 
@@ -308,20 +339,59 @@ static int list_print(Answer *answer, const msgpack_object *workflows) {
 
 int verb_list(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer answer = {};
-        const msgpack_object *workflows;
+        const msgpack_object *workflows, *next;
         int r;
 
         r = CTL_CALL(ctx->client, "ListWorkflows", &answer, FIELD_STR("status", a->status),
                      FIELD_STR("workflow_type", a->type), FIELD_STR("task_queue", a->task_queue),
-                     FIELD_UINT("limit", a->limit));
+                     FIELD_UINT("limit", a->limit), FIELD_STR("query", a->query),
+                     FIELD_STR("page_token", a->page_token));
         if (r < 0)
                 return r;
         workflows = msg_get(answer.map, "workflows");
         if (workflows && workflows->type != MSGPACK_OBJECT_ARRAY)
                 return ctl_error_errno(EPROTO, "durabled's answer to ListWorkflows is malformed");
+        next = msg_get(answer.map, "next_page_token");
+        if (next && next->type == MSGPACK_OBJECT_STR)
+                /* On stderr, so that the list itself (text or --json) stays what it was. */
+                fprintf(stderr, "More workflows: add --page-token %.*s\n", (int) next->via.str.size,
+                        next->via.str.ptr);
         if (ctx->json)
                 return print_json(maps_to_json(workflows));
         return list_print(&answer, workflows);
+}
+
+int verb_count(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        const msgpack_object *n, *groups;
+        int r;
+
+        r = CTL_CALL(ctx->client, "CountWorkflows", &answer, FIELD_STR("query", a->query));
+        if (r < 0)
+                return r;
+        n = msg_get(answer.map, "count");
+        if (!n || n->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return ctl_error_errno(EPROTO, "durabled's answer to CountWorkflows is malformed");
+        groups = msg_get(answer.map, "groups");
+        if (ctx->json)
+                return print_json(map_to_json(answer.map));
+        if (!groups || groups->type != MSGPACK_OBJECT_ARRAY) {
+                printf("%" PRIu64 "\n", n->via.u64);
+                return 0;
+        }
+        /* GROUP BY ExecutionStatus: one line per status, then the total. */
+        for (uint32_t i = 0; i < groups->via.array.size; i++) {
+                const msgpack_object *g = &groups->via.array.ptr[i], *st = msg_get(g, "status"),
+                                     *k = msg_get(g, "count");
+                if (!st || st->type != MSGPACK_OBJECT_STR || !k ||
+                    k->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        return ctl_error_errno(EPROTO,
+                                               "durabled's answer to CountWorkflows is malformed");
+                printf("%-16.*s %" PRIu64 "\n", (int) st->via.str.size, st->via.str.ptr,
+                       k->via.u64);
+        }
+        printf("%-16s %" PRIu64 "\n", "Total", n->via.u64);
+        return 0;
 }
 
 typedef struct Event {

@@ -27,7 +27,11 @@ typedef struct Args {
         const char *reason;
         const char *status; /* canonical status name ("Running", ...) */
         const char *type;   /* --type of list */
-        json_t *input;      /* --input, --input-file or a JSON argument; owned */
+        const char *query;  /* --query of list and count */
+        const char *page_token;
+        json_t *input;             /* --input, --input-file or a JSON argument; owned */
+        json_t *memo;              /* --memo KEY=JSON, collected; owned */
+        json_t *search_attributes; /* --search-attribute NAME=TYPE:VALUE, collected; owned */
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
         uint64_t limit;
@@ -61,6 +65,7 @@ int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);
 int verb_list(const Ctx *ctx, const Args *a);
+int verb_count(const Ctx *ctx, const Args *a);
 int verb_history(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);

@@ -18,9 +18,11 @@
 #include "daemon/api-schedule.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
+#include "daemon/filter.h"
 #include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
+#include "daemon/visibility.h"
 #include "daemon/waiter.h"
 #include "proto/event.h"
 
@@ -103,6 +105,7 @@ static int check_name(Request *q, const char *field, const char *value) {
 }
 
 static int op_start_workflow(Request *q) {
+        const msgpack_object *memo, *sa;
         StartRequest s = {};
         char run_id[37];
         msgpack_packer *pk;
@@ -119,8 +122,18 @@ static int op_start_workflow(Request *q) {
                 r = check_name(q, "task_queue", s.task_queue);
         if (r < 0)
                 return r;
+        memo = msg_get(q->map, "memo");
+        sa = msg_get(q->map, "search_attributes");
+        r = visibility_check(q->m->store, memo, sa, false, q->err.message, sizeof(q->err.message));
+        if (r < 0)
+                return r;
         s.caller_admin = q->conn->admin;
+        s.memo = memo;
+        s.search_attributes = sa;
         r = history_start_workflow(q->m, &s, run_id, &started, &q->err);
+        if (r >= 0 && started)
+                r = visibility_set(q->m->store, run_id, memo, sa, q->err.message,
+                                   sizeof(q->err.message));
         if (r < 0)
                 return r;
         pk = conn_reply_begin(q->conn, q->id, 2, &start);
@@ -295,7 +308,7 @@ static int op_describe_workflow(Request *q) {
         _cleanup_(run_row_done) RunRow run = {};
         TargetRequest t = {};
         msgpack_packer *pk;
-        size_t start, n = 0;
+        size_t start, n = 0, nv;
         int r;
 
         r = parse_target(q, target_fields, &t, &run);
@@ -304,9 +317,15 @@ static int op_describe_workflow(Request *q) {
         r = store_activities_foreach(q->m->store, run.run_id, count_activity, &n);
         if (r < 0)
                 return r;
-        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        r = visibility_pack(q->m->store, run.run_id, NULL, &nv);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2 + nv, &start);
         (void) msg_pack_str(pk, "workflow");
         (void) history_pack_workflow(&run, pk);
+        r = visibility_pack(q->m->store, run.run_id, pk, &nv);
+        if (r < 0)
+                return r;
         (void) msg_pack_str(pk, "pending_activities");
         (void) msgpack_pack_array(pk, n);
         r = store_activities_foreach(q->m->store, run.run_id, pack_pending_activity,
@@ -372,6 +391,8 @@ typedef struct ListRequest {
         const char *task_queue;
         const char *workflow_id;
         uint64_t limit;
+        const char *query;
+        const char *page_token;
 } ListRequest;
 
 static const MsgField list_fields[] = {
@@ -380,6 +401,8 @@ static const MsgField list_fields[] = {
         { "task_queue", MSG_STR, offsetof(ListRequest, task_queue), false, NAME_MAX_LEN },
         { "workflow_id", MSG_STR, offsetof(ListRequest, workflow_id), false, NAME_MAX_LEN },
         { "limit", MSG_UINT, offsetof(ListRequest, limit) },
+        { "query", MSG_STR, offsetof(ListRequest, query), false, FILTER_QUERY_MAX },
+        { "page_token", MSG_STR, offsetof(ListRequest, page_token), false, 4096 },
         {},
 };
 
@@ -394,6 +417,201 @@ static int list_one(const RunRow *run, void *userdata) {
         return history_pack_workflow(run, &c->items.pk);
 }
 
+static int lookup_sattr(const char *name, SaType *ret, void *userdata) {
+        return store_sattr_type(userdata, name, ret);
+}
+
+static int compile_query(Request *q, const char *query, FilterSql *ret) {
+        return filter_compile(query, lookup_sattr, q->m->store, ret, q->err.message,
+                              sizeof(q->err.message));
+}
+
+/* Page tokens: "1.<hash of the query>.<rowid>.i<key>" or "...s<key in hex>". Opaque to clients;
+ * a token only continues the query it came from. */
+static uint32_t query_hash(const char *s) {
+        uint32_t h = 2166136261u;
+        for (; s && *s; s++)
+                h = (h ^ (uint8_t) *s) * 16777619u;
+        return h;
+}
+
+static int token_format(const char *query, const RunCursor *c, char **ret) {
+        _cleanup_free_ char *hex = NULL;
+        size_t n;
+
+        if (!c->text)
+                return asprintf(ret, "1.%08x.%lld.i%lld", query_hash(query), (long long) c->rowid,
+                                (long long) c->i) < 0
+                               ? -ENOMEM
+                               : 0;
+        n = strlen(c->s);
+        hex = malloc(2 * n + 1);
+        if (!hex)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                snprintf(hex + 2 * i, 3, "%02x", (uint8_t) c->s[i]);
+        hex[2 * n] = 0;
+        return asprintf(ret, "1.%08x.%lld.s%s", query_hash(query), (long long) c->rowid, hex) < 0
+                       ? -ENOMEM
+                       : 0;
+}
+
+static int token_parse_page(Request *q, const char *query, const char *t, RunCursor *ret) {
+        unsigned hash;
+        long long rowid;
+        int n = 0;
+        RunCursor c = { .set = true };
+        const char *key;
+
+        if (sscanf(t, "1.%8x.%lld.%n", &hash, &rowid, &n) != 2 || n == 0 ||
+            hash != query_hash(query))
+                goto bad;
+        key = t + n;
+        c.rowid = rowid;
+        if (key[0] == 'i') {
+                char *end;
+                errno = 0;
+                c.i = strtoll(key + 1, &end, 10);
+                if (errno || end == key + 1 || *end)
+                        goto bad;
+        } else if (key[0] == 's') {
+                size_t len = strlen(key + 1);
+                if (len % 2)
+                        goto bad;
+                c.text = true;
+                c.s = malloc(len / 2 + 1);
+                if (!c.s)
+                        return -ENOMEM;
+                for (size_t i = 0; i < len / 2; i++) {
+                        unsigned x;
+                        if (sscanf(key + 1 + 2 * i, "%2x", &x) != 1 || x == 0) {
+                                free(c.s);
+                                goto bad;
+                        }
+                        c.s[i] = (char) x;
+                }
+                c.s[len / 2] = 0;
+        } else
+                goto bad;
+        *ret = c;
+        return 0;
+bad:
+        return api_error_set(&q->err, -EINVAL,
+                             "field \"page_token\" is not a page token of this query");
+}
+
+/* ListWorkflows with a query or a page token: the list filter (daemon/filter.h). */
+static int list_query(Request *q, const ListRequest *l) {
+        _cleanup_(filter_sql_done) FilterSql f = {};
+        _cleanup_(run_cursor_done) RunCursor after = {}, last = {};
+        _cleanup_free_ char *token = NULL;
+        RunQuery rq = { .only_uid = !q->conn->admin, .uid = q->conn->cred.uid };
+        ListCtx c = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        if (l->status || l->workflow_type || l->task_queue || l->workflow_id)
+                return api_error_set(&q->err, -EINVAL,
+                                     "field \"query\" does not combine with status, "
+                                     "workflow_type, task_queue or workflow_id: say them in the "
+                                     "query");
+        r = compile_query(q, l->query, &f);
+        if (r < 0)
+                return r;
+        if (f.group_by_status)
+                return api_error_set(&q->err, -EINVAL,
+                                     "GROUP BY is for CountWorkflows, not ListWorkflows");
+        if (l->page_token) {
+                r = token_parse_page(q, l->query, l->page_token, &after);
+                if (r < 0)
+                        return r;
+                rq.after = &after;
+        }
+        rq.filter = &f;
+        rq.limit = l->limit ? MIN(l->limit, 100000u) : 1000;
+        msgbuf_init(&c.items);
+        r = store_runs_query(q->m->store, &rq, list_one, &c, &last);
+        if (r >= 0)
+                r = msgbuf_error(&c.items);
+        /* A full page may have a next one; an empty next page ends the list. */
+        if (r >= 0 && c.n == rq.limit && last.set)
+                r = token_format(l->query, &last, &token);
+        if (r >= 0) {
+                pk = conn_reply_begin(q->conn, q->id, token ? 2 : 1, &start);
+                (void) msg_pack_str(pk, "workflows");
+                (void) msgpack_pack_array(pk, c.n);
+                (void) msg_pack_raw(pk, c.items.sb.data, c.items.sb.size);
+                if (token)
+                        (void) msg_pack_kv_str(pk, "next_page_token", token);
+                conn_reply_end(q->conn, q->id, start);
+        }
+        msgbuf_done(&c.items);
+        return r;
+}
+
+typedef struct CountRequest {
+        const char *query;
+} CountRequest;
+
+static const MsgField count_fields[] = {
+        { "query", MSG_STR, offsetof(CountRequest, query), false, FILTER_QUERY_MAX },
+        {},
+};
+
+/* CountWorkflows with GROUP BY ExecutionStatus: count, and groups [{status, count}] of the
+ * statuses that have runs. */
+static int count_by_status(Request *q, const FilterSql *f) {
+        uint64_t n[_WORKFLOW_STATUS_MAX], total = 0;
+        msgpack_packer *pk;
+        size_t start, groups = 0;
+        int r;
+
+        r = store_runs_count_by_status(q->m->store, f, !q->conn->admin, q->conn->cred.uid, n);
+        if (r < 0)
+                return r;
+        for (int s = 1; s < _WORKFLOW_STATUS_MAX; s++) {
+                total += n[s];
+                groups += n[s] > 0;
+        }
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_uint(pk, "count", total);
+        (void) msg_pack_str(pk, "groups");
+        (void) msgpack_pack_array(pk, groups);
+        for (int s = 1; s < _WORKFLOW_STATUS_MAX; s++)
+                if (n[s] > 0) {
+                        (void) msgpack_pack_map(pk, 2);
+                        (void) msg_pack_kv_str(pk, "status",
+                                               workflow_status_to_string((WorkflowStatus) s));
+                        (void) msg_pack_kv_uint(pk, "count", n[s]);
+                }
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+static int op_count_workflows(Request *q) {
+        _cleanup_(filter_sql_done) FilterSql f = {};
+        CountRequest c = {};
+        msgpack_packer *pk;
+        uint64_t n = 0;
+        size_t start;
+        int r;
+
+        r = PARSE(q, count_fields, &c);
+        if (r >= 0)
+                r = compile_query(q, c.query, &f);
+        if (r >= 0 && f.group_by_status)
+                return count_by_status(q, &f);
+        if (r >= 0)
+                r = store_runs_count(q->m->store, &f, !q->conn->admin, q->conn->cred.uid, &n);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 1, &start);
+        (void) msg_pack_kv_uint(pk, "count", n);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 static int op_list_workflows(Request *q) {
         ListRequest l = {};
         RunFilter f = {};
@@ -405,6 +623,8 @@ static int op_list_workflows(Request *q) {
         r = PARSE(q, list_fields, &l);
         if (r < 0)
                 return r;
+        if (l.query || l.page_token)
+                return list_query(q, &l);
         if (l.status) {
                 f.status = workflow_status_from_string(l.status);
                 if (f.status < 0)
@@ -774,6 +994,7 @@ static const Op ops[] = {
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
         { "CompleteWorkflowTask", op_complete_workflow_task, true },
+        { "CountWorkflows", op_count_workflows, false },
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
         { "DescribeSchedule", op_describe_schedule, false },

@@ -95,3 +95,11 @@ int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resu
  * here, after they were appended, instead of a workflow task. */
 bool history_is_standalone(const RunRow *run);
 int history_standalone_event(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size);
+/* history-visibility.c: the UpsertWorkflowSearchAttributes command. */
+int history_apply_upsert_search_attributes(Manager *m,
+                                           RunRow *run,
+                                           const msgpack_object *attrs,
+                                           uint64_t completed_id,
+                                           bool dry,
+                                           char *err,
+                                           size_t errlen);

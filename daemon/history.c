@@ -388,12 +388,21 @@ int history_start_workflow(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5);
+        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes);
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
         (void) pack_kv_payload(pk, "input", req->input.ptr, req->input.size);
         (void) msg_pack_kv_uint(pk, "task_timeout_usec", run.task_timeout_usec);
+        /* As Temporal's WorkflowExecutionStartedEventAttributes: visibility as started. */
+        if (req->memo) {
+                (void) msg_pack_str(pk, "memo");
+                (void) msgpack_pack_object(pk, *req->memo);
+        }
+        if (req->search_attributes) {
+                (void) msg_pack_str(pk, "search_attributes");
+                (void) msgpack_pack_object(pk, *req->search_attributes);
+        }
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
@@ -966,6 +975,9 @@ static int apply_command(Manager *m,
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
         case COMMAND_CANCEL_WORKFLOW_EXECUTION:
                 return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
+        case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                return history_apply_upsert_search_attributes(m, run, c->attrs, completed_id, dry,
+                                                              err, errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;

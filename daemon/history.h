@@ -40,6 +40,9 @@ typedef struct StartRequest {
         const char *request_id;
         bool caller_admin; /* may see every run; else only runs of the actor's uid */
         bool standalone;   /* a standalone activity's run: no workflow task (history-standalone.c) */
+        /* Checked by visibility_check(); either may be NULL. */
+        const msgpack_object *memo;
+        const msgpack_object *search_attributes;
 } StartRequest;
 
 /* Standalone activities (history-standalone.c): a run of this reserved workflow type holds one

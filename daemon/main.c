@@ -16,6 +16,7 @@
 #include "daemon/bulkload.h"
 #include "daemon/clock.h"
 #include "daemon/manager.h"
+#include "daemon/retention.h"
 #include "proto/frame.h"
 
 static bool arg_user;
@@ -30,6 +31,7 @@ static uint64_t arg_clock_offset_sec;
 static const char *arg_schedule_dir;
 static bool arg_wake_system;
 static char *schedule_dir_buf;
+static uint64_t arg_retention_usec = RETENTION_DEFAULT_USEC;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -57,6 +59,8 @@ static void help(void) {
                "     --bus-address=ADDRESS  Serve the D-Bus API on this bus (default: the\n"
                "                            system bus, the session bus with --user)\n"
                "     --no-bus               Serve no D-Bus API\n"
+               "     --retention=DURATION   Delete closed runs after DURATION (default 30d;\n"
+               "                            s, m, h, d, w; infinity keeps them)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
@@ -124,6 +128,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_CLOCK_OFFSET,
                 ARG_SCHEDULE_DIR,
                 ARG_WAKE_SYSTEM,
+                ARG_RETENTION,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -136,6 +141,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
+                { "retention", required_argument, NULL, ARG_RETENTION },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
                 { "bus-address", required_argument, NULL, ARG_BUS_ADDRESS },
                 { "no-bus", no_argument, NULL, ARG_NO_BUS },
@@ -232,6 +238,14 @@ static int parse_argv(int argc, char *argv[]) {
                                                        optarg);
                         break;
                 }
+                case ARG_RETENTION:
+                        if (retention_parse(optarg, &arg_retention_usec) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --retention=%s: expected a "
+                                                       "duration such as 30d, 72h or 90m, or "
+                                                       "infinity",
+                                                       optarg);
+                        break;
                 case ARG_BULK_LOAD:
                         if (parse_bulk_load(optarg) < 0)
                                 return log_error_errno(-EINVAL,
@@ -348,6 +362,7 @@ static int run(int argc, char *argv[]) {
                 .activity_dirs = dirs,
                 .schedule_dir = arg_schedule_dir,
                 .wake_system = arg_wake_system,
+                .retention_usec = arg_retention_usec,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

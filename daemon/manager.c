@@ -27,6 +27,7 @@
 #include "daemon/schedule-unit.h"
 #include "daemon/schedule.h"
 #include "daemon/store-schedule.h"
+#include "daemon/retention.h"
 #include "daemon/taskq.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
@@ -150,6 +151,7 @@ Manager *manager_free(Manager *m) {
         sd_event_source_disable_unref(m->checkpoint_source);
         api_bus_free(m->bus); /* after the connections: their pending D-Bus calls get answers */
         sd_event_source_disable_unref(m->wake_source);
+        sd_event_source_disable_unref(m->retention_source);
         safe_close(m->listen_fd);
         store_free(m->store);
         safe_close(m->lock_fd);
@@ -523,18 +525,24 @@ static void fail_pass(Manager *m, int r) {
  * waits for a result and nothing runs or waits in a queue, the clock jumps to the next deadline,
  * so a 24 h timer fires at once and still fires after everything before it. */
 static void maybe_skip_time(Manager *m) {
-        uint64_t due, now;
+        uint64_t due, now, next;
 
         if (!m->cfg.time_skipping || m->n_waiters == 0)
                 return;
-        if (store_is_idle(m->store) <= 0 || store_deadline_next(m->store, &due) < 0)
+        if (store_is_idle(m->store) <= 0)
                 return;
+        if (store_deadline_next(m->store, &due) < 0)
+                due = UINT64_MAX;
+        /* The retention sweep is a deadline too (retention.h). */
+        if (retention_next_expiry(m, &next) >= 0 && next + 1 < due)
+                due = next + 1;
         now = clock_now();
-        if (due <= now)
+        if (due == UINT64_MAX || due <= now)
                 return;
         log_debug("Time skipping: %llu us ahead", (unsigned long long) (due - now));
         clock_skip(due - now);
         m->deadlines_changed = true;
+        retention_rearm(m);
 }
 
 static int manager_on_post(sd_event_source *s, void *userdata) {
@@ -608,6 +616,9 @@ int manager_run(Manager *m) {
         for (int k = 0; k < _TASK_KIND_MAX; k++)
                 (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);
         rearm_deadline(m);
+        r = retention_start(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the retention sweep: %m");
 
         (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
         log_info("durabled " DURABLED_VERSION " running (%s mode), socket %s, state %s",

@@ -49,6 +49,8 @@ typedef struct ManagerConfig {
         const char *schedule_dir;
         /* every deadline wakes the system from suspend, not only those of schedules that ask */
         bool wake_system;
+        /* Closed runs are deleted after this (retention.h); 0 = kept forever. */
+        uint64_t retention_usec;
 } ManagerConfig;
 
 struct Manager {
@@ -61,6 +63,7 @@ struct Manager {
         sd_event_source *checkpoint_source; /* fires after a quiet moment without commits */
         sd_event_source *wake_source;       /* CLOCK_REALTIME_ALARM: wakes a suspended host */
         bool wake_unsupported;              /* no CAP_WAKE_ALARM or no kernel support: said once */
+        sd_event_source *retention_source;  /* the retention sweep (retention.h) */
         Store *store;
         ApiBus *bus; /* NULL when the daemon runs without D-Bus */
         int listen_fd;

@@ -31,6 +31,17 @@
  *               tasks (TASKSET_WFT_TIMEOUTS), since a restart expires every task in flight at
  *               once anyway (store_expire_workflow_tasks()); store_deadline_next() and
  *               store_deadline_pop_due() merge the two in due order.
+ *   visibility  memo and search attributes of the runs that have any, as the msgpack maps
+ *               DescribeWorkflow answers (store-visibility section below).
+ *   sattr_types the type of each custom search attribute, fixed by its first use (Temporal
+ *               registers them before use; here the first start or upsert does).
+ *   sattrs      the values of custom search attributes, one row per value (a KeywordList has one
+ *               per element, a Text one per token): the list filter (daemon/filter.c) turns a
+ *               condition on one attribute into one range of sattrs_ival, sattrs_dval or
+ *               sattrs_sval, which end in run_id so that the range alone answers it; sattrs_run
+ *               replaces a run's values on upsert and deletes them with the run.
+ *   runs_closed orders the closed runs by close time: the retention sweep (daemon/retention.h)
+ *               reads the oldest ones from it, a small batch per loop pass.
  *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
@@ -302,7 +313,26 @@ static const char *const migrations[] = {
         "  seq INTEGER NOT NULL,"
         "  scheduled_time INTEGER NOT NULL,"
         "  kind INTEGER NOT NULL,"
-        "  PRIMARY KEY (schedule_id, seq)) WITHOUT ROWID;",
+        "  PRIMARY KEY (schedule_id, seq)) WITHOUT ROWID;"
+        /* Visibility (daemon/visibility.h). */
+        "CREATE TABLE visibility ("
+        "  run_id TEXT PRIMARY KEY NOT NULL,"
+        "  memo BLOB,"
+        "  search_attrs BLOB) WITHOUT ROWID;"
+        "CREATE TABLE sattr_types ("
+        "  name TEXT PRIMARY KEY NOT NULL,"
+        "  type INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE sattrs ("
+        "  run_id TEXT NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  ival INTEGER,"
+        "  dval REAL,"
+        "  sval TEXT);"
+        "CREATE INDEX sattrs_ival ON sattrs (name, ival, run_id);"
+        "CREATE INDEX sattrs_dval ON sattrs (name, dval, run_id);"
+        "CREATE INDEX sattrs_sval ON sattrs (name, sval, run_id);"
+        "CREATE INDEX sattrs_run ON sattrs (run_id, name);"
+        "CREATE INDEX runs_closed ON runs (close_time) WHERE status != 1;",
 };
 
 struct Store {
@@ -982,6 +1012,351 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         bind_u64(st, i, f->limit ? f->limit : 1000);
         r = each_row(s, st, visit_run, &(RunVisit){ cb, userdata });
         sqlite3_finalize(st);
+        return r;
+}
+
+/* ---- visibility ---- */
+
+int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret_sa) {
+        sqlite3_stmt *st;
+        Blob memo = {}, sa = {};
+        int rc, r = 0;
+
+        if (sqlite3_prepare_v2(s->db, "SELECT memo, search_attrs FROM visibility WHERE run_id = ?",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                r = col_blob(st, 0, &memo);
+                if (r >= 0)
+                        r = col_blob(st, 1, &sa);
+        } else if (rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        if (r < 0) {
+                free(memo.ptr);
+                free(sa.ptr);
+                return r;
+        }
+        *ret_memo = memo;
+        *ret_sa = sa;
+        return 0;
+}
+
+static int
+exec_bound(Store *s, const char *text, const char *a, const char *b, const Blob *x, const Blob *y) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, a);
+        if (b)
+                bind_text(st, 2, b);
+        if (x)
+                bind_blob(st, 2, x);
+        if (y)
+                bind_blob(st, 3, y);
+        r = step_done(s, st);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int store_visibility_put(Store *s, const char *run_id, const Blob *memo, const Blob *sa) {
+        return exec_bound(s,
+                          "INSERT OR REPLACE INTO visibility (run_id, memo, search_attrs) "
+                          "VALUES (?, ?, ?)",
+                          run_id, NULL, memo, sa);
+}
+
+int store_sattr_type(Store *s, const char *name, SaType *ret) {
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db, "SELECT type FROM sattr_types WHERE name = ?", -1, &st,
+                               NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, name);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = (SaType) sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+}
+
+int store_sattr_register(Store *s, const char *name, SaType type) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT OR IGNORE INTO sattr_types (name, type) VALUES (?, ?)", -1,
+                               &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, name);
+        bind_u64(st, 2, (uint64_t) type);
+        r = step_done(s, st);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int store_sattrs_delete(Store *s, const char *run_id, const char *name) {
+        if (!name)
+                return exec_bound(s, "DELETE FROM sattrs WHERE run_id = ?", run_id, NULL, NULL,
+                                  NULL);
+        return exec_bound(s, "DELETE FROM sattrs WHERE run_id = ? AND name = ?", run_id, name, NULL,
+                          NULL);
+}
+
+int store_sattr_insert(Store *s, const char *run_id, const char *name, const FilterParam *v) {
+        sqlite3_stmt *st;
+        int r;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO sattrs (run_id, name, ival, dval, sval) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_text(st, 2, name);
+        if (v->kind == FILTER_PARAM_INT)
+                (void) sqlite3_bind_int64(st, 3, v->i);
+        else if (v->kind == FILTER_PARAM_DOUBLE)
+                (void) sqlite3_bind_double(st, 4, v->d);
+        else
+                bind_text(st, 5, v->s);
+        r = step_done(s, st);
+        sqlite3_finalize(st);
+        return r;
+}
+
+static void bind_params(sqlite3_stmt *st, const FilterSql *f, int *i) {
+        for (size_t k = 0; k < f->n_params; k++, (*i)++) {
+                const FilterParam *p = &f->params[k];
+                if (p->kind == FILTER_PARAM_INT)
+                        (void) sqlite3_bind_int64(st, *i, p->i);
+                else if (p->kind == FILTER_PARAM_DOUBLE)
+                        (void) sqlite3_bind_double(st, *i, p->d);
+                else
+                        bind_text(st, *i, p->s);
+        }
+}
+
+void run_cursor_done(RunCursor *c) {
+        free(c->s);
+        *c = (RunCursor){};
+}
+
+typedef struct QueryVisit {
+        run_cb cb;
+        void *userdata;
+        RunCursor last;
+} QueryVisit;
+
+/* Rows are RUN_COLUMNS, then the order key, then rowid. */
+static int visit_query_row(sqlite3_stmt *st, void *userdata) {
+        QueryVisit *v = userdata;
+        int ncol = sqlite3_column_count(st);
+        int r;
+
+        run_cursor_done(&v->last);
+        v->last.set = true;
+        v->last.rowid = sqlite3_column_int64(st, ncol - 1);
+        if (sqlite3_column_type(st, ncol - 2) == SQLITE_TEXT) {
+                v->last.text = true;
+                r = col_strdup(st, ncol - 2, &v->last.s);
+                if (r < 0)
+                        return r;
+        } else
+                v->last.i = sqlite3_column_int64(st, ncol - 2);
+        return visit_run(st, &(RunVisit){ v->cb, v->userdata });
+}
+
+int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, RunCursor *ret_last) {
+        const FilterSql *f = q->filter;
+        QueryVisit v = { cb, userdata, {} };
+        _cleanup_free_ char *text = NULL;
+        const char *cmp = f->order_desc ? "<" : ">", *dir = f->order_desc ? "DESC" : "ASC";
+        sqlite3_stmt *st;
+        int r, i = 1;
+
+        /* The filter's text is built by filter.c from fixed fragments; values are bound. The
+         * cursor condition (key, rowid) < (?, ?) is a range of the order column's index, whose
+         * entries end in rowid: a page starts where the last one ended, whatever was inserted
+         * since. */
+        if (asprintf(&text,
+                     "SELECT " RUN_COLUMNS ", %s, rowid FROM runs WHERE (%s)%s%s%s%s%s%s "
+                     "ORDER BY %s %s, rowid %s LIMIT ?",
+                     f->order_column, f->where, q->only_uid ? " AND uid = ?" : "",
+                     q->after ? " AND (" : "", q->after ? f->order_column : "",
+                     q->after ? ", rowid) " : "", q->after ? cmp : "", q->after ? " (?, ?)" : "",
+                     f->order_column, dir, dir) < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (q->only_uid)
+                bind_u64(st, i++, q->uid);
+        if (q->after) {
+                if (q->after->text)
+                        bind_text(st, i++, q->after->s);
+                else
+                        (void) sqlite3_bind_int64(st, i++, q->after->i);
+                (void) sqlite3_bind_int64(st, i++, q->after->rowid);
+        }
+        bind_u64(st, i, q->limit ? q->limit : 1000);
+        r = each_row(s, st, visit_query_row, &v);
+        sqlite3_finalize(st);
+        if (r < 0 || !ret_last) {
+                run_cursor_done(&v.last);
+                return r;
+        }
+        *ret_last = v.last;
+        return 0;
+}
+
+int store_runs_query_plan(Store *s, const RunQuery *q, char **ret) {
+        const FilterSql *f = q->filter;
+        _cleanup_free_ char *text = NULL, *out = NULL;
+        size_t len = 0;
+        sqlite3_stmt *st;
+        int rc, i = 1;
+
+        /* The same statement as store_runs_query() (without a cursor), explained. */
+        if (asprintf(&text,
+                     "EXPLAIN QUERY PLAN SELECT " RUN_COLUMNS ", %s, rowid FROM runs WHERE (%s)%s "
+                     "ORDER BY %s %s, rowid %s LIMIT ?",
+                     f->order_column, f->where, q->only_uid ? " AND uid = ?" : "", f->order_column,
+                     f->order_desc ? "DESC" : "ASC", f->order_desc ? "DESC" : "ASC") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (q->only_uid)
+                bind_u64(st, i++, q->uid);
+        bind_u64(st, i, 1000);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *d = (const char *) sqlite3_column_text(st, 3);
+                size_t n = d ? strlen(d) : 0;
+                char *b = realloc(out, len + n + 2);
+
+                if (!b) {
+                        sqlite3_finalize(st);
+                        return -ENOMEM;
+                }
+                out = b;
+                memcpy(out + len, d ? d : "", n);
+                len += n;
+                out[len++] = '\n';
+                out[len] = 0;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return sql_error(s, rc);
+        *ret = out ? TAKE_PTR(out) : strdup("");
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_runs_count_by_status(Store *s,
+                               const FilterSql *f,
+                               bool only_uid,
+                               uint32_t uid,
+                               uint64_t ret[static _WORKFLOW_STATUS_MAX]) {
+        _cleanup_free_ char *text = NULL;
+        sqlite3_stmt *st;
+        int rc, i = 1;
+
+        if (asprintf(&text, "SELECT status, count(*) FROM runs WHERE (%s)%s GROUP BY status",
+                     f->where, only_uid ? " AND uid = ?" : "") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (only_uid)
+                bind_u64(st, i, uid);
+        memset(ret, 0, sizeof(uint64_t) * _WORKFLOW_STATUS_MAX);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int status = sqlite3_column_int(st, 0);
+                if (status > 0 && status < _WORKFLOW_STATUS_MAX)
+                        ret[status] = col_u64(st, 1);
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret) {
+        _cleanup_free_ char *text = NULL;
+        sqlite3_stmt *st;
+        int rc, i = 1;
+
+        if (asprintf(&text, "SELECT count(*) FROM runs WHERE (%s)%s", f->where,
+                     only_uid ? " AND uid = ?" : "") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_params(st, f, &i);
+        if (only_uid)
+                bind_u64(st, i, uid);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = col_u64(st, 0);
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
+}
+
+/* ---- retention ---- */
+
+int store_runs_expired(
+        Store *s, uint64_t closed_before, size_t max, char (*ret)[37], size_t *ret_n) {
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT run_id FROM runs INDEXED BY runs_closed WHERE status != 1 "
+                               "AND close_time < ? ORDER BY close_time LIMIT ?",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_u64(st, 1, closed_before);
+        bind_u64(st, 2, max);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+                col_fixed(st, 0, ret[n++], 37);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return sql_error(s, rc);
+        *ret_n = n;
+        return 0;
+}
+
+int store_run_oldest_close(Store *s, uint64_t *ret) {
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT min(close_time) FROM runs INDEXED BY runs_closed "
+                               "WHERE status != 1",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *ret = col_u64(st, 0);
+        else if (rc == SQLITE_ROW)
+                rc = SQLITE_DONE;
+        sqlite3_finalize(st);
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+}
+
+int store_run_delete(Store *s, const char *run_id) {
+        static const char *const q[] = {
+                "DELETE FROM events WHERE run_id = ?",     "DELETE FROM buffered WHERE run_id = ?",
+                "DELETE FROM activities WHERE run_id = ?", "DELETE FROM timers WHERE run_id = ?",
+                "DELETE FROM deadlines WHERE run_id = ?",  "DELETE FROM sattrs WHERE run_id = ?",
+                "DELETE FROM visibility WHERE run_id = ?", "DELETE FROM runs WHERE run_id = ?",
+        };
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(q); i++)
+                r = exec_bound(s, q[i], run_id, NULL, NULL, NULL);
         return r;
 }
 

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "common/cleanup.h"
+#include "daemon/filter.h"
 #include "daemon/taskset.h"
 #include "proto/event.h"
 
@@ -116,6 +117,58 @@ typedef struct RunFilter {
 } RunFilter;
 typedef int (*run_cb)(const RunRow *r, void *userdata);
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata);
+
+/* Visibility: ListWorkflows/CountWorkflows with a compiled list filter (daemon/filter.h). A
+ * cursor is the order key and rowid of the last row of a page; the next page starts after it. */
+typedef struct RunCursor {
+        bool set;
+        bool text; /* the key is @s, else @i */
+        int64_t i;
+        char *s;
+        int64_t rowid;
+} RunCursor;
+void run_cursor_done(RunCursor *c);
+
+typedef struct RunQuery {
+        const FilterSql *filter;
+        bool only_uid;
+        uint32_t uid;
+        const RunCursor *after; /* NULL: first page */
+        uint64_t limit;
+} RunQuery;
+/* Calls @cb for each run of the page; *@ret_last (if not NULL) is the cursor of its last row
+ * (.set false when the page is empty). */
+int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, RunCursor *ret_last);
+int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, uint64_t *ret);
+/* The same per status (GROUP BY ExecutionStatus): ret[status] for each WorkflowStatus. */
+int store_runs_count_by_status(Store *s,
+                               const FilterSql *f,
+                               bool only_uid,
+                               uint32_t uid,
+                               uint64_t ret[static _WORKFLOW_STATUS_MAX]);
+/* SQLite's plan for store_runs_query() (the detail column of EXPLAIN QUERY PLAN, a line per
+ * step, malloc'd): for tests and debugging, to check that a filter is served by indexes. */
+int store_runs_query_plan(Store *s, const RunQuery *q, char **ret);
+
+/* Memo and search attributes of a run as msgpack maps (empty blobs when it has none). */
+int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret_sa);
+int store_visibility_put(Store *s, const char *run_id, const Blob *memo, const Blob *sa);
+/* The registered type of custom search attribute @name; -ENOENT when never used. */
+int store_sattr_type(Store *s, const char *name, SaType *ret);
+/* Registers @name with @type unless it is registered already. */
+int store_sattr_register(Store *s, const char *name, SaType type);
+/* Deletes the indexed values of attribute @name of a run (all of them with @name NULL). */
+int store_sattrs_delete(Store *s, const char *run_id, const char *name);
+/* Adds one indexed value (an element of a KeywordList, a token of a Text). */
+int store_sattr_insert(Store *s, const char *run_id, const char *name, const FilterParam *v);
+
+/* Retention: up to @max closed runs that closed before @closed_before, oldest first. */
+int store_runs_expired(
+        Store *s, uint64_t closed_before, size_t max, char (*ret)[37], size_t *ret_n);
+/* Close time of the run that closed first; -ENOENT when no run is closed. */
+int store_run_oldest_close(Store *s, uint64_t *ret);
+/* Deletes a closed run with its history, visibility rows and anything left of it. */
+int store_run_delete(Store *s, const char *run_id);
 
 /* History. */
 int store_event_insert(Store *s,

@@ -15,6 +15,7 @@
 #include "libclient/conn.h"
 #include "libclient/failure.h"
 #include "libclient/logging.h"
+#include "libclient/visibility.h"
 #include "proto/msg.h"
 
 struct dur_client {
@@ -28,6 +29,7 @@ typedef enum FieldType {
         FIELD_PAYLOAD,
         FIELD_UINT,
         FIELD_BOOL,
+        FIELD_RAW, /* @payload packed as the value itself (a map), not as a bin */
 } FieldType;
 
 /* One request field; which member is read depends on @type. */
@@ -78,6 +80,7 @@ static bool field_present(const Field *f) {
         case FIELD_STR:
                 return f->str;
         case FIELD_PAYLOAD:
+        case FIELD_RAW:
                 return f->payload && f->payload->size > 0;
         case FIELD_UINT:
                 return f->uint > 0;
@@ -102,6 +105,10 @@ static void field_pack(msgpack_packer *pk, const Field *f) {
         case FIELD_BOOL:
                 (void) msg_pack_kv_bool(pk, f->key, f->boolean);
                 break;
+        case FIELD_RAW:
+                (void) msg_pack_str(pk, f->key);
+                (void) msg_pack_raw(pk, f->payload->data, f->payload->size);
+                break;
         }
 }
 
@@ -111,7 +118,7 @@ static int fields_check(const Field *fields, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 const Field *f = &fields[i];
 
-                if (f->type != FIELD_PAYLOAD || !field_present(f))
+                if ((f->type != FIELD_PAYLOAD && f->type != FIELD_RAW) || !field_present(f))
                         continue;
                 if (msg_validate(f->payload->data, f->payload->size) < 0) {
                         dur_log(LOG_DEBUG, "Payload \"%s\" is not one msgpack value", f->key);
@@ -181,6 +188,7 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
         };
         const char *run_id = NULL;
         msgpack_unpacked answer;
+        msgpack_sbuffer sa;
         char *copy = NULL;
         int r;
 
@@ -188,6 +196,16 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
         assert_return(workflow_type && *workflow_type, -EINVAL);
         assert_return(opts && opts->workflow_id && opts->task_queue, -EINVAL);
 
+        msgpack_sbuffer_init(&sa);
+        if (opts->n_search_attributes > 0) {
+                r = search_attrs_pack(&sa, opts->search_attributes, opts->n_search_attributes,
+                                      false);
+                if (r < 0) {
+                        msgpack_sbuffer_destroy(&sa);
+                        return r;
+                }
+        }
+        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
         const Field fields[] = {
                 { "workflow_id", FIELD_STR, .str = opts->workflow_id },
                 { "workflow_type", FIELD_STR, .str = workflow_type },
@@ -195,8 +213,11 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
                 { "input", FIELD_PAYLOAD, .payload = input },
                 { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
                 { "request_id", FIELD_STR, .str = opts->request_id },
+                { "memo", FIELD_RAW, .payload = opts->memo },
+                { "search_attributes", FIELD_RAW, .payload = &sa_buf },
         };
         r = client_request(c, "StartWorkflow", fields, ELEMENTSOF(fields), &answer);
+        msgpack_sbuffer_destroy(&sa);
         if (r < 0)
                 return r;
         r = answer_parse("StartWorkflow", &answer, table, &run_id);
@@ -208,6 +229,30 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
         msgpack_unpacked_destroy(&answer);
         if (r >= 0 && ret_run_id)
                 *ret_run_id = copy;
+        return r < 0 ? r : 0;
+}
+
+DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count) {
+        static const MsgField table[] = {
+                { "count", MSG_UINT, 0, .required = true },
+                {},
+        };
+        msgpack_unpacked answer;
+        uint64_t n = 0;
+        int r;
+
+        assert_return(c && ret_count, -EINVAL);
+
+        const Field fields[] = {
+                { "query", FIELD_STR, .str = query },
+        };
+        r = client_request(c, "CountWorkflows", fields, ELEMENTSOF(fields), &answer);
+        if (r < 0)
+                return r;
+        r = answer_parse("CountWorkflows", &answer, table, &n);
+        msgpack_unpacked_destroy(&answer);
+        if (r >= 0)
+                *ret_count = n;
         return r < 0 ? r : 0;
 }
 

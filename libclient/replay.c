@@ -674,6 +674,8 @@ static bool command_matches(const Command *c, const Event *e) {
                 [COMMAND_COMPLETE_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_COMPLETED,
                 [COMMAND_FAIL_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_FAILED,
                 [COMMAND_CANCEL_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_CANCELED,
+                [COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] =
+                        EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         };
         const msgpack_object *v;
 
@@ -828,6 +830,7 @@ static int apply_event(Run *r, const Event *e, const Event *next) {
         case EVENT_WORKFLOW_EXECUTION_FAILED:
         case EVENT_WORKFLOW_EXECUTION_CANCELED:
         case EVENT_MARKER_RECORDED:
+        case EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
                 return on_command_event(r, e);
         case EVENT_ACTIVITY_TASK_COMPLETED:
         case EVENT_ACTIVITY_TASK_FAILED:

@@ -30,6 +30,7 @@ static const char *const event_names[_EVENT_TYPE_MAX] = {
         [EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED] = "WorkflowExecutionCancelRequested",
         [EVENT_WORKFLOW_EXECUTION_CANCELED] = "WorkflowExecutionCanceled",
         [EVENT_MARKER_RECORDED] = "MarkerRecorded",
+        [EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] = "UpsertWorkflowSearchAttributes",
         [EVENT_WORKFLOW_EXECUTION_SIGNALED] = "WorkflowExecutionSignaled",
         [EVENT_WORKFLOW_EXECUTION_TERMINATED] = "WorkflowExecutionTerminated",
         [EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW] = "WorkflowExecutionContinuedAsNew",
@@ -79,6 +80,7 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_COMPLETE_WORKFLOW_EXECUTION] = "CompleteWorkflowExecution",
         [COMMAND_FAIL_WORKFLOW_EXECUTION] = "FailWorkflowExecution",
         [COMMAND_CANCEL_WORKFLOW_EXECUTION] = "CancelWorkflowExecution",
+        [COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] = "UpsertWorkflowSearchAttributes",
 };
 
 const char *command_type_to_string(CommandType t) {

@@ -518,7 +518,30 @@ static int stall_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
         return dur_pack(out, "{s:s}", "stall", "survived");
 }
 
+/* ---- UpsertWorkflow -------------------------------------------------------------------------- */
+
+/* Upserts search attributes (SEMANTICS.md b.13): sets Stage and Tags, removes Temp, then
+ * completes. */
+static int upsert_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        static const char *const tags[] = { "blue", "green" };
+        const dur_search_attr attrs[] = {
+                { .name = "Stage", .type = DUR_SA_KEYWORD, .str = "shipped" },
+                { .name = "Tags", .type = DUR_SA_KEYWORD_LIST, .list = tags, .list_len = 2 },
+                { .name = "Temp", .type = DUR_SA_UNSET },
+        };
+        int r;
+
+        r = dur_upsert_search_attributes(wf, attrs, sizeof(attrs) / sizeof(attrs[0]));
+        if (r < 0)
+                return r;
+        r = dur_sleep(wf, DUR_MSEC);
+        if (r < 0)
+                return r;
+        return dur_pack(out, "{s:b}", "upserted", true);
+}
+
 static const dur_workflow_def workflows[] = {
+        { .name = "UpsertWorkflow", .run = upsert_run },
         { .name = "ActivityWorkflow", .run = activity_run },
         {
                 .name = "SignalWorkflow",

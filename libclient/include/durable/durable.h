@@ -106,11 +106,38 @@ DUR_PUBLIC dur_client *dur_client_free(dur_client *c);
 DUR_PUBLIC const char *dur_client_error_code(const dur_client *c);
 DUR_PUBLIC const char *dur_client_error_message(const dur_client *c);
 
+/* A typed search attribute (Temporal's IndexedValueType): set at start, upserted by the
+ * workflow, matched by ListWorkflows/CountWorkflows queries. A name's type is fixed by its first
+ * use on a daemon. DUR_SA_UNSET (upsert only) removes the attribute. */
+typedef enum dur_sa_type {
+        DUR_SA_KEYWORD = 1,
+        DUR_SA_TEXT = 2,
+        DUR_SA_INT = 3,
+        DUR_SA_DOUBLE = 4,
+        DUR_SA_BOOL = 5,
+        DUR_SA_DATETIME = 6,
+        DUR_SA_KEYWORD_LIST = 7,
+        DUR_SA_UNSET = 8,
+} dur_sa_type;
+
+typedef struct dur_search_attr {
+        const char *name; /* letters, digits, '_' */
+        dur_sa_type type;
+        const char *str;         /* Keyword, Text */
+        int64_t num;             /* Int; Bool (0 or 1); Datetime (usec since the epoch) */
+        double dbl;              /* Double */
+        const char *const *list; /* KeywordList */
+        size_t list_len;
+} dur_search_attr;
+
 typedef struct dur_start_opts {
         const char *workflow_id; /* required */
         const char *task_queue;  /* required */
         uint64_t task_timeout;   /* workflow task start-to-close; 0 = 10 s */
         const char *request_id;  /* optional: a repeated start with it returns the same run */
+        const dur_buf *memo;     /* optional: a msgpack map with string keys, shown by describe */
+        const dur_search_attr *search_attributes; /* optional, n_search_attributes of them */
+        size_t n_search_attributes;
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
@@ -154,6 +181,35 @@ DUR_PUBLIC int dur_client_result(dur_client *c,
                                  const char *run_id,
                                  uint64_t timeout,
                                  dur_outcome *ret);
+
+/* One run of a ListWorkflows page. */
+typedef struct dur_list_entry {
+        char *workflow_id;
+        char *run_id;
+        char *workflow_type;
+        char *task_queue;
+        char *status; /* "Running", "Completed", ... */
+        uint64_t start_time;
+        uint64_t close_time; /* 0 while open */
+} dur_list_entry;
+
+typedef struct dur_list_page {
+        dur_list_entry *items;
+        size_t n;
+        char *next_page_token; /* pass to the next call; NULL on the last page */
+} dur_list_page;
+DUR_PUBLIC void dur_list_page_done(dur_list_page *p);
+
+/* One page (at most @page_size runs, 0 = 1000) of the runs @query matches (the list filter of
+ * durablectl(1); NULL or "" = all, newest first), after @page_token (NULL = the first page). */
+DUR_PUBLIC int dur_client_list(dur_client *c,
+                               const char *query,
+                               const char *page_token,
+                               uint64_t page_size,
+                               dur_list_page *ret);
+
+/* The number of runs @query (the list filter of durablectl(1), NULL = all) matches. */
+DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count);
 
 /* Any operation of the protocol: @request is a msgpack map without "id" (it is added); the
  * answer map is returned in *ret_answer. An error answer returns its negative errno and sets
@@ -275,6 +331,9 @@ DUR_PUBLIC const dur_failure *dur_future_failure(const dur_future *f);
 /* Durable timers. */
 DUR_PUBLIC dur_future *dur_start_timer(dur_wf *wf, uint64_t duration);
 DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration);
+/* Merges @n search attributes into the run's (UpsertWorkflowSearchAttributes command; the
+ * change is visible to ListWorkflows once the workflow task completes). Does not block. */
+DUR_PUBLIC int dur_upsert_search_attributes(dur_wf *wf, const dur_search_attr *attrs, size_t n);
 
 /* Blocks until pred(wf, arg) is true (re-checked whenever anything happened): returns 1; or until
  * @timeout passed (0 = no timeout): returns 0; DUR_CANCELED when cancelled. */
@@ -317,6 +376,54 @@ DUR_PUBLIC dur_worker *dur_worker_free(dur_worker *w);
 /* Log sink for libdurable's own diagnostics (worker errors, non-determinism). Default: none. */
 typedef void (*dur_log_fn)(int level, const char *message, void *userdata);
 DUR_PUBLIC void dur_set_log_func(dur_log_fn fn, void *userdata);
+
+/* ---- Replay testing ------------------------------------------------------------------------- */
+
+/* What dur_replay_file() found. */
+typedef struct dur_replay_report {
+        char *path;        /* the history file */
+        uint64_t event_id; /* the event where replay stopped (0 when it did not) */
+        char *cause;       /* "NonDeterministicError", "WorkflowError", or NULL */
+        char *message;     /* what is wrong, naming the event and both sides, or NULL */
+} dur_replay_report;
+DUR_PUBLIC void dur_replay_report_done(dur_replay_report *rep);
+
+/* Replays the history in @path (as `durablectl history ID --json` writes it) with the workflow
+ * code @def, in this process, without a daemon. Returns 0 when the code produces the recorded
+ * history; -EPROTO at the first non-determinism (or a workflow error), -EBADMSG for a file that
+ * is not a history, other negative errnos for I/O; *@ret says why (free it with
+ * dur_replay_report_done()). */
+DUR_PUBLIC int
+dur_replay_file(const dur_workflow_def *def, const char *path, dur_replay_report *ret);
+/* The same for @n files; stops at the first that fails, whose report is in *@ret. */
+DUR_PUBLIC int dur_replay_files(const dur_workflow_def *def,
+                                const char *const *paths,
+                                size_t n,
+                                dur_replay_report *ret);
+
+/* ---- Test environment ----------------------------------------------------------------------- */
+
+/* A private durabled for one test: a fresh temporary state directory and socket, removed again
+ * by dur_test_env_stop()/_free(). With time_skipping the daemon runs on a virtual clock that
+ * jumps to the next deadline while a client waits for a result and nothing runs (a 24 h timer
+ * fires at once). */
+typedef struct dur_test_env dur_test_env;
+typedef struct dur_test_env_opts {
+        const char *durabled;          /* the binary; NULL: $DURABLED_BIN, else durabled in PATH */
+        bool time_skipping;            /* durabled --time-skipping */
+        const char *const *extra_args; /* more durabled options, NULL-terminated; may be NULL */
+} dur_test_env_opts;
+
+/* Starts the daemon and waits until it is ready (sd_notify READY=1, at most 30 s). @opts may be
+ * NULL. -ECHILD when it exited first, -ETIMEDOUT, or the errno of a failed system call. */
+DUR_PUBLIC int dur_test_env_start(dur_test_env **ret, const dur_test_env_opts *opts);
+DUR_PUBLIC const char *dur_test_env_socket(const dur_test_env *e); /* for workers and clients */
+DUR_PUBLIC int dur_test_env_connect(dur_test_env *e, dur_client **ret);
+/* Stops the daemon with SIGTERM, removes the directory and frees @e; -EPROTO when the daemon
+ * did not exit cleanly. */
+DUR_PUBLIC int dur_test_env_stop(dur_test_env *e);
+/* Kills the daemon (SIGKILL) if it runs, removes the directory, frees @e. */
+DUR_PUBLIC dur_test_env *dur_test_env_free(dur_test_env *e);
 
 #ifdef __cplusplus
 }
