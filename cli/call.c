@@ -79,7 +79,12 @@ static int call_error(dur_client *c, const char *op, int r) {
         return ctl_error_errno(r, "%s failed: %m", op);
 }
 
-int ctl_call(dur_client *c, const char *op, const Field *fields, size_t n_fields, Answer *ret) {
+static int call(dur_client *c,
+                const char *op,
+                const Field *fields,
+                size_t n_fields,
+                Answer *ret,
+                bool timeout_ok) {
         _cleanup_(msgpack_sbuffer_destroy) msgpack_sbuffer sb = { 0 };
         dur_buf request, *answer = NULL;
         int r;
@@ -89,6 +94,9 @@ int ctl_call(dur_client *c, const char *op, const Field *fields, size_t n_fields
                 return ctl_error_errno(r, "Failed to build %s request: %m", op);
         request = (dur_buf){ .data = sb.data, .size = sb.size };
         r = dur_client_call(c, &request, &answer);
+        if (r < 0 && timeout_ok && dur_client_error_code(c) &&
+            streq(dur_client_error_code(c), "deadline_exceeded"))
+                return -ETIMEDOUT;
         if (r < 0)
                 return call_error(c, op, r);
         *ret = (Answer){ .buf = answer };
@@ -100,6 +108,15 @@ int ctl_call(dur_client *c, const char *op, const Field *fields, size_t n_fields
         }
         ret->map = &ret->unpacked.data;
         return 0;
+}
+
+int ctl_call(dur_client *c, const char *op, const Field *fields, size_t n_fields, Answer *ret) {
+        return call(c, op, fields, n_fields, ret, false);
+}
+
+int ctl_call_or_timeout(
+        dur_client *c, const char *op, const Field *fields, size_t n_fields, Answer *ret) {
+        return call(c, op, fields, n_fields, ret, true);
 }
 
 int answer_parse(Answer *a, const msgpack_object *map, const MsgField *fields, void *out) {

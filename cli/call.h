@@ -53,6 +53,13 @@ int ctl_call(dur_client *c, const char *op, const Field *fields, size_t n_fields
         ctl_call((c), (op), (const Field[]){ __VA_ARGS__ }, \
                  ELEMENTSOF(((const Field[]){ __VA_ARGS__ })), (ret))
 
+/* The same, but a long poll that ran out (deadline_exceeded) returns -ETIMEDOUT quietly. */
+int ctl_call_or_timeout(
+        dur_client *c, const char *op, const Field *fields, size_t n_fields, Answer *ret);
+#define CTL_CALL_OR_TIMEOUT(c, op, ret, ...)                           \
+        ctl_call_or_timeout((c), (op), (const Field[]){ __VA_ARGS__ }, \
+                            ELEMENTSOF(((const Field[]){ __VA_ARGS__ })), (ret))
+
 /* Reads the fields of @map as @fields says (proto/msg.h), strings copied into the answer's zone.
  * A field of the wrong type is reported as a protocol error. */
 int answer_parse(Answer *a, const msgpack_object *map, const MsgField *fields, void *out);

@@ -35,6 +35,7 @@ typedef enum Opt {
         OPT_USER,
         OPT_JSON,
         OPT_NO_PAGER,
+        OPT_NO_LEGEND,
         OPT_ID,
         OPT_TASK_QUEUE,
         OPT_INPUT,
@@ -73,7 +74,8 @@ typedef enum Opt {
 
 #define BIT(o) (UINT64_C(1) << (o))
 #define GLOBAL_OPTS \
-        (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER))
+        (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER) | \
+         BIT(OPT_NO_LEGEND))
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
 #define START_OPTS                                                                \
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
@@ -102,6 +104,7 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_USER] = { "user", NULL, "Connect to the user's durabled ($XDG_RUNTIME_DIR/durabled)" },
         [OPT_JSON] = { "json", NULL, "Print JSON instead of text" },
         [OPT_NO_PAGER] = { "no-pager", NULL, "Do not pipe output into a pager" },
+        [OPT_NO_LEGEND] = { "no-legend", NULL, "Print tables without their header line" },
         [OPT_ID] = { "id", "ID", "Workflow id (required)", STR_FIELD(workflow_id) },
         [OPT_TASK_QUEUE] = { "task-queue", "QUEUE",
                              "Task queue (required to start; a filter for list)",
@@ -194,6 +197,8 @@ static const Verb verbs[] = {
           "Count the workflows a --query filter matches (all without one)" },
         { "history", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_FOLLOW), 0, true, verb_history,
           "Show the event history of a workflow run" },
+        { "watch", "ID", 1, 1, BIT(OPT_RUN_ID), 0, false, verb_watch,
+          "Follow a run live: its events, its pending activities, then its outcome" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,
           "Send signal NAME, with an optional JSON argument" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
@@ -414,6 +419,9 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return 0;
         case OPT_NO_PAGER:
                 arg_pager = false;
+                break;
+        case OPT_NO_LEGEND:
+                output_set_legend(false);
                 return 0;
         case OPT_WAIT:
                 a->wait = true;

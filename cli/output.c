@@ -17,6 +17,15 @@
 #define KEY_WIDTH 15
 
 static bool use_color;
+static bool use_legend = true;
+
+void output_set_legend(bool legend) {
+        use_legend = legend;
+}
+
+bool output_legend(void) {
+        return use_legend;
+}
 
 void output_init(bool json) {
         const char *term = getenv("TERM");
@@ -228,7 +237,7 @@ void table_print(const Table *t) {
                 width[c] = strlen(t->headers[c]);
         for (size_t i = 0; i < t->n_cells; i++)
                 width[i % t->n_columns] = MAX(width[i % t->n_columns], strlen(t->cells[i].text));
-        for (size_t c = 0; c < t->n_columns; c++)
+        for (size_t c = 0; use_legend && c < t->n_columns; c++)
                 print_cell(t->headers[c], ANSI_BOLD, width[c], c + 1 == t->n_columns);
         for (size_t i = 0; i < t->n_cells; i++)
                 print_cell(t->cells[i].text, t->cells[i].color, width[i % t->n_columns],

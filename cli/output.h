@@ -30,6 +30,9 @@
  * --json. Call before a pager replaces stdout. */
 void output_init(bool json);
 bool output_color(void);
+/* --no-legend: tables and event listings without their header line. */
+void output_set_legend(bool legend);
+bool output_legend(void);
 /* @color when colour is on, else "". */
 const char *ansi(const char *color);
 /* The colour of a workflow status ("Completed" green, "Failed" red, ...), or NULL. */

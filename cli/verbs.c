@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -504,7 +505,7 @@ static int history_follow(const Ctx *ctx, const Args *a) {
         bool closed = false;
         int r = 0;
 
-        if (!ctx->json)
+        if (!ctx->json && output_legend())
                 printf("%-4s  %-27s  %-32s  %s\n", "ID", "TIME", "TYPE", "DETAILS");
         while (!closed) {
                 _cleanup_(answer_done) Answer answer = {};
@@ -534,6 +535,144 @@ static int history_follow(const Ctx *ctx, const Args *a) {
                         return r;
         }
         return 0;
+}
+
+/* ---- watch ------------------------------------------------------------------------------------ */
+
+/* How long watch waits for new events before it refreshes the progress line: the STATUS= and
+ * heartbeats of running activities change without an event. */
+#define WATCH_REFRESH_USEC (1 * USEC_PER_SEC)
+
+static size_t terminal_columns(void) {
+        struct winsize ws;
+
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+                return ws.ws_col;
+        return 80;
+}
+
+/* "2 pending: charge_payment (Started, attempt 1: 40% done) | ship (Scheduled)" from the
+ * run's DescribeWorkflow; "" when nothing is pending. */
+static int progress_text(const Ctx *ctx, const char *workflow_id, const char *run_id, char *buf,
+                         size_t size) {
+        _cleanup_(answer_done) Answer answer = {};
+        const msgpack_object *pending;
+        FILE *f;
+        int r;
+
+        buf[0] = 0;
+        r = CTL_CALL(ctx->client, "DescribeWorkflow", &answer, FIELD_STR("workflow_id", workflow_id),
+                     FIELD_STR("run_id", run_id));
+        if (r < 0)
+                return r;
+        pending = msg_get(answer.map, "pending_activities");
+        if (!pending || pending->type != MSGPACK_OBJECT_ARRAY || pending->via.array.size == 0)
+                return 0;
+        f = fmemopen(buf, size, "w");
+        if (!f)
+                return 0;
+        fprintf(f, "%" PRIu32 " pending:", pending->via.array.size);
+        for (uint32_t i = 0; i < pending->via.array.size; i++) {
+                const msgpack_object *p = &pending->via.array.ptr[i];
+                const msgpack_object *type = msg_get(p, "activity_type"), *state = msg_get(p, "state");
+                const msgpack_object *attempt = msg_get(p, "attempt"), *status = msg_get(p, "status");
+
+                fprintf(f, "%s %.*s (%.*s", i ? " |" : "",
+                        type && type->type == MSGPACK_OBJECT_STR ? (int) type->via.str.size : 1,
+                        type && type->type == MSGPACK_OBJECT_STR ? type->via.str.ptr : "?",
+                        state && state->type == MSGPACK_OBJECT_STR ? (int) state->via.str.size : 1,
+                        state && state->type == MSGPACK_OBJECT_STR ? state->via.str.ptr : "?");
+                if (attempt && attempt->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        fprintf(f, ", attempt %" PRIu64, attempt->via.u64);
+                if (status && status->type == MSGPACK_OBJECT_STR && status->via.str.size > 0)
+                        fprintf(f, ": %.*s", (int) status->via.str.size, status->via.str.ptr);
+                fputc(')', f);
+        }
+        fclose(f);
+        return 0;
+}
+
+/* The progress line lives at the bottom of a terminal: erased before events are printed above
+ * it, drawn again after. */
+static void progress_erase(bool *shown) {
+        if (*shown)
+                fputs("\r\x1b[K", stdout);
+        *shown = false;
+}
+
+static void progress_draw(const char *text, bool *shown) {
+        size_t cols = terminal_columns();
+
+        if (!text[0])
+                return;
+        printf("%s%.*s%s", ansi(ANSI_GREY), (int) MIN(strlen(text), cols - 1), text,
+               ansi(ANSI_NORMAL));
+        *shown = true;
+        (void) fflush(stdout);
+}
+
+/* watch: the run's events as they are appended, with a progress line of its pending activities
+ * on a terminal, until it closes; then its outcome, and the exit status of `result`. */
+int verb_watch(const Ctx *ctx, const Args *a) {
+        _cleanup_free_ char *run_id = NULL;
+        _cleanup_(answer_done) Answer result = {};
+        bool live = !ctx->json && isatty(STDOUT_FILENO), shown = false, closed = false;
+        uint64_t last_id = 0;
+        char progress[512];
+        WorkflowInfo w;
+        int r = 0;
+
+        if (!ctx->json && output_legend())
+                printf("%-4s  %-27s  %-32s  %s\n", "ID", "TIME", "TYPE", "DETAILS");
+        while (!closed) {
+                _cleanup_(answer_done) Answer answer = {};
+                const msgpack_object *events, *rid;
+
+                r = CTL_CALL_OR_TIMEOUT(
+                        ctx->client, "GetHistory", &answer, FIELD_STR("workflow_id", a->pos[0]),
+                        FIELD_STR("run_id", run_id ? run_id : a->run_id),
+                        FIELD_UINT("from_event_id", last_id + 1), FIELD_BOOL("wait", last_id > 0),
+                        FIELD_UINT("timeout_usec", live ? WATCH_REFRESH_USEC : 0));
+                if (r == -ETIMEDOUT) {
+                        if (progress_text(ctx, a->pos[0], run_id, progress, sizeof(progress)) < 0)
+                                return -EIO;
+                        progress_erase(&shown);
+                        progress_draw(progress, &shown);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                rid = msg_get(answer.map, "run_id");
+                if (!run_id && rid && rid->type == MSGPACK_OBJECT_STR) {
+                        /* Stay on this run even if another one of the id starts meanwhile. */
+                        run_id = strndup(rid->via.str.ptr, rid->via.str.size);
+                        if (!run_id)
+                                return ctl_error_errno(ENOMEM, "Out of memory");
+                }
+                events = msg_get(answer.map, "events");
+                if (!events || events->type != MSGPACK_OBJECT_ARRAY)
+                        return ctl_error_errno(EPROTO,
+                                               "durabled's answer to GetHistory has no events");
+                if (events->via.array.size == 0 && last_id > 0)
+                        break; /* the wait ended with the run closed and nothing new */
+                progress_erase(&shown);
+                r = follow_print(ctx, &answer, events, &last_id, &closed);
+                if (r < 0)
+                        return r;
+                if (live && !closed) {
+                        if (progress_text(ctx, a->pos[0], run_id, progress, sizeof(progress)) < 0)
+                                return -EIO;
+                        progress_draw(progress, &shown);
+                }
+        }
+        progress_erase(&shown);
+        r = get_result(ctx, a->pos[0], run_id, false, 0, &result, &w);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return streq(w.status, "Completed") ? 0 : EXIT_FAILURE;
+        putchar('\n');
+        return outcome_print(ctx, &result, &w, false);
 }
 
 int verb_history(const Ctx *ctx, const Args *a) {

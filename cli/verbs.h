@@ -67,6 +67,7 @@ int verb_describe(const Ctx *ctx, const Args *a);
 int verb_list(const Ctx *ctx, const Args *a);
 int verb_count(const Ctx *ctx, const Args *a);
 int verb_history(const Ctx *ctx, const Args *a);
+int verb_watch(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);

@@ -162,6 +162,55 @@ TEST(execute_describe_history_list) {
         json_decref(j);
 }
 
+/* watch follows a run to its end: every event, then the outcome, with the exit status of
+ * result; on a terminal (script(1) gives it one) it also keeps a line of the pending activities.
+ * --no-legend drops the header lines of tables and event listings. */
+TEST(watch_and_no_legend) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        _cleanup_free_ char *cmd = NULL;
+
+        start_daemon_and_worker(&d, &worker);
+        /* Each activity takes half a second: long enough to be seen pending by DescribeWorkflow,
+         * which watch calls after each batch of events (no timing is asserted). */
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "watched", "--task-queue", Q,
+                      "--input", "{\"order_id\": \"7\", \"delay_ms\": 500}"),
+                  0);
+        ASSERT_EQ(CTL(&r, "watch", "watched"), 0);
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionStarted");
+        ASSERT_STR_CONTAINS(r.out, "ActivityTaskCompleted");
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionCompleted");
+        ASSERT_STR_CONTAINS(r.out, "Completed");
+        ASSERT_NULL(strstr(r.out, "pending:")); /* not a terminal: no progress line */
+        ASSERT_EQ(strncmp(r.out, "ID", 2), 0);
+
+        /* A run that fails: watch says so and exits 1, as result does. */
+        ASSERT_EQ(CTL(&r, "start", "OrderSagaWorkflow", "--id", "watched-saga", "--task-queue", Q,
+                      "--input", "{\"order_id\": \"8\", \"card\": \"declined\"}"),
+                  0);
+        ASSERT_EQ(CTL(&r, "--no-legend", "watch", "watched-saga"), 1);
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionFailed");
+        ASSERT_NE(strncmp(r.out, "ID", 2), 0);
+
+        /* On a terminal: the progress line names the pending activity. */
+        ASSERT_EQ(CTL(&r, "start", "OrderWorkflow", "--id", "watched-tty", "--task-queue", Q,
+                      "--input", "{\"order_id\": \"9\", \"delay_ms\": 500}"),
+                  0);
+        ASSERT_GE(asprintf(&cmd, "%s watch watched-tty", test_bin("DURABLECTL_BIN")), 0);
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV("script", "-qec", cmd, "/dev/null"), &ctl_opts), 0);
+        ASSERT_STR_CONTAINS(r.out, "pending:");
+        ASSERT_STR_CONTAINS(r.out, "reserve_inventory");
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionCompleted");
+
+        ASSERT_EQ(CTL(&r, "--no-legend", "list"), 0);
+        ASSERT_STR_CONTAINS(r.out, "watched");
+        ASSERT_NULL(strstr(r.out, "WORKFLOW ID"));
+        ASSERT_EQ(CTL(&r, "list"), 0);
+        ASSERT_STR_CONTAINS(r.out, "WORKFLOW ID");
+}
+
 TEST(cancel_and_terminate) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_(test_process_free) TestProcess worker = {};

@@ -1,7 +1,9 @@
-/* Bash completion of durablectl (shell-completion/bash/durablectl) against the real daemon:
- * verbs, the options of a verb, statuses, and workflow ids and types as `durablectl list` shows
- * them. Each case runs bash with COMP_WORDS/COMP_CWORD set as readline would, calls the
- * completion function and prints COMPREPLY, one word a line. */
+/* Bash and zsh completion of durablectl (shell-completion/bash/durablectl, zsh/_durablectl)
+ * against the real daemon: verbs, the options of a verb, statuses, and workflow ids and types as
+ * `durablectl list` shows them. Each bash case runs bash with COMP_WORDS/COMP_CWORD set as
+ * readline would, calls the completion function and prints COMPREPLY, one word a line. Each zsh
+ * case sets words/CURRENT/PREFIX as zle would and runs the completion function with a compadd
+ * that prints the matches of the prefix, one a line. */
 
 #include <libgen.h>
 #include <stdio.h>
@@ -22,6 +24,19 @@ static void complete(TestRun *r, const char *line) {
                 "_durablectl && for w in \"${COMPREPLY[@]}\"; do printf '%%s\\n' \"$w\"; done",
                 line, line);
         ASSERT_EQ(test_run(r, STRV("bash", "-c", script, test_bin("DURABLECTL_COMPLETION")),
+                           &(TestRunOpts){ .env = STRV(path_env) }),
+                  0);
+}
+
+static void complete_zsh(TestRun *r, const char *line) {
+        static const char script[] =
+                "compadd() { local i=${@[(i)--]}; shift $i; print -l -- ${(M)@:#${PREFIX}*}; }; "
+                "_files() { :; }; words=(${(z)1}); [[ $1 == *' ' ]] && words+=(''); "
+                "CURRENT=${#words}; PREFIX=$words[CURRENT]; source $0";
+
+        ASSERT_EQ(test_run(r,
+                           STRV("zsh", "-f", "-c", script, test_bin("DURABLECTL_ZSH_COMPLETION"),
+                                line),
                            &(TestRunOpts){ .env = STRV(path_env) }),
                   0);
 }
@@ -74,8 +89,42 @@ TEST(completion) {
         complete(&r, "durablectl history order-1 --fo");
         ASSERT_STREQ(r.out, "--follow\n");
         test_run_free(&r);
+        complete(&r, "durablectl wa");
+        ASSERT_STREQ(r.out, "watch\n"); /* verbs come from durablectl --help */
+        test_run_free(&r);
+        complete(&r, "durablectl sch");
+        ASSERT_STREQ(r.out, "schedule\n");
+        test_run_free(&r);
+        complete(&r, "durablectl watch ord");
+        ASSERT_STREQ(r.out, "order-1\n");
+        test_run_free(&r);
+        complete(&r, "durablectl --no-legend describe back");
+        ASSERT_STREQ(r.out, "backup-1\n");
+        test_run_free(&r);
         complete(&r, "durablectl --vers");
         ASSERT_STREQ(r.out, "--version\n");
+        test_run_free(&r);
+
+        complete_zsh(&r, "durablectl wa");
+        ASSERT_STREQ(r.out, "watch\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl describe ");
+        ASSERT_STREQ(r.out, "backup-1\norder-1\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl --no-pager watch ord");
+        ASSERT_STREQ(r.out, "order-1\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl signal order-1 ");
+        ASSERT_STREQ(r.out, "");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl start ");
+        ASSERT_STREQ(r.out, "Backup\nOrderWorkflow\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl list --status R");
+        ASSERT_STREQ(r.out, "Running\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl history order-1 --fo");
+        ASSERT_STREQ(r.out, "--follow\n");
         test_run_free(&r);
 }
 

@@ -21,11 +21,12 @@ fail() {
 
 meson install -C "$BUILD" --no-rebuild --quiet --destdir "$dir/root" >"$dir/install.log" 2>&1 ||
         { cat "$dir/install.log"; fail "meson install"; }
-# The D-Bus contract files and the bash completion, where dbus-daemon and bash-completion look.
+# The D-Bus contract files and the shell completion, where dbus-daemon, bash-completion and zsh
+# look.
 for f in share/dbus-1/interfaces/org.durabled1.Manager.xml \
         share/dbus-1/interfaces/org.durabled1.Workflow.xml share/dbus-1/system.d/org.durabled1.conf \
         share/dbus-1/system-services/org.durabled1.service share/dbus-1/services/org.durabled1.service \
-        share/bash-completion/completions/durablectl; do
+        share/bash-completion/completions/durablectl share/zsh/site-functions/_durablectl; do
         find "$dir/root" -path "*/$f" | grep -q . || fail "$f not installed"
 done
 grep -q '^SystemdService=durabled.service$' "$(find "$dir/root" -path '*/system-services/org.durabled1.service')" ||
