@@ -20,6 +20,7 @@ void answer_done(Answer *a) {
 static bool field_present(const Field *f) {
         switch (f->type) {
         case FIELD_STR:
+        case FIELD_BIN_STR:
                 return f->str;
         case FIELD_UINT:
                 return f->uint > 0;
@@ -40,6 +41,8 @@ static int pack_field(msgpack_packer *pk, const Field *f) {
         switch (f->type) {
         case FIELD_STR:
                 return msg_pack_str(pk, f->str);
+        case FIELD_BIN_STR:
+                return msg_pack_bin(pk, f->str, strlen(f->str));
         case FIELD_UINT:
                 return msgpack_pack_uint64(pk, f->uint);
         case FIELD_BOOL:

@@ -16,6 +16,7 @@
 
 typedef enum FieldType {
         FIELD_STR,     /* NULL: left out */
+        FIELD_BIN_STR, /* a string sent as bytes (a bin: task tokens); NULL: left out */
         FIELD_UINT,    /* 0: left out */
         FIELD_BOOL,    /* always sent */
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
@@ -32,6 +33,7 @@ typedef struct Field {
 } Field;
 
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
+#define FIELD_BIN_STR(k, v) ((Field){ .key = (k), .type = FIELD_BIN_STR, .str = (v) })
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })

@@ -50,6 +50,7 @@ typedef enum Opt {
         OPT_TYPE,
         OPT_LIMIT,
         OPT_REASON,
+        OPT_TOKEN,
         OPT_ITERATIONS,
         OPT_BASE_TIME,
         OPT_CALENDAR,
@@ -128,6 +129,9 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_REASON] = { "reason", "TEXT",
                          "Reason recorded in the history (default: your user name)",
                          STR_FIELD(reason) },
+        [OPT_TOKEN] = { "token", "TOKEN",
+                        "The task token of the activity attempt (instead of ID ACTIVITY-ID)",
+                        STR_FIELD(token) },
         [OPT_ITERATIONS] = { "iterations", "N", "Show the next N elapses (default 1)" },
         [OPT_BASE_TIME] = { "base-time", "@SECONDS",
                             "Compute the elapses after this time instead of now" },
@@ -211,11 +215,13 @@ static const Verb verbs[] = {
           "List the activity units, their state and why a unit was refused" },
         { "reload", "", 0, 0, 0, 0, false, verb_reload,
           "Re-read the activity units (as SIGHUP does); list them" },
-        { "activity", "execute|start|result TYPE|ID", 2, 2,
+        { "activity", "execute|start|result TYPE|ID, complete|fail|heartbeat ID ACTIVITY-ID [JSON]",
+          1, 4,
           BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_REQUEST_ID) | BIT(OPT_WAIT) |
-                  BIT(OPT_TIMEOUT),
+                  BIT(OPT_TIMEOUT) | BIT(OPT_RUN_ID) | BIT(OPT_TOKEN) | BIT(OPT_REASON),
           0, false, verb_activity,
-          "Run one activity of TYPE outside a workflow (execute waits); show its result" },
+          "Run one activity outside a workflow; complete, fail or heartbeat a running one",
+          false, activity_check_args },
         { "calendar", "SPEC...", 1, 64, BIT(OPT_ITERATIONS) | BIT(OPT_BASE_TIME), 0, false,
           verb_calendar, "Normalize calendar specs and show their next elapses", true },
         { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
@@ -687,13 +693,6 @@ int main(int argc, char *argv[]) {
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
-        }
-        if (v->run == verb_activity && !verb_activity_valid(a.pos[0])) {
-                (void) ctl_error("unknown subcommand '%s' for 'activity': expected execute, start "
-                                 "or result",
-                                 a.pos[0]);
-                json_decref(a.input);
-                return EXIT_USAGE;
         }
         output_init(arg_json); /* --json may follow the verb */
         r = run(v, &a);

@@ -173,9 +173,89 @@ int verb_result(const Ctx *ctx, const Args *a) {
 
 /* ---- standalone activities ------------------------------------------------------------------- */
 
-bool verb_activity_valid(const char *subcommand) {
-        return streq(subcommand, "execute") || streq(subcommand, "start") ||
-               streq(subcommand, "result");
+static bool is_completion(const char *subcommand) {
+        return streq(subcommand, "complete") || streq(subcommand, "fail") ||
+               streq(subcommand, "heartbeat");
+}
+
+/* The arguments of each subcommand, before connecting (exit status 2 otherwise). */
+int activity_check_args(const Args *a) {
+        const char *sub = a->pos[0];
+        size_t ids = a->token ? 0 : 2; /* ID ACTIVITY-ID, unless --token names the attempt */
+
+        if (streq(sub, "execute") || streq(sub, "start") || streq(sub, "result")) {
+                if (a->n_pos != 2)
+                        return ctl_error("'activity %s' takes one argument, %s", sub,
+                                         streq(sub, "result") ? "ID" : "TYPE");
+                if (a->token)
+                        return ctl_error("--token is for activity complete, fail and heartbeat");
+                return 0;
+        }
+        if (!is_completion(sub))
+                return ctl_error("unknown subcommand '%s' for 'activity': expected execute, start, "
+                                 "result, complete, fail or heartbeat",
+                                 sub);
+        if (a->n_pos < 1 + ids)
+                return ctl_error("'activity %s' needs %s", sub,
+                                 "ID ACTIVITY-ID (the workflow id and the activity id), or --token");
+        if (a->n_pos > 2 + ids || (streq(sub, "fail") && a->n_pos > 1 + ids))
+                return ctl_error("unexpected argument '%s' for 'activity %s'", a->pos[a->n_pos - 1],
+                                 sub);
+        if (a->n_pos == 2 + ids && a->input)
+                return ctl_error("give the JSON either as an argument or with --input, not both");
+        return 0;
+}
+
+/* activity complete|fail|heartbeat: asynchronous completion of a running attempt, by task token
+ * or by workflow id and activity id (Temporal's "...ById"). */
+static int activity_complete(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        _cleanup_(json_decrefp) json_t *failure = NULL;
+        const char *sub = a->pos[0], *op;
+        size_t ids = a->token ? 0 : 2;
+        json_t *value = a->input;
+        _cleanup_(json_decrefp) json_t *parsed = NULL;
+        const msgpack_object *cancel;
+        json_error_t e;
+        int r;
+
+        if (a->n_pos == 2 + ids) {
+                parsed = json_loads(a->pos[1 + ids], JSON_DECODE_ANY, &e);
+                if (!parsed)
+                        return ctl_error("invalid JSON '%s': %s", a->pos[1 + ids], e.text);
+                value = parsed;
+        }
+        if (streq(sub, "fail")) {
+                failure = json_pack("{s:s, s:s, s:b}", "type", "ActivityError", "message",
+                                    a->reason ? a->reason : "failed by durablectl",
+                                    "non_retryable", false);
+                if (!failure)
+                        return ctl_error_errno(ENOMEM, "Out of memory");
+        }
+        op = streq(sub, "complete") ? "CompleteActivityTask"
+             : streq(sub, "fail")   ? "FailActivityTask"
+                                    : "HeartbeatActivity";
+        r = CTL_CALL(ctx->client, op, &answer, FIELD_BIN_STR("task_token", a->token),
+                     FIELD_STR("workflow_id", a->token ? NULL : a->pos[1]),
+                     FIELD_STR("run_id", a->token ? NULL : a->run_id),
+                     FIELD_STR("activity_id", a->token ? NULL : a->pos[2]),
+                     FIELD_PAYLOAD(streq(sub, "heartbeat") ? "details" : "result",
+                                   streq(sub, "fail") ? NULL : value),
+                     FIELD_JSON("failure", failure));
+        if (r < 0)
+                return r;
+        if (streq(sub, "heartbeat")) {
+                cancel = msg_get(answer.map, "cancel_requested");
+                if (ctx->json)
+                        printf("{\"cancel_requested\": %s}\n",
+                               cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN &&
+                                               cancel->via.boolean
+                                       ? "true"
+                                       : "false");
+                else if (cancel && cancel->type == MSGPACK_OBJECT_BOOLEAN && cancel->via.boolean)
+                        printf("The workflow asked to cancel this activity.\n");
+        }
+        return 0;
 }
 
 /* activity start|execute TYPE: StartActivity with --id, or "<TYPE>-<random>" (printed). */
@@ -228,6 +308,8 @@ int verb_activity(const Ctx *ctx, const Args *a) {
         WorkflowInfo w;
         int r;
 
+        if (is_completion(a->pos[0]))
+                return activity_complete(ctx, a);
         if (streq(a->pos[0], "result")) {
                 r = get_result(ctx, a->pos[1], NULL, a->wait, a->timeout_usec, &result, &w);
                 return r < 0 ? r : outcome_print(ctx, &result, &w, true);

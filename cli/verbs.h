@@ -25,6 +25,7 @@ typedef struct Args {
         const char *run_id;
         const char *request_id;
         const char *reason;
+        const char *token; /* --token of activity complete|fail|heartbeat */
         const char *status; /* canonical status name ("Running", ...) */
         const char *type;   /* --type of list */
         const char *query;  /* --query of list and count */
@@ -60,7 +61,7 @@ int verb_activity_types(const Ctx *ctx, const Args *a);
 int verb_reload(const Ctx *ctx, const Args *a);
 /* activity execute|start TYPE, activity result ID: standalone activities. */
 int verb_activity(const Ctx *ctx, const Args *a);
-bool verb_activity_valid(const char *subcommand);
+int activity_check_args(const Args *a);
 int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);

@@ -668,6 +668,11 @@ typedef struct WorkerRequest {
         MsgBin payload; /* result / details */
         uint64_t next_retry_delay_usec;
         uint64_t query_id;
+        /* An activity named by id instead of task_token (asynchronous completion) */
+        const char *workflow_id;
+        const char *run_id;
+        const char *activity_id;
+        char token_buf[HISTORY_TOKEN_MAX];
 } WorkerRequest;
 
 static const MsgField poll_fields[] = {
@@ -722,6 +727,62 @@ static int op_poll_activity_task(Request *q) {
 
 #define TOKEN_FIELD \
         { "task_token", MSG_BIN, offsetof(WorkerRequest, task_token), true, 256 }
+/* Activity operations name the attempt by its task token or, as Temporal's "...ById" calls do,
+ * by workflow id (and run id) and activity id: see activity_ref(). */
+#define ACTIVITY_REF_FIELDS                                                                      \
+        { "task_token", MSG_BIN, offsetof(WorkerRequest, task_token), false, 256 },             \
+                { "workflow_id", MSG_STR, offsetof(WorkerRequest, workflow_id), false,          \
+                  NAME_MAX_LEN },                                                                \
+                { "run_id", MSG_STR, offsetof(WorkerRequest, run_id), false, 64 },              \
+        {                                                                                        \
+                "activity_id", MSG_STR, offsetof(WorkerRequest, activity_id), false, NAME_MAX_LEN \
+        }
+
+/* A task token is a capability, but a guessable one (it names the run and the attempt): only
+ * the run's owner, or an administrator, may use it. Another user's token is "not found",
+ * exactly as a stale one (DESIGN.md §10). */
+static int token_check_owner(Request *q, const MsgBin *token, char kind) {
+        uint32_t uid;
+        int r;
+
+        r = history_token_uid(q->m, token, kind, &uid);
+        if (r == -EINVAL)
+                return api_error_set(&q->err, -EINVAL, "field \"task_token\" is not %s task token",
+                                     kind == 'A' ? "an activity" : "a workflow");
+        if (r == -ENOENT || (r >= 0 && !q->conn->admin && uid != q->conn->cred.uid))
+                return api_error_set(&q->err, -ENOENT,
+                                     "%s task not found (it timed out, was cancelled, or the run "
+                                     "closed)",
+                                     kind == 'A' ? "activity" : "workflow");
+        return r;
+}
+
+/* The task token of an activity operation: the one given, or the running attempt's of
+ * workflow_id/activity_id. */
+static int activity_ref(Request *q, WorkerRequest *w) {
+        _cleanup_(run_row_done) RunRow run = {};
+        int r;
+
+        if (w->task_token.ptr) {
+                if (w->workflow_id || w->activity_id || w->run_id)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "give either task_token or workflow_id and "
+                                             "activity_id, not both");
+                return token_check_owner(q, &w->task_token, 'A');
+        }
+        if (!w->workflow_id || !w->activity_id)
+                return api_error_set(&q->err, -EINVAL,
+                                     "field \"task_token\", or \"workflow_id\" and "
+                                     "\"activity_id\", required");
+        r = resolve_run(q, w->workflow_id, w->run_id, &run);
+        if (r < 0)
+                return r;
+        r = history_activity_token(q->m, &run, w->activity_id, w->token_buf, &q->err);
+        if (r < 0)
+                return r;
+        w->task_token = (MsgBin){ .ptr = w->token_buf, .size = strlen(w->token_buf) };
+        return 0;
+}
 
 static const MsgField complete_wft_fields[] = {
         TOKEN_FIELD,
@@ -735,6 +796,9 @@ static int op_complete_workflow_task(Request *q) {
         int r;
 
         r = PARSE(q, complete_wft_fields, &w);
+        if (r < 0)
+                return r;
+        r = token_check_owner(q, &w.task_token, 'W');
         if (r < 0)
                 return r;
         r = history_complete_workflow_task(q->m, &w.task_token, w.commands, w.identity,
@@ -757,6 +821,9 @@ static int op_fail_workflow_task(Request *q) {
         int r;
 
         r = PARSE(q, fail_wft_fields, &w);
+        if (r < 0)
+                return r;
+        r = token_check_owner(q, &w.task_token, 'W');
         if (r < 0)
                 return r;
         r = history_fail_workflow_task(q->m, &w.task_token, w.cause, w.failure, &q->err);
@@ -809,7 +876,7 @@ static int op_respond_query_task(Request *q) {
 }
 
 static const MsgField complete_act_fields[] = {
-        TOKEN_FIELD,
+        ACTIVITY_REF_FIELDS,
         { "result", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_SIZE_MAX },
         {},
 };
@@ -821,6 +888,9 @@ static int op_complete_activity_task(Request *q) {
         r = PARSE(q, complete_act_fields, &w);
         if (r < 0)
                 return r;
+        r = activity_ref(q, &w);
+        if (r < 0)
+                return r;
         r = history_complete_activity(q->m, &w.task_token, &w.payload, &q->err);
         if (r < 0)
                 return r;
@@ -829,7 +899,7 @@ static int op_complete_activity_task(Request *q) {
 }
 
 static const MsgField fail_act_fields[] = {
-        TOKEN_FIELD,
+        ACTIVITY_REF_FIELDS,
         { "failure", MSG_MAP, offsetof(WorkerRequest, failure), true },
         { "next_retry_delay_usec", MSG_UINT, offsetof(WorkerRequest, next_retry_delay_usec) },
         {},
@@ -842,6 +912,9 @@ static int op_fail_activity_task(Request *q) {
         r = PARSE(q, fail_act_fields, &w);
         if (r < 0)
                 return r;
+        r = activity_ref(q, &w);
+        if (r < 0)
+                return r;
         r = history_fail_activity(q->m, &w.task_token, w.failure, w.next_retry_delay_usec, &q->err);
         if (r < 0)
                 return r;
@@ -850,7 +923,7 @@ static int op_fail_activity_task(Request *q) {
 }
 
 static const MsgField details_fields[] = {
-        TOKEN_FIELD,
+        ACTIVITY_REF_FIELDS,
         { "details", MSG_BIN, offsetof(WorkerRequest, payload), false, PAYLOAD_SIZE_MAX },
         {},
 };
@@ -863,6 +936,9 @@ static int op_heartbeat_activity(Request *q) {
         int r;
 
         r = PARSE(q, details_fields, &w);
+        if (r < 0)
+                return r;
+        r = activity_ref(q, &w);
         if (r < 0)
                 return r;
         r = history_heartbeat_activity(q->m, &w.task_token, &w.payload, &cancel, &q->err);
@@ -879,6 +955,9 @@ static int op_cancel_activity_task(Request *q) {
         int r;
 
         r = PARSE(q, details_fields, &w);
+        if (r < 0)
+                return r;
+        r = activity_ref(q, &w);
         if (r < 0)
                 return r;
         r = history_cancel_activity(q->m, &w.task_token, &w.payload, &q->err);

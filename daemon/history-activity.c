@@ -451,6 +451,69 @@ int history_start_activity_task(Manager *m,
         return 0;
 }
 
+int history_token_uid(Manager *m, const MsgBin *token, char kind, uint32_t *ret_uid) {
+        _cleanup_(run_row_done) RunRow run = {};
+        char run_id[37];
+        uint64_t a, b;
+        int r;
+
+        if (token_parse(token, kind, run_id, &a, &b) < 0)
+                return -EINVAL;
+        r = store_run_get(m->store, run_id, &run);
+        if (r < 0)
+                return r;
+        *ret_uid = run.uid;
+        return 0;
+}
+
+typedef struct FindActivity {
+        const char *activity_id;
+        uint64_t scheduled_id;
+        uint32_t attempt;
+        ActivityState state;
+        bool found;
+} FindActivity;
+
+static int find_activity(const ActivityRow *a, void *userdata) {
+        FindActivity *f = userdata;
+
+        if (!f->found && streq(a->activity_id, f->activity_id)) {
+                *f = (FindActivity){ .activity_id = f->activity_id,
+                                     .scheduled_id = a->scheduled_id,
+                                     .attempt = a->attempt,
+                                     .state = a->state,
+                                     .found = true };
+        }
+        return 0;
+}
+
+int history_activity_token(Manager *m,
+                           const RunRow *run,
+                           const char *activity_id,
+                           char buf[static HISTORY_TOKEN_MAX],
+                           ApiError *e) {
+        FindActivity f = { .activity_id = activity_id };
+        int r;
+
+        r = store_activities_foreach(m->store, run->run_id, find_activity, &f);
+        if (r < 0)
+                return r;
+        if (!f.found)
+                return api_error_set(e, -ENOENT,
+                                     "workflow '%s' has no pending activity '%s' (it closed, or "
+                                     "the id is wrong)",
+                                     run->workflow_id, activity_id);
+        if (f.state != ACTIVITY_STARTED)
+                return api_error_set(e, -ENOENT,
+                                     "activity '%s' of workflow '%s' has no attempt running (it "
+                                     "is %s)",
+                                     activity_id, run->workflow_id,
+                                     activity_state_to_string(f.state));
+        (void) snprintf(buf, HISTORY_TOKEN_MAX, "A/%s/%" PRIu64 "/%" PRIu32, run->run_id,
+                        f.scheduled_id, f.attempt);
+        return 0;
+}
+
 /* Loads the activity and run of a task token; the attempt must be the one running. */
 static int load_activity_task(
         Manager *m, const MsgBin *token, RunRow *ret_run, ActivityRow *ret, ApiError *e) {

@@ -30,6 +30,7 @@
 #define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
 #define TASK_TIMEOUT_MAX_USEC (120ULL * 1000000)
 #define WFT_BACKOFF_MAX_USEC (10ULL * 60 * 1000000)
+#define HISTORY_TOKEN_MAX 128 /* task tokens are "A/<run id>/<scheduled id>/<attempt>" and shorter */
 
 typedef struct StartRequest {
         const char *workflow_id;
@@ -115,6 +116,17 @@ int history_fail_workflow_task(Manager *m,
                                ApiError *e);
 
 int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e);
+/* The uid of the run a task token (kind 'W' or 'A') belongs to: -EINVAL for a malformed token,
+ * -ENOENT when its run is gone. */
+int history_token_uid(Manager *m, const MsgBin *token, char kind, uint32_t *ret_uid);
+/* The task token of the running attempt of activity @activity_id of @run, for completing it by
+ * id (asynchronous completion): -ENOENT, with the reason in @e, when there is no such activity or
+ * no attempt of it runs. */
+int history_activity_token(Manager *m,
+                           const RunRow *run,
+                           const char *activity_id,
+                           char buf[static HISTORY_TOKEN_MAX],
+                           ApiError *e);
 int history_fail_activity(Manager *m,
                           const MsgBin *token,
                           const msgpack_object *failure,

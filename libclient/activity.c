@@ -138,6 +138,17 @@ DUR_PUBLIC const msgpack_object *dur_actx_heartbeat_details(dur_actx *ctx) {
         return ctx->has_heartbeat_details ? &ctx->heartbeat_details : NULL;
 }
 
+DUR_PUBLIC const void *dur_actx_task_token(dur_actx *ctx, size_t *ret_size) {
+        if (!ctx || !ctx->task || !ctx->task->task_token.ptr) {
+                if (ret_size)
+                        *ret_size = 0;
+                return NULL;
+        }
+        if (ret_size)
+                *ret_size = ctx->task->task_token.size;
+        return ctx->task->task_token.ptr;
+}
+
 DUR_PUBLIC unsigned dur_actx_attempt(dur_actx *ctx) {
         assert_return(ctx, 0);
         return (unsigned) ctx->task->attempt;
@@ -297,6 +308,8 @@ static int activity_call(Conn *conn, const dur_activity_def *def, dur_actx *ctx)
                 k = report_completed(conn, t, &out);
         else if (k == DUR_CANCELED)
                 k = report_canceled(conn, t);
+        else if (k == DUR_ASYNC)
+                k = 0; /* someone else completes it (durable.h) */
         else if (ctx->failure)
                 k = report_failed(conn, t, ctx->failure);
         else

@@ -30,6 +30,7 @@ typedef enum FieldType {
         FIELD_UINT,
         FIELD_BOOL,
         FIELD_RAW, /* @payload packed as the value itself (a map), not as a bin */
+        FIELD_BIN, /* @payload packed as a bin, whatever it holds (task tokens) */
 } FieldType;
 
 /* One request field; which member is read depends on @type. */
@@ -81,6 +82,7 @@ static bool field_present(const Field *f) {
                 return f->str;
         case FIELD_PAYLOAD:
         case FIELD_RAW:
+        case FIELD_BIN:
                 return f->payload && f->payload->size > 0;
         case FIELD_UINT:
                 return f->uint > 0;
@@ -97,6 +99,7 @@ static void field_pack(msgpack_packer *pk, const Field *f) {
                 (void) msg_pack_kv_str(pk, f->key, f->str);
                 break;
         case FIELD_PAYLOAD:
+        case FIELD_BIN:
                 (void) msg_pack_kv_bin(pk, f->key, f->payload->data, f->payload->size);
                 break;
         case FIELD_UINT:
@@ -519,4 +522,98 @@ DUR_PUBLIC int dur_client_call(dur_client *c, const dur_buf *request, dur_buf **
                 return -ENOMEM;
         *ret_answer = b;
         return 0;
+}
+
+/* ---- asynchronous activity completion ---- */
+
+/* The fields that name an activity attempt: its task token, or its workflow and activity ids. */
+static int ref_fields(const dur_activity_ref *ref, dur_buf *token, Field ret[static 4]) {
+        assert_return(ref, -EINVAL);
+        if (ref->task_token && ref->task_token_size > 0) {
+                *token = (dur_buf){ .data = (char *) ref->task_token,
+                                    .size = ref->task_token_size };
+                ret[0] = (Field){ "task_token", FIELD_BIN, .payload = token };
+                ret[1] = ret[2] = ret[3] = (Field){ "", FIELD_STR };
+                return 0;
+        }
+        assert_return(ref->workflow_id && ref->activity_id, -EINVAL);
+        ret[0] = (Field){ "workflow_id", FIELD_STR, .str = ref->workflow_id };
+        ret[1] = (Field){ "run_id", FIELD_STR, .str = run_id_or_null(ref->run_id) };
+        ret[2] = (Field){ "activity_id", FIELD_STR, .str = ref->activity_id };
+        ret[3] = (Field){ "", FIELD_STR };
+        return 0;
+}
+
+DUR_PUBLIC int
+dur_client_complete_activity(dur_client *c, const dur_activity_ref *ref, const dur_buf *result) {
+        Field f[5];
+        dur_buf token;
+        int r;
+
+        assert_return(c, -EINVAL);
+        r = ref_fields(ref, &token, f);
+        if (r < 0)
+                return r;
+        f[4] = (Field){ "result", FIELD_PAYLOAD, .payload = result };
+        return client_request_void(c, "CompleteActivityTask", f, ELEMENTSOF(f));
+}
+
+DUR_PUBLIC int dur_client_fail_activity(dur_client *c,
+                                        const dur_activity_ref *ref,
+                                        const char *type,
+                                        bool non_retryable,
+                                        const char *message) {
+        _cleanup_(failure_freep) dur_failure *failure = NULL;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        dur_buf token, packed;
+        Field f[5];
+        int r;
+
+        assert_return(c, -EINVAL);
+        r = ref_fields(ref, &token, f);
+        if (r < 0)
+                return r;
+        failure = failure_new(type ? type : "ActivityError", non_retryable, message);
+        if (!failure)
+                return -ENOMEM;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        r = failure_pack(failure, &pk);
+        if (r >= 0) {
+                packed = (dur_buf){ .data = sb.data, .size = sb.size };
+                f[4] = (Field){ "failure", FIELD_RAW, .payload = &packed };
+                r = client_request_void(c, "FailActivityTask", f, ELEMENTSOF(f));
+        }
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+DUR_PUBLIC int dur_client_heartbeat_activity(dur_client *c,
+                                             const dur_activity_ref *ref,
+                                             const dur_buf *details,
+                                             bool *ret_cancel_requested) {
+        static const MsgField answer_fields[] = {
+                { "cancel_requested", MSG_BOOL, 0, false },
+                {},
+        };
+        msgpack_unpacked answer;
+        dur_buf token;
+        bool cancel = false;
+        Field f[5];
+        int r;
+
+        assert_return(c, -EINVAL);
+        r = ref_fields(ref, &token, f);
+        if (r < 0)
+                return r;
+        f[4] = (Field){ "details", FIELD_PAYLOAD, .payload = details };
+        r = client_request(c, "HeartbeatActivity", f, ELEMENTSOF(f), &answer);
+        if (r < 0)
+                return r;
+        r = answer_parse("HeartbeatActivity", &answer, answer_fields, &cancel);
+        msgpack_unpacked_destroy(&answer);
+        if (r >= 0 && ret_cancel_requested)
+                *ret_cancel_requested = cancel;
+        return r;
 }

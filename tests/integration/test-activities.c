@@ -377,6 +377,129 @@ TEST(throttled_heartbeat_details_reach_the_next_attempt) {
         dur_outcome_done(&o);
 }
 
+/* Starts ActivityWorkflow @id running the "async" activity (DUR_ASYNC); returns its task token,
+ * read from the FIFO the activity writes it to. */
+static void start_async(Fixture *f, const char *id, int fd, const char *fifo, unsigned attempts,
+                        char *token, size_t size) {
+        char input[512], line[256];
+
+        (void) snprintf(input, sizeof(input),
+                        "{\"activity\": \"async\", \"input\": {\"started_fifo\": \"%s\"}, "
+                        "\"start_to_close_ms\": 600000, \"max_attempts\": %u}",
+                        fifo, attempts);
+        start_json(f->client, "ActivityWorkflow", id, NULL, input, 0);
+        fifo_read_line(fd, line, sizeof(line));
+        ASSERT_EQ(strncmp(line, "token ", 6), 0);
+        (void) snprintf(token, size, "%s", line + 6);
+}
+
+/* Asynchronous completion (Temporal's): an activity returns DUR_ASYNC and stays running until
+ * someone completes it with its task token (libdurable) or by workflow and activity id
+ * (durablectl), heartbeats it, or fails it. */
+TEST(async_completion) {
+        _cleanup_(fixture_done) Fixture f = {};
+        _cleanup_free_ char *fifo = NULL;
+        _cleanup_(test_run_free) TestRun r = {};
+        dur_outcome o = {};
+        json_t *out, *pending, *describe, *request;
+        char token[256];
+        bool cancel = true;
+        int fd, error = 0;
+        dur_buf *details = dur_args("{s:i}", "progress", 50);
+        dur_buf *result = dur_args("{s:s}", "done", "by token");
+
+        fixture_start(&f);
+        fd = fifo_make(&f.daemon, "async.fifo", &fifo);
+
+        /* By task token, through libdurable. */
+        start_async(&f, "async-token", fd, fifo, 1, token, sizeof(token));
+        ASSERT_EQ(strncmp(token, "A/", 2), 0);
+        ASSERT_DUR_OK(f.client,
+                      dur_client_heartbeat_activity(
+                              f.client,
+                              &(dur_activity_ref){ .task_token = token,
+                                                   .task_token_size = strlen(token) },
+                              details, &cancel));
+        ASSERT_FALSE(cancel);
+        request = json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "async-token");
+        describe = ASSERT_NOT_NULL(call_json(f.client, request, &error));
+        json_decref(request);
+        pending = json_array_get(json_object_get(describe, "pending_activities"), 0);
+        ASSERT_STREQ(json_str(pending, "state"), "Started");
+        ASSERT_EQ(json_integer_value(
+                          json_object_get(json_object_get(pending, "heartbeat_details"), "progress")),
+                  50);
+        json_decref(describe);
+        ASSERT_DUR_OK(f.client,
+                      dur_client_complete_activity(
+                              f.client,
+                              &(dur_activity_ref){ .task_token = token,
+                                                   .task_token_size = strlen(token) },
+                              result));
+        details = dur_buf_free(details);
+        result = dur_buf_free(result);
+        ASSERT_EQ(wait_outcome(f.client, "async-token", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_STREQ(json_str(json_object_get(out, "result"), "done"), "by token");
+        json_decref(out);
+        dur_outcome_done(&o);
+        /* The attempt is over: the token is stale now. */
+        ASSERT_EQ(dur_client_complete_activity(
+                          f.client,
+                          &(dur_activity_ref){ .task_token = token,
+                                               .task_token_size = strlen(token) },
+                          NULL),
+                  -ENOENT);
+
+        /* By workflow id and activity id, through durablectl. */
+        start_async(&f, "async-id", fd, fifo, 1, token, sizeof(token));
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLECTL_BIN"), "activity", "heartbeat", "async-id",
+                                "1", "{\"step\": 1}"),
+                           NULL),
+                  0);
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLECTL_BIN"), "activity", "complete", "async-id",
+                                "1", "{\"done\": \"by id\"}"),
+                           NULL),
+                  0);
+        test_run_free(&r);
+        ASSERT_EQ(wait_outcome(f.client, "async-id", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_STREQ(json_str(json_object_get(out, "result"), "done"), "by id");
+        json_decref(out);
+        dur_outcome_done(&o);
+        /* No attempt runs any more: a clear error, exit status 1. */
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLECTL_BIN"), "activity", "complete", "async-id",
+                                "1"),
+                           NULL),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "no pending activity");
+        test_run_free(&r);
+
+        /* Failed with --token, through durablectl: the workflow fails with that message. */
+        start_async(&f, "async-fail", fd, fifo, 1, token, sizeof(token));
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLECTL_BIN"), "activity", "fail", "--token", token,
+                                "--reason", "the operator said no"),
+                           NULL),
+                  0);
+        test_run_free(&r);
+        ASSERT_EQ(wait_outcome(f.client, "async-fail", &o), DUR_FAILED);
+        ASSERT_STR_CONTAINS(dur_failure_message(o.failure), "the operator said no");
+        dur_outcome_done(&o);
+
+        /* Usage errors are found before connecting: exit status 2. */
+        ASSERT_EQ(test_run(&r, STRV(test_bin("DURABLECTL_BIN"), "activity", "complete", "x"),
+                           NULL),
+                  2);
+        ASSERT_STR_CONTAINS(r.err, "ACTIVITY-ID");
+        test_run_free(&r);
+        (void) close(fd);
+}
+
 TEST(missing_timeouts_is_bad_command) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_free_ char *token = NULL, *status = NULL;

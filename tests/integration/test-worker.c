@@ -21,6 +21,8 @@
  *                     for signal "go"; b = a timer first. Query "state".
  *
  * Activities
+ *   async         {"started_fifo"}: says "token <its task token>" on the FIFO and returns
+ *                 DUR_ASYNC: the test completes it from outside.
  *   echo          returns its input map plus "attempt".
  *   flaky         {"fail_times": N, "record_times"?: bool}: fails (type Flaky, retryable) while
  *                 attempt <= N, then returns {"attempt": n}; with record_times each attempt
@@ -264,6 +266,24 @@ static int act_block(dur_actx *ctx, const msgpack_object *in, msgpack_packer *ou
         return dur_pack(out, "{s:u}", "attempt", attempt);
 }
 
+/* Completes later (DUR_ASYNC): says "token <task token>" on the FIFO `started_fifo` and returns;
+ * the test completes, fails or heartbeats the attempt from outside. */
+static int act_async(dur_actx *ctx, const msgpack_object *in, msgpack_packer *out) {
+        const char *fifo = NULL;
+        const void *token;
+        size_t size;
+        char line[256];
+
+        if (dur_unpack(in, "{s:s}", "started_fifo", &fifo) < 0)
+                return dur_actx_fail(ctx, "BadInput", true, "async: bad input");
+        token = dur_actx_task_token(ctx, &size);
+        if (!token || size >= 200)
+                return dur_actx_fail(ctx, "NoToken", true, "async: no task token");
+        (void) snprintf(line, sizeof(line), "token %.*s\n", (int) size, (const char *) token);
+        fifo_say(fifo, line);
+        return DUR_ASYNC;
+}
+
 /* Attempt 1: `count` heartbeats {"i": 1..count} in a row, a line "burst" to `started_fifo`, a
  * sleep of `sleep_ms`, then a retryable failure; later attempts return the details they saw.
  * libdurable throttles heartbeats: the daemon sees the first at once, the last only when the
@@ -305,6 +325,7 @@ static int act_hb_then_fail(dur_actx *ctx, const msgpack_object *in, msgpack_pac
 static const dur_activity_def activities[] = {
         { "echo", act_echo },         { "flaky", act_flaky }, { "fail", act_fail },
         { "sleep", act_sleep },       { "block", act_block }, { "hb_then_fail", act_hb_then_fail },
+        { "async", act_async },
         { "hb_burst", act_hb_burst },
 };
 

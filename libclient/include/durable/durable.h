@@ -40,6 +40,12 @@ extern "C" {
 /* Results of workflow calls besides 0 and -errno. */
 #define DUR_FAILED (-10000)   /* the operation failed; see dur_wf_failure() */
 #define DUR_CANCELED (-10001) /* the workflow (or this operation) was cancelled */
+/* An activity function's "I complete later": the attempt stays running until someone with its
+ * task token (dur_actx_task_token()) or its workflow and activity ids completes, fails or
+ * heartbeats it with dur_client_complete_activity() and friends or `durablectl activity
+ * complete`, or its start-to-close or heartbeat timeout ends it (Temporal's asynchronous
+ * activity completion). */
+#define DUR_ASYNC (-10002)
 
 /* Propagates a failure out of a workflow or activity function. */
 #define DUR_TRY(expr)                  \
@@ -211,6 +217,33 @@ DUR_PUBLIC int dur_client_list(dur_client *c,
 /* The number of runs @query (the list filter of durablectl(1), NULL = all) matches. */
 DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count);
 
+/* An activity attempt, for asynchronous completion: its task token (from dur_actx_task_token()),
+ * or, when task_token is NULL, the workflow id (run_id NULL: the latest run) and activity id of
+ * the attempt that runs now. Only the run's owner (or an administrator) may act on it. */
+typedef struct dur_activity_ref {
+        const void *task_token;
+        size_t task_token_size;
+        const char *workflow_id;
+        const char *run_id;
+        const char *activity_id;
+} dur_activity_ref;
+
+/* Completes the attempt with @result (may be NULL). -ENOENT when it no longer runs. */
+DUR_PUBLIC int
+dur_client_complete_activity(dur_client *c, const dur_activity_ref *ref, const dur_buf *result);
+/* Fails the attempt; a retryable failure is retried under the activity's retry policy. */
+DUR_PUBLIC int dur_client_fail_activity(dur_client *c,
+                                        const dur_activity_ref *ref,
+                                        const char *type,
+                                        bool non_retryable,
+                                        const char *message);
+/* Records a heartbeat (details may be NULL); *@ret_cancel_requested (may be NULL) says whether
+ * the workflow asked to cancel the activity. */
+DUR_PUBLIC int dur_client_heartbeat_activity(dur_client *c,
+                                             const dur_activity_ref *ref,
+                                             const dur_buf *details,
+                                             bool *ret_cancel_requested);
+
 /* Any operation of the protocol: @request is a msgpack map without "id" (it is added); the
  * answer map is returned in *ret_answer. An error answer returns its negative errno and sets
  * dur_client_error_code()/_message(). Used by durablectl. */
@@ -231,6 +264,9 @@ DUR_PUBLIC int dur_actx_heartbeat(dur_actx *ctx, dur_buf *details);
 /* Details of the last heartbeat of an earlier attempt, or NULL. */
 DUR_PUBLIC const msgpack_object *dur_actx_heartbeat_details(dur_actx *ctx);
 DUR_PUBLIC unsigned dur_actx_attempt(dur_actx *ctx);
+/* The attempt's task token (printable bytes, not NUL-terminated), for an activity that returns
+ * DUR_ASYNC and is completed later by whoever holds it; NULL in a process activity. */
+DUR_PUBLIC const void *dur_actx_task_token(dur_actx *ctx, size_t *ret_size);
 DUR_PUBLIC const char *dur_actx_workflow_id(dur_actx *ctx);
 DUR_PUBLIC const char *dur_actx_activity_id(dur_actx *ctx);
 /* "<workflow id>/<activity id>": stable across attempts, for the outside world's dedup. */
