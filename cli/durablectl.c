@@ -24,6 +24,7 @@
 #include "cli/verbs.h"
 #include "durable/durable.h"
 #include "proto/event.h"
+#include "proto/policy.h"
 
 #define EXIT_USAGE 2
 #define SYSTEM_SOCKET "/run/durabled/io.sock"
@@ -49,6 +50,9 @@ typedef enum Opt {
         OPT_TYPE,
         OPT_LIMIT,
         OPT_REASON,
+        OPT_ID_REUSE_POLICY,
+        OPT_ID_CONFLICT_POLICY,
+        OPT_SIGNAL_INPUT,
         _OPT_MAX,
 } Opt;
 
@@ -58,7 +62,7 @@ typedef enum Opt {
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
 #define START_OPTS                                                                \
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
-         BIT(OPT_REQUEST_ID))
+         BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY))
 /* getopt_long() values: above every character, so no long option collides with a short one. */
 #define OPT_VAL_BASE 0x100
 
@@ -99,6 +103,13 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_REASON] = { "reason", "TEXT",
                          "Reason recorded in the history (default: your user name)",
                          STR_FIELD(reason) },
+        [OPT_ID_REUSE_POLICY] = { "id-reuse-policy", "POLICY",
+                                  "If the id ran before: AllowDuplicate (default), "
+                                  "AllowDuplicateFailedOnly, RejectDuplicate, TerminateIfRunning" },
+        [OPT_ID_CONFLICT_POLICY] = { "id-conflict-policy", "POLICY",
+                                     "If the id is running: Fail (default for start), "
+                                     "UseExisting, TerminateExisting" },
+        [OPT_SIGNAL_INPUT] = { "signal-input", "JSON", "The signal's argument as JSON" },
 };
 
 typedef struct Verb {
@@ -128,6 +139,9 @@ static const Verb verbs[] = {
           "Show the event history of a workflow run" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,
           "Send signal NAME, with an optional JSON argument" },
+        { "signal-with-start", "TYPE NAME", 2, 2, START_OPTS | BIT(OPT_SIGNAL_INPUT),
+          BIT(OPT_ID) | BIT(OPT_TASK_QUEUE), false, verb_signal_with_start,
+          "Send signal NAME to the running workflow, or start one of TYPE with it" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
           false, verb_query, "Ask query NAME; print its result as JSON" },
         { "cancel", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_cancel,
@@ -222,6 +236,29 @@ static int parse_status(const char *text, const char **ret) {
         return 0;
 }
 
+static int parse_reuse_policy(const char *text, const char **ret) {
+        IdReusePolicy p = id_reuse_policy_from_string(text);
+
+        if (p < 0)
+                return ctl_error("invalid value '%s' for --id-reuse-policy: expected "
+                                 "AllowDuplicate, AllowDuplicateFailedOnly, RejectDuplicate or "
+                                 "TerminateIfRunning",
+                                 text);
+        *ret = id_reuse_policy_to_string(p);
+        return 0;
+}
+
+static int parse_conflict_policy(const char *text, const char **ret) {
+        IdConflictPolicy p = id_conflict_policy_from_string(text);
+
+        if (p < 0)
+                return ctl_error("invalid value '%s' for --id-conflict-policy: expected Fail, "
+                                 "UseExisting or TerminateExisting",
+                                 text);
+        *ret = id_conflict_policy_to_string(p);
+        return 0;
+}
+
 static int set_input(Args *a, json_t *j) {
         if (a->input) {
                 json_decref(j);
@@ -277,6 +314,13 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_INPUT_FILE:
                 r = parse_json_file("--input-file", value, &j);
                 return r < 0 ? r : set_input(a, j);
+        case OPT_SIGNAL_INPUT:
+                json_decref(a->signal_input);
+                return parse_json("--signal-input", value, &a->signal_input);
+        case OPT_ID_REUSE_POLICY:
+                return parse_reuse_policy(value, &a->id_reuse_policy);
+        case OPT_ID_CONFLICT_POLICY:
+                return parse_conflict_policy(value, &a->id_conflict_policy);
         default: /* --version ends parse_global(); string options are handled above */
                 break;
         }
@@ -475,6 +519,7 @@ int main(int argc, char *argv[]) {
         r = parse_verb(v, argc - optind, argv + optind, &a);
         if (r != 0) {
                 json_decref(a.input);
+                json_decref(a.signal_input);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -482,5 +527,6 @@ int main(int argc, char *argv[]) {
         output_init(arg_json); /* --json may follow the verb */
         r = run(v, &a);
         json_decref(a.input);
+        json_decref(a.signal_input);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -37,7 +37,9 @@ typedef struct Started {
         bool started;
 } Started;
 
-static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started *ret) {
+/* StartWorkflow, or SignalWithStart when @signal_name is set. */
+static int start_workflow(
+        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
         static const MsgField fields[] = {
                 { "run_id", MSG_STR, offsetof(Started, run_id), true },
                 { "started", MSG_BOOL, offsetof(Started, started) },
@@ -46,11 +48,16 @@ static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started
         Started s = { .started = true };
         int r;
 
-        r = CTL_CALL(ctx->client, "StartWorkflow", answer, FIELD_STR("workflow_id", a->workflow_id),
+        r = CTL_CALL(ctx->client, signal_name ? "SignalWithStart" : "StartWorkflow", answer,
+                     FIELD_STR("workflow_id", a->workflow_id),
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
                      FIELD_UINT("task_timeout_usec", a->task_timeout_usec),
-                     FIELD_STR("request_id", a->request_id));
+                     FIELD_STR("request_id", a->request_id),
+                     FIELD_STR("id_reuse_policy", a->id_reuse_policy),
+                     FIELD_STR("id_conflict_policy", a->id_conflict_policy),
+                     FIELD_STR("signal_name", signal_name),
+                     FIELD_PAYLOAD("signal_input", signal_name ? a->signal_input : NULL));
         if (r < 0)
                 return r;
         r = answer_parse(answer, answer->map, fields, &s);
@@ -66,8 +73,7 @@ static void started_print(const Args *a, const Started *s) {
         kv_print("Type", NULL, "%s", a->pos[0]);
         kv_print("Task queue", NULL, "%s", a->task_queue);
         if (!s->started)
-                printf("(a run with request id '%s' was already running; no new run started)\n",
-                       a->request_id);
+                printf("(an existing run answered: no new run started)\n");
 }
 
 static json_t *started_to_json(const Args *a, const Started *s) {
@@ -81,12 +87,27 @@ int verb_start(const Ctx *ctx, const Args *a) {
         Started s;
         int r;
 
-        r = start_workflow(ctx, a, &answer, &s);
+        r = start_workflow(ctx, a, NULL, &answer, &s);
         if (r < 0)
                 return r;
         if (ctx->json)
                 return print_json(started_to_json(a, &s));
         started_print(a, &s);
+        return 0;
+}
+
+int verb_signal_with_start(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        Started s;
+        int r;
+
+        r = start_workflow(ctx, a, a->pos[1], &answer, &s);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(started_to_json(a, &s));
+        started_print(a, &s);
+        printf("Signal '%s' sent.\n", a->pos[1]);
         return 0;
 }
 
@@ -137,7 +158,7 @@ int verb_execute(const Ctx *ctx, const Args *a) {
         Started s;
         int r;
 
-        r = start_workflow(ctx, a, &started, &s);
+        r = start_workflow(ctx, a, NULL, &started, &s);
         if (r < 0)
                 return r;
         if (!ctx->json) {

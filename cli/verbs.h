@@ -21,9 +21,12 @@ typedef struct Args {
         const char *run_id;
         const char *request_id;
         const char *reason;
-        const char *status; /* canonical status name ("Running", ...) */
-        const char *type;   /* --type of list */
-        json_t *input;      /* --input, --input-file or a JSON argument; owned */
+        const char *status;          /* canonical status name ("Running", ...) */
+        const char *type;            /* --type of list */
+        json_t *input;               /* --input, --input-file or a JSON argument; owned */
+        json_t *signal_input;        /* --signal-input; owned */
+        const char *id_reuse_policy; /* canonical names (proto/policy.h) */
+        const char *id_conflict_policy;
         uint64_t task_timeout_usec;
         uint64_t timeout_usec;
         uint64_t limit;
@@ -43,6 +46,7 @@ int verb_describe(const Ctx *ctx, const Args *a);
 int verb_list(const Ctx *ctx, const Args *a);
 int verb_history(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
+int verb_signal_with_start(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);

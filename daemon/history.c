@@ -322,40 +322,20 @@ static void run_id_new(char out[static 37]) {
                  u[13], u[14], u[15]);
 }
 
-int history_start_workflow(Manager *m,
-                           const StartRequest *req,
-                           char ret_run_id[static 37],
-                           bool *ret_started,
-                           ApiError *e) {
+/* Creates run @run_id of @req->workflow_id owned by @uid: WorkflowExecutionStarted (naming
+ * @continued_from, the run it continues, if any), the signal of a SignalWithStart, and the first
+ * workflow task. No other run of the workflow id may be running in the store. */
+static int create_run(Manager *m,
+                      const StartRequest *req,
+                      uint32_t uid,
+                      const char *continued_from,
+                      const char run_id[static 37]) {
         _cleanup_(run_row_done) RunRow run = {};
-        RunRow running = {};
         msgpack_packer *pk;
         Attrs a;
         int r;
 
-        r = store_run_find_running(m->store, req->workflow_id, &running);
-        if (r >= 0 && !req->caller_admin && running.uid != m->actor_uid) {
-                /* The id is taken, which cannot be hidden; the run itself stays invisible
-                 * (DESIGN.md §10): no run id, no request_id match. */
-                run_row_done(&running);
-                return api_error_set(e, -EEXIST, "workflow id '%s' is in use", req->workflow_id);
-        }
-        if (r >= 0) {
-                bool same = req->request_id && running.request_id &&
-                            streq(req->request_id, running.request_id);
-                memcpy(ret_run_id, running.run_id, 37);
-                run_row_done(&running);
-                if (same) {
-                        *ret_started = false;
-                        return 0;
-                }
-                return api_error_set(e, -EEXIST, "workflow '%s' is already running (run %s)",
-                                     req->workflow_id, ret_run_id);
-        }
-        if (r != -ENOENT)
-                return r;
-
-        run_id_new(run.run_id);
+        memcpy(run.run_id, run_id, 37);
         run.workflow_id = strdup(req->workflow_id);
         run.workflow_type = strdup(req->workflow_type);
         run.task_queue = strdup(req->task_queue);
@@ -365,7 +345,7 @@ int history_start_workflow(Manager *m,
                 return -ENOMEM;
         run.status = WORKFLOW_STATUS_RUNNING;
         run.start_time = clock_now();
-        run.uid = m->actor_uid;
+        run.uid = uid;
         run.next_event_id = 1;
         run.task_timeout_usec = req->task_timeout_usec
                                         ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
@@ -375,26 +355,146 @@ int history_start_workflow(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5);
+        pk = attrs_begin(&a, continued_from ? 6 : 5);
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
         (void) pack_kv_payload(pk, "input", req->input.ptr, req->input.size);
         (void) msg_pack_kv_uint(pk, "task_timeout_usec", run.task_timeout_usec);
+        if (continued_from)
+                (void) msg_pack_kv_str(pk, "continued_execution_run_id", continued_from);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
                 return r;
+        if (req->signal_name) {
+                /* SignalWithStart: the signal is in the history before the first task. */
+                pk = attrs_begin(&a, 2);
+                (void) msg_pack_kv_str(pk, "signal_name", req->signal_name);
+                (void) pack_kv_payload(pk, "input", req->signal_input.ptr, req->signal_input.size);
+                r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_SIGNALED, &a, NULL);
+                attrs_done(&a);
+                if (r < 0)
+                        return r;
+        }
         r = schedule_workflow_task(m, &run);
         if (r < 0)
                 return r;
         r = store_run_update(m->store, &run);
         if (r < 0)
                 return r;
-        memcpy(ret_run_id, run.run_id, 37);
-        *ret_started = true;
         log_wf(LOG_DEBUG, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
                run.workflow_id, run.workflow_type, run.task_queue);
+        return 0;
+}
+
+/* The latest run of the id is running: the conflict policy decides. Returns 1 when the request
+ * is answered with that run, 0 when a new run may start (the old one was terminated). */
+static int on_id_conflict(Manager *m,
+                          const StartRequest *req,
+                          const RunRow *prev,
+                          bool visible,
+                          char ret_run_id[static 37],
+                          ApiError *e) {
+        IdConflictPolicy p = req->id_conflict_policy;
+        int r;
+
+        if (req->id_reuse_policy == ID_REUSE_TERMINATE_IF_RUNNING)
+                p = ID_CONFLICT_TERMINATE_EXISTING;
+        if (p == ID_CONFLICT_UNSPECIFIED)
+                p = req->signal_name ? ID_CONFLICT_USE_EXISTING : ID_CONFLICT_FAIL;
+        if (!visible)
+                /* The id is taken, which cannot be hidden; the run itself stays invisible and
+                 * untouchable (DESIGN.md §10): no run id, no request_id match. */
+                return api_error_set(e, -EEXIST, "workflow id '%s' is in use", req->workflow_id);
+        switch (p) {
+        case ID_CONFLICT_USE_EXISTING:
+                memcpy(ret_run_id, prev->run_id, 37);
+                if (req->signal_name) {
+                        r = history_signal(m, prev->run_id, req->signal_name, &req->signal_input,
+                                           e);
+                        if (r < 0)
+                                return r;
+                }
+                return 1;
+        case ID_CONFLICT_TERMINATE_EXISTING:
+                r = history_terminate(m, prev->run_id,
+                                      "terminated by a new start of the same workflow id "
+                                      "(TerminateExisting)",
+                                      NULL, e);
+                return r < 0 ? r : 0;
+        default:
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' is already running (run %s; id conflict "
+                                     "policy Fail)",
+                                     req->workflow_id, prev->run_id);
+        }
+}
+
+/* The latest run of the id is closed: the reuse policy decides. 0 when a new run may start. */
+static int on_id_reuse(const StartRequest *req, const RunRow *prev, bool visible, ApiError *e) {
+        const char *status = workflow_status_to_string(prev->status);
+        char which[80] = "";
+
+        if (visible)
+                (void) snprintf(which, sizeof(which), " (run %s, %s)", prev->run_id, status);
+        switch (req->id_reuse_policy) {
+        case ID_REUSE_REJECT_DUPLICATE:
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' ran before%s and the id reuse policy "
+                                     "RejectDuplicate allows no new run",
+                                     req->workflow_id, which);
+        case ID_REUSE_ALLOW_DUPLICATE_FAILED_ONLY:
+                if (prev->status != WORKFLOW_STATUS_COMPLETED &&
+                    prev->status != WORKFLOW_STATUS_CONTINUED_AS_NEW)
+                        return 0;
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' completed%s and the id reuse policy "
+                                     "AllowDuplicateFailedOnly allows a new run only after a "
+                                     "failed, canceled, terminated or timed out one",
+                                     req->workflow_id, which);
+        default:
+                return 0;
+        }
+}
+
+int history_start_workflow(Manager *m,
+                           const StartRequest *req,
+                           char ret_run_id[static 37],
+                           bool *ret_started,
+                           ApiError *e) {
+        _cleanup_(run_row_done) RunRow prev = {};
+        bool visible;
+        int r;
+
+        r = store_run_find_latest(m->store, req->workflow_id, &prev);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0) {
+                visible = req->caller_admin || prev.uid == m->actor_uid;
+                /* A repeated request (Temporal's request_id dedup): the run it started. */
+                if (visible && req->request_id && prev.request_id &&
+                    streq(req->request_id, prev.request_id)) {
+                        memcpy(ret_run_id, prev.run_id, 37);
+                        *ret_started = false;
+                        return 0;
+                }
+                if (prev.status == WORKFLOW_STATUS_RUNNING)
+                        r = on_id_conflict(m, req, &prev, visible, ret_run_id, e);
+                else
+                        r = on_id_reuse(req, &prev, visible, e);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        *ret_started = false;
+                        return 0;
+                }
+        }
+        run_id_new(ret_run_id);
+        r = create_run(m, req, m->actor_uid, NULL, ret_run_id);
+        if (r < 0)
+                return r;
+        *ret_started = true;
         return 0;
 }
 
@@ -423,6 +523,11 @@ int history_signal(
         r = load_open_run(m, run_id, &run, e);
         if (r < 0)
                 return r;
+        if (run.next_event_id - 1 >= m->cfg.history_max_events)
+                return api_error_set(e, -ENOBUFS,
+                                     "the history of workflow '%s' reached the limit of %" PRIu64
+                                     " events (durabled --history-max-events)",
+                                     run.workflow_id, m->cfg.history_max_events);
         pk = attrs_begin(&a, 2);
         (void) msg_pack_kv_str(pk, "signal_name", signal_name);
         (void) pack_kv_payload(pk, "input", input->ptr, input->size);
@@ -930,6 +1035,206 @@ static int apply_close(Manager *m,
         return r;
 }
 
+/* ---- continue-as-new ---- */
+
+typedef struct ContinueCommand {
+        MsgBin input;
+        const char *workflow_type;
+        const char *task_queue;
+        uint64_t task_timeout_usec;
+} ContinueCommand;
+
+static const MsgField continue_fields[] = {
+        { "input", MSG_BIN, offsetof(ContinueCommand, input), false, PAYLOAD_SIZE_MAX },
+        { "workflow_type", MSG_STR, offsetof(ContinueCommand, workflow_type), false, NAME_MAX_LEN },
+        { "task_queue", MSG_STR, offsetof(ContinueCommand, task_queue), false, NAME_MAX_LEN },
+        { "task_timeout_usec", MSG_UINT, offsetof(ContinueCommand, task_timeout_usec) },
+        {},
+};
+
+/* ContinueAsNewWorkflowExecution: the run closes as ContinuedAsNew and a new run of the same
+ * workflow id (same owner; type, queue and task timeout kept unless given) starts with the new
+ * input and a fresh history, in the same transaction. */
+static int apply_continue_as_new(Manager *m,
+                                 RunRow *run,
+                                 const msgpack_object *attrs,
+                                 uint64_t completed_id,
+                                 msgpack_zone *z,
+                                 bool dry,
+                                 char *err,
+                                 size_t errlen) {
+        ContinueCommand c = {};
+        StartRequest req = {};
+        char new_run_id[37];
+        msgpack_packer *pk;
+        Attrs a;
+        int r;
+
+        r = msg_parse(attrs, z, continue_fields, &c, err, errlen);
+        if (r < 0)
+                return r;
+        if ((c.workflow_type && !*c.workflow_type) || (c.task_queue && !*c.task_queue)) {
+                snprintf(err, errlen,
+                         "fields \"workflow_type\" and \"task_queue\" must not be "
+                         "empty");
+                return -EINVAL;
+        }
+        if (dry)
+                return 0;
+        req = (StartRequest){
+                .workflow_id = run->workflow_id,
+                .workflow_type = c.workflow_type ? c.workflow_type : run->workflow_type,
+                .task_queue = c.task_queue ? c.task_queue : run->task_queue,
+                .input = c.input,
+                .task_timeout_usec =
+                        c.task_timeout_usec ? c.task_timeout_usec : run->task_timeout_usec,
+        };
+        run_id_new(new_run_id);
+        pk = attrs_begin(&a, 6);
+        (void) msg_pack_kv_str(pk, "new_execution_run_id", new_run_id);
+        (void) msg_pack_kv_str(pk, "workflow_type", req.workflow_type);
+        (void) msg_pack_kv_str(pk, "task_queue", req.task_queue);
+        (void) pack_kv_payload(pk, "input", c.input.ptr, c.input.size);
+        (void) msg_pack_kv_uint(pk, "task_timeout_usec", req.task_timeout_usec);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = close_run(m, run, WORKFLOW_STATUS_CONTINUED_AS_NEW, NULL, NULL);
+        if (r < 0)
+                return r;
+        /* The row must say "closed" before the new run takes the id (runs_running). */
+        r = store_run_update(m->store, run);
+        if (r < 0)
+                return r;
+        return create_run(m, &req, run->uid, run->run_id, new_run_id);
+}
+
+typedef struct ContinuedCtx {
+        char *run_id; /* 37 bytes */
+        bool found;
+} ContinuedCtx;
+
+static int find_continued(uint64_t event_id,
+                          EventType type,
+                          uint64_t time,
+                          uint32_t uid,
+                          const void *attrs,
+                          size_t size,
+                          void *userdata) {
+        ContinuedCtx *c = userdata;
+        msgpack_unpacked u;
+        const msgpack_object *v;
+
+        if (type != EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+                return 0;
+        msgpack_unpacked_init(&u);
+        if (msg_decode(attrs, size, &u) >= 0) {
+                v = msg_get(&u.data, "new_execution_run_id");
+                if (v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == 36) {
+                        memcpy(c->run_id, v->via.str.ptr, 36);
+                        c->run_id[36] = 0;
+                        c->found = true;
+                }
+        }
+        msgpack_unpacked_destroy(&u);
+        return 0;
+}
+
+int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]) {
+        ContinuedCtx c = { ret_run_id, false };
+        int r;
+
+        if (run->status != WORKFLOW_STATUS_CONTINUED_AS_NEW || run->next_event_id < 2)
+                return -ENOENT;
+        /* The closing event is the last one. */
+        r = store_events_foreach(m->store, run->run_id, run->next_event_id - 1, find_continued, &c);
+        if (r < 0)
+                return r;
+        return c.found ? 0 : -ENOENT;
+}
+
+#define CHAIN_MAX 100000 /* a bound on following a (never cyclic) chain */
+
+int history_follow_chain(Manager *m, RunRow *run) {
+        char next[37];
+        int r;
+
+        for (unsigned i = 0; i < CHAIN_MAX; i++) {
+                RunRow n = {};
+
+                r = history_continued_run_id(m, run, next);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                r = store_run_get(m->store, next, &n);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                run_row_done(run);
+                *run = n;
+        }
+        return 0;
+}
+
+/* ---- history size limits ---- */
+
+int history_size_bytes(Manager *m, const RunRow *run, uint64_t *ret) {
+        return store_history_bytes(m->store, run->run_id, ret);
+}
+
+/* Fails the run when its history passed --history-max-events or --history-max-bytes, as
+ * Temporal's limit.historyCount/historySize.error do. The byte count is read only when the events
+ * could add up to the limit: each event holds at most one payload. */
+static int check_history_limits(Manager *m, RunRow *run, uint64_t completed_id) {
+        uint64_t events = run->next_event_id - 1, bytes = 0;
+        char message[256];
+        msgpack_packer *pk;
+        Blob failure = {};
+        Attrs a;
+        int r;
+
+        if (events > m->cfg.history_max_events)
+                (void) snprintf(message, sizeof(message),
+                                "history has %" PRIu64 " events, more than the limit of %" PRIu64
+                                " (durabled --history-max-events)",
+                                events, m->cfg.history_max_events);
+        else if (events * (PAYLOAD_SIZE_MAX + 65536ULL) <= m->cfg.history_max_bytes)
+                return 0;
+        else {
+                r = store_history_bytes(m->store, run->run_id, &bytes);
+                if (r < 0)
+                        return r;
+                if (bytes <= m->cfg.history_max_bytes)
+                        return 0;
+                (void) snprintf(message, sizeof(message),
+                                "history has %" PRIu64 " bytes, more than the limit of %" PRIu64
+                                " (durabled --history-max-bytes)",
+                                bytes, m->cfg.history_max_bytes);
+        }
+        log_wf(LOG_WARNING, run->workflow_id, run->run_id, "Workflow '%s' failed: %s",
+               run->workflow_id, message);
+        /* Nothing acknowledged disappears: buffered events go in first, without a new task. */
+        r = store_buffered_drain(m->store, run->run_id, flush_one, &(FlushCtx){ m, run, 0 });
+        if (r < 0)
+                return r;
+        r = failure_blob(&failure, "HistoryLimitExceeded", NULL, true, "%s", message);
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) pack_kv_raw(pk, "failure", &failure);
+        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        r = append_event(m, run, EVENT_WORKFLOW_EXECUTION_FAILED, &a, NULL);
+        attrs_done(&a);
+        if (r >= 0)
+                r = close_run(m, run, WORKFLOW_STATUS_FAILED, NULL, &failure);
+        free(failure.ptr);
+        return r;
+}
+
 /* With @dry, only validates: a command list is checked whole before anything is written. */
 static int apply_command(Manager *m,
                          RunRow *run,
@@ -954,6 +1259,8 @@ static int apply_command(Manager *m,
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
         case COMMAND_CANCEL_WORKFLOW_EXECUTION:
                 return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
+        case COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+                return apply_continue_as_new(m, run, c->attrs, completed_id, z, dry, err, errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;
@@ -962,7 +1269,8 @@ static int apply_command(Manager *m,
 
 static bool is_close_command(CommandType t) {
         return t == COMMAND_COMPLETE_WORKFLOW_EXECUTION || t == COMMAND_FAIL_WORKFLOW_EXECUTION ||
-               t == COMMAND_CANCEL_WORKFLOW_EXECUTION;
+               t == COMMAND_CANCEL_WORKFLOW_EXECUTION ||
+               t == COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION;
 }
 
 #define COMMANDS_MAX 10000
@@ -1117,6 +1425,8 @@ int history_complete_workflow_task(Manager *m,
         run.sticky_next_id = run.wft_started_id + 1;
         for (size_t i = 0; i < n && r >= 0 && run.status == WORKFLOW_STATUS_RUNNING; i++)
                 r = apply_command(m, &run, &cs[i], completed_id, z, false, err, sizeof(err));
+        if (r >= 0 && run.status == WORKFLOW_STATUS_RUNNING)
+                r = check_history_limits(m, &run, completed_id);
         if (r < 0)
                 goto finish;
         if (run.status == WORKFLOW_STATUS_RUNNING) {

@@ -25,6 +25,7 @@
 #include "daemon/manager.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
+#include "proto/policy.h"
 
 #define PAYLOAD_SIZE_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
 #define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
@@ -38,14 +39,28 @@ typedef struct StartRequest {
         MsgBin input;
         uint64_t task_timeout_usec;
         const char *request_id;
+        IdReusePolicy id_reuse_policy;       /* for a closed previous run (proto/policy.h) */
+        IdConflictPolicy id_conflict_policy; /* for a running one */
+        const char *signal_name;             /* SignalWithStart: the signal to deliver */
+        MsgBin signal_input;
         bool caller_admin; /* may see every run; else only runs of the actor's uid */
 } StartRequest;
 
+/* Starts a run, or answers with an existing one (*ret_started false) when the request_id matches
+ * the latest run or the conflict policy is UseExisting. With @req->signal_name (SignalWithStart)
+ * the signal goes to the running run, or to the new one right after WorkflowExecutionStarted.
+ * -EEXIST (already_started) when a policy refuses the start. */
 int history_start_workflow(Manager *m,
                            const StartRequest *req,
                            char ret_run_id[static 37],
                            bool *ret_started,
                            ApiError *e);
+/* The run a ContinuedAsNew run continued as; -ENOENT when @run did not continue as new. */
+int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]);
+/* Replaces @run by the last run of its continue-as-new chain (itself when it did not continue). */
+int history_follow_chain(Manager *m, RunRow *run);
+/* The sum of the sizes of the run's event attributes, in bytes. */
+int history_size_bytes(Manager *m, const RunRow *run, uint64_t *ret);
 int history_signal(
         Manager *m, const char *run_id, const char *signal_name, const MsgBin *input, ApiError *e);
 int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e);

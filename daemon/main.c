@@ -21,6 +21,9 @@ static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
 static bool arg_time_skipping;
+static uint64_t arg_history_warn_events = HISTORY_WARN_EVENTS_DEFAULT;
+static uint64_t arg_history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
+static uint64_t arg_history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -39,6 +42,13 @@ static void help(void) {
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
+               "     --history-warn-events=N\n"
+               "                            describe warns when a run's history passes N\n"
+               "                            events (default 10240)\n"
+               "     --history-max-events=N A run whose history passes N events fails\n"
+               "                            (default 51200)\n"
+               "     --history-max-bytes=BYTES\n"
+               "                            ... or passes BYTES of events (default 50M)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --bulk-load=CLOSED,OPEN\n"
@@ -64,6 +74,27 @@ static int parse_size(const char *s, size_t *ret) {
         if (*end || v < 1024 || v > (1ULL << 30))
                 return -EINVAL;
         *ret = (size_t) v;
+        return 0;
+}
+
+/* A history limit: a count or a size ("50M", "512K") in [1, 2^40]. */
+static int parse_limit(const char *s, bool size, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || s[0] == '-' || v > (1ULL << 40))
+                return -EINVAL;
+        if (size && (*end == 'K' || *end == 'k'))
+                v <<= 10, end++;
+        else if (size && *end == 'M')
+                v <<= 20, end++;
+        else if (size && *end == 'G')
+                v <<= 30, end++;
+        if (*end || v < 1 || v > (1ULL << 40))
+                return -EINVAL;
+        *ret = v;
         return 0;
 }
 
@@ -98,6 +129,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
+                ARG_HISTORY_WARN_EVENTS,
+                ARG_HISTORY_MAX_EVENTS,
+                ARG_HISTORY_MAX_BYTES,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -111,6 +145,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "bulk-load", required_argument, NULL, ARG_BULK_LOAD },
+                { "history-warn-events", required_argument, NULL, ARG_HISTORY_WARN_EVENTS },
+                { "history-max-events", required_argument, NULL, ARG_HISTORY_MAX_EVENTS },
+                { "history-max-bytes", required_argument, NULL, ARG_HISTORY_MAX_BYTES },
                 {},
         };
         int c;
@@ -161,6 +198,26 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(-EINVAL,
                                                        "Invalid --bulk-load=%s: expected "
                                                        "CLOSED,OPEN (two counts)",
+                                                       optarg);
+                        break;
+                case ARG_HISTORY_WARN_EVENTS:
+                case ARG_HISTORY_MAX_EVENTS:
+                        if (parse_limit(optarg, false,
+                                        c == ARG_HISTORY_WARN_EVENTS ? &arg_history_warn_events
+                                                                     : &arg_history_max_events) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --%s=%s: expected a count of "
+                                                       "events, at least 1",
+                                                       c == ARG_HISTORY_WARN_EVENTS
+                                                               ? "history-warn-events"
+                                                               : "history-max-events",
+                                                       optarg);
+                        break;
+                case ARG_HISTORY_MAX_BYTES:
+                        if (parse_limit(optarg, true, &arg_history_max_bytes) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --history-max-bytes=%s: expected "
+                                                       "a size such as 50M",
                                                        optarg);
                         break;
                 case ARG_LOG_LEVEL: {
@@ -249,6 +306,9 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = 256,
                 .max_waiters = 65536,
                 .time_skipping = arg_time_skipping,
+                .history_warn_events = arg_history_warn_events,
+                .history_max_events = arg_history_max_events,
+                .history_max_bytes = arg_history_max_bytes,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

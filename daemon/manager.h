@@ -39,7 +39,14 @@ typedef struct ManagerConfig {
         unsigned max_polls_per_connection;
         unsigned max_waiters;
         bool time_skipping; /* tests: jump to the next deadline while results are awaited */
+        uint64_t history_warn_events; /* describe warns past this many events (0 = default) */
+        uint64_t history_max_events;  /* a run past this many events fails (0 = default) */
+        uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
 } ManagerConfig;
+
+#define HISTORY_WARN_EVENTS_DEFAULT 10240       /* Temporal's limit.historyCount.warn */
+#define HISTORY_MAX_EVENTS_DEFAULT 51200        /* Temporal's limit.historyCount.error */
+#define HISTORY_MAX_BYTES_DEFAULT (50ULL << 20) /* Temporal's limit.historySize.error */
 
 struct Manager {
         ManagerConfig cfg;

@@ -86,6 +86,7 @@ enum {
         Q_EXPIRE_WFT_CONN,
         Q_RELEASE,
         Q_ROLLBACK_TO,
+        Q_HISTORY_BYTES,
         _Q_MAX,
 };
 
@@ -172,6 +173,7 @@ static const char *const sql[_Q_MAX] = {
                    "WHERE status = 1 AND wft_state = 2)",
         [Q_RELEASE] = "RELEASE op",
         [Q_ROLLBACK_TO] = "ROLLBACK TO op",
+        [Q_HISTORY_BYTES] = "SELECT total(length(attrs)) FROM events WHERE run_id = ?",
 };
 
 /* Each entry moves the schema from version i to i + 1, inside one transaction. */
@@ -1420,4 +1422,20 @@ int store_run_purge_pending(Store *s, const char *run_id) {
                         return r;
         }
         return 0;
+}
+
+/* ---- history size ---- */
+
+int store_history_bytes(Store *s, const char *run_id, uint64_t *ret) {
+        sqlite3_stmt *st = stmt(s, Q_HISTORY_BYTES);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = (uint64_t) sqlite3_column_double(st, 0);
+        finish(st);
+        return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
 }

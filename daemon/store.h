@@ -270,3 +270,6 @@ int store_is_idle(Store *s);
 
 /* Deletes everything pending of a run that closed: activities, timers, tasks, deadlines. */
 int store_run_purge_pending(Store *s, const char *run_id);
+
+/* The sum of the sizes of the run's event attributes (history size limits). */
+int store_history_bytes(Store *s, const char *run_id, uint64_t *ret);

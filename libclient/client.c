@@ -16,6 +16,7 @@
 #include "libclient/failure.h"
 #include "libclient/logging.h"
 #include "proto/msg.h"
+#include "proto/policy.h"
 
 struct dur_client {
         Conn *conn; /* owned */
@@ -170,16 +171,25 @@ static const char *run_id_or_null(const char *run_id) {
         return run_id && *run_id ? run_id : NULL;
 }
 
-DUR_PUBLIC int dur_client_start(dur_client *c,
-                                const char *workflow_type,
-                                const dur_start_opts *opts,
-                                const dur_buf *input,
-                                char **ret_run_id) {
+/* StartWorkflow or SignalWithStart; @signal_name NULL for the former. */
+static int client_start(dur_client *c,
+                        const char *workflow_type,
+                        const dur_start_opts *opts,
+                        const dur_buf *input,
+                        const char *signal_name,
+                        const dur_buf *signal_input,
+                        char **ret_run_id) {
+        typedef struct Started {
+                const char *run_id;
+                bool started;
+        } Started;
         static const MsgField table[] = {
-                { "run_id", MSG_STR, 0, .required = true },
+                { "run_id", MSG_STR, offsetof(Started, run_id), .required = true },
+                { "started", MSG_BOOL, offsetof(Started, started), .required = true },
                 {},
         };
-        const char *run_id = NULL;
+        const char *op = signal_name ? "SignalWithStart" : "StartWorkflow";
+        Started st = {};
         msgpack_unpacked answer;
         char *copy = NULL;
         int r;
@@ -187,6 +197,10 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
         assert_return(c, -EINVAL);
         assert_return(workflow_type && *workflow_type, -EINVAL);
         assert_return(opts && opts->workflow_id && opts->task_queue, -EINVAL);
+        assert_return((unsigned) opts->id_reuse_policy <= DUR_ID_REUSE_TERMINATE_IF_RUNNING,
+                      -EINVAL);
+        assert_return((unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_TERMINATE_EXISTING,
+                      -EINVAL);
 
         const Field fields[] = {
                 { "workflow_id", FIELD_STR, .str = opts->workflow_id },
@@ -195,20 +209,48 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
                 { "input", FIELD_PAYLOAD, .payload = input },
                 { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
                 { "request_id", FIELD_STR, .str = opts->request_id },
+                { "id_reuse_policy", FIELD_STR,
+                  .str = id_reuse_policy_to_string((IdReusePolicy) opts->id_reuse_policy) },
+                { "id_conflict_policy", FIELD_STR,
+                  .str = id_conflict_policy_to_string(
+                          (IdConflictPolicy) opts->id_conflict_policy) },
+                { "signal_name", FIELD_STR, .str = signal_name },
+                { "signal_input", FIELD_PAYLOAD, .payload = signal_input },
         };
-        r = client_request(c, "StartWorkflow", fields, ELEMENTSOF(fields), &answer);
+        r = client_request(c, op, fields, ELEMENTSOF(fields), &answer);
         if (r < 0)
                 return r;
-        r = answer_parse("StartWorkflow", &answer, table, &run_id);
+        r = answer_parse(op, &answer, table, &st);
         if (r >= 0 && ret_run_id) {
-                copy = strdup(run_id);
+                copy = strdup(st.run_id);
                 if (!copy)
                         r = -ENOMEM;
         }
         msgpack_unpacked_destroy(&answer);
-        if (r >= 0 && ret_run_id)
+        if (r < 0)
+                return r;
+        if (ret_run_id)
                 *ret_run_id = copy;
-        return r < 0 ? r : 0;
+        return st.started ? 0 : 1;
+}
+
+DUR_PUBLIC int dur_client_start(dur_client *c,
+                                const char *workflow_type,
+                                const dur_start_opts *opts,
+                                const dur_buf *input,
+                                char **ret_run_id) {
+        return client_start(c, workflow_type, opts, input, NULL, NULL, ret_run_id);
+}
+
+DUR_PUBLIC int dur_client_signal_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *opts,
+                                            const dur_buf *input,
+                                            const char *signal_name,
+                                            const dur_buf *signal_input,
+                                            char **ret_run_id) {
+        assert_return(signal_name && *signal_name, -EINVAL);
+        return client_start(c, workflow_type, opts, input, signal_name, signal_input, ret_run_id);
 }
 
 DUR_PUBLIC int dur_client_signal(dur_client *c,

@@ -99,6 +99,9 @@ struct dur_wf {
         bool cancel_requested;
         bool cancel_delivered;
 
+        msgpack_sbuffer continue_attrs; /* dur_continue_as_new(): the command's attributes */
+        bool continue_requested;
+
         const dur_failure *failure; /* dur_wf_failure(): borrowed from a future, or own_failure */
         dur_failure *own_failure;   /* set by dur_fail() */
 

@@ -520,10 +520,14 @@ static int run_issue_close(Run *r) {
                 tmpl.type = COMMAND_COMPLETE_WORKFLOW_EXECUTION;
         else if (r->main_ret == DUR_CANCELED && r->cancel_requested)
                 tmpl.type = COMMAND_CANCEL_WORKFLOW_EXECUTION;
+        else if (r->main_ret == DUR_CONTINUED_AS_NEW)
+                tmpl.type = COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION;
 
         msgpack_sbuffer_init(&sb);
-        k = pack_close_attrs(r, tmpl.type, &sb);
-        if (k >= 0)
+        if (tmpl.type == COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION)
+                /* Packed by dur_continue_as_new(). */
+                k = run_add_command(r, &tmpl, r->continue_attrs.data, r->continue_attrs.size);
+        else if (pack_close_attrs(r, tmpl.type, &sb) >= 0)
                 k = run_add_command(r, &tmpl, sb.data, sb.size);
         else
                 k = -ENOMEM;
@@ -548,7 +552,8 @@ static int routine_finished(Run *r, Routine *rt) {
                         return run_error(
                                 r, -EPROTO, CAUSE_WORKFLOW_ERROR,
                                 "workflow function packed more or less than one msgpack value as its result");
-                if (rt->ret == DUR_FAILED || rt->ret == DUR_CANCELED)
+                if (rt->ret == DUR_FAILED || rt->ret == DUR_CANCELED ||
+                    (rt->ret == DUR_CONTINUED_AS_NEW && r->continue_requested))
                         ret = 0;
         }
         if (ret != 0)
@@ -674,6 +679,8 @@ static bool command_matches(const Command *c, const Event *e) {
                 [COMMAND_COMPLETE_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_COMPLETED,
                 [COMMAND_FAIL_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_FAILED,
                 [COMMAND_CANCEL_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_CANCELED,
+                [COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION] =
+                        EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
         };
         const msgpack_object *v;
 
@@ -827,6 +834,7 @@ static int apply_event(Run *r, const Event *e, const Event *next) {
         case EVENT_WORKFLOW_EXECUTION_COMPLETED:
         case EVENT_WORKFLOW_EXECUTION_FAILED:
         case EVENT_WORKFLOW_EXECUTION_CANCELED:
+        case EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
         case EVENT_MARKER_RECORDED:
                 return on_command_event(r, e);
         case EVENT_ACTIVITY_TASK_COMPLETED:
@@ -1031,6 +1039,7 @@ int run_new(Run **ret, const dur_workflow_def *def, const char *workflow_id, con
         if (!r)
                 return -ENOMEM;
         msgpack_sbuffer_init(&r->main_result);
+        msgpack_sbuffer_init(&r->continue_attrs);
         r->def = def;
         r->next_event_id = 1;
         r->workflow_id = strdup(workflow_id);
@@ -1054,6 +1063,7 @@ Run *run_free(Run *r) {
         futures_free(&r->resolved);
         failure_free(r->own_failure);
         msgpack_sbuffer_destroy(&r->main_result);
+        msgpack_sbuffer_destroy(&r->continue_attrs);
         if (r->zone)
                 msgpack_zone_free(r->zone);
         free(r->state);

@@ -317,6 +317,44 @@ DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration) {
         return dur_await(wf, f);
 }
 
+/* ---- continue-as-new ------------------------------------------------------------------------- */
+
+DUR_PUBLIC int
+dur_continue_as_new(dur_wf *wf, dur_buf *input, const dur_continue_as_new_opts *opts) {
+        static const dur_continue_as_new_opts none = { .workflow_type = NULL };
+        msgpack_packer pk;
+        int k;
+
+        if (!wf) {
+                dur_buf_free(input);
+                return -EINVAL;
+        }
+        if (!run_can_issue(wf)) {
+                dur_buf_free(input);
+                return -EDEADLK;
+        }
+        if (!opts)
+                opts = &none;
+        /* The last call wins: only the value the function returns matters. */
+        msgpack_sbuffer_clear(&wf->continue_attrs);
+        msgpack_packer_init(&pk, &wf->continue_attrs, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, !!input + !!opts->workflow_type + !!opts->task_queue +
+                                          (opts->task_timeout > 0));
+        if (k >= 0 && input)
+                k = msg_pack_kv_bin(&pk, "input", input->data, input->size);
+        if (k >= 0 && opts->workflow_type)
+                k = msg_pack_kv_str(&pk, "workflow_type", opts->workflow_type);
+        if (k >= 0 && opts->task_queue)
+                k = msg_pack_kv_str(&pk, "task_queue", opts->task_queue);
+        if (k >= 0)
+                k = pack_kv_usec(&pk, "task_timeout_usec", opts->task_timeout);
+        dur_buf_free(input);
+        if (k < 0)
+                return -ENOMEM;
+        wf->continue_requested = true;
+        return DUR_CONTINUED_AS_NEW;
+}
+
 /* ---- futures --------------------------------------------------------------------------------- */
 
 typedef struct AwaitSet {

@@ -79,6 +79,7 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_COMPLETE_WORKFLOW_EXECUTION] = "CompleteWorkflowExecution",
         [COMMAND_FAIL_WORKFLOW_EXECUTION] = "FailWorkflowExecution",
         [COMMAND_CANCEL_WORKFLOW_EXECUTION] = "CancelWorkflowExecution",
+        [COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION] = "ContinueAsNewWorkflowExecution",
 };
 
 const char *command_type_to_string(CommandType t) {

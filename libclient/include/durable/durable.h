@@ -38,8 +38,9 @@ extern "C" {
 #define DUR_HOUR (60 * DUR_MIN)
 
 /* Results of workflow calls besides 0 and -errno. */
-#define DUR_FAILED (-10000)   /* the operation failed; see dur_wf_failure() */
-#define DUR_CANCELED (-10001) /* the workflow (or this operation) was cancelled */
+#define DUR_FAILED (-10000)           /* the operation failed; see dur_wf_failure() */
+#define DUR_CANCELED (-10001)         /* the workflow (or this operation) was cancelled */
+#define DUR_CONTINUED_AS_NEW (-10002) /* returned by dur_continue_as_new() */
 
 /* Propagates a failure out of a workflow or activity function. */
 #define DUR_TRY(expr)                  \
@@ -106,19 +107,57 @@ DUR_PUBLIC dur_client *dur_client_free(dur_client *c);
 DUR_PUBLIC const char *dur_client_error_code(const dur_client *c);
 DUR_PUBLIC const char *dur_client_error_message(const dur_client *c);
 
+/* What a start does when the latest run of its workflow id is closed (Temporal's
+ * WorkflowIdReusePolicy, same numbers). */
+typedef enum dur_id_reuse_policy {
+        DUR_ID_REUSE_DEFAULT = 0,                     /* = ALLOW_DUPLICATE */
+        DUR_ID_REUSE_ALLOW_DUPLICATE = 1,             /* a new run may start */
+        DUR_ID_REUSE_ALLOW_DUPLICATE_FAILED_ONLY = 2, /* only if it failed, was canceled,
+                                                       * terminated or timed out */
+        DUR_ID_REUSE_REJECT_DUPLICATE = 3,            /* never: -EEXIST (already_started) */
+        DUR_ID_REUSE_TERMINATE_IF_RUNNING = 4,        /* ALLOW_DUPLICATE, and a running run is
+                                                    * terminated (as TERMINATE_EXISTING) */
+} dur_id_reuse_policy;
+
+/* What a start does when a run of its workflow id is running (Temporal's
+ * WorkflowIdConflictPolicy, same numbers). */
+typedef enum dur_id_conflict_policy {
+        DUR_ID_CONFLICT_DEFAULT = 0,            /* FAIL (USE_EXISTING for signal-with-start) */
+        DUR_ID_CONFLICT_FAIL = 1,               /* -EEXIST (already_started) */
+        DUR_ID_CONFLICT_USE_EXISTING = 2,       /* return the running run; no new run */
+        DUR_ID_CONFLICT_TERMINATE_EXISTING = 3, /* terminate it, start a new run */
+} dur_id_conflict_policy;
+
 typedef struct dur_start_opts {
         const char *workflow_id; /* required */
         const char *task_queue;  /* required */
         uint64_t task_timeout;   /* workflow task start-to-close; 0 = 10 s */
         const char *request_id;  /* optional: a repeated start with it returns the same run */
+        dur_id_reuse_policy id_reuse_policy;
+        dur_id_conflict_policy id_conflict_policy;
 } dur_start_opts;
 
-/* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
+/* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
+ * new run started, 1 when the answer is an existing run (the request_id matched the latest run,
+ * or id_conflict_policy USE_EXISTING found one running), -EEXIST when a policy refused the start,
+ * -EINVAL for a policy value outside the enums. */
 DUR_PUBLIC int dur_client_start(dur_client *c,
                                 const char *workflow_type,
                                 const dur_start_opts *opts,
                                 const dur_buf *input,
                                 char **ret_run_id);
+/* Signal-with-start: delivers @signal_name (with @signal_input, may be NULL) to the running run of
+ * opts->workflow_id, or starts a run (as dur_client_start(), under the reuse policy) whose
+ * history holds the signal before its first workflow task. The conflict policy defaults to
+ * USE_EXISTING; FAIL is refused (-EINVAL). Returns 0 when a run started, 1 when an existing run
+ * was signalled (or the request_id matched: nothing is delivered twice). */
+DUR_PUBLIC int dur_client_signal_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *opts,
+                                            const dur_buf *input,
+                                            const char *signal_name,
+                                            const dur_buf *signal_input,
+                                            char **ret_run_id);
 DUR_PUBLIC int dur_client_signal(dur_client *c,
                                  const char *workflow_id,
                                  const char *run_id,
@@ -274,6 +313,21 @@ dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, u
 
 /* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Continue-as-new: what the workflow function returns to close this run as ContinuedAsNew and
+ * start a new run of the same workflow id with @input (consumed, may be NULL) and a fresh history:
+ *         return dur_continue_as_new(wf, dur_args("{s:U}", "n", n + 1), NULL);
+ * The new run keeps the type, task queue and task timeout unless @opts (may be NULL) says
+ * otherwise. Returns DUR_CONTINUED_AS_NEW, or -errno (-EDEADLK outside workflow code). Signals
+ * that arrive while the task runs are not lost: the daemon refuses the close and a new task
+ * delivers them first (Temporal's UnhandledCommand). */
+typedef struct dur_continue_as_new_opts {
+        const char *workflow_type; /* NULL = this run's */
+        const char *task_queue;    /* NULL = this run's */
+        uint64_t task_timeout;     /* 0 = this run's */
+} dur_continue_as_new_opts;
+DUR_PUBLIC int
+dur_continue_as_new(dur_wf *wf, dur_buf *input, const dur_continue_as_new_opts *opts);
 
 /* Deterministic replacements for the clock and randomness. */
 DUR_PUBLIC uint64_t dur_now(dur_wf *wf); /* time of the current workflow task, usec since epoch */
