@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "daemon/api-error.h"
+#include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
@@ -49,6 +50,36 @@ int append_external_raw(Manager *m,
                         bool link_started,
                         bool more_follows);
 int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started);
+
+/* history.c: a new run id (UUIDv7), and a new run (see history_start_workflow()). */
+void run_id_new(char out[static 37]);
+int create_run(Manager *m,
+               const StartRequest *req,
+               uint32_t uid,
+               const char *continued_from,
+               const char run_id[static 37]);
+
+/* history-child.c. Commands StartChildWorkflowExecution and
+ * RequestCancelExternalWorkflowExecution (@dry: validate only). */
+int history_apply_start_child(Manager *m,
+                              RunRow *run,
+                              const msgpack_object *attrs,
+                              uint64_t completed_id,
+                              msgpack_zone *z,
+                              bool dry,
+                              char *err,
+                              size_t errlen);
+int history_apply_request_cancel_external(Manager *m,
+                                          RunRow *run,
+                                          const msgpack_object *attrs,
+                                          uint64_t completed_id,
+                                          msgpack_zone *z,
+                                          bool dry,
+                                          char *err,
+                                          size_t errlen);
+/* @run closed (its row not yet written): its children follow their parent close policy, and if
+ * it is a child, its parent learns the outcome (not for ContinuedAsNew: the chain goes on). */
+int history_children_on_close(Manager *m, RunRow *run);
 
 /* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
 int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);

@@ -258,6 +258,8 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         if (failure)
                 *failure = (Blob){};
         r = store_run_purge_pending(m->store, run->run_id);
+        if (r >= 0)
+                r = history_children_on_close(m, run);
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
@@ -306,7 +308,7 @@ int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t
 /* Run ids are UUIDv7 (RFC 9562): 48 bits of milliseconds, then random bits. Time-ordered keys
  * append to the right edge of the runs and events B-trees instead of landing on random cold
  * leaf pages, which keeps starts fast in a store of millions of runs (bench/README.md, W6). */
-static void run_id_new(char out[static 37]) {
+void run_id_new(char out[static 37]) {
         uint64_t ms = clock_now() / 1000;
         uint8_t u[16];
 
@@ -325,11 +327,11 @@ static void run_id_new(char out[static 37]) {
 /* Creates run @run_id of @req->workflow_id owned by @uid: WorkflowExecutionStarted (naming
  * @continued_from, the run it continues, if any), the signal of a SignalWithStart, and the first
  * workflow task. No other run of the workflow id may be running in the store. */
-static int create_run(Manager *m,
-                      const StartRequest *req,
-                      uint32_t uid,
-                      const char *continued_from,
-                      const char run_id[static 37]) {
+int create_run(Manager *m,
+               const StartRequest *req,
+               uint32_t uid,
+               const char *continued_from,
+               const char run_id[static 37]) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *pk;
         Attrs a;
@@ -355,7 +357,7 @@ static int create_run(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, continued_from ? 6 : 5);
+        pk = attrs_begin(&a, 5 + !!continued_from + (req->parent ? 3 : 0));
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -363,6 +365,11 @@ static int create_run(Manager *m,
         (void) msg_pack_kv_uint(pk, "task_timeout_usec", run.task_timeout_usec);
         if (continued_from)
                 (void) msg_pack_kv_str(pk, "continued_execution_run_id", continued_from);
+        if (req->parent) {
+                (void) msg_pack_kv_str(pk, "parent_workflow_id", req->parent->parent_workflow_id);
+                (void) msg_pack_kv_str(pk, "parent_run_id", req->parent->parent_run_id);
+                (void) msg_pack_kv_uint(pk, "parent_initiated_event_id", req->parent->initiated_id);
+        }
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
@@ -1065,6 +1072,7 @@ static int apply_continue_as_new(Manager *m,
                                  size_t errlen) {
         ContinueCommand c = {};
         StartRequest req = {};
+        ChildRow link = {};
         char new_run_id[37];
         msgpack_packer *pk;
         Attrs a;
@@ -1108,7 +1116,16 @@ static int apply_continue_as_new(Manager *m,
         r = store_run_update(m->store, run);
         if (r < 0)
                 return r;
-        return create_run(m, &req, run->uid, run->run_id, new_run_id);
+        /* A child's chain stays its parent's child (history-child.c). */
+        r = store_child_get_by_run(m->store, run->run_id, &link);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        req.parent = r >= 0 ? &link : NULL;
+        r = create_run(m, &req, run->uid, run->run_id, new_run_id);
+        if (r >= 0 && req.parent)
+                r = store_child_relink(m->store, run->run_id, new_run_id);
+        child_row_done(&link);
+        return r;
 }
 
 typedef struct ContinuedCtx {
@@ -1261,6 +1278,12 @@ static int apply_command(Manager *m,
                 return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
         case COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
                 return apply_continue_as_new(m, run, c->attrs, completed_id, z, dry, err, errlen);
+        case COMMAND_START_CHILD_WORKFLOW_EXECUTION:
+                return history_apply_start_child(m, run, c->attrs, completed_id, z, dry, err,
+                                                 errlen);
+        case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+                return history_apply_request_cancel_external(m, run, c->attrs, completed_id, z, dry,
+                                                             err, errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;

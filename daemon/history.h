@@ -43,7 +43,8 @@ typedef struct StartRequest {
         IdConflictPolicy id_conflict_policy; /* for a running one */
         const char *signal_name;             /* SignalWithStart: the signal to deliver */
         MsgBin signal_input;
-        bool caller_admin; /* may see every run; else only runs of the actor's uid */
+        const ChildRow *parent; /* a child workflow: its parent (history-child.c) */
+        bool caller_admin;      /* may see every run; else only runs of the actor's uid */
 } StartRequest;
 
 /* Starts a run, or answers with an existing one (*ret_started false) when the request_id matches

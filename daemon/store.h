@@ -273,3 +273,23 @@ int store_run_purge_pending(Store *s, const char *run_id);
 
 /* The sum of the sizes of the run's event attributes (history size limits). */
 int store_history_bytes(Store *s, const char *run_id, uint64_t *ret);
+
+/* Pending child workflows (table children): one row per child started by a parent run and not
+ * closed yet; run_id follows the child's continue-as-new chain. */
+typedef struct ChildRow {
+        char parent_run_id[37];
+        uint64_t initiated_id; /* StartChildWorkflowExecutionInitiated in the parent */
+        char *parent_workflow_id;
+        char *workflow_id;
+        char run_id[37];
+        int policy; /* ParentClosePolicy (proto/policy.h) */
+} ChildRow;
+
+void child_row_done(ChildRow *c);
+int store_child_insert(Store *s, const ChildRow *c);
+/* The row of the child run @run_id; -ENOENT when it is no pending child. */
+int store_child_get_by_run(Store *s, const char *run_id, ChildRow *ret);
+int store_child_relink(Store *s, const char *old_run_id, const char *new_run_id);
+int store_child_delete(Store *s, const char *parent_run_id, uint64_t initiated_id);
+typedef int (*child_cb)(const ChildRow *c, void *userdata);
+int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, void *userdata);

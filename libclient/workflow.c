@@ -459,6 +459,130 @@ DUR_PUBLIC const dur_failure *dur_future_failure(const dur_future *f) {
         return f && f->done ? f->failure : NULL;
 }
 
+/* ---- child workflows ------------------------------------------------------------------------ */
+
+static int pack_child_attrs(msgpack_packer *pk,
+                            const char *type,
+                            const dur_buf *input,
+                            const dur_child_opts *o) {
+        const char *policy = NULL;
+        int k;
+
+        switch (o->parent_close_policy) {
+        case DUR_PARENT_CLOSE_TERMINATE:
+                policy = "Terminate";
+                break;
+        case DUR_PARENT_CLOSE_ABANDON:
+                policy = "Abandon";
+                break;
+        case DUR_PARENT_CLOSE_REQUEST_CANCEL:
+                policy = "RequestCancel";
+                break;
+        default:
+                break;
+        }
+        k = msgpack_pack_map(pk, 2 + !!o->task_queue + !!input + (o->task_timeout > 0) + !!policy);
+        if (k >= 0)
+                k = msg_pack_kv_str(pk, "workflow_id", o->workflow_id);
+        if (k >= 0)
+                k = msg_pack_kv_str(pk, "workflow_type", type);
+        if (k >= 0 && o->task_queue)
+                k = msg_pack_kv_str(pk, "task_queue", o->task_queue);
+        if (k >= 0 && input)
+                k = msg_pack_kv_bin(pk, "input", input->data, input->size);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "task_timeout_usec", o->task_timeout);
+        if (k >= 0 && policy)
+                k = msg_pack_kv_str(pk, "parent_close_policy", policy);
+        return k < 0 ? -ENOMEM : 0;
+}
+
+DUR_PUBLIC dur_future *
+dur_start_child(dur_wf *wf, const char *type, dur_buf *input, const dur_child_opts *opts) {
+        Command tmpl = { .type = COMMAND_START_CHILD_WORKFLOW_EXECUTION };
+        _cleanup_free_ char *id = NULL;
+        dur_future *f = NULL;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int k;
+
+        if (!wf || !type || !*type || !opts || !opts->workflow_id || !*opts->workflow_id ||
+            (unsigned) opts->parent_close_policy > DUR_PARENT_CLOSE_REQUEST_CANCEL) {
+                errno = EINVAL;
+                goto finish;
+        }
+        if (!run_can_issue(wf)) {
+                errno = EDEADLK;
+                goto finish;
+        }
+        id = strdup(opts->workflow_id);
+        if (!id) {
+                errno = ENOMEM;
+                goto finish;
+        }
+        tmpl.activity_type = (char *) type;
+        tmpl.workflow_id = (char *) opts->workflow_id;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = pack_child_attrs(&pk, type, input, opts);
+        if (k < 0)
+                errno = -k;
+        else
+                f = issue_start(wf, &tmpl, FUTURE_CHILD, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        if (f)
+                f->child_workflow_id = TAKE_PTR(id);
+finish:
+        dur_buf_free(input);
+        return f;
+}
+
+DUR_PUBLIC int dur_execute_child(dur_wf *wf,
+                                 const char *type,
+                                 dur_buf *input,
+                                 const dur_child_opts *opts,
+                                 const msgpack_object **ret_result) {
+        dur_future *f;
+        int k;
+
+        f = dur_start_child(wf, type, input, opts);
+        if (!f)
+                return -errno;
+        k = dur_await(wf, f);
+        if (k < 0)
+                return k;
+        if (ret_result)
+                *ret_result = &f->value;
+        return 0;
+}
+
+static bool child_started_or_done(Run *r, void *userdata) {
+        const dur_future *f = userdata;
+
+        return f->child_started || f->done;
+}
+
+DUR_PUBLIC int dur_child_started(dur_wf *wf, dur_future *child, const char **ret_run_id) {
+        int k;
+
+        assert_return(wf && child && child->run == wf && child->kind == FUTURE_CHILD, -EINVAL);
+        k = run_block(wf, child_started_or_done, child);
+        if (k < 0)
+                return k;
+        if (!child->child_started)
+                return future_outcome(wf, child);
+        if (ret_run_id)
+                *ret_run_id = child->child_run_id;
+        return 0;
+}
+
+DUR_PUBLIC int dur_future_cancel(dur_wf *wf, dur_future *f) {
+        assert_return(wf && f && f->run == wf, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        return run_cancel_future(wf, f);
+}
+
 /* ---- conditions ------------------------------------------------------------------------------ */
 
 typedef struct Condition {

@@ -18,6 +18,12 @@ static const char *const conflict_names[_ID_CONFLICT_MAX] = {
         [ID_CONFLICT_TERMINATE_EXISTING] = "TerminateExisting",
 };
 
+static const char *const parent_close_names[_PARENT_CLOSE_MAX] = {
+        [PARENT_CLOSE_TERMINATE] = "Terminate",
+        [PARENT_CLOSE_ABANDON] = "Abandon",
+        [PARENT_CLOSE_REQUEST_CANCEL] = "RequestCancel",
+};
+
 static int lookup(const char *const *names, int n, const char *s) {
         for (int i = 1; i < n; i++)
                 if (strcasecmp(names[i], s) == 0)
@@ -39,4 +45,12 @@ const char *id_conflict_policy_to_string(IdConflictPolicy p) {
 
 IdConflictPolicy id_conflict_policy_from_string(const char *s) {
         return (IdConflictPolicy) lookup(conflict_names, _ID_CONFLICT_MAX, s);
+}
+
+const char *parent_close_policy_to_string(ParentClosePolicy p) {
+        return p > 0 && p < _PARENT_CLOSE_MAX ? parent_close_names[p] : NULL;
+}
+
+ParentClosePolicy parent_close_policy_from_string(const char *s) {
+        return (ParentClosePolicy) lookup(parent_close_names, _PARENT_CLOSE_MAX, s);
 }

@@ -24,6 +24,16 @@ typedef enum IdConflictPolicy {
         _ID_CONFLICT_INVALID = -22,
 } IdConflictPolicy;
 
+/* What happens to a child workflow when its parent closes (Temporal's ParentClosePolicy). */
+typedef enum ParentClosePolicy {
+        PARENT_CLOSE_UNSPECIFIED = 0, /* the default: Terminate */
+        PARENT_CLOSE_TERMINATE = 1,
+        PARENT_CLOSE_ABANDON = 2,
+        PARENT_CLOSE_REQUEST_CANCEL = 3,
+        _PARENT_CLOSE_MAX,
+        _PARENT_CLOSE_INVALID = -22,
+} ParentClosePolicy;
+
 const char *id_reuse_policy_to_string(IdReusePolicy p);   /* NULL for unspecified/unknown */
 IdReusePolicy id_reuse_policy_from_string(const char *s); /* case-insensitive */
 const char *id_conflict_policy_to_string(IdConflictPolicy p);
@@ -33,3 +43,7 @@ IdConflictPolicy id_conflict_policy_from_string(const char *s);
 #define ID_REUSE_POLICY_NAMES \
         "AllowDuplicate, AllowDuplicateFailedOnly, RejectDuplicate, TerminateIfRunning"
 #define ID_CONFLICT_POLICY_NAMES "Fail, UseExisting, TerminateExisting"
+
+const char *parent_close_policy_to_string(ParentClosePolicy p);
+ParentClosePolicy parent_close_policy_from_string(const char *s);
+#define PARENT_CLOSE_POLICY_NAMES "Terminate, Abandon, RequestCancel"

@@ -8,7 +8,13 @@
  *   Fail     fails (type "Boom", non-retryable).
  *   Counter  {"n", "max", "gate"?: bool}: with gate, waits for signal "go"; then, while n < max,
  *            continues as new with n + 1; returns {"n": n, "run_id": <this run>}.
- *   Chatty   {"steps": k}: k one-millisecond durable timers in a row; returns {"steps": k}. */
+ *   Chatty   {"steps": k}: k one-millisecond durable timers in a row; returns {"steps": k}.
+ *   Parent   {"child_id", "child_type", "child_input"?, "policy"?: "Terminate" | "Abandon" |
+ *            "RequestCancel", "await"?: bool, "cancel_child"?: bool}: starts the child on this
+ *            queue; with cancel_child, waits until it started, cancels it and returns
+ *            {"child": "canceled"} once it ended Canceled; with await returns {"child": result}
+ *            (a failed child fails the parent with the child's failure as cause); else returns
+ *            {"child_run_id"} once the child started. */
 
 #include <durable/durable.h>
 #include <errno.h>
@@ -121,7 +127,62 @@ static int chatty_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
         return dur_pack(out, "{s:U}", "steps", steps);
 }
 
+static dur_parent_close_policy policy_of(const char *s) {
+        if (!s)
+                return DUR_PARENT_CLOSE_DEFAULT;
+        if (strcmp(s, "Abandon") == 0)
+                return DUR_PARENT_CLOSE_ABANDON;
+        if (strcmp(s, "RequestCancel") == 0)
+                return DUR_PARENT_CLOSE_REQUEST_CANCEL;
+        return DUR_PARENT_CLOSE_TERMINATE;
+}
+
+static int parent_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        const msgpack_object *child_input = NULL, *result;
+        const char *id = NULL, *type = NULL, *policy = NULL, *run_id;
+        bool wait = false, cancel = false;
+        dur_child_opts opts;
+        dur_future *f;
+        int r;
+
+        r = dur_unpack(in, "{s:s, s:s, s?:o, s?:s, s?:b, s?:b}", "child_id", &id, "child_type",
+                       &type, "child_input", &child_input, "policy", &policy, "await", &wait,
+                       "cancel_child", &cancel);
+        if (r < 0)
+                return dur_fail(wf, "BadInput", true, "bad input");
+        opts = (dur_child_opts){ .workflow_id = id, .parent_close_policy = policy_of(policy) };
+        f = dur_start_child(wf, type, child_input ? dur_buf_from_object(child_input) : NULL, &opts);
+        if (!f)
+                return -errno;
+        if (cancel) {
+                r = dur_child_started(wf, f, NULL);
+                if (r < 0)
+                        return r;
+                r = dur_future_cancel(wf, f);
+                if (r < 0)
+                        return r;
+                r = dur_await(wf, f);
+                if (r != DUR_CANCELED)
+                        return dur_fail(wf, "NotCanceled", true, "child ended with %d", r);
+                return dur_pack(out, "{s:s}", "child", "canceled");
+        }
+        if (wait) {
+                r = dur_await(wf, f);
+                if (r < 0)
+                        return r;
+                result = dur_future_result(f);
+                if (msgpack_pack_map(out, 1) < 0 || dur_pack(out, "s", "child") < 0)
+                        return -ENOMEM;
+                return msgpack_pack_object(out, *result) < 0 ? -ENOMEM : 0;
+        }
+        r = dur_child_started(wf, f, &run_id);
+        if (r < 0)
+                return r;
+        return dur_pack(out, "{s:s}", "child_run_id", run_id);
+}
+
 static const dur_workflow_def workflows[] = {
+        { .name = "Parent", .run = parent_run },
         {
                 .name = "Collect",
                 .run = collect_run,

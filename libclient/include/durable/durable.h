@@ -314,6 +314,44 @@ dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, u
 /* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
 
+/* Child workflows: a run of its own workflow id, type, task queue and input, started by this
+ * workflow and owned by the same user; its future resolves when it closes: 0 with its result,
+ * DUR_FAILED (dur_wf_failure() is a "ChildWorkflowFailure" whose cause is the child's own failure,
+ * with its cause chain; "WorkflowAlreadyExists" when its id was running), DUR_CANCELED when it
+ * ended Canceled. Not awaiting the future is allowed: the child runs on. What happens to it when
+ * this workflow closes first is its parent close policy (Temporal's ParentClosePolicy). */
+typedef enum dur_parent_close_policy {
+        DUR_PARENT_CLOSE_DEFAULT = 0,        /* = TERMINATE */
+        DUR_PARENT_CLOSE_TERMINATE = 1,      /* the child is terminated */
+        DUR_PARENT_CLOSE_ABANDON = 2,        /* the child runs on */
+        DUR_PARENT_CLOSE_REQUEST_CANCEL = 3, /* the child is asked to cancel */
+} dur_parent_close_policy;
+
+typedef struct dur_child_opts {
+        const char *workflow_id; /* required */
+        const char *task_queue;  /* NULL = this workflow's */
+        uint64_t task_timeout;   /* 0 = 10 s */
+        dur_parent_close_policy parent_close_policy;
+} dur_child_opts;
+
+/* @input is consumed (may be NULL). NULL with errno set on failure (EINVAL, EDEADLK outside
+ * workflow code, ENOMEM). */
+DUR_PUBLIC dur_future *
+dur_start_child(dur_wf *wf, const char *workflow_type, dur_buf *input, const dur_child_opts *opts);
+/* start + await; *ret_result (if not NULL) points to the child's result, valid for the run. */
+DUR_PUBLIC int dur_execute_child(dur_wf *wf,
+                                 const char *workflow_type,
+                                 dur_buf *input,
+                                 const dur_child_opts *opts,
+                                 const msgpack_object **ret_result);
+/* Waits until the child started (or failed to start: its future's outcome); its run id in
+ * *ret_run_id (if not NULL), valid for the run. */
+DUR_PUBLIC int dur_child_started(dur_wf *wf, dur_future *child, const char **ret_run_id);
+/* Cancels what the future stands for: an activity or timer resolves DUR_CANCELED at once (TRY_CANCEL);
+ * a child workflow is asked to cancel and its future resolves when the child closes
+ * (WAIT_CANCELLATION_COMPLETED, Temporal's default for children). 0 or -errno. */
+DUR_PUBLIC int dur_future_cancel(dur_wf *wf, dur_future *f);
+
 /* Continue-as-new: what the workflow function returns to close this run as ContinuedAsNew and
  * start a new run of the same workflow id with @input (consumed, may be NULL) and a fresh history:
  *         return dur_continue_as_new(wf, dur_args("{s:U}", "n", n + 1), NULL);
