@@ -53,6 +53,9 @@ typedef enum Opt {
         OPT_ID_REUSE_POLICY,
         OPT_ID_CONFLICT_POLICY,
         OPT_SIGNAL_INPUT,
+        OPT_EXECUTION_TIMEOUT,
+        OPT_RUN_TIMEOUT,
+        OPT_START_DELAY,
         _OPT_MAX,
 } Opt;
 
@@ -60,9 +63,10 @@ typedef enum Opt {
 #define GLOBAL_OPTS \
         (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER))
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
-#define START_OPTS                                                                \
-        (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
-         BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY))
+#define START_OPTS                                                                      \
+        (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) |       \
+         BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY) | \
+         BIT(OPT_EXECUTION_TIMEOUT) | BIT(OPT_RUN_TIMEOUT) | BIT(OPT_START_DELAY))
 /* getopt_long() values: above every character, so no long option collides with a short one. */
 #define OPT_VAL_BASE 0x100
 
@@ -110,6 +114,11 @@ static const OptionDef options[_OPT_MAX] = {
                                      "If the id is running: Fail (default for start), "
                                      "UseExisting, TerminateExisting" },
         [OPT_SIGNAL_INPUT] = { "signal-input", "JSON", "The signal's argument as JSON" },
+        [OPT_EXECUTION_TIMEOUT] = { "execution-timeout", "DURATION",
+                                    "Time out the workflow, continue-as-new included" },
+        [OPT_RUN_TIMEOUT] = { "run-timeout", "DURATION", "Time out each run" },
+        [OPT_START_DELAY] = { "start-delay", "DURATION",
+                              "Run the first workflow task only after DURATION" },
 };
 
 typedef struct Verb {
@@ -308,6 +317,12 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--task-timeout", value, &a->task_timeout_usec);
         case OPT_TIMEOUT:
                 return parse_duration("--timeout", value, &a->timeout_usec);
+        case OPT_EXECUTION_TIMEOUT:
+                return parse_duration("--execution-timeout", value, &a->execution_timeout_usec);
+        case OPT_RUN_TIMEOUT:
+                return parse_duration("--run-timeout", value, &a->run_timeout_usec);
+        case OPT_START_DELAY:
+                return parse_duration("--start-delay", value, &a->start_delay_usec);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);

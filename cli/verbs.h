@@ -28,6 +28,9 @@ typedef struct Args {
         const char *id_reuse_policy; /* canonical names (proto/policy.h) */
         const char *id_conflict_policy;
         uint64_t task_timeout_usec;
+        uint64_t execution_timeout_usec;
+        uint64_t run_timeout_usec;
+        uint64_t start_delay_usec;
         uint64_t timeout_usec;
         uint64_t limit;
         bool wait;

@@ -91,26 +91,23 @@ typedef struct StartArgs {
         const char *id_conflict_policy;
 } StartArgs;
 
-#define START_FIELDS                                                                           \
-        { "workflow_id", MSG_STR, offsetof(StartArgs, s.workflow_id), true, NAME_MAX_LEN },    \
-                { "workflow_type", MSG_STR, offsetof(StartArgs, s.workflow_type), true,        \
-                  NAME_MAX_LEN },                                                              \
-                { "task_queue", MSG_STR, offsetof(StartArgs, s.task_queue), true, NAME_MAX_LEN }, \
-                { "input", MSG_BIN, offsetof(StartArgs, s.input), false, PAYLOAD_SIZE_MAX },   \
-                { "task_timeout_usec", MSG_UINT, offsetof(StartArgs, s.task_timeout_usec) },   \
-                { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN }, \
-                { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 }, \
-        {                                                                                      \
-                "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 \
-        }
-
 static const MsgField start_fields[] = {
-        START_FIELDS,
+        { "workflow_id", MSG_STR, offsetof(StartArgs, s.workflow_id), true, NAME_MAX_LEN },
+        { "workflow_type", MSG_STR, offsetof(StartArgs, s.workflow_type), true, NAME_MAX_LEN },
+        { "task_queue", MSG_STR, offsetof(StartArgs, s.task_queue), true, NAME_MAX_LEN },
+        { "input", MSG_BIN, offsetof(StartArgs, s.input), false, PAYLOAD_SIZE_MAX },
+        { "task_timeout_usec", MSG_UINT, offsetof(StartArgs, s.task_timeout_usec) },
+        { "execution_timeout_usec", MSG_UINT, offsetof(StartArgs, s.execution_timeout_usec) },
+        { "run_timeout_usec", MSG_UINT, offsetof(StartArgs, s.run_timeout_usec) },
+        { "start_delay_usec", MSG_UINT, offsetof(StartArgs, s.start_delay_usec) },
+        { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN },
+        { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
+        { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
         {},
 };
 
+/* SignalWithStart: these besides start_fields. */
 static const MsgField signal_with_start_fields[] = {
-        START_FIELDS,
         { "signal_name", MSG_STR, offsetof(StartArgs, s.signal_name), true, NAME_MAX_LEN },
         { "signal_input", MSG_BIN, offsetof(StartArgs, s.signal_input), false, PAYLOAD_SIZE_MAX },
         {},
@@ -197,7 +194,9 @@ static int op_signal_with_start(Request *q) {
         StartArgs a = {};
         int r;
 
-        r = parse_start(q, signal_with_start_fields, &a);
+        r = parse_start(q, start_fields, &a);
+        if (r >= 0)
+                r = PARSE(q, signal_with_start_fields, &a);
         if (r >= 0)
                 r = check_name(q, "signal_name", a.s.signal_name);
         if (r < 0)

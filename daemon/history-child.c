@@ -29,6 +29,8 @@ typedef struct ChildCommand {
         const char *task_queue;
         MsgBin input;
         uint64_t task_timeout_usec;
+        uint64_t execution_timeout_usec;
+        uint64_t run_timeout_usec;
         const char *parent_close_policy;
 } ChildCommand;
 
@@ -38,6 +40,8 @@ static const MsgField child_fields[] = {
         { "task_queue", MSG_STR, offsetof(ChildCommand, task_queue), false, NAME_MAX_LEN },
         { "input", MSG_BIN, offsetof(ChildCommand, input), false, PAYLOAD_SIZE_MAX },
         { "task_timeout_usec", MSG_UINT, offsetof(ChildCommand, task_timeout_usec) },
+        { "execution_timeout_usec", MSG_UINT, offsetof(ChildCommand, execution_timeout_usec) },
+        { "run_timeout_usec", MSG_UINT, offsetof(ChildCommand, run_timeout_usec) },
         { "parent_close_policy", MSG_STR, offsetof(ChildCommand, parent_close_policy), false, 64 },
         {},
 };
@@ -138,6 +142,8 @@ int history_apply_start_child(Manager *m,
                 .task_queue = c.task_queue,
                 .input = c.input,
                 .task_timeout_usec = c.task_timeout_usec,
+                .execution_timeout_usec = c.execution_timeout_usec,
+                .run_timeout_usec = c.run_timeout_usec,
                 .parent = &link,
         };
         r = create_run(m, &req, run->uid, NULL, link.run_id);

@@ -327,12 +327,40 @@ void run_id_new(char out[static 37]) {
 /* Creates run @run_id of @req->workflow_id owned by @uid: WorkflowExecutionStarted (naming
  * @continued_from, the run it continues, if any), the signal of a SignalWithStart, and the first
  * workflow task. No other run of the workflow id may be running in the store. */
+/* The run's timeout deadlines (Temporal's semantics, SEMANTICS.md b.3): the execution timeout
+ * spans the continue-as-new chain (an absolute expiration, inherited), the run timeout this run;
+ * only the earlier one needs a deadline. */
+static int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
+        DeadlineKind kind = DEADLINE_RUN_TIMEOUT;
+        uint64_t due = run_due;
+
+        if (expiration && (!due || expiration <= due)) {
+                due = expiration;
+                kind = DEADLINE_EXECUTION_TIMEOUT;
+        }
+        if (!due)
+                return 0;
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, due, kind, run->run_id, 0, 0, NULL);
+}
+
+/* The first workflow task: now, or after start_delay (Temporal's workflow_start_delay). */
+static int schedule_first_task(Manager *m, RunRow *run, uint64_t start_delay_usec) {
+        if (start_delay_usec == 0)
+                return schedule_workflow_task(m, run);
+        run->wft_state = WFT_DELAYED;
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, run->start_time + start_delay_usec,
+                                     DEADLINE_START_DELAY, run->run_id, 0, 0, NULL);
+}
+
 int create_run(Manager *m,
                const StartRequest *req,
                uint32_t uid,
                const char *continued_from,
                const char run_id[static 37]) {
         _cleanup_(run_row_done) RunRow run = {};
+        uint64_t expiration = 0, run_due = 0;
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -353,11 +381,23 @@ int create_run(Manager *m,
                                         ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
                                         : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
+        expiration = req->execution_expiration;
+        if (!expiration && req->execution_timeout_usec)
+                expiration = run.start_time + req->execution_timeout_usec;
+        if (req->run_timeout_usec) {
+                run_due = run.start_time + req->run_timeout_usec;
+                /* A workflow task cannot outlast its run (Temporal caps it the same way). */
+                run.task_timeout_usec = MIN(run.task_timeout_usec, req->run_timeout_usec);
+        }
         r = store_run_insert(m->store, &run);
+        if (r >= 0)
+                r = arm_run_timeouts(m, &run, expiration, run_due);
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5 + !!continued_from + (req->parent ? 3 : 0));
+        pk = attrs_begin(&a, 5 + !!continued_from + (req->parent ? 3 : 0) +
+                                     !!req->execution_timeout_usec + !!expiration +
+                                     !!req->run_timeout_usec + !!req->start_delay_usec);
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -370,6 +410,16 @@ int create_run(Manager *m,
                 (void) msg_pack_kv_str(pk, "parent_run_id", req->parent->parent_run_id);
                 (void) msg_pack_kv_uint(pk, "parent_initiated_event_id", req->parent->initiated_id);
         }
+        if (req->execution_timeout_usec)
+                (void) msg_pack_kv_uint(pk, "workflow_execution_timeout_usec",
+                                        req->execution_timeout_usec);
+        if (expiration)
+                (void) msg_pack_kv_uint(pk, "workflow_execution_expiration_time", expiration);
+        if (req->run_timeout_usec)
+                (void) msg_pack_kv_uint(pk, "workflow_run_timeout_usec", req->run_timeout_usec);
+        if (req->start_delay_usec)
+                (void) msg_pack_kv_uint(pk, "first_workflow_task_backoff_usec",
+                                        req->start_delay_usec);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
@@ -384,7 +434,7 @@ int create_run(Manager *m,
                 if (r < 0)
                         return r;
         }
-        r = schedule_workflow_task(m, &run);
+        r = schedule_first_task(m, &run, req->start_delay_usec);
         if (r < 0)
                 return r;
         r = store_run_update(m->store, &run);
@@ -393,6 +443,27 @@ int create_run(Manager *m,
         log_wf(LOG_DEBUG, run.workflow_id, run.run_id, "Started workflow '%s' (%s) on queue '%s'",
                run.workflow_id, run.workflow_type, run.task_queue);
         return 0;
+}
+
+/* Signal-with-start ends a start delay (Temporal's documented behaviour; a plain signal does not):
+ * the first workflow task is scheduled now. */
+static int end_start_delay(Manager *m, const char *run_id) {
+        _cleanup_(run_row_done) RunRow run = {};
+        int r;
+
+        r = store_run_get(m->store, run_id, &run);
+        if (r < 0)
+                return r;
+        if (run.wft_state != WFT_DELAYED)
+                return 0;
+        run.wft_state = WFT_NONE;
+        r = store_deadline_delete(m->store, DEADLINE_START_DELAY, run.run_id, 0);
+        if (r >= 0)
+                r = schedule_workflow_task(m, &run);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+        return store_run_update(m->store, &run);
 }
 
 /* The latest run of the id is running: the conflict policy decides. Returns 1 when the request
@@ -420,6 +491,8 @@ static int on_id_conflict(Manager *m,
                 if (req->signal_name) {
                         r = history_signal(m, prev->run_id, req->signal_name, &req->signal_input,
                                            e);
+                        if (r >= 0)
+                                r = end_start_delay(m, prev->run_id);
                         if (r < 0)
                                 return r;
                 }
@@ -1059,6 +1132,37 @@ static const MsgField continue_fields[] = {
         {},
 };
 
+static int started_timeouts(uint64_t event_id,
+                            EventType type,
+                            uint64_t time,
+                            uint32_t uid,
+                            const void *attrs,
+                            size_t size,
+                            void *userdata) {
+        StartRequest *req = userdata;
+        const msgpack_object *v;
+        msgpack_unpacked u;
+
+        msgpack_unpacked_init(&u);
+        if (type == EVENT_WORKFLOW_EXECUTION_STARTED && msg_decode(attrs, size, &u) >= 0) {
+                v = msg_get(&u.data, "workflow_run_timeout_usec");
+                if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        req->run_timeout_usec = v->via.u64;
+                v = msg_get(&u.data, "workflow_execution_expiration_time");
+                if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        req->execution_expiration = v->via.u64;
+        }
+        msgpack_unpacked_destroy(&u);
+        return -ECANCELED; /* only the first event */
+}
+
+/* The run timeout and execution expiration that a continued run inherits (Temporal: the
+ * execution timeout spans the chain), from the run's WorkflowExecutionStarted. */
+static int read_started_timeouts(Manager *m, const RunRow *run, StartRequest *req) {
+        int r = store_events_foreach(m->store, run->run_id, 1, started_timeouts, req);
+        return r == -ECANCELED ? 0 : r;
+}
+
 /* ContinueAsNewWorkflowExecution: the run closes as ContinuedAsNew and a new run of the same
  * workflow id (same owner; type, queue and task timeout kept unless given) starts with the new
  * input and a fresh history, in the same transaction. */
@@ -1089,7 +1193,12 @@ static int apply_continue_as_new(Manager *m,
         }
         if (dry)
                 return 0;
+        r = read_started_timeouts(m, run, &req);
+        if (r < 0)
+                return r;
         req = (StartRequest){
+                .run_timeout_usec = req.run_timeout_usec,
+                .execution_expiration = req.execution_expiration,
                 .workflow_id = run->workflow_id,
                 .workflow_type = c.workflow_type ? c.workflow_type : run->workflow_type,
                 .task_queue = c.task_queue ? c.task_queue : run->task_queue,
@@ -1487,6 +1596,40 @@ static int on_timer_due(Manager *m, RunRow *run, const Deadline *d) {
         return r;
 }
 
+/* The run or execution timeout expired: WorkflowExecutionTimedOut, status TimedOut, with a
+ * TimeoutError failure naming which timeout. */
+static int time_out_run(Manager *m, RunRow *run, DeadlineKind kind) {
+        const char *which = kind == DEADLINE_RUN_TIMEOUT ? "run" : "execution";
+        msgpack_packer *pk;
+        Blob failure = {};
+        Attrs a;
+        int r;
+
+        log_wf(LOG_INFO, run->workflow_id, run->run_id, "Workflow '%s' timed out (%s timeout)",
+               run->workflow_id, which);
+        r = fail_started_task(m, run, "WorkflowTimedOut");
+        if (r < 0)
+                return r;
+        /* Nothing acknowledged disappears: buffered events go in first, without a new task. */
+        r = store_buffered_drain(m->store, run->run_id, flush_one, &(FlushCtx){ m, run, 0 });
+        if (r < 0)
+                return r;
+        pk = attrs_begin(&a, 2);
+        (void) msg_pack_kv_str(pk, "retry_state", "Timeout");
+        (void) msg_pack_kv_str(pk, "timeout", which);
+        r = append_event(m, run, EVENT_WORKFLOW_EXECUTION_TIMED_OUT, &a, NULL);
+        attrs_done(&a);
+        if (r < 0)
+                return r;
+        r = failure_blob(&failure, "TimeoutError", "StartToClose", true,
+                         "workflow %s timeout expired", which);
+        if (r < 0)
+                return r;
+        r = close_run(m, run, WORKFLOW_STATUS_TIMED_OUT, NULL, &failure);
+        free(failure.ptr);
+        return r;
+}
+
 int history_on_deadline(Manager *m, const Deadline *d) {
         _cleanup_(run_row_done) RunRow run = {};
         int r;
@@ -1512,6 +1655,16 @@ int history_on_deadline(Manager *m, const Deadline *d) {
                 if (run.wft_state != WFT_NONE || run.wft_attempt != d->gen)
                         return 0;
                 r = schedule_workflow_task(m, &run);
+                break;
+        case DEADLINE_START_DELAY:
+                if (run.wft_state != WFT_DELAYED)
+                        return 0;
+                run.wft_state = WFT_NONE;
+                r = schedule_workflow_task(m, &run);
+                break;
+        case DEADLINE_RUN_TIMEOUT:
+        case DEADLINE_EXECUTION_TIMEOUT:
+                r = time_out_run(m, &run, d->kind);
                 break;
         default:
                 r = history_on_activity_deadline(m, &run, d);

@@ -38,6 +38,10 @@ typedef struct StartRequest {
         const char *task_queue;
         MsgBin input;
         uint64_t task_timeout_usec;
+        uint64_t execution_timeout_usec; /* the whole continue-as-new chain; 0 = none */
+        uint64_t run_timeout_usec;       /* one run; 0 = none (capped at the execution's) */
+        uint64_t start_delay_usec;       /* first workflow task after this delay */
+        uint64_t execution_expiration;   /* continue-as-new: the chain's absolute deadline */
         const char *request_id;
         IdReusePolicy id_reuse_policy;       /* for a closed previous run (proto/policy.h) */
         IdConflictPolicy id_conflict_policy; /* for a running one */

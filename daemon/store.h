@@ -58,6 +58,7 @@ typedef enum WftState {
         WFT_NONE = 0,      /* no workflow task pending */
         WFT_SCHEDULED = 1, /* WorkflowTaskScheduled appended, waiting in the queue */
         WFT_STARTED = 2,   /* handed to a worker; external events are buffered */
+        WFT_DELAYED = 3,   /* start_delay: no task before DEADLINE_START_DELAY (events wait) */
 } WftState;
 
 typedef struct RunRow {
@@ -233,6 +234,9 @@ typedef enum DeadlineKind {
         DEADLINE_ACT_HEARTBEAT = 5,
         DEADLINE_ACT_SCHEDULE_TO_CLOSE = 6,
         DEADLINE_ACT_RETRY = 7,
+        DEADLINE_RUN_TIMEOUT = 8,       /* ref 0: the run's run timeout */
+        DEADLINE_EXECUTION_TIMEOUT = 9, /* ref 0: the chain's execution timeout */
+        DEADLINE_START_DELAY = 10,      /* ref 0: the first workflow task may be scheduled */
         _DEADLINE_KIND_MAX,
 } DeadlineKind;
 

@@ -481,7 +481,8 @@ static int pack_child_attrs(msgpack_packer *pk,
         default:
                 break;
         }
-        k = msgpack_pack_map(pk, 2 + !!o->task_queue + !!input + (o->task_timeout > 0) + !!policy);
+        k = msgpack_pack_map(pk, 2 + !!o->task_queue + !!input + (o->task_timeout > 0) + !!policy +
+                                         (o->execution_timeout > 0) + (o->run_timeout > 0));
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "workflow_id", o->workflow_id);
         if (k >= 0)
@@ -494,6 +495,10 @@ static int pack_child_attrs(msgpack_packer *pk,
                 k = pack_kv_usec(pk, "task_timeout_usec", o->task_timeout);
         if (k >= 0 && policy)
                 k = msg_pack_kv_str(pk, "parent_close_policy", policy);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "execution_timeout_usec", o->execution_timeout);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "run_timeout_usec", o->run_timeout);
         return k < 0 ? -ENOMEM : 0;
 }
 

@@ -14,7 +14,8 @@
  *            queue; with cancel_child, waits until it started, cancels it and returns
  *            {"child": "canceled"} once it ended Canceled; with await returns {"child": result}
  *            (a failed child fails the parent with the child's failure as cause); else returns
- *            {"child_run_id"} once the child started. */
+ *            {"child_run_id"} once the child started. "child_run_timeout_ms" sets the child's
+ *            run timeout. */
 
 #include <durable/durable.h>
 #include <errno.h>
@@ -141,16 +142,19 @@ static int parent_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
         const msgpack_object *child_input = NULL, *result;
         const char *id = NULL, *type = NULL, *policy = NULL, *run_id;
         bool wait = false, cancel = false;
+        uint64_t run_timeout_ms = 0;
         dur_child_opts opts;
         dur_future *f;
         int r;
 
-        r = dur_unpack(in, "{s:s, s:s, s?:o, s?:s, s?:b, s?:b}", "child_id", &id, "child_type",
-                       &type, "child_input", &child_input, "policy", &policy, "await", &wait,
-                       "cancel_child", &cancel);
+        r = dur_unpack(in, "{s:s, s:s, s?:o, s?:s, s?:b, s?:b, s?:U}", "child_id", &id,
+                       "child_type", &type, "child_input", &child_input, "policy", &policy, "await",
+                       &wait, "cancel_child", &cancel, "child_run_timeout_ms", &run_timeout_ms);
         if (r < 0)
                 return dur_fail(wf, "BadInput", true, "bad input");
-        opts = (dur_child_opts){ .workflow_id = id, .parent_close_policy = policy_of(policy) };
+        opts = (dur_child_opts){ .workflow_id = id,
+                                 .parent_close_policy = policy_of(policy),
+                                 .run_timeout = run_timeout_ms * DUR_MSEC };
         f = dur_start_child(wf, type, child_input ? dur_buf_from_object(child_input) : NULL, &opts);
         if (!f)
                 return -errno;

@@ -135,6 +135,9 @@ typedef struct dur_start_opts {
         const char *request_id;  /* optional: a repeated start with it returns the same run */
         dur_id_reuse_policy id_reuse_policy;
         dur_id_conflict_policy id_conflict_policy;
+        uint64_t execution_timeout; /* the whole continue-as-new chain; 0 = unlimited */
+        uint64_t run_timeout;       /* one run; 0 = unlimited (capped at execution_timeout) */
+        uint64_t start_delay;       /* first workflow task only after this delay */
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
@@ -332,6 +335,8 @@ typedef struct dur_child_opts {
         const char *task_queue;  /* NULL = this workflow's */
         uint64_t task_timeout;   /* 0 = 10 s */
         dur_parent_close_policy parent_close_policy;
+        uint64_t execution_timeout; /* 0 = unlimited */
+        uint64_t run_timeout;       /* 0 = unlimited */
 } dur_child_opts;
 
 /* @input is consumed (may be NULL). NULL with errno set on failure (EINVAL, EDEADLK outside
