@@ -11,6 +11,9 @@
  *      ^                                              |  (external events are buffered
  *      +---- failed / timed out (retry, backoff) -----+   while STARTED, flushed after)
  *
+ *    DELAYED (start_delay: events are appended, no task) --delay passed, or
+ *      signal-with-start--> NONE, and a task is scheduled at once
+ *
  * Activity states (ActivityRow.state):
  *
  *    SCHEDULED --dispatched--> STARTED --completed / final failure / timeout--> (row deleted)
