@@ -59,6 +59,23 @@ TEST(chain) {
         }
         ASSERT_STREQ(run_id, last);
 
+        /* durablectl result follows the chain too. */
+        {
+                TestRun run = {};
+                json_t *j;
+
+                ASSERT_EQ(test_run(&run,
+                                   STRV(test_bin("DURABLECTL_BIN"), "--json", "result", "cnt",
+                                        "--run-id", first),
+                                   NULL),
+                          0);
+                j = ASSERT_NOT_NULL(json_loads(run.out, 0, NULL));
+                ASSERT_STREQ(json_str(j, "run_id"), last);
+                ASSERT_STREQ(json_str(j, "status"), "Completed");
+                json_decref(j);
+                test_run_free(&run);
+        }
+
         /* Without a run id, describe and history show the latest run. */
         desc = core_describe(c, "cnt", NULL);
         ASSERT_STREQ(core_status(desc), "Completed");
