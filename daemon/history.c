@@ -1193,12 +1193,7 @@ static int apply_continue_as_new(Manager *m,
         }
         if (dry)
                 return 0;
-        r = read_started_timeouts(m, run, &req);
-        if (r < 0)
-                return r;
         req = (StartRequest){
-                .run_timeout_usec = req.run_timeout_usec,
-                .execution_expiration = req.execution_expiration,
                 .workflow_id = run->workflow_id,
                 .workflow_type = c.workflow_type ? c.workflow_type : run->workflow_type,
                 .task_queue = c.task_queue ? c.task_queue : run->task_queue,
@@ -1206,6 +1201,10 @@ static int apply_continue_as_new(Manager *m,
                 .task_timeout_usec =
                         c.task_timeout_usec ? c.task_timeout_usec : run->task_timeout_usec,
         };
+        /* Fills in run_timeout_usec and execution_expiration. */
+        r = read_started_timeouts(m, run, &req);
+        if (r < 0)
+                return r;
         run_id_new(new_run_id);
         pk = attrs_begin(&a, 6);
         (void) msg_pack_kv_str(pk, "new_execution_run_id", new_run_id);
