@@ -67,9 +67,12 @@ static int check_child(const ChildCommand *c, ParentClosePolicy *ret, char *err,
         return 0;
 }
 
-/* StartChildWorkflowExecutionFailed: the id is running already (Temporal's
- * WorkflowAlreadyExists; the default id conflict policy of a child is Fail). */
-static int start_child_failed(Manager *m, RunRow *run, const ChildCommand *c, uint64_t initiated) {
+#define PENDING_CHILDREN_MAX 2000 /* Temporal's limit.numPendingChildExecutions.error */
+
+/* StartChildWorkflowExecutionFailed, @cause: WorkflowAlreadyExists (the id is running already;
+ * a child's id conflict policy is Fail) or PendingChildWorkflowsLimitExceeded. */
+static int start_child_failed(
+        Manager *m, RunRow *run, const ChildCommand *c, uint64_t initiated, const char *cause) {
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -77,7 +80,7 @@ static int start_child_failed(Manager *m, RunRow *run, const ChildCommand *c, ui
         pk = attrs_begin(&a, 4);
         (void) msg_pack_kv_str(pk, "workflow_id", c->workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", c->workflow_type);
-        (void) msg_pack_kv_str(pk, "cause", "WorkflowAlreadyExists");
+        (void) msg_pack_kv_str(pk, "cause", cause);
         (void) msg_pack_kv_uint(pk, "initiated_event_id", initiated);
         r = append_external(m, run, EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED, &a, false);
         attrs_done(&a);
@@ -122,10 +125,18 @@ int history_apply_start_child(Manager *m,
         if (r < 0)
                 return r;
 
+        /* DESIGN.md §10: a limit on what one run may hold. Temporal fails the workflow task
+         * instead, which a deterministic workflow would repeat; here the child's future fails. */
+        r = store_children_count(m->store, run->run_id);
+        if (r < 0)
+                return r;
+        if (r >= PENDING_CHILDREN_MAX)
+                return start_child_failed(m, run, &c, initiated,
+                                          "PendingChildWorkflowsLimitExceeded");
         r = store_run_find_running(m->store, c.workflow_id, &existing);
         if (r >= 0) {
                 run_row_done(&existing);
-                return start_child_failed(m, run, &c, initiated);
+                return start_child_failed(m, run, &c, initiated, "WorkflowAlreadyExists");
         }
         if (r != -ENOENT)
                 return r;

@@ -92,6 +92,7 @@ enum {
         Q_CHILD_RELINK,
         Q_CHILD_DELETE,
         Q_CHILD_FOREACH,
+        Q_CHILD_COUNT,
         _Q_MAX,
 };
 
@@ -183,6 +184,7 @@ static const char *const sql[_Q_MAX] = {
                            "workflow_id, run_id, policy) VALUES (?,?,?,?,?,?)",
         [Q_CHILD_BY_RUN] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
                            "run_id, policy FROM children WHERE run_id = ?",
+        [Q_CHILD_COUNT] = "SELECT count(*) FROM children WHERE parent_run_id = ?",
         [Q_CHILD_RELINK] = "UPDATE children SET run_id = ?2 WHERE run_id = ?1",
         [Q_CHILD_DELETE] = "DELETE FROM children WHERE parent_run_id = ? AND initiated_id = ?",
         [Q_CHILD_FOREACH] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
@@ -1569,4 +1571,18 @@ int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, voi
         r = each_row(s, st, visit_child, &v);
         finish(st);
         return r;
+}
+
+int store_children_count(Store *s, const char *parent_run_id) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_COUNT);
+        int rc, n = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, parent_run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        finish(st);
+        return rc == SQLITE_ROW ? n : sql_error(s, rc);
 }

@@ -297,3 +297,5 @@ int store_child_relink(Store *s, const char *old_run_id, const char *new_run_id)
 int store_child_delete(Store *s, const char *parent_run_id, uint64_t initiated_id);
 typedef int (*child_cb)(const ChildRow *c, void *userdata);
 int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, void *userdata);
+/* How many children of @parent_run_id are pending. */
+int store_children_count(Store *s, const char *parent_run_id);

@@ -849,6 +849,7 @@ static dur_failure *child_failure(const Event *e, const dur_future *f, const cha
 static int on_child_event(Run *r, const Event *e) {
         uint64_t initiated = 0;
         dur_failure *failure;
+        char cause[80];
         const char *p;
         dur_future *f;
         int k, n;
@@ -875,8 +876,11 @@ static int on_child_event(Run *r, const Event *e) {
                 run_resolve_future(r, f, DUR_CANCELED, NULL);
                 return 0;
         case EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED:
-                failure = failure_new("WorkflowAlreadyExists", true,
-                                      "a workflow with the child's workflow id is running");
+                /* The cause is the failure's type: WorkflowAlreadyExists (the child's id is
+                 * running) or PendingChildWorkflowsLimitExceeded. */
+                n = attr_strn(e, "cause", &p);
+                (void) snprintf(cause, sizeof(cause), "%.*s", n, p);
+                failure = failure_new(cause, true, "the child workflow could not start");
                 break;
         case EVENT_CHILD_WORKFLOW_EXECUTION_FAILED:
                 failure = child_failure(e, f, "failed");

@@ -15,7 +15,9 @@
  *            {"child": "canceled"} once it ended Canceled; with await returns {"child": result}
  *            (a failed child fails the parent with the child's failure as cause); else returns
  *            {"child_run_id"} once the child started. "child_run_timeout_ms" sets the child's
- *            run timeout. */
+ *            run timeout.
+ *   Fanout   {"n", "queue"}: starts n children "Quick" (ids "<id>-<i>") on "queue" and waits
+ *            until each started or failed to; returns {"started", "failed", "failed_type"?: of the last}. */
 
 #include <durable/durable.h>
 #include <errno.h>
@@ -185,7 +187,48 @@ static int parent_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
         return dur_pack(out, "{s:s}", "child_run_id", run_id);
 }
 
+static int fanout_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        const char *queue = NULL;
+        dur_future **fs = NULL;
+        uint64_t n = 0, started = 0, failed = 0;
+        char id[128];
+        int r;
+
+        r = dur_unpack(in, "{s:U, s:s}", "n", &n, "queue", &queue);
+        if (r < 0 || n > 100000)
+                return dur_fail(wf, "BadInput", true, "bad input");
+        fs = calloc(n ? n : 1, sizeof(*fs));
+        if (!fs)
+                return -ENOMEM;
+        for (uint64_t i = 0; i < n; i++) {
+                dur_child_opts o = { .workflow_id = id, .task_queue = queue };
+
+                snprintf(id, sizeof(id), "%s-%llu", dur_wf_id(wf), (unsigned long long) i);
+                fs[i] = dur_start_child(wf, "Quick", NULL, &o);
+                if (!fs[i]) {
+                        free(fs);
+                        return -errno;
+                }
+        }
+        for (uint64_t i = 0; i < n; i++) {
+                r = dur_child_started(wf, fs[i], NULL);
+                if (r == 0)
+                        started++;
+                else if (r == DUR_FAILED)
+                        failed++;
+                else {
+                        free(fs);
+                        return r;
+                }
+        }
+        r = dur_pack(out, "{s:U, s:U, s:s?}", "started", started, "failed", failed, "failed_type",
+                     failed ? dur_failure_type(dur_future_failure(fs[n - 1])) : NULL);
+        free(fs);
+        return r;
+}
+
 static const dur_workflow_def workflows[] = {
+        { .name = "Fanout", .run = fanout_run },
         { .name = "Parent", .run = parent_run },
         {
                 .name = "Collect",

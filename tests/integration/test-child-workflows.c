@@ -226,6 +226,34 @@ TEST(child_id_running) {
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
 }
 
+/* At most 2000 pending children per run (Temporal's limit): the next one fails to start. */
+TEST(pending_children_limit) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        dur_outcome o = {};
+        json_t *res;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        core_worker_spawn(&worker);
+        c = client_connect();
+        /* The children's queue has no worker: they all stay pending. */
+        ASSERT_EQ(
+                core_start(c, "Fanout", "fan", "{\"n\": 2001, \"queue\": \"nowhere\"}", NULL, NULL),
+                0);
+        res = core_result(c, "fan", NULL, NULL);
+        ASSERT_EQ(json_integer_value(json_object_get(res, "started")), 2000);
+        ASSERT_EQ(json_integer_value(json_object_get(res, "failed")), 1);
+        ASSERT_STREQ(json_str(res, "failed_type"), "PendingChildWorkflowsLimitExceeded");
+        json_decref(res);
+        /* The parent closed: its children were terminated (parent close policy Terminate). */
+        ASSERT_EQ(dur_client_result(c, "fan-1999", NULL, 0, &o), DUR_FAILED);
+        ASSERT_STREQ(o.status, "Terminated");
+        dur_outcome_done(&o);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
 /* A bad StartChildWorkflowExecution fails the workflow task (BadCommand) with a clear answer. */
 TEST(bad_child_command) {
         _cleanup_(test_daemon_free) TestDaemon d = {};

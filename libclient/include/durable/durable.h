@@ -320,7 +320,8 @@ DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
 /* Child workflows: a run of its own workflow id, type, task queue and input, started by this
  * workflow and owned by the same user; its future resolves when it closes: 0 with its result,
  * DUR_FAILED (dur_wf_failure() is a "ChildWorkflowFailure" whose cause is the child's own failure,
- * with its cause chain; "WorkflowAlreadyExists" when its id was running), DUR_CANCELED when it
+ * with its cause chain; "WorkflowAlreadyExists" when its id was running,
+ * "PendingChildWorkflowsLimitExceeded" past 2000 pending children), DUR_CANCELED when it
  * ended Canceled. Not awaiting the future is allowed: the child runs on. What happens to it when
  * this workflow closes first is its parent close policy (Temporal's ParentClosePolicy). */
 typedef enum dur_parent_close_policy {
