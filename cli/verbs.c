@@ -193,12 +193,39 @@ int verb_result(const Ctx *ctx, const Args *a) {
 
 /* ---- describe, list, history ----------------------------------------------------------------- */
 
-static json_t *described_to_json(const msgpack_object *workflow, const msgpack_object *pending) {
+/* The answer's fields besides the workflow map: the history's size, its warning, the run a
+ * continued-as-new run continues as. */
+static const char *const describe_extras[] = { "history_size_bytes", "history_warning",
+                                               "new_execution_run_id" };
+
+static json_t *described_to_json(const msgpack_object *answer,
+                                 const msgpack_object *workflow,
+                                 const msgpack_object *pending) {
         _cleanup_(json_decrefp) json_t *j = map_to_json(workflow);
 
         if (!j || json_object_set_new(j, "pending_activities", maps_to_json(pending)) < 0)
                 return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(describe_extras); i++) {
+                const msgpack_object *v = msg_get(answer, describe_extras[i]);
+
+                if (v && json_object_set_new(j, describe_extras[i], json_from_msgpack(v)) < 0)
+                        return NULL;
+        }
         return TAKE_PTR(j);
+}
+
+static void describe_extras_print(const msgpack_object *answer) {
+        const msgpack_object *size = msg_get(answer, "history_size_bytes"),
+                             *warning = msg_get(answer, "history_warning"),
+                             *next = msg_get(answer, "new_execution_run_id");
+
+        if (size && size->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                kv_print("History size", NULL, "%llu bytes", (unsigned long long) size->via.u64);
+        if (next && next->type == MSGPACK_OBJECT_STR)
+                kv_print("Continued as", NULL, "%.*s", (int) next->via.str.size, next->via.str.ptr);
+        if (warning && warning->type == MSGPACK_OBJECT_STR)
+                kv_print("Warning", NULL, "%.*s", (int) warning->via.str.size,
+                         warning->via.str.ptr);
 }
 
 int verb_describe(const Ctx *ctx, const Args *a) {
@@ -216,11 +243,12 @@ int verb_describe(const Ctx *ctx, const Args *a) {
                 return -EPROTO;
         pending = msg_get(answer.map, "pending_activities");
         if (ctx->json)
-                return print_json(described_to_json(workflow, pending));
+                return print_json(described_to_json(answer.map, workflow, pending));
         r = workflow_info_parse(&answer, workflow, &w);
         if (r < 0)
                 return r;
         workflow_print(&w, true);
+        describe_extras_print(answer.map);
         return pending_activities_print(pending);
 }
 

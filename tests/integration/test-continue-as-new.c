@@ -74,6 +74,25 @@ TEST(chain) {
                 ASSERT_STREQ(json_str(j, "status"), "Completed");
                 json_decref(j);
                 test_run_free(&run);
+                /* describe names the run a continued run continues as. */
+                ASSERT_EQ(test_run(&run,
+                                   STRV(test_bin("DURABLECTL_BIN"), "--json", "describe", "cnt",
+                                        "--run-id", first),
+                                   NULL),
+                          0);
+                j = ASSERT_NOT_NULL(json_loads(run.out, 0, NULL));
+                ASSERT_STREQ(json_str(j, "status"), "ContinuedAsNew");
+                ASSERT_NOT_NULL(json_str(j, "new_execution_run_id"));
+                ASSERT_GT(json_integer_value(json_object_get(j, "history_size_bytes")), 0);
+                json_decref(j);
+                test_run_free(&run);
+                ASSERT_EQ(test_run(&run,
+                                   STRV(test_bin("DURABLECTL_BIN"), "--no-pager", "describe", "cnt",
+                                        "--run-id", first),
+                                   NULL),
+                          0);
+                ASSERT_STR_CONTAINS(run.out, "Continued as");
+                test_run_free(&run);
         }
 
         /* Without a run id, describe and history show the latest run. */
@@ -198,6 +217,17 @@ TEST(history_event_limit) {
         ASSERT_STR_CONTAINS(json_str(desc, "history_warning"), "continue-as-new");
         ASSERT_GT(json_integer_value(json_object_get(desc, "history_size_bytes")), 0);
         json_decref(desc);
+        {
+                TestRun run = {};
+
+                ASSERT_EQ(
+                        test_run(&run,
+                                 STRV(test_bin("DURABLECTL_BIN"), "--no-pager", "describe", "few"),
+                                 NULL),
+                        0);
+                ASSERT_STR_CONTAINS(run.out, "consider continue-as-new");
+                test_run_free(&run);
+        }
         ASSERT_EQ(core_start(c, "Quick", "tiny", "1", NULL, NULL), 0);
         json_decref(core_result(c, "tiny", NULL, NULL));
         desc = core_describe(c, "tiny", NULL);
