@@ -327,4 +327,61 @@ TEST(replay_after_worker_crash) {
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
 }
 
+/* The daemon is SIGKILLed while a parent awaits its child, a delayed start waits and a timeout is
+ * armed: after the restart the child's result still reaches the parent, and the rest goes on. */
+TEST(daemon_killed) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        dur_start_opts o = { .start_delay = DUR_SEC };
+        json_t *res, *events;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        core_worker_spawn(&worker);
+        c = client_connect();
+        start_parent(c, "pk9",
+                     "{\"child_id\": \"pk9-child\", \"child_type\": \"Collect\", "
+                     "\"await\": true}");
+        ASSERT_EQ(core_start(c, "Collect", "late", NULL, &o, NULL), 0);
+        /* The child runs (it answers a query: its first task completed). */
+        for (;;) {
+                dur_buf *result = NULL;
+                int r = dur_client_query(c, "pk9-child", NULL, "count", NULL, &result);
+
+                dur_buf_free(result);
+                if (r >= 0)
+                        break;
+                ASSERT_EQ(r, -ENOENT); /* not started yet: the parent's task is running */
+                events = core_history(c, "pk9", NULL);
+                {
+                        json_t *req = ASSERT_NOT_NULL(
+                                json_pack("{s:s, s:s, s:I, s:b}", "op", "GetHistory", "workflow_id",
+                                          "pk9", "from_event_id",
+                                          (json_int_t) json_array_size(events) + 1, "wait", 1));
+                        int k;
+
+                        json_decref(ASSERT_NOT_NULL(call_json(c, req, &k)));
+                        json_decref(req);
+                }
+                json_decref(events);
+        }
+        dur_client_free(c);
+        ASSERT_EQ(test_daemon_kill(&d, SIGKILL), SIGKILL);
+        test_daemon_restart(&d);
+        c = client_connect();
+        ASSERT_DUR_OK(c, dur_client_signal(c, "pk9-child", NULL, "add", NULL));
+        ASSERT_DUR_OK(c, dur_client_signal(c, "pk9-child", NULL, "done", NULL));
+        res = core_result(c, "pk9", NULL, NULL);
+        ASSERT_EQ(json_array_size(json_object_get(json_object_get(res, "child"), "signals")), 1);
+        json_decref(res);
+        events = core_history(c, "pk9", NULL);
+        ASSERT_NOT_NULL(history_must(events, "ChildWorkflowExecutionCompleted"));
+        json_decref(events);
+        /* The delayed run got its first task after the restart. */
+        ASSERT_DUR_OK(c, dur_client_signal(c, "late", NULL, "done", NULL));
+        json_decref(core_result(c, "late", NULL, NULL));
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
 DEFINE_TEST_MAIN();
