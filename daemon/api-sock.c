@@ -100,6 +100,7 @@ static const MsgField start_fields[] = {
         { "execution_timeout_usec", MSG_UINT, offsetof(StartArgs, s.execution_timeout_usec) },
         { "run_timeout_usec", MSG_UINT, offsetof(StartArgs, s.run_timeout_usec) },
         { "start_delay_usec", MSG_UINT, offsetof(StartArgs, s.start_delay_usec) },
+        { "retry_policy", MSG_MAP, offsetof(StartArgs, s.retry_policy) },
         { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN },
         { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
         { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
@@ -159,6 +160,8 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
                 r = check_name(q, "task_queue", a->s.task_queue);
         if (r >= 0)
                 r = parse_policies(q, a);
+        if (r >= 0 && a->s.retry_policy)
+                r = history_check_retry_policy(a->s.retry_policy, q->zone, &q->err);
         a->s.caller_admin = q->conn->admin;
         return r;
 }

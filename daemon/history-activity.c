@@ -27,14 +27,6 @@ typedef struct ActivityCommand {
         const msgpack_object *retry_policy;
 } ActivityCommand;
 
-typedef struct RetryPolicy {
-        uint64_t initial_interval_usec;
-        double backoff_coefficient;
-        uint64_t maximum_interval_usec;
-        uint64_t maximum_attempts;
-        const msgpack_object *non_retryable_error_types;
-} RetryPolicy;
-
 static const MsgField activity_fields[] = {
         { "activity_id", MSG_STR, offsetof(ActivityCommand, activity_id), true, NAME_MAX_LEN },
         { "activity_type", MSG_STR, offsetof(ActivityCommand, activity_type), true, NAME_MAX_LEN },
@@ -61,8 +53,6 @@ static const MsgField retry_fields[] = {
 /* Temporal's validation and defaults (SEMANTICS.md b.1, b.2). */
 static int
 normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *err, size_t errlen) {
-        int r;
-
         if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
                 snprintf(err, errlen,
                          "activity %s (%s): a start_to_close or schedule_to_close "
@@ -81,10 +71,16 @@ normalize_activity(ActivityCommand *c, RetryPolicy *p, msgpack_zone *z, char *er
         }
         if (c->heartbeat_usec)
                 c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
+        return retry_policy_parse(c->retry_policy, z, p, err, errlen);
+}
+
+int retry_policy_parse(
+        const msgpack_object *policy, msgpack_zone *z, RetryPolicy *p, char *err, size_t errlen) {
+        int r;
 
         *p = (RetryPolicy){};
-        if (c->retry_policy) {
-                r = msg_parse(c->retry_policy, z, retry_fields, p, err, errlen);
+        if (policy) {
+                r = msg_parse(policy, z, retry_fields, p, err, errlen);
                 if (r < 0)
                         return r;
         }

@@ -31,6 +31,7 @@ typedef struct ChildCommand {
         uint64_t task_timeout_usec;
         uint64_t execution_timeout_usec;
         uint64_t run_timeout_usec;
+        const msgpack_object *retry_policy;
         const char *parent_close_policy;
 } ChildCommand;
 
@@ -42,6 +43,7 @@ static const MsgField child_fields[] = {
         { "task_timeout_usec", MSG_UINT, offsetof(ChildCommand, task_timeout_usec) },
         { "execution_timeout_usec", MSG_UINT, offsetof(ChildCommand, execution_timeout_usec) },
         { "run_timeout_usec", MSG_UINT, offsetof(ChildCommand, run_timeout_usec) },
+        { "retry_policy", MSG_MAP, offsetof(ChildCommand, retry_policy) },
         { "parent_close_policy", MSG_STR, offsetof(ChildCommand, parent_close_policy), false, 64 },
         {},
 };
@@ -108,6 +110,11 @@ int history_apply_start_child(Manager *m,
         r = msg_parse(attrs, z, child_fields, &c, err, errlen);
         if (r >= 0)
                 r = check_child(&c, &policy, err, errlen);
+        if (r >= 0 && c.retry_policy) {
+                RetryPolicy p;
+
+                r = retry_policy_parse(c.retry_policy, z, &p, err, errlen);
+        }
         if (r < 0 || dry)
                 return r;
         if (!c.task_queue)
@@ -155,6 +162,7 @@ int history_apply_start_child(Manager *m,
                 .task_timeout_usec = c.task_timeout_usec,
                 .execution_timeout_usec = c.execution_timeout_usec,
                 .run_timeout_usec = c.run_timeout_usec,
+                .retry_policy = c.retry_policy,
                 .parent = &link,
         };
         r = create_run(m, &req, run->uid, NULL, link.run_id);
@@ -373,11 +381,11 @@ static int report_to_parent(Manager *m, const RunRow *run) {
         return store_run_update(m->store, &parent);
 }
 
-int history_children_on_close(Manager *m, RunRow *run) {
+int history_children_on_close(Manager *m, RunRow *run, bool continued) {
         int r;
 
         r = apply_parent_close_policies(m, run);
-        if (r < 0 || run->status == WORKFLOW_STATUS_CONTINUED_AS_NEW)
+        if (r < 0 || continued)
                 return r;
         return report_to_parent(m, run);
 }

@@ -51,6 +51,20 @@ int append_external_raw(Manager *m,
                         bool more_follows);
 int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started);
 
+/* A retry policy (Temporal's RetryPolicy, SEMANTICS.md b.1) as the protocol carries it. */
+typedef struct RetryPolicy {
+        uint64_t initial_interval_usec;
+        double backoff_coefficient;
+        uint64_t maximum_interval_usec;
+        uint64_t maximum_attempts;
+        const msgpack_object *non_retryable_error_types;
+} RetryPolicy;
+
+/* history-activity.c: parses and validates @policy (may be NULL) into @p with Temporal's
+ * defaults (1 s, 2.0, 100 x initial, unlimited attempts); -EINVAL with a sentence in @err. */
+int retry_policy_parse(
+        const msgpack_object *policy, msgpack_zone *z, RetryPolicy *p, char *err, size_t errlen);
+
 /* history.c: a new run id (UUIDv7), and a new run (see history_start_workflow()). */
 void run_id_new(char out[static 37]);
 int create_run(Manager *m,
@@ -78,8 +92,9 @@ int history_apply_request_cancel_external(Manager *m,
                                           char *err,
                                           size_t errlen);
 /* @run closed (its row not yet written): its children follow their parent close policy, and if
- * it is a child, its parent learns the outcome (not for ContinuedAsNew: the chain goes on). */
-int history_children_on_close(Manager *m, RunRow *run);
+ * it is a child, its parent learns the outcome (not when @continued: continue-as-new or a retry,
+ * the chain goes on). */
+int history_children_on_close(Manager *m, RunRow *run, bool continued);
 
 /* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
 int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);

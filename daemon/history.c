@@ -242,7 +242,13 @@ static int flush_buffered(Manager *m, RunRow *run) {
         return f.n > 0 ? schedule_workflow_task(m, run) : 0;
 }
 
-static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+/* @continued: another run of the chain follows (continue-as-new, a retry). */
+static int close_run_chain(Manager *m,
+                           RunRow *run,
+                           WorkflowStatus status,
+                           Blob *result,
+                           Blob *failure,
+                           bool continued) {
         int r;
 
         run->status = status;
@@ -259,7 +265,7 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
                 *failure = (Blob){};
         r = store_run_purge_pending(m->store, run->run_id);
         if (r >= 0)
-                r = history_children_on_close(m, run);
+                r = history_children_on_close(m, run, continued);
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
@@ -267,6 +273,10 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         log_wf(LOG_DEBUG, run->workflow_id, run->run_id, "Workflow '%s' (%s) closed: %s",
                run->workflow_id, run->workflow_type, workflow_status_to_string(status));
         return 0;
+}
+
+static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+        return close_run_chain(m, run, status, result, failure, false);
 }
 
 /* ---- tokens ---- */
@@ -395,16 +405,25 @@ int create_run(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5 + !!continued_from + (req->parent ? 3 : 0) +
+        pk = attrs_begin(&a, 5 + (continued_from ? 2 : 0) + (req->parent ? 3 : 0) +
                                      !!req->execution_timeout_usec + !!expiration +
-                                     !!req->run_timeout_usec + !!req->start_delay_usec);
+                                     !!req->run_timeout_usec + !!req->start_delay_usec +
+                                     (req->retry_policy ? 2 : 0));
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
         (void) pack_kv_payload(pk, "input", req->input.ptr, req->input.size);
         (void) msg_pack_kv_uint(pk, "task_timeout_usec", run.task_timeout_usec);
-        if (continued_from)
+        if (continued_from) {
                 (void) msg_pack_kv_str(pk, "continued_execution_run_id", continued_from);
+                (void) msg_pack_kv_str(pk, "initiator",
+                                       req->initiator ? req->initiator : "Workflow");
+        }
+        if (req->retry_policy) {
+                (void) msg_pack_str(pk, "retry_policy");
+                (void) msgpack_pack_object(pk, *req->retry_policy);
+                (void) msg_pack_kv_uint(pk, "attempt", req->attempt ? req->attempt : 1);
+        }
         if (req->parent) {
                 (void) msg_pack_kv_str(pk, "parent_workflow_id", req->parent->parent_workflow_id);
                 (void) msg_pack_kv_str(pk, "parent_run_id", req->parent->parent_run_id);
@@ -1059,6 +1078,195 @@ static int check_close(CommandType type, const msgpack_object *attrs, char *err,
         return 0;
 }
 
+/* A run's WorkflowExecutionStarted attributes, copied and decoded: what the next run of its
+ * chain inherits (timeouts, retry policy, input for a retry). */
+typedef struct Started {
+        Blob attrs;
+        msgpack_unpacked u;
+        bool decoded;
+} Started;
+
+static int started_copy(uint64_t event_id,
+                        EventType type,
+                        uint64_t time,
+                        uint32_t uid,
+                        const void *attrs,
+                        size_t size,
+                        void *userdata) {
+        Started *st = userdata;
+        int r;
+
+        if (type != EVENT_WORKFLOW_EXECUTION_STARTED)
+                return -EUCLEAN;
+        r = blob_from_bin(&(MsgBin){ attrs, size }, &st->attrs);
+        return r < 0 ? r : -ECANCELED; /* only the first event */
+}
+
+static void started_done(Started *st) {
+        if (st->decoded)
+                msgpack_unpacked_destroy(&st->u);
+        free(st->attrs.ptr);
+        *st = (Started){};
+}
+
+static int started_read(Manager *m, const RunRow *run, Started *ret) {
+        int r;
+
+        *ret = (Started){};
+        r = store_events_foreach(m->store, run->run_id, 1, started_copy, ret);
+        if (r != -ECANCELED)
+                return r < 0 ? r : -EUCLEAN; /* no first event: the history is damaged */
+        msgpack_unpacked_init(&ret->u);
+        ret->decoded = true;
+        r = msg_decode(ret->attrs.ptr, ret->attrs.size, &ret->u);
+        if (r < 0)
+                started_done(ret);
+        return r < 0 ? -EUCLEAN : 0;
+}
+
+static const msgpack_object *started_get(const Started *st, const char *key) {
+        return msg_get(&st->u.data, key);
+}
+
+static uint64_t started_uint(const Started *st, const char *key) {
+        const msgpack_object *v = started_get(st, key);
+        return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+/* The next run of a chain (continue-as-new, a retry) after @run closed: same owner, still the
+ * child of @run's parent if it was one (history-child.c). */
+static int continue_chain(Manager *m, RunRow *run, StartRequest *req, const char new_run_id[37]) {
+        ChildRow link = {};
+        int r;
+
+        /* The row must say "closed" before the new run takes the id (runs_running). */
+        r = store_run_update(m->store, run);
+        if (r < 0)
+                return r;
+        r = store_child_get_by_run(m->store, run->run_id, &link);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        req->parent = r >= 0 ? &link : NULL;
+        r = create_run(m, req, run->uid, run->run_id, new_run_id);
+        if (r >= 0 && req->parent)
+                r = store_child_relink(m->store, run->run_id, new_run_id);
+        child_row_done(&link);
+        return r;
+}
+
+/* ---- workflow retries ---- */
+
+/* Whether a failing run is retried (Temporal's workflow retry policy, SEMANTICS.md b.1): only
+ * with a retry_policy, not for a non-retryable failure or a listed type, not past
+ * maximum_attempts, not when the backoff would end after the execution's end. */
+typedef struct Retry {
+        const char *state; /* Temporal's RetryState: "InProgress" = retried */
+        uint64_t delay;
+        Started started;
+        char next_run_id[37];
+} Retry;
+
+static bool failure_listed(const RetryPolicy *p, const char *type, size_t len) {
+        const msgpack_object *l = p->non_retryable_error_types;
+
+        for (uint32_t i = 0; l && i < l->via.array.size; i++)
+                if (l->via.array.ptr[i].type == MSGPACK_OBJECT_STR &&
+                    l->via.array.ptr[i].via.str.size == len &&
+                    memcmp(l->via.array.ptr[i].via.str.ptr, type, len) == 0)
+                        return true;
+        return false;
+}
+
+/* @failure: the run's failure map, or NULL for a run timeout (retryable, as Temporal). */
+static int retry_decide(Manager *m, const RunRow *run, const Blob *failure, Retry *ret) {
+        const msgpack_object *policy, *t, *nr;
+        msgpack_unpacked f;
+        uint64_t attempt, expiration;
+        RetryPolicy p;
+        char err[256];
+        double d;
+        int r;
+
+        *ret = (Retry){ .state = "RetryPolicyNotSet" };
+        r = started_read(m, run, &ret->started);
+        if (r < 0)
+                return r;
+        policy = started_get(&ret->started, "retry_policy");
+        if (!policy || retry_policy_parse(policy, ret->started.u.zone, &p, err, sizeof(err)) < 0)
+                return 0;
+        attempt = MAX(started_uint(&ret->started, "attempt"), 1u);
+        if (failure && failure->ptr) {
+                bool listed = false, non_retryable = false;
+
+                msgpack_unpacked_init(&f);
+                if (msg_decode(failure->ptr, failure->size, &f) >= 0) {
+                        t = msg_get(&f.data, "type");
+                        nr = msg_get(&f.data, "non_retryable");
+                        non_retryable = nr && nr->type == MSGPACK_OBJECT_BOOLEAN && nr->via.boolean;
+                        listed = t && t->type == MSGPACK_OBJECT_STR &&
+                                 failure_listed(&p, t->via.str.ptr, t->via.str.size);
+                }
+                msgpack_unpacked_destroy(&f);
+                if (non_retryable || listed) {
+                        ret->state = "NonRetryableFailure";
+                        return 0;
+                }
+        }
+        if (p.maximum_attempts && attempt >= p.maximum_attempts) {
+                ret->state = "MaximumAttemptsReached";
+                return 0;
+        }
+        d = (double) p.initial_interval_usec * pow(p.backoff_coefficient, (double) attempt - 1);
+        ret->delay = d >= (double) p.maximum_interval_usec ? p.maximum_interval_usec : (uint64_t) d;
+        expiration = started_uint(&ret->started, "workflow_execution_expiration_time");
+        if (expiration && clock_now() + ret->delay >= expiration) {
+                ret->state = "Timeout";
+                return 0;
+        }
+        ret->state = "InProgress";
+        run_id_new(ret->next_run_id);
+        return 0;
+}
+
+int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e) {
+        char err[256] = "";
+        RetryPolicy p;
+        int r;
+
+        r = retry_policy_parse(policy, z, &p, err, sizeof(err));
+        return r < 0 ? api_error_set(e, r, "field \"retry_policy\": %s", err) : 0;
+}
+
+static bool retry_in_progress(const Retry *rt) {
+        return streq(rt->state, "InProgress");
+}
+
+/* The next attempt: a new run of the chain with the same input, after the backoff (as a start
+ * delay: first_workflow_task_backoff_usec), initiator "Retry". @run is closed. */
+static int retry_start(Manager *m, RunRow *run, Retry *rt) {
+        const msgpack_object *in = started_get(&rt->started, "input");
+        StartRequest req = {
+                .workflow_id = run->workflow_id,
+                .workflow_type = run->workflow_type,
+                .task_queue = run->task_queue,
+                .task_timeout_usec = run->task_timeout_usec,
+                .run_timeout_usec = started_uint(&rt->started, "workflow_run_timeout_usec"),
+                .execution_expiration =
+                        started_uint(&rt->started, "workflow_execution_expiration_time"),
+                .start_delay_usec = rt->delay,
+                .retry_policy = started_get(&rt->started, "retry_policy"),
+                .attempt = MAX(started_uint(&rt->started, "attempt"), 1u) + 1,
+                .initiator = "Retry",
+        };
+
+        if (in && in->type == MSGPACK_OBJECT_BIN)
+                req.input = (MsgBin){ in->via.bin.ptr, in->via.bin.size };
+        log_wf(LOG_INFO, run->workflow_id, run->run_id,
+               "Workflow '%s' failed; attempt %" PRIu64 " starts in %" PRIu64 " us",
+               run->workflow_id, req.attempt, rt->delay);
+        return continue_chain(m, run, &req, rt->next_run_id);
+}
+
 static int apply_close(Manager *m,
                        RunRow *run,
                        CommandType type,
@@ -1067,6 +1275,7 @@ static int apply_close(Manager *m,
                        bool dry,
                        char *err,
                        size_t errlen) {
+        Retry retry = { .state = "RetryPolicyNotSet" };
         const msgpack_object *o;
         msgpack_packer *pk;
         Blob result = {}, failure = {};
@@ -1089,10 +1298,15 @@ static int apply_close(Manager *m,
                 break;
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
                 r = blob_from_object(msg_get(attrs, "failure"), &failure);
+                if (r >= 0)
+                        r = retry_decide(m, run, &failure, &retry);
                 ev = EVENT_WORKFLOW_EXECUTION_FAILED;
                 status = WORKFLOW_STATUS_FAILED;
-                pk = attrs_begin(&a, 2);
+                pk = attrs_begin(&a, retry_in_progress(&retry) ? 4 : 3);
                 (void) pack_kv_raw(pk, "failure", &failure);
+                (void) msg_pack_kv_str(pk, "retry_state", retry.state);
+                if (retry_in_progress(&retry))
+                        (void) msg_pack_kv_str(pk, "new_execution_run_id", retry.next_run_id);
                 break;
         default:
                 o = msg_get(attrs, "details");
@@ -1109,7 +1323,10 @@ static int apply_close(Manager *m,
                 r = append_event(m, run, ev, &a, NULL);
         attrs_done(&a);
         if (r >= 0)
-                r = close_run(m, run, status, &result, &failure);
+                r = close_run_chain(m, run, status, &result, &failure, retry_in_progress(&retry));
+        if (r >= 0 && retry_in_progress(&retry))
+                r = retry_start(m, run, &retry);
+        started_done(&retry.started);
         free(result.ptr);
         free(failure.ptr);
         return r;
@@ -1132,37 +1349,6 @@ static const MsgField continue_fields[] = {
         {},
 };
 
-static int started_timeouts(uint64_t event_id,
-                            EventType type,
-                            uint64_t time,
-                            uint32_t uid,
-                            const void *attrs,
-                            size_t size,
-                            void *userdata) {
-        StartRequest *req = userdata;
-        const msgpack_object *v;
-        msgpack_unpacked u;
-
-        msgpack_unpacked_init(&u);
-        if (type == EVENT_WORKFLOW_EXECUTION_STARTED && msg_decode(attrs, size, &u) >= 0) {
-                v = msg_get(&u.data, "workflow_run_timeout_usec");
-                if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        req->run_timeout_usec = v->via.u64;
-                v = msg_get(&u.data, "workflow_execution_expiration_time");
-                if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        req->execution_expiration = v->via.u64;
-        }
-        msgpack_unpacked_destroy(&u);
-        return -ECANCELED; /* only the first event */
-}
-
-/* The run timeout and execution expiration that a continued run inherits (Temporal: the
- * execution timeout spans the chain), from the run's WorkflowExecutionStarted. */
-static int read_started_timeouts(Manager *m, const RunRow *run, StartRequest *req) {
-        int r = store_events_foreach(m->store, run->run_id, 1, started_timeouts, req);
-        return r == -ECANCELED ? 0 : r;
-}
-
 /* ContinueAsNewWorkflowExecution: the run closes as ContinuedAsNew and a new run of the same
  * workflow id (same owner; type, queue and task timeout kept unless given) starts with the new
  * input and a fresh history, in the same transaction. */
@@ -1176,7 +1362,7 @@ static int apply_continue_as_new(Manager *m,
                                  size_t errlen) {
         ContinueCommand c = {};
         StartRequest req = {};
-        ChildRow link = {};
+        Started started = {};
         char new_run_id[37];
         msgpack_packer *pk;
         Attrs a;
@@ -1201,10 +1387,14 @@ static int apply_continue_as_new(Manager *m,
                 .task_timeout_usec =
                         c.task_timeout_usec ? c.task_timeout_usec : run->task_timeout_usec,
         };
-        /* Fills in run_timeout_usec and execution_expiration. */
-        r = read_started_timeouts(m, run, &req);
+        /* Inherited: the run timeout, the execution's end, the retry policy (attempts start
+         * again at 1, as Temporal). */
+        r = started_read(m, run, &started);
         if (r < 0)
                 return r;
+        req.run_timeout_usec = started_uint(&started, "workflow_run_timeout_usec");
+        req.execution_expiration = started_uint(&started, "workflow_execution_expiration_time");
+        req.retry_policy = started_get(&started, "retry_policy");
         run_id_new(new_run_id);
         pk = attrs_begin(&a, 6);
         (void) msg_pack_kv_str(pk, "new_execution_run_id", new_run_id);
@@ -1215,24 +1405,11 @@ static int apply_continue_as_new(Manager *m,
         (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
         r = append_event(m, run, EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, &a, NULL);
         attrs_done(&a);
-        if (r < 0)
-                return r;
-        r = close_run(m, run, WORKFLOW_STATUS_CONTINUED_AS_NEW, NULL, NULL);
-        if (r < 0)
-                return r;
-        /* The row must say "closed" before the new run takes the id (runs_running). */
-        r = store_run_update(m->store, run);
-        if (r < 0)
-                return r;
-        /* A child's chain stays its parent's child (history-child.c). */
-        r = store_child_get_by_run(m->store, run->run_id, &link);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        req.parent = r >= 0 ? &link : NULL;
-        r = create_run(m, &req, run->uid, run->run_id, new_run_id);
-        if (r >= 0 && req.parent)
-                r = store_child_relink(m->store, run->run_id, new_run_id);
-        child_row_done(&link);
+        if (r >= 0)
+                r = close_run_chain(m, run, WORKFLOW_STATUS_CONTINUED_AS_NEW, NULL, NULL, true);
+        if (r >= 0)
+                r = continue_chain(m, run, &req, new_run_id);
+        started_done(&started);
         return r;
 }
 
@@ -1252,7 +1429,8 @@ static int find_continued(uint64_t event_id,
         msgpack_unpacked u;
         const msgpack_object *v;
 
-        if (type != EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+        if (type != EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW &&
+            type != EVENT_WORKFLOW_EXECUTION_FAILED && type != EVENT_WORKFLOW_EXECUTION_TIMED_OUT)
                 return 0;
         msgpack_unpacked_init(&u);
         if (msg_decode(attrs, size, &u) >= 0) {
@@ -1271,7 +1449,9 @@ int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[stat
         ContinuedCtx c = { ret_run_id, false };
         int r;
 
-        if (run->status != WORKFLOW_STATUS_CONTINUED_AS_NEW || run->next_event_id < 2)
+        if ((run->status != WORKFLOW_STATUS_CONTINUED_AS_NEW &&
+             run->status != WORKFLOW_STATUS_FAILED && run->status != WORKFLOW_STATUS_TIMED_OUT) ||
+            run->next_event_id < 2)
                 return -ENOENT;
         /* The closing event is the last one. */
         r = store_events_foreach(m->store, run->run_id, run->next_event_id - 1, find_continued, &c);
@@ -1599,6 +1779,7 @@ static int on_timer_due(Manager *m, RunRow *run, const Deadline *d) {
  * TimeoutError failure naming which timeout. */
 static int time_out_run(Manager *m, RunRow *run, DeadlineKind kind) {
         const char *which = kind == DEADLINE_RUN_TIMEOUT ? "run" : "execution";
+        Retry retry = { .state = "Timeout" };
         msgpack_packer *pk;
         Blob failure = {};
         Attrs a;
@@ -1613,18 +1794,28 @@ static int time_out_run(Manager *m, RunRow *run, DeadlineKind kind) {
         r = store_buffered_drain(m->store, run->run_id, flush_one, &(FlushCtx){ m, run, 0 });
         if (r < 0)
                 return r;
-        pk = attrs_begin(&a, 2);
-        (void) msg_pack_kv_str(pk, "retry_state", "Timeout");
+        /* A run timeout is retried under a retry policy; the execution's end is final. */
+        if (kind == DEADLINE_RUN_TIMEOUT) {
+                r = retry_decide(m, run, NULL, &retry);
+                if (r < 0)
+                        return r;
+        }
+        pk = attrs_begin(&a, retry_in_progress(&retry) ? 3 : 2);
+        (void) msg_pack_kv_str(pk, "retry_state", retry.state);
         (void) msg_pack_kv_str(pk, "timeout", which);
+        if (retry_in_progress(&retry))
+                (void) msg_pack_kv_str(pk, "new_execution_run_id", retry.next_run_id);
         r = append_event(m, run, EVENT_WORKFLOW_EXECUTION_TIMED_OUT, &a, NULL);
         attrs_done(&a);
-        if (r < 0)
-                return r;
-        r = failure_blob(&failure, "TimeoutError", "StartToClose", true,
-                         "workflow %s timeout expired", which);
-        if (r < 0)
-                return r;
-        r = close_run(m, run, WORKFLOW_STATUS_TIMED_OUT, NULL, &failure);
+        if (r >= 0)
+                r = failure_blob(&failure, "TimeoutError", "StartToClose", true,
+                                 "workflow %s timeout expired", which);
+        if (r >= 0)
+                r = close_run_chain(m, run, WORKFLOW_STATUS_TIMED_OUT, NULL, &failure,
+                                    retry_in_progress(&retry));
+        if (r >= 0 && retry_in_progress(&retry))
+                r = retry_start(m, run, &retry);
+        started_done(&retry.started);
         free(failure.ptr);
         return r;
 }

@@ -41,10 +41,13 @@ typedef struct StartRequest {
         const char *task_queue;
         MsgBin input;
         uint64_t task_timeout_usec;
-        uint64_t execution_timeout_usec; /* the whole continue-as-new chain; 0 = none */
-        uint64_t run_timeout_usec;       /* one run; 0 = none (capped at the execution's) */
-        uint64_t start_delay_usec;       /* first workflow task after this delay */
-        uint64_t execution_expiration;   /* continue-as-new: the chain's absolute deadline */
+        uint64_t execution_timeout_usec;    /* the whole continue-as-new chain; 0 = none */
+        uint64_t run_timeout_usec;          /* one run; 0 = none (capped at the execution's) */
+        uint64_t start_delay_usec;          /* first workflow task after this delay */
+        uint64_t execution_expiration;      /* continue-as-new: the chain's absolute deadline */
+        const msgpack_object *retry_policy; /* the workflow's retry policy map, or NULL */
+        uint64_t attempt;                   /* with a retry policy: 1, 2, ... */
+        const char *initiator;              /* a continued run: "Workflow" or "Retry" */
         const char *request_id;
         IdReusePolicy id_reuse_policy;       /* for a closed previous run (proto/policy.h) */
         IdConflictPolicy id_conflict_policy; /* for a running one */
@@ -63,7 +66,10 @@ int history_start_workflow(Manager *m,
                            char ret_run_id[static 37],
                            bool *ret_started,
                            ApiError *e);
-/* The run a ContinuedAsNew run continued as; -ENOENT when @run did not continue as new. */
+/* invalid_argument, naming the problem, unless @policy is a valid retry policy map. */
+int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e);
+/* The run that continues @run: it continued as new, or failed or timed out and was retried;
+ * -ENOENT when none does. */
 int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]);
 /* Replaces @run by the last run of its continue-as-new chain (itself when it did not continue). */
 int history_follow_chain(Manager *m, RunRow *run);

@@ -132,7 +132,7 @@ static bool waiter_answer(Manager *m, Waiter *w, const RunRow *run) {
         if (w->kind == WAITER_RESULT) {
                 if (!closed)
                         return false;
-                if (w->follow_runs && run->status == WORKFLOW_STATUS_CONTINUED_AS_NEW) {
+                if (w->follow_runs) {
                         char next[37];
                         RunRow n = {};
                         bool done;

@@ -15,6 +15,7 @@
 #include "libclient/conn.h"
 #include "libclient/failure.h"
 #include "libclient/logging.h"
+#include "libclient/retry.h"
 #include "proto/msg.h"
 #include "proto/policy.h"
 
@@ -29,16 +30,18 @@ typedef enum FieldType {
         FIELD_PAYLOAD,
         FIELD_UINT,
         FIELD_BOOL,
+        FIELD_RETRY,
 } FieldType;
 
 /* One request field; which member is read depends on @type. */
 typedef struct Field {
         const char *key;
         FieldType type;
-        const char *str;        /* NULL: absent */
-        const dur_buf *payload; /* NULL or empty: absent (nil) */
-        uint64_t uint;          /* 0: absent */
-        bool boolean;           /* always sent */
+        const char *str;               /* NULL: absent */
+        const dur_buf *payload;        /* NULL or empty: absent (nil) */
+        uint64_t uint;                 /* 0: absent */
+        bool boolean;                  /* always sent */
+        const dur_retry_policy *retry; /* absent when no field is set */
 } Field;
 
 DUR_PUBLIC int dur_client_connect(dur_client **ret, const char *socket_path) {
@@ -84,6 +87,8 @@ static bool field_present(const Field *f) {
                 return f->uint > 0;
         case FIELD_BOOL:
                 return true;
+        case FIELD_RETRY:
+                return f->retry && retry_policy_fields(f->retry) > 0;
         }
         return false;
 }
@@ -102,6 +107,10 @@ static void field_pack(msgpack_packer *pk, const Field *f) {
                 break;
         case FIELD_BOOL:
                 (void) msg_pack_kv_bool(pk, f->key, f->boolean);
+                break;
+        case FIELD_RETRY:
+                (void) msg_pack_str(pk, f->key);
+                (void) retry_policy_pack(pk, f->retry);
                 break;
         }
 }
@@ -211,6 +220,7 @@ static int client_start(dur_client *c,
                 { "execution_timeout_usec", FIELD_UINT, .uint = opts->execution_timeout },
                 { "run_timeout_usec", FIELD_UINT, .uint = opts->run_timeout },
                 { "start_delay_usec", FIELD_UINT, .uint = opts->start_delay },
+                { "retry_policy", FIELD_RETRY, .retry = &opts->retry },
                 { "request_id", FIELD_STR, .str = opts->request_id },
                 { "id_reuse_policy", FIELD_STR,
                   .str = id_reuse_policy_to_string((IdReusePolicy) opts->id_reuse_policy) },

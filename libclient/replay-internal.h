@@ -85,6 +85,7 @@ struct dur_wf {
         unsigned activity_seq; /* last activity_id issued */
         unsigned timer_seq;    /* last timer_id issued */
         unsigned routine_seq;
+        unsigned attempt; /* dur_wf_attempt(), from WorkflowExecutionStarted */
 
         Routine *routines;   /* in creation order: the scheduling order */
         Routine *current;    /* the routine running now, NULL in the scheduler or a query */

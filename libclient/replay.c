@@ -703,6 +703,7 @@ static int run_execute(Run *r, const Event *e, bool replaying) {
 /* ---- event handlers -------------------------------------------------------------------------- */
 
 static int on_execution_started(Run *r, const Event *e) {
+        const msgpack_object *v;
         Routine *rt;
         int k;
 
@@ -714,6 +715,9 @@ static int on_execution_started(Run *r, const Event *e) {
         if (k < 0)
                 return k;
         r->started = true;
+        v = msg_get(e->attrs, "attempt");
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
+                r->attempt = (unsigned) v->via.u64;
         return attr_payload(r, e, "input", rt->input);
 }
 

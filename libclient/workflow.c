@@ -15,6 +15,7 @@
 #include "common/cleanup.h"
 #include "libclient/failure.h"
 #include "libclient/replay-internal.h"
+#include "libclient/retry.h"
 #include "proto/msg.h"
 
 /* ---- run properties -------------------------------------------------------------------------- */
@@ -74,6 +75,11 @@ DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf) {
         return wf->cancel_requested;
 }
 
+DUR_PUBLIC unsigned dur_wf_attempt(dur_wf *wf) {
+        assert_return(wf, 0);
+        return wf->attempt ? wf->attempt : 1;
+}
+
 DUR_PUBLIC uint64_t dur_now(dur_wf *wf) {
         assert_return(wf, 0);
         return wf->now;
@@ -123,40 +129,6 @@ static int pack_kv_usec(msgpack_packer *pk, const char *key, uint64_t usec) {
         return usec > 0 ? msg_pack_kv_uint(pk, key, usec) : 0;
 }
 
-static size_t retry_fields(const dur_retry_policy *p) {
-        return (p->initial_interval > 0) + (p->backoff_coefficient > 0) +
-               (p->maximum_interval > 0) + (p->maximum_attempts > 0) +
-               (p->non_retryable_error_types != NULL);
-}
-
-static int pack_retry_policy(msgpack_packer *pk, const dur_retry_policy *p) {
-        size_t n = 0;
-        int k;
-
-        k = msgpack_pack_map(pk, retry_fields(p));
-        if (k >= 0)
-                k = pack_kv_usec(pk, "initial_interval_usec", p->initial_interval);
-        if (k >= 0 && p->backoff_coefficient > 0) {
-                k = msg_pack_str(pk, "backoff_coefficient");
-                if (k >= 0)
-                        k = msgpack_pack_double(pk, p->backoff_coefficient);
-        }
-        if (k >= 0)
-                k = pack_kv_usec(pk, "maximum_interval_usec", p->maximum_interval);
-        if (k >= 0)
-                k = pack_kv_usec(pk, "maximum_attempts", p->maximum_attempts);
-        if (k < 0 || !p->non_retryable_error_types)
-                return k;
-        while (p->non_retryable_error_types[n])
-                n++;
-        k = msg_pack_str(pk, "non_retryable_error_types");
-        if (k >= 0)
-                k = msgpack_pack_array(pk, n);
-        for (size_t i = 0; k >= 0 && i < n; i++)
-                k = msg_pack_str(pk, p->non_retryable_error_types[i]);
-        return k;
-}
-
 /* ScheduleActivityTask attributes: only what the caller set; the daemon applies the defaults. */
 static int pack_activity_attrs(msgpack_packer *pk,
                                const char *id,
@@ -170,7 +142,7 @@ static int pack_activity_attrs(msgpack_packer *pk,
         if (!o)
                 o = &none;
         n = 2 + !!o->task_queue + !!args + (o->schedule_to_close > 0) + (o->schedule_to_start > 0) +
-            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_fields(&o->retry) > 0);
+            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_policy_fields(&o->retry) > 0);
         k = msgpack_pack_map(pk, n);
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "activity_id", id);
@@ -188,10 +160,10 @@ static int pack_activity_attrs(msgpack_packer *pk,
                 k = pack_kv_usec(pk, "start_to_close_usec", o->start_to_close);
         if (k >= 0)
                 k = pack_kv_usec(pk, "heartbeat_usec", o->heartbeat);
-        if (k >= 0 && retry_fields(&o->retry) > 0) {
+        if (k >= 0 && retry_policy_fields(&o->retry) > 0) {
                 k = msg_pack_str(pk, "retry_policy");
                 if (k >= 0)
-                        k = pack_retry_policy(pk, &o->retry);
+                        k = retry_policy_pack(pk, &o->retry);
         }
         return k < 0 ? -ENOMEM : 0;
 }
@@ -482,7 +454,8 @@ static int pack_child_attrs(msgpack_packer *pk,
                 break;
         }
         k = msgpack_pack_map(pk, 2 + !!o->task_queue + !!input + (o->task_timeout > 0) + !!policy +
-                                         (o->execution_timeout > 0) + (o->run_timeout > 0));
+                                         (o->execution_timeout > 0) + (o->run_timeout > 0) +
+                                         (retry_policy_fields(&o->retry) > 0));
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "workflow_id", o->workflow_id);
         if (k >= 0)
@@ -499,6 +472,11 @@ static int pack_child_attrs(msgpack_packer *pk,
                 k = pack_kv_usec(pk, "execution_timeout_usec", o->execution_timeout);
         if (k >= 0)
                 k = pack_kv_usec(pk, "run_timeout_usec", o->run_timeout);
+        if (k >= 0 && retry_policy_fields(&o->retry) > 0) {
+                k = msg_pack_str(pk, "retry_policy");
+                if (k >= 0)
+                        k = retry_policy_pack(pk, &o->retry);
+        }
         return k < 0 ? -ENOMEM : 0;
 }
 

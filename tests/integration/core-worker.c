@@ -16,6 +16,8 @@
  *            (a failed child fails the parent with the child's failure as cause); else returns
  *            {"child_run_id"} once the child started. "child_run_timeout_ms" sets the child's
  *            run timeout.
+ *   Flaky    {"succeed_at": k}: fails (type "Flaky", retryable) while dur_wf_attempt() < k;
+ *            returns {"attempt": n}.
  *   Fanout   {"n", "queue"}: starts n children "Quick" (ids "<id>-<i>") on "queue" and waits
  *            until each started or failed to; returns {"started", "failed", "failed_type"?: of the last}. */
 
@@ -227,7 +229,18 @@ static int fanout_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
         return r;
 }
 
+static int flaky_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        uint64_t succeed_at = 0;
+
+        if (dur_unpack(in, "{s:U}", "succeed_at", &succeed_at) < 0)
+                return dur_fail(wf, "BadInput", true, "bad input");
+        if (dur_wf_attempt(wf) < succeed_at)
+                return dur_fail(wf, "Flaky", false, "attempt %u failed", dur_wf_attempt(wf));
+        return dur_pack(out, "{s:u}", "attempt", dur_wf_attempt(wf));
+}
+
 static const dur_workflow_def workflows[] = {
+        { .name = "Flaky", .run = flaky_run },
         { .name = "Fanout", .run = fanout_run },
         { .name = "Parent", .run = parent_run },
         {

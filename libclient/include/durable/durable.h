@@ -107,6 +107,15 @@ DUR_PUBLIC dur_client *dur_client_free(dur_client *c);
 DUR_PUBLIC const char *dur_client_error_code(const dur_client *c);
 DUR_PUBLIC const char *dur_client_error_message(const dur_client *c);
 
+/* Temporal's RetryPolicy, for activities and workflows. */
+typedef struct dur_retry_policy {
+        uint64_t initial_interval;                    /* 0 = 1 s */
+        double backoff_coefficient;                   /* 0 = 2.0 */
+        uint64_t maximum_interval;                    /* 0 = 100 x initial_interval */
+        uint32_t maximum_attempts;                    /* 0 = unlimited, 1 = no retries */
+        const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
+} dur_retry_policy;
+
 /* What a start does when the latest run of its workflow id is closed (Temporal's
  * WorkflowIdReusePolicy, same numbers). */
 typedef enum dur_id_reuse_policy {
@@ -138,6 +147,7 @@ typedef struct dur_start_opts {
         uint64_t execution_timeout; /* the whole continue-as-new chain; 0 = unlimited */
         uint64_t run_timeout;       /* one run; 0 = unlimited (capped at execution_timeout) */
         uint64_t start_delay;       /* first workflow task only after this delay */
+        dur_retry_policy retry;     /* none set (the default) = a failed run is not retried */
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
@@ -254,14 +264,6 @@ typedef struct dur_workflow_def {
 #define DUR_SIGNALS(...) ((const dur_signal_def[]){ __VA_ARGS__, { NULL, NULL } })
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
 
-typedef struct dur_retry_policy {
-        uint64_t initial_interval;                    /* 0 = 1 s */
-        double backoff_coefficient;                   /* 0 = 2.0 */
-        uint64_t maximum_interval;                    /* 0 = 100 x initial_interval */
-        uint32_t maximum_attempts;                    /* 0 = unlimited, 1 = no retries */
-        const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
-} dur_retry_policy;
-
 typedef struct dur_activity_opts {
         const char *task_queue; /* NULL = the workflow's */
         uint64_t schedule_to_close;
@@ -282,6 +284,8 @@ DUR_PUBLIC const dur_failure *dur_wf_failure(dur_wf *wf);
 DUR_PUBLIC int dur_fail(dur_wf *wf, const char *type, bool non_retryable, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf);
+/* 1 for the first run, 2 for its first retry (a workflow retry policy), and so on. */
+DUR_PUBLIC unsigned dur_wf_attempt(dur_wf *wf);
 
 /* Activities. @args is consumed (may be NULL). */
 DUR_PUBLIC dur_future *
@@ -338,6 +342,7 @@ typedef struct dur_child_opts {
         dur_parent_close_policy parent_close_policy;
         uint64_t execution_timeout; /* 0 = unlimited */
         uint64_t run_timeout;       /* 0 = unlimited */
+        dur_retry_policy retry;     /* as dur_start_opts.retry */
 } dur_child_opts;
 
 /* @input is consumed (may be NULL). NULL with errno set on failure (EINVAL, EDEADLK outside
