@@ -73,6 +73,42 @@ int create_run(Manager *m,
                const char *continued_from,
                const char run_id[static 37]);
 
+/* history.c: closes @run (@continued: another run of its chain follows: continue-as-new, a
+ * retry); takes @result and @failure. */
+int close_run_chain(Manager *m,
+                    RunRow *run,
+                    WorkflowStatus status,
+                    Blob *result,
+                    Blob *failure,
+                    bool continued);
+/* Closes the workflow task in flight (WorkflowTaskFailed, @cause) before a forced close. */
+int fail_started_task(Manager *m, RunRow *run, const char *cause);
+/* A closing run: buffered events go into the history (nothing acknowledged disappears) without
+ * a new workflow task. */
+int drain_buffered_closing(Manager *m, RunRow *run);
+
+/* history-chain.c. Close commands and ContinueAsNewWorkflowExecution (@dry: validate only). */
+int history_apply_close(Manager *m,
+                        RunRow *run,
+                        CommandType type,
+                        const msgpack_object *attrs,
+                        uint64_t completed_id,
+                        bool dry,
+                        char *err,
+                        size_t errlen);
+int history_apply_continue_as_new(Manager *m,
+                                  RunRow *run,
+                                  const msgpack_object *attrs,
+                                  uint64_t completed_id,
+                                  msgpack_zone *z,
+                                  bool dry,
+                                  char *err,
+                                  size_t errlen);
+/* After a workflow task: fails a running run past --history-max-events/-bytes. */
+int history_check_limits(Manager *m, RunRow *run, uint64_t completed_id);
+/* The run timeout (retried under a retry policy) or the execution timeout expired. */
+int history_time_out_run(Manager *m, RunRow *run, DeadlineKind kind);
+
 /* history-child.c. Commands StartChildWorkflowExecution and
  * RequestCancelExternalWorkflowExecution (@dry: validate only). */
 int history_apply_start_child(Manager *m,
