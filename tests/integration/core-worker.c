@@ -191,15 +191,16 @@ static int parent_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
 
 static int fanout_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
         const char *queue = NULL;
-        dur_future **fs = NULL;
+        dur_future **fs;
         uint64_t n = 0, started = 0, failed = 0;
         char id[128];
         int r;
 
         r = dur_unpack(in, "{s:U, s:s}", "n", &n, "queue", &queue);
-        if (r < 0 || n > 100000)
+        if (r < 0 || n == 0 || n > 100000)
                 return dur_fail(wf, "BadInput", true, "bad input");
-        fs = calloc(n ? n : 1, sizeof(*fs));
+        /* In the run's state, not malloc()ed: a run evicted while it waits is freed with it. */
+        fs = dur_wf_state(wf, n * sizeof(*fs));
         if (!fs)
                 return -ENOMEM;
         for (uint64_t i = 0; i < n; i++) {
@@ -207,10 +208,8 @@ static int fanout_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
 
                 snprintf(id, sizeof(id), "%s-%llu", dur_wf_id(wf), (unsigned long long) i);
                 fs[i] = dur_start_child(wf, "Quick", NULL, &o);
-                if (!fs[i]) {
-                        free(fs);
+                if (!fs[i])
                         return -errno;
-                }
         }
         for (uint64_t i = 0; i < n; i++) {
                 r = dur_child_started(wf, fs[i], NULL);
@@ -218,15 +217,12 @@ static int fanout_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out)
                         started++;
                 else if (r == DUR_FAILED)
                         failed++;
-                else {
-                        free(fs);
+                else
                         return r;
-                }
         }
-        r = dur_pack(out, "{s:U, s:U, s:s?}", "started", started, "failed", failed, "failed_type",
-                     failed ? dur_failure_type(dur_future_failure(fs[n - 1])) : NULL);
-        free(fs);
-        return r;
+        return dur_pack(out, "{s:U, s:U, s:s?}", "started", started, "failed", failed,
+                        "failed_type",
+                        failed ? dur_failure_type(dur_future_failure(fs[n - 1])) : NULL);
 }
 
 static int flaky_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
