@@ -1,7 +1,8 @@
 #pragma once
-/* Shared by the two files of the history engine: history.c (runs, workflow tasks, commands,
- * timers) and history-activity.c (activities: scheduling, dispatch, results, retries and
- * timeouts). Nobody else includes this header. */
+/* Shared by the files of the history engine: history.c (runs, workflow tasks, commands,
+ * timers), history-activity.c (activities: scheduling, dispatch, results, retries and
+ * timeouts), history-chain.c (closing runs, continue-as-new, workflow retries and timeouts,
+ * history limits) and history-child.c (child workflows). Nobody else includes this header. */
 
 #include <stdbool.h>
 #include <stdint.h>

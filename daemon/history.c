@@ -1,5 +1,7 @@
-/* The history engine: runs, workflow tasks, commands and timers (activities are in
- * history-activity.c); see history.h for the state machines and doc/protocol.md for the events.
+/* The history engine: runs (starts and their policies), workflow tasks, commands and timers
+ * (activities are in history-activity.c, child workflows in history-child.c, closing runs and
+ * their chains in history-chain.c); see history.h for the state machines and doc/protocol.md for
+ * the events.
  *
  * Every operation follows one shape: load the run (and activity) rows, check the request against
  * their state, append events, write the rows back. Event ids come from RunRow.next_event_id and
