@@ -343,28 +343,27 @@ TEST(daemon_killed) {
                      "{\"child_id\": \"pk9-child\", \"child_type\": \"Collect\", "
                      "\"await\": true}");
         ASSERT_EQ(core_start(c, "Collect", "late", NULL, &o, NULL), 0);
-        /* The child runs (it answers a query: its first task completed). */
+        /* Wait until the parent started its child: the child run is created in the transaction
+         * that appends StartChildWorkflowExecutionInitiated, and until then the parent's task
+         * is still to complete, so a next event always comes (a long poll, no sleep). */
         for (;;) {
-                dur_buf *result = NULL;
-                int r = dur_client_query(c, "pk9-child", NULL, "count", NULL, &result);
+                json_t *req;
+                size_t n;
+                int k;
 
-                dur_buf_free(result);
-                if (r >= 0)
-                        break;
-                ASSERT_EQ(r, -ENOENT); /* not started yet: the parent's task is running */
                 events = core_history(c, "pk9", NULL);
-                {
-                        json_t *req = ASSERT_NOT_NULL(
-                                json_pack("{s:s, s:s, s:I, s:b}", "op", "GetHistory", "workflow_id",
-                                          "pk9", "from_event_id",
-                                          (json_int_t) json_array_size(events) + 1, "wait", 1));
-                        int k;
-
-                        json_decref(ASSERT_NOT_NULL(call_json(c, req, &k)));
-                        json_decref(req);
-                }
+                n = json_array_size(events);
+                k = (int) history_count(events, "StartChildWorkflowExecutionInitiated");
                 json_decref(events);
+                if (k > 0)
+                        break;
+                req = ASSERT_NOT_NULL(json_pack("{s:s, s:s, s:I, s:b}", "op", "GetHistory",
+                                                "workflow_id", "pk9", "from_event_id",
+                                                (json_int_t) n + 1, "wait", 1));
+                json_decref(ASSERT_NOT_NULL(call_json(c, req, &k)));
+                json_decref(req);
         }
+        ASSERT_EQ(query_count(c, "pk9-child"), 0); /* it runs: its first task completed */
         dur_client_free(c);
         ASSERT_EQ(test_daemon_kill(&d, SIGKILL), SIGKILL);
         test_daemon_restart(&d);
