@@ -24,6 +24,7 @@
 #include "cli/verbs.h"
 #include "durable/durable.h"
 #include "proto/event.h"
+#include "proto/policy.h"
 
 #define EXIT_USAGE 2
 #define SYSTEM_SOCKET "/run/durabled/io.sock"
@@ -70,6 +71,12 @@ typedef enum Opt {
         OPT_PAGE_TOKEN,
         OPT_MEMO,
         OPT_SEARCH_ATTRIBUTE,
+        OPT_ID_REUSE_POLICY,
+        OPT_ID_CONFLICT_POLICY,
+        OPT_SIGNAL_INPUT,
+        OPT_EXECUTION_TIMEOUT,
+        OPT_RUN_TIMEOUT,
+        OPT_START_DELAY,
         _OPT_MAX,
 } Opt;
 
@@ -78,9 +85,11 @@ typedef enum Opt {
         (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER) | \
          BIT(OPT_NO_LEGEND))
 #define INPUT_OPTS (BIT(OPT_INPUT) | BIT(OPT_INPUT_FILE))
-#define START_OPTS                                                                \
-        (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) | \
-         BIT(OPT_REQUEST_ID) | BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
+#define START_OPTS                                                                      \
+        (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) |       \
+         BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY) | \
+         BIT(OPT_EXECUTION_TIMEOUT) | BIT(OPT_RUN_TIMEOUT) | BIT(OPT_START_DELAY) |      \
+         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
 #define SCHEDULE_OPTS                                                                              \
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
@@ -168,6 +177,18 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
                                    "Set a search attribute (Keyword, Text, Int, Double, Bool, "
                                    "Datetime, KeywordList as a JSON array; repeatable)" },
+        [OPT_ID_REUSE_POLICY] = { "id-reuse-policy", "POLICY",
+                                  "If the id ran before: AllowDuplicate (default), "
+                                  "AllowDuplicateFailedOnly, RejectDuplicate, TerminateIfRunning" },
+        [OPT_ID_CONFLICT_POLICY] = { "id-conflict-policy", "POLICY",
+                                     "If the id is running: Fail (default for start), "
+                                     "UseExisting, TerminateExisting" },
+        [OPT_SIGNAL_INPUT] = { "signal-input", "JSON", "The signal's argument as JSON" },
+        [OPT_EXECUTION_TIMEOUT] = { "execution-timeout", "DURATION",
+                                    "Time out the workflow, continue-as-new included" },
+        [OPT_RUN_TIMEOUT] = { "run-timeout", "DURATION", "Time out each run" },
+        [OPT_START_DELAY] = { "start-delay", "DURATION",
+                              "Run the first workflow task only after DURATION" },
 };
 
 typedef struct Verb {
@@ -205,6 +226,9 @@ static const Verb verbs[] = {
           "Follow a run live: its events, its pending activities, then its outcome" },
         { "signal", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | INPUT_OPTS, 0, false, verb_signal,
           "Send signal NAME, with an optional JSON argument" },
+        { "signal-with-start", "TYPE NAME", 2, 2, START_OPTS | BIT(OPT_SIGNAL_INPUT),
+          BIT(OPT_ID) | BIT(OPT_TASK_QUEUE), false, verb_signal_with_start,
+          "Send signal NAME to the running workflow, or start one of TYPE with it" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
           false, verb_query, "Ask query NAME; print its result as JSON" },
         { "cancel", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_cancel,
@@ -328,6 +352,29 @@ static int parse_base_time(const char *text, uint64_t *ret) {
                                  "epoch",
                                  text);
         *ret = sec * 1000000;
+        return 0;
+}
+
+static int parse_reuse_policy(const char *text, const char **ret) {
+        IdReusePolicy p = id_reuse_policy_from_string(text);
+
+        if (p < 0)
+                return ctl_error("invalid value '%s' for --id-reuse-policy: expected "
+                                 "AllowDuplicate, AllowDuplicateFailedOnly, RejectDuplicate or "
+                                 "TerminateIfRunning",
+                                 text);
+        *ret = id_reuse_policy_to_string(p);
+        return 0;
+}
+
+static int parse_conflict_policy(const char *text, const char **ret) {
+        IdConflictPolicy p = id_conflict_policy_from_string(text);
+
+        if (p < 0)
+                return ctl_error("invalid value '%s' for --id-conflict-policy: expected Fail, "
+                                 "UseExisting or TerminateExisting",
+                                 text);
+        *ret = id_conflict_policy_to_string(p);
         return 0;
 }
 
@@ -476,6 +523,12 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_BASE_TIME:
                 a->has_base_time = true;
                 return parse_base_time(value, &a->base_time_usec);
+        case OPT_EXECUTION_TIMEOUT:
+                return parse_duration("--execution-timeout", value, &a->execution_timeout_usec);
+        case OPT_RUN_TIMEOUT:
+                return parse_duration("--run-timeout", value, &a->run_timeout_usec);
+        case OPT_START_DELAY:
+                return parse_duration("--start-delay", value, &a->start_delay_usec);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);
@@ -486,6 +539,13 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return add_memo(a, value);
         case OPT_SEARCH_ATTRIBUTE:
                 return add_search_attribute(a, value);
+        case OPT_SIGNAL_INPUT:
+                json_decref(a->signal_input);
+                return parse_json("--signal-input", value, &a->signal_input);
+        case OPT_ID_REUSE_POLICY:
+                return parse_reuse_policy(value, &a->id_reuse_policy);
+        case OPT_ID_CONFLICT_POLICY:
+                return parse_conflict_policy(value, &a->id_conflict_policy);
         default: /* --version ends parse_global(); string options are handled above */
                 break;
         }
@@ -690,6 +750,7 @@ int main(int argc, char *argv[]) {
                 json_decref(a.input);
                 json_decref(a.memo);
                 json_decref(a.search_attributes);
+                json_decref(a.signal_input);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -699,5 +760,6 @@ int main(int argc, char *argv[]) {
         json_decref(a.input);
         json_decref(a.memo);
         json_decref(a.search_attributes);
+        json_decref(a.signal_input);
         return r < 0 ? EXIT_FAILURE : r;
 }

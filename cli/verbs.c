@@ -40,7 +40,9 @@ typedef struct Started {
         bool started;
 } Started;
 
-static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started *ret) {
+/* StartWorkflow, or SignalWithStart when @signal_name is set. */
+static int start_workflow(
+        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
         static const MsgField fields[] = {
                 { "run_id", MSG_STR, offsetof(Started, run_id), true },
                 { "started", MSG_BOOL, offsetof(Started, started) },
@@ -49,11 +51,20 @@ static int start_workflow(const Ctx *ctx, const Args *a, Answer *answer, Started
         Started s = { .started = true };
         int r;
 
-        r = CTL_CALL(ctx->client, "StartWorkflow", answer, FIELD_STR("workflow_id", a->workflow_id),
+        r = CTL_CALL(ctx->client, signal_name ? "SignalWithStart" : "StartWorkflow", answer,
+                     FIELD_STR("workflow_id", a->workflow_id),
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
                      FIELD_UINT("task_timeout_usec", a->task_timeout_usec),
-                     FIELD_STR("request_id", a->request_id), FIELD_JSON("memo", a->memo),
+                     FIELD_UINT("execution_timeout_usec", a->execution_timeout_usec),
+                     FIELD_UINT("run_timeout_usec", a->run_timeout_usec),
+                     FIELD_UINT("start_delay_usec", a->start_delay_usec),
+                     FIELD_STR("request_id", a->request_id),
+                     FIELD_STR("id_reuse_policy", a->id_reuse_policy),
+                     FIELD_STR("id_conflict_policy", a->id_conflict_policy),
+                     FIELD_STR("signal_name", signal_name),
+                     FIELD_PAYLOAD("signal_input", signal_name ? a->signal_input : NULL),
+                     FIELD_JSON("memo", a->memo),
                      FIELD_JSON("search_attributes", a->search_attributes));
         if (r < 0)
                 return r;
@@ -70,8 +81,7 @@ static void started_print(const Args *a, const Started *s) {
         kv_print("Type", NULL, "%s", a->pos[0]);
         kv_print("Task queue", NULL, "%s", a->task_queue);
         if (!s->started)
-                printf("(a run with request id '%s' was already running; no new run started)\n",
-                       a->request_id);
+                printf("(an existing run answered: no new run started)\n");
 }
 
 static json_t *started_to_json(const Args *a, const Started *s) {
@@ -85,12 +95,27 @@ int verb_start(const Ctx *ctx, const Args *a) {
         Started s;
         int r;
 
-        r = start_workflow(ctx, a, &answer, &s);
+        r = start_workflow(ctx, a, NULL, &answer, &s);
         if (r < 0)
                 return r;
         if (ctx->json)
                 return print_json(started_to_json(a, &s));
         started_print(a, &s);
+        return 0;
+}
+
+int verb_signal_with_start(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        Started s;
+        int r;
+
+        r = start_workflow(ctx, a, a->pos[1], &answer, &s);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(started_to_json(a, &s));
+        started_print(a, &s);
+        printf("Signal '%s' sent.\n", a->pos[1]);
         return 0;
 }
 
@@ -141,7 +166,7 @@ int verb_execute(const Ctx *ctx, const Args *a) {
         Started s;
         int r;
 
-        r = start_workflow(ctx, a, &started, &s);
+        r = start_workflow(ctx, a, NULL, &started, &s);
         if (r < 0)
                 return r;
         if (!ctx->json) {
@@ -323,19 +348,40 @@ int verb_activity(const Ctx *ctx, const Args *a) {
 
 /* ---- describe, list, history ----------------------------------------------------------------- */
 
-static json_t *described_to_json(const msgpack_object *workflow,
-                                 const msgpack_object *pending,
-                                 const msgpack_object *memo,
-                                 const msgpack_object *sa) {
+/* The answer's fields besides the workflow map: the history's size, its warning, the run a
+ * continued-as-new run continues as; the memo and search attributes. */
+static const char *const describe_extras[] = { "history_size_bytes", "history_warning",
+                                               "new_execution_run_id", "memo",
+                                               "search_attributes" };
+
+static json_t *described_to_json(const msgpack_object *answer,
+                                 const msgpack_object *workflow,
+                                 const msgpack_object *pending) {
         _cleanup_(json_decrefp) json_t *j = map_to_json(workflow);
 
         if (!j || json_object_set_new(j, "pending_activities", maps_to_json(pending)) < 0)
                 return NULL;
-        if (memo && json_object_set_new(j, "memo", json_from_msgpack(memo)) < 0)
-                return NULL;
-        if (sa && json_object_set_new(j, "search_attributes", json_from_msgpack(sa)) < 0)
-                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(describe_extras); i++) {
+                const msgpack_object *v = msg_get(answer, describe_extras[i]);
+
+                if (v && json_object_set_new(j, describe_extras[i], json_from_msgpack(v)) < 0)
+                        return NULL;
+        }
         return TAKE_PTR(j);
+}
+
+static void describe_extras_print(const msgpack_object *answer) {
+        const msgpack_object *size = msg_get(answer, "history_size_bytes"),
+                             *warning = msg_get(answer, "history_warning"),
+                             *next = msg_get(answer, "new_execution_run_id");
+
+        if (size && size->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                kv_print("History size", NULL, "%llu bytes", (unsigned long long) size->via.u64);
+        if (next && next->type == MSGPACK_OBJECT_STR)
+                kv_print("Continued as", NULL, "%.*s", (int) next->via.str.size, next->via.str.ptr);
+        if (warning && warning->type == MSGPACK_OBJECT_STR)
+                kv_print("Warning", NULL, "%.*s", (int) warning->via.str.size,
+                         warning->via.str.ptr);
 }
 
 /* "Memo" and "Search attributes" lines: each key with its value as compact JSON. */
@@ -374,11 +420,12 @@ int verb_describe(const Ctx *ctx, const Args *a) {
         memo = msg_get(answer.map, "memo");
         sa = msg_get(answer.map, "search_attributes");
         if (ctx->json)
-                return print_json(described_to_json(workflow, pending, memo, sa));
+                return print_json(described_to_json(answer.map, workflow, pending));
         r = workflow_info_parse(&answer, workflow, &w);
         if (r < 0)
                 return r;
         workflow_print(&w, true);
+        describe_extras_print(answer.map);
         visibility_print(memo, sa);
         return pending_activities_print(pending);
 }

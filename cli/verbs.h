@@ -33,7 +33,13 @@ typedef struct Args {
         json_t *input;             /* --input, --input-file or a JSON argument; owned */
         json_t *memo;              /* --memo KEY=JSON, collected; owned */
         json_t *search_attributes; /* --search-attribute NAME=TYPE:VALUE, collected; owned */
+        json_t *signal_input;        /* --signal-input; owned */
+        const char *id_reuse_policy; /* canonical names (proto/policy.h) */
+        const char *id_conflict_policy;
         uint64_t task_timeout_usec;
+        uint64_t execution_timeout_usec;
+        uint64_t run_timeout_usec;
+        uint64_t start_delay_usec;
         uint64_t timeout_usec;
         uint64_t limit;
         uint64_t iterations;     /* calendar --iterations */
@@ -70,6 +76,7 @@ int verb_count(const Ctx *ctx, const Args *a);
 int verb_history(const Ctx *ctx, const Args *a);
 int verb_watch(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
+int verb_signal_with_start(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);

@@ -88,13 +88,33 @@ static int resolve_run(Request *q, const char *workflow_id, const char *run_id, 
 
 /* ---- client operations ---- */
 
+/* StartWorkflow and SignalWithStart: a StartRequest, with the policies as their names. */
+typedef struct StartArgs {
+        StartRequest s;
+        const char *id_reuse_policy;
+        const char *id_conflict_policy;
+} StartArgs;
+
 static const MsgField start_fields[] = {
-        { "workflow_id", MSG_STR, offsetof(StartRequest, workflow_id), true, NAME_MAX_LEN },
-        { "workflow_type", MSG_STR, offsetof(StartRequest, workflow_type), true, NAME_MAX_LEN },
-        { "task_queue", MSG_STR, offsetof(StartRequest, task_queue), true, NAME_MAX_LEN },
-        { "input", MSG_BIN, offsetof(StartRequest, input), false, PAYLOAD_SIZE_MAX },
-        { "task_timeout_usec", MSG_UINT, offsetof(StartRequest, task_timeout_usec) },
-        { "request_id", MSG_STR, offsetof(StartRequest, request_id), false, NAME_MAX_LEN },
+        { "workflow_id", MSG_STR, offsetof(StartArgs, s.workflow_id), true, NAME_MAX_LEN },
+        { "workflow_type", MSG_STR, offsetof(StartArgs, s.workflow_type), true, NAME_MAX_LEN },
+        { "task_queue", MSG_STR, offsetof(StartArgs, s.task_queue), true, NAME_MAX_LEN },
+        { "input", MSG_BIN, offsetof(StartArgs, s.input), false, PAYLOAD_SIZE_MAX },
+        { "task_timeout_usec", MSG_UINT, offsetof(StartArgs, s.task_timeout_usec) },
+        { "execution_timeout_usec", MSG_UINT, offsetof(StartArgs, s.execution_timeout_usec) },
+        { "run_timeout_usec", MSG_UINT, offsetof(StartArgs, s.run_timeout_usec) },
+        { "start_delay_usec", MSG_UINT, offsetof(StartArgs, s.start_delay_usec) },
+        { "retry_policy", MSG_MAP, offsetof(StartArgs, s.retry_policy) },
+        { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN },
+        { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
+        { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
+        {},
+};
+
+/* SignalWithStart: these besides start_fields. */
+static const MsgField signal_with_start_fields[] = {
+        { "signal_name", MSG_STR, offsetof(StartArgs, s.signal_name), true, NAME_MAX_LEN },
+        { "signal_input", MSG_BIN, offsetof(StartArgs, s.signal_input), false, PAYLOAD_SIZE_MAX },
         {},
 };
 
@@ -104,33 +124,70 @@ static int check_name(Request *q, const char *field, const char *value) {
         return 0;
 }
 
-static int op_start_workflow(Request *q) {
-        const msgpack_object *memo, *sa;
-        StartRequest s = {};
+/* The policies by name (proto/policy.h); an unknown one is invalid_argument, naming the valid. */
+static int parse_policies(Request *q, StartArgs *a) {
+        if (a->id_reuse_policy) {
+                a->s.id_reuse_policy = id_reuse_policy_from_string(a->id_reuse_policy);
+                if (a->s.id_reuse_policy < 0)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"id_reuse_policy\": unknown policy '%s' "
+                                             "(" ID_REUSE_POLICY_NAMES ")",
+                                             a->id_reuse_policy);
+        }
+        if (a->id_conflict_policy) {
+                a->s.id_conflict_policy = id_conflict_policy_from_string(a->id_conflict_policy);
+                if (a->s.id_conflict_policy < 0)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"id_conflict_policy\": unknown policy '%s' "
+                                             "(" ID_CONFLICT_POLICY_NAMES ")",
+                                             a->id_conflict_policy);
+        }
+        /* Temporal refuses the deprecated TerminateIfRunning next to a conflict policy. */
+        if (a->s.id_reuse_policy == ID_REUSE_TERMINATE_IF_RUNNING &&
+            a->s.id_conflict_policy != ID_CONFLICT_UNSPECIFIED)
+                return api_error_set(&q->err, -EINVAL,
+                                     "id_reuse_policy TerminateIfRunning cannot be combined with "
+                                     "an id_conflict_policy (use AllowDuplicate with "
+                                     "TerminateExisting)");
+        return 0;
+}
+
+static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
+        int r;
+
+        r = PARSE(q, fields, a);
+        if (r >= 0)
+                r = check_name(q, "workflow_id", a->s.workflow_id);
+        if (r >= 0)
+                r = check_name(q, "workflow_type", a->s.workflow_type);
+        if (r >= 0)
+                r = check_name(q, "task_queue", a->s.task_queue);
+        if (r >= 0)
+                r = parse_policies(q, a);
+        if (r >= 0 && a->s.retry_policy)
+                r = history_check_retry_policy(a->s.retry_policy, q->zone, &q->err);
+        a->s.caller_admin = q->conn->admin;
+        return r;
+}
+
+/* Starts (StartWorkflow, SignalWithStart) with the request's memo and search attributes, which
+ * are checked before anything is written and stored when a run was started. */
+static int start_and_reply(Request *q, const StartRequest *s) {
+        const msgpack_object *memo = msg_get(q->map, "memo");
+        const msgpack_object *sa = msg_get(q->map, "search_attributes");
+        StartRequest req = *s;
         char run_id[37];
         msgpack_packer *pk;
         bool started;
         size_t start;
         int r;
 
-        r = PARSE(q, start_fields, &s);
-        if (r >= 0)
-                r = check_name(q, "workflow_id", s.workflow_id);
-        if (r >= 0)
-                r = check_name(q, "workflow_type", s.workflow_type);
-        if (r >= 0)
-                r = check_name(q, "task_queue", s.task_queue);
-        if (r < 0)
-                return r;
-        memo = msg_get(q->map, "memo");
-        sa = msg_get(q->map, "search_attributes");
         r = visibility_check(q->m->store, memo, sa, false, q->err.message, sizeof(q->err.message));
         if (r < 0)
                 return r;
-        s.caller_admin = q->conn->admin;
-        s.memo = memo;
-        s.search_attributes = sa;
-        r = history_start_workflow(q->m, &s, run_id, &started, &q->err);
+        req.memo = memo;
+        req.search_attributes = sa;
+        r = history_start_workflow(q->m, &req, run_id, &started, &q->err);
         if (r >= 0 && started)
                 r = visibility_set(q->m->store, run_id, memo, sa, q->err.message,
                                    sizeof(q->err.message));
@@ -143,6 +200,34 @@ static int op_start_workflow(Request *q) {
         return 0;
 }
 
+static int op_start_workflow(Request *q) {
+        StartArgs a = {};
+        int r;
+
+        r = parse_start(q, start_fields, &a);
+        if (r < 0)
+                return r;
+        return start_and_reply(q, &a.s);
+}
+
+static int op_signal_with_start(Request *q) {
+        StartArgs a = {};
+        int r;
+
+        r = parse_start(q, start_fields, &a);
+        if (r >= 0)
+                r = PARSE(q, signal_with_start_fields, &a);
+        if (r >= 0)
+                r = check_name(q, "signal_name", a.s.signal_name);
+        if (r < 0)
+                return r;
+        if (a.s.id_conflict_policy == ID_CONFLICT_FAIL)
+                return api_error_set(&q->err, -EINVAL,
+                                     "SignalWithStart signals a running run: id_conflict_policy "
+                                     "Fail is not allowed (UseExisting or TerminateExisting)");
+        return start_and_reply(q, &a.s);
+}
+
 typedef struct TargetRequest {
         const char *workflow_id;
         const char *run_id;
@@ -151,6 +236,7 @@ typedef struct TargetRequest {
         uint64_t timeout_usec;
         uint64_t from_event_id;
         bool wait;
+        bool follow_runs; /* GetResult: follow the continue-as-new chain (default true) */
 } TargetRequest;
 
 /* Parses a request that names a workflow (workflow_id, optional run_id) and loads its run. */
@@ -255,6 +341,7 @@ static const MsgField target_fields[] = {
         { "wait", MSG_BOOL, offsetof(TargetRequest, wait) },
         { "timeout_usec", MSG_UINT, offsetof(TargetRequest, timeout_usec) },
         { "from_event_id", MSG_UINT, offsetof(TargetRequest, from_event_id) },
+        { "follow_runs", MSG_BOOL, offsetof(TargetRequest, follow_runs) },
         {},
 };
 
@@ -309,6 +396,9 @@ static int op_describe_workflow(Request *q) {
         TargetRequest t = {};
         msgpack_packer *pk;
         size_t start, n = 0, nv;
+        uint64_t bytes = 0, events;
+        char next_run_id[37];
+        bool warn, continued;
         int r;
 
         r = parse_target(q, target_fields, &t, &run);
@@ -320,7 +410,29 @@ static int op_describe_workflow(Request *q) {
         r = visibility_pack(q->m->store, run.run_id, NULL, &nv);
         if (r < 0)
                 return r;
-        pk = conn_reply_begin(q->conn, q->id, 2 + nv, &start);
+        r = history_size_bytes(q->m, &run, &bytes);
+        if (r < 0)
+                return r;
+        events = run.next_event_id - 1;
+        warn = events > q->m->cfg.history_warn_events;
+        continued = history_continued_run_id(q->m, &run, next_run_id) >= 0;
+        pk = conn_reply_begin(q->conn, q->id, 3 + nv + warn + continued, &start);
+        (void) msg_pack_kv_uint(pk, "history_size_bytes", bytes);
+        if (warn) {
+                /* Temporal's limit.historyCount.warn: time to continue as new. */
+                char text[256];
+
+                (void) snprintf(text, sizeof(text),
+                                "history has %llu events, more than %llu: the run fails past "
+                                "%llu events or %llu bytes; consider continue-as-new",
+                                (unsigned long long) events,
+                                (unsigned long long) q->m->cfg.history_warn_events,
+                                (unsigned long long) q->m->cfg.history_max_events,
+                                (unsigned long long) q->m->cfg.history_max_bytes);
+                (void) msg_pack_kv_str(pk, "history_warning", text);
+        }
+        if (continued)
+                (void) msg_pack_kv_str(pk, "new_execution_run_id", next_run_id);
         (void) msg_pack_str(pk, "workflow");
         (void) history_pack_workflow(&run, pk);
         r = visibility_pack(q->m->store, run.run_id, pk, &nv);
@@ -338,17 +450,23 @@ static int op_describe_workflow(Request *q) {
 
 static int op_get_result(Request *q) {
         _cleanup_(run_row_done) RunRow run = {};
-        TargetRequest t = {};
+        TargetRequest t = { .follow_runs = true };
         int r;
 
         r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
+        if (t.follow_runs) {
+                /* As Temporal's SDKs: the result of a workflow is the one of its last run. */
+                r = history_follow_chain(q->m, &run);
+                if (r < 0)
+                        return r;
+        }
         if (run.status != WORKFLOW_STATUS_RUNNING || !t.wait) {
                 reply_workflow(q, &run);
                 return 0;
         }
-        r = waiter_add_result(q->m, q->conn, q->id, run.run_id, t.timeout_usec);
+        r = waiter_add_result(q->m, q->conn, q->id, run.run_id, t.timeout_usec, t.follow_runs);
         if (r == -EUSERS)
                 return api_error_set(&q->err, r, "too many clients wait for results (limit %u)",
                                      q->m->cfg.max_waiters);
@@ -1094,6 +1212,7 @@ static const Op ops[] = {
         { "Reload", op_reload, false },
         { "RespondQueryTask", op_respond_query_task, false },
         { "ShutdownWorker", op_shutdown_worker, false },
+        { "SignalWithStart", op_signal_with_start, true },
         { "SignalWorkflow", op_signal_workflow, true },
         { "StartActivity", op_start_activity, true },
         { "StartWorkflow", op_start_workflow, true },

@@ -29,14 +29,6 @@ typedef struct ActivityCommand {
         const msgpack_object *retry_policy;
 } ActivityCommand;
 
-typedef struct RetryPolicy {
-        uint64_t initial_interval_usec;
-        double backoff_coefficient;
-        uint64_t maximum_interval_usec;
-        uint64_t maximum_attempts;
-        const msgpack_object *non_retryable_error_types;
-} RetryPolicy;
-
 static const MsgField activity_fields[] = {
         { "activity_id", MSG_STR, offsetof(ActivityCommand, activity_id), true, NAME_MAX_LEN },
         { "activity_type", MSG_STR, offsetof(ActivityCommand, activity_type), true, NAME_MAX_LEN },
@@ -90,10 +82,12 @@ static int normalize_activity(ActivityCommand *c,
                               msgpack_zone *z,
                               char *err,
                               size_t errlen) {
-        int r;
+        RetryPolicy defaults = {};
 
-        if (u)
+        if (u) {
                 unit_defaults(u, c);
+                unit_retry_defaults(u, &defaults);
+        }
         if (!c->schedule_to_close_usec && !c->start_to_close_usec) {
                 snprintf(err, errlen,
                          "activity %s (%s): a start_to_close or schedule_to_close "
@@ -112,15 +106,39 @@ static int normalize_activity(ActivityCommand *c,
         }
         if (c->heartbeat_usec)
                 c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
+        return retry_policy_parse_with(c->retry_policy, u ? &defaults : NULL, z, p, err, errlen);
+}
+
+int retry_policy_parse(
+        const msgpack_object *policy, msgpack_zone *z, RetryPolicy *p, char *err, size_t errlen) {
+        return retry_policy_parse_with(policy, NULL, z, p, err, errlen);
+}
+
+int retry_policy_parse_with(const msgpack_object *policy,
+                            const RetryPolicy *defaults,
+                            msgpack_zone *z,
+                            RetryPolicy *p,
+                            char *err,
+                            size_t errlen) {
+        int r;
 
         *p = (RetryPolicy){};
-        if (c->retry_policy) {
-                r = msg_parse(c->retry_policy, z, retry_fields, p, err, errlen);
+        if (policy) {
+                r = msg_parse(policy, z, retry_fields, p, err, errlen);
                 if (r < 0)
                         return r;
         }
-        if (u)
-                unit_retry_defaults(u, p);
+        /* Defaults (an activity unit's) fill what the policy leaves unset, before the checks. */
+        if (defaults) {
+                if (!p->initial_interval_usec)
+                        p->initial_interval_usec = defaults->initial_interval_usec;
+                if (p->backoff_coefficient == 0)
+                        p->backoff_coefficient = defaults->backoff_coefficient;
+                if (!p->maximum_interval_usec)
+                        p->maximum_interval_usec = defaults->maximum_interval_usec;
+                if (!p->maximum_attempts)
+                        p->maximum_attempts = defaults->maximum_attempts;
+        }
         if (p->maximum_attempts == 1)
                 return 0; /* no retries: the other fields do not matter (Temporal) */
         if (p->backoff_coefficient != 0 && !(p->backoff_coefficient >= 1.0)) {

@@ -1,13 +1,15 @@
 #pragma once
-/* Shared by the two files of the history engine: history.c (runs, workflow tasks, commands,
- * timers) and history-activity.c (activities: scheduling, dispatch, results, retries and
- * timeouts). Nobody else includes this header. */
+/* Shared by the files of the history engine: history.c (runs, workflow tasks, commands,
+ * timers), history-activity.c (activities: scheduling, dispatch, results, retries and
+ * timeouts), history-chain.c (closing runs, continue-as-new, workflow retries and timeouts,
+ * history limits) and history-child.c (child workflows). Nobody else includes this header. */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "common/log.h"
 #include "daemon/api-error.h"
+#include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
@@ -50,6 +52,94 @@ int append_external_raw(Manager *m,
                         bool link_started,
                         bool more_follows);
 int append_external(Manager *m, RunRow *run, EventType type, Attrs *a, bool link_started);
+
+/* A retry policy (Temporal's RetryPolicy, SEMANTICS.md b.1) as the protocol carries it. */
+typedef struct RetryPolicy {
+        uint64_t initial_interval_usec;
+        double backoff_coefficient;
+        uint64_t maximum_interval_usec;
+        uint64_t maximum_attempts;
+        const msgpack_object *non_retryable_error_types;
+} RetryPolicy;
+
+/* history-activity.c: parses and validates @policy (may be NULL) into @p with Temporal's
+ * defaults (1 s, 2.0, 100 x initial, unlimited attempts); -EINVAL with a sentence in @err. */
+int retry_policy_parse(
+        const msgpack_object *policy, msgpack_zone *z, RetryPolicy *p, char *err, size_t errlen);
+/* The same, with @defaults (may be NULL) filling what @policy leaves unset before the checks. */
+int retry_policy_parse_with(const msgpack_object *policy,
+                            const RetryPolicy *defaults,
+                            msgpack_zone *z,
+                            RetryPolicy *p,
+                            char *err,
+                            size_t errlen);
+
+/* history.c: a new run id (UUIDv7), and a new run (see history_start_workflow()). */
+void run_id_new(char out[static 37]);
+int create_run(Manager *m,
+               const StartRequest *req,
+               uint32_t uid,
+               const char *continued_from,
+               const char run_id[static 37]);
+
+/* history.c: closes @run (@continued: another run of its chain follows: continue-as-new, a
+ * retry); takes @result and @failure. */
+int close_run_chain(Manager *m,
+                    RunRow *run,
+                    WorkflowStatus status,
+                    Blob *result,
+                    Blob *failure,
+                    bool continued);
+/* Closes the workflow task in flight (WorkflowTaskFailed, @cause) before a forced close. */
+int fail_started_task(Manager *m, RunRow *run, const char *cause);
+/* A closing run: buffered events go into the history (nothing acknowledged disappears) without
+ * a new workflow task. */
+int drain_buffered_closing(Manager *m, RunRow *run);
+
+/* history-chain.c. Close commands and ContinueAsNewWorkflowExecution (@dry: validate only). */
+int history_apply_close(Manager *m,
+                        RunRow *run,
+                        CommandType type,
+                        const msgpack_object *attrs,
+                        uint64_t completed_id,
+                        bool dry,
+                        char *err,
+                        size_t errlen);
+int history_apply_continue_as_new(Manager *m,
+                                  RunRow *run,
+                                  const msgpack_object *attrs,
+                                  uint64_t completed_id,
+                                  msgpack_zone *z,
+                                  bool dry,
+                                  char *err,
+                                  size_t errlen);
+/* After a workflow task: fails a running run past --history-max-events/-bytes. */
+int history_check_limits(Manager *m, RunRow *run, uint64_t completed_id);
+/* The run timeout (retried under a retry policy) or the execution timeout expired. */
+int history_time_out_run(Manager *m, RunRow *run, DeadlineKind kind);
+
+/* history-child.c. Commands StartChildWorkflowExecution and
+ * RequestCancelExternalWorkflowExecution (@dry: validate only). */
+int history_apply_start_child(Manager *m,
+                              RunRow *run,
+                              const msgpack_object *attrs,
+                              uint64_t completed_id,
+                              msgpack_zone *z,
+                              bool dry,
+                              char *err,
+                              size_t errlen);
+int history_apply_request_cancel_external(Manager *m,
+                                          RunRow *run,
+                                          const msgpack_object *attrs,
+                                          uint64_t completed_id,
+                                          msgpack_zone *z,
+                                          bool dry,
+                                          char *err,
+                                          size_t errlen);
+/* @run closed (its row not yet written): its children follow their parent close policy, and if
+ * it is a child, its parent learns the outcome (not when @continued: continue-as-new or a retry,
+ * the chain goes on). */
+int history_children_on_close(Manager *m, RunRow *run, bool continued);
 
 /* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
 int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);

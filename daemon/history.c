@@ -1,5 +1,7 @@
-/* The history engine: runs, workflow tasks, commands and timers (activities are in
- * history-activity.c); see history.h for the state machines and doc/protocol.md for the events.
+/* The history engine: runs (starts and their policies), workflow tasks, commands and timers
+ * (activities are in history-activity.c, child workflows in history-child.c, closing runs and
+ * their chains in history-chain.c); see history.h for the state machines and doc/protocol.md for
+ * the events.
  *
  * Every operation follows one shape: load the run (and activity) rows, check the request against
  * their state, append events, write the rows back. Event ids come from RunRow.next_event_id and
@@ -233,6 +235,10 @@ static int flush_one(EventType type,
         return r;
 }
 
+int drain_buffered_closing(Manager *m, RunRow *run) {
+        return store_buffered_drain(m->store, run->run_id, flush_one, &(FlushCtx){ m, run, 0 });
+}
+
 /* Moves buffered events into the history (the task they waited for closed) and schedules a
  * workflow task for them. */
 static int flush_buffered(Manager *m, RunRow *run) {
@@ -246,7 +252,13 @@ static int flush_buffered(Manager *m, RunRow *run) {
         return f.n > 0 ? schedule_workflow_task(m, run) : 0;
 }
 
-static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+/* @continued: another run of the chain follows (continue-as-new, a retry). */
+int close_run_chain(Manager *m,
+                    RunRow *run,
+                    WorkflowStatus status,
+                    Blob *result,
+                    Blob *failure,
+                    bool continued) {
         int r;
 
         run->status = status;
@@ -262,6 +274,8 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         if (failure)
                 *failure = (Blob){};
         r = store_run_purge_pending(m->store, run->run_id);
+        if (r >= 0)
+                r = history_children_on_close(m, run, continued);
         if (r < 0)
                 return r;
         manager_deadlines_changed(m);
@@ -269,6 +283,10 @@ static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resul
         log_run(LOG_DEBUG, run, "Workflow '%s' (%s) closed: %s", run->workflow_id,
                 run->workflow_type, workflow_status_to_string(status));
         return 0;
+}
+
+static int close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
+        return close_run_chain(m, run, status, result, failure, false);
 }
 
 int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *result, Blob *failure) {
@@ -314,7 +332,7 @@ int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t
 /* Run ids are UUIDv7 (RFC 9562): 48 bits of milliseconds, then random bits. Time-ordered keys
  * append to the right edge of the runs and events B-trees instead of landing on random cold
  * leaf pages, which keeps starts fast in a store of millions of runs (bench/README.md, W6). */
-static void run_id_new(char out[static 37]) {
+void run_id_new(char out[static 37]) {
         uint64_t ms = clock_now() / 1000;
         uint8_t u[16];
 
@@ -330,45 +348,48 @@ static void run_id_new(char out[static 37]) {
                  u[13], u[14], u[15]);
 }
 
-int history_start_workflow(Manager *m,
-                           const StartRequest *req,
-                           char ret_run_id[static 37],
-                           bool *ret_started,
-                           ApiError *e) {
+/* Creates run @run_id of @req->workflow_id owned by @uid: WorkflowExecutionStarted (naming
+ * @continued_from, the run it continues, if any), the signal of a SignalWithStart, and the first
+ * workflow task. No other run of the workflow id may be running in the store. */
+/* The run's timeout deadlines (Temporal's semantics, SEMANTICS.md b.3): the execution timeout
+ * spans the continue-as-new chain (an absolute expiration, inherited), the run timeout this run;
+ * only the earlier one needs a deadline. */
+static int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
+        DeadlineKind kind = DEADLINE_RUN_TIMEOUT;
+        uint64_t due = run_due;
+
+        if (expiration && (!due || expiration <= due)) {
+                due = expiration;
+                kind = DEADLINE_EXECUTION_TIMEOUT;
+        }
+        if (!due)
+                return 0;
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, due, kind, run->run_id, 0, 0, NULL);
+}
+
+/* The first workflow task: now, or after start_delay (Temporal's workflow_start_delay). */
+static int schedule_first_task(Manager *m, RunRow *run, uint64_t start_delay_usec) {
+        if (start_delay_usec == 0)
+                return schedule_workflow_task(m, run);
+        run->wft_state = WFT_DELAYED;
+        manager_deadlines_changed(m);
+        return store_deadline_insert(m->store, run->start_time + start_delay_usec,
+                                     DEADLINE_START_DELAY, run->run_id, 0, 0, NULL);
+}
+
+int create_run(Manager *m,
+               const StartRequest *req,
+               uint32_t uid,
+               const char *continued_from,
+               const char run_id[static 37]) {
         _cleanup_(run_row_done) RunRow run = {};
-        RunRow running = {};
+        uint64_t expiration = 0, run_due = 0;
         msgpack_packer *pk;
         Attrs a;
         int r;
 
-        if (!req->standalone && streq(req->workflow_type, HISTORY_STANDALONE_TYPE))
-                return api_error_set(e, -EINVAL,
-                                     "workflow type '%s' is reserved for standalone activities "
-                                     "(StartActivity)",
-                                     HISTORY_STANDALONE_TYPE);
-        r = store_run_find_running(m->store, req->workflow_id, &running);
-        if (r >= 0 && !req->caller_admin && running.uid != m->actor_uid) {
-                /* The id is taken, which cannot be hidden; the run itself stays invisible
-                 * (DESIGN.md §10): no run id, no request_id match. */
-                run_row_done(&running);
-                return api_error_set(e, -EEXIST, "workflow id '%s' is in use", req->workflow_id);
-        }
-        if (r >= 0) {
-                bool same = req->request_id && running.request_id &&
-                            streq(req->request_id, running.request_id);
-                memcpy(ret_run_id, running.run_id, 37);
-                run_row_done(&running);
-                if (same) {
-                        *ret_started = false;
-                        return 0;
-                }
-                return api_error_set(e, -EEXIST, "workflow '%s' is already running (run %s)",
-                                     req->workflow_id, ret_run_id);
-        }
-        if (r != -ENOENT)
-                return r;
-
-        run_id_new(run.run_id);
+        memcpy(run.run_id, run_id, 37);
         run.workflow_id = strdup(req->workflow_id);
         run.workflow_type = strdup(req->workflow_type);
         run.task_queue = strdup(req->task_queue);
@@ -378,17 +399,31 @@ int history_start_workflow(Manager *m,
                 return -ENOMEM;
         run.status = WORKFLOW_STATUS_RUNNING;
         run.start_time = clock_now();
-        run.uid = m->actor_uid;
+        run.uid = uid;
         run.next_event_id = 1;
         run.task_timeout_usec = req->task_timeout_usec
                                         ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
                                         : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
+        expiration = req->execution_expiration;
+        if (!expiration && req->execution_timeout_usec)
+                expiration = run.start_time + req->execution_timeout_usec;
+        if (req->run_timeout_usec) {
+                run_due = run.start_time + req->run_timeout_usec;
+                /* A workflow task cannot outlast its run (Temporal caps it the same way). */
+                run.task_timeout_usec = MIN(run.task_timeout_usec, req->run_timeout_usec);
+        }
         r = store_run_insert(m->store, &run);
+        if (r >= 0)
+                r = arm_run_timeouts(m, &run, expiration, run_due);
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes);
+        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes +
+                                     (continued_from ? 2 : 0) + (req->parent ? 3 : 0) +
+                                     !!req->execution_timeout_usec + !!expiration +
+                                     !!req->run_timeout_usec + !!req->start_delay_usec +
+                                     (req->retry_policy ? 2 : 0));
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -403,21 +438,193 @@ int history_start_workflow(Manager *m,
                 (void) msg_pack_str(pk, "search_attributes");
                 (void) msgpack_pack_object(pk, *req->search_attributes);
         }
+        if (continued_from) {
+                (void) msg_pack_kv_str(pk, "continued_execution_run_id", continued_from);
+                (void) msg_pack_kv_str(pk, "initiator",
+                                       req->initiator ? req->initiator : "Workflow");
+        }
+        if (req->retry_policy) {
+                (void) msg_pack_str(pk, "retry_policy");
+                (void) msgpack_pack_object(pk, *req->retry_policy);
+                (void) msg_pack_kv_uint(pk, "attempt", req->attempt ? req->attempt : 1);
+        }
+        if (req->parent) {
+                (void) msg_pack_kv_str(pk, "parent_workflow_id", req->parent->parent_workflow_id);
+                (void) msg_pack_kv_str(pk, "parent_run_id", req->parent->parent_run_id);
+                (void) msg_pack_kv_uint(pk, "parent_initiated_event_id", req->parent->initiated_id);
+        }
+        if (req->execution_timeout_usec)
+                (void) msg_pack_kv_uint(pk, "workflow_execution_timeout_usec",
+                                        req->execution_timeout_usec);
+        if (expiration)
+                (void) msg_pack_kv_uint(pk, "workflow_execution_expiration_time", expiration);
+        if (req->run_timeout_usec)
+                (void) msg_pack_kv_uint(pk, "workflow_run_timeout_usec", req->run_timeout_usec);
+        if (req->start_delay_usec)
+                (void) msg_pack_kv_uint(pk, "first_workflow_task_backoff_usec",
+                                        req->start_delay_usec);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
                 return r;
+        if (req->signal_name) {
+                /* SignalWithStart: the signal is in the history before the first task. */
+                pk = attrs_begin(&a, 2);
+                (void) msg_pack_kv_str(pk, "signal_name", req->signal_name);
+                (void) pack_kv_payload(pk, "input", req->signal_input.ptr, req->signal_input.size);
+                r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_SIGNALED, &a, NULL);
+                attrs_done(&a);
+                if (r < 0)
+                        return r;
+        }
+        /* A standalone activity's run has no workflow code, hence no workflow task. */
         if (!req->standalone)
-                r = schedule_workflow_task(m, &run);
+                r = schedule_first_task(m, &run, req->start_delay_usec);
         if (r < 0)
                 return r;
         r = store_run_update(m->store, &run);
         if (r < 0)
                 return r;
-        memcpy(ret_run_id, run.run_id, 37);
-        *ret_started = true;
         log_run(LOG_DEBUG, &run, "Started workflow '%s' (%s) on queue '%s'", run.workflow_id,
                 run.workflow_type, run.task_queue);
+        return 0;
+}
+
+/* Signal-with-start ends a start delay (Temporal's documented behaviour; a plain signal does not):
+ * the first workflow task is scheduled now. */
+static int end_start_delay(Manager *m, const char *run_id) {
+        _cleanup_(run_row_done) RunRow run = {};
+        int r;
+
+        r = store_run_get(m->store, run_id, &run);
+        if (r < 0)
+                return r;
+        if (run.wft_state != WFT_DELAYED)
+                return 0;
+        run.wft_state = WFT_NONE;
+        r = store_deadline_delete(m->store, DEADLINE_START_DELAY, run.run_id, 0);
+        if (r >= 0)
+                r = schedule_workflow_task(m, &run);
+        if (r < 0)
+                return r;
+        manager_deadlines_changed(m);
+        return store_run_update(m->store, &run);
+}
+
+/* The latest run of the id is running: the conflict policy decides. Returns 1 when the request
+ * is answered with that run, 0 when a new run may start (the old one was terminated). */
+static int on_id_conflict(Manager *m,
+                          const StartRequest *req,
+                          const RunRow *prev,
+                          bool visible,
+                          char ret_run_id[static 37],
+                          ApiError *e) {
+        IdConflictPolicy p = req->id_conflict_policy;
+        int r;
+
+        if (req->id_reuse_policy == ID_REUSE_TERMINATE_IF_RUNNING)
+                p = ID_CONFLICT_TERMINATE_EXISTING;
+        if (p == ID_CONFLICT_UNSPECIFIED)
+                p = req->signal_name ? ID_CONFLICT_USE_EXISTING : ID_CONFLICT_FAIL;
+        if (!visible)
+                /* The id is taken, which cannot be hidden; the run itself stays invisible and
+                 * untouchable (DESIGN.md §10): no run id, no request_id match. */
+                return api_error_set(e, -EEXIST, "workflow id '%s' is in use", req->workflow_id);
+        switch (p) {
+        case ID_CONFLICT_USE_EXISTING:
+                memcpy(ret_run_id, prev->run_id, 37);
+                if (req->signal_name) {
+                        r = history_signal(m, prev->run_id, req->signal_name, &req->signal_input,
+                                           e);
+                        if (r >= 0)
+                                r = end_start_delay(m, prev->run_id);
+                        if (r < 0)
+                                return r;
+                }
+                return 1;
+        case ID_CONFLICT_TERMINATE_EXISTING:
+                r = history_terminate(m, prev->run_id,
+                                      "terminated by a new start of the same workflow id "
+                                      "(TerminateExisting)",
+                                      NULL, e);
+                return r < 0 ? r : 0;
+        default:
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' is already running (run %s; id conflict "
+                                     "policy Fail)",
+                                     req->workflow_id, prev->run_id);
+        }
+}
+
+/* The latest run of the id is closed: the reuse policy decides. 0 when a new run may start. */
+static int on_id_reuse(const StartRequest *req, const RunRow *prev, bool visible, ApiError *e) {
+        const char *status = workflow_status_to_string(prev->status);
+        char which[80] = "";
+
+        if (visible)
+                (void) snprintf(which, sizeof(which), " (run %s, %s)", prev->run_id, status);
+        switch (req->id_reuse_policy) {
+        case ID_REUSE_REJECT_DUPLICATE:
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' ran before%s and the id reuse policy "
+                                     "RejectDuplicate allows no new run",
+                                     req->workflow_id, which);
+        case ID_REUSE_ALLOW_DUPLICATE_FAILED_ONLY:
+                if (prev->status != WORKFLOW_STATUS_COMPLETED &&
+                    prev->status != WORKFLOW_STATUS_CONTINUED_AS_NEW)
+                        return 0;
+                return api_error_set(e, -EEXIST,
+                                     "workflow '%s' completed%s and the id reuse policy "
+                                     "AllowDuplicateFailedOnly allows a new run only after a "
+                                     "failed, canceled, terminated or timed out one",
+                                     req->workflow_id, which);
+        default:
+                return 0;
+        }
+}
+
+int history_start_workflow(Manager *m,
+                           const StartRequest *req,
+                           char ret_run_id[static 37],
+                           bool *ret_started,
+                           ApiError *e) {
+        _cleanup_(run_row_done) RunRow prev = {};
+        bool visible;
+        int r;
+
+        if (!req->standalone && streq(req->workflow_type, HISTORY_STANDALONE_TYPE))
+                return api_error_set(e, -EINVAL,
+                                     "workflow type '%s' is reserved for standalone activities "
+                                     "(StartActivity)",
+                                     HISTORY_STANDALONE_TYPE);
+        r = store_run_find_latest(m->store, req->workflow_id, &prev);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r >= 0) {
+                visible = req->caller_admin || prev.uid == m->actor_uid;
+                /* A repeated request (Temporal's request_id dedup): the run it started. */
+                if (visible && req->request_id && prev.request_id &&
+                    streq(req->request_id, prev.request_id)) {
+                        memcpy(ret_run_id, prev.run_id, 37);
+                        *ret_started = false;
+                        return 0;
+                }
+                if (prev.status == WORKFLOW_STATUS_RUNNING)
+                        r = on_id_conflict(m, req, &prev, visible, ret_run_id, e);
+                else
+                        r = on_id_reuse(req, &prev, visible, e);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        *ret_started = false;
+                        return 0;
+                }
+        }
+        run_id_new(ret_run_id);
+        r = create_run(m, req, m->actor_uid, NULL, ret_run_id);
+        if (r < 0)
+                return r;
+        *ret_started = true;
         return 0;
 }
 
@@ -446,6 +653,11 @@ int history_signal(
         r = load_open_run(m, run_id, &run, e);
         if (r < 0)
                 return r;
+        if (run.next_event_id - 1 >= m->cfg.history_max_events)
+                return api_error_set(e, -ENOBUFS,
+                                     "the history of workflow '%s' reached the limit of %" PRIu64
+                                     " events (durabled --history-max-events)",
+                                     run.workflow_id, m->cfg.history_max_events);
         pk = attrs_begin(&a, 2);
         (void) msg_pack_kv_str(pk, "signal_name", signal_name);
         (void) pack_kv_payload(pk, "input", input->ptr, input->size);
@@ -478,7 +690,7 @@ int history_request_cancel(Manager *m, const char *run_id, const char *reason, A
 }
 
 /* Closes the in-flight workflow task so that the history keeps its shape before a forced close. */
-static int fail_started_task(Manager *m, RunRow *run, const char *cause) {
+int fail_started_task(Manager *m, RunRow *run, const char *cause) {
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -869,88 +1081,6 @@ static int apply_cancel_timer(Manager *m,
         return r;
 }
 
-static int check_close(CommandType type, const msgpack_object *attrs, char *err, size_t errlen) {
-        const msgpack_object *o;
-
-        if (type == COMMAND_COMPLETE_WORKFLOW_EXECUTION) {
-                o = msg_get(attrs, "result");
-                if (o && o->type != MSGPACK_OBJECT_BIN) {
-                        snprintf(err, errlen, "field \"result\" must be a bin payload");
-                        return -EINVAL;
-                }
-                if (o && o->via.bin.size > PAYLOAD_SIZE_MAX) {
-                        snprintf(err, errlen,
-                                 "field \"result\" is larger than the limit of %u "
-                                 "bytes",
-                                 PAYLOAD_SIZE_MAX);
-                        return -ENOBUFS;
-                }
-        } else if (type == COMMAND_FAIL_WORKFLOW_EXECUTION) {
-                o = msg_get(attrs, "failure");
-                if (!o || o->type != MSGPACK_OBJECT_MAP) {
-                        snprintf(err, errlen, "field \"failure\" must be a map");
-                        return -EINVAL;
-                }
-        }
-        return 0;
-}
-
-static int apply_close(Manager *m,
-                       RunRow *run,
-                       CommandType type,
-                       const msgpack_object *attrs,
-                       uint64_t completed_id,
-                       bool dry,
-                       char *err,
-                       size_t errlen) {
-        const msgpack_object *o;
-        msgpack_packer *pk;
-        Blob result = {}, failure = {};
-        WorkflowStatus status;
-        EventType ev;
-        Attrs a;
-        int r;
-
-        r = check_close(type, attrs, err, errlen);
-        if (r < 0 || dry)
-                return r;
-        switch (type) {
-        case COMMAND_COMPLETE_WORKFLOW_EXECUTION:
-                o = msg_get(attrs, "result");
-                r = o ? blob_from_bin(&(MsgBin){ o->via.bin.ptr, o->via.bin.size }, &result) : 0;
-                ev = EVENT_WORKFLOW_EXECUTION_COMPLETED;
-                status = WORKFLOW_STATUS_COMPLETED;
-                pk = attrs_begin(&a, 2);
-                (void) pack_kv_payload(pk, "result", result.ptr, result.size);
-                break;
-        case COMMAND_FAIL_WORKFLOW_EXECUTION:
-                r = blob_from_object(msg_get(attrs, "failure"), &failure);
-                ev = EVENT_WORKFLOW_EXECUTION_FAILED;
-                status = WORKFLOW_STATUS_FAILED;
-                pk = attrs_begin(&a, 2);
-                (void) pack_kv_raw(pk, "failure", &failure);
-                break;
-        default:
-                o = msg_get(attrs, "details");
-                r = failure_blob(&failure, "Canceled", NULL, true, "workflow canceled");
-                ev = EVENT_WORKFLOW_EXECUTION_CANCELED;
-                status = WORKFLOW_STATUS_CANCELED;
-                pk = attrs_begin(&a, 2);
-                (void) msg_pack_str(pk, "details");
-                (void) (o ? msgpack_pack_object(pk, *o) : msgpack_pack_nil(pk));
-                break;
-        }
-        (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
-        if (r >= 0)
-                r = append_event(m, run, ev, &a, NULL);
-        attrs_done(&a);
-        if (r >= 0)
-                r = close_run(m, run, status, &result, &failure);
-        free(result.ptr);
-        free(failure.ptr);
-        return r;
-}
-
 /* With @dry, only validates: a command list is checked whole before anything is written. */
 static int apply_command(Manager *m,
                          RunRow *run,
@@ -974,7 +1104,17 @@ static int apply_command(Manager *m,
         case COMMAND_COMPLETE_WORKFLOW_EXECUTION:
         case COMMAND_FAIL_WORKFLOW_EXECUTION:
         case COMMAND_CANCEL_WORKFLOW_EXECUTION:
-                return apply_close(m, run, c->type, c->attrs, completed_id, dry, err, errlen);
+                return history_apply_close(m, run, c->type, c->attrs, completed_id, dry, err,
+                                           errlen);
+        case COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+                return history_apply_continue_as_new(m, run, c->attrs, completed_id, z, dry, err,
+                                                     errlen);
+        case COMMAND_START_CHILD_WORKFLOW_EXECUTION:
+                return history_apply_start_child(m, run, c->attrs, completed_id, z, dry, err,
+                                                 errlen);
+        case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+                return history_apply_request_cancel_external(m, run, c->attrs, completed_id, z, dry,
+                                                             err, errlen);
         case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
                 return history_apply_upsert_search_attributes(m, run, c->attrs, completed_id, dry,
                                                               err, errlen);
@@ -986,7 +1126,8 @@ static int apply_command(Manager *m,
 
 static bool is_close_command(CommandType t) {
         return t == COMMAND_COMPLETE_WORKFLOW_EXECUTION || t == COMMAND_FAIL_WORKFLOW_EXECUTION ||
-               t == COMMAND_CANCEL_WORKFLOW_EXECUTION;
+               t == COMMAND_CANCEL_WORKFLOW_EXECUTION ||
+               t == COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION;
 }
 
 #define COMMANDS_MAX 10000
@@ -1141,6 +1282,8 @@ int history_complete_workflow_task(Manager *m,
         run.sticky_next_id = run.wft_started_id + 1;
         for (size_t i = 0; i < n && r >= 0 && run.status == WORKFLOW_STATUS_RUNNING; i++)
                 r = apply_command(m, &run, &cs[i], completed_id, z, false, err, sizeof(err));
+        if (r >= 0 && run.status == WORKFLOW_STATUS_RUNNING)
+                r = history_check_limits(m, &run, completed_id);
         if (r < 0)
                 goto finish;
         if (run.status == WORKFLOW_STATUS_RUNNING) {
@@ -1207,6 +1350,16 @@ int history_on_deadline(Manager *m, const Deadline *d) {
                 if (run.wft_state != WFT_NONE || run.wft_attempt != d->gen)
                         return 0;
                 r = schedule_workflow_task(m, &run);
+                break;
+        case DEADLINE_START_DELAY:
+                if (run.wft_state != WFT_DELAYED)
+                        return 0;
+                run.wft_state = WFT_NONE;
+                r = schedule_workflow_task(m, &run);
+                break;
+        case DEADLINE_RUN_TIMEOUT:
+        case DEADLINE_EXECUTION_TIMEOUT:
+                r = history_time_out_run(m, &run, d->kind);
                 break;
         default:
                 r = history_on_activity_deadline(m, &run, d);

@@ -11,6 +11,9 @@
  *      ^                                              |  (external events are buffered
  *      +---- failed / timed out (retry, backoff) -----+   while STARTED, flushed after)
  *
+ *    DELAYED (start_delay: events are appended, no task) --delay passed, or
+ *      signal-with-start--> NONE, and a task is scheduled at once
+ *
  * Activity states (ActivityRow.state):
  *
  *    SCHEDULED --dispatched--> STARTED --completed / final failure / timeout--> (row deleted)
@@ -25,6 +28,7 @@
 #include "daemon/manager.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
+#include "proto/policy.h"
 
 #define PAYLOAD_SIZE_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
 #define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
@@ -38,8 +42,20 @@ typedef struct StartRequest {
         const char *task_queue;
         MsgBin input;
         uint64_t task_timeout_usec;
+        uint64_t execution_timeout_usec;    /* the whole continue-as-new chain; 0 = none */
+        uint64_t run_timeout_usec;          /* one run; 0 = none (capped at the execution's) */
+        uint64_t start_delay_usec;          /* first workflow task after this delay */
+        uint64_t execution_expiration;      /* continue-as-new: the chain's absolute deadline */
+        const msgpack_object *retry_policy; /* the workflow's retry policy map, or NULL */
+        uint64_t attempt;                   /* with a retry policy: 1, 2, ... */
+        const char *initiator;              /* a continued run: "Workflow" or "Retry" */
         const char *request_id;
-        bool caller_admin; /* may see every run; else only runs of the actor's uid */
+        IdReusePolicy id_reuse_policy;       /* for a closed previous run (proto/policy.h) */
+        IdConflictPolicy id_conflict_policy; /* for a running one */
+        const char *signal_name;             /* SignalWithStart: the signal to deliver */
+        MsgBin signal_input;
+        const ChildRow *parent; /* a child workflow: its parent (history-child.c) */
+        bool caller_admin;      /* may see every run; else only runs of the actor's uid */
         bool standalone;   /* a standalone activity's run: no workflow task (history-standalone.c) */
         /* Checked by visibility_check(); either may be NULL. */
         const msgpack_object *memo;
@@ -71,11 +87,25 @@ int history_start_standalone(Manager *m,
                              bool *ret_started,
                              ApiError *e);
 
+
+/* Starts a run, or answers with an existing one (*ret_started false) when the request_id matches
+ * the latest run or the conflict policy is UseExisting. With @req->signal_name (SignalWithStart)
+ * the signal goes to the running run, or to the new one right after WorkflowExecutionStarted.
+ * -EEXIST (already_started) when a policy refuses the start. */
 int history_start_workflow(Manager *m,
                            const StartRequest *req,
                            char ret_run_id[static 37],
                            bool *ret_started,
                            ApiError *e);
+/* invalid_argument, naming the problem, unless @policy is a valid retry policy map. */
+int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e);
+/* The run that continues @run: it continued as new, or failed or timed out and was retried;
+ * -ENOENT when none does. */
+int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]);
+/* Replaces @run by the last run of its continue-as-new chain (itself when it did not continue). */
+int history_follow_chain(Manager *m, RunRow *run);
+/* The sum of the sizes of the run's event attributes, in bytes. */
+int history_size_bytes(Manager *m, const RunRow *run, uint64_t *ret);
 int history_signal(
         Manager *m, const char *run_id, const char *signal_name, const MsgBin *input, ApiError *e);
 int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e);

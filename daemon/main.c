@@ -32,6 +32,9 @@ static const char *arg_schedule_dir;
 static bool arg_wake_system;
 static char *schedule_dir_buf;
 static uint64_t arg_retention_usec = RETENTION_DEFAULT_USEC;
+static uint64_t arg_history_warn_events = HISTORY_WARN_EVENTS_DEFAULT;
+static uint64_t arg_history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
+static uint64_t arg_history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -61,6 +64,13 @@ static void help(void) {
                "     --no-bus               Serve no D-Bus API\n"
                "     --retention=DURATION   Delete closed runs after DURATION (default 30d;\n"
                "                            s, m, h, d, w; infinity keeps them)\n"
+               "     --history-warn-events=N\n"
+               "                            describe warns when a run's history passes N\n"
+               "                            events (default 10240)\n"
+               "     --history-max-events=N A run whose history passes N events fails\n"
+               "                            (default 51200)\n"
+               "     --history-max-bytes=BYTES\n"
+               "                            ... or passes BYTES of events (default 50M)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
@@ -88,6 +98,27 @@ static int parse_size(const char *s, size_t *ret) {
         if (*end || v < 1024 || v > (1ULL << 30))
                 return -EINVAL;
         *ret = (size_t) v;
+        return 0;
+}
+
+/* A history limit: a count or a size ("50M", "512K") in [1, 2^40]. */
+static int parse_limit(const char *s, bool size, uint64_t *ret) {
+        unsigned long long v;
+        char *end;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || s[0] == '-' || v > (1ULL << 40))
+                return -EINVAL;
+        if (size && (*end == 'K' || *end == 'k'))
+                v <<= 10, end++;
+        else if (size && *end == 'M')
+                v <<= 20, end++;
+        else if (size && *end == 'G')
+                v <<= 30, end++;
+        if (*end || v < 1 || v > (1ULL << 40))
+                return -EINVAL;
+        *ret = v;
         return 0;
 }
 
@@ -129,6 +160,9 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SCHEDULE_DIR,
                 ARG_WAKE_SYSTEM,
                 ARG_RETENTION,
+                ARG_HISTORY_WARN_EVENTS,
+                ARG_HISTORY_MAX_EVENTS,
+                ARG_HISTORY_MAX_BYTES,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -149,6 +183,9 @@ static int parse_argv(int argc, char *argv[]) {
                 { "clock-offset", required_argument, NULL, ARG_CLOCK_OFFSET },
                 { "schedule-dir", required_argument, NULL, ARG_SCHEDULE_DIR },
                 { "wake-system", no_argument, NULL, ARG_WAKE_SYSTEM },
+                { "history-warn-events", required_argument, NULL, ARG_HISTORY_WARN_EVENTS },
+                { "history-max-events", required_argument, NULL, ARG_HISTORY_MAX_EVENTS },
+                { "history-max-bytes", required_argument, NULL, ARG_HISTORY_MAX_BYTES },
                 {},
         };
         int c;
@@ -251,6 +288,26 @@ static int parse_argv(int argc, char *argv[]) {
                                 return log_error_errno(-EINVAL,
                                                        "Invalid --bulk-load=%s: expected "
                                                        "CLOSED,OPEN (two counts)",
+                                                       optarg);
+                        break;
+                case ARG_HISTORY_WARN_EVENTS:
+                case ARG_HISTORY_MAX_EVENTS:
+                        if (parse_limit(optarg, false,
+                                        c == ARG_HISTORY_WARN_EVENTS ? &arg_history_warn_events
+                                                                     : &arg_history_max_events) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --%s=%s: expected a count of "
+                                                       "events, at least 1",
+                                                       c == ARG_HISTORY_WARN_EVENTS
+                                                               ? "history-warn-events"
+                                                               : "history-max-events",
+                                                       optarg);
+                        break;
+                case ARG_HISTORY_MAX_BYTES:
+                        if (parse_limit(optarg, true, &arg_history_max_bytes) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --history-max-bytes=%s: expected "
+                                                       "a size such as 50M",
                                                        optarg);
                         break;
                 case ARG_LOG_LEVEL: {
@@ -363,6 +420,9 @@ static int run(int argc, char *argv[]) {
                 .schedule_dir = arg_schedule_dir,
                 .wake_system = arg_wake_system,
                 .retention_usec = arg_retention_usec,
+                .history_warn_events = arg_history_warn_events,
+                .history_max_events = arg_history_max_events,
+                .history_max_bytes = arg_history_max_bytes,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

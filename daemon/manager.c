@@ -57,6 +57,12 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (!m)
                 return -ENOMEM;
         m->cfg = *cfg;
+        if (m->cfg.history_warn_events == 0)
+                m->cfg.history_warn_events = HISTORY_WARN_EVENTS_DEFAULT;
+        if (m->cfg.history_max_events == 0)
+                m->cfg.history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
+        if (m->cfg.history_max_bytes == 0)
+                m->cfg.history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
         m->listen_fd = -EBADF;
         m->lock_fd = -EBADF;
         m->daemon_uid = geteuid();

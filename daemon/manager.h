@@ -51,7 +51,14 @@ typedef struct ManagerConfig {
         bool wake_system;
         /* Closed runs are deleted after this (retention.h); 0 = kept forever. */
         uint64_t retention_usec;
+        uint64_t history_warn_events; /* describe warns past this many events (0 = default) */
+        uint64_t history_max_events;  /* a run past this many events fails (0 = default) */
+        uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
 } ManagerConfig;
+
+#define HISTORY_WARN_EVENTS_DEFAULT 10240       /* Temporal's limit.historyCount.warn */
+#define HISTORY_MAX_EVENTS_DEFAULT 51200        /* Temporal's limit.historyCount.error */
+#define HISTORY_MAX_BYTES_DEFAULT (50ULL << 20) /* Temporal's limit.historySize.error */
 
 struct Manager {
         ManagerConfig cfg;

@@ -101,6 +101,13 @@ enum {
         Q_WFT_STARTED_CONN,
         Q_RELEASE,
         Q_ROLLBACK_TO,
+        Q_HISTORY_BYTES,
+        Q_CHILD_INSERT,
+        Q_CHILD_BY_RUN,
+        Q_CHILD_RELINK,
+        Q_CHILD_DELETE,
+        Q_CHILD_FOREACH,
+        Q_CHILD_COUNT,
         _Q_MAX,
 };
 
@@ -191,6 +198,17 @@ static const char *const sql[_Q_MAX] = {
                    "WHERE status = 1 AND wft_state = 2)",
         [Q_RELEASE] = "RELEASE op",
         [Q_ROLLBACK_TO] = "ROLLBACK TO op",
+        [Q_HISTORY_BYTES] = "SELECT total(length(attrs)) FROM events WHERE run_id = ?",
+        [Q_CHILD_INSERT] = "INSERT INTO children (parent_run_id, initiated_id, parent_workflow_id, "
+                           "workflow_id, run_id, policy) VALUES (?,?,?,?,?,?)",
+        [Q_CHILD_BY_RUN] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
+                           "run_id, policy FROM children WHERE run_id = ?",
+        [Q_CHILD_COUNT] = "SELECT count(*) FROM children WHERE parent_run_id = ?",
+        [Q_CHILD_RELINK] = "UPDATE children SET run_id = ?2 WHERE run_id = ?1",
+        [Q_CHILD_DELETE] = "DELETE FROM children WHERE parent_run_id = ? AND initiated_id = ?",
+        [Q_CHILD_FOREACH] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
+                            "run_id, policy FROM children WHERE parent_run_id = ? "
+                            "ORDER BY initiated_id",
 };
 
 /* Each entry moves the schema from version i to i + 1, inside one transaction. */
@@ -332,7 +350,16 @@ static const char *const migrations[] = {
         "CREATE INDEX sattrs_dval ON sattrs (name, dval, run_id);"
         "CREATE INDEX sattrs_sval ON sattrs (name, sval, run_id);"
         "CREATE INDEX sattrs_run ON sattrs (run_id, name);"
-        "CREATE INDEX runs_closed ON runs (close_time) WHERE status != 1;",
+        "CREATE INDEX runs_closed ON runs (close_time) WHERE status != 1;"
+        "CREATE TABLE children ("
+        "  parent_run_id TEXT NOT NULL,"
+        "  initiated_id INTEGER NOT NULL,"
+        "  parent_workflow_id TEXT NOT NULL,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  policy INTEGER NOT NULL,"
+        "  PRIMARY KEY (parent_run_id, initiated_id)) WITHOUT ROWID;"
+        "CREATE INDEX children_run ON children (run_id);",
 };
 
 struct Store {
@@ -1965,4 +1992,142 @@ int store_run_purge_pending(Store *s, const char *run_id) {
                         return r;
         }
         return 0;
+}
+
+/* ---- history size ---- */
+
+int store_history_bytes(Store *s, const char *run_id, uint64_t *ret) {
+        sqlite3_stmt *st = stmt(s, Q_HISTORY_BYTES);
+        int rc;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = (uint64_t) sqlite3_column_double(st, 0);
+        finish(st);
+        return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
+}
+
+/* ---- child workflows ---- */
+
+int store_child_insert(Store *s, const ChildRow *c) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_INSERT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, c->parent_run_id);
+        bind_u64(st, 2, c->initiated_id);
+        bind_text(st, 3, c->parent_workflow_id);
+        bind_text(st, 4, c->workflow_id);
+        bind_text(st, 5, c->run_id);
+        bind_u64(st, 6, (uint64_t) c->policy);
+        return step_done(s, st);
+}
+
+static int read_child(sqlite3_stmt *st, ChildRow *ret) {
+        ChildRow c = {};
+        int r;
+
+        col_fixed(st, 0, c.parent_run_id, sizeof(c.parent_run_id));
+        c.initiated_id = col_u64(st, 1);
+        r = col_strdup(st, 2, &c.parent_workflow_id);
+        if (r >= 0)
+                r = col_strdup(st, 3, &c.workflow_id);
+        col_fixed(st, 4, c.run_id, sizeof(c.run_id));
+        c.policy = (int) sqlite3_column_int64(st, 5);
+        if (r < 0) {
+                child_row_done(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void child_row_done(ChildRow *c) {
+        free(c->parent_workflow_id);
+        free(c->workflow_id);
+        *c = (ChildRow){};
+}
+
+int store_child_get_by_run(Store *s, const char *run_id, ChildRow *ret) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_BY_RUN);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = read_child(st, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
+}
+
+int store_child_relink(Store *s, const char *old_run_id, const char *new_run_id) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_RELINK);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, old_run_id);
+        bind_text(st, 2, new_run_id);
+        return step_done(s, st);
+}
+
+int store_child_delete(Store *s, const char *parent_run_id, uint64_t initiated_id) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_DELETE);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, parent_run_id);
+        bind_u64(st, 2, initiated_id);
+        return step_done(s, st);
+}
+
+typedef struct ChildVisit {
+        child_cb cb;
+        void *userdata;
+} ChildVisit;
+
+static int visit_child(sqlite3_stmt *st, void *userdata) {
+        ChildVisit *v = userdata;
+        ChildRow c;
+        int r;
+
+        r = read_child(st, &c);
+        if (r < 0)
+                return r;
+        r = v->cb(&c, v->userdata);
+        child_row_done(&c);
+        return r;
+}
+
+int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, void *userdata) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_FOREACH);
+        ChildVisit v = { cb, userdata };
+        int r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, parent_run_id);
+        r = each_row(s, st, visit_child, &v);
+        finish(st);
+        return r;
+}
+
+int store_children_count(Store *s, const char *parent_run_id) {
+        sqlite3_stmt *st = stmt(s, Q_CHILD_COUNT);
+        int rc, n = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, parent_run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        finish(st);
+        return rc == SQLITE_ROW ? n : sql_error(s, rc);
 }

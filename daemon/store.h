@@ -69,6 +69,7 @@ typedef enum WftState {
         WFT_NONE = 0,      /* no workflow task pending */
         WFT_SCHEDULED = 1, /* WorkflowTaskScheduled appended, waiting in the queue */
         WFT_STARTED = 2,   /* handed to a worker; external events are buffered */
+        WFT_DELAYED = 3,   /* start_delay: no task before DEADLINE_START_DELAY (events wait) */
 } WftState;
 
 typedef struct RunRow {
@@ -297,6 +298,9 @@ typedef enum DeadlineKind {
         DEADLINE_ACT_SCHEDULE_TO_CLOSE = 6,
         DEADLINE_ACT_RETRY = 7,
         DEADLINE_SCHEDULE = 8, /* run_id "", key: schedule id, ref: the nominal time */
+        DEADLINE_RUN_TIMEOUT = 9,       /* ref 0: the run's run timeout */
+        DEADLINE_EXECUTION_TIMEOUT = 10, /* ref 0: the chain's execution timeout */
+        DEADLINE_START_DELAY = 11,      /* ref 0: the first workflow task may be scheduled */
         _DEADLINE_KIND_MAX,
 } DeadlineKind;
 
@@ -334,3 +338,28 @@ int store_is_idle(Store *s);
 
 /* Deletes everything pending of a run that closed: activities, timers, tasks, deadlines. */
 int store_run_purge_pending(Store *s, const char *run_id);
+
+/* The sum of the sizes of the run's event attributes (history size limits). */
+int store_history_bytes(Store *s, const char *run_id, uint64_t *ret);
+
+/* Pending child workflows (table children): one row per child started by a parent run and not
+ * closed yet; run_id follows the child's continue-as-new chain. */
+typedef struct ChildRow {
+        char parent_run_id[37];
+        uint64_t initiated_id; /* StartChildWorkflowExecutionInitiated in the parent */
+        char *parent_workflow_id;
+        char *workflow_id;
+        char run_id[37];
+        int policy; /* ParentClosePolicy (proto/policy.h) */
+} ChildRow;
+
+void child_row_done(ChildRow *c);
+int store_child_insert(Store *s, const ChildRow *c);
+/* The row of the child run @run_id; -ENOENT when it is no pending child. */
+int store_child_get_by_run(Store *s, const char *run_id, ChildRow *ret);
+int store_child_relink(Store *s, const char *old_run_id, const char *new_run_id);
+int store_child_delete(Store *s, const char *parent_run_id, uint64_t initiated_id);
+typedef int (*child_cb)(const ChildRow *c, void *userdata);
+int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, void *userdata);
+/* How many children of @parent_run_id are pending. */
+int store_children_count(Store *s, const char *parent_run_id);

@@ -22,6 +22,7 @@ struct Waiter {
         uint64_t req_id;
         char run_id[37];
         uint64_t from_event_id;
+        bool follow_runs; /* WAITER_RESULT: follow the continue-as-new chain */
         sd_event_source *timer;
         LIST_FIELDS(Waiter, waiters);
 };
@@ -74,9 +75,15 @@ static int waiter_add(Manager *m, Waiter *proto, uint64_t timeout_usec) {
         return 0;
 }
 
-int waiter_add_result(
-        Manager *m, Conn *c, uint64_t req_id, const char *run_id, uint64_t timeout_usec) {
-        Waiter w = { .kind = WAITER_RESULT, .conn = c, .req_id = req_id };
+int waiter_add_result(Manager *m,
+                      Conn *c,
+                      uint64_t req_id,
+                      const char *run_id,
+                      uint64_t timeout_usec,
+                      bool follow_runs) {
+        Waiter w = {
+                .kind = WAITER_RESULT, .conn = c, .req_id = req_id, .follow_runs = follow_runs
+        };
 
         memcpy(w.run_id, run_id, 37);
         return waiter_add(m, &w, timeout_usec);
@@ -125,6 +132,20 @@ static bool waiter_answer(Manager *m, Waiter *w, const RunRow *run) {
         if (w->kind == WAITER_RESULT) {
                 if (!closed)
                         return false;
+                if (w->follow_runs) {
+                        char next[37];
+                        RunRow n = {};
+                        bool done;
+
+                        /* The new run was created in the same pass: wait for it instead. */
+                        if (history_continued_run_id(m, run, next) >= 0 &&
+                            store_run_get(m->store, next, &n) >= 0) {
+                                memcpy(w->run_id, next, 37);
+                                done = waiter_answer(m, w, &n);
+                                run_row_done(&n);
+                                return done;
+                        }
+                }
                 pk = conn_reply_begin(w->conn, w->req_id, 1, &start);
                 (void) msg_pack_str(pk, "workflow");
                 (void) history_pack_workflow(run, pk);

@@ -9,9 +9,14 @@
 
 #include "daemon/manager.h"
 
-/* Waits for the run to close (GetResult). */
-int waiter_add_result(Manager *m, Conn *c, uint64_t req_id, const char *run_id,
-                      uint64_t timeout_usec);
+/* Waits for the run to close (GetResult). With @follow_runs, a run that closes ContinuedAsNew
+ * hands the wait on to the run it continued as. */
+int waiter_add_result(Manager *m,
+                      Conn *c,
+                      uint64_t req_id,
+                      const char *run_id,
+                      uint64_t timeout_usec,
+                      bool follow_runs);
 /* Waits for event @from_event_id of the run to exist, or for the run to close (GetHistory). */
 int waiter_add_history(Manager *m,
                        Conn *c,

@@ -15,8 +15,10 @@
 #include "libclient/conn.h"
 #include "libclient/failure.h"
 #include "libclient/logging.h"
+#include "libclient/retry.h"
 #include "libclient/visibility.h"
 #include "proto/msg.h"
+#include "proto/policy.h"
 
 struct dur_client {
         Conn *conn; /* owned */
@@ -31,16 +33,18 @@ typedef enum FieldType {
         FIELD_BOOL,
         FIELD_RAW, /* @payload packed as the value itself (a map), not as a bin */
         FIELD_BIN, /* @payload packed as a bin, whatever it holds (task tokens) */
+        FIELD_RETRY,
 } FieldType;
 
 /* One request field; which member is read depends on @type. */
 typedef struct Field {
         const char *key;
         FieldType type;
-        const char *str;        /* NULL: absent */
-        const dur_buf *payload; /* NULL or empty: absent (nil) */
-        uint64_t uint;          /* 0: absent */
-        bool boolean;           /* always sent */
+        const char *str;               /* NULL: absent */
+        const dur_buf *payload;        /* NULL or empty: absent (nil) */
+        uint64_t uint;                 /* 0: absent */
+        bool boolean;                  /* always sent */
+        const dur_retry_policy *retry; /* absent when no field is set */
 } Field;
 
 DUR_PUBLIC int dur_client_connect(dur_client **ret, const char *socket_path) {
@@ -88,6 +92,8 @@ static bool field_present(const Field *f) {
                 return f->uint > 0;
         case FIELD_BOOL:
                 return true;
+        case FIELD_RETRY:
+                return f->retry && retry_policy_fields(f->retry) > 0;
         }
         return false;
 }
@@ -111,6 +117,10 @@ static void field_pack(msgpack_packer *pk, const Field *f) {
         case FIELD_RAW:
                 (void) msg_pack_str(pk, f->key);
                 (void) msg_pack_raw(pk, f->payload->data, f->payload->size);
+                break;
+        case FIELD_RETRY:
+                (void) msg_pack_str(pk, f->key);
+                (void) retry_policy_pack(pk, f->retry);
                 break;
         }
 }
@@ -180,16 +190,25 @@ static const char *run_id_or_null(const char *run_id) {
         return run_id && *run_id ? run_id : NULL;
 }
 
-DUR_PUBLIC int dur_client_start(dur_client *c,
-                                const char *workflow_type,
-                                const dur_start_opts *opts,
-                                const dur_buf *input,
-                                char **ret_run_id) {
+/* StartWorkflow or SignalWithStart; @signal_name NULL for the former. */
+static int client_start(dur_client *c,
+                        const char *workflow_type,
+                        const dur_start_opts *opts,
+                        const dur_buf *input,
+                        const char *signal_name,
+                        const dur_buf *signal_input,
+                        char **ret_run_id) {
+        typedef struct Started {
+                const char *run_id;
+                bool started;
+        } Started;
         static const MsgField table[] = {
-                { "run_id", MSG_STR, 0, .required = true },
+                { "run_id", MSG_STR, offsetof(Started, run_id), .required = true },
+                { "started", MSG_BOOL, offsetof(Started, started), .required = true },
                 {},
         };
-        const char *run_id = NULL;
+        const char *op = signal_name ? "SignalWithStart" : "StartWorkflow";
+        Started st = {};
         msgpack_unpacked answer;
         msgpack_sbuffer sa;
         char *copy = NULL;
@@ -198,6 +217,10 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
         assert_return(c, -EINVAL);
         assert_return(workflow_type && *workflow_type, -EINVAL);
         assert_return(opts && opts->workflow_id && opts->task_queue, -EINVAL);
+        assert_return((unsigned) opts->id_reuse_policy <= DUR_ID_REUSE_TERMINATE_IF_RUNNING,
+                      -EINVAL);
+        assert_return((unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_TERMINATE_EXISTING,
+                      -EINVAL);
 
         msgpack_sbuffer_init(&sa);
         if (opts->n_search_attributes > 0) {
@@ -215,24 +238,56 @@ DUR_PUBLIC int dur_client_start(dur_client *c,
                 { "task_queue", FIELD_STR, .str = opts->task_queue },
                 { "input", FIELD_PAYLOAD, .payload = input },
                 { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
+                { "execution_timeout_usec", FIELD_UINT, .uint = opts->execution_timeout },
+                { "run_timeout_usec", FIELD_UINT, .uint = opts->run_timeout },
+                { "start_delay_usec", FIELD_UINT, .uint = opts->start_delay },
+                { "retry_policy", FIELD_RETRY, .retry = &opts->retry },
                 { "request_id", FIELD_STR, .str = opts->request_id },
                 { "memo", FIELD_RAW, .payload = opts->memo },
                 { "search_attributes", FIELD_RAW, .payload = &sa_buf },
+                { "id_reuse_policy", FIELD_STR,
+                  .str = id_reuse_policy_to_string((IdReusePolicy) opts->id_reuse_policy) },
+                { "id_conflict_policy", FIELD_STR,
+                  .str = id_conflict_policy_to_string(
+                          (IdConflictPolicy) opts->id_conflict_policy) },
+                { "signal_name", FIELD_STR, .str = signal_name },
+                { "signal_input", FIELD_PAYLOAD, .payload = signal_input },
         };
-        r = client_request(c, "StartWorkflow", fields, ELEMENTSOF(fields), &answer);
+        r = client_request(c, op, fields, ELEMENTSOF(fields), &answer);
         msgpack_sbuffer_destroy(&sa);
         if (r < 0)
                 return r;
-        r = answer_parse("StartWorkflow", &answer, table, &run_id);
+        r = answer_parse(op, &answer, table, &st);
         if (r >= 0 && ret_run_id) {
-                copy = strdup(run_id);
+                copy = strdup(st.run_id);
                 if (!copy)
                         r = -ENOMEM;
         }
         msgpack_unpacked_destroy(&answer);
-        if (r >= 0 && ret_run_id)
+        if (r < 0)
+                return r;
+        if (ret_run_id)
                 *ret_run_id = copy;
-        return r < 0 ? r : 0;
+        return st.started ? 0 : 1;
+}
+
+DUR_PUBLIC int dur_client_start(dur_client *c,
+                                const char *workflow_type,
+                                const dur_start_opts *opts,
+                                const dur_buf *input,
+                                char **ret_run_id) {
+        return client_start(c, workflow_type, opts, input, NULL, NULL, ret_run_id);
+}
+
+DUR_PUBLIC int dur_client_signal_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *opts,
+                                            const dur_buf *input,
+                                            const char *signal_name,
+                                            const dur_buf *signal_input,
+                                            char **ret_run_id) {
+        assert_return(signal_name && *signal_name, -EINVAL);
+        return client_start(c, workflow_type, opts, input, signal_name, signal_input, ret_run_id);
 }
 
 DUR_PUBLIC int dur_client_count(dur_client *c, const char *query, uint64_t *ret_count) {

@@ -20,6 +20,7 @@ typedef struct Command Command;
 typedef enum FutureKind {
         FUTURE_ACTIVITY,
         FUTURE_TIMER,
+        FUTURE_CHILD, /* a child workflow */
 } FutureKind;
 
 /* An activity or timer started by workflow code. Owned by its Run; lives as long as the run. */
@@ -28,7 +29,12 @@ struct dur_future {
         FutureKind kind;
         char id[24];                 /* activity_id or timer_id: "1", "2", ... */
         Command *command;            /* its start command while not yet matched (so: unsent) */
-        uint64_t scheduled_event_id; /* activity: id of its ActivityTaskScheduled, once matched */
+        uint64_t scheduled_event_id; /* activity: id of its ActivityTaskScheduled, child: of its
+                                      * StartChildWorkflowExecutionInitiated, once matched */
+        char *child_workflow_id;     /* child: owned */
+        char child_run_id[37];       /* child: once ChildWorkflowExecutionStarted came */
+        bool child_started;
+        bool cancel_sent; /* child: RequestCancelExternalWorkflowExecution issued */
         bool done;
         int result;           /* once done: 0, DUR_FAILED or DUR_CANCELED */
         msgpack_object value; /* activity result (nil if none), in the run's zone */
@@ -39,8 +45,9 @@ struct dur_future {
 /* A command issued by workflow code and not yet matched with its history event. */
 struct Command {
         CommandType type;
-        char id[24];                 /* activity_id or timer_id; "" for the others */
-        char *activity_type;         /* ScheduleActivityTask only */
+        char id[24];         /* activity_id or timer_id; "" for the others */
+        char *activity_type; /* ScheduleActivityTask: activity type; StartChild: workflow type */
+        char *workflow_id;   /* StartChild, RequestCancelExternal: the child's id */
         uint64_t scheduled_event_id; /* RequestCancelActivityTask only */
         dur_future *future;          /* the activity or timer it starts, if any */
         char *packed;                /* the whole command map, ready to send */
@@ -78,6 +85,7 @@ struct dur_wf {
         unsigned activity_seq; /* last activity_id issued */
         unsigned timer_seq;    /* last timer_id issued */
         unsigned routine_seq;
+        unsigned attempt; /* dur_wf_attempt(), from WorkflowExecutionStarted */
 
         Routine *routines;   /* in creation order: the scheduling order */
         Routine *current;    /* the routine running now, NULL in the scheduler or a query */
@@ -98,6 +106,9 @@ struct dur_wf {
         bool closed; /* close command issued */
         bool cancel_requested;
         bool cancel_delivered;
+
+        msgpack_sbuffer continue_attrs; /* dur_continue_as_new(): the command's attributes */
+        bool continue_requested;
 
         const dur_failure *failure; /* dur_wf_failure(): borrowed from a future, or own_failure */
         dur_failure *own_failure;   /* set by dur_fail() */

@@ -72,6 +72,7 @@ static Command *command_free(Run *r, Command *c) {
                 return NULL;
         LIST_REMOVE(commands, r->commands, c);
         free(c->activity_type);
+        free(c->workflow_id);
         free(c->packed);
         free(c);
         return NULL;
@@ -113,9 +114,13 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         memcpy(c->id, tmpl->id, sizeof(c->id));
         c->scheduled_event_id = tmpl->scheduled_event_id;
         c->future = tmpl->future;
-        if (tmpl->activity_type) {
-                c->activity_type = strdup(tmpl->activity_type);
-                if (!c->activity_type) {
+        if (tmpl->activity_type || tmpl->workflow_id) {
+                c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
+                c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
+                if ((tmpl->activity_type && !c->activity_type) ||
+                    (tmpl->workflow_id && !c->workflow_id)) {
+                        free(c->activity_type);
+                        free(c->workflow_id);
                         free(c);
                         return -ENOMEM;
                 }
@@ -123,6 +128,7 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         k = command_pack(c->type, attrs, attrs_size, &c->packed, &c->packed_size);
         if (k < 0) {
                 free(c->activity_type);
+                free(c->workflow_id);
                 free(c);
                 return k;
         }
@@ -167,6 +173,13 @@ static void describe_command(const Command *c, char *buf, size_t n) {
         case COMMAND_START_TIMER:
         case COMMAND_CANCEL_TIMER:
                 (void) snprintf(buf, n, "%s(timer_id=%s)", name, c->id);
+                break;
+        case COMMAND_START_CHILD_WORKFLOW_EXECUTION:
+                (void) snprintf(buf, n, "%s(workflow_id=%.100s, type=%.100s)", name, c->workflow_id,
+                                c->activity_type);
+                break;
+        case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+                (void) snprintf(buf, n, "%s(workflow_id=%.100s)", name, c->workflow_id);
                 break;
         default:
                 (void) snprintf(buf, n, "%s", name);
@@ -238,6 +251,16 @@ static void describe_event(const Event *e, char *buf, size_t n) {
                 na = attr_strn(e, "timer_id", &a);
                 (void) snprintf(buf, n, "%s(timer_id=%.*s)", name, na, a);
                 break;
+        case EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+                na = attr_strn(e, "workflow_id", &a);
+                nb = attr_strn(e, "workflow_type", &b);
+                (void) snprintf(buf, n, "%s(workflow_id=%.*s, type=%.*s)", name, MIN(na, 100), a,
+                                MIN(nb, 100), b);
+                break;
+        case EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+                na = attr_strn(e, "workflow_id", &a);
+                (void) snprintf(buf, n, "%s(workflow_id=%.*s)", name, MIN(na, 100), a);
+                break;
         case EVENT_ACTIVITY_TASK_CANCEL_REQUESTED:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 (void) snprintf(buf, n, "%s(scheduled_event_id=%llu)", name,
@@ -307,6 +330,7 @@ void run_forget_future(Run *r, dur_future *f) {
         else
                 LIST_REMOVE(futures, r->pending, f);
         failure_free(f->failure);
+        free(f->child_workflow_id);
         free(f);
 }
 
@@ -316,8 +340,32 @@ static void futures_free(dur_future **head) {
         LIST_FOREACH_SAFE(futures, f, n, *head) {
                 LIST_REMOVE(futures, *head, f);
                 failure_free(f->failure);
+                free(f->child_workflow_id);
                 free(f);
         }
+}
+
+/* A started child is asked to cancel and its future resolves when it closes (Temporal's default
+ * child cancellation type, WAIT_CANCELLATION_COMPLETED). */
+static int run_cancel_child(Run *r, dur_future *f) {
+        Command tmpl = { .type = COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+                         .workflow_id = f->child_workflow_id };
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int k;
+
+        if (f->cancel_sent)
+                return 0;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, 1);
+        if (k >= 0)
+                k = msg_pack_kv_str(&pk, "workflow_id", f->child_workflow_id);
+        k = k < 0 ? -ENOMEM : run_add_command(r, &tmpl, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        if (k >= 0)
+                f->cancel_sent = true;
+        return k;
 }
 
 int run_cancel_future(Run *r, dur_future *f) {
@@ -326,6 +374,8 @@ int run_cancel_future(Run *r, dur_future *f) {
 
         if (f->done)
                 return 0;
+        if (f->kind == FUTURE_CHILD && !f->command)
+                return run_cancel_child(r, f);
         if (f->command) {
                 /* Issued by this execution point and not sent: it never happened. */
                 command_free(r, f->command);
@@ -352,6 +402,15 @@ static dur_future *find_activity(Run *r, uint64_t scheduled_event_id) {
 
         LIST_FOREACH(futures, f, r->pending)
                 if (f->kind == FUTURE_ACTIVITY && f->scheduled_event_id == scheduled_event_id)
+                        return f;
+        return NULL;
+}
+
+static dur_future *find_child(Run *r, uint64_t initiated_event_id) {
+        dur_future *f;
+
+        LIST_FOREACH(futures, f, r->pending)
+                if (f->kind == FUTURE_CHILD && f->scheduled_event_id == initiated_event_id)
                         return f;
         return NULL;
 }
@@ -520,10 +579,14 @@ static int run_issue_close(Run *r) {
                 tmpl.type = COMMAND_COMPLETE_WORKFLOW_EXECUTION;
         else if (r->main_ret == DUR_CANCELED && r->cancel_requested)
                 tmpl.type = COMMAND_CANCEL_WORKFLOW_EXECUTION;
+        else if (r->main_ret == DUR_CONTINUED_AS_NEW)
+                tmpl.type = COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION;
 
         msgpack_sbuffer_init(&sb);
-        k = pack_close_attrs(r, tmpl.type, &sb);
-        if (k >= 0)
+        if (tmpl.type == COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION)
+                /* Packed by dur_continue_as_new(). */
+                k = run_add_command(r, &tmpl, r->continue_attrs.data, r->continue_attrs.size);
+        else if (pack_close_attrs(r, tmpl.type, &sb) >= 0)
                 k = run_add_command(r, &tmpl, sb.data, sb.size);
         else
                 k = -ENOMEM;
@@ -548,7 +611,8 @@ static int routine_finished(Run *r, Routine *rt) {
                         return run_error(
                                 r, -EPROTO, CAUSE_WORKFLOW_ERROR,
                                 "workflow function packed more or less than one msgpack value as its result");
-                if (rt->ret == DUR_FAILED || rt->ret == DUR_CANCELED)
+                if (rt->ret == DUR_FAILED || rt->ret == DUR_CANCELED ||
+                    (rt->ret == DUR_CONTINUED_AS_NEW && r->continue_requested))
                         ret = 0;
         }
         if (ret != 0)
@@ -639,6 +703,7 @@ static int run_execute(Run *r, const Event *e, bool replaying) {
 /* ---- event handlers -------------------------------------------------------------------------- */
 
 static int on_execution_started(Run *r, const Event *e) {
+        const msgpack_object *v;
         Routine *rt;
         int k;
 
@@ -650,6 +715,9 @@ static int on_execution_started(Run *r, const Event *e) {
         if (k < 0)
                 return k;
         r->started = true;
+        v = msg_get(e->attrs, "attempt");
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
+                r->attempt = (unsigned) v->via.u64;
         return attr_payload(r, e, "input", rt->input);
 }
 
@@ -676,6 +744,12 @@ static bool command_matches(const Command *c, const Event *e) {
                 [COMMAND_CANCEL_WORKFLOW_EXECUTION] = EVENT_WORKFLOW_EXECUTION_CANCELED,
                 [COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] =
                         EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                [COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION] =
+                        EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+                [COMMAND_START_CHILD_WORKFLOW_EXECUTION] =
+                        EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+                [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
+                        EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
         };
         const msgpack_object *v;
 
@@ -688,6 +762,11 @@ static bool command_matches(const Command *c, const Event *e) {
         case COMMAND_START_TIMER:
         case COMMAND_CANCEL_TIMER:
                 return attr_str_eq(e, "timer_id", c->id);
+        case COMMAND_START_CHILD_WORKFLOW_EXECUTION:
+                return attr_str_eq(e, "workflow_id", c->workflow_id) &&
+                       attr_str_eq(e, "workflow_type", c->activity_type);
+        case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+                return attr_str_eq(e, "workflow_id", c->workflow_id);
         case COMMAND_REQUEST_CANCEL_ACTIVITY_TASK:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
@@ -712,7 +791,8 @@ static int on_command_event(Run *r, const Event *e) {
         }
         if (c->future) {
                 c->future->command = NULL;
-                if (e->type == EVENT_ACTIVITY_TASK_SCHEDULED)
+                if (e->type == EVENT_ACTIVITY_TASK_SCHEDULED ||
+                    e->type == EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
                         c->future->scheduled_event_id = e->id;
         }
         command_free(r, c);
@@ -751,6 +831,77 @@ static int on_activity_closed(Run *r, const Event *e) {
                 run_resolve_future(r, f, DUR_FAILED, failure);
                 return 0;
         }
+}
+
+/* A child's failure as the parent sees it: ChildWorkflowFailure, caused by what the child's
+ * failure map says (with its own cause chain), as Temporal's SDKs wrap it. */
+static dur_failure *child_failure(const Event *e, const dur_future *f, const char *what) {
+        const msgpack_object *fo = msg_get(e->attrs, "failure");
+        char message[256];
+        dur_failure *outer, *cause = NULL;
+
+        (void) snprintf(message, sizeof(message), "child workflow '%.100s' %s",
+                        f->child_workflow_id, what);
+        outer = failure_new("ChildWorkflowFailure", false, message);
+        if (outer && fo && fo->type == MSGPACK_OBJECT_MAP) {
+                cause = failure_from_object(fo);
+                if (!cause)
+                        return failure_free(outer);
+                failure_set_cause(outer, cause);
+        }
+        return outer;
+}
+
+static int on_child_event(Run *r, const Event *e) {
+        uint64_t initiated = 0;
+        dur_failure *failure;
+        char cause[80];
+        const char *p;
+        dur_future *f;
+        int k, n;
+
+        k = attr_uint(r, e, "initiated_event_id", &initiated);
+        if (k < 0)
+                return k;
+        f = find_child(r, initiated);
+        if (!f)
+                return 0; /* resolved already */
+        switch (e->type) {
+        case EVENT_CHILD_WORKFLOW_EXECUTION_STARTED:
+                n = attr_strn(e, "run_id", &p);
+                (void) snprintf(f->child_run_id, sizeof(f->child_run_id), "%.*s", n, p);
+                f->child_started = true;
+                return 0;
+        case EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+                k = attr_payload(r, e, "result", &f->value);
+                if (k < 0)
+                        return k;
+                run_resolve_future(r, f, 0, NULL);
+                return 0;
+        case EVENT_CHILD_WORKFLOW_EXECUTION_CANCELED:
+                run_resolve_future(r, f, DUR_CANCELED, NULL);
+                return 0;
+        case EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+                /* The cause is the failure's type: WorkflowAlreadyExists (the child's id is
+                 * running) or PendingChildWorkflowsLimitExceeded. */
+                n = attr_strn(e, "cause", &p);
+                (void) snprintf(cause, sizeof(cause), "%.*s", n, p);
+                failure = failure_new(cause, true, "the child workflow could not start");
+                break;
+        case EVENT_CHILD_WORKFLOW_EXECUTION_FAILED:
+                failure = child_failure(e, f, "failed");
+                break;
+        case EVENT_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+                failure = child_failure(e, f, "timed out");
+                break;
+        default:
+                failure = child_failure(e, f, "was terminated");
+                break;
+        }
+        if (!failure)
+                return -ENOMEM;
+        run_resolve_future(r, f, DUR_FAILED, failure);
+        return 0;
 }
 
 static int on_timer_fired(Run *r, const Event *e) {
@@ -829,9 +980,20 @@ static int apply_event(Run *r, const Event *e, const Event *next) {
         case EVENT_WORKFLOW_EXECUTION_COMPLETED:
         case EVENT_WORKFLOW_EXECUTION_FAILED:
         case EVENT_WORKFLOW_EXECUTION_CANCELED:
+        case EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
         case EVENT_MARKER_RECORDED:
         case EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+        case EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+        case EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
                 return on_command_event(r, e);
+        case EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_STARTED:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_FAILED:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_CANCELED:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+        case EVENT_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+                return on_child_event(r, e);
         case EVENT_ACTIVITY_TASK_COMPLETED:
         case EVENT_ACTIVITY_TASK_FAILED:
         case EVENT_ACTIVITY_TASK_TIMED_OUT:
@@ -1034,6 +1196,7 @@ int run_new(Run **ret, const dur_workflow_def *def, const char *workflow_id, con
         if (!r)
                 return -ENOMEM;
         msgpack_sbuffer_init(&r->main_result);
+        msgpack_sbuffer_init(&r->continue_attrs);
         r->def = def;
         r->next_event_id = 1;
         r->workflow_id = strdup(workflow_id);
@@ -1057,6 +1220,7 @@ Run *run_free(Run *r) {
         futures_free(&r->resolved);
         failure_free(r->own_failure);
         msgpack_sbuffer_destroy(&r->main_result);
+        msgpack_sbuffer_destroy(&r->continue_attrs);
         if (r->zone)
                 msgpack_zone_free(r->zone);
         free(r->state);

@@ -15,6 +15,7 @@
 #include "common/cleanup.h"
 #include "libclient/failure.h"
 #include "libclient/replay-internal.h"
+#include "libclient/retry.h"
 #include "proto/msg.h"
 
 /* ---- run properties -------------------------------------------------------------------------- */
@@ -74,6 +75,11 @@ DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf) {
         return wf->cancel_requested;
 }
 
+DUR_PUBLIC unsigned dur_wf_attempt(dur_wf *wf) {
+        assert_return(wf, 0);
+        return wf->attempt ? wf->attempt : 1;
+}
+
 DUR_PUBLIC uint64_t dur_now(dur_wf *wf) {
         assert_return(wf, 0);
         return wf->now;
@@ -123,40 +129,6 @@ static int pack_kv_usec(msgpack_packer *pk, const char *key, uint64_t usec) {
         return usec > 0 ? msg_pack_kv_uint(pk, key, usec) : 0;
 }
 
-static size_t retry_fields(const dur_retry_policy *p) {
-        return (p->initial_interval > 0) + (p->backoff_coefficient > 0) +
-               (p->maximum_interval > 0) + (p->maximum_attempts > 0) +
-               (p->non_retryable_error_types != NULL);
-}
-
-static int pack_retry_policy(msgpack_packer *pk, const dur_retry_policy *p) {
-        size_t n = 0;
-        int k;
-
-        k = msgpack_pack_map(pk, retry_fields(p));
-        if (k >= 0)
-                k = pack_kv_usec(pk, "initial_interval_usec", p->initial_interval);
-        if (k >= 0 && p->backoff_coefficient > 0) {
-                k = msg_pack_str(pk, "backoff_coefficient");
-                if (k >= 0)
-                        k = msgpack_pack_double(pk, p->backoff_coefficient);
-        }
-        if (k >= 0)
-                k = pack_kv_usec(pk, "maximum_interval_usec", p->maximum_interval);
-        if (k >= 0)
-                k = pack_kv_usec(pk, "maximum_attempts", p->maximum_attempts);
-        if (k < 0 || !p->non_retryable_error_types)
-                return k;
-        while (p->non_retryable_error_types[n])
-                n++;
-        k = msg_pack_str(pk, "non_retryable_error_types");
-        if (k >= 0)
-                k = msgpack_pack_array(pk, n);
-        for (size_t i = 0; k >= 0 && i < n; i++)
-                k = msg_pack_str(pk, p->non_retryable_error_types[i]);
-        return k;
-}
-
 /* ScheduleActivityTask attributes: only what the caller set; the daemon applies the defaults. */
 static int pack_activity_attrs(msgpack_packer *pk,
                                const char *id,
@@ -170,7 +142,7 @@ static int pack_activity_attrs(msgpack_packer *pk,
         if (!o)
                 o = &none;
         n = 2 + !!o->task_queue + !!args + (o->schedule_to_close > 0) + (o->schedule_to_start > 0) +
-            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_fields(&o->retry) > 0);
+            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_policy_fields(&o->retry) > 0);
         k = msgpack_pack_map(pk, n);
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "activity_id", id);
@@ -188,10 +160,10 @@ static int pack_activity_attrs(msgpack_packer *pk,
                 k = pack_kv_usec(pk, "start_to_close_usec", o->start_to_close);
         if (k >= 0)
                 k = pack_kv_usec(pk, "heartbeat_usec", o->heartbeat);
-        if (k >= 0 && retry_fields(&o->retry) > 0) {
+        if (k >= 0 && retry_policy_fields(&o->retry) > 0) {
                 k = msg_pack_str(pk, "retry_policy");
                 if (k >= 0)
-                        k = pack_retry_policy(pk, &o->retry);
+                        k = retry_policy_pack(pk, &o->retry);
         }
         return k < 0 ? -ENOMEM : 0;
 }
@@ -317,6 +289,44 @@ DUR_PUBLIC int dur_sleep(dur_wf *wf, uint64_t duration) {
         return dur_await(wf, f);
 }
 
+/* ---- continue-as-new ------------------------------------------------------------------------- */
+
+DUR_PUBLIC int
+dur_continue_as_new(dur_wf *wf, dur_buf *input, const dur_continue_as_new_opts *opts) {
+        static const dur_continue_as_new_opts none = { .workflow_type = NULL };
+        msgpack_packer pk;
+        int k;
+
+        if (!wf) {
+                dur_buf_free(input);
+                return -EINVAL;
+        }
+        if (!run_can_issue(wf)) {
+                dur_buf_free(input);
+                return -EDEADLK;
+        }
+        if (!opts)
+                opts = &none;
+        /* The last call wins: only the value the function returns matters. */
+        msgpack_sbuffer_clear(&wf->continue_attrs);
+        msgpack_packer_init(&pk, &wf->continue_attrs, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, !!input + !!opts->workflow_type + !!opts->task_queue +
+                                          (opts->task_timeout > 0));
+        if (k >= 0 && input)
+                k = msg_pack_kv_bin(&pk, "input", input->data, input->size);
+        if (k >= 0 && opts->workflow_type)
+                k = msg_pack_kv_str(&pk, "workflow_type", opts->workflow_type);
+        if (k >= 0 && opts->task_queue)
+                k = msg_pack_kv_str(&pk, "task_queue", opts->task_queue);
+        if (k >= 0)
+                k = pack_kv_usec(&pk, "task_timeout_usec", opts->task_timeout);
+        dur_buf_free(input);
+        if (k < 0)
+                return -ENOMEM;
+        wf->continue_requested = true;
+        return DUR_CONTINUED_AS_NEW;
+}
+
 /* ---- futures --------------------------------------------------------------------------------- */
 
 typedef struct AwaitSet {
@@ -419,6 +429,141 @@ DUR_PUBLIC const msgpack_object *dur_future_result(const dur_future *f) {
 
 DUR_PUBLIC const dur_failure *dur_future_failure(const dur_future *f) {
         return f && f->done ? f->failure : NULL;
+}
+
+/* ---- child workflows ------------------------------------------------------------------------ */
+
+static int pack_child_attrs(msgpack_packer *pk,
+                            const char *type,
+                            const dur_buf *input,
+                            const dur_child_opts *o) {
+        const char *policy = NULL;
+        int k;
+
+        switch (o->parent_close_policy) {
+        case DUR_PARENT_CLOSE_TERMINATE:
+                policy = "Terminate";
+                break;
+        case DUR_PARENT_CLOSE_ABANDON:
+                policy = "Abandon";
+                break;
+        case DUR_PARENT_CLOSE_REQUEST_CANCEL:
+                policy = "RequestCancel";
+                break;
+        default:
+                break;
+        }
+        k = msgpack_pack_map(pk, 2 + !!o->task_queue + !!input + (o->task_timeout > 0) + !!policy +
+                                         (o->execution_timeout > 0) + (o->run_timeout > 0) +
+                                         (retry_policy_fields(&o->retry) > 0));
+        if (k >= 0)
+                k = msg_pack_kv_str(pk, "workflow_id", o->workflow_id);
+        if (k >= 0)
+                k = msg_pack_kv_str(pk, "workflow_type", type);
+        if (k >= 0 && o->task_queue)
+                k = msg_pack_kv_str(pk, "task_queue", o->task_queue);
+        if (k >= 0 && input)
+                k = msg_pack_kv_bin(pk, "input", input->data, input->size);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "task_timeout_usec", o->task_timeout);
+        if (k >= 0 && policy)
+                k = msg_pack_kv_str(pk, "parent_close_policy", policy);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "execution_timeout_usec", o->execution_timeout);
+        if (k >= 0)
+                k = pack_kv_usec(pk, "run_timeout_usec", o->run_timeout);
+        if (k >= 0 && retry_policy_fields(&o->retry) > 0) {
+                k = msg_pack_str(pk, "retry_policy");
+                if (k >= 0)
+                        k = retry_policy_pack(pk, &o->retry);
+        }
+        return k < 0 ? -ENOMEM : 0;
+}
+
+DUR_PUBLIC dur_future *
+dur_start_child(dur_wf *wf, const char *type, dur_buf *input, const dur_child_opts *opts) {
+        Command tmpl = { .type = COMMAND_START_CHILD_WORKFLOW_EXECUTION };
+        _cleanup_free_ char *id = NULL;
+        dur_future *f = NULL;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int k;
+
+        if (!wf || !type || !*type || !opts || !opts->workflow_id || !*opts->workflow_id ||
+            (unsigned) opts->parent_close_policy > DUR_PARENT_CLOSE_REQUEST_CANCEL) {
+                errno = EINVAL;
+                goto finish;
+        }
+        if (!run_can_issue(wf)) {
+                errno = EDEADLK;
+                goto finish;
+        }
+        id = strdup(opts->workflow_id);
+        if (!id) {
+                errno = ENOMEM;
+                goto finish;
+        }
+        tmpl.activity_type = (char *) type;
+        tmpl.workflow_id = (char *) opts->workflow_id;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = pack_child_attrs(&pk, type, input, opts);
+        if (k < 0)
+                errno = -k;
+        else
+                f = issue_start(wf, &tmpl, FUTURE_CHILD, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        if (f)
+                f->child_workflow_id = TAKE_PTR(id);
+finish:
+        dur_buf_free(input);
+        return f;
+}
+
+DUR_PUBLIC int dur_execute_child(dur_wf *wf,
+                                 const char *type,
+                                 dur_buf *input,
+                                 const dur_child_opts *opts,
+                                 const msgpack_object **ret_result) {
+        dur_future *f;
+        int k;
+
+        f = dur_start_child(wf, type, input, opts);
+        if (!f)
+                return -errno;
+        k = dur_await(wf, f);
+        if (k < 0)
+                return k;
+        if (ret_result)
+                *ret_result = &f->value;
+        return 0;
+}
+
+static bool child_started_or_done(Run *r, void *userdata) {
+        const dur_future *f = userdata;
+
+        return f->child_started || f->done;
+}
+
+DUR_PUBLIC int dur_child_started(dur_wf *wf, dur_future *child, const char **ret_run_id) {
+        int k;
+
+        assert_return(wf && child && child->run == wf && child->kind == FUTURE_CHILD, -EINVAL);
+        k = run_block(wf, child_started_or_done, child);
+        if (k < 0)
+                return k;
+        if (!child->child_started)
+                return future_outcome(wf, child);
+        if (ret_run_id)
+                *ret_run_id = child->child_run_id;
+        return 0;
+}
+
+DUR_PUBLIC int dur_future_cancel(dur_wf *wf, dur_future *f) {
+        assert_return(wf && f && f->run == wf, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        return run_cancel_future(wf, f);
 }
 
 /* ---- conditions ------------------------------------------------------------------------------ */

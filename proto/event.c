@@ -29,11 +29,25 @@ static const char *const event_names[_EVENT_TYPE_MAX] = {
         [EVENT_TIMER_CANCELED] = "TimerCanceled",
         [EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED] = "WorkflowExecutionCancelRequested",
         [EVENT_WORKFLOW_EXECUTION_CANCELED] = "WorkflowExecutionCanceled",
+        [EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED] =
+                "RequestCancelExternalWorkflowExecutionInitiated",
+        [EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED] =
+                "RequestCancelExternalWorkflowExecutionFailed",
+        [EVENT_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED] =
+                "ExternalWorkflowExecutionCancelRequested",
         [EVENT_MARKER_RECORDED] = "MarkerRecorded",
         [EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] = "UpsertWorkflowSearchAttributes",
         [EVENT_WORKFLOW_EXECUTION_SIGNALED] = "WorkflowExecutionSignaled",
         [EVENT_WORKFLOW_EXECUTION_TERMINATED] = "WorkflowExecutionTerminated",
         [EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW] = "WorkflowExecutionContinuedAsNew",
+        [EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED] = "StartChildWorkflowExecutionInitiated",
+        [EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED] = "StartChildWorkflowExecutionFailed",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_STARTED] = "ChildWorkflowExecutionStarted",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED] = "ChildWorkflowExecutionCompleted",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_FAILED] = "ChildWorkflowExecutionFailed",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_CANCELED] = "ChildWorkflowExecutionCanceled",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_TIMED_OUT] = "ChildWorkflowExecutionTimedOut",
+        [EVENT_CHILD_WORKFLOW_EXECUTION_TERMINATED] = "ChildWorkflowExecutionTerminated",
 };
 
 const char *event_type_to_string(EventType t) {
@@ -81,6 +95,10 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_FAIL_WORKFLOW_EXECUTION] = "FailWorkflowExecution",
         [COMMAND_CANCEL_WORKFLOW_EXECUTION] = "CancelWorkflowExecution",
         [COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] = "UpsertWorkflowSearchAttributes",
+        [COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION] = "ContinueAsNewWorkflowExecution",
+        [COMMAND_START_CHILD_WORKFLOW_EXECUTION] = "StartChildWorkflowExecution",
+        [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
+                "RequestCancelExternalWorkflowExecution",
 };
 
 const char *command_type_to_string(CommandType t) {

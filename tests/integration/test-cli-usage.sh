@@ -72,6 +72,16 @@ expect 2 "^durablectl: the input is given twice" \
 
 # Bad durations, counts and statuses.
 expect 2 "^durablectl: invalid duration '5y' for --timeout" result order-1 --wait --timeout 5y
+expect 2 "^durablectl: invalid duration 'soon' for --start-delay" \
+        start W --id w --task-queue q --start-delay soon
+expect 2 "^durablectl: invalid duration '-1s' for --run-timeout" \
+        start W --id w --task-queue q --run-timeout -1s
+expect 2 "^durablectl: invalid value 'Twice' for --id-reuse-policy" \
+        start W --id w --task-queue q --id-reuse-policy Twice
+expect 2 "^durablectl: missing argument NAME for 'signal-with-start'" \
+        signal-with-start W --id w --task-queue q
+expect 2 "^durablectl: invalid JSON in --signal-input" \
+        signal-with-start W go --id w --task-queue q --signal-input '{'
 expect 2 "^durablectl: invalid duration '' for --task-timeout" \
         start OrderWorkflow --id order-1 --task-queue q --task-timeout ''
 expect 2 "^durablectl: invalid duration '-1s' for --timeout" query order-1 get_status --timeout=-1s

@@ -41,6 +41,10 @@ expect_refused "Invalid --bus-address=: expected a D-Bus address" --bus-address=
 expect_refused "Invalid --clock-offset=-5" --clock-offset=-5
 expect_refused "Invalid --clock-offset=1d" --clock-offset=1d
 expect_refused "Invalid --clock-offset=99999999999" --clock-offset=99999999999
+expect_refused "Invalid --history-max-events=0" --history-max-events=0
+expect_refused "Invalid --history-warn-events=many" --history-warn-events=many
+expect_refused "Invalid --history-max-bytes=-5" --history-max-bytes=-5
+expect_refused "Invalid --history-max-bytes=50Q" --history-max-bytes=50Q
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 
@@ -52,6 +56,11 @@ grep -q -- "--state-dir" "$dir/out" || { echo "FAIL: --help lacks --state-dir"; 
 for size in 4M 4096K 65536; do
         "$DURABLED" --max-frame-size=$size --version >/dev/null 2>&1 ||
                 { echo "FAIL: --max-frame-size=$size refused"; fails=$((fails + 1)); }
+done
+
+for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100; do
+        "$DURABLED" $limit --version >/dev/null 2>&1 ||
+                { echo "FAIL: $limit refused"; fails=$((fails + 1)); }
 done
 
 [ "$fails" -eq 0 ] && echo "ok"

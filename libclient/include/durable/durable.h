@@ -38,14 +38,15 @@ extern "C" {
 #define DUR_HOUR (60 * DUR_MIN)
 
 /* Results of workflow calls besides 0 and -errno. */
-#define DUR_FAILED (-10000)   /* the operation failed; see dur_wf_failure() */
-#define DUR_CANCELED (-10001) /* the workflow (or this operation) was cancelled */
+#define DUR_FAILED (-10000)           /* the operation failed; see dur_wf_failure() */
+#define DUR_CANCELED (-10001)         /* the workflow (or this operation) was cancelled */
+#define DUR_CONTINUED_AS_NEW (-10002) /* returned by dur_continue_as_new() */
 /* An activity function's "I complete later": the attempt stays running until someone with its
  * task token (dur_actx_task_token()) or its workflow and activity ids completes, fails or
  * heartbeats it with dur_client_complete_activity() and friends or `durablectl activity
  * complete`, or its start-to-close or heartbeat timeout ends it (Temporal's asynchronous
  * activity completion). */
-#define DUR_ASYNC (-10002)
+#define DUR_ASYNC (-10003)
 
 /* Propagates a failure out of a workflow or activity function. */
 #define DUR_TRY(expr)                  \
@@ -136,22 +137,73 @@ typedef struct dur_search_attr {
         size_t list_len;
 } dur_search_attr;
 
+/* Temporal's RetryPolicy, for activities and workflows. */
+typedef struct dur_retry_policy {
+        uint64_t initial_interval;                    /* 0 = 1 s */
+        double backoff_coefficient;                   /* 0 = 2.0 */
+        uint64_t maximum_interval;                    /* 0 = 100 x initial_interval */
+        uint32_t maximum_attempts;                    /* 0 = unlimited, 1 = no retries */
+        const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
+} dur_retry_policy;
+
+/* What a start does when the latest run of its workflow id is closed (Temporal's
+ * WorkflowIdReusePolicy, same numbers). */
+typedef enum dur_id_reuse_policy {
+        DUR_ID_REUSE_DEFAULT = 0,                     /* = ALLOW_DUPLICATE */
+        DUR_ID_REUSE_ALLOW_DUPLICATE = 1,             /* a new run may start */
+        DUR_ID_REUSE_ALLOW_DUPLICATE_FAILED_ONLY = 2, /* only if it failed, was canceled,
+                                                       * terminated or timed out */
+        DUR_ID_REUSE_REJECT_DUPLICATE = 3,            /* never: -EEXIST (already_started) */
+        DUR_ID_REUSE_TERMINATE_IF_RUNNING = 4,        /* ALLOW_DUPLICATE, and a running run is
+                                                    * terminated (as TERMINATE_EXISTING) */
+} dur_id_reuse_policy;
+
+/* What a start does when a run of its workflow id is running (Temporal's
+ * WorkflowIdConflictPolicy, same numbers). */
+typedef enum dur_id_conflict_policy {
+        DUR_ID_CONFLICT_DEFAULT = 0,            /* FAIL (USE_EXISTING for signal-with-start) */
+        DUR_ID_CONFLICT_FAIL = 1,               /* -EEXIST (already_started) */
+        DUR_ID_CONFLICT_USE_EXISTING = 2,       /* return the running run; no new run */
+        DUR_ID_CONFLICT_TERMINATE_EXISTING = 3, /* terminate it, start a new run */
+} dur_id_conflict_policy;
+
 typedef struct dur_start_opts {
         const char *workflow_id; /* required */
         const char *task_queue;  /* required */
         uint64_t task_timeout;   /* workflow task start-to-close; 0 = 10 s */
         const char *request_id;  /* optional: a repeated start with it returns the same run */
+        dur_id_reuse_policy id_reuse_policy;
+        dur_id_conflict_policy id_conflict_policy;
+        uint64_t execution_timeout; /* the whole continue-as-new chain; 0 = unlimited */
+        uint64_t run_timeout;       /* one run; 0 = unlimited (capped at execution_timeout) */
+        uint64_t start_delay;       /* first workflow task only after this delay */
+        dur_retry_policy retry;     /* none set (the default) = a failed run is not retried */
         const dur_buf *memo;     /* optional: a msgpack map with string keys, shown by describe */
         const dur_search_attr *search_attributes; /* optional, n_search_attributes of them */
         size_t n_search_attributes;
 } dur_start_opts;
 
-/* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. */
+/* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
+ * new run started, 1 when the answer is an existing run (the request_id matched the latest run,
+ * or id_conflict_policy USE_EXISTING found one running), -EEXIST when a policy refused the start,
+ * -EINVAL for a policy value outside the enums. */
 DUR_PUBLIC int dur_client_start(dur_client *c,
                                 const char *workflow_type,
                                 const dur_start_opts *opts,
                                 const dur_buf *input,
                                 char **ret_run_id);
+/* Signal-with-start: delivers @signal_name (with @signal_input, may be NULL) to the running run of
+ * opts->workflow_id, or starts a run (as dur_client_start(), under the reuse policy) whose
+ * history holds the signal before its first workflow task. The conflict policy defaults to
+ * USE_EXISTING; FAIL is refused (-EINVAL). Returns 0 when a run started, 1 when an existing run
+ * was signalled (or the request_id matched: nothing is delivered twice). */
+DUR_PUBLIC int dur_client_signal_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *opts,
+                                            const dur_buf *input,
+                                            const char *signal_name,
+                                            const dur_buf *signal_input,
+                                            char **ret_run_id);
 DUR_PUBLIC int dur_client_signal(dur_client *c,
                                  const char *workflow_id,
                                  const char *run_id,
@@ -313,14 +365,6 @@ typedef struct dur_workflow_def {
 #define DUR_SIGNALS(...) ((const dur_signal_def[]){ __VA_ARGS__, { NULL, NULL } })
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
 
-typedef struct dur_retry_policy {
-        uint64_t initial_interval;                    /* 0 = 1 s */
-        double backoff_coefficient;                   /* 0 = 2.0 */
-        uint64_t maximum_interval;                    /* 0 = 100 x initial_interval */
-        uint32_t maximum_attempts;                    /* 0 = unlimited, 1 = no retries */
-        const char *const *non_retryable_error_types; /* NULL-terminated, or NULL */
-} dur_retry_policy;
-
 typedef struct dur_activity_opts {
         const char *task_queue; /* NULL = the workflow's */
         uint64_t schedule_to_close;
@@ -341,6 +385,8 @@ DUR_PUBLIC const dur_failure *dur_wf_failure(dur_wf *wf);
 DUR_PUBLIC int dur_fail(dur_wf *wf, const char *type, bool non_retryable, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 DUR_PUBLIC bool dur_wf_cancel_requested(dur_wf *wf);
+/* 1 for the first run, 2 for its first retry (a workflow retry policy), and so on. */
+DUR_PUBLIC unsigned dur_wf_attempt(dur_wf *wf);
 
 /* Activities. @args is consumed (may be NULL). */
 DUR_PUBLIC dur_future *
@@ -378,6 +424,63 @@ dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, u
 
 /* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Child workflows: a run of its own workflow id, type, task queue and input, started by this
+ * workflow and owned by the same user; its future resolves when it closes: 0 with its result,
+ * DUR_FAILED (dur_wf_failure() is a "ChildWorkflowFailure" whose cause is the child's own failure,
+ * with its cause chain; "WorkflowAlreadyExists" when its id was running,
+ * "PendingChildWorkflowsLimitExceeded" past 2000 pending children), DUR_CANCELED when it
+ * ended Canceled. Not awaiting the future is allowed: the child runs on. What happens to it when
+ * this workflow closes first is its parent close policy (Temporal's ParentClosePolicy). */
+typedef enum dur_parent_close_policy {
+        DUR_PARENT_CLOSE_DEFAULT = 0,        /* = TERMINATE */
+        DUR_PARENT_CLOSE_TERMINATE = 1,      /* the child is terminated */
+        DUR_PARENT_CLOSE_ABANDON = 2,        /* the child runs on */
+        DUR_PARENT_CLOSE_REQUEST_CANCEL = 3, /* the child is asked to cancel */
+} dur_parent_close_policy;
+
+typedef struct dur_child_opts {
+        const char *workflow_id; /* required */
+        const char *task_queue;  /* NULL = this workflow's */
+        uint64_t task_timeout;   /* 0 = 10 s */
+        dur_parent_close_policy parent_close_policy;
+        uint64_t execution_timeout; /* 0 = unlimited */
+        uint64_t run_timeout;       /* 0 = unlimited */
+        dur_retry_policy retry;     /* as dur_start_opts.retry */
+} dur_child_opts;
+
+/* @input is consumed (may be NULL). NULL with errno set on failure (EINVAL, EDEADLK outside
+ * workflow code, ENOMEM). */
+DUR_PUBLIC dur_future *
+dur_start_child(dur_wf *wf, const char *workflow_type, dur_buf *input, const dur_child_opts *opts);
+/* start + await; *ret_result (if not NULL) points to the child's result, valid for the run. */
+DUR_PUBLIC int dur_execute_child(dur_wf *wf,
+                                 const char *workflow_type,
+                                 dur_buf *input,
+                                 const dur_child_opts *opts,
+                                 const msgpack_object **ret_result);
+/* Waits until the child started (or failed to start: its future's outcome); its run id in
+ * *ret_run_id (if not NULL), valid for the run. */
+DUR_PUBLIC int dur_child_started(dur_wf *wf, dur_future *child, const char **ret_run_id);
+/* Cancels what the future stands for: an activity or timer resolves DUR_CANCELED at once (TRY_CANCEL);
+ * a child workflow is asked to cancel and its future resolves when the child closes
+ * (WAIT_CANCELLATION_COMPLETED, Temporal's default for children). 0 or -errno. */
+DUR_PUBLIC int dur_future_cancel(dur_wf *wf, dur_future *f);
+
+/* Continue-as-new: what the workflow function returns to close this run as ContinuedAsNew and
+ * start a new run of the same workflow id with @input (consumed, may be NULL) and a fresh history:
+ *         return dur_continue_as_new(wf, dur_args("{s:U}", "n", n + 1), NULL);
+ * The new run keeps the type, task queue and task timeout unless @opts (may be NULL) says
+ * otherwise. Returns DUR_CONTINUED_AS_NEW, or -errno (-EDEADLK outside workflow code). Signals
+ * that arrive while the task runs are not lost: the daemon refuses the close and a new task
+ * delivers them first (Temporal's UnhandledCommand). */
+typedef struct dur_continue_as_new_opts {
+        const char *workflow_type; /* NULL = this run's */
+        const char *task_queue;    /* NULL = this run's */
+        uint64_t task_timeout;     /* 0 = this run's */
+} dur_continue_as_new_opts;
+DUR_PUBLIC int
+dur_continue_as_new(dur_wf *wf, dur_buf *input, const dur_continue_as_new_opts *opts);
 
 /* Deterministic replacements for the clock and randomness. */
 DUR_PUBLIC uint64_t dur_now(dur_wf *wf); /* time of the current workflow task, usec since epoch */
