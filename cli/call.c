@@ -27,6 +27,8 @@ static bool field_present(const Field *f) {
                 return true;
         case FIELD_PAYLOAD:
                 return f->json;
+        case FIELD_STRV:
+                return f->n > 0;
         }
         return false;
 }
@@ -45,6 +47,11 @@ static int pack_field(msgpack_packer *pk, const Field *f) {
                 return f->boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
         case FIELD_PAYLOAD:
                 return json_pack_payload(f->json, pk);
+        case FIELD_STRV:
+                r = msgpack_pack_array(pk, f->n);
+                for (size_t i = 0; r >= 0 && i < f->n; i++)
+                        r = msg_pack_str(pk, f->strv[i]);
+                return r;
         }
         return -EINVAL;
 }

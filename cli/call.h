@@ -19,6 +19,7 @@ typedef enum FieldType {
         FIELD_UINT,    /* 0: left out */
         FIELD_BOOL,    /* always sent */
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
+        FIELD_STRV,    /* array of n strings; n = 0: left out */
 } FieldType;
 
 typedef struct Field {
@@ -28,12 +29,15 @@ typedef struct Field {
         uint64_t uint;
         bool boolean;
         const json_t *json;
+        char *const *strv;
+        size_t n;
 } Field;
 
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
+#define FIELD_STRV(k, v, count) ((Field){ .key = (k), .type = FIELD_STRV, .strv = (v), .n = (count) })
 
 typedef struct Answer {
         dur_buf *buf;

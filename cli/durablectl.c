@@ -134,6 +134,8 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
+          "Check the histories of every run (or of these workflows) for broken rules" },
 };
 
 static const char *arg_socket;

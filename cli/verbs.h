@@ -46,3 +46,4 @@ int verb_signal(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
+int verb_verify(const Ctx *ctx, const Args *a);

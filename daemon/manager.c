@@ -23,6 +23,7 @@
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
 #include "daemon/taskq.h"
+#include "daemon/verify.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
 #include "proto/frame.h"
@@ -489,6 +490,35 @@ static int count_queue(const char *queue, void *userdata) {
         return 0;
 }
 
+#if DURABLED_EXPENSIVE_CHECKS
+static int
+report_problem(const RunRow *run, uint64_t event_id, const char *problem, void *userdata) {
+        log_error("History of workflow '%s' run %s breaks a rule: %s", run->workflow_id,
+                  run->run_id, problem);
+        return 0;
+}
+
+/* Test builds: at a clean stop every history of the store must pass the linter, so that each
+ * integration test that stops its daemon also checks the shape of every history it made. */
+static int check_histories(Manager *m) {
+        VerifyStats stats = {};
+        int r;
+
+        r = verify_runs(m->store, &(RunFilter){}, report_problem, NULL, &stats);
+        if (r < 0)
+                return log_error_errno(r, "Failed to verify the histories: %m");
+        if (stats.problems > 0)
+                return log_error_errno(-EUCLEAN, "%llu of %llu histories break a rule",
+                                       (unsigned long long) stats.problems,
+                                       (unsigned long long) stats.runs);
+        return 0;
+}
+#else
+static int check_histories(Manager *m) {
+        return 0;
+}
+#endif
+
 int manager_run(Manager *m) {
         int r;
 
@@ -514,6 +544,9 @@ int manager_run(Manager *m) {
                 return log_error_errno(r, "Event loop failed: %m");
         if (m->exit_error < 0)
                 return m->exit_error;
+        r = check_histories(m);
+        if (r < 0)
+                return r;
         /* A clean stop: everything acknowledged is committed; fold the WAL into the database. */
         (void) store_checkpoint(m->store);
         return 0;
