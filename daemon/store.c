@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "daemon/killpoint.h"
 
 enum {
         Q_RUN_INSERT,
@@ -326,6 +327,16 @@ static int step_done(Store *s, sqlite3_stmt *st) {
         (void) sqlite3_reset(st);
         (void) sqlite3_clear_bindings(st);
         return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+/* step_done() for the writes crash tests kill the daemon after (killpoint.h): the row is written
+ * in the pass's transaction, which is not committed. */
+static int step_killpoint(Store *s, sqlite3_stmt *st, const char *name) {
+        int r = step_done(s, st);
+
+        if (r >= 0)
+                killpoint(name);
+        return r;
 }
 
 static void finish(sqlite3_stmt *st) {
@@ -801,7 +812,7 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_u64(st, 9, r->cancel_requested);
         bind_u64(st, 10, r->sticky_conn);
         bind_u64(st, 11, r->sticky_next_id);
-        return step_done(s, st);
+        return step_killpoint(s, st, "run-update");
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
@@ -922,7 +933,7 @@ int store_event_insert(Store *s,
         bind_u64(st, 4, time);
         bind_u64(st, 5, uid);
         (void) sqlite3_bind_blob64(st, 6, attrs, attrs_size, SQLITE_STATIC);
-        return step_done(s, st);
+        return step_killpoint(s, st, "event-insert");
 }
 
 typedef struct EventVisit {
@@ -1114,7 +1125,7 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_blob(st, 22, &a->last_failure);
         bind_u64(st, 23, a->cancel_requested);
         bind_text(st, 24, a->identity);
-        return step_done(s, st);
+        return step_killpoint(s, st, "activity-write");
 }
 
 int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
@@ -1149,7 +1160,7 @@ int store_activity_update(Store *s, const ActivityRow *a) {
         bind_blob(st, 8, &a->last_failure);
         bind_u64(st, 9, a->cancel_requested);
         bind_text(st, 10, a->identity);
-        return step_done(s, st);
+        return step_killpoint(s, st, "activity-write");
 }
 
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
