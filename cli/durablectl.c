@@ -136,6 +136,8 @@ static const Verb verbs[] = {
           "Stop a workflow at once, without running its code" },
         { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
           "Check the histories of every run (or of these workflows) for broken rules" },
+        { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
+          "Copy the database to FILE, consistent while durabled runs" },
 };
 
 static const char *arg_socket;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "cli/call.h"
 #include "cli/output.h"
@@ -85,4 +86,57 @@ int verb_verify(const Ctx *ctx, const Args *a) {
                ansi(v.problem_count ? ANSI_RED : ANSI_GREEN), (unsigned long long) v.problem_count,
                ansi(ANSI_NORMAL));
         return v.problem_count > 0 ? EXIT_FAILURE : 0;
+}
+
+typedef struct BackupAnswer {
+        const char *path;
+        uint64_t pages;
+        uint64_t size;
+} BackupAnswer;
+
+/* The daemon writes the file, so a relative FILE is made absolute here, against our directory. */
+static int absolute_path(const char *file, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (file[0] == '/') {
+                *ret = strdup(file);
+                return *ret ? 0 : -ENOMEM;
+        }
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return -errno;
+        return asprintf(ret, "%s/%s", cwd, file) < 0 ? -ENOMEM : 0;
+}
+
+int verb_backup(const Ctx *ctx, const Args *a) {
+        static const MsgField fields[] = {
+                { "path", MSG_STR, offsetof(BackupAnswer, path), true },
+                { "pages", MSG_UINT, offsetof(BackupAnswer, pages) },
+                { "size", MSG_UINT, offsetof(BackupAnswer, size) },
+                {},
+        };
+        _cleanup_(answer_done) Answer answer = {};
+        _cleanup_free_ char *path = NULL;
+        BackupAnswer b = {};
+        int r;
+
+        r = absolute_path(a->pos[0], &path);
+        if (r < 0)
+                return ctl_error_errno(r, "Cannot make '%s' an absolute path: %m", a->pos[0]);
+        r = CTL_CALL(ctx->client, "BackupDatabase", &answer, FIELD_STR("path", path));
+        if (r < 0)
+                return r;
+        r = answer_parse(&answer, answer.map, fields, &b);
+        if (r < 0)
+                return r;
+        if (ctx->json) {
+                _cleanup_(json_decrefp) json_t *doc = map_to_json(answer.map);
+
+                if (!doc)
+                        return ctl_error_errno(ENOMEM, "Out of memory");
+                return json_print(doc) < 0 ? ctl_error_errno(EINVAL, "Cannot print JSON") : 0;
+        }
+        printf("Backed up the database to %s (%llu bytes, %llu pages)\n", b.path,
+               (unsigned long long) b.size, (unsigned long long) b.pages);
+        return 0;
 }

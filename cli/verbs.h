@@ -47,3 +47,4 @@ int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
 int verb_verify(const Ctx *ctx, const Args *a);
+int verb_backup(const Ctx *ctx, const Args *a);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "daemon/backup.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -509,6 +510,43 @@ static int op_verify_history(Request *q) {
         return r;
 }
 
+typedef struct BackupRequest {
+        const char *path;
+} BackupRequest;
+
+static const MsgField backup_fields[] = {
+        { "path", MSG_STR, offsetof(BackupRequest, path), true, 4096 },
+        {},
+};
+
+/* A copy of the whole database: administrators only (it holds every user's workflows). */
+static int op_backup_database(Request *q) {
+        BackupRequest b = {};
+        BackupResult res = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, backup_fields, &b);
+        if (r < 0)
+                return r;
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EACCES,
+                                     "only root and members of the durabled group may back up "
+                                     "the database");
+        r = backup_database(q->m->store, b.path, &q->conn->cred, &res, &q->err);
+        if (r < 0)
+                return r;
+        log_info("Backed up the database to %s for uid %u (%llu pages)", b.path,
+                 (unsigned) q->conn->cred.uid, (unsigned long long) res.pages);
+        pk = conn_reply_begin(q->conn, q->id, 3, &start);
+        (void) msg_pack_kv_str(pk, "path", b.path);
+        (void) msg_pack_kv_uint(pk, "pages", res.pages);
+        (void) msg_pack_kv_uint(pk, "size", res.size);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* ---- worker operations ---- */
 
 typedef struct WorkerRequest {
@@ -751,6 +789,7 @@ static int op_shutdown_worker(Request *q) {
 
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
+        { "BackupDatabase", op_backup_database, false },
         { "CancelActivityTask", op_cancel_activity_task, true },
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },

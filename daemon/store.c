@@ -260,6 +260,7 @@ static const char *const migrations[] = {
 
 struct Store {
         sqlite3 *db;
+        char *path; /* of the database, for store_backup()'s reading connection */
         sqlite3_stmt *stmt[_Q_MAX];
         bool in_txn;
         bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
@@ -511,6 +512,9 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
         r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,
@@ -573,6 +577,7 @@ Store *store_free(Store *s) {
                 (void) exec(s, "ROLLBACK");
         sqlite3_close(s->db);
         taskset_free(s->tasks);
+        free(s->path);
         free(s);
         return NULL;
 }
@@ -684,6 +689,47 @@ int store_checkpoint(Store *s) {
 
 unsigned store_wal_pages(Store *s) {
         return s->wal_pages;
+}
+
+/* A second connection, read-only, is the backup's source: in WAL mode it reads the last
+ * committed state as one snapshot while the daemon's connection goes on writing, never what the
+ * loop pass wrote and has not committed. It neither writes nor checkpoints (DESIGN.md §3: one
+ * writer). */
+int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages) {
+        sqlite3 *src = NULL, *dst = NULL;
+        sqlite3_backup *b;
+        int rc, pages = 0;
+
+        rc = sqlite3_open_v2(s->path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_open_v2(dest_path, &dst,
+                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK) {
+                b = sqlite3_backup_init(dst, "main", src, "main");
+                if (!b)
+                        rc = sqlite3_errcode(dst);
+                else {
+                        rc = sqlite3_backup_step(b, -1);
+                        pages = sqlite3_backup_pagecount(b);
+                        rc = rc == SQLITE_DONE ? sqlite3_backup_finish(b)
+                                               : (sqlite3_backup_finish(b), rc);
+                }
+        }
+        /* A copy in rollback-journal mode: one file, readable by any sqlite3 without its -wal. */
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+        sqlite3_close(dst);
+        sqlite3_close(src);
+        if (rc != SQLITE_OK) {
+                /* A failed fsync of the copy says nothing about the database's own pages. */
+                bool fsync_failed = s->fsync_failed;
+                int r = sql_error(s, rc);
+
+                s->fsync_failed = fsync_failed;
+                return r < 0 ? r : -EIO;
+        }
+        *ret_pages = (uint64_t) pages;
+        return 0;
 }
 
 /* ---- runs ---- */

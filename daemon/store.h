@@ -48,6 +48,11 @@ bool store_fsync_failed(Store *s);
 int store_checkpoint(Store *s);
 /* Pages in the WAL after the last commit. */
 unsigned store_wal_pages(Store *s);
+/* Copies the last committed state of the database into the existing file @dest_path (empty or
+ * an SQLite database, overwritten) with SQLite's online backup; the copy is a database in
+ * rollback-journal mode, synced. Any time, also inside a transaction (its writes are not
+ * copied). The number of pages in *@ret_pages. */
+int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages);
 
 /* A blob owned by a row (payloads, failures, attributes). */
 typedef struct Blob {

@@ -3,6 +3,8 @@
  * is named with its workflow, run and event, with exit status 1; unknown workflow ids and bad
  * arguments are errors. */
 
+#include <stdio.h>
+
 #include <jansson.h>
 #include <sqlite3.h>
 
