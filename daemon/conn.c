@@ -189,16 +189,24 @@ void conn_release_held(Conn *c) {
         conn_flush(c);
 }
 
-void conn_fail_held(Conn *c) {
+void conn_fail_held(Conn *c, int error, bool fsync_failed) {
         size_t n = c->n_held;
         uint64_t *ids = TAKE_PTR(c->held_ids);
+        /* A full disk is resource_exhausted (DESIGN.md §10); any other failure unavailable. After
+         * a failed fsync the change may be in the WAL, so the outcome is unknown. */
+        const char *msg = error == -ENOSPC
+                                  ? "the disk is full: the daemon could not commit this change; "
+                                    "nothing of it was kept, try again when there is space"
+                          : fsync_failed
+                                  ? "the daemon could not sync this change to disk and restarts; "
+                                    "look up whether it was kept before trying again"
+                                  : "the daemon could not commit this change to disk; nothing of "
+                                    "it was kept, try again";
 
         held_clear(c);
         c->held_alloc = 0;
         for (size_t i = 0; i < n; i++)
-                conn_reply_error(c, ids[i], -EIO,
-                                 "the daemon could not commit this change to disk; nothing of it "
-                                 "was kept, try again");
+                conn_reply_error(c, ids[i], error == -ENOSPC ? -ENOSPC : -EIO, msg);
         free(ids);
         conn_release_held(c);
 }

@@ -65,4 +65,4 @@ void conn_reply_error(Conn *c, uint64_t id, int error, const char *message);
 
 bool conn_has_held(const Conn *c);
 void conn_release_held(Conn *c);
-void conn_fail_held(Conn *c);
+void conn_fail_held(Conn *c, int error, bool fsync_failed);

@@ -353,8 +353,17 @@ static void checkpoint(Manager *m) {
         if (store_in_transaction(m->store))
                 return; /* the next pass's commit brings us back here */
         r = store_checkpoint(m->store);
-        if (r < 0)
+        if (r >= 0)
+                return;
+        if (!store_fsync_failed(m->store)) {
                 log_warning_errno(r, "Failed to checkpoint the WAL: %m");
+                return;
+        }
+        /* DESIGN.md §3: not even a checkpoint's fsync is retried; the WAL keeps what it held. */
+        log_error("fsync failed during a checkpoint; exiting so that the service restarts and "
+                  "recovers from the database");
+        m->exit_error = -EIO;
+        (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -418,7 +427,7 @@ static void fail_pass(Manager *m, int r) {
         waiter_forget_changed(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
-                        conn_fail_held(c);
+                        conn_fail_held(c, r, store_fsync_failed(m->store));
         /* Tasks popped in this pass are back in the store: hand them out again. */
         taskq_mark_all_dirty(m);
         m->deadlines_changed = true;
@@ -429,7 +438,6 @@ static void fail_pass(Manager *m, int r) {
                 m->exit_error = -EIO;
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
         }
-        (void) r;
 }
 
 /* Time skipping (--time-skipping, for tests), as Temporal's test server does it: while a client
@@ -531,6 +539,7 @@ int manager_run(Manager *m) {
                 r = store_commit(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to prepare the store: %m");
+        store_arm_faults();
         for (int k = 0; k < _TASK_KIND_MAX; k++)
                 (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);
         rearm_deadline(m);
@@ -548,7 +557,9 @@ int manager_run(Manager *m) {
         if (r < 0)
                 return r;
         /* A clean stop: everything acknowledged is committed; fold the WAL into the database. */
-        (void) store_checkpoint(m->store);
+        r = store_checkpoint(m->store);
+        if (r < 0 && store_fsync_failed(m->store))
+                return log_error_errno(r, "fsync failed during the last checkpoint: %m");
         return 0;
 }
 

@@ -42,6 +42,7 @@
 
 #include "common/log.h"
 #include "daemon/killpoint.h"
+#include "daemon/store-internal.h"
 
 enum {
         Q_RUN_INSERT,
@@ -507,6 +508,7 @@ static int load_tasks(Store *s) {
 
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
+        const char *vfs;
         int r;
 
         s = calloc(1, sizeof(*s));
@@ -515,10 +517,13 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
+        vfs = store_fault_vfs(&r);
+        if (r < 0)
+                return r;
         r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,
-                            NULL);
+                            vfs);
         if (r != SQLITE_OK)
                 return sql_error(s, r);
         r = exec(s, "PRAGMA journal_mode = WAL");

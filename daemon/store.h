@@ -30,6 +30,9 @@ typedef enum StoreDurability {
 } StoreDurability;
 
 int store_open(Store **ret, const char *path, StoreDurability durability);
+/* Test builds: starts counting the I/O that $DURABLED_FAULT fails (store-fault.c); once the
+ * daemon is ready, so that start-up's own writes are not counted. A no-op otherwise. */
+void store_arm_faults(void);
 Store *store_free(Store *s);
 DEFINE_CLEANUP(Store, store_free);
 
