@@ -8,6 +8,14 @@
  *     full    the N-th write fails with SQLITE_FULL (ENOSPC: a full disk)
  *     sync    the N-th fsync fails with SQLITE_IOERR_FSYNC
  *   and with ":forever" every later one of that kind fails too (the disk stays broken or full).
+ *     powerloss  the N-th write is where the power fails: every write since the last fsync of
+ *                its file is lost, and the daemon dies (SIGKILL)
+ *     garble     the same, but the unsynced regions hold garbage instead (a torn write)
+ *   In these two modes writes are kept in memory, per file, until the file is synced (SQLite's
+ *   test6.c crash VFS does the same): reads see them, the disk does not. A truncate or a close
+ *   writes them out unsynced, which can only keep more than a real power failure would. After
+ *   such a "power failure" the harness also removes the -shm file (shared memory does not
+ *   survive a reboot).
  *
  * Counting starts when the daemon is ready (store_arm_faults(), after start-up's own commit), so
  * that N names the N-th write or fsync made for requests. Each injected fault is logged, so that
@@ -18,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +46,8 @@ typedef enum FaultKind {
         FAULT_WRITE,
         FAULT_FULL,
         FAULT_SYNC,
+        FAULT_POWERLOSS,
+        FAULT_GARBLE,
 } FaultKind;
 
 static struct {
@@ -47,10 +58,26 @@ static struct {
         unsigned long count;
 } fault;
 
+/* A write not yet synced (power-loss modes). */
+typedef struct Pending {
+        sqlite3_int64 off;
+        int len;
+        char *data;
+} Pending;
+
 typedef struct FaultFile {
         sqlite3_file base;
         sqlite3_file *real; /* right after this struct, szOsFile of the real VFS */
+        Pending *pending;
+        size_t n_pending, pending_alloc;
+        struct FaultFile *next; /* every open file, for the power failure */
 } FaultFile;
+
+static FaultFile *open_files;
+
+static bool power_modes(void) {
+        return fault.kind == FAULT_POWERLOSS || fault.kind == FAULT_GARBLE;
+}
 
 static sqlite3_vfs *real_vfs;
 
@@ -79,15 +106,107 @@ static bool fault_hit(FaultKind kind) {
 
 #define REAL(f) (((FaultFile *) (f))->real)
 
-static int f_close(sqlite3_file *f) {
-        return REAL(f)->pMethods->xClose(REAL(f));
+/* Writes the file's pending writes to the real file, in order, without syncing. */
+static int pending_apply(FaultFile *f) {
+        int rc = SQLITE_OK;
+
+        for (size_t i = 0; i < f->n_pending; i++) {
+                Pending *p = &f->pending[i];
+                if (rc == SQLITE_OK)
+                        rc = f->real->pMethods->xWrite(f->real, p->data, p->len, p->off);
+                free(p->data);
+        }
+        f->n_pending = 0;
+        return rc;
 }
 
-static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
-        return REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+static void pending_drop(FaultFile *f) {
+        for (size_t i = 0; i < f->n_pending; i++)
+                free(f->pending[i].data);
+        f->n_pending = 0;
 }
 
-static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
+static int pending_add(FaultFile *f, const void *buf, int n, sqlite3_int64 off) {
+        Pending *p;
+
+        if (f->n_pending == f->pending_alloc) {
+                size_t k = f->pending_alloc ? 2 * f->pending_alloc : 64;
+                p = realloc(f->pending, k * sizeof(*p));
+                if (!p)
+                        return SQLITE_NOMEM;
+                f->pending = p;
+                f->pending_alloc = k;
+        }
+        p = &f->pending[f->n_pending];
+        *p = (Pending){ .off = off, .len = n, .data = malloc(n > 0 ? (size_t) n : 1) };
+        if (!p->data)
+                return SQLITE_NOMEM;
+        memcpy(p->data, buf, (size_t) n);
+        f->n_pending++;
+        return SQLITE_OK;
+}
+
+/* The power fails: what was not synced is lost (or garbled), and so is the daemon. */
+_noreturn_ static void power_failure(void) {
+        for (FaultFile *f = open_files; f; f = f->next) {
+                for (size_t i = 0; fault.kind == FAULT_GARBLE && i < f->n_pending; i++) {
+                        Pending *p = &f->pending[i];
+                        for (int j = 0; j < p->len; j++)
+                                p->data[j] = (char) random();
+                        (void) f->real->pMethods->xWrite(f->real, p->data, p->len, p->off);
+                }
+                pending_drop(f);
+        }
+        fault_log(fault.kind == FAULT_GARBLE ? "garble" : "powerloss");
+        (void) raise(SIGKILL);
+        _exit(EXIT_FAILURE);
+}
+
+static int f_close(sqlite3_file *file) {
+        FaultFile *f = (FaultFile *) file;
+
+        for (FaultFile **p = &open_files; *p; p = &(*p)->next)
+                if (*p == f) {
+                        *p = f->next;
+                        break;
+                }
+        (void) pending_apply(f);
+        free(f->pending);
+        return f->real->pMethods->xClose(f->real);
+}
+
+static int f_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off) {
+        FaultFile *f = (FaultFile *) file;
+        int rc = f->real->pMethods->xRead(f->real, buf, n, off);
+
+        if (f->n_pending == 0)
+                return rc;
+        if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+                return rc;
+        /* Later writes win: apply each pending one that overlaps, in order. */
+        for (size_t i = 0; i < f->n_pending; i++) {
+                Pending *p = &f->pending[i];
+                sqlite3_int64 lo = MAX(off, p->off), hi = MIN(off + n, p->off + p->len);
+
+                if (lo >= hi)
+                        continue;
+                memcpy((char *) buf + (lo - off), p->data + (lo - p->off), (size_t) (hi - lo));
+        }
+        /* A read is short only where neither the file nor a pending write has the bytes. */
+        if (rc == SQLITE_IOERR_SHORT_READ) {
+                sqlite3_int64 size = 0;
+                (void) f->real->pMethods->xFileSize(f->real, &size);
+                for (size_t i = 0; i < f->n_pending; i++)
+                        size = MAX(size, f->pending[i].off + f->pending[i].len);
+                if (size >= off + n)
+                        rc = SQLITE_OK;
+        }
+        return rc;
+}
+
+static int f_write(sqlite3_file *file, const void *buf, int n, sqlite3_int64 off) {
+        FaultFile *f = (FaultFile *) file;
+
         if (fault_hit(FAULT_WRITE)) {
                 fault_log("write");
                 return SQLITE_IOERR_WRITE;
@@ -96,23 +215,40 @@ static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
                 fault_log("full");
                 return SQLITE_FULL;
         }
-        return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+        if (power_modes()) {
+                if (fault_hit(fault.kind))
+                        power_failure();
+                return pending_add(f, buf, n, off);
+        }
+        return f->real->pMethods->xWrite(f->real, buf, n, off);
 }
 
-static int f_truncate(sqlite3_file *f, sqlite3_int64 size) {
-        return REAL(f)->pMethods->xTruncate(REAL(f), size);
+static int f_truncate(sqlite3_file *file, sqlite3_int64 size) {
+        FaultFile *f = (FaultFile *) file;
+        int rc = pending_apply(f);
+
+        return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 
-static int f_sync(sqlite3_file *f, int flags) {
+static int f_sync(sqlite3_file *file, int flags) {
+        FaultFile *f = (FaultFile *) file;
+        int rc;
+
         if (fault_hit(FAULT_SYNC)) {
                 fault_log("sync");
                 return SQLITE_IOERR_FSYNC;
         }
-        return REAL(f)->pMethods->xSync(REAL(f), flags);
+        rc = pending_apply(f);
+        return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
 }
 
-static int f_file_size(sqlite3_file *f, sqlite3_int64 *size) {
-        return REAL(f)->pMethods->xFileSize(REAL(f), size);
+static int f_file_size(sqlite3_file *file, sqlite3_int64 *size) {
+        FaultFile *f = (FaultFile *) file;
+        int rc = f->real->pMethods->xFileSize(f->real, size);
+
+        for (size_t i = 0; rc == SQLITE_OK && i < f->n_pending; i++)
+                *size = MAX(*size, f->pending[i].off + f->pending[i].len);
+        return rc;
 }
 
 static int f_lock(sqlite3_file *f, int level) {
@@ -155,16 +291,9 @@ static int f_shm_unmap(sqlite3_file *f, int delete_flag) {
         return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
 }
 
-static int f_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out) {
-        return REAL(f)->pMethods->xFetch(REAL(f), off, n, out);
-}
-
-static int f_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p) {
-        return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
-}
-
 static const sqlite3_io_methods fault_io = {
-        .iVersion = 3,
+        /* Version 2: no memory-mapped reads, which would bypass pending writes. */
+        .iVersion = 2,
         .xClose = f_close,
         .xRead = f_read,
         .xWrite = f_write,
@@ -181,18 +310,20 @@ static const sqlite3_io_methods fault_io = {
         .xShmLock = f_shm_lock,
         .xShmBarrier = f_shm_barrier,
         .xShmUnmap = f_shm_unmap,
-        .xFetch = f_fetch,
-        .xUnfetch = f_unfetch,
 };
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out) {
         FaultFile *f = (FaultFile *) file;
         int rc;
 
-        f->real = (sqlite3_file *) (f + 1);
+        *f = (FaultFile){ .real = (sqlite3_file *) (f + 1) };
         rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
         /* Without methods SQLite does not call xClose: the real file needs no closing either. */
         f->base.pMethods = f->real->pMethods ? &fault_io : NULL;
+        if (f->base.pMethods) {
+                f->next = open_files;
+                open_files = f;
+        }
         return rc;
 }
 
@@ -246,7 +377,11 @@ static int parse_spec(const char *spec) {
         static const struct {
                 const char *name;
                 FaultKind kind;
-        } kinds[] = { { "write", FAULT_WRITE }, { "full", FAULT_FULL }, { "sync", FAULT_SYNC } };
+        } kinds[] = {
+                { "write", FAULT_WRITE },   { "full", FAULT_FULL },
+                { "sync", FAULT_SYNC },     { "powerloss", FAULT_POWERLOSS },
+                { "garble", FAULT_GARBLE },
+        };
         const char *colon = strchr(spec, ':');
         char *end = NULL;
 

@@ -19,8 +19,13 @@
  * before it dies), the others kill from outside at a random moment. At least a quarter of the
  * kills must land inside a write transaction, else the run does not count (it fails).
  *
- * Usage: crash-loop [--kills K] [--seed S]; $CRASH_KILLS overrides the default K. The figures
- * are printed at the end. Needs a build with -Dfault-injection=true (else it skips, exit 77). */
+ * With --power-loss the daemon dies by a simulated power failure instead (DURABLED_FAULT=
+ * powerloss|garble:N of daemon/store-fault.c): at a random write, every write not yet synced is
+ * lost or garbled and the -shm file is removed before the restart; the same checker then proves
+ * that everything acknowledged survived.
+ *
+ * Usage: crash-loop [--kills K] [--seed S] [--power-loss]; $CRASH_KILLS overrides the default K.
+ * The figures are printed at the end. Needs a build with -Dfault-injection=true (else it skips, exit 77). */
 
 #include <durable/durable.h>
 #include <getopt.h>
@@ -70,12 +75,14 @@ typedef struct Figures {
         unsigned by_point[ELEMENTSOF(points)];
         unsigned external;  /* chosen moments from outside */
         unsigned unreached; /* a kill point not reached in time: killed from outside */
+        unsigned power[2];  /* --power-loss: unsynced writes dropped, garbled */
         unsigned worker_kills;
         unsigned in_txn;
         uint64_t events, effects, duplicate_effects, signals_sent;
 } Figures;
 
 static unsigned arg_kills = 30;
+static bool arg_power_loss;
 static uint64_t arg_seed;
 static uint64_t rng_state;
 
@@ -267,6 +274,7 @@ static void assert_sigkill(int status) {
 
 typedef struct Cycle {
         int point;          /* index in points[], or -1: a kill from outside */
+        int power;          /* --power-loss: 1 unsynced writes dropped, 2 garbled, 0 none */
         uint64_t kill_at;   /* monotonic time of an outside kill (or of giving up on the point) */
         uint64_t worker_at; /* monotonic time to SIGKILL the worker, 0 = not in this cycle */
 } Cycle;
@@ -306,6 +314,12 @@ static void run_cycle(Load *l,
         l->client = dur_client_free(l->client);
         assert_sigkill(status);
         f->kills++;
+        if (c->power) {
+                /* The "reboot": shared memory does not survive a power failure. */
+                _cleanup_free_ char *shm = NULL;
+                ASSERT_GE(asprintf(&shm, "%s/durabled.db-shm", l->d->state_dir), 0);
+                (void) unlink(shm);
+        }
         if (count_lines(kill_log) > logged) {
                 last_line(kill_log, where, sizeof(where));
                 for (size_t i = 0; i < ELEMENTSOF(points); i++)
@@ -313,7 +327,9 @@ static void run_cycle(Load *l,
                                 f->by_point[i]++;
                                 f->in_txn += points[i].in_txn;
                         }
-        } else if (c->point >= 0)
+                if (streq(where, "powerloss") || streq(where, "garble"))
+                        f->power[streq(where, "garble")]++;
+        } else if (c->point >= 0 || c->power)
                 f->unreached++;
         else
                 f->external++;
@@ -584,6 +600,10 @@ static void print_figures(const Load *l, const Figures *f, uint64_t usec) {
         printf("), %u at a random moment from outside, %u at a kill point not reached in time; "
                "%u worker kills\n",
                f->external, f->unreached, f->worker_kills);
+        if (arg_power_loss)
+                printf("crash-loop: power failures: %u with unsynced writes dropped, %u with "
+                       "them garbled\n",
+                       f->power[0], f->power[1]);
         printf("crash-loop: %zu workflows completed with the right result, %llu events linted, "
                "%zu activities, %llu effects applied (%llu repeated: at-least-once), "
                "%llu signals sent\n",
@@ -599,8 +619,9 @@ TEST(crash_loop) {
         _cleanup_(test_process_free) TestProcess worker = {};
         _cleanup_free_ char *dir = NULL, *kill_log = NULL, *effect_log = NULL, *log_env = NULL,
                             *effect_env = NULL, *log = NULL;
-        static char kill_at[64];
-        const char *daemon_env[] = { NULL, kill_at, NULL };
+        static char kill_at[64], fault[64];
+        _cleanup_free_ char *fault_log_env = NULL;
+        const char *daemon_env[] = { NULL, kill_at, NULL, fault, NULL };
         const char *worker_env[] = { NULL, NULL };
         Load l = { .d = &d };
         Figures f = {};
@@ -614,14 +635,24 @@ TEST(crash_loop) {
         ASSERT_GE(asprintf(&effect_log, "%s/effects", dir), 0);
         ASSERT_GE(asprintf(&log_env, "DURABLED_KILL_LOG=%s", kill_log), 0);
         ASSERT_GE(asprintf(&effect_env, "CRASH_EFFECT_LOG=%s", effect_log), 0);
+        ASSERT_GE(asprintf(&fault_log_env, "DURABLED_FAULT_LOG=%s", kill_log), 0);
         daemon_env[0] = log_env;
+        daemon_env[2] = fault_log_env;
+        snprintf(fault, sizeof(fault), "DURABLED_FAULT=");
         worker_env[0] = effect_env;
         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
         for (unsigned k = 0; k < arg_kills; k++) {
                 Cycle c = { .point = -1 };
 
-                /* Four cycles in five arm a kill point; the fifth kills from outside. */
-                if (rnd_below(5) < 4) {
+                /* --power-loss: the power fails at a random write, dropping or garbling what
+                 * was not synced. Else four cycles in five arm a kill point; the fifth kills
+                 * from outside. */
+                if (arg_power_loss) {
+                        c.power = 1 + (int) (k % 2);
+                        snprintf(fault, sizeof(fault), "DURABLED_FAULT=%s:%u",
+                                 c.power == 1 ? "powerloss" : "garble", 1 + rnd_below(400));
+                        snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
+                } else if (rnd_below(5) < 4) {
                         c.point = (int) rnd_below(ELEMENTSOF(points));
                         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=%s:%u",
                                  points[c.point].name, 1 + rnd_below(points[c.point].max_n));
@@ -633,8 +664,8 @@ TEST(crash_loop) {
                         test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
                 } else
                         test_daemon_restart(&d);
-                c.kill_at = now_usec() +
-                            (c.point >= 0 ? KILLPOINT_WAIT_USEC : 20000 + rnd_below(400000));
+                c.kill_at = now_usec() + (c.point >= 0 || c.power ? KILLPOINT_WAIT_USEC
+                                                                  : 20000 + rnd_below(400000));
                 /* Every fifth cycle the worker dies too, early in the cycle. */
                 if (k % 5 == 2)
                         c.worker_at = now_usec() + rnd_below(50000);
@@ -643,6 +674,7 @@ TEST(crash_loop) {
 
         /* No more kills: the load finishes. */
         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
+        snprintf(fault, sizeof(fault), "DURABLED_FAULT=");
         test_daemon_restart(&d);
         deadline = now_usec() + DRAIN_USEC;
         while (!load_done(&l)) {
@@ -667,8 +699,12 @@ TEST(crash_loop) {
         check_integrity(&d);
 
         print_figures(&l, &f, now_usec() - t0);
-        /* The run counts only when enough kills landed inside a write transaction. */
-        ASSERT_GE(4 * f.in_txn, f.kills);
+        /* The run counts only when enough kills landed inside a write transaction (or, with
+         * --power-loss, when most power failures happened where they were asked for). */
+        if (arg_power_loss)
+                ASSERT_GE(2 * (f.power[0] + f.power[1]), f.kills);
+        else
+                ASSERT_GE(4 * f.in_txn, f.kills);
         free(l.wfs);
         (void) test_rm_rf(dir);
 }
@@ -677,6 +713,7 @@ static void parse_args(int argc, char *argv[]) {
         static const struct option options[] = {
                 { "kills", required_argument, NULL, 'k' },
                 { "seed", required_argument, NULL, 's' },
+                { "power-loss", no_argument, NULL, 'p' },
                 {},
         };
         const char *env = getenv("CRASH_KILLS");
@@ -693,8 +730,12 @@ static void parse_args(int argc, char *argv[]) {
                 case 's':
                         arg_seed = strtoull(optarg, NULL, 10);
                         break;
+                case 'p':
+                        arg_power_loss = true;
+                        break;
                 default:
-                        fprintf(stderr, "usage: crash-loop [--kills K] [--seed S]\n");
+                        fprintf(stderr,
+                                "usage: crash-loop [--kills K] [--seed S] [--power-loss]\n");
                         exit(EXIT_FAILURE);
                 }
         rng_state = arg_seed ? arg_seed : 1;
