@@ -110,11 +110,16 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                                        cfg->state_dir);
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
         r = store_open(&m->store, path, cfg->durability);
-        if (r == -EUCLEAN)
+        if (r == -EUCLEAN) {
+                char why[256];
+
+                store_check_file(path, why, sizeof(why));
                 return log_error_errno(r,
-                                       "Database %s failed its integrity check; refusing to "
-                                       "start (restore a backup or move it away)",
-                                       path);
+                                       "Database %s failed its integrity check (%s); refusing to "
+                                       "start (restore a backup, see durablectl backup, or move "
+                                       "it away)",
+                                       path, why);
+        }
         if (r == -EPROTONOSUPPORT)
                 return log_error_errno(r, "Database %s was written by a newer durabled", path);
         if (r < 0)

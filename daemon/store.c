@@ -459,6 +459,26 @@ static int quick_check(Store *s) {
         return ok ? 0 : -EUCLEAN;
 }
 
+void store_check_file(const char *path, char *buf, size_t size) {
+        sqlite3_stmt *st = NULL;
+        sqlite3 *db = NULL;
+        int rc;
+
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                snprintf(buf, size, "%s", (const char *) sqlite3_column_text(st, 0) ?: "?");
+        else
+                snprintf(buf, size, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        for (char *p = buf; (p = strchr(p, '\n'));)
+                *p = ' '; /* one log line */
+}
+
 static int max_seq(Store *s, const char *query, uint64_t *ret) {
         sqlite3_stmt *st;
         int rc;

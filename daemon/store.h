@@ -30,6 +30,9 @@ typedef enum StoreDurability {
 } StoreDurability;
 
 int store_open(Store **ret, const char *path, StoreDurability durability);
+/* After store_open() failed with -EUCLEAN: what SQLite's quick_check (or opening) says is wrong
+ * with the database at @path, as one line in @buf. */
+void store_check_file(const char *path, char *buf, size_t size);
 /* Test builds: starts counting the I/O that $DURABLED_FAULT fails (store-fault.c); once the
  * daemon is ready, so that start-up's own writes are not counted. A no-op otherwise. */
 void store_arm_faults(void);

@@ -1,8 +1,11 @@
 /* durablectl verify (VerifyHistory, daemon/verify.c): a sound store passes with exit status 0;
  * a history broken behind the daemon's back (an event deleted with SQLite while it was stopped)
  * is named with its workflow, run and event, with exit status 1; unknown workflow ids and bad
- * arguments are errors. */
+ * arguments are errors. And the start-up check: a database whose pages are garbage is refused
+ * with its path and SQLite's words, and left as it was. */
 
+#include <durable/durable.h>
+#include <fcntl.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -94,6 +97,63 @@ TEST(verify_bad_arguments) {
         /* An empty store is sound. */
         ASSERT_EQ(CTL(&r, "verify"), 0);
         ASSERT_STR_CONTAINS(r.out, "0 runs, 0 events checked: 0 broken");
+}
+
+static char *read_all(const char *path, size_t *ret_size) {
+        FILE *f = ASSERT_NOT_NULL(fopen(path, "re"));
+        char *buf;
+        long n;
+
+        ASSERT_OK_ERRNO(fseek(f, 0, SEEK_END));
+        n = ftell(f);
+        ASSERT_GT(n, 0);
+        rewind(f);
+        buf = ASSERT_NOT_NULL(malloc((size_t) n));
+        ASSERT_EQ(fread(buf, 1, (size_t) n, f), (size_t) n);
+        fclose(f);
+        *ret_size = (size_t) n;
+        return buf;
+}
+
+TEST(corrupt_database_refused) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        _cleanup_free_ char *db = NULL, *before = NULL, *after = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        char garbage[4096];
+        size_t n_before, n_after;
+        dur_client *c = NULL;
+
+        test_daemon_start(&d, NULL);
+        ASSERT_OK(dur_client_connect(&c, d.socket_path));
+        for (unsigned i = 0; i < 100; i++) {
+                char id[32];
+                dur_start_opts o = { .workflow_id = id, .task_queue = "none" };
+                snprintf(id, sizeof(id), "c-%u", i);
+                ASSERT_OK(dur_client_start(c, "T", &o, NULL, NULL));
+        }
+        dur_client_free(c);
+        test_daemon_stop(&d); /* folds the WAL into the database */
+
+        /* Page 3 (of 4096 bytes) becomes garbage. */
+        ASSERT_GE(asprintf(&db, "%s/durabled.db", d.state_dir), 0);
+        memset(garbage, 0x5a, sizeof(garbage));
+        fd = ASSERT_OK_ERRNO(open(db, O_WRONLY | O_CLOEXEC));
+        ASSERT_EQ(pwrite(fd, garbage, sizeof(garbage), 2 * 4096), (ssize_t) sizeof(garbage));
+        fd = safe_close(fd);
+        before = read_all(db, &n_before);
+
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLED_BIN"), "--user", "--state-dir", d.state_dir,
+                                "--socket", d.socket_path),
+                           NULL),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, db);
+        ASSERT_STR_CONTAINS(r.err, "failed its integrity check (");
+        ASSERT_STR_CONTAINS(r.err, "refusing to start");
+        after = read_all(db, &n_after);
+        ASSERT_EQ(n_after, n_before);
+        ASSERT_TRUE(memcmp(before, after, n_before) == 0);
 }
 
 DEFINE_TEST_MAIN()
