@@ -5,7 +5,7 @@ BUILD ?= build
 BUILD_SAN ?= build-san
 MESON_OPTS ?= -Dexpensive-checks=true -Dfault-injection=true
 
-.PHONY: all deps build demo check check-fast check-san format bench crash clean install
+.PHONY: all deps build demo check check-fast check-san format bench crash soak clean install
 
 all: build
 
@@ -38,6 +38,12 @@ K ?= 1000
 crash: build
 	meson test -C $(BUILD) --print-errorlogs -t 1000 crash-loop --test-args='--kills=$(K)'
 	@grep '^crash-loop:' $(BUILD)/meson-logs/testlog.txt
+
+# A steady load for HOURS hours without kills; RSS, fds and database size every minute.
+HOURS ?= 1
+soak: build
+	meson test -C $(BUILD) --verbose -t 1000 crash-loop \
+		--test-args="--soak-seconds=$$(( $(HOURS) * 3600 ))"
 
 bench: build
 	./$(BUILD)/bench/durable-bench

@@ -24,9 +24,14 @@
  * lost or garbled and the -shm file is removed before the restart; the same checker then proves
  * that everything acknowledged survived.
  *
- * Usage: crash-loop [--kills K] [--seed S] [--power-loss]; $CRASH_KILLS overrides the default K.
- * The figures are printed at the end. Needs a build with -Dfault-injection=true (else it skips, exit 77). */
+ * With --soak-seconds N there are no kills: the load runs for N seconds and a line every minute
+ * gives the daemon's RSS, open file descriptors and database size (make soak HOURS=1); the
+ * descriptors must stay flat, and the checker runs at the end.
+ *
+ * Usage: crash-loop [--kills K] [--seed S] [--power-loss] [--soak-seconds N]; $CRASH_KILLS
+ * overrides the default K. The figures are printed at the end. Needs a build with -Dfault-injection=true (else it skips, exit 77). */
 
+#include <dirent.h>
 #include <durable/durable.h>
 #include <getopt.h>
 #include <poll.h>
@@ -83,6 +88,7 @@ typedef struct Figures {
 
 static unsigned arg_kills = 30;
 static bool arg_power_loss;
+static uint64_t arg_soak_usec;
 static uint64_t arg_seed;
 static uint64_t rng_state;
 
@@ -612,6 +618,70 @@ static void print_figures(const Load *l, const Figures *f, uint64_t usec) {
                (unsigned long long) f->signals_sent);
 }
 
+/* ---- soak ------------------------------------------------------------------------------------ */
+
+typedef struct Sample {
+        unsigned long rss_kb;
+        unsigned fds;
+        unsigned long long db_bytes, wal_bytes;
+} Sample;
+
+static Sample sample(TestDaemon *d) {
+        char path[256], line[256];
+        Sample x = {};
+        struct stat st;
+        FILE *f;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) d->proc.pid);
+        f = ASSERT_NOT_NULL(fopen(path, "re"));
+        while (fgets(line, sizeof(line), f))
+                (void) sscanf(line, "VmRSS: %lu kB", &x.rss_kb);
+        fclose(f);
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int) d->proc.pid);
+        dir = ASSERT_NOT_NULL(opendir(path));
+        for (struct dirent *e; (e = readdir(dir));)
+                x.fds += e->d_name[0] != '.';
+        closedir(dir);
+        snprintf(path, sizeof(path), "%s/durabled.db", d->state_dir);
+        if (stat(path, &st) >= 0)
+                x.db_bytes = (unsigned long long) st.st_size;
+        snprintf(path, sizeof(path), "%s/durabled.db-wal", d->state_dir);
+        if (stat(path, &st) >= 0)
+                x.wal_bytes = (unsigned long long) st.st_size;
+        return x;
+}
+
+/* --soak: the load without kills for arg_soak_usec, a line of figures every minute. Open file
+ * descriptors must stay flat (memory is printed: SQLite's page cache grows to its bound). */
+static void soak(Load *l, Figures *f) {
+        uint64_t t0 = now_usec(), next = t0;
+        unsigned n = 0;
+        Sample base = {}, x = {};
+
+        for (;;) {
+                uint64_t now = now_usec();
+
+                if (now >= next) {
+                        x = sample(l->d);
+                        printf("soak: %3llu min: %zu workflows, daemon RSS %lu kB, %u fds, "
+                               "database %llu bytes + WAL %llu bytes\n",
+                               (unsigned long long) ((now - t0) / (60 * TEST_USEC_PER_SEC)),
+                               l->n_wfs, x.rss_kb, x.fds, x.db_bytes, x.wal_bytes);
+                        fflush(stdout);
+                        /* The baseline: after a minute, with every worker connection open. */
+                        if (n++ == 1)
+                                base = x;
+                        next += 60 * TEST_USEC_PER_SEC;
+                }
+                if (now - t0 >= arg_soak_usec)
+                        break;
+                ASSERT_TRUE(load_step(l, f, true));
+        }
+        if (n > 2)
+                ASSERT_LE(x.fds, base.fds + 4);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 TEST(crash_loop) {
@@ -641,6 +711,12 @@ TEST(crash_loop) {
         snprintf(fault, sizeof(fault), "DURABLED_FAULT=");
         worker_env[0] = effect_env;
         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
+        if (arg_soak_usec) {
+                arg_kills = 0;
+                test_daemon_start(&d, &(TestDaemonOpts){ .env = daemon_env });
+                test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
+                soak(&l, &f);
+        }
         for (unsigned k = 0; k < arg_kills; k++) {
                 Cycle c = { .point = -1 };
 
@@ -675,7 +751,8 @@ TEST(crash_loop) {
         /* No more kills: the load finishes. */
         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
         snprintf(fault, sizeof(fault), "DURABLED_FAULT=");
-        test_daemon_restart(&d);
+        if (!arg_soak_usec)
+                test_daemon_restart(&d);
         deadline = now_usec() + DRAIN_USEC;
         while (!load_done(&l)) {
                 ASSERT_LT(now_usec(), deadline);
@@ -703,7 +780,7 @@ TEST(crash_loop) {
          * --power-loss, when most power failures happened where they were asked for). */
         if (arg_power_loss)
                 ASSERT_GE(2 * (f.power[0] + f.power[1]), f.kills);
-        else
+        else if (!arg_soak_usec)
                 ASSERT_GE(4 * f.in_txn, f.kills);
         free(l.wfs);
         (void) test_rm_rf(dir);
@@ -714,6 +791,7 @@ static void parse_args(int argc, char *argv[]) {
                 { "kills", required_argument, NULL, 'k' },
                 { "seed", required_argument, NULL, 's' },
                 { "power-loss", no_argument, NULL, 'p' },
+                { "soak-seconds", required_argument, NULL, 'S' },
                 {},
         };
         const char *env = getenv("CRASH_KILLS");
@@ -733,9 +811,12 @@ static void parse_args(int argc, char *argv[]) {
                 case 'p':
                         arg_power_loss = true;
                         break;
+                case 'S':
+                        arg_soak_usec = strtoull(optarg, NULL, 10) * TEST_USEC_PER_SEC;
+                        break;
                 default:
-                        fprintf(stderr,
-                                "usage: crash-loop [--kills K] [--seed S] [--power-loss]\n");
+                        fprintf(stderr, "usage: crash-loop [--kills K] [--seed S] [--power-loss] "
+                                        "[--soak-seconds N]\n");
                         exit(EXIT_FAILURE);
                 }
         rng_state = arg_seed ? arg_seed : 1;
