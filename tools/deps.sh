@@ -4,11 +4,11 @@
 set -eu
 # build: gcc clang libclang-rt-14-dev (libFuzzer, sanitizers) make meson ninja-build pkg-config
 #        and the four libraries; tests: systemd (systemd-analyze, systemd-socket-activate), dbus,
-#        groff-base (man page warnings), python3 (tools/check.sh tallies meson's JSON log);
-#        clang-format for `make format`.
+#        groff-base (man page warnings), python3 (tools/check.sh tallies meson's JSON log),
+#        valgrind (memcheck of the daemon in crash-loop-valgrind); clang-format for `make format`.
 PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
 libsystemd-dev libsqlite3-dev libmsgpack-dev libjansson-dev
-dbus systemd groff-base python3 clang-format"
+dbus systemd groff-base python3 valgrind clang-format"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

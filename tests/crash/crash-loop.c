@@ -270,6 +270,18 @@ static void last_line(const char *path, char *buf, size_t size) {
         buf[strcspn(buf, "\n")] = 0;
 }
 
+/* The worker must only die when the harness kills it. */
+static void assert_worker_alive(TestProcess *worker) {
+        struct pollfd p = { .fd = worker->pidfd, .events = POLLIN };
+        char buf[64];
+        int status;
+
+        if (poll(&p, 1, 0) <= 0)
+                return;
+        status = test_process_wait(worker, 0);
+        test_fail(__FILE__, __LINE__, "crash-worker %s", test_exit_status_str(status, buf));
+}
+
 static void assert_sigkill(int status) {
         char buf[64];
 
@@ -311,6 +323,7 @@ static void run_cycle(Load *l,
                         status = test_daemon_kill(l->d, SIGKILL);
                         break;
                 }
+                assert_worker_alive(worker);
                 if (!load_step(l, f, true) || daemon_exited(l->d)) {
                         status = test_daemon_wait_exit(l->d, 0);
                         ASSERT_NE(status, -ETIMEDOUT);
@@ -654,7 +667,7 @@ static Sample sample(TestDaemon *d) {
 
 /* --soak: the load without kills for arg_soak_usec, a line of figures every minute. Open file
  * descriptors must stay flat (memory is printed: SQLite's page cache grows to its bound). */
-static void soak(Load *l, Figures *f) {
+static void soak(Load *l, TestProcess *worker, Figures *f) {
         uint64_t t0 = now_usec(), next = t0;
         unsigned n = 0;
         Sample base = {}, x = {};
@@ -676,6 +689,7 @@ static void soak(Load *l, Figures *f) {
                 }
                 if (now - t0 >= arg_soak_usec)
                         break;
+                assert_worker_alive(worker);
                 ASSERT_TRUE(load_step(l, f, true));
         }
         if (n > 2)
@@ -715,7 +729,7 @@ TEST(crash_loop) {
                 arg_kills = 0;
                 test_daemon_start(&d, &(TestDaemonOpts){ .env = daemon_env });
                 test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
-                soak(&l, &f);
+                soak(&l, &worker, &f);
         }
         for (unsigned k = 0; k < arg_kills; k++) {
                 Cycle c = { .point = -1 };
@@ -756,6 +770,7 @@ TEST(crash_loop) {
         deadline = now_usec() + DRAIN_USEC;
         while (!load_done(&l)) {
                 ASSERT_LT(now_usec(), deadline);
+                assert_worker_alive(&worker);
                 ASSERT_TRUE(load_step(&l, &f, false));
         }
         ASSERT_NOT_NULL(l.client);

@@ -111,6 +111,9 @@ static int load_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
                         "v", st->v);
 }
 
+/* The worker keeps pointers to its definitions: they live as long as the program. */
+static const dur_activity_def add_activity = { "add", act_add };
+
 static const dur_workflow_def load_workflow = {
         .name = "LoadWorkflow",
         .run = load_run,
@@ -140,7 +143,7 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 r = dur_worker_register_workflow(worker, &load_workflow);
         if (r >= 0)
-                r = dur_worker_register_activity(worker, &(dur_activity_def){ "add", act_add });
+                r = dur_worker_register_activity(worker, &add_activity);
         sigemptyset(&sa.sa_mask);
         if (r >= 0 && (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0))
                 r = -errno;

@@ -51,7 +51,8 @@ TEST(backup_under_load_and_restore) {
         _cleanup_(test_daemon_free) TestDaemon d = {}, restored = {};
         _cleanup_(test_process_free) TestProcess load = {};
         _cleanup_(test_run_free) TestRun r = {};
-        _cleanup_free_ char *dir = NULL, *script = NULL, *path[3] = {}, *db = NULL;
+        _cleanup_free_ char *dir = NULL, *script = NULL, *db = NULL;
+        char *path[3] = {};
         int runs[3], before;
         struct stat st;
 
@@ -115,6 +116,8 @@ TEST(backup_under_load_and_restore) {
         ASSERT_EQ(CTL(&r, "list", "--limit", "100000"), 0);
         ASSERT_EQ(count_lines(r.out) - 1, runs[2]);
         (void) test_rm_rf(dir);
+        for (int i = 0; i < 3; i++)
+                free(path[i]);
 }
 
 DEFINE_TEST_MAIN()
