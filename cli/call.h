@@ -37,7 +37,8 @@ typedef struct Field {
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
-#define FIELD_STRV(k, v, count) ((Field){ .key = (k), .type = FIELD_STRV, .strv = (v), .n = (count) })
+#define FIELD_STRV(k, v, count) \
+        ((Field){ .key = (k), .type = FIELD_STRV, .strv = (v), .n = (count) })
 
 typedef struct Answer {
         dur_buf *buf;

@@ -727,8 +727,8 @@ int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages) {
 
         rc = sqlite3_open_v2(s->path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
         if (rc == SQLITE_OK)
-                rc = sqlite3_open_v2(dest_path, &dst,
-                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+                rc = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                     NULL);
         if (rc == SQLITE_OK) {
                 b = sqlite3_backup_init(dst, "main", src, "main");
                 if (!b)
