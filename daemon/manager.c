@@ -511,13 +511,14 @@ report_problem(const RunRow *run, uint64_t event_id, const char *problem, void *
         return 0;
 }
 
-/* Test builds: at a clean stop every history of the store must pass the linter, so that each
- * integration test that stops its daemon also checks the shape of every history it made. */
+/* Test builds: at a clean stop the histories of the store must pass the linter, so that each
+ * integration test that stops its daemon also checks the shape of every history it made. Only
+ * the newest 10000 runs: a benchmark's store of a million runs would hold the stop too long. */
 static int check_histories(Manager *m) {
         VerifyStats stats = {};
         int r;
 
-        r = verify_runs(m->store, &(RunFilter){}, report_problem, NULL, &stats);
+        r = verify_runs(m->store, &(RunFilter){ .limit = 10000 }, report_problem, NULL, &stats);
         if (r < 0)
                 return log_error_errno(r, "Failed to verify the histories: %m");
         if (stats.problems > 0)

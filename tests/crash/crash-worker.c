@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static dur_worker *worker;
@@ -120,12 +121,30 @@ static const dur_workflow_def load_workflow = {
         .signals = DUR_SIGNALS({ "go", on_go }),
 };
 
+static volatile sig_atomic_t stopping;
+
 static void on_stop(int sig) {
-        dur_worker_stop(worker); /* async-signal-safe */
+        stopping = 1;
+        if (worker)
+                dur_worker_stop(worker); /* async-signal-safe */
+}
+
+static int run_worker(void) {
+        dur_worker_opts opts = { .task_queue = "crash" };
+        int r;
+
+        r = dur_worker_new(&worker, &opts);
+        if (r >= 0)
+                r = dur_worker_register_workflow(worker, &load_workflow);
+        if (r >= 0)
+                r = dur_worker_register_activity(worker, &add_activity);
+        if (r >= 0 && !stopping)
+                r = dur_worker_run(worker);
+        worker = dur_worker_free(worker);
+        return r;
 }
 
 int main(int argc, char *argv[]) {
-        dur_worker_opts opts = { .task_queue = "crash" };
         struct sigaction sa = { .sa_handler = on_stop };
         const char *log = getenv("CRASH_EFFECT_LOG");
         int r;
@@ -139,19 +158,22 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "crash-worker: cannot open %s: %s\n", log, strerror(errno));
                 return EXIT_FAILURE;
         }
-        r = dur_worker_new(&worker, &opts);
-        if (r >= 0)
-                r = dur_worker_register_workflow(worker, &load_workflow);
-        if (r >= 0)
-                r = dur_worker_register_activity(worker, &add_activity);
         sigemptyset(&sa.sa_mask);
-        if (r >= 0 && (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0))
-                r = -errno;
-        if (r >= 0)
-                r = dur_worker_run(worker);
+        if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+                return EXIT_FAILURE;
+        /* Started while the daemon is down (the harness kills it at any moment), the first
+         * connection fails: try again, as systemd's Restart= would restart a real worker. Once
+         * connected, libdurable itself reconnects. */
+        for (;;) {
+                struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+
+                r = run_worker();
+                if ((r != -ECONNREFUSED && r != -ENOENT) || stopping)
+                        break;
+                (void) nanosleep(&ts, NULL);
+        }
         if (r < 0)
                 fprintf(stderr, "crash-worker: %s\n", strerror(-r));
-        worker = dur_worker_free(worker);
         close(effect_fd);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
