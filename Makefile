@@ -5,7 +5,7 @@ BUILD ?= build
 BUILD_SAN ?= build-san
 MESON_OPTS ?= -Dexpensive-checks=true -Dfault-injection=true
 
-.PHONY: all deps build demo check check-fast check-san format bench clean install
+.PHONY: all deps build demo check check-fast check-san format bench crash soak clean install
 
 all: build
 
@@ -32,6 +32,18 @@ check-fast: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The long crash loop (tests/crash/): K daemon kills under load, then the checker; prints the figures.
+K ?= 1000
+crash: build
+	meson test -C $(BUILD) --print-errorlogs -t 1000 crash-loop --test-args='--kills=$(K)'
+	@grep '^crash-loop:' $(BUILD)/meson-logs/testlog.txt
+
+# A steady load for HOURS hours without kills; RSS, fds and database size every minute.
+HOURS ?= 1
+soak: build
+	meson test -C $(BUILD) --verbose -t 1000 crash-loop \
+		--test-args="--soak-seconds=$$(( $(HOURS) * 3600 ))"
 
 bench: build
 	./$(BUILD)/bench/durable-bench

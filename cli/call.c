@@ -29,6 +29,8 @@ static bool field_present(const Field *f) {
         case FIELD_PAYLOAD:
         case FIELD_JSON:
                 return f->json;
+        case FIELD_STRV:
+                return f->n > 0;
         }
         return false;
 }
@@ -51,6 +53,11 @@ static int pack_field(msgpack_packer *pk, const Field *f) {
                 return json_pack_payload(f->json, pk);
         case FIELD_JSON:
                 return json_to_msgpack(f->json, pk);
+        case FIELD_STRV:
+                r = msgpack_pack_array(pk, f->n);
+                for (size_t i = 0; r >= 0 && i < f->n; i++)
+                        r = msg_pack_str(pk, f->strv[i]);
+                return r;
         }
         return -EINVAL;
 }

@@ -21,6 +21,7 @@ typedef enum FieldType {
         FIELD_BOOL,    /* always sent */
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
         FIELD_JSON,    /* JSON value sent as the same msgpack value; NULL: left out */
+        FIELD_STRV,    /* array of n strings; n = 0: left out */
 } FieldType;
 
 typedef struct Field {
@@ -30,6 +31,8 @@ typedef struct Field {
         uint64_t uint;
         bool boolean;
         const json_t *json;
+        char *const *strv;
+        size_t n;
 } Field;
 
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
@@ -38,6 +41,8 @@ typedef struct Field {
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
 #define FIELD_JSON(k, v) ((Field){ .key = (k), .type = FIELD_JSON, .json = (v) })
+#define FIELD_STRV(k, v, count) \
+        ((Field){ .key = (k), .type = FIELD_STRV, .strv = (v), .n = (count) })
 
 typedef struct Answer {
         dur_buf *buf;

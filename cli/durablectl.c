@@ -251,6 +251,10 @@ static const Verb verbs[] = {
         { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
           "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
           schedule_check_args },
+        { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
+          "Check the histories of every run (or of these workflows) for broken rules" },
+        { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
+          "Copy the database to FILE, consistent while durabled runs" },
 };
 
 static const char *arg_socket;

@@ -88,3 +88,5 @@ int schedule_check_args(const Args *a); /* usage errors, before connecting */
 int parse_time(const char *what, const char *text, uint64_t *ret_usec);
 /* "DURATION[/OFFSET]". */
 int parse_interval(const char *text, IntervalArg *ret);
+int verb_verify(const Ctx *ctx, const Args *a);
+int verb_backup(const Ctx *ctx, const Args *a);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon/activity.h"
 #include "daemon/api-schedule.h"
+#include "daemon/backup.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/filter.h"
@@ -23,6 +24,7 @@
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
 #include "daemon/visibility.h"
+#include "daemon/verify.h"
 #include "daemon/waiter.h"
 #include "proto/event.h"
 
@@ -773,6 +775,132 @@ static int op_list_workflows(Request *q) {
         return r;
 }
 
+/* ---- administration ---- */
+
+#define VERIFY_PROBLEMS_MAX 1000 /* listed in one answer; "problem_count" has them all */
+
+typedef struct VerifyRequest {
+        const msgpack_object *workflow_ids;
+} VerifyRequest;
+
+static const MsgField verify_fields[] = {
+        { "workflow_ids", MSG_ARRAY, offsetof(VerifyRequest, workflow_ids) },
+        {},
+};
+
+typedef struct VerifyAnswer {
+        MsgBuf problems;
+        size_t n;
+} VerifyAnswer;
+
+static int
+verify_collect(const RunRow *run, uint64_t event_id, const char *problem, void *userdata) {
+        VerifyAnswer *v = userdata;
+        msgpack_packer *pk = &v->problems.pk;
+
+        if (v->n >= VERIFY_PROBLEMS_MAX)
+                return 0;
+        v->n++;
+        (void) msgpack_pack_map(pk, 4);
+        (void) msg_pack_kv_str(pk, "workflow_id", run->workflow_id);
+        (void) msg_pack_kv_str(pk, "run_id", run->run_id);
+        (void) msg_pack_kv_uint(pk, "event_id", event_id);
+        (void) msg_pack_kv_str(pk, "message", problem);
+        return msgbuf_error(&v->problems);
+}
+
+/* Checks the named workflow ids (every run of each) or, without any, every run the caller may
+ * see, with the history linter. Reads only; it holds the loop while it reads, as ListWorkflows
+ * does, so it is an administrator's tool, not a monitoring probe. */
+static int op_verify_history(Request *q) {
+        VerifyRequest v = {};
+        VerifyStats stats = {};
+        VerifyAnswer a = {};
+        RunFilter f = { .only_uid = !q->conn->admin, .uid = q->conn->cred.uid };
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, verify_fields, &v);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; v.workflow_ids && i < v.workflow_ids->via.array.size; i++) {
+                const msgpack_object *o = &v.workflow_ids->via.array.ptr[i];
+                if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+                    o->via.str.size > NAME_MAX_LEN || memchr(o->via.str.ptr, 0, o->via.str.size))
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"workflow_ids\" must be an array of "
+                                             "non-empty strings (element %u is not)",
+                                             (unsigned) i);
+        }
+        msgbuf_init(&a.problems);
+        if (!v.workflow_ids || v.workflow_ids->via.array.size == 0)
+                r = verify_runs(q->m->store, &f, verify_collect, &a, &stats);
+        for (uint32_t i = 0; r >= 0 && v.workflow_ids && i < v.workflow_ids->via.array.size; i++) {
+                const msgpack_object *o = &v.workflow_ids->via.array.ptr[i];
+                _cleanup_free_ char *id = strndup(o->via.str.ptr, o->via.str.size);
+                uint64_t before = stats.runs;
+
+                if (!id) {
+                        r = -ENOMEM;
+                        break;
+                }
+                f.workflow_id = id;
+                r = verify_runs(q->m->store, &f, verify_collect, &a, &stats);
+                if (r >= 0 && stats.runs == before)
+                        r = api_error_set(&q->err, -ENOENT, "workflow '%s' not found", id);
+        }
+        if (r >= 0) {
+                pk = conn_reply_begin(q->conn, q->id, 4, &start);
+                (void) msg_pack_kv_uint(pk, "runs", stats.runs);
+                (void) msg_pack_kv_uint(pk, "events", stats.events);
+                (void) msg_pack_kv_uint(pk, "problem_count", stats.problems);
+                (void) msg_pack_str(pk, "problems");
+                (void) msgpack_pack_array(pk, a.n);
+                (void) msg_pack_raw(pk, a.problems.sb.data, a.problems.sb.size);
+                conn_reply_end(q->conn, q->id, start);
+        }
+        msgbuf_done(&a.problems);
+        return r;
+}
+
+typedef struct BackupRequest {
+        const char *path;
+} BackupRequest;
+
+static const MsgField backup_fields[] = {
+        { "path", MSG_STR, offsetof(BackupRequest, path), true, 4096 },
+        {},
+};
+
+/* A copy of the whole database: administrators only (it holds every user's workflows). */
+static int op_backup_database(Request *q) {
+        BackupRequest b = {};
+        BackupResult res = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, backup_fields, &b);
+        if (r < 0)
+                return r;
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EACCES,
+                                     "only root and members of the durabled group may back up "
+                                     "the database");
+        r = backup_database(q->m->store, b.path, &q->conn->cred, &res, &q->err);
+        if (r < 0)
+                return r;
+        log_info("Backed up the database to %s for uid %u (%llu pages)", b.path,
+                 (unsigned) q->conn->cred.uid, (unsigned long long) res.pages);
+        pk = conn_reply_begin(q->conn, q->id, 3, &start);
+        (void) msg_pack_kv_str(pk, "path", b.path);
+        (void) msg_pack_kv_uint(pk, "pages", res.pages);
+        (void) msg_pack_kv_uint(pk, "size", res.size);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* ---- worker operations ---- */
 
 typedef struct WorkerRequest {
@@ -1187,6 +1315,7 @@ SCHEDULE_OP(unpause_schedule)
 /* Sorted by name for bsearch(). */
 static const Op ops[] = {
         { "BackfillSchedule", op_backfill_schedule, true },
+        { "BackupDatabase", op_backup_database, false },
         { "CancelActivityTask", op_cancel_activity_task, true },
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
@@ -1219,6 +1348,7 @@ static const Op ops[] = {
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },
         { "UnpauseSchedule", op_unpause_schedule, true },
+        { "VerifyHistory", op_verify_history, false },
 };
 
 static int op_compare(const void *key, const void *elem) {

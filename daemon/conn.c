@@ -1,4 +1,11 @@
-/* Conn: framing, held answers and socket I/O of one client connection; see conn.h. */
+/* Conn: framing, held answers and socket I/O of one client connection; see conn.h.
+ *
+ * Back-pressure: a client that sends requests and never reads the answers (a flood) would make
+ * the daemon buffer answers without bound. Before each frame, when more than CONN_PENDING_MAX
+ * bytes of answers wait (held for the commit or not yet written), the connection is paused: its
+ * socket is no longer read and its remaining frames stay in the input buffer. When everything
+ * was written, a deferred event processes those frames and reading resumes. Other connections
+ * are not affected. */
 
 #include "daemon/conn.h"
 
@@ -74,6 +81,7 @@ Conn *conn_free(Conn *c) {
         if (c->sink.free)
                 c->sink.free(c->sink.userdata);
         c->io = sd_event_source_disable_unref(c->io);
+        c->resume = sd_event_source_disable_unref(c->resume);
         safe_close(c->fd);
         free(c->in);
         free(c->out);
@@ -162,6 +170,37 @@ static int out_append(Conn *c, const char *p, size_t n) {
         return 0;
 }
 
+static size_t conn_pending(const Conn *c) {
+        return c->held.sb.size + (c->out_size - c->out_off);
+}
+
+static void conn_update_events(Conn *c) {
+        uint32_t events = (c->paused ? 0 : EPOLLIN) | (c->out_off < c->out_size ? EPOLLOUT : 0);
+
+        (void) sd_event_source_set_io_events(c->io, events);
+}
+
+static void conn_process_frames(Conn *c);
+
+static int conn_on_resume(sd_event_source *s, void *userdata) {
+        Conn *c = userdata;
+
+        c->resume = sd_event_source_disable_unref(c->resume);
+        if (!c->closing)
+                conn_process_frames(c);
+        return 0;
+}
+
+/* Everything was written: process what was read meanwhile, and read again. */
+static void conn_resume(Conn *c) {
+        c->paused = false;
+        if (!c->resume && c->in_size > 0 &&
+            sd_event_add_defer(c->manager->event, &c->resume, conn_on_resume, c) < 0)
+                log_warning("Cannot schedule the frames of connection %llu; they wait for more "
+                            "input",
+                            (unsigned long long) c->serial);
+}
+
 static void conn_flush(Conn *c) {
         while (c->out_off < c->out_size) {
                 ssize_t k = send(c->fd, c->out + c->out_off, c->out_size - c->out_off,
@@ -170,7 +209,7 @@ static void conn_flush(Conn *c) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN) {
-                                (void) sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+                                conn_update_events(c);
                                 return;
                         }
                         log_debug_errno(errno, "Failed to write to connection %llu: %m",
@@ -181,7 +220,9 @@ static void conn_flush(Conn *c) {
                 c->out_off += (size_t) k;
         }
         c->out_off = c->out_size = 0;
-        (void) sd_event_source_set_io_events(c->io, EPOLLIN);
+        if (c->paused && conn_pending(c) == 0)
+                conn_resume(c);
+        conn_update_events(c);
 }
 
 static void held_clear(Conn *c) {
@@ -218,16 +259,23 @@ void conn_release_held(Conn *c) {
         conn_flush(c);
 }
 
-void conn_fail_held(Conn *c) {
+void conn_fail_held(Conn *c, int error, bool fsync_failed) {
         size_t n = c->n_held;
         uint64_t *ids = TAKE_PTR(c->held_ids);
+        /* A full disk is resource_exhausted (DESIGN.md §10); any other failure unavailable. After
+         * a failed fsync the change may be in the WAL, so the outcome is unknown. */
+        const char *msg =
+                error == -ENOSPC ? "the disk is full: the daemon could not commit this change; "
+                                   "nothing of it was kept, try again when there is space"
+                : fsync_failed   ? "the daemon could not sync this change to disk and restarts; "
+                                   "look up whether it was kept before trying again"
+                                 : "the daemon could not commit this change to disk; nothing of "
+                                   "it was kept, try again";
 
         held_clear(c);
         c->held_alloc = 0;
         for (size_t i = 0; i < n; i++)
-                conn_reply_error(c, ids[i], -EIO,
-                                 "the daemon could not commit this change to disk; nothing of it "
-                                 "was kept, try again");
+                conn_reply_error(c, ids[i], error == -ENOSPC ? -ENOSPC : -EIO, msg);
         free(ids);
         conn_release_held(c);
 }
@@ -264,8 +312,15 @@ static void conn_process_frames(Conn *c) {
         while (!c->closing) {
                 const char *body;
                 size_t len;
-                ssize_t n = frame_peek(c->in + off, c->in_size - off,
-                                       c->manager->cfg.max_frame_size, &body, &len);
+                ssize_t n;
+
+                if (conn_pending(c) > CONN_PENDING_MAX) {
+                        c->paused = true;
+                        conn_update_events(c);
+                        break;
+                }
+                n = frame_peek(c->in + off, c->in_size - off, c->manager->cfg.max_frame_size, &body,
+                               &len);
                 if (n == 0)
                         break;
                 if (n < 0) {
@@ -290,7 +345,7 @@ static int conn_on_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 
         if (revents & EPOLLOUT)
                 conn_flush(c);
-        if (c->closing || !(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (c->closing || c->paused || !(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return 0;
         r = conn_read(c);
         if (r < 0) {

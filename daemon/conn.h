@@ -54,11 +54,18 @@ struct Conn {
 
         char *out; /* committed answers not yet written */
         size_t out_size, out_off, out_alloc;
+        /* Back-pressure: while more than CONN_PENDING_MAX bytes of answers wait for a client
+         * that does not read them, its requests are not read either (see conn.c). */
+        bool paused;
+        sd_event_source *resume; /* processes the frames already read once it drained */
 
         unsigned n_polls;
         ConnSink sink; /* set for connections made by conn_new_sink() */
         LIST_FIELDS(Conn, conns);
 };
+
+/* Answers waiting (held and unwritten) past which a connection's requests are not read. */
+#define CONN_PENDING_MAX (8u << 20)
 
 /* Takes @fd on success. */
 int conn_new(Conn **ret, Manager *m, int fd, uint64_t serial);
@@ -79,4 +86,4 @@ void conn_reply_error(Conn *c, uint64_t id, int error, const char *message);
 
 bool conn_has_held(const Conn *c);
 void conn_release_held(Conn *c);
-void conn_fail_held(Conn *c);
+void conn_fail_held(Conn *c, int error, bool fsync_failed);

@@ -29,6 +29,7 @@
 #include "daemon/store-schedule.h"
 #include "daemon/retention.h"
 #include "daemon/taskq.h"
+#include "daemon/verify.h"
 #include "daemon/waiter.h"
 #include "proto/error.h"
 #include "proto/frame.h"
@@ -125,11 +126,16 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                                        cfg->state_dir);
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
         r = store_open(&m->store, path, cfg->durability);
-        if (r == -EUCLEAN)
+        if (r == -EUCLEAN) {
+                char why[256];
+
+                store_check_file(path, why, sizeof(why));
                 return log_error_errno(r,
-                                       "Database %s failed its integrity check; refusing to "
-                                       "start (restore a backup or move it away)",
-                                       path);
+                                       "Database %s failed its integrity check (%s); refusing to "
+                                       "start (restore a backup, see durablectl backup, or move "
+                                       "it away)",
+                                       path, why);
+        }
         if (r == -EPROTONOSUPPORT)
                 return log_error_errno(r, "Database %s was written by a newer durabled", path);
         if (r < 0)
@@ -446,8 +452,17 @@ static void checkpoint(Manager *m) {
         if (store_in_transaction(m->store))
                 return; /* the next pass's commit brings us back here */
         r = store_checkpoint(m->store);
-        if (r < 0)
+        if (r >= 0)
+                return;
+        if (!store_fsync_failed(m->store)) {
                 log_warning_errno(r, "Failed to checkpoint the WAL: %m");
+                return;
+        }
+        /* DESIGN.md §3: not even a checkpoint's fsync is retried; the WAL keeps what it held. */
+        log_error("fsync failed during a checkpoint; exiting so that the service restarts and "
+                  "recovers from the database");
+        m->exit_error = -EIO;
+        (void) sd_event_exit(m->event, EXIT_FAILURE);
 }
 
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -513,7 +528,7 @@ static void fail_pass(Manager *m, int r) {
         schedule_forget(m);
         LIST_FOREACH(conns, c, m->conns)
                 if (conn_has_held(c))
-                        conn_fail_held(c);
+                        conn_fail_held(c, r, store_fsync_failed(m->store));
         /* Tasks popped in this pass are back in the store: hand them out again. */
         taskq_mark_all_dirty(m);
         m->deadlines_changed = true;
@@ -524,7 +539,6 @@ static void fail_pass(Manager *m, int r) {
                 m->exit_error = -EIO;
                 (void) sd_event_exit(m->event, EXIT_FAILURE);
         }
-        (void) r;
 }
 
 /* Time skipping (--time-skipping, for tests), as Temporal's test server does it: while a client
@@ -598,6 +612,36 @@ static int count_queue(const char *queue, void *userdata) {
         return 0;
 }
 
+#if DURABLED_EXPENSIVE_CHECKS
+static int
+report_problem(const RunRow *run, uint64_t event_id, const char *problem, void *userdata) {
+        log_error("History of workflow '%s' run %s breaks a rule: %s", run->workflow_id,
+                  run->run_id, problem);
+        return 0;
+}
+
+/* Test builds: at a clean stop the histories of the store must pass the linter, so that each
+ * integration test that stops its daemon also checks the shape of every history it made. Only
+ * the newest 10000 runs: a benchmark's store of a million runs would hold the stop too long. */
+static int check_histories(Manager *m) {
+        VerifyStats stats = {};
+        int r;
+
+        r = verify_runs(m->store, &(RunFilter){ .limit = 10000 }, report_problem, NULL, &stats);
+        if (r < 0)
+                return log_error_errno(r, "Failed to verify the histories: %m");
+        if (stats.problems > 0)
+                return log_error_errno(-EUCLEAN, "%llu of %llu histories break a rule",
+                                       (unsigned long long) stats.problems,
+                                       (unsigned long long) stats.runs);
+        return 0;
+}
+#else
+static int check_histories(Manager *m) {
+        return 0;
+}
+#endif
+
 int manager_run(Manager *m) {
         int r;
 
@@ -619,6 +663,7 @@ int manager_run(Manager *m) {
                 r = store_commit(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to prepare the store: %m");
+        store_arm_faults();
         for (int k = 0; k < _TASK_KIND_MAX; k++)
                 (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);
         rearm_deadline(m);
@@ -635,8 +680,13 @@ int manager_run(Manager *m) {
                 return log_error_errno(r, "Event loop failed: %m");
         if (m->exit_error < 0)
                 return m->exit_error;
+        r = check_histories(m);
+        if (r < 0)
+                return r;
         /* A clean stop: everything acknowledged is committed; fold the WAL into the database. */
-        (void) store_checkpoint(m->store);
+        r = store_checkpoint(m->store);
+        if (r < 0 && store_fsync_failed(m->store))
+                return log_error_errno(r, "fsync failed during the last checkpoint: %m");
         return 0;
 }
 

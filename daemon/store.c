@@ -56,6 +56,7 @@
 #include <sqlite3.h>
 
 #include "common/log.h"
+#include "daemon/killpoint.h"
 #include "daemon/store-internal.h"
 
 enum {
@@ -364,6 +365,7 @@ static const char *const migrations[] = {
 
 struct Store {
         sqlite3 *db;
+        char *path; /* of the database, for store_backup()'s reading connection */
         sqlite3_stmt *stmt[_Q_MAX];
         bool in_txn;
         bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
@@ -445,6 +447,16 @@ static int step_done(Store *s, sqlite3_stmt *st) {
         (void) sqlite3_reset(st);
         (void) sqlite3_clear_bindings(st);
         return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+/* step_done() for the writes crash tests kill the daemon after (killpoint.h): the row is written
+ * in the pass's transaction, which is not committed. */
+static int step_killpoint(Store *s, sqlite3_stmt *st, const char *name) {
+        int r = step_done(s, st);
+
+        if (r >= 0)
+                killpoint(name);
+        return r;
 }
 
 static void finish(sqlite3_stmt *st) {
@@ -565,6 +577,26 @@ static int quick_check(Store *s) {
         return ok ? 0 : -EUCLEAN;
 }
 
+void store_check_file(const char *path, char *buf, size_t size) {
+        sqlite3_stmt *st = NULL;
+        sqlite3 *db = NULL;
+        int rc;
+
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                snprintf(buf, size, "%s", (const char *) sqlite3_column_text(st, 0) ?: "?");
+        else
+                snprintf(buf, size, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        for (char *p = buf; (p = strchr(p, '\n'));)
+                *p = ' '; /* one log line */
+}
+
 static int max_seq(Store *s, const char *query, uint64_t *ret) {
         sqlite3_stmt *st;
         int rc;
@@ -612,7 +644,8 @@ static int load_tasks(Store *s) {
         return r;
 }
 
-/* One thread (the loop's) owns the one connection (DESIGN.md §3), so SQLite's mutexes only cost:
+/* One thread (the loop's) uses SQLite (DESIGN.md §3: one writing connection; a backup opens a
+ * second, read-only one on the same thread), so SQLite's mutexes only cost:
  * with them and the allocator's statistics off, a W2 workflow takes ~8 % fewer instructions
  * (bench/README.md, change 6). Only possible before SQLite initialises; a process that used
  * SQLite before (none does) keeps its settings. */
@@ -628,16 +661,23 @@ static void sqlite_configure(void) {
 
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
+        const char *vfs;
         int r;
 
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         sqlite_configure();
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+        vfs = store_fault_vfs(&r);
+        if (r < 0)
+                return r;
         r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,
-                            NULL);
+                            vfs);
         if (r != SQLITE_OK)
                 return sql_error(s, r);
         r = exec(s, "PRAGMA journal_mode = WAL");
@@ -696,6 +736,7 @@ Store *store_free(Store *s) {
                 (void) exec(s, "ROLLBACK");
         sqlite3_close(s->db);
         taskset_free(s->tasks);
+        free(s->path);
         free(s);
         return NULL;
 }
@@ -813,6 +854,47 @@ void store_get_stats(Store *s, StoreStats *ret) {
 
 unsigned store_wal_pages(Store *s) {
         return s->wal_pages;
+}
+
+/* A second connection, read-only, is the backup's source: in WAL mode it reads the last
+ * committed state as one snapshot while the daemon's connection goes on writing, never what the
+ * loop pass wrote and has not committed. It neither writes nor checkpoints (DESIGN.md §3: one
+ * writer). */
+int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages) {
+        sqlite3 *src = NULL, *dst = NULL;
+        sqlite3_backup *b;
+        int rc, pages = 0;
+
+        rc = sqlite3_open_v2(s->path, &src, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                     NULL);
+        if (rc == SQLITE_OK) {
+                b = sqlite3_backup_init(dst, "main", src, "main");
+                if (!b)
+                        rc = sqlite3_errcode(dst);
+                else {
+                        rc = sqlite3_backup_step(b, -1);
+                        pages = sqlite3_backup_pagecount(b);
+                        rc = rc == SQLITE_DONE ? sqlite3_backup_finish(b)
+                                               : (sqlite3_backup_finish(b), rc);
+                }
+        }
+        /* A copy in rollback-journal mode: one file, readable by any sqlite3 without its -wal. */
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+        sqlite3_close(dst);
+        sqlite3_close(src);
+        if (rc != SQLITE_OK) {
+                /* A failed fsync of the copy says nothing about the database's own pages. */
+                bool fsync_failed = s->fsync_failed;
+                int r = sql_error(s, rc);
+
+                s->fsync_failed = fsync_failed;
+                return r < 0 ? r : -EIO;
+        }
+        *ret_pages = (uint64_t) pages;
+        return 0;
 }
 
 /* ---- runs ---- */
@@ -941,7 +1023,7 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_u64(st, 9, r->cancel_requested);
         bind_u64(st, 10, r->sticky_conn);
         bind_u64(st, 11, r->sticky_next_id);
-        return step_done(s, st);
+        return step_killpoint(s, st, "run-update");
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
@@ -1407,7 +1489,7 @@ int store_event_insert(Store *s,
         bind_u64(st, 4, time);
         bind_u64(st, 5, uid);
         (void) sqlite3_bind_blob64(st, 6, attrs, attrs_size, SQLITE_STATIC);
-        return step_done(s, st);
+        return step_killpoint(s, st, "event-insert");
 }
 
 typedef struct EventVisit {
@@ -1599,7 +1681,7 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_blob(st, 22, &a->last_failure);
         bind_u64(st, 23, a->cancel_requested);
         bind_text(st, 24, a->identity);
-        return step_done(s, st);
+        return step_killpoint(s, st, "activity-write");
 }
 
 int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
@@ -1634,7 +1716,7 @@ int store_activity_update(Store *s, const ActivityRow *a) {
         bind_blob(st, 8, &a->last_failure);
         bind_u64(st, 9, a->cancel_requested);
         bind_text(st, 10, a->identity);
-        return step_done(s, st);
+        return step_killpoint(s, st, "activity-write");
 }
 
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {

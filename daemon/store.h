@@ -31,6 +31,12 @@ typedef enum StoreDurability {
 } StoreDurability;
 
 int store_open(Store **ret, const char *path, StoreDurability durability);
+/* After store_open() failed with -EUCLEAN: what SQLite's quick_check (or opening) says is wrong
+ * with the database at @path, as one line in @buf. */
+void store_check_file(const char *path, char *buf, size_t size);
+/* Test builds: starts counting the I/O that $DURABLED_FAULT fails (store-fault.c); once the
+ * daemon is ready, so that start-up's own writes are not counted. A no-op otherwise. */
+void store_arm_faults(void);
 Store *store_free(Store *s);
 DEFINE_CLEANUP(Store, store_free);
 
@@ -49,6 +55,11 @@ bool store_fsync_failed(Store *s);
 int store_checkpoint(Store *s);
 /* Pages in the WAL after the last commit. */
 unsigned store_wal_pages(Store *s);
+/* Copies the last committed state of the database into the existing file @dest_path (empty or
+ * an SQLite database, overwritten) with SQLite's online backup; the copy is a database in
+ * rollback-journal mode, synced. Any time, also inside a transaction (its writes are not
+ * copied). The number of pages in *@ret_pages. */
+int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages);
 
 /* Counters since the store was opened (GetStats, bench/): commits that wrote to the WAL, the
  * frames (pages) they wrote, and checkpoints. */

@@ -7,11 +7,11 @@ set -eu
 #        systemd-notify for the heartbeats of process activities), dbus (dbus-daemon for a private
 #        bus, dbus-send), groff-base (man page warnings), python3 (tools/check.sh tallies meson's
 #        JSON log; test-dbus compares introspection XML), zsh (test-completion runs the zsh
-#        completion of durablectl);
+#        completion of durablectl), valgrind (memcheck of the daemon in crash-loop-valgrind);
 #        clang-format for `make format`.
 PKGS="gcc clang libclang-rt-14-dev make meson ninja-build pkg-config
 libsystemd-dev libsqlite3-dev libmsgpack-dev libjansson-dev
-dbus systemd groff-base python3 zsh clang-format"
+dbus systemd groff-base python3 zsh valgrind clang-format"
 missing=""
 for p in $PKGS; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
