@@ -1201,6 +1201,11 @@ static int req_json_fields(BusRequest *rq,
                                          "argument %s is not a valid JSON object: %s (line %d, "
                                          "column %d)",
                                          arg, jerr.text, jerr.line, jerr.column);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return sd_bus_error_setf(error, ERROR_PREFIX "InvalidArgument",
+                                         "argument %s is not a valid JSON object", arg);
+        }
         json_object_foreach(j, key, v) {
                 if (!strv_contains(keys, key)) {
                         strv_join(keys, expected, sizeof(expected));
