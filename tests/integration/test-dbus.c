@@ -507,6 +507,11 @@ TEST(standalone_activities_and_reload) {
                   "string:", "string:", "string:{\"start_to_close_usec\": 1000000}");
         ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.AlreadyStarted: ");
         test_run_free(&r);
+        /* The same request id again: the running run, not a second one. */
+        MANAGER_CALL(&r, "StartActivity", "sssss", "act-1", "resize", "nobody-polls", "",
+                     "{\"start_to_close_usec\": 5000000, \"request_id\": \"r1\"}");
+        ASSERT_STR_CONTAINS(r.out, run_id);
+        test_run_free(&r);
         DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize", "string:");
         ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
         test_run_free(&r);
