@@ -849,6 +849,47 @@ TEST(reply_only_after_commit) {
         start_killed_at("DURABLED_KILL_AT=after-commit:1", true);
 }
 
+/* The same for a method of the second table: CreateSchedule killed before its commit kept
+ * nothing, killed after it kept the schedule; neither was answered. */
+static void create_schedule_killed_at(const char *killpoint, bool kept) {
+        TestDaemon again = {};
+        TestRun r = {};
+        int status;
+
+        bus_start(&bus);
+        test_daemon_start(&daemon_, &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address),
+                                                       .env = STRV(killpoint) });
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "CreateSchedule", "ss", "crash-s",
+                         "{\"calendars\": [\"daily\"], \"workflow_type\": \"T\", "
+                         "\"task_queue\": \"q\"}"),
+                  0);
+        test_run_free(&r);
+        status = test_daemon_wait_exit(&daemon_, 0);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        test_daemon_start(&again,
+                          &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address,
+                                                          "--state-dir", daemon_.state_dir) });
+        MANAGER_CALL(&r, "ListSchedules", "");
+        if (kept)
+                ASSERT_STR_CONTAINS(r.out, "a(sssbstt) 1 \"crash-s\" ");
+        else
+                ASSERT_STREQ(r.out, "a(sssbstt) 0\n");
+        test_run_free(&r);
+        test_daemon_stop(&again);
+        test_daemon_free(&again);
+        test_daemon_free(&daemon_);
+        bus_free(&bus);
+}
+
+TEST(schedule_reply_only_after_commit) {
+        if (!DURABLED_FAULT_INJECTION)
+                SKIP("kill points need -Dfault-injection=true");
+        create_schedule_killed_at("DURABLED_KILL_AT=before-commit:1", false);
+        create_schedule_killed_at("DURABLED_KILL_AT=after-commit:1", true);
+}
+
 /* The bus going away takes the D-Bus API with it, not the daemon: the socket still serves, and
  * the daemon still stops cleanly. */
 TEST(bus_gone) {
