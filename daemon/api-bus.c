@@ -1131,6 +1131,411 @@ void api_bus_emit_changed(Manager *m) {
         b->n_changed = 0;
 }
 
+/* ---- org.durabled1.Manager: standalone activities, schedules, visibility queries ----
+ *
+ * A second vtable of the same interface on the same object: sd-bus serves both as one
+ * org.durabled1.Manager, this one's members after the first's (so they follow the signals in
+ * the introspection XML). Each method runs the socket operation of its name, like those above. */
+
+static const char *const start_activity_options[] = {
+        "start_to_close_usec", "schedule_to_close_usec",
+        "heartbeat_usec",      "retry_policy",
+        "request_id",          NULL,
+};
+
+static const char *const schedule_definition_keys[] = {
+        "calendars",
+        "intervals",
+        "start_time_usec",
+        "end_time_usec",
+        "jitter_usec",
+        "workflow_type",
+        "task_queue",
+        "input",
+        "workflow_id_prefix",
+        "task_timeout_usec",
+        "overlap",
+        "catchup",
+        "catchup_window_usec",
+        "pause_on_failure",
+        "wake_system",
+        "paused",
+        "note",
+        NULL,
+};
+
+static bool strv_contains(const char *const *l, const char *s) {
+        for (; *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
+/* "a, b, c" for an error message. */
+static void strv_join(const char *const *l, char *buf, size_t size) {
+        size_t k = 0;
+
+        buf[0] = 0;
+        for (; *l && k < size; l++)
+                k += (size_t) snprintf(buf + k, size - k, "%s%s", k ? ", " : "", *l);
+}
+
+/* The fields of a JSON object in argument @arg ("" = none) as request fields. Keys outside
+ * @keys are refused, so that a typo is not silently ignored; "input" becomes a payload. */
+static int req_json_fields(BusRequest *rq,
+                           const char *json,
+                           const char *arg,
+                           const char *const *keys,
+                           sd_bus_error *error) {
+        json_error_t jerr;
+        const char *key;
+        char expected[512];
+        json_t *j, *v;
+        int r = 0;
+
+        if (!*json)
+                return 0;
+        j = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!j)
+                return sd_bus_error_setf(error, ERROR_PREFIX "InvalidArgument",
+                                         "argument %s is not a valid JSON object: %s (line %d, "
+                                         "column %d)",
+                                         arg, jerr.text, jerr.line, jerr.column);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return sd_bus_error_setf(error, ERROR_PREFIX "InvalidArgument",
+                                         "argument %s is not a valid JSON object", arg);
+        }
+        json_object_foreach(j, key, v) {
+                if (!strv_contains(keys, key)) {
+                        strv_join(keys, expected, sizeof(expected));
+                        r = sd_bus_error_setf(error, ERROR_PREFIX "InvalidArgument",
+                                              "argument %s: unknown key '%s' (expected %s)", arg,
+                                              key, expected);
+                        break;
+                }
+                (void) msg_pack_str(&rq->fields.pk, key);
+                r = streq(key, "input") ? json_pack_payload(v, &rq->fields.pk)
+                                        : json_to_msgpack(v, &rq->fields.pk);
+                if (r < 0) {
+                        r = sd_bus_error_setf(error, ERROR_PREFIX "InvalidArgument",
+                                              "argument %s: key '%s' cannot be encoded", arg, key);
+                        break;
+                }
+                rq->n++;
+        }
+        json_decref(j);
+        return r;
+}
+
+static int answer_bool(const msgpack_object *answer, const char *key) {
+        const msgpack_object *o = msg_get(answer, key);
+        return o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+/* The value of @key in the answer as JSON text. */
+#define REPLY_JSON_FIELD(fn, key)                                                         \
+        static int fn(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) { \
+                return append_json(reply, msg_get(answer, key));                          \
+        }
+
+REPLY_JSON_FIELD(reply_activity_types, "activity_types")
+REPLY_JSON_FIELD(reply_schedule, "schedule")
+
+static int reply_backfill(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        return sd_bus_message_append(reply, "u", (uint32_t) answer_uint(answer, "times"));
+}
+
+static int reply_list_schedules(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        const msgpack_object *list = msg_get(answer, "schedules");
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sssbstt)");
+        for (uint32_t i = 0;
+             r >= 0 && list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size;
+             i++) {
+                const msgpack_object *s = &list->via.array.ptr[i];
+                char id[1001], type[1001], queue[1001], note[1001];
+
+                r = sd_bus_message_append(
+                        reply, "(sssbstt)", answer_str(s, "schedule_id", id, 1001),
+                        answer_str(s, "workflow_type", type, 1001),
+                        answer_str(s, "task_queue", queue, 1001), answer_bool(s, "paused"),
+                        answer_str(s, "note", note, 1001), answer_uint(s, "action_count"),
+                        answer_uint(s, "next_action_time_usec"));
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int reply_query_workflows(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        char token[4097];
+        int r;
+
+        r = reply_list(bc, reply, answer);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s",
+                                     answer_str(answer, "next_page_token", token, sizeof(token)));
+}
+
+static int reply_count(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        const msgpack_object *groups = msg_get(answer, "groups");
+        int r;
+
+        r = sd_bus_message_append(reply, "t", answer_uint(answer, "count"));
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(st)");
+        for (uint32_t i = 0;
+             r >= 0 && groups && groups->type == MSGPACK_OBJECT_ARRAY && i < groups->via.array.size;
+             i++) {
+                const msgpack_object *g = &groups->via.array.ptr[i];
+                char status[32];
+
+                r = sd_bus_message_append(reply, "(st)", answer_str(g, "status", status, 32),
+                                          answer_uint(g, "count"));
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_start_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *type, *queue, *input, *options;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sssss", &id, &type, &queue, &input, &options);
+        if (r < 0)
+                return r;
+        req_str(&rq, "activity_id", id);
+        req_str(&rq, "activity_type", type);
+        req_str_opt(&rq, "task_queue", queue);
+        r = req_json(&rq, "input", input, "input_json", error);
+        if (r >= 0)
+                r = req_json_fields(&rq, options, "options_json", start_activity_options, error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "StartActivity", &rq, reply_start, id, error);
+}
+
+/* Methods without arguments. */
+static int method_no_args(
+        sd_bus_message *msg, ApiBus *b, const char *op, BusReplyFn reply, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+
+        bus_request_init(&rq);
+        return bus_call_submit(b, msg, op, &rq, reply, NULL, error);
+}
+
+static int method_list_activity_types(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_no_args(msg, userdata, "ListActivityTypes", reply_activity_types, error);
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_no_args(msg, userdata, "Reload", reply_activity_types, error);
+}
+
+static int method_list_schedules(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_no_args(msg, userdata, "ListSchedules", reply_list_schedules, error);
+}
+
+static int method_create_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *definition;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ss", &id, &definition);
+        if (r < 0)
+                return r;
+        req_str(&rq, "schedule_id", id);
+        r = req_json_fields(&rq, definition, "definition_json", schedule_definition_keys, error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "CreateSchedule", &rq, reply_empty, NULL, error);
+}
+
+static int method_describe_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id;
+        uint32_t next;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "su", &id, &next);
+        if (r < 0)
+                return r;
+        req_str(&rq, "schedule_id", id);
+        if (next > 0)
+                req_uint(&rq, "next", next);
+        return bus_call_submit(userdata, msg, "DescribeSchedule", &rq, reply_schedule, NULL, error);
+}
+
+/* Pause, Unpause (s note), Trigger (s overlap), Delete: a schedule id and an optional string. */
+static int method_schedule_simple(
+        sd_bus_message *msg, ApiBus *b, const char *op, const char *key, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *value = "";
+        int r;
+
+        bus_request_init(&rq);
+        r = key ? sd_bus_message_read(msg, "ss", &id, &value) : sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+        req_str(&rq, "schedule_id", id);
+        if (key)
+                req_str_opt(&rq, key, value);
+        return bus_call_submit(b, msg, op, &rq, reply_empty, NULL, error);
+}
+
+static int method_pause_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_schedule_simple(msg, userdata, "PauseSchedule", "note", error);
+}
+
+static int method_unpause_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_schedule_simple(msg, userdata, "UnpauseSchedule", "note", error);
+}
+
+static int method_trigger_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_schedule_simple(msg, userdata, "TriggerSchedule", "overlap", error);
+}
+
+static int method_delete_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_schedule_simple(msg, userdata, "DeleteSchedule", NULL, error);
+}
+
+static int method_backfill_schedule(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *overlap;
+        uint64_t start, end;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "stts", &id, &start, &end, &overlap);
+        if (r < 0)
+                return r;
+        req_str(&rq, "schedule_id", id);
+        req_uint(&rq, "start_time_usec", start);
+        req_uint(&rq, "end_time_usec", end);
+        req_str_opt(&rq, "overlap", overlap);
+        return bus_call_submit(userdata, msg, "BackfillSchedule", &rq, reply_backfill, NULL, error);
+}
+
+static int method_query_workflows(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *query, *token;
+        uint32_t page_size;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sus", &query, &page_size, &token);
+        if (r < 0)
+                return r;
+        req_str_opt(&rq, "query", query);
+        if (page_size > 0)
+                req_uint(&rq, "limit", MIN(page_size, LIST_LIMIT_MAX));
+        req_str_opt(&rq, "page_token", token);
+        return bus_call_submit(userdata, msg, "ListWorkflows", &rq, reply_query_workflows, NULL,
+                               error);
+}
+
+static int method_count_workflows(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *query;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "s", &query);
+        if (r < 0)
+                return r;
+        req_str_opt(&rq, "query", query);
+        return bus_call_submit(userdata, msg, "CountWorkflows", &rq, reply_count, NULL, error);
+}
+
+static const sd_bus_vtable manager_more_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("StartActivity",
+                                SD_BUS_ARGS("s",
+                                            activity_id,
+                                            "s",
+                                            activity_type,
+                                            "s",
+                                            task_queue,
+                                            "s",
+                                            input_json,
+                                            "s",
+                                            options_json),
+                                SD_BUS_RESULT("s", run_id, "o", workflow),
+                                method_start_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListActivityTypes",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("s", activity_types_json),
+                                method_list_activity_types,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("s", activity_types_json),
+                                method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateSchedule",
+                                SD_BUS_ARGS("s", schedule_id, "s", definition_json),
+                                SD_BUS_NO_RESULT,
+                                method_create_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListSchedules",
+                                SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(sssbstt)", schedules),
+                                method_list_schedules,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DescribeSchedule",
+                                SD_BUS_ARGS("s", schedule_id, "u", next),
+                                SD_BUS_RESULT("s", schedule_json),
+                                method_describe_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseSchedule",
+                                SD_BUS_ARGS("s", schedule_id, "s", note),
+                                SD_BUS_NO_RESULT,
+                                method_pause_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnpauseSchedule",
+                                SD_BUS_ARGS("s", schedule_id, "s", note),
+                                SD_BUS_NO_RESULT,
+                                method_unpause_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("TriggerSchedule",
+                                SD_BUS_ARGS("s", schedule_id, "s", overlap),
+                                SD_BUS_NO_RESULT,
+                                method_trigger_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS(
+                "BackfillSchedule",
+                SD_BUS_ARGS(
+                        "s", schedule_id, "t", start_time_usec, "t", end_time_usec, "s", overlap),
+                SD_BUS_RESULT("u", times),
+                method_backfill_schedule,
+                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteSchedule",
+                                SD_BUS_ARGS("s", schedule_id),
+                                SD_BUS_NO_RESULT,
+                                method_delete_schedule,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("QueryWorkflows",
+                                SD_BUS_ARGS("s", query, "u", page_size, "s", page_token),
+                                SD_BUS_RESULT("a(ssssstt)", workflows, "s", next_page_token),
+                                method_query_workflows,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CountWorkflows",
+                                SD_BUS_ARGS("s", query),
+                                SD_BUS_RESULT("t", count, "a(st)", groups),
+                                method_count_workflows,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END
+};
+
 /* ---- set-up ---- */
 
 ApiBus *api_bus_free(ApiBus *b) {
@@ -1167,6 +1572,9 @@ static int bus_register(ApiBus *b) {
         int r;
 
         r = sd_bus_add_object_vtable(b->bus, NULL, MANAGER_PATH, MANAGER_IFACE, manager_vtable, b);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(b->bus, NULL, MANAGER_PATH, MANAGER_IFACE,
+                                             manager_more_vtable, b);
         if (r >= 0)
                 r = sd_bus_add_fallback_vtable(b->bus, NULL, WORKFLOW_PREFIX, WORKFLOW_IFACE,
                                                workflow_vtable, workflow_find, b);

@@ -2,7 +2,8 @@
  * configuration includes the policy the project installs (dbus/org.durabled1.conf), the real
  * durabled on it (--bus-address) and busctl/dbus-send as any caller would use them: every method,
  * property and signal (busctl monitor sees WorkflowStarted, PropertiesChanged, WorkflowClosed and
- * InterfacesRemoved), named errors for wrong signatures and bad JSON, another uid (nobody, via
+ * InterfacesRemoved), standalone activities and activity units (Reload for administrators only),
+ * schedules, QueryWorkflows pages and CountWorkflows, named errors for wrong signatures and bad JSON, another uid (nobody, via
  * setpriv) that finds the workflows of others "not found", and the introspection XML in dbus/
  * compared with what the running daemon serves.
  *
@@ -422,6 +423,323 @@ TEST(other_user_sees_only_its_own) {
         teardown();
 }
 
+/* A file @name in directory @dir with @text. */
+static void write_unit(const char *dir, const char *name, const char *text) {
+        _cleanup_free_ char *path = NULL;
+        FILE *f;
+
+        ASSERT_OK_ERRNO(asprintf(&path, "%s/%s", dir, name));
+        f = ASSERT_NOT_NULL(fopen(path, "we"));
+        fputs(text, f);
+        ASSERT_OK_ERRNO(fclose(f));
+}
+
+/* The last quoted string of busctl's output (QueryWorkflows' next_page_token), unescaped
+ * enough for a token (no quotes or backslashes in it). */
+static char *last_string(const char *out) {
+        const char *end = strrchr(out, '"'), *start;
+
+        ASSERT_NOT_NULL(end);
+        for (start = end - 1; start > out && *start != '"'; start--)
+                ;
+        ASSERT_TRUE(*start == '"' && start < end);
+        return ASSERT_NOT_NULL(strndup(start + 1, (size_t) (end - start - 1)));
+}
+
+/* StartActivity, ListActivityTypes and Reload (administrators only), and their named errors. */
+TEST(standalone_activities_and_reload) {
+        _cleanup_free_ char *units = NULL, *arg = NULL;
+        TestRun r = {};
+        char run_id[37];
+
+        units = ASSERT_NOT_NULL(test_mkdtemp());
+        write_unit(units, "tidy.activity",
+                   "[Activity]\nExecStart=/bin/true\nStartToCloseSec=10s\n");
+        ASSERT_OK_ERRNO(asprintf(&arg, "--activity-dir=%s", units));
+        bus_start(&bus);
+        test_daemon_start(&daemon_,
+                          &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address, arg) });
+
+        MANAGER_CALL(&r, "ListActivityTypes", "");
+        ASSERT_STR_CONTAINS(r.out, "\\\"name\\\":\\\"tidy\\\"");
+        test_run_free(&r);
+
+        /* An activity no worker polls for: it waits, scheduled, as a run of its own. */
+        MANAGER_CALL(&r, "StartActivity", "sssss", "act-1", "resize", "nobody-polls",
+                     "{\"width\": 640}",
+                     "{\"start_to_close_usec\": 5000000, \"request_id\": \"r1\"}");
+        ASSERT_STR_CONTAINS(r.out, "\"/org/durabled1/workflow/act_2d1\"");
+        reply_run_id(r.out, run_id);
+        test_run_free(&r);
+        MANAGER_CALL(&r, "DescribeWorkflow", "ss", "act-1", run_id);
+        ASSERT_STR_CONTAINS(r.out, "\\\"workflow_type\\\":\\\"durabled.StandaloneActivity\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"activity_type\\\":\\\"resize\\\"");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "GetHistory", "ss", "act-1", "");
+        ASSERT_STR_CONTAINS(r.out, "\\\"event_type\\\":\\\"ActivityTaskScheduled\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"input\\\":{\\\"width\\\":640}");
+        ASSERT_STR_CONTAINS(r.out, "\\\"start_to_close_usec\\\":5000000");
+        test_run_free(&r);
+
+        /* Bad arguments: named errors, nothing started. */
+        DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize",
+                  "string:", "string:", "string:{\"start_to_close\": 5}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument "
+                                   "options_json: unknown key 'start_to_close' (expected "
+                                   "start_to_close_usec, ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize",
+                  "string:", "string:", "string:[1]");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument "
+                                   "options_json is not a valid JSON object");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize",
+                  "string:", "string:", "string:{\"heartbeat_usec\": -1}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: field "
+                                   "\"heartbeat_usec\" must be ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize",
+                  "string:", "string:{", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument "
+                                   "input_json is not valid JSON");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "StartActivity", "string:act-1", "string:resize",
+                  "string:", "string:", "string:{\"start_to_close_usec\": 1000000}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.AlreadyStarted: ");
+        test_run_free(&r);
+        /* The same request id again: the running run, not a second one. */
+        MANAGER_CALL(&r, "StartActivity", "sssss", "act-1", "resize", "nobody-polls", "",
+                     "{\"start_to_close_usec\": 5000000, \"request_id\": \"r1\"}");
+        ASSERT_STR_CONTAINS(r.out, run_id);
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "StartActivity", "string:act-2", "string:resize", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListWorkflows", "a{sv}", "0");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt) 1 \"act-1\" ");
+        test_run_free(&r);
+
+        /* A new unit appears only with a reload, which nobody may not do. */
+        write_unit(units, "sweep.activity", "[Activity]\nExecStart=/bin/true\n");
+        test_run(&r,
+                 STRV("setpriv", "--reuid=" NOBODY, "--regid=" NOBODY, "--clear-groups",
+                      "dbus-send", bus.bus_arg, "--print-reply", "--dest=org.durabled1",
+                      "/org/durabled1", MANAGER ".Reload"),
+                 NULL);
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.PermissionDenied: ");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, true, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "ListActivityTypes"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "\\\"name\\\":\\\"tidy\\\"");
+        ASSERT_NULL(strstr(r.out, "sweep"));
+        test_run_free(&r);
+        MANAGER_CALL(&r, "Reload", "");
+        ASSERT_STR_CONTAINS(r.out, "\\\"name\\\":\\\"sweep\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"name\\\":\\\"tidy\\\"");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListActivityTypes", "");
+        ASSERT_STR_CONTAINS(r.out, "\\\"name\\\":\\\"sweep\\\"");
+        test_run_free(&r);
+        teardown();
+        (void) test_rm_rf(units);
+}
+
+#define JAN_1_2026_USEC "1767225600000000"
+#define JAN_3_2026_USEC "1767398400000000"
+
+/* The schedule methods: create, list, describe, pause, unpause, trigger, backfill, delete; bad
+ * definitions and unknown schedules answered by name; others' schedules do not exist. */
+TEST(schedules) {
+        TestRun r = {};
+
+        setup();
+        MANAGER_CALL(&r, "CreateSchedule", "ss", "nightly",
+                     "{\"calendars\": [\"*-*-* 03:00:00 UTC\"], \"workflow_type\": \"Nightly\", "
+                     "\"task_queue\": \"nobody-polls\", \"input\": {\"n\": 1}, \"note\": \"hi\"}");
+        ASSERT_STREQ(r.out, "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STR_CONTAINS(r.out, "a(sssbstt) 1 \"nightly\" \"Nightly\" \"nobody-polls\" false "
+                                   "\"hi\" 0 ");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "DescribeSchedule", "su", "nightly", "3");
+        ASSERT_STR_CONTAINS(r.out, "\\\"schedule_id\\\":\\\"nightly\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"input\\\":{\\\"n\\\":1}");
+        ASSERT_STR_CONTAINS(r.out, "\\\"next_times_usec\\\":[");
+        test_run_free(&r);
+
+        /* Bad definitions and arguments change nothing. */
+        DBUS_SEND(&r, false, "CreateSchedule", "string:other", "string:{\"calendars\": [");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument "
+                                   "definition_json is not a valid JSON object");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "CreateSchedule", "string:other",
+                  "string:{\"calendar\": [\"daily\"], \"workflow_type\": \"T\", "
+                  "\"task_queue\": \"q\"}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument "
+                                   "definition_json: unknown key 'calendar' (expected calendars, ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "CreateSchedule", "string:other",
+                  "string:{\"calendars\": [\"someday\"], \"workflow_type\": \"T\", "
+                  "\"task_queue\": \"q\"}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        ASSERT_STR_CONTAINS(r.err, "someday");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "CreateSchedule", "string:nightly",
+                  "string:{\"calendars\": [\"daily\"], \"workflow_type\": \"T\", "
+                  "\"task_queue\": \"q\"}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.AlreadyStarted: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "PauseSchedule", "string:missing", "string:");
+        ASSERT_STR_CONTAINS(r.err,
+                            "Error org.durabled1.Error.NotFound: schedule 'missing' not found");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "TriggerSchedule", "string:nightly", "string:sometimes");
+        ASSERT_STR_CONTAINS(
+                r.err,
+                "Error org.durabled1.Error.InvalidArgument: unknown overlap policy 'sometimes'");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DescribeSchedule", "string:nightly");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
+        test_run_free(&r);
+        /* nobody: root's schedule does not exist. */
+        DBUS_SEND(&r, true, "DescribeSchedule", "string:nightly", "uint32:0");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, true, "DeleteSchedule", "string:nightly");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, true, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "ListSchedules"),
+                  0);
+        ASSERT_STREQ(r.out, "a(sssbstt) 0\n");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STR_CONTAINS(r.out, "a(sssbstt) 1 \"nightly\" \"Nightly\" \"nobody-polls\" false "
+                                   "\"hi\" 0 ");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListWorkflows", "a{sv}", "0");
+        ASSERT_STREQ(r.out, "a(ssssstt) 0\n");
+        test_run_free(&r);
+
+        /* Pause and unpause with notes. */
+        MANAGER_CALL(&r, "PauseSchedule", "ss", "nightly", "maintenance");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STR_CONTAINS(r.out, "\"nobody-polls\" true \"maintenance\" 0 ");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "UnpauseSchedule", "ss", "nightly", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STR_CONTAINS(r.out, "\"nobody-polls\" false ");
+        test_run_free(&r);
+
+        /* A trigger starts one run now; a backfill of two nights starts two more. */
+        MANAGER_CALL(&r, "TriggerSchedule", "ss", "nightly", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "BackfillSchedule", "stts", "nightly", JAN_1_2026_USEC, JAN_3_2026_USEC,
+                     "allow_all");
+        ASSERT_STREQ(r.out, "u 2\n");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListWorkflows", "a{sv}", "1", "WorkflowType", "s", "Nightly");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt) 3 ");
+        ASSERT_STR_CONTAINS(r.out, "\"nightly-2026-01-01T03:00:00Z\"");
+        ASSERT_STR_CONTAINS(r.out, "\"nightly-2026-01-02T03:00:00Z\"");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STR_CONTAINS(r.out, "\"nobody-polls\" false \"\" 3 ");
+        test_run_free(&r);
+
+        MANAGER_CALL(&r, "DeleteSchedule", "s", "nightly");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListSchedules", "");
+        ASSERT_STREQ(r.out, "a(sssbstt) 0\n");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DeleteSchedule", "string:nightly");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        teardown();
+}
+
+/* QueryWorkflows (the list filter, pages) and CountWorkflows; ListWorkflows is unchanged. */
+TEST(query_and_count_workflows) {
+        _cleanup_free_ char *token = NULL, *last = NULL;
+        TestRun r = {};
+
+        setup();
+        MANAGER_CALL(&r, "StartWorkflow", "ssss", "a-1", "A", "nobody-polls", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "StartWorkflow", "ssss", "a-2", "A", "nobody-polls", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "StartWorkflow", "ssss", "b-1", "B", "nobody-polls", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "TerminateWorkflow", "sss", "b-1", "", "");
+        test_run_free(&r);
+
+        /* Pages of one, newest first; a full page has a token, the page after the last run none. */
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "WorkflowType = 'A'", "1", "");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt)s 1 \"a-2\" ");
+        token = last_string(r.out);
+        ASSERT_TRUE(*token);
+        test_run_free(&r);
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "WorkflowType = 'A'", "1", token);
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt)s 1 \"a-1\" ");
+        free(token);
+        token = last_string(r.out);
+        test_run_free(&r);
+        ASSERT_TRUE(*token); /* the page is full: the next one may hold more */
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "WorkflowType = 'A'", "1", token);
+        ASSERT_STREQ(r.out, "a(ssssstt)s 0 \"\"\n");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "ExecutionStatus = 'Terminated'", "0", "");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt)s 1 \"b-1\" ");
+        last = last_string(r.out);
+        ASSERT_STREQ(last, "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "", "0", "");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt)s 3 ");
+        test_run_free(&r);
+
+        MANAGER_CALL(&r, "CountWorkflows", "s", "WorkflowType = 'A'");
+        ASSERT_STREQ(r.out, "ta(st) 2 0\n");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "CountWorkflows", "s", "GROUP BY ExecutionStatus");
+        ASSERT_STR_CONTAINS(r.out, "ta(st) 3 2 ");
+        ASSERT_STR_CONTAINS(r.out, "\"Running\" 2");
+        ASSERT_STR_CONTAINS(r.out, "\"Terminated\" 1");
+        test_run_free(&r);
+
+        /* Bad queries and tokens name the problem. */
+        DBUS_SEND(&r, false, "QueryWorkflows", "string:WorkflowType = ", "uint32:0", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        ASSERT_STR_CONTAINS(r.err, "position");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "QueryWorkflows", "string:WorkflowType = 'B'", "uint32:1",
+                  "string:garbage");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "CountWorkflows", "string:Colour = 'red' AND");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "CountWorkflows", "uint32:1");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
+        test_run_free(&r);
+
+        /* nobody sees and counts none of root's runs. */
+        ASSERT_EQ(BUSCTL(&r, true, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "CountWorkflows", "s", ""),
+                  0);
+        ASSERT_STREQ(r.out, "ta(st) 0 0\n");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, true, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "QueryWorkflows", "sus", "", "0", ""),
+                  0);
+        ASSERT_STREQ(r.out, "a(ssssstt)s 0 \"\"\n");
+        test_run_free(&r);
+        teardown();
+}
+
 /* The XML files of dbus/ are the contract: each interface there is what the running daemon introspects. */
 TEST(introspection_matches_contract) {
         TestRun r = {};
@@ -529,6 +847,47 @@ TEST(reply_only_after_commit) {
                 SKIP("kill points need -Dfault-injection=true");
         start_killed_at("DURABLED_KILL_AT=before-commit:1", false);
         start_killed_at("DURABLED_KILL_AT=after-commit:1", true);
+}
+
+/* The same for a method of the second table: CreateSchedule killed before its commit kept
+ * nothing, killed after it kept the schedule; neither was answered. */
+static void create_schedule_killed_at(const char *killpoint, bool kept) {
+        TestDaemon again = {};
+        TestRun r = {};
+        int status;
+
+        bus_start(&bus);
+        test_daemon_start(&daemon_, &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address),
+                                                       .env = STRV(killpoint) });
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "CreateSchedule", "ss", "crash-s",
+                         "{\"calendars\": [\"daily\"], \"workflow_type\": \"T\", "
+                         "\"task_queue\": \"q\"}"),
+                  0);
+        test_run_free(&r);
+        status = test_daemon_wait_exit(&daemon_, 0);
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        test_daemon_start(&again,
+                          &(TestDaemonOpts){ .args = STRV("--bus-address", bus.address,
+                                                          "--state-dir", daemon_.state_dir) });
+        MANAGER_CALL(&r, "ListSchedules", "");
+        if (kept)
+                ASSERT_STR_CONTAINS(r.out, "a(sssbstt) 1 \"crash-s\" ");
+        else
+                ASSERT_STREQ(r.out, "a(sssbstt) 0\n");
+        test_run_free(&r);
+        test_daemon_stop(&again);
+        test_daemon_free(&again);
+        test_daemon_free(&daemon_);
+        bus_free(&bus);
+}
+
+TEST(schedule_reply_only_after_commit) {
+        if (!DURABLED_FAULT_INJECTION)
+                SKIP("kill points need -Dfault-injection=true");
+        create_schedule_killed_at("DURABLED_KILL_AT=before-commit:1", false);
+        create_schedule_killed_at("DURABLED_KILL_AT=after-commit:1", true);
 }
 
 /* The bus going away takes the D-Bus API with it, not the daemon: the socket still serves, and
