@@ -478,6 +478,29 @@ static int method_start_workflow(sd_bus_message *msg, void *userdata, sd_bus_err
         return bus_call_submit(userdata, msg, "StartWorkflow", &rq, reply_start, id, error);
 }
 
+/* Signal-with-start (Temporal's): the signal goes to the running run of the id, or a run is started
+ * and the signal delivered before its first task. */
+static int method_signal_with_start(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *type, *queue, *input, *signal, *signal_input;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssssss", &id, &type, &queue, &input, &signal, &signal_input);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str(&rq, "workflow_type", type);
+        req_str(&rq, "task_queue", queue);
+        req_str(&rq, "signal_name", signal);
+        r = req_json(&rq, "input", input, "input_json", error);
+        if (r >= 0)
+                r = req_json(&rq, "signal_input", signal_input, "signal_input_json", error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "SignalWithStart", &rq, reply_start, id, error);
+}
+
 /* Methods that name a workflow (id, run_id) and a string and a JSON payload. */
 static int method_targeted(sd_bus_message *msg,
                            ApiBus *b,
@@ -735,6 +758,13 @@ static const sd_bus_vtable manager_vtable[] = {
                 SD_BUS_RESULT("s", run_id, "o", workflow),
                 method_start_workflow,
                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SignalWithStart",
+                                SD_BUS_ARGS("s", workflow_id, "s", workflow_type, "s", task_queue,
+                                            "s", input_json, "s", signal_name, "s",
+                                            signal_input_json),
+                                SD_BUS_RESULT("s", run_id, "o", workflow),
+                                method_signal_with_start,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS(
                 "SignalWorkflow",
                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", signal_name, "s", input_json),

@@ -292,6 +292,38 @@ TEST(manager_and_workflow_objects) {
         teardown();
 }
 
+/* SignalWithStart: the first call starts the run with the signal in its history before the first
+ * task; the second signals the same run (Temporal's UseExisting); a bad JSON is a named error. */
+TEST(signal_with_start) {
+        TestRun r = {};
+        char run_id[37], again[37];
+
+        setup();
+        MANAGER_CALL(&r, "SignalWithStart", "ssssss", "sws-1", "Idle", "nobody-polls", "{\"n\": 1}",
+                     "go", "[1]");
+        reply_run_id(r.out, run_id);
+        test_run_free(&r);
+        MANAGER_CALL(&r, "SignalWithStart", "ssssss", "sws-1", "Idle", "nobody-polls", "", "go",
+                     "[2]");
+        reply_run_id(r.out, again);
+        ASSERT_STREQ(again, run_id);
+        test_run_free(&r);
+        MANAGER_CALL(&r, "GetHistory", "ss", "sws-1", "");
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionSignaled");
+        ASSERT_STR_CONTAINS(r.out, "[2]");
+        test_run_free(&r);
+        ASSERT_NE(DBUS_SEND(&r, false, "SignalWithStart", "string:sws-2", "string:Idle",
+                            "string:q", "string:", "string:go", "string:{bad"),
+                  0);
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: argument signal_input_json");
+        test_run_free(&r);
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "DescribeWorkflow", "ss", "sws-2", ""),
+                  0);
+        test_run_free(&r);
+        teardown();
+}
+
 TEST(named_errors_change_nothing) {
         TestRun r = {};
 
