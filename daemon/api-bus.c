@@ -574,6 +574,27 @@ static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error 
         return method_simple(msg, userdata, "GetHistory", false, reply_history, error);
 }
 
+/* Asynchronous activity completion (libdurable(3), DUR_ASYNC): completes the running attempt of
+ * an activity, named by workflow id, run id ("" = latest) and activity id, with a JSON result. */
+static int method_complete_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *activity_id, *result;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssss", &id, &run_id, &activity_id, &result);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "activity_id", activity_id);
+        r = req_json(&rq, "result", result, "result_json", error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "CompleteActivityTask", &rq, reply_empty, NULL,
+                               error);
+}
+
 /* One entry of ListWorkflows' filter: a string (Status, WorkflowType, TaskQueue, WorkflowId) or
  * the uint32 Limit. */
 static int read_filter_entry(sd_bus_message *msg, BusRequest *rq, sd_bus_error *error) {
@@ -801,6 +822,12 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id),
                                 SD_BUS_RESULT("s", resolved_run_id, "s", events_json),
                                 method_get_history,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CompleteActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id, "s",
+                                            result_json),
+                                SD_BUS_NO_RESULT,
+                                method_complete_activity,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("WorkflowStarted",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", workflow_type),

@@ -324,6 +324,45 @@ TEST(signal_with_start) {
         teardown();
 }
 
+/* CompleteActivity: an activity that completes later (DUR_ASYNC) is completed over D-Bus by
+ * workflow id and activity id; a second completion finds no attempt running (NotFound). */
+TEST(complete_activity) {
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_free_ char *fifo = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        dur_outcome o = {};
+        dur_client *c;
+        json_t *out;
+        char input[512], line[256];
+        TestRun r = {};
+
+        setup();
+        fd = fifo_make(&daemon_, "async.fifo", &fifo);
+        test_worker_spawn(&worker, NULL, NULL);
+        c = client_connect();
+        (void) snprintf(input, sizeof(input),
+                        "{\"activity\": \"async\", \"input\": {\"started_fifo\": \"%s\"}, "
+                        "\"start_to_close_ms\": 600000}",
+                        fifo);
+        start_json(c, "ActivityWorkflow", "bus-async", NULL, input, 0);
+        fifo_read_line(fd, line, sizeof(line)); /* "token ...": the attempt runs */
+        MANAGER_CALL(&r, "CompleteActivity", "ssss", "bus-async", "", "1", "{\"by\": \"bus\"}");
+        test_run_free(&r);
+        ASSERT_EQ(wait_outcome(c, "bus-async", &o), 0);
+        out = outcome_result(&o);
+        ASSERT_STREQ(json_str(json_object_get(out, "result"), "by"), "bus");
+        json_decref(out);
+        dur_outcome_done(&o);
+        ASSERT_NE(DBUS_SEND(&r, false, "CompleteActivity", "string:bus-async", "string:",
+                            "string:1", "string:"),
+                  0);
+        ASSERT_STR_CONTAINS(r.err, "org.durabled1.Error.NotFound");
+        test_run_free(&r);
+        dur_client_free(c);
+        test_process_kill(&worker, SIGTERM);
+        teardown();
+}
+
 TEST(named_errors_change_nothing) {
         TestRun r = {};
 
