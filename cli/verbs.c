@@ -626,45 +626,6 @@ static int follow_print(const Ctx *ctx,
         return 0;
 }
 
-/* history --follow: the events so far, then each new one as the run appends it, until it
- * closes. Each GetHistory is a long poll (wait=true) for the event after the last one shown. */
-static int history_follow(const Ctx *ctx, const Args *a) {
-        _cleanup_free_ char *run_id = NULL;
-        uint64_t last_id = 0;
-        bool closed = false;
-        int r = 0;
-
-        if (!ctx->json && output_legend())
-                printf("%-4s  %-27s  %-32s  %s\n", "ID", "TIME", "TYPE", "DETAILS");
-        while (!closed) {
-                _cleanup_(answer_done) Answer answer = {};
-                const msgpack_object *events, *rid;
-
-                r = CTL_CALL(
-                        ctx->client, "GetHistory", &answer, FIELD_STR("workflow_id", a->pos[0]),
-                        FIELD_STR("run_id", run_id ? run_id : a->run_id),
-                        FIELD_UINT("from_event_id", last_id + 1), FIELD_BOOL("wait", last_id > 0));
-                if (r < 0)
-                        return r;
-                rid = msg_get(answer.map, "run_id");
-                if (!run_id && rid && rid->type == MSGPACK_OBJECT_STR) {
-                        /* Stay on this run even if another one of the id starts meanwhile. */
-                        run_id = strndup(rid->via.str.ptr, rid->via.str.size);
-                        if (!run_id)
-                                return ctl_error_errno(ENOMEM, "Out of memory");
-                }
-                events = msg_get(answer.map, "events");
-                if (!events || events->type != MSGPACK_OBJECT_ARRAY)
-                        return ctl_error_errno(EPROTO,
-                                               "durabled's answer to GetHistory has no events");
-                if (events->via.array.size == 0 && last_id > 0)
-                        break; /* the wait ended with the run closed and nothing new */
-                r = follow_print(ctx, &answer, events, &last_id, &closed);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
 
 /* ---- watch ------------------------------------------------------------------------------------ */
 
@@ -740,15 +701,15 @@ static void progress_draw(const char *text, bool *shown) {
         (void) fflush(stdout);
 }
 
-/* watch: the run's events as they are appended, with a progress line of its pending activities
- * on a terminal, until it closes; then its outcome, and the exit status of `result`. */
-int verb_watch(const Ctx *ctx, const Args *a) {
+/* The run's events so far, then each new one as the run appends it, until it closes (a long poll
+ * on GetHistory, no polling interval): history --follow, and watch, which with @live also keeps
+ * a progress line of the pending activities at the bottom of the terminal. The run id followed
+ * is returned in *@ret_run_id (malloc'd; NULL if not wanted). */
+static int follow_run(const Ctx *ctx, const Args *a, bool live, char **ret_run_id) {
         _cleanup_free_ char *run_id = NULL;
-        _cleanup_(answer_done) Answer result = {};
-        bool live = !ctx->json && isatty(STDOUT_FILENO), shown = false, closed = false;
+        bool shown = false, closed = false;
         uint64_t last_id = 0;
         char progress[512];
-        WorkflowInfo w;
         int r = 0;
 
         if (!ctx->json && output_legend())
@@ -795,6 +756,22 @@ int verb_watch(const Ctx *ctx, const Args *a) {
                 }
         }
         progress_erase(&shown);
+        if (ret_run_id)
+                *ret_run_id = TAKE_PTR(run_id);
+        return 0;
+}
+
+/* watch: follow_run() with a progress line on a terminal, then the run's outcome, with the exit
+ * status of `result`. */
+int verb_watch(const Ctx *ctx, const Args *a) {
+        _cleanup_free_ char *run_id = NULL;
+        _cleanup_(answer_done) Answer result = {};
+        WorkflowInfo w;
+        int r;
+
+        r = follow_run(ctx, a, !ctx->json && isatty(STDOUT_FILENO), &run_id);
+        if (r < 0)
+                return r;
         r = get_result(ctx, a->pos[0], run_id, false, 0, &result, &w);
         if (r < 0)
                 return r;
@@ -811,7 +788,7 @@ int verb_history(const Ctx *ctx, const Args *a) {
         int r;
 
         if (a->follow)
-                return history_follow(ctx, a);
+                return follow_run(ctx, a, false, NULL);
         r = CTL_CALL(ctx->client, "GetHistory", &answer, FIELD_STR("workflow_id", a->pos[0]),
                      FIELD_STR("run_id", a->run_id));
         if (r < 0)
