@@ -452,7 +452,7 @@ static int parse_literal(Parser *p, Lit *ret) {
                             "expected a value ('string', number, true or false), found %s",
                             tok_describe(p, b, sizeof(b)));
         *ret = l;
-        return lex(p);
+        return 0;
 }
 
 static int node_add_value(Parser *p, Node *n) {
@@ -468,8 +468,8 @@ static int node_add_value(Parser *p, Node *n) {
         r = parse_literal(p, &v[n->n_vals]);
         if (r < 0)
                 return r;
-        n->n_vals++;
-        return 0;
+        n->n_vals++; /* the node owns it now, whatever the next token is */
+        return lex(p);
 }
 
 static int parse_in_list(Parser *p, Node *n) {
