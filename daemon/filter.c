@@ -617,8 +617,9 @@ static int node_join(NodeKind kind, Node **acc, Node *right) {
 }
 
 static int parse_term(Parser *p, Node **ret) {
-        _cleanup_(node_freep) Node *acc = NULL;
-        Node *right = NULL;
+        /* right too: a parenthesised factor is handed over before the token after it is read,
+         * and that read may fail (fuzz-filter). */
+        _cleanup_(node_freep) Node *acc = NULL, *right = NULL;
         int r;
 
         r = parse_factor(p, &acc);
@@ -636,8 +637,9 @@ static int parse_term(Parser *p, Node **ret) {
 }
 
 static int parse_expr(Parser *p, Node **ret) {
-        _cleanup_(node_freep) Node *acc = NULL;
-        Node *right = NULL;
+        /* right too: a parenthesised factor is handed over before the token after it is read,
+         * and that read may fail (fuzz-filter). */
+        _cleanup_(node_freep) Node *acc = NULL, *right = NULL;
         int r;
 
         r = parse_term(p, &acc);
