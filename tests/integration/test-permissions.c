@@ -3,7 +3,7 @@
  * others are exactly "not found", and its worker receives only tasks of its own workflows, while
  * tasks of other users' workflows ahead of them in the same queue wait for their own workers.
  * Activity units (durabled.activity(5)) are listed for anyone, reloaded only by administrators,
- * and run only in administrators' runs. */
+ * and run only in administrators' runs. A task token works only for its run's owner. */
 
 #include <grp.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/integration/orders-util.h"
+#include "tests/integration/worker-util.h"
 
 #define NOBODY 65534
 
@@ -159,6 +159,93 @@ TEST(another_user_sees_and_polls_only_its_own_workflows) {
         dur_client_free(c);
         test_daemon_free(&d);
         (void) test_rm_rf(units);
+}
+
+/* A task token names the run and the attempt, so it can be guessed: another user's use of it, or
+ * of the workflow and activity ids, is "not found", exactly as a stale token, and changes
+ * nothing; the owner's token still works afterwards. */
+/* @op with the task token @token; returns dur_client_call()'s value. */
+static int token_op(dur_client *c, const char *op, const char *token, size_t size) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        dur_buf req, *answer = NULL;
+        int r;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        (void) msgpack_pack_map(&pk, 2);
+        (void) msgpack_pack_str_with_body(&pk, "op", 2);
+        (void) msgpack_pack_str_with_body(&pk, op, strlen(op));
+        (void) msgpack_pack_str_with_body(&pk, "task_token", 10);
+        (void) msgpack_pack_bin_with_body(&pk, token, size);
+        req = (dur_buf){ .data = sb.data, .size = sb.size };
+        r = dur_client_call(c, &req, &answer);
+        dur_buf_free(answer);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
+static int tokens_as_nobody(const char *socket_path, const char *token, size_t size) {
+        dur_client *c = NULL;
+        int r;
+
+        if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+                return 1;
+        if (dur_client_connect(&c, socket_path) < 0)
+                return 2;
+        r = token_op(c, "CompleteActivityTask", token, size);
+        if (r >= 0 || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 3;
+        r = token_op(c, "HeartbeatActivity", token, size);
+        if (r >= 0 || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 4;
+        r = dur_client_complete_activity(
+                c, &(dur_activity_ref){ .workflow_id = "root-tok", .activity_id = "a1" }, NULL);
+        if (r != -ENOENT || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 5;
+        dur_client_free(c);
+        return 0;
+}
+
+TEST(task_tokens_belong_to_the_runs_owner) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *wtok = NULL, *atok = NULL;
+        size_t wn, an;
+        json_t *events;
+        dur_client *c;
+        int status;
+        pid_t pid;
+
+        if (getuid() != 0)
+                SKIP("needs root, to act as another user");
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--system") });
+        ASSERT_OK_ERRNO(chmod(d.dir, 0755));
+        c = client_connect();
+        start_json(c, "T", "root-tok", "q-tok", NULL, 0);
+        raw_poll_workflow_task(c, "q-tok", &wtok, &wn);
+        ASSERT_OK(raw_complete_workflow_task(
+                c, wtok, wn,
+                "[{\"command_type\": \"ScheduleActivityTask\", \"attributes\": "
+                "{\"activity_id\": \"a1\", \"activity_type\": \"A\", \"task_queue\": "
+                "\"q-tok\", \"start_to_close_usec\": 600000000}}]"));
+        raw_poll_activity_task(c, "q-tok", &atok, &an);
+
+        pid = ASSERT_OK_ERRNO(fork());
+        if (pid == 0)
+                _exit(tokens_as_nobody(d.socket_path, atok, an));
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+
+        /* Nothing changed: the owner completes the attempt with the same token. */
+        ASSERT_DUR_OK(c, dur_client_complete_activity(
+                                 c, &(dur_activity_ref){ .task_token = atok, .task_token_size = an },
+                                 NULL));
+        events = history_get(c, "root-tok");
+        ASSERT_NOT_NULL(history_next(events, "ActivityTaskCompleted", 0, NULL));
+        ASSERT_EQ(history_count(events, "ActivityTaskCompleted"), 1u);
+        json_decref(events);
+        dur_client_free(c);
 }
 
 DEFINE_TEST_MAIN();

@@ -168,7 +168,8 @@ static void pack_str(msgpack_packer *pk, const char *s) {
         ASSERT_OK(msgpack_pack_str_body(pk, s, strlen(s)));
 }
 
-void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size) {
+static void raw_poll(dur_client *c, const char *op, const char *queue, char **ret_token,
+                     size_t *ret_size) {
         uint64_t deadline = mono_usec() + test_timeout_usec();
 
         for (;;) {
@@ -177,9 +178,9 @@ void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, 
                 msgpack_unpacked u;
 
                 if (mono_usec() >= deadline)
-                        test_fail(__FILE__, __LINE__, "no workflow task on '%s' in time", queue);
+                        test_fail(__FILE__, __LINE__, "no task of %s on '%s' in time", op, queue);
                 /* A long poll: the daemon answers when a task comes (or after 5 s with nil). */
-                req = ASSERT_NOT_NULL(dur_args("{s:s, s:s, s:s, s:U}", "op", "PollWorkflowTask",
+                req = ASSERT_NOT_NULL(dur_args("{s:s, s:s, s:s, s:U}", "op", op,
                                                "task_queue", queue, "identity", "raw-worker",
                                                "timeout_usec", (uint64_t) 5 * TEST_USEC_PER_SEC));
                 ASSERT_DUR_OK(c, dur_client_call(c, req, &answer));
@@ -206,6 +207,14 @@ void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, 
                 msgpack_unpacked_destroy(&u);
                 dur_buf_free(answer);
         }
+}
+
+void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size) {
+        raw_poll(c, "PollWorkflowTask", queue, ret_token, ret_size);
+}
+
+void raw_poll_activity_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size) {
+        raw_poll(c, "PollActivityTask", queue, ret_token, ret_size);
 }
 
 int raw_complete_workflow_task(dur_client *c,

@@ -59,6 +59,8 @@ void fifo_read_line(int fd, char *buf, size_t size);
  * @queue for a workflow task (waiting for one, bounded by the harness timeout) and returns its
  * task token (malloc'd bytes in *ret_token, *ret_size). */
 void raw_poll_workflow_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size);
+/* The same for an activity task: its attempt is started, the token is the attempt's. */
+void raw_poll_activity_task(dur_client *c, const char *queue, char **ret_token, size_t *ret_size);
 /* CompleteWorkflowTask with @token and the commands @commands_json (a JSON array); returns
  * dur_client_call()'s value. */
 int raw_complete_workflow_task(dur_client *c,
