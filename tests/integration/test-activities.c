@@ -393,6 +393,30 @@ static void start_async(Fixture *f, const char *id, int fd, const char *fifo, un
         (void) snprintf(token, size, "%s", line + 6);
 }
 
+/* CompleteActivityTask naming the attempt twice, by task token (a bin, which JSON cannot carry)
+ * and by ids; returns dur_client_call()'s value. */
+static int complete_by_token_and_ids(dur_client *c, const char *token, const char *workflow_id,
+                                     const char *activity_id) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        dur_buf req, *answer = NULL;
+        int r;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ASSERT_OK(dur_pack(&pk, "{s:s, s:s, s:s}", "op", "CompleteActivityTask", "workflow_id",
+                           workflow_id, "activity_id", activity_id));
+        ASSERT_EQ((unsigned char) sb.data[0], 0x83); /* fixmap of 3: one pair more */
+        sb.data[0] = (char) 0x84;
+        ASSERT_OK(msgpack_pack_str_with_body(&pk, "task_token", 10));
+        ASSERT_OK(msgpack_pack_bin_with_body(&pk, token, strlen(token)));
+        req = (dur_buf){ .data = sb.data, .size = sb.size };
+        r = dur_client_call(c, &req, &answer);
+        dur_buf_free(answer);
+        msgpack_sbuffer_destroy(&sb);
+        return r;
+}
+
 /* Asynchronous completion (Temporal's): an activity returns DUR_ASYNC and stays running until
  * someone completes it with its task token (libdurable) or by workflow and activity id
  * (durablectl), heartbeats it, or fails it. */
@@ -490,6 +514,28 @@ TEST(async_completion) {
         ASSERT_EQ(wait_outcome(f.client, "async-fail", &o), DUR_FAILED);
         ASSERT_STR_CONTAINS(dur_failure_message(o.failure), "the operator said no");
         dur_outcome_done(&o);
+
+        /* Neither a token nor the ids, or both: invalid_argument, and nothing written. */
+        start_async(&f, "async-bad", fd, fifo, 1, token, sizeof(token));
+        ASSERT_EQ(dur_client_complete_activity(f.client,
+                                               &(dur_activity_ref){ .workflow_id = "async-bad" },
+                                               NULL),
+                  -EINVAL); /* refused by libdurable before sending */
+        request = json_pack("{s:s}", "op", "CompleteActivityTask");
+        ASSERT_NULL(call_json(f.client, request, &error));
+        json_decref(request);
+        ASSERT_STREQ(dur_client_error_code(f.client), "invalid_argument");
+        ASSERT_STR_CONTAINS(dur_client_error_message(f.client), "activity_id");
+        ASSERT_EQ(complete_by_token_and_ids(f.client, token, "async-bad", "1"), -EINVAL);
+        ASSERT_STREQ(dur_client_error_code(f.client), "invalid_argument");
+        ASSERT_STR_CONTAINS(dur_client_error_message(f.client), "not both");
+        request = json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "async-bad");
+        describe = ASSERT_NOT_NULL(call_json(f.client, request, &error));
+        json_decref(request);
+        pending = json_array_get(json_object_get(describe, "pending_activities"), 0);
+        ASSERT_STREQ(json_str(pending, "state"), "Started"); /* still running */
+        json_decref(describe);
+        ASSERT_DUR_OK(f.client, dur_client_terminate(f.client, "async-bad", NULL, "done"));
 
         /* Usage errors are found before connecting: exit status 2. */
         ASSERT_EQ(test_run(&r, STRV(test_bin("DURABLECTL_BIN"), "activity", "complete", "x"),
