@@ -8,7 +8,8 @@ Usage:
 
 The man pages used to be hand-written roff; they are scdoc sources now, and this script carries
 edits made to a roff page (on a branch that still had them) into its .scd file without hand
-polishing: run it on the roff page and commit its output. It reads the subset of man(7) our pages
+polishing: run it on the roff page and commit its output. During a merge of such a branch,
+tools/roff2scd-merge.sh BRANCH does it for every page, keeping what others changed meanwhile. It reads the subset of man(7) our pages
 use: .TH .SH .SS .PP/.P/.LP .TP/.TQ .IP (bullets, plain, tagged) .RS/.RE .br .nf/.fi .EX/.EE
 .SY/.YS .UR/.UE, the font macros .B .I .BR .RB .BI .IB .IR .RI, the escapes \\f[BIRP] \\- \\e \\\\
 \\& \\% \\c \\(xx \\[xx] \\(space) \\~, comments, and .nh .ad .nr .in (which scdoc's own output
