@@ -133,6 +133,10 @@ int history_start_activity_task(Manager *m,
                                 const char *identity,
                                 msgpack_packer *pk);
 
+/* The operations that take a task token: a token is a capability, but a guessable one (it names
+ * the run and the attempt), so only the run's owner (m->actor_uid) or an administrator
+ * (m->actor_admin, or the daemon itself) may use it; another user's token is "not found" with
+ * the very message of a stale one (DESIGN.md §10). A malformed token is -EINVAL. */
 int history_complete_workflow_task(Manager *m,
                                    const MsgBin *token,
                                    const msgpack_object *commands,
@@ -146,9 +150,6 @@ int history_fail_workflow_task(Manager *m,
                                ApiError *e);
 
 int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e);
-/* The uid of the run a task token (kind 'W' or 'A') belongs to: -EINVAL for a malformed token,
- * -ENOENT when its run is gone. */
-int history_token_uid(Manager *m, const MsgBin *token, char kind, uint32_t *ret_uid);
 /* The task token of the running attempt of activity @activity_id of @run, for completing it by
  * id (asynchronous completion): -ENOENT, with the reason in @e, when there is no such activity or
  * no attempt of it runs. */

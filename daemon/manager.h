@@ -100,6 +100,7 @@ struct Manager {
         uint64_t started_usec; /* when this daemon started: earlier times were missed while down */
 
         uint32_t actor_uid; /* uid recorded in the events the current operation appends */
+        bool actor_admin;   /* the current request's caller administers everything (run_op) */
         uid_t daemon_uid;
         gid_t admin_gid; /* members of this group administer everything; (gid_t)-1 = none */
         bool deadlines_changed;
