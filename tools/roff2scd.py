@@ -73,38 +73,29 @@ class Font:
 def split_args(s):
         """Splits a macro's arguments as roff does: by spaces, "quoted" ones keep theirs."""
         args = []
-        i = 0
-        n = len(s)
+        i, n = 0, len(s)
         while True:
                 while i < n and s[i] == ' ':
                         i += 1
                 if i >= n:
                         return args
+                quoted = s[i] == '"'
+                i += quoted
                 a = []
-                if s[i] == '"':
-                        i += 1
-                        while i < n:
-                                if s[i] == '"':
-                                        if i + 1 < n and s[i + 1] == '"':
-                                                a.append('"')
-                                                i += 2
-                                                continue
-                                        i += 1
-                                        break
-                                if s[i] == '\\' and i + 1 < n:
-                                        a.append(s[i:i + 2])
+                while i < n:
+                        c = s[i]
+                        if quoted and c == '"':
+                                if s[i + 1:i + 2] == '"':  # "" in a quoted argument is a "
+                                        a.append('"')
                                         i += 2
                                         continue
-                                a.append(s[i])
                                 i += 1
-                else:
-                        while i < n and s[i] != ' ':
-                                if s[i] == '\\' and i + 1 < n:
-                                        a.append(s[i:i + 2])
-                                        i += 2
-                                        continue
-                                a.append(s[i])
-                                i += 1
+                                break
+                        if not quoted and c == ' ':
+                                break
+                        step = 2 if c == '\\' and i + 1 < n else 1
+                        a.append(s[i:i + step])
+                        i += step
                 args.append(''.join(a))
 
 
