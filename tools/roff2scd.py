@@ -9,12 +9,13 @@ Usage:
 The man pages used to be hand-written roff; they are scdoc sources now, and this script carries
 edits made to a roff page (on a branch that still had them) into its .scd file without hand
 polishing: run it on the roff page and commit its output. During a merge of such a branch,
-tools/roff2scd-merge.sh BRANCH does it for every page, keeping what others changed meanwhile. It reads the subset of man(7) our pages
-use: .TH .SH .SS .PP/.P/.LP .TP/.TQ .IP (bullets, plain, tagged) .RS/.RE .br .nf/.fi .EX/.EE
-.SY/.YS .UR/.UE, the font macros .B .I .BR .RB .BI .IB .IR .RI, the escapes \\f[BIRP] \\- \\e \\\\
-\\& \\% \\c \\(xx \\[xx] \\(space) \\~, comments, and .nh .ad .nr .in (which scdoc's own output
-makes unnecessary). Anything else (tbl tables among it) is an error naming the line, so that
-nothing is dropped silently.
+tools/roff2scd-merge.sh BRANCH does it for every page, keeping what others changed meanwhile.
+
+It reads the subset of man(7) our pages use: .TH .SH .SS .PP/.P/.LP .TP/.TQ .IP (bullets, plain,
+tagged) .RS/.RE .br .nf/.fi .EX/.EE .SY/.YS .UR/.UE, the font macros .B .I .BR .RB .BI .IB .IR
+.RI, the escapes \\f[BIRP] \\- \\e \\\\ \\& \\% \\c \\(xx \\[xx] \\(space) \\~, comments, and
+.nh .ad .nr .in (which scdoc's own output makes unnecessary). Anything else (tbl tables among it)
+is an error naming the line, so that nothing is dropped silently.
 
 How roff maps onto scdoc: a section is '#', a subsection '##'; a paragraph is a block of text
 lines; .RS and the bodies of .TP and .IP are tab-indented (scdoc indents by 4 per tab); a .TP tag
@@ -25,7 +26,8 @@ are wrapped at 100 columns (a tab counts 8), and a sentence that ended a roff li
 scdoc passes text through to roff almost as is, so the writer escapes what scdoc or roff would
 otherwise read as markup: '*' and '\\' always, '_' where scdoc's rule would read it as
 underlining, the first character of a line that scdoc would read as a heading, list, table,
-literal block or comment, and it never begins a line with "'" (a roff control character).
+literal block or comment; and no line begins with "'" or '.', which scdoc would pass to roff as
+a control line (or drop).
 """
 
 import re
@@ -123,7 +125,7 @@ class Converter:
         # ---- inline text ----
 
         def inline(self, s, pieces):
-                """Appends the (font, text) pieces of roff text @s; returns True if it ends in \\c."""
+                """Appends the (font, text) pieces of roff text @s; True if it ends in \\c."""
                 out = []
 
                 def flush():
@@ -201,7 +203,7 @@ class Converter:
                 return ''.join(t for _, t in pieces)
 
         def font_macro(self, macro, rest):
-                """The pieces of .B, .BR, ... : fonts alternate between arguments, without spaces."""
+                """The pieces of .B, .BR, ...: fonts alternate between arguments, no spaces."""
                 args = split_args(rest)
                 if not args:
                         self.fail(f'.{macro} without arguments is not supported')

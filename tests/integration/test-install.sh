@@ -46,7 +46,8 @@ if [ "$MAN" = true ]; then
                 grep -q '^\.TH ' "$f" || fail "the installed $p is not roff"
         done
 else
-        find "$dir/root" -path '*/share/man/*' | grep -q . && fail "man pages installed with -Dman=false"
+        find "$dir/root" -path '*/share/man/*' | grep -q . &&
+                fail "man pages installed with -Dman=false"
 fi
 grep -q '^SystemdService=durabled.service$' "$(find "$dir/root" -path '*/system-services/org.durabled1.service')" ||
         fail "the D-Bus activation file does not start durabled.service"

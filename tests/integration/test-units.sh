@@ -120,7 +120,8 @@ fi
 pages=()
 while read -r p; do
         pages+=("$p")
-        [ -f "$srcdir/man/$p.scd" ] || fail "man/$p.scd (the source of $p in man/meson.build) is missing"
+        [ -f "$srcdir/man/$p.scd" ] ||
+                fail "man/$p.scd (the source of $p in man/meson.build) is missing"
 done < <(sed -nE "s/^[[:space:]]*'([^']+\.[1-8])',?[[:space:]]*$/\1/p" "$srcdir/man/meson.build")
 if [ ${#pages[@]} -eq 0 ]; then
         fail "no pages found in man/meson.build"
@@ -133,7 +134,7 @@ for p in "$srcdir"/man/*.scd; do
 done
 for p in "$srcdir"/man/*.[1-8]; do
         [ -e "$p" ] || continue
-        fail "man/$(basename "$p") is roff: convert it with tools/roff2scd.py $p >$p.scd and remove it"
+        fail "man/$(basename "$p") is roff: convert it (tools/roff2scd.py $p >$p.scd) and remove it"
 done
 checked=$((checked + 1))
 
