@@ -4,8 +4,8 @@
 # records with the native journal protocol, and a record about a workflow carries WORKFLOW_ID,
 # RUN_ID and WORKFLOW_TYPE (and ACTIVITY_ID when it is about an activity), so that
 # `journalctl WORKFLOW_ID=...` shows that workflow's story. The level is --log-level=, else
-# $DURABLED_LOG_LEVEL, else $SYSTEMD_LOG_LEVEL. The journal is journal-sink.py, bound at the real path
-# /run/systemd/journal/socket inside a private mount namespace (a tmpfs over /run), so the host
+# $DURABLED_LOG_LEVEL, else $SYSTEMD_LOG_LEVEL. The journal is journal-sink.py, bound at the real
+# path /run/systemd/journal/socket inside a private mount namespace (a tmpfs over /run), so the host
 # is untouched. Skips (77) where a mount namespace cannot be made.
 # $1 durabled, $2 durablectl, $3 journal-sink.py, $4 orders-worker.
 set -u
@@ -26,7 +26,12 @@ mount -t tmpfs tmpfs /run || { echo "cannot mount a tmpfs on /run"; exit 77; }
 mkdir -p /run/systemd/journal
 dir=$(mktemp -d)
 pids=
-trap 'kill -KILL $pids 2>/dev/null; rm -rf "$dir"' EXIT
+cg=
+# The daemon's cgroup, for process activities, is removed with what the daemon made below it.
+trap 'kill -KILL $pids 2>/dev/null
+      [ -z "$cg" ] || { echo 1 >"$cg/cgroup.kill"; find "$cg" -depth -type d -exec rmdir {} +; }
+      rm -rf "$dir"' EXIT
+launch=()
 
 # life NAME DURABLED-ARGS...: one life of the daemon (in the environment the caller gives it,
 # state kept from one life to the next) whose journal records go to $dir/NAME.journal, a
@@ -44,8 +49,8 @@ life_start() {
         read -r -t 30 event <&3 && [ "$event" = bound ] || fail "the journal stand-in did not start"
         : >"$dir/$name.stderr"
         NOTIFY_SOCKET=$dir/notify.sock JOURNAL_STREAM=$(stat -c %d:%i "$dir/$name.stderr") \
-                "$DURABLED" --user --no-bus --state-dir "$dir/state" --socket "$dir/io.sock" "$@" \
-                2>>"$dir/$name.stderr" &
+                ${launch[@]+"${launch[@]}"} "$DURABLED" --user --no-bus --state-dir "$dir/state" \
+                --socket "$dir/io.sock" "$@" 2>>"$dir/$name.stderr" &
         daemon=$!
         pids="$pids $daemon"
         read -r -t 30 event <&3 && [ "$event" = ready ] ||
@@ -99,8 +104,10 @@ rec=$(record debug "of workflow 'order-46': ActivityTaskCompleted")
 for f in WORKFLOW_ID=order-46 WORKFLOW_TYPE=OrderWorkflow; do
         grep -qx -- "$f" <<<"$rec" || fail "the record of the end of an activity lacks $f"
 done
-grep -qE '^ACTIVITY_ID=.+$' <<<"$rec" || fail "the record of the end of an activity lacks ACTIVITY_ID"
-grep -q "running (user mode)" "$dir/debug.journal" || fail "the start-up line did not go to the journal"
+grep -qE '^ACTIVITY_ID=.+$' <<<"$rec" ||
+        fail "the record of the end of an activity lacks ACTIVITY_ID"
+grep -q "running (user mode)" "$dir/debug.journal" ||
+        fail "the start-up line did not go to the journal"
 grep -q "Started workflow" "$dir/debug.stderr" && fail "records went to stderr too"
 
 # $DURABLED_LOG_LEVEL comes before $SYSTEMD_LOG_LEVEL: no debug records.
@@ -118,4 +125,31 @@ ctl start Order --id order-45 --task-queue q
 life_stop
 [ -n "$(record option "MESSAGE=Started workflow 'order-45'")" ] ||
         fail "no debug record with --log-level=debug"
+
+# The records about the processes of a process activity (durabled.activity(5)) name the activity
+# too. The daemon needs a cgroup of its own for them: a child of ours on the cgroup2 mount.
+# mountinfo: the mount point is field 5, the file system type follows the "-".
+mnt=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5
+        break } }' \
+        /proc/self/mountinfo | head -n 1)
+own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+if [ -n "$mnt" ] && mkdir "$mnt${own%/}/test-journal-$$" 2>/dev/null; then
+        cg=$mnt${own%/}/test-journal-$$
+        mkdir "$dir/units"
+        printf '[Activity]\nExecStart=/bin/true\nStartToCloseSec=30s\n' >"$dir/units/noop.activity"
+        # shellcheck disable=SC2016
+        launch=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg")
+        export SYSTEMD_LOG_LEVEL=info DURABLED_LOG_LEVEL=
+        life_start process --activity-dir "$dir/units"
+        ctl activity execute noop --id noop-1
+        life_stop
+        rec=$(record process "attempt 1 completed")
+        [ -n "$rec" ] || fail "no record of the completed attempt of noop-1"
+        for f in WORKFLOW_ID=noop-1 WORKFLOW_TYPE=durabled.StandaloneActivity ACTIVITY_ID=noop-1
+        do
+                grep -qx -- "$f" <<<"$rec" || fail "the record of noop-1's attempt lacks $f"
+        done
+else
+        echo "skip: no cgroup2 mount where a child cgroup can be made: process activities untried"
+fi
 echo ok
