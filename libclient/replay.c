@@ -114,6 +114,7 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         memcpy(c->id, tmpl->id, sizeof(c->id));
         c->scheduled_event_id = tmpl->scheduled_event_id;
         c->future = tmpl->future;
+        c->change_version = tmpl->change_version;
         if (tmpl->activity_type || tmpl->workflow_id) {
                 c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
                 c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
@@ -180,6 +181,10 @@ static void describe_command(const Command *c, char *buf, size_t n) {
                 break;
         case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
                 (void) snprintf(buf, n, "%s(workflow_id=%.100s)", name, c->workflow_id);
+                break;
+        case COMMAND_RECORD_MARKER:
+                (void) snprintf(buf, n, "%s(marker_name=%.60s, marker_id=%.100s)", name,
+                                c->activity_type, c->workflow_id);
                 break;
         default:
                 (void) snprintf(buf, n, "%s", name);
@@ -261,6 +266,12 @@ static void describe_event(const Event *e, char *buf, size_t n) {
                 na = attr_strn(e, "workflow_id", &a);
                 (void) snprintf(buf, n, "%s(workflow_id=%.*s)", name, MIN(na, 100), a);
                 break;
+        case EVENT_MARKER_RECORDED:
+                na = attr_strn(e, "marker_name", &a);
+                nb = attr_strn(e, "marker_id", &b);
+                (void) snprintf(buf, n, "%s(marker_name=%.*s, marker_id=%.*s)", name, MIN(na, 60),
+                                a, MIN(nb, 100), b);
+                break;
         case EVENT_ACTIVITY_TASK_CANCEL_REQUESTED:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 (void) snprintf(buf, n, "%s(scheduled_event_id=%llu)", name,
@@ -310,6 +321,7 @@ dur_future *run_new_future(Run *r, FutureKind kind) {
         f->run = r;
         f->kind = kind;
         f->value.type = MSGPACK_OBJECT_NIL;
+        f->detached = r->current && r->current->detached > 0;
         LIST_PREPEND(futures, r->pending, f);
         return f;
 }
@@ -331,6 +343,7 @@ void run_forget_future(Run *r, dur_future *f) {
                 LIST_REMOVE(futures, r->pending, f);
         failure_free(f->failure);
         free(f->child_workflow_id);
+        free(f->name);
         free(f);
 }
 
@@ -341,6 +354,7 @@ static void futures_free(dur_future **head) {
                 LIST_REMOVE(futures, *head, f);
                 failure_free(f->failure);
                 free(f->child_workflow_id);
+                free(f->name);
                 free(f);
         }
 }
@@ -380,11 +394,20 @@ int run_cancel_future(Run *r, dur_future *f) {
                 /* Issued by this execution point and not sent: it never happened. */
                 command_free(r, f->command);
                 f->command = NULL;
+        } else if (f->kind == FUTURE_ACTIVITY && f->cancel_type == DUR_ACTIVITY_CANCEL_ABANDON) {
+                /* No request: the activity runs on and its outcome is dropped. */
         } else if (f->kind == FUTURE_ACTIVITY) {
+                if (f->cancel_sent)
+                        return 0;
                 tmpl.type = COMMAND_REQUEST_CANCEL_ACTIVITY_TASK;
                 tmpl.scheduled_event_id = f->scheduled_event_id;
                 k = run_add_simple_command(r, &tmpl, "scheduled_event_id", NULL,
                                            f->scheduled_event_id);
+                if (k >= 0 && f->cancel_type == DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED) {
+                        /* It resolves with what the activity reports (on_activity_closed()). */
+                        f->cancel_sent = true;
+                        return 0;
+                }
         } else {
                 tmpl.type = COMMAND_CANCEL_TIMER;
                 memcpy(tmpl.id, f->id, sizeof(tmpl.id));
@@ -496,6 +519,7 @@ int run_spawn(Run *r, int (*fn)(dur_wf *wf, void *arg), void *arg) {
                 return k;
         rt->go_fn = fn;
         rt->go_arg = arg;
+        rt->detached = r->current->detached > 0;
         return 0;
 }
 
@@ -512,9 +536,10 @@ int run_block(Run *r, routine_ready_fn ready, void *userdata) {
         if (!rt || r->in_query || coro_current() != rt->coro)
                 return -EDEADLK;
         for (;;) {
-                /* The cancel request reaches each routine once, at its next wait: after that,
-                 * compensation code may block on new activities normally. */
-                if (rt->canceled) {
+                /* The cancel request reaches each routine once, at its next wait outside
+                 * dur_detached(): after that, compensation code may block on new activities
+                 * normally. */
+                if (rt->canceled && !rt->detached) {
                         rt->canceled = false;
                         return DUR_CANCELED;
                 }
@@ -629,7 +654,7 @@ static int routine_finished(Run *r, Routine *rt) {
 /* ---- execution points ------------------------------------------------------------------------ */
 
 static bool routine_runnable(Run *r, Routine *rt) {
-        return !rt->ready || rt->canceled || rt->ready(r, rt->ready_arg);
+        return !rt->ready || (rt->canceled && !rt->detached) || rt->ready(r, rt->ready_arg);
 }
 
 static int routine_step(Run *r, Routine *rt) {
@@ -667,7 +692,8 @@ static int run_scheduler(Run *r) {
 }
 
 /* The workflow's cancel request reaches every routine that exists now and every pending
- * future, once. Routines created later (a compensation's activities) run normally. */
+ * future, once, except the futures of dur_detached() scopes. Routines created later (a
+ * compensation's activities) run normally. */
 static int run_deliver_cancel(Run *r) {
         dur_future *f, *n;
         Routine *rt;
@@ -677,6 +703,8 @@ static int run_deliver_cancel(Run *r) {
         LIST_FOREACH(routines, rt, r->routines)
                 rt->canceled = true;
         LIST_FOREACH_SAFE(futures, f, n, r->pending) {
+                if (f->detached)
+                        continue;
                 k = run_cancel_future(r, f);
                 if (k < 0)
                         return k;
@@ -694,9 +722,12 @@ static int run_execute(Run *r, const Event *e, bool replaying) {
                 k = run_deliver_cancel(r);
         if (k >= 0)
                 k = run_scheduler(r);
+        if (k >= 0 && r->error_cause)
+                k = -EPROTO; /* run_fail_task() from workflow code */
         if (k >= 0 && r->main_finished && !r->closed)
                 k = run_issue_close(r);
         r->executing = false;
+        r->n_markers = 0;
         return k;
 }
 
@@ -733,6 +764,24 @@ static int on_task_scheduled(Run *r, const Event *e) {
                 (unsigned long long) e->id, have);
 }
 
+/* An UpsertWorkflowSearchAttributes of TemporalChangeVersion alone: dur_patched()'s bookkeeping. */
+static bool is_change_version_event(const Event *e) {
+        const msgpack_object *sa = msg_get(e->attrs, "search_attributes");
+
+        return sa && sa->type == MSGPACK_OBJECT_MAP && sa->via.map.size == 1 &&
+               msg_str_eq(&sa->via.map.ptr[0].key, CHANGE_VERSION_ATTR);
+}
+
+/* Events of dur_patched() and dur_deprecate_patch() that replay may meet without a command (as
+ * Temporal's SDKs do): a patch marker whose call the code no longer makes (a deprecated patch
+ * removed, or a patched() call removed after all runs took the new branch), and the
+ * TemporalChangeVersion upsert, issued only when a patch marker is new. */
+static bool skippable_without_command(const Event *e) {
+        if (e->type == EVENT_MARKER_RECORDED)
+                return attr_str_eq(e, "marker_name", MARKER_PATCH);
+        return e->type == EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES && is_change_version_event(e);
+}
+
 static bool command_matches(const Command *c, const Event *e) {
         static const EventType event_of[_COMMAND_TYPE_MAX] = {
                 [COMMAND_SCHEDULE_ACTIVITY_TASK] = EVENT_ACTIVITY_TASK_SCHEDULED,
@@ -750,6 +799,7 @@ static bool command_matches(const Command *c, const Event *e) {
                         EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
                 [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                         EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+                [COMMAND_RECORD_MARKER] = EVENT_MARKER_RECORDED,
         };
         const msgpack_object *v;
 
@@ -771,6 +821,11 @@ static bool command_matches(const Command *c, const Event *e) {
                 v = msg_get(e->attrs, "scheduled_event_id");
                 return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                        v->via.u64 == c->scheduled_event_id;
+        case COMMAND_RECORD_MARKER:
+                return attr_str_eq(e, "marker_name", c->activity_type) &&
+                       attr_str_eq(e, "marker_id", c->workflow_id);
+        case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                return c->change_version == is_change_version_event(e);
         default:
                 return true;
         }
@@ -780,6 +835,8 @@ static int on_command_event(Run *r, const Event *e) {
         char have[256], want[256];
         Command *c = r->commands;
 
+        if ((!c || !command_matches(c, e)) && skippable_without_command(e))
+                return 0;
         if (!c || !command_matches(c, e)) {
                 describe_event(e, want, sizeof(want));
                 if (c)
@@ -941,12 +998,90 @@ static int on_signaled(Run *r, const Event *e) {
         return attr_payload(r, e, "input", rt->input);
 }
 
+/* The MarkerRecorded events of the task completed right after the batch's current event: its
+ * command events follow its WorkflowTaskCompleted, up to the next WorkflowTaskStarted. Side
+ * effects and patches read them before the commands are matched. */
+static int collect_markers(Run *r) {
+        r->n_markers = 0;
+        for (uint32_t i = r->batch_index + 2; i < r->batch->via.array.size; i++) {
+                Event m;
+                int k = event_parse(r, &r->batch->via.array.ptr[i], &m);
+
+                if (k < 0)
+                        return k;
+                if (m.type == EVENT_WORKFLOW_TASK_STARTED)
+                        break;
+                if (m.type != EVENT_MARKER_RECORDED)
+                        continue;
+                if (r->n_markers == r->markers_alloc) {
+                        size_t n = r->markers_alloc ? 2 * r->markers_alloc : 8;
+                        RunMarker *p = reallocarray(r->markers, n, sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        r->markers = p;
+                        r->markers_alloc = n;
+                }
+                r->markers[r->n_markers++] = (RunMarker){ .event_id = m.id, .attrs = m.attrs };
+        }
+        return 0;
+}
+
+const RunMarker *run_take_marker(Run *r, const char *name, const char *id) {
+        for (size_t i = 0; i < r->n_markers; i++) {
+                RunMarker *m = &r->markers[i];
+
+                if (!m->taken && msg_str_eq(msg_get(m->attrs, "marker_name"), name) &&
+                    msg_str_eq(msg_get(m->attrs, "marker_id"), id)) {
+                        m->taken = true;
+                        return m;
+                }
+        }
+        return NULL;
+}
+
+int run_marker_details(Run *r, const RunMarker *m, msgpack_object *ret) {
+        Event e = { .id = m->event_id, .type = EVENT_MARKER_RECORDED, .attrs = m->attrs };
+
+        return attr_payload(r, &e, "details", ret);
+}
+
+static bool never_ready(Run *r, void *userdata) {
+        return false;
+}
+
+int run_fail_task(Run *r, bool nondeterministic, const char *fmt, ...) {
+        Routine *rt = r->current;
+        char msg[400];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (!r->error_cause && nondeterministic)
+                (void) run_error(r, -EPROTO, CAUSE_NON_DETERMINISTIC,
+                                 "non-deterministic workflow: %s", msg);
+        else if (!r->error_cause)
+                (void) run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR, "%s", msg);
+        if (!rt || coro_current() != rt->coro)
+                return -EPROTO;
+        /* The execution point fails (run_execute()) and the run is discarded: park for good. */
+        rt->ready = never_ready;
+        rt->canceled = false;
+        for (;;)
+                coro_yield();
+}
+
 /* @next is the following event, NULL when @e ends the batch. */
 static int on_task_started(Run *r, const Event *e, const Event *next) {
         int k;
 
-        if (next)
-                return next->type == EVENT_WORKFLOW_TASK_COMPLETED ? run_execute(r, e, true) : 0;
+        if (next) {
+                if (next->type != EVENT_WORKFLOW_TASK_COMPLETED)
+                        return 0;
+                k = collect_markers(r);
+                return k < 0 ? k : run_execute(r, e, true);
+        }
         k = run_execute(r, e, false);
         if (k < 0)
                 return k;
@@ -1085,6 +1220,8 @@ int run_apply_events(Run *r,
                 /* A query sees a task in flight as not started: it is executed by its own task. */
                 if (e.type == EVENT_WORKFLOW_TASK_STARTED && !has_next && !current_task)
                         break;
+                r->batch = events;
+                r->batch_index = i;
                 k = apply_event(r, &e, has_next ? &next : NULL);
                 if (k < 0)
                         return k;
@@ -1107,8 +1244,8 @@ static int unknown_query(Run *r, const char *query_type) {
                         break;
                 len += (size_t) n;
         }
-        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s)", query_type,
-                         known);
+        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s%s%s)", query_type,
+                         known, len > 0 ? ", " : "", DUR_QUERY_STACK_TRACE);
 }
 
 static int
@@ -1160,6 +1297,8 @@ int run_query(Run *r,
         assert_return(query_type && ret_result, -EINVAL);
         r->error_cause = NULL;
         r->error_message[0] = 0;
+        if (streq(query_type, DUR_QUERY_STACK_TRACE))
+                return run_stack_trace(r, ret_result);
         for (const dur_query_def *q = r->def->queries; q && q->name; q++) {
                 if (!streq(q->name, query_type))
                         continue;
@@ -1216,6 +1355,15 @@ Run *run_free(Run *r) {
                 routine_free(r, r->routines);
         while (r->commands)
                 command_free(r, r->commands);
+        while (r->memos) {
+                RunMemo *m = r->memos;
+
+                LIST_REMOVE(memos, r->memos, m);
+                free(m->id);
+                free(m->packed);
+                free(m);
+        }
+        free(r->markers);
         futures_free(&r->pending);
         futures_free(&r->resolved);
         failure_free(r->own_failure);

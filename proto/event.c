@@ -99,6 +99,7 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_START_CHILD_WORKFLOW_EXECUTION] = "StartChildWorkflowExecution",
         [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                 "RequestCancelExternalWorkflowExecution",
+        [COMMAND_RECORD_MARKER] = "RecordMarker",
 };
 
 const char *command_type_to_string(CommandType t) {

@@ -153,7 +153,7 @@ static bool is_command_event(EventType t) {
         return t == EVENT_ACTIVITY_TASK_SCHEDULED || t == EVENT_ACTIVITY_TASK_CANCEL_REQUESTED ||
                t == EVENT_TIMER_STARTED || t == EVENT_TIMER_CANCELED ||
                t == EVENT_WORKFLOW_EXECUTION_COMPLETED || t == EVENT_WORKFLOW_EXECUTION_FAILED ||
-               t == EVENT_WORKFLOW_EXECUTION_CANCELED;
+               t == EVENT_WORKFLOW_EXECUTION_CANCELED || t == EVENT_MARKER_RECORDED;
 }
 
 static OpenActivity *find_activity(HistoryLint *l, uint64_t scheduled_id) {
@@ -388,6 +388,15 @@ int history_lint_event(HistoryLint *l,
         case EVENT_TIMER_STARTED ... EVENT_TIMER_CANCELED:
                 r = lint_timer(l, event_id, type, time, attrs);
                 break;
+        case EVENT_MARKER_RECORDED: {
+                char name[1024];
+
+                /* Replay finds side effects and patches by name (libdurable(3)). */
+                if (!attr_str(attrs, "marker_name", name, sizeof(name)) || !*name)
+                        r = problem(l, event_id, type,
+                                    "attribute \"marker_name\" is missing or not a string");
+                break;
+        }
         default:
                 r = 0;
         }

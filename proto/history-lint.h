@@ -12,7 +12,8 @@
  *     open activities;
  *   - a timer is started once per id while it is open, fired or cancelled once, and never fires
  *     before its start time plus its duration;
- *   - command events name the WorkflowTaskCompleted they came from;
+ *   - command events name the WorkflowTaskCompleted they came from; a MarkerRecorded has a
+ *     marker_name;
  *   - exactly one close event (Completed, Failed, TimedOut, Canceled, Terminated,
  *     ContinuedAsNew), nothing after it, and it matches the run's status.
  *
