@@ -229,8 +229,9 @@ static size_t count_lines(const char *path) {
         return n;
 }
 
-/* The side effect runs once: the worker that ran it is SIGKILLed (its cache is lost), the next
- * one replays the history and takes the recorded value without calling the function again. */
+/* The side effect runs once: the worker that ran it is SIGKILLed (its cache is lost), so is the
+ * daemon; the next worker replays the history and takes the recorded value without calling the
+ * function again. */
 TEST(side_effect_not_rerun_on_replay) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_(test_process_free) TestProcess worker = {};
@@ -256,7 +257,12 @@ TEST(side_effect_not_rerun_on_replay) {
         ASSERT_EQ(json_integer_value(json_object_get(ev_attr(marker, "details"), "pid")), first);
         json_decref(events);
 
+        /* The worker and then the daemon are SIGKILLed: the marker is in the store. */
         test_process_kill(&worker, SIGKILL);
+        dur_client_free(c);
+        test_daemon_kill(&d, SIGKILL);
+        test_daemon_restart(&d);
+        c = client_connect();
         worker_spawn(&worker, NULL);
         ASSERT_DUR_OK(c, dur_client_signal(c, "side-effect", NULL, "go", NULL));
         ASSERT_EQ(wait_outcome(c, "side-effect", &o), 0);
@@ -497,6 +503,69 @@ TEST(stack_trace_and_cancel_everything) {
         dur_outcome_done(&o);
         dur_client_free(c);
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
+/* RecordMarker, fed by hand: a malformed command fails the task (BadCommand), is answered
+ * invalid_argument naming the field, and records no marker; a sound one appends MarkerRecorded,
+ * which the history linter accepts. */
+TEST(record_marker_garbage) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        static const struct {
+                const char *attrs, *message;
+        } bad[] = {
+                { "{}", "marker_name" },
+                { "{\"marker_name\": 7}", "marker_name" },
+                { "{\"marker_name\": \"\"}", "must not be empty" },
+                { "{\"marker_name\": \"SideEffect\", \"marker_id\": 5}", "marker_id" },
+                { "{\"marker_name\": \"SideEffect\", \"details\": \"text\"}", "details" },
+                { "{\"marker_name\": \"core_patch\", \"deprecated\": \"yes\"}", "deprecated" },
+        };
+        const json_t *marker, *failed;
+        char id[32], commands[512];
+        json_t *events;
+        dur_client *c;
+        size_t size;
+        char *token;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                (void) snprintf(id, sizeof(id), "bad-marker-%zu", i);
+                (void) snprintf(commands, sizeof(commands),
+                                "[{\"command_type\": \"RecordMarker\", \"attributes\": %s}]",
+                                bad[i].attrs);
+                /* A queue each: the failed task is retried, and must not be polled below. */
+                start_json(c, "Raw", id, id, NULL, 0);
+                raw_poll_workflow_task(c, id, &token, &size);
+                ASSERT_ERROR(raw_complete_workflow_task(c, token, size, commands), -EINVAL);
+                ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+                ASSERT_STR_CONTAINS(dur_client_error_message(c), bad[i].message);
+                free(token);
+                events = history_get(c, id);
+                history_assert_invariants(events);
+                ASSERT_EQ(history_count(events, "MarkerRecorded"), 0u);
+                failed = history_must(events, "WorkflowTaskFailed");
+                ASSERT_STREQ(ev_str(failed, "cause"), "BadCommand");
+                json_decref(events);
+        }
+
+        start_json(c, "Raw", "good-marker", "raw", NULL, 0);
+        raw_poll_workflow_task(c, "raw", &token, &size);
+        ASSERT_DUR_OK(c, raw_complete_workflow_task(
+                                 c, token, size,
+                                 "[{\"command_type\": \"RecordMarker\", \"attributes\": "
+                                 "{\"marker_name\": \"core_patch\", \"marker_id\": \"p\", "
+                                 "\"deprecated\": true}}]"));
+        free(token);
+        events = history_get(c, "good-marker");
+        history_assert_invariants(events);
+        marker = history_must(events, "MarkerRecorded");
+        ASSERT_STREQ(ev_str(marker, "marker_name"), "core_patch");
+        ASSERT_STREQ(ev_str(marker, "marker_id"), "p");
+        ASSERT_TRUE(json_is_true(ev_attr(marker, "deprecated")));
+        ASSERT_EQ(ev_uint(marker, "workflow_task_completed_event_id"), ev_id(marker) - 1);
+        json_decref(events);
+        dur_client_free(c);
 }
 
 DEFINE_TEST_MAIN();
