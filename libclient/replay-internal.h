@@ -159,6 +159,7 @@ struct dur_wf {
         uint32_t batch_index;        /* the event being applied */
         RunMarker *markers;
         size_t n_markers, markers_alloc;
+        uint64_t markers_task_id; /* the WorkflowTaskCompleted of the task they belong to */
         unsigned side_effect_seq;
         RunMemo *memos; /* dur_patched() answers and mutable side effect values */
 };
@@ -188,6 +189,9 @@ bool run_can_issue(const Run *r);
 const RunMarker *run_take_marker(Run *r, const char *name, const char *id);
 /* Decodes a marker's "details" payload into the run's zone (nil when absent). */
 int run_marker_details(Run *r, const RunMarker *m, msgpack_object *ret);
+/* run_take_marker() found nothing while replaying: run_fail_task() with a NonDeterministicError
+ * naming the replayed task's event and both sides. */
+int run_marker_missing(Run *r, const char *name, const char *id);
 /* Workflow code cannot go on: it asked for something history contradicts (@nondeterministic: a
  * side effect with no marker), or a side effect function failed. The execution point fails with
  * a NonDeterministicError resp. WorkflowError saying @fmt (the workflow task fails), and the

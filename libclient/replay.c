@@ -1003,6 +1003,7 @@ static int on_signaled(Run *r, const Event *e) {
  * effects and patches read them before the commands are matched. */
 static int collect_markers(Run *r) {
         r->n_markers = 0;
+        r->markers_task_id = r->next_event_id + 1; /* the WorkflowTaskCompleted */
         for (uint32_t i = r->batch_index + 2; i < r->batch->via.array.size; i++) {
                 Event m;
                 int k = event_parse(r, &r->batch->via.array.ptr[i], &m);
@@ -1044,6 +1045,14 @@ int run_marker_details(Run *r, const RunMarker *m, msgpack_object *ret) {
         Event e = { .id = m->event_id, .type = EVENT_MARKER_RECORDED, .attrs = m->attrs };
 
         return attr_payload(r, &e, "details", ret);
+}
+
+int run_marker_missing(Run *r, const char *name, const char *id) {
+        return run_fail_task(r, true,
+                             "the workflow task completed at history event %llu recorded no "
+                             "MarkerRecorded(marker_name=%s, marker_id=%.100s) but the code issued "
+                             "RecordMarker(marker_name=%s, marker_id=%.100s)",
+                             (unsigned long long) r->markers_task_id, name, id, name, id);
 }
 
 static bool never_ready(Run *r, void *userdata) {

@@ -726,12 +726,7 @@ dur_side_effect(dur_wf *wf, dur_value_fn fn, void *arg, const msgpack_object **r
         if (wf->replaying) {
                 m = run_take_marker(wf, MARKER_SIDE_EFFECT, id);
                 if (!m)
-                        return run_fail_task(
-                                wf, true,
-                                "the code asks for side effect %s, but the history of the "
-                                "workflow task it replays has no MarkerRecorded(marker_name=%s, "
-                                "marker_id=%s)",
-                                id, MARKER_SIDE_EFFECT, id);
+                        return run_marker_missing(wf, MARKER_SIDE_EFFECT, id);
                 k = run_marker_details(wf, m, value);
                 /* The command still goes out: it is matched with the recorded event. */
                 if (k >= 0) {
@@ -809,11 +804,7 @@ static int mutable_replayed(Run *r, const char *id, RunMemo *m, msgpack_sbuffer 
         if (!marker && m && m->packed)
                 return 0;
         if (!marker)
-                return run_fail_task(r, true,
-                                          "the code asks for mutable side effect '%s', but the "
-                                          "history has no MarkerRecorded(marker_name=%s, "
-                                          "marker_id=%s) for it",
-                                          id, MARKER_MUTABLE_SIDE_EFFECT, id);
+                return run_marker_missing(r, MARKER_MUTABLE_SIDE_EFFECT, id);
         k = run_marker_details(r, marker, &value);
         if (k < 0)
                 return k;

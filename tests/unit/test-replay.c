@@ -897,6 +897,11 @@ static int side_effect_run(dur_wf *wf, const msgpack_object *in, msgpack_packer 
 
 static const dur_workflow_def side_effect_wf = { .name = "SideEffect", .run = side_effect_run };
 
+static int use_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_execute_activity(wf, "use", NULL, &quick, NULL));
+        return dur_sleep(wf, DUR_SEC);
+}
+
 TEST(side_effect_recorded_once) {
         msgpack_sbuffer out;
         msgpack_unpacked u;
@@ -959,8 +964,18 @@ TEST(side_effect_missing_marker) {
         g_calls = 0;
         expect_nondeterminism(
                 &s, side_effect_run,
-                "non-deterministic workflow: the code asks for side effect 1, but the history of the workflow task it replays has no MarkerRecorded(marker_name=SideEffect, marker_id=1)");
+                "non-deterministic workflow: the workflow task completed at history event 4 recorded no MarkerRecorded(marker_name=SideEffect, marker_id=1) but the code issued RecordMarker(marker_name=SideEffect, marker_id=1)");
         ASSERT_EQ(g_calls, 0);
+        sim_done(&s);
+
+        /* The other way round: a marker the code no longer asks for. */
+        g_value = 1;
+        sim_init(&s, &side_effect_wf, "run-se-nd2", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        expect_nondeterminism(
+                &s, use_run,
+                "non-deterministic workflow: history event 5 is MarkerRecorded(marker_name=SideEffect, marker_id=1) but the code issued ScheduleActivityTask(activity_id=1, type=use)");
         sim_done(&s);
 }
 
