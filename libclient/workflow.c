@@ -952,8 +952,10 @@ DUR_PUBLIC int dur_deprecate_patch(dur_wf *wf, const char *patch_id) {
 static void describe_duration(uint64_t usec, char *buf, size_t n) {
         if (usec % DUR_SEC == 0)
                 (void) snprintf(buf, n, "%llu s", (unsigned long long) (usec / DUR_SEC));
-        else
+        else if (usec % DUR_MSEC == 0)
                 (void) snprintf(buf, n, "%llu ms", (unsigned long long) (usec / DUR_MSEC));
+        else
+                (void) snprintf(buf, n, "%llu us", (unsigned long long) usec);
 }
 
 static void describe_future(const dur_future *f, char *buf, size_t n) {
