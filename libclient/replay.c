@@ -16,7 +16,15 @@
  * decided by the history alone: this is what makes replay deterministic. Because the events of
  * a task's commands directly follow its WorkflowTaskCompleted, every command still in the queue
  * when an execution point starts was issued by that same execution point, i.e. is unsent: this
- * is why cancelling a future whose start command is queued simply drops the command. */
+ * is why cancelling a future whose start command is queued simply drops the command.
+ *
+ * Side effects and patches need a value before their command is matched: when an execution
+ * point replays, the MarkerRecorded events of its task (between its WorkflowTaskCompleted and
+ * the next WorkflowTaskStarted, all in the same batch since a task's events are written in one
+ * transaction) are read ahead (collect_markers()) and taken by workflow.c; the RecordMarker
+ * commands the code issues are then matched with them like any other. A patch marker, and the
+ * TemporalChangeVersion upsert of a new patch, that no command asks for are skipped, as
+ * Temporal's SDKs do, so that removing a deprecated patch stays compatible. */
 
 #include <assert.h>
 #include <errno.h>

@@ -1118,9 +1118,19 @@ TEST(patched_new_run) {
         ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_id", "step-v2"));
         ASSERT_TRUE(cmd_is(&s, 1, "UpsertWorkflowSearchAttributes"));
         sa = ASSERT_NOT_NULL(cmd_attr(&s, 1, "search_attributes"));
+        ASSERT_EQ(sa->via.map.size, 1u);
         tcv = ASSERT_NOT_NULL(msg_get(sa, "TemporalChangeVersion"));
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+
+                ASSERT_NOT_NULL(f);
+                msgpack_object_print(f, *tcv);
+                ASSERT_EQ(fclose(f), 0);
+                ASSERT_STR_CONTAINS(text, "\"step-v2\"");
+        }
         ASSERT_TRUE(cmd_attr_is(&s, 2, "activity_type", "new_step"));
-        (void) tcv;
         /* The sticky run matches marker and upsert; a fresh replay skips the upsert. */
         ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
         ASSERT_TRUE(cmd_is(&s, 0, "CompleteWorkflowExecution"));
