@@ -1321,4 +1321,44 @@ TEST(stack_trace_query) {
         sim_done(&s);
 }
 
+/* Misuse: bad arguments are -EINVAL, calls from a query handler -EDEADLK; nothing is issued. */
+static int misuse_query(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        if (dur_side_effect(wf, value_fn, NULL, NULL) != -EDEADLK ||
+            dur_mutable_side_effect(wf, "x", value_fn, NULL, NULL) != -EDEADLK ||
+            dur_patched(wf, "p") != -EDEADLK || dur_deprecate_patch(wf, "p") != -EDEADLK ||
+            dur_detached(wf, compensate, NULL) != -EDEADLK)
+                return -EBADE;
+        return dur_pack(out, "b", true);
+}
+
+static int misuse_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        if (dur_side_effect(wf, NULL, NULL, NULL) != -EINVAL ||
+            dur_mutable_side_effect(wf, "", value_fn, NULL, NULL) != -EINVAL ||
+            dur_mutable_side_effect(wf, NULL, value_fn, NULL, NULL) != -EINVAL ||
+            dur_patched(wf, "") != -EINVAL || dur_patched(wf, NULL) != -EINVAL ||
+            dur_deprecate_patch(wf, "") != -EINVAL || dur_detached(wf, NULL, NULL) != -EINVAL)
+                return -EBADE;
+        return dur_sleep(wf, DUR_SEC);
+}
+
+static const dur_workflow_def misuse_wf = {
+        .name = "Misuse",
+        .run = misuse_run,
+        .queries = DUR_QUERIES({ "q", misuse_query }),
+};
+
+TEST(deterministic_calls_refuse_misuse) {
+        msgpack_sbuffer res;
+        Sim s;
+
+        sim_init(&s, &misuse_wf, "run-misuse", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        msgpack_sbuffer_init(&res);
+        ASSERT_OK(run_query(s.run, "q", NULL, 0, &res));
+        msgpack_sbuffer_destroy(&res);
+        sim_done(&s);
+}
+
 DEFINE_TEST_MAIN();
