@@ -4,10 +4,11 @@
  * $TEST_PATCH ("old", the default, "new" or "deprecated") chooses the version of Patched.
  *
  * Workflows
- *   CancelTypes  {"type": "default" | "try" | "wait" | "abandon" | "bogus", "started_fifo"}:
- *                awaits the activity "gate" with that cancellation type ("bogus": a value
- *                outside the enum, which fails the run with type BadOption); when cancelled,
- *                runs "echo" {"cleanup": true} and ends Canceled.
+ *   CancelTypes  {"type": "default" | "try" | "wait" | "abandon" | "bogus", "started_fifo",
+ *                "no_heartbeat"?}: awaits the activity "gate" with that cancellation type
+ *                ("bogus": a value outside the enum, which fails the run with type BadOption;
+ *                no_heartbeat: without a heartbeat timeout, for a process activity); when
+ *                cancelled, runs "echo" {"cleanup": true} and ends Canceled.
  *   Detached     {"started_fifo", "release"}: in a dur_detached() scope runs "gate", then "echo"
  *                {"after_gate": true}; then sleeps an hour (ends Canceled when cancelled).
  *   SideEffect   {"log"}: a side effect that appends "called <pid>" to the file "log" and returns
@@ -110,10 +111,14 @@ static int cancel_types_run(dur_wf *wf, const msgpack_object *in, msgpack_packer
         };
         dur_activity_opts opts = gate_opts;
         const char *type = "default", *fifo = NULL;
+        bool no_heartbeat = false;
         dur_future *f;
         int r;
 
-        (void) dur_unpack(in, "{s?s, s?s}", "type", &type, "started_fifo", &fifo);
+        (void) dur_unpack(in, "{s?s, s?s, s?b}", "type", &type, "started_fifo", &fifo,
+                          "no_heartbeat", &no_heartbeat);
+        if (no_heartbeat)
+                opts.heartbeat = 0;
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
                 if (streq(types[i].name, type))
                         opts.cancellation_type = types[i].type;

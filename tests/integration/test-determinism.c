@@ -1,11 +1,15 @@
 /* Cancellation scopes and types, side effects, mutable side effects, patches and the
  * __stack_trace query through the real daemon, the public C API and
  * tests/integration/determinism-worker.c ($DETERMINISM_WORKER_BIN); libdurable(3),
- * SEMANTICS.md b.2, b.6, b.10-b.12. */
+ * SEMANTICS.md b.2, b.6, b.10-b.12. Also: RecordMarker commands made by hand (garbage is
+ * invalid_argument), and a process activity (a shell script in an activity unit, in a real
+ * cgroup) cancelled with WAIT_CANCELLATION_COMPLETED. */
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/integration/worker-util.h"
@@ -566,6 +570,77 @@ TEST(record_marker_garbage) {
         ASSERT_EQ(ev_uint(marker, "workflow_task_completed_event_id"), ev_id(marker) - 1);
         json_decref(events);
         dur_client_free(c);
+}
+
+/* A process activity (durabled.activity(5)) of cancellation type WAIT_CANCELLATION_COMPLETED:
+ * the cancel request reaches the process as its unit's KillSignal, and the workflow goes on only
+ * once the process is gone (ActivityTaskCanceled), not before. */
+TEST(process_activity_wait_cancellation) {
+        _cleanup_free_ char *arg = NULL;
+        const char *args[2] = { NULL, NULL }; /* outlives d: its options point here */
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_free_ char *units = NULL, *started = NULL, *term = NULL;
+        _cleanup_free_ char *script = NULL, *unit = NULL;
+        _cleanup_close_ int started_fd = -EBADF, term_fd = -EBADF;
+        const json_t *gate, *request, *close, *cleanup;
+        char line[64], text[1024];
+        dur_outcome o = {};
+        json_t *events;
+        dur_client *c;
+
+        units = ASSERT_NOT_NULL(test_mkdtemp());
+        ASSERT_TRUE(asprintf(&started, "%s/started.fifo", units) > 0);
+        ASSERT_TRUE(asprintf(&term, "%s/term.fifo", units) > 0);
+        ASSERT_OK_ERRNO(mkfifo(started, 0600));
+        ASSERT_OK_ERRNO(mkfifo(term, 0600));
+        started_fd = ASSERT_OK_ERRNO(open(started, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+        term_fd = ASSERT_OK_ERRNO(open(term, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+        ASSERT_TRUE(asprintf(&script, "%s/gate.sh", units) > 0);
+        (void) snprintf(text, sizeof(text),
+                        "#!/bin/sh\n"
+                        "trap 'echo term > %s; exit 3' TERM\n"
+                        "echo started > %s\n"
+                        "while :; do sleep 0.05; done\n",
+                        term, started);
+        write_file(script, text);
+        ASSERT_OK_ERRNO(chmod(script, 0755));
+        ASSERT_TRUE(asprintf(&unit, "%s/gate.activity", units) > 0);
+        (void) snprintf(text, sizeof(text), "[Activity]\nExecStart=%s\nTimeoutStopSec=120s\n",
+                        script);
+        write_file(unit, text);
+
+        ASSERT_TRUE(asprintf(&arg, "--activity-dir=%s", units) > 0);
+        args[0] = arg;
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = args });
+        worker_spawn(&worker, NULL);
+        c = client_connect();
+        start_json(c, "CancelTypes", "process-wait", QUEUE,
+                   "{\"type\": \"wait\", \"no_heartbeat\": true}", 0);
+        fifo_read_line(started_fd, line, sizeof(line));
+        ASSERT_STREQ(line, "started");
+        ASSERT_DUR_OK(c, dur_client_cancel(c, "process-wait", NULL, "test"));
+        fifo_read_line(term_fd, line, sizeof(line));
+        ASSERT_STREQ(line, "term"); /* KillSignal= (SIGTERM) reached the process */
+        ASSERT_EQ(wait_outcome(c, "process-wait", &o), DUR_FAILED);
+        ASSERT_STREQ(o.status, "Canceled");
+
+        events = history_get(c, "process-wait");
+        history_assert_invariants(events);
+        gate = history_scheduled(events, "gate");
+        request = history_must(events, "ActivityTaskCancelRequested");
+        close = ASSERT_NOT_NULL(history_activity_close(events, ev_id(gate)));
+        ASSERT_STREQ(ev_type(close), "ActivityTaskCanceled");
+        cleanup = assert_cleanup_ran(events);
+        ASSERT_GT(ev_id(close), ev_id(request));
+        ASSERT_GT(ev_id(cleanup), ev_id(close));
+
+        json_decref(events);
+        dur_outcome_done(&o);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+        test_daemon_stop(&d);
+        (void) test_rm_rf(units);
 }
 
 DEFINE_TEST_MAIN();
