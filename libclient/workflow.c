@@ -814,11 +814,8 @@ static int mutable_replayed(Run *r, const char *id, RunMemo *m, msgpack_sbuffer 
         return 1; /* a marker: the command goes out again, to match it */
 }
 
-DUR_PUBLIC int dur_mutable_side_effect(dur_wf *wf,
-                                       const char *id,
-                                       dur_value_fn fn,
-                                       void *arg,
-                                       const msgpack_object **ret_result) {
+DUR_PUBLIC int dur_mutable_side_effect(
+        dur_wf *wf, const char *id, dur_value_fn fn, void *arg, const msgpack_object **ret_result) {
         msgpack_object *value;
         RunMemo *m;
         msgpack_sbuffer sb;
@@ -996,11 +993,10 @@ static void describe_wait(const Routine *rt, char *buf, size_t n) {
                         if (s->fs[i]->done)
                                 continue;
                         describe_future(s->fs[i], one, sizeof(one));
-                        len += (size_t) snprintf(buf + len, n - len, "%s%s%s", len ? ", " : "",
-                                                 rt->ready == cancellations_completed
-                                                         ? "cancellation of "
-                                                         : "",
-                                                 one);
+                        len += (size_t) snprintf(
+                                buf + len, n - len, "%s%s%s", len ? ", " : "",
+                                rt->ready == cancellations_completed ? "cancellation of " : "",
+                                one);
                 }
         } else
                 (void) snprintf(buf, n, "a wait");

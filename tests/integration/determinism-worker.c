@@ -128,8 +128,7 @@ static int cancel_types_run(dur_wf *wf, const msgpack_object *in, msgpack_packer
         r = dur_await(wf, f);
         if (r != DUR_CANCELED)
                 return r < 0 ? r : dur_pack(out, "{s:b}", "canceled", false);
-        DUR_TRY(dur_execute_activity(wf, "echo", dur_args("{s:b}", "cleanup", true), &quick,
-                                     NULL));
+        DUR_TRY(dur_execute_activity(wf, "echo", dur_args("{s:b}", "cleanup", true), &quick, NULL));
         return DUR_CANCELED;
 }
 

@@ -33,7 +33,8 @@ static bool history_closed(const json_t *events) {
 
 /* Waits (GetHistory with wait: events, no polling) until the history of @id has an event of
  * @type after the last event of @after; returns the events. */
-static json_t *history_wait_for(dur_client *c, const char *id, const char *type, const char *after) {
+static json_t *
+history_wait_for(dur_client *c, const char *id, const char *type, const char *after) {
         for (;;) {
                 json_t *events = history_get(c, id), *req, *answer;
                 size_t from = 0, i, last = SIZE_MAX;
@@ -48,11 +49,10 @@ static json_t *history_wait_for(dur_client *c, const char *id, const char *type,
                 if (history_closed(events))
                         test_fail(__FILE__, __LINE__, "'%s' closed without %s after %s: %s", id,
                                   type, after, history_types(events));
-                req = ASSERT_NOT_NULL(json_pack("{s:s, s:s, s:I, s:b, s:I}", "op", "GetHistory",
-                                                "workflow_id", id, "from_event_id",
-                                                (json_int_t) json_array_size(events) + 1, "wait",
-                                                true, "timeout_usec",
-                                                (json_int_t) test_timeout_usec()));
+                req = ASSERT_NOT_NULL(
+                        json_pack("{s:s, s:s, s:I, s:b, s:I}", "op", "GetHistory", "workflow_id",
+                                  id, "from_event_id", (json_int_t) json_array_size(events) + 1,
+                                  "wait", true, "timeout_usec", (json_int_t) test_timeout_usec()));
                 json_decref(events);
                 answer = call_json(c, req, &r);
                 json_decref(req);
@@ -466,8 +466,8 @@ TEST(stack_trace_and_cancel_everything) {
         start_json(c, "Stack", "stack", QUEUE, input, 0);
         fifo_read_line(fd, line, sizeof(line));
         ASSERT_DUR_OK(c, dur_client_signal(c, "stack", NULL, "wait", NULL));
-        json_decref(history_wait_for(c, "stack", "WorkflowTaskCompleted",
-                                     "WorkflowExecutionSignaled"));
+        json_decref(
+                history_wait_for(c, "stack", "WorkflowTaskCompleted", "WorkflowExecutionSignaled"));
 
         ASSERT_DUR_OK(c, dur_client_query(c, "stack", NULL, DUR_QUERY_STACK_TRACE, NULL, &result));
         text = ASSERT_NOT_NULL(dur_buf_to_json(result));
@@ -495,8 +495,9 @@ TEST(stack_trace_and_cancel_everything) {
         ASSERT_STREQ(o.status, "Canceled");
         events = history_get(c, "stack");
         history_assert_invariants(events);
-        ASSERT_EQ(ev_uint(history_must(events, "ActivityTaskCancelRequested"), "scheduled_event_id"),
-                  ev_id(history_scheduled(events, "gate")));
+        ASSERT_EQ(
+                ev_uint(history_must(events, "ActivityTaskCancelRequested"), "scheduled_event_id"),
+                ev_id(history_scheduled(events, "gate")));
         ASSERT_STREQ(ev_str(history_must(events, "TimerCanceled"), "timer_id"), "1");
         ASSERT_GT(ev_id(history_must(events, "TimerCanceled")),
                   ev_id(history_must(events, "WorkflowExecutionCancelRequested")));

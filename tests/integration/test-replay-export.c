@@ -195,7 +195,12 @@ TEST(replay_exported_histories_against_changed_code) {
 /* The code determinism-worker ran as Patched (tests/integration/determinism-worker.c), in its
  * versions: before the change, the change guarded by dur_patched(), the patch deprecated, and
  * the change made without a guard. */
-typedef enum PatchVersion { PATCH_OLD, PATCH_GUARDED, PATCH_DEPRECATED, PATCH_UNGUARDED } PatchVersion;
+typedef enum PatchVersion {
+        PATCH_OLD,
+        PATCH_GUARDED,
+        PATCH_DEPRECATED,
+        PATCH_UNGUARDED
+} PatchVersion;
 
 static bool go_signalled(dur_wf *wf, void *arg) {
         return *(bool *) dur_wf_state(wf, sizeof(bool));
@@ -253,8 +258,9 @@ static int patched_unguarded(dur_wf *wf, const msgpack_object *in, msgpack_packe
         return patched_version(wf, PATCH_UNGUARDED, out);
 }
 
-#define PATCHED_DEF(fn) \
-        (&(dur_workflow_def){ .name = "Patched", .run = fn, .signals = DUR_SIGNALS({ "go", on_go }) })
+#define PATCHED_DEF(fn)       \
+        (&(dur_workflow_def){ \
+                .name = "Patched", .run = fn, .signals = DUR_SIGNALS({ "go", on_go }) })
 
 /* Runs Patched on determinism-worker with $TEST_PATCH=@version and exports its history. */
 static char *export_patched(TestDaemon *d, dur_client *c, const char *version, const char *id) {

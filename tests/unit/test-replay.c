@@ -298,9 +298,8 @@ static void sim_complete(Sim *s) {
                 } else if (cmd_is(s, i, "RecordMarker"))
                         sim_event(s, EVENT_MARKER_RECORDED, "ooou", "marker_name",
                                   cmd_attr(s, i, "marker_name"), "marker_id",
-                                  cmd_attr(s, i, "marker_id"), "details",
-                                  cmd_attr(s, i, "details"), "workflow_task_completed_event_id",
-                                  completed);
+                                  cmd_attr(s, i, "marker_id"), "details", cmd_attr(s, i, "details"),
+                                  "workflow_task_completed_event_id", completed);
                 else if (cmd_is(s, i, "UpsertWorkflowSearchAttributes"))
                         sim_event(s, EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, "ou",
                                   "search_attributes", cmd_attr(s, i, "search_attributes"),
@@ -1305,8 +1304,8 @@ TEST(stack_trace_query) {
 
         sim_init(&s, &stack_wf, "run-stack", NULL);
         ASSERT_OK(sim_task(&s));
-        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s",
-                                          "signal_name", "wait")));
+        ASSERT_OK(NEXT_TASK(
+                &s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name", "wait")));
         msgpack_sbuffer_init(&res);
         ASSERT_OK(run_query(s.run, DUR_QUERY_STACK_TRACE, NULL, 0, &res));
         msgpack_unpacked_init(&u);

@@ -370,14 +370,15 @@ typedef struct dur_workflow_def {
  * request through its next heartbeat (dur_actx_heartbeat() returns DUR_CANCELED; a process
  * activity gets its unit's KillSignal). */
 typedef enum dur_activity_cancellation_type {
-        DUR_ACTIVITY_CANCEL_DEFAULT = 0,    /* = TRY_CANCEL */
-        DUR_ACTIVITY_CANCEL_TRY_CANCEL = 1, /* RequestCancelActivityTask; the future resolves
-                                             * DUR_CANCELED at once, a late outcome is dropped */
-        DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED = 2, /* RequestCancelActivityTask; the
-                                             * future resolves when the activity reports back:
-                                             * canceled, or its completion, failure or timeout */
-        DUR_ACTIVITY_CANCEL_ABANDON = 3,    /* no request: the activity runs on; the future
-                                             * resolves DUR_CANCELED at once */
+        DUR_ACTIVITY_CANCEL_DEFAULT = 0, /* = TRY_CANCEL */
+        /* RequestCancelActivityTask; the future resolves DUR_CANCELED at once, a late outcome
+         * is dropped. */
+        DUR_ACTIVITY_CANCEL_TRY_CANCEL = 1,
+        /* RequestCancelActivityTask; the future resolves when the activity reports back:
+         * canceled, or its completion, failure or timeout. */
+        DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED = 2,
+        /* No request: the activity runs on; the future resolves DUR_CANCELED at once. */
+        DUR_ACTIVITY_CANCEL_ABANDON = 3,
 } dur_activity_cancellation_type;
 
 typedef struct dur_activity_opts {
@@ -470,11 +471,8 @@ dur_side_effect(dur_wf *wf, dur_value_fn fn, void *arg, const msgpack_object **r
  * ("MutableSideEffect", with @id) only when its value differs (msgpack bytes) from the last
  * recorded value of @id; on replay returns the value history holds at that point, without
  * calling fn. */
-DUR_PUBLIC int dur_mutable_side_effect(dur_wf *wf,
-                                       const char *id,
-                                       dur_value_fn fn,
-                                       void *arg,
-                                       const msgpack_object **ret_result);
+DUR_PUBLIC int dur_mutable_side_effect(
+        dur_wf *wf, const char *id, dur_value_fn fn, void *arg, const msgpack_object **ret_result);
 
 /* Versioning (Temporal's patched() / deprecate_patch(), Go's GetVersion): lets a changed
  * workflow replay the histories of runs that old code started.
