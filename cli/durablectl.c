@@ -77,6 +77,9 @@ typedef enum Opt {
         OPT_EXECUTION_TIMEOUT,
         OPT_RUN_TIMEOUT,
         OPT_START_DELAY,
+        OPT_NAME,
+        OPT_UPDATE_ID,
+        OPT_WAIT_FOR_STAGE,
         _OPT_MAX,
 } Opt;
 
@@ -189,6 +192,14 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_RUN_TIMEOUT] = { "run-timeout", "DURATION", "Time out each run" },
         [OPT_START_DELAY] = { "start-delay", "DURATION",
                               "Run the first workflow task only after DURATION" },
+        [OPT_NAME] = { "name", "NAME", "The update's name (its handler in the workflow)",
+                       STR_FIELD(update_name) },
+        [OPT_UPDATE_ID] = { "update-id", "ID",
+                            "The update's id (default: a new UUID; the same id is applied once)",
+                            STR_FIELD(update_id) },
+        [OPT_WAIT_FOR_STAGE] = { "wait-for-stage", "STAGE",
+                                 "accepted (update start) or completed (update execute)",
+                                 STR_FIELD(wait_for_stage) },
 };
 
 typedef struct Verb {
@@ -231,6 +242,13 @@ static const Verb verbs[] = {
           "Send signal NAME to the running workflow, or start one of TYPE with it" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
           false, verb_query, "Ask query NAME; print its result as JSON" },
+        { "update", "execute|start|result [JSON]", 1, 2,
+          BIT(OPT_ID) | BIT(OPT_RUN_ID) | BIT(OPT_NAME) | BIT(OPT_UPDATE_ID) |
+                  BIT(OPT_WAIT_FOR_STAGE) | BIT(OPT_TIMEOUT) | INPUT_OPTS,
+          BIT(OPT_ID), false, verb_update,
+          "Send update --name to workflow --id and wait for its result (execute) or its "
+          "acceptance (start); the result of update --update-id (result)",
+          false, update_check_args },
         { "cancel", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_cancel,
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,

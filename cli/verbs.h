@@ -30,6 +30,9 @@ typedef struct Args {
         const char *type;   /* --type of list */
         const char *query;  /* --query of list and count */
         const char *page_token;
+        const char *update_name; /* update --name */
+        const char *update_id;
+        const char *wait_for_stage;
         json_t *input;             /* --input, --input-file or a JSON argument; owned */
         json_t *memo;              /* --memo KEY=JSON, collected; owned */
         json_t *search_attributes; /* --search-attribute NAME=TYPE:VALUE, collected; owned */
@@ -68,6 +71,9 @@ int verb_reload(const Ctx *ctx, const Args *a);
 /* activity execute|start TYPE, activity result ID: standalone activities. */
 int verb_activity(const Ctx *ctx, const Args *a);
 int activity_check_args(const Args *a);
+/* update execute|start|result: workflow updates. */
+int verb_update(const Ctx *ctx, const Args *a);
+int update_check_args(const Args *a);
 int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);
