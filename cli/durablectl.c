@@ -122,7 +122,7 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_TASK_QUEUE] = { "task-queue", "QUEUE",
                              "Task queue (required to start; a filter for list)",
                              STR_FIELD(task_queue) },
-        [OPT_INPUT] = { "input", "JSON", "The input (workflow, signal or query argument) as JSON" },
+        [OPT_INPUT] = { "input", "JSON", "The input (workflow, signal, query or update argument) as JSON" },
         [OPT_INPUT_FILE] = { "input-file", "FILE", "Read the input JSON from FILE (- for stdin)" },
         [OPT_TASK_TIMEOUT] = { "task-timeout", "DURATION", "Workflow task timeout (default 10s)" },
         [OPT_REQUEST_ID] = { "request-id", "ID",

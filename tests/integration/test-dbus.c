@@ -3,7 +3,7 @@
  * durabled on it (--bus-address) and busctl/dbus-send as any caller would use them: every method,
  * property and signal (busctl monitor sees WorkflowStarted, PropertiesChanged, WorkflowClosed and
  * InterfacesRemoved), standalone activities and activity units (Reload for administrators only),
- * schedules, QueryWorkflows pages and CountWorkflows, named errors for wrong signatures and bad JSON, another uid (nobody, via
+ * schedules, QueryWorkflows pages and CountWorkflows, updates, named errors for wrong signatures and bad JSON, another uid (nobody, via
  * setpriv) that finds the workflows of others "not found", and the introspection XML in dbus/
  * compared with what the running daemon serves.
  *
