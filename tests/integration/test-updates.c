@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/integration/worker-util.h"
 
@@ -153,6 +154,8 @@ TEST(update_returns_handler_result) {
         acc = history_must(events, "WorkflowExecutionUpdateAccepted");
         ASSERT_STREQ(ev_str(acc, "update_id"), o.update_id);
         ASSERT_STREQ(ev_str(acc, "update_name"), "add");
+        /* Accepted when the worker answered, but caused by the caller. */
+        ASSERT_EQ((uint64_t) json_integer_value(json_object_get(acc, "uid")), (uint64_t) getuid());
         ASSERT_EQ(json_integer_value(json_object_get(ev_attr(acc, "input"), "n")), 5);
         ASSERT_EQ(json_integer_value(json_object_get(
                           ev_attr(history_must(events, "WorkflowExecutionUpdateCompleted"),
@@ -190,6 +193,8 @@ TEST(validator_rejection_writes_nothing) {
         ASSERT_EQ(update(c, "rej", "nope", NULL, NULL, &o), DUR_REJECTED);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "unknown update 'nope'");
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "slow_add"); /* the known ones */
+        ASSERT_EQ(update(c, "rej", "sleepy", NULL, NULL, &o), DUR_REJECTED);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "a validator must not block");
         ASSERT_EQ(history_len(c, "rej"), before);
 
         /* A rejected update id was never accepted: it can be asked for, and used again. */

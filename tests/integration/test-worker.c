@@ -24,6 +24,7 @@
  *                       activity {"n"}     adds what activity "echo" {"n": N} returns
  *                       fail               fails the update (type UpdateBroke); the run goes on
  *                       forever            waits for signal "done" and returns {"total": T}
+ *                       sleepy             its validator tries to sleep: always rejected
  *   NonDetWorkflow    variant $TEST_NONDET_VARIANT ("a" by default): a = activity "echo", then a
  *                     line to the FIFO "ready_fifo" of the input (when not replaying), then wait
  *                     for signal "go"; b = a timer first. Query "state".
@@ -525,6 +526,10 @@ static int update_fail(dur_wf *wf, const msgpack_object *args, msgpack_packer *o
         return dur_fail(wf, "UpdateBroke", true, "this update always fails");
 }
 
+static int update_sleepy_validate(dur_wf *wf, const msgpack_object *args) {
+        return dur_sleep(wf, DUR_SEC); /* a validator must not block: this fails */
+}
+
 static int update_forever(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
         update_wf *st = dur_wf_state(wf, sizeof(*st));
         int r;
@@ -687,7 +692,8 @@ static const dur_workflow_def workflows[] = {
                                        { "slow_add", update_slow_add, NULL },
                                        { "activity", update_activity, NULL },
                                        { "fail", update_fail, NULL },
-                                       { "forever", update_forever, NULL }),
+                                       { "forever", update_forever, NULL },
+                                       { "sleepy", update_add, update_sleepy_validate }),
         },
         { .name = "SleepWorkflow", .run = sleep_run },
         { .name = "CancelWorkflow", .run = cancel_run },
