@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/worker-util.h"
@@ -563,6 +564,55 @@ TEST(accepted_update_survives_daemon_sigkill) {
         json_decref(events);
         dur_client_free(c);
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
+/* The daemon dies inside the transaction that accepts an update (kill point event-insert at the
+ * Accepted event: events 1-4 are the start and the first workflow task): the caller was never
+ * told, the update is not in the history (durabled-protocol(7): a crash before acceptance may
+ * drop an update never acknowledged), and sending it again with the same update id applies it,
+ * once. */
+TEST(unacknowledged_update_lost_in_crash_is_sent_again) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {}, worker2 = {};
+        dur_update_opts opts = { .update_id = "again" };
+        const char *const env[] = { "DURABLED_KILL_AT=event-insert:5", NULL };
+        dur_update_outcome o = {};
+        dur_client *c;
+        json_t *events;
+        int status;
+
+        test_daemon_start(&d, &(TestDaemonOpts){ .env = env });
+        c = client_connect();
+        start_json(c, "UpdateWorkflow", "lost", NULL, NULL, 0);
+        test_worker_spawn(&worker, NULL, NULL);
+        ASSERT_LT(update(c, "lost", "add", "{\"n\": 1}", &opts, &o), 0);
+        ASSERT_NULL(o.update_id);
+        dur_client_free(c);
+        status = test_daemon_wait_exit(&d, 0);
+        ASSERT_TRUE(WIFSIGNALED(status));
+        ASSERT_EQ(WTERMSIG(status), SIGKILL);
+        test_process_free(&worker);
+
+        d.opts.env = NULL;
+        test_daemon_restart(&d);
+        c = client_connect();
+        events = history_get(c, "lost");
+        ASSERT_EQ(json_array_size(events), 4u);
+        ASSERT_EQ(history_count(events, "WorkflowExecutionUpdateAccepted"), 0u);
+        json_decref(events);
+        test_worker_spawn(&worker2, NULL, NULL);
+        ASSERT_DUR_OK(c, update(c, "lost", "add", "{\"n\": 1}", &opts, &o));
+        ASSERT_EQ(outcome_total(&o), 1);
+        dur_update_outcome_done(&o);
+        ASSERT_DUR_OK(c, update(c, "lost", "add", "{\"n\": 1}", &opts, &o));
+        ASSERT_EQ(outcome_total(&o), 1);
+        dur_update_outcome_done(&o);
+        finish(c, "lost", 1);
+        events = history_get(c, "lost");
+        assert_update_events(events, 1, 1);
+        json_decref(events);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker2, SIGTERM), 0);
 }
 
 /* The worker dies while the handler waits on its timer: a new worker replays the update from its
