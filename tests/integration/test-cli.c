@@ -321,6 +321,11 @@ TEST(update) {
                       "--wait-for-stage", "completed"),
                   2);
         ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment", "{bad"), 2);
+        /* An empty update id is the daemon's invalid_argument: exit 1. */
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment",
+                      "--update-id", "", "{\"comment\": \"x\"}"),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "update_id");
 
         ASSERT_EQ(CTL(&r, "--json", "history", "cli-upd"), 0);
         j = out_json(&r);

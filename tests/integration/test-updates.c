@@ -691,6 +691,17 @@ TEST(bad_arguments) {
                                    "bad", "update_name", "add", "input", "not a payload")),
                   -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "input");
+        ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:i}", "op", "UpdateWorkflow", "workflow_id",
+                                   "bad", "update_name", "add", "identity", 5)),
+                  -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "identity");
+        ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "UpdateWorkflow", "workflow_id",
+                                   "bad", "update_name", "add", "timeout_usec", "soon")),
+                  -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "timeout_usec");
+        ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:s}", "op", "UpdateWorkflow", "workflow_id",
+                                   "bad", "update_name", "add", "run_id", "not-a-run")),
+                  -ENOENT);
         long_name = ASSERT_NOT_NULL(malloc(1002));
         memset(long_name, 'x', 1001);
         long_name[1001] = 0;
@@ -716,6 +727,12 @@ TEST(bad_arguments) {
                                    "id_conflict_policy", "Sometimes")),
                   -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "id_conflict_policy");
+        ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "op", "UpdateWithStart",
+                                   "workflow_id", "bad", "workflow_type", "UpdateWorkflow",
+                                   "task_queue", TEST_QUEUE, "update_name", "add",
+                                   "id_conflict_policy", "UseExisting", "update_input", 3)),
+                  -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "update_input");
         /* The C API refuses what it can see is wrong before sending anything. */
         ASSERT_ERROR(update(c, "bad", "", NULL, NULL, &o), -EINVAL);
         ASSERT_ERROR(update(c, "bad", "add", NULL,
