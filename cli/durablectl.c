@@ -80,6 +80,7 @@ typedef enum Opt {
         OPT_NAME,
         OPT_UPDATE_ID,
         OPT_WAIT_FOR_STAGE,
+        OPT_UPDATE_INPUT,
         _OPT_MAX,
 } Opt;
 
@@ -200,6 +201,7 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_WAIT_FOR_STAGE] = { "wait-for-stage", "STAGE",
                                  "accepted (update start) or completed (update execute)",
                                  STR_FIELD(wait_for_stage) },
+        [OPT_UPDATE_INPUT] = { "update-input", "JSON", "The update's argument as JSON" },
 };
 
 typedef struct Verb {
@@ -249,6 +251,12 @@ static const Verb verbs[] = {
           "Send update --name to workflow --id and wait for its result (execute) or its "
           "acceptance (start); the result of update --update-id (result)",
           false, update_check_args },
+        { "update-with-start", "TYPE", 1, 1,
+          START_OPTS | BIT(OPT_NAME) | BIT(OPT_UPDATE_ID) | BIT(OPT_WAIT_FOR_STAGE) |
+                  BIT(OPT_UPDATE_INPUT),
+          BIT(OPT_ID) | BIT(OPT_TASK_QUEUE), false, verb_update_with_start,
+          "Start a workflow of TYPE and send it update --name, or send it to the running one",
+          false, update_with_start_check_args },
         { "cancel", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_cancel,
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
@@ -564,6 +572,9 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_SIGNAL_INPUT:
                 json_decref(a->signal_input);
                 return parse_json("--signal-input", value, &a->signal_input);
+        case OPT_UPDATE_INPUT:
+                json_decref(a->update_input);
+                return parse_json("--update-input", value, &a->update_input);
         case OPT_ID_REUSE_POLICY:
                 return parse_reuse_policy(value, &a->id_reuse_policy);
         case OPT_ID_CONFLICT_POLICY:
@@ -773,6 +784,7 @@ int main(int argc, char *argv[]) {
                 json_decref(a.memo);
                 json_decref(a.search_attributes);
                 json_decref(a.signal_input);
+                json_decref(a.update_input);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -783,5 +795,6 @@ int main(int argc, char *argv[]) {
         json_decref(a.memo);
         json_decref(a.search_attributes);
         json_decref(a.signal_input);
+        json_decref(a.update_input);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -41,18 +41,14 @@ typedef struct Started {
         bool started;
 } Started;
 
-/* StartWorkflow, or SignalWithStart when @signal_name is set. */
-static int start_workflow(
-        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
-        static const MsgField fields[] = {
-                { "run_id", MSG_STR, offsetof(Started, run_id), true },
-                { "started", MSG_BOOL, offsetof(Started, started) },
-                {},
-        };
-        Started s = { .started = true };
-        int r;
+/* StartWorkflow; SignalWithStart when @signal_name is set; UpdateWithStart when @update is. */
+static int start_request(
+        const Ctx *ctx, const Args *a, const char *signal_name, bool update, Answer *answer) {
+        const char *op = signal_name ? "SignalWithStart" : update ? "UpdateWithStart"
+                                                                  : "StartWorkflow";
+        bool accepted = a->wait_for_stage && strcasecmp(a->wait_for_stage, "accepted") == 0;
 
-        r = CTL_CALL(ctx->client, signal_name ? "SignalWithStart" : "StartWorkflow", answer,
+        return CTL_CALL(ctx->client, op, answer,
                      FIELD_STR("workflow_id", a->workflow_id),
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
@@ -65,8 +61,27 @@ static int start_workflow(
                      FIELD_STR("id_conflict_policy", a->id_conflict_policy),
                      FIELD_STR("signal_name", signal_name),
                      FIELD_PAYLOAD("signal_input", signal_name ? a->signal_input : NULL),
+                     FIELD_STR("update_name", update ? a->update_name : NULL),
+                     FIELD_PAYLOAD("update_input", update ? a->update_input : NULL),
+                     FIELD_STR("update_id", update ? a->update_id : NULL),
+                     FIELD_STR("wait_for_stage",
+                               !update ? NULL : accepted ? "Accepted" : "Completed"),
                      FIELD_JSON("memo", a->memo),
                      FIELD_JSON("search_attributes", a->search_attributes));
+}
+
+/* StartWorkflow, or SignalWithStart when @signal_name is set. */
+static int start_workflow(
+        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
+        static const MsgField fields[] = {
+                { "run_id", MSG_STR, offsetof(Started, run_id), true },
+                { "started", MSG_BOOL, offsetof(Started, started) },
+                {},
+        };
+        Started s = { .started = true };
+        int r;
+
+        r = start_request(ctx, a, signal_name, false, answer);
         if (r < 0)
                 return r;
         r = answer_parse(answer, answer->map, fields, &s);
@@ -909,6 +924,33 @@ static int update_print(const Ctx *ctx, const msgpack_object *u) {
         (void) ctl_error_errno(0, "update '%.*s' failed: %s", (int) id->via.str.size,
                                id->via.str.ptr, summary ? summary : "(no message)");
         return EXIT_FAILURE;
+}
+
+/* update-with-start TYPE --name NAME: needs an id conflict policy (Temporal's rule), and waits
+ * for completion unless --wait-for-stage accepted. */
+int update_with_start_check_args(const Args *a) {
+        if (!a->update_name)
+                return ctl_error("'update-with-start' needs --name NAME (the update's name)");
+        if (!a->id_conflict_policy || (strcmp(a->id_conflict_policy, "UseExisting") != 0 &&
+                                       strcmp(a->id_conflict_policy, "Fail") != 0))
+                return ctl_error("'update-with-start' needs --id-conflict-policy UseExisting or "
+                                 "Fail");
+        if (a->wait_for_stage && strcasecmp(a->wait_for_stage, "accepted") != 0 &&
+            strcasecmp(a->wait_for_stage, "completed") != 0)
+                return ctl_error("invalid value '%s' for --wait-for-stage: expected accepted or "
+                                 "completed",
+                                 a->wait_for_stage);
+        return 0;
+}
+
+int verb_update_with_start(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = start_request(ctx, a, NULL, true, &answer);
+        if (r < 0)
+                return r;
+        return update_print(ctx, msg_get(answer.map, "update"));
 }
 
 int verb_update(const Ctx *ctx, const Args *a) {

@@ -327,6 +327,43 @@ TEST(update) {
                   1);
         ASSERT_STR_CONTAINS(r.err, "update_id");
 
+        /* update-with-start: starts the run with the update, then reaches the running run. */
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{\"comment\": \"first\"}"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "comment"), "first");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "--json", "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{\"comment\": \"second\"}",
+                      "--wait-for-stage", "accepted"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "stage"), "Accepted");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "Fail", "--name", "comment",
+                      "--update-input", "{\"comment\": \"third\"}"),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "already_started");
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--name", "comment"),
+                  2);
+        ASSERT_STR_CONTAINS(r.err, "--id-conflict-policy");
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting"),
+                  2);
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{bad"),
+                  2);
+        ASSERT_EQ(CTL(&r, "--json", "list", "--type", "ApprovalWorkflow"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(json_array_size(j), 2u); /* cli-upd and one run of cli-uws */
+        json_decref(j);
+
         ASSERT_EQ(CTL(&r, "--json", "history", "cli-upd"), 0);
         j = out_json(&r);
         ASSERT_EQ(history_count(j, "WorkflowExecutionUpdateAccepted"), 2u);
