@@ -58,9 +58,12 @@ static int64_t add(dur_client *c, const char *id, int n) {
         return t;
 }
 
+/* Ends the run with signal "done", checks its result and lints every history of the daemon
+ * (VerifyHistory: the update rules of proto/history-lint.h). */
 static void finish(dur_client *c, const char *id, int64_t total) {
+        json_t *out, *req, *v;
         dur_outcome o = {};
-        json_t *out;
+        int r;
 
         ASSERT_DUR_OK(c, dur_client_signal(c, id, NULL, "done", NULL));
         ASSERT_EQ(wait_outcome(c, id, &o), 0);
@@ -68,6 +71,17 @@ static void finish(dur_client *c, const char *id, int64_t total) {
         ASSERT_EQ(json_integer_value(json_object_get(out, "total")), total);
         json_decref(out);
         dur_outcome_done(&o);
+
+        req = ASSERT_NOT_NULL(json_pack("{s:s}", "op", "VerifyHistory"));
+        v = call_json(c, req, &r);
+        json_decref(req);
+        ASSERT_NOT_NULL(v);
+        ASSERT_GT(json_integer_value(json_object_get(v, "runs")), 0);
+        if (json_integer_value(json_object_get(v, "problem_count")) != 0) {
+                _cleanup_free_ char *text = json_dumps(v, JSON_COMPACT);
+                test_fail(__FILE__, __LINE__, "history problems: %s", text);
+        }
+        json_decref(v);
 }
 
 static size_t history_len(dur_client *c, const char *id) {
