@@ -593,9 +593,9 @@ static int run_signal(const Bench *b, Result *res) {
 
 /* ---- W7: update round trips ------------------------------------------------------------------ */
 
-/* UpdateWorkflow "go" → its answer at stage Completed: the validation (a query task to the worker),
- * the commit of WorkflowExecutionUpdateAccepted, the workflow task that runs the handler and the
- * commit of WorkflowExecutionUpdateCompleted. */
+/* UpdateWorkflow "go" until its answer at stage Completed: the validation (a query task to the
+ * worker), the commit of WorkflowExecutionUpdateAccepted, the workflow task that runs the handler
+ * and the commit of WorkflowExecutionUpdateCompleted. */
 static int update_round_trip(Loops *l, dur_client *c, size_t i) {
         dur_update_outcome o = {};
         uint64_t t0 = now_usec();

@@ -542,8 +542,8 @@ static void update_validated(Request *q, Query *qu, const msgpack_object *failur
                 const msgpack_object *msg = msg_get(failure, "message");
                 char text[600];
 
-                (void) snprintf(text, sizeof(text), "update '%.100s' rejected by the workflow: %.*s",
-                                qu->update_id,
+                (void) snprintf(text, sizeof(text),
+                                "update '%.100s' rejected by the workflow: %.*s", qu->update_id,
                                 msg && msg->type == MSGPACK_OBJECT_STR
                                         ? (int) MIN(msg->via.str.size, 400u)
                                         : 8,

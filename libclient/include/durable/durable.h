@@ -260,8 +260,8 @@ DUR_PUBLIC void dur_update_outcome_done(dur_update_outcome *o);
  * the run goes on); DUR_REJECTED when the validator rejected it (the reason in
  * dur_client_error_message()); -ENOENT for an unknown or closed run, or a run that closed before
  * the update completed; -ENOSPC (resource_exhausted) past the limits (by default 10 updates in
- * flight, 2000 per run); -ETIMEDOUT when the wait ran out (an accepted update still completes: ask again with
- * dur_client_update_result()). */
+ * flight, 2000 per run); -ETIMEDOUT when the wait ran out (an accepted update still completes:
+ * ask again with dur_client_update_result()). */
 DUR_PUBLIC int dur_client_update(dur_client *c,
                                  const char *workflow_id,
                                  const char *update_name,
