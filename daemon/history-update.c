@@ -145,10 +145,9 @@ int history_accept_update(Manager *m, const char *run_id, const UpdateRequest *r
         if (u.accepted)
                 return 0; /* the same update id was validated twice: it is accepted once */
         if (run.status != WORKFLOW_STATUS_RUNNING)
-                return api_error_set(e, -ENOENT,
-                                     "workflow '%s' closed (%s) before update '%s' was accepted",
-                                     run.workflow_id, workflow_status_to_string(run.status),
-                                     req->update_id);
+                return api_error_set(
+                        e, -ENOENT, "workflow '%s' closed (%s) before update '%s' was accepted",
+                        run.workflow_id, workflow_status_to_string(run.status), req->update_id);
         if (run.next_event_id - 1 >= m->cfg.history_max_events)
                 return api_error_set(e, -ENOBUFS,
                                      "the history of workflow '%s' reached the limit of %" PRIu64

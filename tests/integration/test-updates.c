@@ -172,11 +172,11 @@ TEST(update_returns_handler_result) {
         /* Accepted when the worker answered, but caused by the caller. */
         ASSERT_EQ((uint64_t) json_integer_value(json_object_get(acc, "uid")), (uint64_t) getuid());
         ASSERT_EQ(json_integer_value(json_object_get(ev_attr(acc, "input"), "n")), 5);
-        ASSERT_EQ(json_integer_value(json_object_get(
-                          ev_attr(history_must(events, "WorkflowExecutionUpdateCompleted"),
-                                  "result"),
-                          "total")),
-                  5);
+        ASSERT_EQ(
+                json_integer_value(json_object_get(
+                        ev_attr(history_must(events, "WorkflowExecutionUpdateCompleted"), "result"),
+                        "total")),
+                5);
         json_decref(events);
         dur_update_outcome_done(&o);
         dur_client_free(c);
@@ -213,9 +213,9 @@ TEST(validator_rejection_writes_nothing) {
         ASSERT_EQ(history_len(c, "rej"), before);
 
         /* A rejected update id was never accepted: it can be asked for, and used again. */
-        ASSERT_ERROR(update(c, "rej", "add", "{\"n\": -1}", &(dur_update_opts){ .update_id = "x" },
-                            &o),
-                     DUR_REJECTED);
+        ASSERT_ERROR(
+                update(c, "rej", "add", "{\"n\": -1}", &(dur_update_opts){ .update_id = "x" }, &o),
+                DUR_REJECTED);
         ASSERT_ERROR(dur_client_update_result(c, "rej", "x", NULL, &o), -ENOENT);
         ASSERT_STREQ(dur_client_error_code(c), "not_found");
         ASSERT_DUR_OK(c, update(c, "rej", "add", "{\"n\": 2}",
@@ -288,8 +288,7 @@ TEST(handler_failure_returns_to_caller) {
         {
                 dur_update_outcome again = {};
 
-                ASSERT_EQ(dur_client_update_result(c, "fl", o.update_id, NULL, &again),
-                          DUR_FAILED);
+                ASSERT_EQ(dur_client_update_result(c, "fl", o.update_id, NULL, &again), DUR_FAILED);
                 ASSERT_STREQ(dur_failure_type(again.failure), "UpdateBroke");
                 dur_update_outcome_done(&again);
         }
@@ -421,8 +420,8 @@ TEST(run_closes_before_update_completes) {
         test_worker_spawn(&worker, NULL, NULL);
         c = client_connect();
         start_json(c, "UpdateWorkflow", "orph", NULL, NULL, 0);
-        ASSERT_DUR_OK(c, update(c, "orph", "slow_add", "{\"n\": 1, \"ms\": 3600000}", &accepted,
-                                &o));
+        ASSERT_DUR_OK(c,
+                      update(c, "orph", "slow_add", "{\"n\": 1, \"ms\": 3600000}", &accepted, &o));
         dur_update_outcome_done(&o);
         ASSERT_DUR_OK(c, dur_client_terminate(c, "orph", NULL, "stop"));
         ASSERT_ERROR(dur_client_update_result(c, "orph", "orphan", NULL, &o), -ENOENT);
@@ -441,9 +440,8 @@ TEST(limits) {
         dur_client *c;
         json_t *events;
 
-        test_daemon_start(&d, &(TestDaemonOpts){
-                                      .args = STRV("--max-updates-in-flight=2",
-                                                   "--max-updates-per-run=4") });
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--max-updates-in-flight=2",
+                                                              "--max-updates-per-run=4") });
         test_worker_spawn(&worker, NULL, NULL);
         c = client_connect();
         start_json(c, "UpdateWorkflow", "lim", NULL, NULL, 0);
@@ -558,8 +556,7 @@ TEST(accepted_update_survives_daemon_sigkill) {
         test_worker_spawn(&worker, NULL, NULL);
         c = client_connect();
         start_json(c, "UpdateWorkflow", "crash", NULL, NULL, 0);
-        ASSERT_DUR_OK(c, update(c, "crash", "slow_add", "{\"n\": 7, \"ms\": 500}", &accepted,
-                                &o));
+        ASSERT_DUR_OK(c, update(c, "crash", "slow_add", "{\"n\": 7, \"ms\": 500}", &accepted, &o));
         ASSERT_STREQ(o.stage, "Accepted");
         dur_update_outcome_done(&o);
         dur_client_free(c);
@@ -644,8 +641,7 @@ TEST(accepted_update_survives_worker_sigkill) {
         test_worker_spawn(&worker, NULL, NULL);
         c = client_connect();
         start_json(c, "UpdateWorkflow", "wcrash", NULL, NULL, 0);
-        ASSERT_DUR_OK(c, update(c, "wcrash", "slow_add", "{\"n\": 9, \"ms\": 300}", &accepted,
-                                &o));
+        ASSERT_DUR_OK(c, update(c, "wcrash", "slow_add", "{\"n\": 9, \"ms\": 300}", &accepted, &o));
         dur_update_outcome_done(&o);
         wait_for_event(c, "wcrash", "TimerStarted");
         ASSERT_EQ(test_process_kill(&worker, SIGKILL), SIGKILL);
@@ -731,8 +727,8 @@ TEST(bad_arguments) {
         ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "op", "UpdateWithStart",
                                    "workflow_id", "bad", "workflow_type", "UpdateWorkflow",
                                    "task_queue", TEST_QUEUE, "update_name", "add", "run_id",
-                                   "0190e5a0-0000-7000-8000-000000000000",
-                                   "id_conflict_policy", "UseExisting")),
+                                   "0190e5a0-0000-7000-8000-000000000000", "id_conflict_policy",
+                                   "UseExisting")),
                   -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "run_id");
         ASSERT_EQ(raw(c, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "op", "UpdateWithStart",
