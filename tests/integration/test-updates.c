@@ -536,6 +536,21 @@ TEST(update_with_start) {
         events = history_get(c, "uws");
         assert_update_events(events, 1, 1);
         json_decref(events);
+
+        /* A rejected update leaves the run it started running, as Temporal's. */
+        {
+                _cleanup_free_ char *status = NULL;
+                dur_buf *neg = ASSERT_NOT_NULL(dur_args("{s:i}", "n", -1));
+
+                start.workflow_id = "uws-rejected";
+                ASSERT_EQ(dur_client_update_with_start(c, "UpdateWorkflow", &start, NULL, "add",
+                                                       neg, NULL, &o),
+                          DUR_REJECTED);
+                dur_buf_free(neg);
+                status = describe_status(c, "uws-rejected");
+                ASSERT_STREQ(status, "Running");
+                finish(c, "uws-rejected", 0);
+        }
         dur_buf_free(args);
         dur_client_free(c);
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
