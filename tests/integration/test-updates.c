@@ -403,6 +403,16 @@ TEST(closed_and_unknown_runs) {
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "closed (Completed)");
         ASSERT_EQ(history_len(c, "cl"), before);
         ASSERT_NULL(o.update_id);
+
+        /* No worker polls the run's queue: the validation times out and nothing is recorded. */
+        start_json(c, "UpdateWorkflow", "idle", "nobody-polls", NULL, 0);
+        before = history_len(c, "idle");
+        ASSERT_ERROR(update(c, "idle", "add", "{\"n\": 1}",
+                            &(dur_update_opts){ .timeout = 100 * DUR_MSEC }, &o),
+                     -ETIMEDOUT);
+        ASSERT_STREQ(dur_client_error_code(c), "deadline_exceeded");
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "nothing was recorded");
+        ASSERT_EQ(history_len(c, "idle"), before);
         dur_client_free(c);
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
 }
