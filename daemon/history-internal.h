@@ -195,3 +195,12 @@ int history_apply_upsert_search_attributes(Manager *m,
                                            bool dry,
                                            char *err,
                                            size_t errlen);
+/* history-update.c: the CompleteWorkflowUpdate command (@dry: validate only). */
+int history_apply_complete_update(Manager *m,
+                                  RunRow *run,
+                                  const msgpack_object *attrs,
+                                  uint64_t completed_id,
+                                  msgpack_zone *z,
+                                  bool dry,
+                                  char *err,
+                                  size_t errlen);

@@ -13,6 +13,9 @@
  *   - a timer is started once per id while it is open, fired or cancelled once, and never fires
  *     before its start time plus its duration;
  *   - command events name the WorkflowTaskCompleted they came from;
+ *   - an update is accepted once per update id (WorkflowExecutionUpdateAccepted) and completed
+ *     once, by an UpdateCompleted naming its Accepted event and update id; an UpdateRejected is
+ *     never written (a rejection leaves no event);
  *   - exactly one close event (Completed, Failed, TimedOut, Canceled, Terminated,
  *     ContinuedAsNew), nothing after it, and it matches the run's status.
  *
