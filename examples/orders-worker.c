@@ -9,7 +9,9 @@
  *                      request does not interrupt, and the workflow fails with the original
  *                      failure.
  *   ApprovalWorkflow   waits up to 24 h (or "timeout_ms") for signal "approve" with a boolean;
- *                      query "get_status".
+ *                      query "get_status"; update "comment" {"comment": TEXT} keeps the
+ *                      reviewer's comment and returns {"status", "comment"} (its validator
+ *                      refuses an empty comment).
  *
  * Inputs are maps such as {"order_id": "42", "amount": 100}; "card": "declined" makes the
  * payment fail for good (type PaymentDeclined). Test knobs: "delay_ms" makes every activity
@@ -541,7 +543,8 @@ static int saga_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
 /* ---- ApprovalWorkflow ------------------------------------------------------------------------- */
 
 typedef struct approval {
-        const char *status; /* pending, approved, rejected, auto_rejected */
+        const char *status;  /* pending, approved, rejected, auto_rejected */
+        const char *comment; /* the last "comment" update's, valid for the run */
         bool decided;
         bool approved;
 } approval;
@@ -603,6 +606,25 @@ static int approval_approve(dur_wf *wf, const msgpack_object *args) {
         return 0;
 }
 
+/* Update "comment": validated before anything is recorded, so an empty comment never reaches the
+ * history; the handler could block (an activity, a timer) like a signal handler. */
+static int approval_comment_validate(dur_wf *wf, const msgpack_object *args) {
+        const char *comment = NULL;
+
+        if (dur_unpack(args, "{s:s}", "comment", &comment) < 0 || !*comment)
+                return dur_fail(wf, "InvalidComment", true,
+                                "a comment must be {\"comment\": \"non-empty text\"}");
+        return 0;
+}
+
+static int approval_comment(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        approval *st = dur_wf_state(wf, sizeof(*st));
+
+        (void) dur_unpack(args, "{s:s}", "comment", &st->comment);
+        return dur_pack(out, "{s:s, s:s}", "status", st->status ? st->status : "pending",
+                        "comment", st->comment);
+}
+
 static const dur_workflow_def workflows[] = {
         {
                 .name = "OrderWorkflow",
@@ -619,6 +641,7 @@ static const dur_workflow_def workflows[] = {
                 .run = approval_run,
                 .queries = DUR_QUERIES({ "get_status", approval_status }),
                 .signals = DUR_SIGNALS({ "approve", approval_approve }),
+                .updates = DUR_UPDATES({ "comment", approval_comment, approval_comment_validate }),
         },
 };
 

@@ -63,6 +63,7 @@ struct Command {
                               * RecordMarker: marker name */
         char *workflow_id;   /* StartChild, RequestCancelExternal: the child's id; RecordMarker:
                               * marker id */
+        char *update_id;     /* CompleteWorkflowUpdate: the update's id */
         uint64_t scheduled_event_id; /* RequestCancelActivityTask only */
         dur_future *future;          /* the activity or timer it starts, if any */
         bool change_version; /* UpsertWorkflowSearchAttributes of TemporalChangeVersion, which
@@ -74,7 +75,7 @@ struct Command {
 
 typedef bool (*routine_ready_fn)(Run *r, void *userdata);
 
-/* One coroutine of a run: the main function, a signal handler, or a dur_go() spawn. */
+/* One coroutine of a run: the main function, a signal or update handler, or a dur_go() spawn. */
 struct Routine {
         Run *run;
         Coro *coro;
@@ -82,6 +83,12 @@ struct Routine {
         int (*go_fn)(dur_wf *wf, void *arg);
         void *go_arg;
         dur_signal_fn signal_fn;
+        /* An update handler: its definition (NULL when this code has none for the accepted
+         * update's name), its id and the result it packs. */
+        bool is_update;
+        const dur_update_def *update;
+        char *update_id;
+        msgpack_sbuffer update_result;
         msgpack_object *input;  /* signal or main input, in the run's zone */
         routine_ready_fn ready; /* set while blocked: may it continue? */
         void *ready_arg;

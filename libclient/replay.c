@@ -81,6 +81,7 @@ static Command *command_free(Run *r, Command *c) {
         LIST_REMOVE(commands, r->commands, c);
         free(c->activity_type);
         free(c->workflow_id);
+        free(c->update_id);
         free(c->packed);
         free(c);
         return NULL;
@@ -123,21 +124,18 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         c->scheduled_event_id = tmpl->scheduled_event_id;
         c->future = tmpl->future;
         c->change_version = tmpl->change_version;
-        if (tmpl->activity_type || tmpl->workflow_id) {
-                c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
-                c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
-                if ((tmpl->activity_type && !c->activity_type) ||
-                    (tmpl->workflow_id && !c->workflow_id)) {
-                        free(c->activity_type);
-                        free(c->workflow_id);
-                        free(c);
-                        return -ENOMEM;
-                }
-        }
-        k = command_pack(c->type, attrs, attrs_size, &c->packed, &c->packed_size);
+        c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
+        c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
+        c->update_id = tmpl->update_id ? strdup(tmpl->update_id) : NULL;
+        if ((tmpl->activity_type && !c->activity_type) || (tmpl->workflow_id && !c->workflow_id) ||
+            (tmpl->update_id && !c->update_id))
+                k = -ENOMEM;
+        else
+                k = command_pack(c->type, attrs, attrs_size, &c->packed, &c->packed_size);
         if (k < 0) {
                 free(c->activity_type);
                 free(c->workflow_id);
+                free(c->update_id);
                 free(c);
                 return k;
         }
@@ -193,6 +191,9 @@ static void describe_command(const Command *c, char *buf, size_t n) {
         case COMMAND_RECORD_MARKER:
                 (void) snprintf(buf, n, "%s(marker_name=%.60s, marker_id=%.100s)", name,
                                 c->activity_type, c->workflow_id);
+                break;
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                (void) snprintf(buf, n, "%s(update_id=%.100s)", name, c->update_id);
                 break;
         default:
                 (void) snprintf(buf, n, "%s", name);
@@ -279,6 +280,10 @@ static void describe_event(const Event *e, char *buf, size_t n) {
                 nb = attr_strn(e, "marker_id", &b);
                 (void) snprintf(buf, n, "%s(marker_name=%.*s, marker_id=%.*s)", name, MIN(na, 60),
                                 a, MIN(nb, 100), b);
+                break;
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+                na = attr_strn(e, "update_id", &a);
+                (void) snprintf(buf, n, "%s(update_id=%.*s)", name, MIN(na, 100), a);
                 break;
         case EVENT_ACTIVITY_TASK_CANCEL_REQUESTED:
                 v = msg_get(e->attrs, "scheduled_event_id");
@@ -463,6 +468,8 @@ static Routine *routine_free(Run *r, Routine *rt) {
         LIST_REMOVE(routines, r->routines, rt);
         coro_free(rt->coro);
         free(rt->name);
+        free(rt->update_id);
+        msgpack_sbuffer_destroy(&rt->update_result);
         free(rt);
         return NULL;
 }
@@ -474,6 +481,12 @@ static void routine_entry(void *userdata) {
 
         if (rt->signal_fn)
                 rt->ret = rt->signal_fn(r, rt->input);
+        else if (rt->is_update && rt->update) {
+                msgpack_packer_init(&pk, &rt->update_result, msgpack_sbuffer_write);
+                rt->ret = rt->update->fn(r, rt->input, &pk);
+        } else if (rt->is_update)
+                rt->ret = dur_fail(r, "UpdateNotFound", true,
+                                   "the workflow code has no handler for this update");
         else if (rt->go_fn)
                 rt->ret = rt->go_fn(r, rt->go_arg);
         else {
@@ -490,6 +503,7 @@ static int routine_new(Run *r, const char *name, Routine **ret) {
         if (!rt)
                 return -ENOMEM;
         rt->run = r;
+        msgpack_sbuffer_init(&rt->update_result);
         /* In the run's zone, not in the routine: user code may keep the pointer for the run. */
         rt->input = msgpack_zone_malloc(r->zone, sizeof(*rt->input));
         if (!rt->input) {
@@ -630,12 +644,59 @@ static int run_issue_close(Run *r) {
         return 0;
 }
 
+/* The CompleteWorkflowUpdate command of a finished update handler: its result, or its failure
+ * (as in Temporal, an update handler that fails fails its update, never the workflow). */
+static int update_finished(Run *r, Routine *rt) {
+        Command tmpl = { .type = COMMAND_COMPLETE_WORKFLOW_UPDATE, .update_id = rt->update_id };
+        static const char nil = (char) 0xc0;
+        dur_failure *generic = NULL;
+        const dur_failure *f = NULL;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char msg[400];
+        int k;
+
+        if (rt->ret == 0 && rt->update_result.size > 0 &&
+            msg_validate(rt->update_result.data, rt->update_result.size) < 0) {
+                rt->ret = -EBADMSG;
+                (void) snprintf(msg, sizeof(msg), "%s packed more or less than one msgpack value",
+                                rt->name);
+        } else
+                (void) snprintf(msg, sizeof(msg), "%s returned %d", rt->name, rt->ret);
+        if (rt->ret != 0) {
+                f = rt->ret == DUR_FAILED && r->failure ? r->failure : NULL;
+                if (!f)
+                        f = generic = failure_new("UpdateError", false, msg);
+                if (!f)
+                        return -ENOMEM;
+        }
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, 2);
+        if (k >= 0)
+                k = msg_pack_kv_str(&pk, "update_id", rt->update_id);
+        if (k >= 0 && f) {
+                k = msg_pack_str(&pk, "failure");
+                if (k >= 0)
+                        k = failure_pack(f, &pk);
+        } else if (k >= 0 && rt->update_result.size > 0)
+                k = msg_pack_kv_bin(&pk, "result", rt->update_result.data, rt->update_result.size);
+        else if (k >= 0)
+                k = msg_pack_kv_bin(&pk, "result", &nil, 1);
+        k = k < 0 ? -ENOMEM : run_add_command(r, &tmpl, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        failure_free(generic);
+        return k;
+}
+
 /* What a finished routine's return value means. The main function's DUR_FAILED fails the run;
  * anything unexpected fails the workflow task instead, so that a fixed worker can retry it. */
 static int routine_finished(Run *r, Routine *rt) {
-        bool is_main = !rt->signal_fn && !rt->go_fn;
+        bool is_main = !rt->signal_fn && !rt->go_fn && !rt->is_update;
         int ret = rt->ret;
 
+        if (rt->is_update)
+                return update_finished(r, rt);
         if (ret == DUR_CANCELED && r->cancel_requested)
                 ret = 0;
         if (is_main) {
@@ -808,6 +869,7 @@ static bool command_matches(const Command *c, const Event *e) {
                 [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                         EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
                 [COMMAND_RECORD_MARKER] = EVENT_MARKER_RECORDED,
+                [COMMAND_COMPLETE_WORKFLOW_UPDATE] = EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
         };
         const msgpack_object *v;
 
@@ -825,6 +887,8 @@ static bool command_matches(const Command *c, const Event *e) {
                        attr_str_eq(e, "workflow_type", c->activity_type);
         case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
                 return attr_str_eq(e, "workflow_id", c->workflow_id);
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                return attr_str_eq(e, "update_id", c->update_id);
         case COMMAND_REQUEST_CANCEL_ACTIVITY_TASK:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
@@ -1089,6 +1153,39 @@ int run_fail_task(Run *r, bool nondeterministic, const char *fmt, ...) {
                 coro_yield();
 }
 
+static const dur_update_def *find_update(const Run *r, const char *name, size_t len) {
+        for (const dur_update_def *u = r->def->updates; u && u->name; u++)
+                if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
+                        return u;
+        return NULL;
+}
+
+/* An accepted update gets its handler's coroutine, as a signal does; on replay it runs again
+ * and issues the same CompleteWorkflowUpdate, matched with the recorded event. */
+static int on_update_accepted(Run *r, const Event *e) {
+        const msgpack_object *id = msg_get(e->attrs, "update_id");
+        const char *name;
+        char what[300];
+        Routine *rt;
+        int k, n;
+
+        if (!id || id->type != MSGPACK_OBJECT_STR)
+                return run_error(r, -EBADMSG, NULL,
+                                 "history event %llu: attribute \"update_id\" must be a string",
+                                 (unsigned long long) e->id);
+        n = attr_strn(e, "update_name", &name);
+        (void) snprintf(what, sizeof(what), "update handler '%.*s'", n, name);
+        k = routine_new(r, what, &rt);
+        if (k < 0)
+                return k;
+        rt->is_update = true;
+        rt->update = find_update(r, name, (size_t) n);
+        rt->update_id = strndup(id->via.str.ptr, id->via.str.size);
+        if (!rt->update_id)
+                return -ENOMEM;
+        return attr_payload(r, e, "input", rt->input);
+}
+
 /* @next is the following event, NULL when @e ends the batch. */
 static int on_task_started(Run *r, const Event *e, const Event *next) {
         int k;
@@ -1137,7 +1234,10 @@ static int apply_event(Run *r, const Event *e, const Event *next) {
         case EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
         case EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
         case EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 return on_command_event(r, e);
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                return on_update_accepted(r, e);
         case EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED:
         case EVENT_CHILD_WORKFLOW_EXECUTION_STARTED:
         case EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED:
@@ -1330,6 +1430,75 @@ int run_query(Run *r,
                 return k;
         }
         return unknown_query(r, query_type);
+}
+
+/* ---- update validators ---------------------------------------------------------------------- */
+
+static int unknown_update(Run *r, const char *name) {
+        char known[256] = "";
+        size_t len = 0;
+
+        for (const dur_update_def *u = r->def->updates; u && u->name; u++) {
+                int n = snprintf(known + len, sizeof(known) - len, "%s%s", len > 0 ? ", " : "",
+                                 u->name);
+                if (n < 0 || (size_t) n >= sizeof(known) - len)
+                        break;
+                len += (size_t) n;
+        }
+        return run_error(r, -ENOENT, NULL, "unknown update '%s' (known: %s)", name,
+                         len > 0 ? known : "none");
+}
+
+/* Runs the validator as a query handler runs: it must not block, and leaves no trace (not even
+ * the failure it sets with dur_fail(), which only carries the reason of the rejection). */
+static int validator_call(Run *r, const dur_update_def *u, const msgpack_object *args) {
+        const dur_failure *saved_failure = r->failure;
+        dur_failure *saved_own = r->own_failure;
+        char why[400] = "";
+        uint64_t rng = r->rng;
+        int k;
+
+        r->own_failure = NULL;
+        r->in_query = true;
+        k = u->validator(r, args);
+        r->in_query = false;
+        r->rng = rng;
+        if (k != 0 && r->failure != saved_failure && r->failure)
+                (void) snprintf(why, sizeof(why), "%s", dur_failure_message(r->failure));
+        failure_free(r->own_failure);
+        r->own_failure = saved_own;
+        r->failure = saved_failure;
+        if (k == 0)
+                return 0;
+        if (why[0])
+                return run_error(r, -EPROTO, NULL, "%s", why);
+        return run_error(r, -EPROTO, NULL, "validator of update '%s' returned %d%s", u->name, k,
+                         k == -EDEADLK ? " (a validator must not block)" : "");
+}
+
+int run_validate_update(Run *r, const char *name, const void *input, size_t input_size) {
+        msgpack_object args = { .type = MSGPACK_OBJECT_NIL };
+        const dur_update_def *u;
+        msgpack_zone zone;
+        int k;
+
+        assert_return(name, -EINVAL);
+        r->error_cause = NULL;
+        r->error_message[0] = 0;
+        u = find_update(r, name, strlen(name));
+        if (!u)
+                return unknown_update(r, name);
+        if (!u->validator)
+                return 0;
+        if (!msgpack_zone_init(&zone, 1024))
+                return -ENOMEM;
+        k = input_size > 0 ? object_from_payload(input, input_size, &zone, &args) : 0;
+        if (k < 0)
+                k = run_error(r, k, NULL, "update input is not msgpack");
+        else
+                k = validator_call(r, u, &args);
+        msgpack_zone_destroy(&zone);
+        return k;
 }
 
 /* ---- the run --------------------------------------------------------------------------------- */

@@ -313,7 +313,15 @@ static void sim_complete(Sim *s) {
                 else if (cmd_is(s, i, "CancelWorkflowExecution"))
                         sim_event(s, EVENT_WORKFLOW_EXECUTION_CANCELED, "u",
                                   "workflow_task_completed_event_id", completed);
-                else
+                else if (cmd_is(s, i, "CompleteWorkflowUpdate")) {
+                        v = cmd_attr(s, i, "update_id");
+                        snprintf(id, sizeof(id), "%.*s", (int) v->via.str.size, v->via.str.ptr);
+                        sim_event(s, EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED, "suu", "update_id",
+                                  id, "accepted_event_id",
+                                  find_event(s, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                                             "update_id", id),
+                                  "workflow_task_completed_event_id", completed);
+                } else
                         test_fail(__FILE__, __LINE__, "unexpected command %zu", i);
         }
 }
@@ -619,6 +627,72 @@ TEST(signal_handler_blocks) {
         ASSERT_OK(dur_unpack(&o, "{s:b s:s}", "approved", &ok, "by", &by));
         ASSERT_TRUE(ok);
         ASSERT_STREQ(by, "bob");
+        sim_done(&s);
+}
+
+/* Update "approve": its validator wants a "by"; its handler blocks on an activity. */
+static int approve_update_validate(dur_wf *wf, const msgpack_object *args) {
+        const char *by = NULL;
+
+        if (dur_unpack(args, "{s:s}", "by", &by) < 0)
+                return dur_fail(wf, "NoApprover", true, "who approves?");
+        return 0;
+}
+
+static int approve_update(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        OrderState *o = dur_wf_state(wf, sizeof(*o));
+
+        DUR_TRY(dur_unpack(args, "{s:s}", "by", &o->by));
+        DUR_TRY(dur_execute_activity(wf, "notify", NULL, &quick, NULL)); /* blocks */
+        o->approved = true;
+        return dur_pack(out, "{s:s}", "approved_by", o->by);
+}
+
+static const dur_workflow_def update_wf = {
+        .name = "ApprovalByUpdate",
+        .run = approval_run,
+        .updates = DUR_UPDATES({ "approve", approve_update, approve_update_validate }),
+};
+
+TEST(update_handler_blocks_and_completes) {
+        dur_buf *good = dur_args("{s:s}", "by", "ann"), *bad = dur_args("{s:i}", "n", 1);
+        msgpack_object o;
+        const char *by = NULL;
+        Run *fresh;
+        Sim s;
+
+        sim_init(&s, &update_wf, "run-upd", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        /* The validator, on the current state: nothing is issued. */
+        ASSERT_OK(run_validate_update(s.run, "approve", good->data, good->size));
+        ASSERT_ERROR(run_validate_update(s.run, "approve", bad->data, bad->size), -EPROTO);
+        ASSERT_STREQ(run_error_message(s.run), "who approves?");
+        ASSERT_NULL(dur_wf_failure(s.run)); /* the rejection's failure left no trace */
+        ASSERT_ERROR(run_validate_update(s.run, "nope", NULL, 0), -ENOENT);
+        ASSERT_STREQ(run_error_message(s.run), "unknown update 'nope' (known: approve)");
+
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, "ssp",
+                                          "update_id", "u-1", "update_name", "approve", "input",
+                                          good)));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "notify"));
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        /* The handler's completion first, then the main function that waited for it. */
+        ASSERT_EQ(cmd_count(&s), 3u);
+        ASSERT_TRUE(cmd_is(&s, 0, "CompleteWorkflowUpdate"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "update_id", "u-1"));
+        o = cmd_payload(&s, 0, "result");
+        ASSERT_OK(dur_unpack(&o, "{s:s}", "approved_by", &by));
+        ASSERT_STREQ(by, "ann");
+        ASSERT_TRUE(cmd_is(&s, 1, "CancelTimer"));
+        ASSERT_TRUE(cmd_is(&s, 2, "CompleteWorkflowExecution"));
+        /* The whole history, WorkflowExecutionUpdateCompleted included, replays cleanly. */
+        sim_complete(&s);
+        ASSERT_OK(replay_fresh(&s, false, NULL, &fresh));
+        ASSERT_TRUE(run_closed(fresh));
+        run_free(fresh);
+        dur_buf_free(bad);
         sim_done(&s);
 }
 

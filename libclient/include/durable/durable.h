@@ -2,7 +2,8 @@
 /* libdurable: the C client, worker and workflow API of durabled.
  *
  * Three roles share this header:
- *  - clients start, signal, query, cancel, terminate and inspect workflows (dur_client_*);
+ *  - clients start, signal, query, update, cancel, terminate and inspect workflows
+ *    (dur_client_*);
  *  - workers poll a task queue and run registered workflow and activity code (dur_worker_*);
  *  - workflow code runs on coroutines inside a worker and must be deterministic: it talks to the
  *    outside world only through the dur_* calls that take a dur_wf (activities, timers, signals).
@@ -47,6 +48,8 @@ extern "C" {
  * complete`, or its start-to-close or heartbeat timeout ends it (Temporal's asynchronous
  * activity completion). */
 #define DUR_ASYNC (-10003)
+/* dur_client_update(): the workflow's validator rejected the update; nothing was recorded. */
+#define DUR_REJECTED (-10004)
 
 /* Propagates a failure out of a workflow or activity function. */
 #define DUR_TRY(expr)                  \
@@ -223,6 +226,69 @@ DUR_PUBLIC int dur_client_terminate(dur_client *c,
                                     const char *run_id,
                                     const char *reason);
 
+/* Updates (Temporal's workflow updates): a request to a running workflow that its update
+ * handler (DUR_UPDATES) handles and answers. The validator runs first, on the worker, and may
+ * reject it: then nothing is recorded. Once accepted, the update is in the history
+ * (WorkflowExecutionUpdateAccepted) and completes even across a daemon or worker crash. The
+ * update id (default: a fresh UUID) deduplicates: sending the same update id to the same run
+ * again attaches to the first update and gets its outcome. */
+typedef enum dur_update_stage {
+        DUR_UPDATE_STAGE_DEFAULT = 0,   /* = COMPLETED */
+        DUR_UPDATE_STAGE_ACCEPTED = 2,  /* answer once the validator accepted it */
+        DUR_UPDATE_STAGE_COMPLETED = 3, /* answer once the handler returned */
+} dur_update_stage;
+
+typedef struct dur_update_opts {
+        const char *update_id; /* NULL = a fresh UUID (in the outcome's update_id) */
+        const char *run_id;    /* NULL = the latest run of the workflow id */
+        dur_update_stage wait_for_stage;
+        uint64_t timeout; /* 0 = 10 s for the validation, no limit for the completion */
+} dur_update_opts;
+
+typedef struct dur_update_outcome {
+        char *update_id;
+        char *run_id;
+        char *stage;          /* "Accepted" or "Completed" */
+        dur_buf *result;      /* Completed: the handler's result (nil when it packed none) */
+        dur_failure *failure; /* Completed with the handler's failure */
+} dur_update_outcome;
+DUR_PUBLIC void dur_update_outcome_done(dur_update_outcome *o);
+
+/* Sends update @update_name with @args (may be NULL) to the workflow and waits for the stage of
+ * @opts (may be NULL). Returns 0 when the update was accepted (stage ACCEPTED) or its handler
+ * returned (COMPLETED), with *@ret filled; DUR_FAILED when the handler failed (ret->failure;
+ * the run goes on); DUR_REJECTED when the validator rejected it (the reason in
+ * dur_client_error_message()); -ENOENT for an unknown or closed run, or a run that closed before
+ * the update completed; -ENOSPC (resource_exhausted) past the limits (by default 10 updates in
+ * flight, 2000 per run); -ETIMEDOUT when the wait ran out (an accepted update still completes:
+ * ask again with dur_client_update_result()). */
+DUR_PUBLIC int dur_client_update(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *update_name,
+                                 const dur_buf *args,
+                                 const dur_update_opts *opts,
+                                 dur_update_outcome *ret);
+/* Update-with-start: starts a run as dur_client_start() and sends it the update, or sends the
+ * update to the running run; a request the daemon refuses starts nothing. @start's
+ * id_conflict_policy must be USE_EXISTING (send it to the running run) or FAIL (-EEXIST when one
+ * runs); the validator runs after the new run's first workflow task, and a rejection leaves the
+ * run started. opts->run_id must be NULL. Returns as dur_client_update(). */
+DUR_PUBLIC int dur_client_update_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *start,
+                                            const dur_buf *input,
+                                            const char *update_name,
+                                            const dur_buf *args,
+                                            const dur_update_opts *opts,
+                                            dur_update_outcome *ret);
+/* The outcome of the accepted update @update_id: waits for its completion unless
+ * opts->wait_for_stage is ACCEPTED. -ENOENT when the run has no such accepted update. */
+DUR_PUBLIC int dur_client_update_result(dur_client *c,
+                                        const char *workflow_id,
+                                        const char *update_id,
+                                        const dur_update_opts *opts,
+                                        dur_update_outcome *ret);
+
 /* The outcome of a run, as answered by GetResult. */
 typedef struct dur_outcome {
         char *run_id;
@@ -355,15 +421,31 @@ typedef struct dur_query_def {
         dur_query_fn fn;
 } dur_query_def;
 
+/* An update handler may block (activities, timers, conditions) like a signal handler, on a
+ * coroutine of its own, and writes its result with @out; it returns 0, or DUR_FAILED (dur_fail())
+ * to fail the update, which the caller gets back while the workflow goes on. The validator (may
+ * be NULL: every update is accepted) must not block nor change state: it returns 0 to accept,
+ * anything else to reject (with dur_fail() for the reason the caller reads). */
+typedef int (*dur_update_fn)(dur_wf *wf, const msgpack_object *args, msgpack_packer *out);
+typedef int (*dur_update_validator_fn)(dur_wf *wf, const msgpack_object *args);
+
+typedef struct dur_update_def {
+        const char *name;
+        dur_update_fn fn;
+        dur_update_validator_fn validator;
+} dur_update_def;
+
 typedef struct dur_workflow_def {
         const char *name;
         dur_workflow_fn run;
         const dur_signal_def *signals; /* array ended by { NULL }, or NULL */
         const dur_query_def *queries;  /* array ended by { NULL }, or NULL */
+        const dur_update_def *updates; /* array ended by { NULL }, or NULL */
 } dur_workflow_def;
 
 #define DUR_SIGNALS(...) ((const dur_signal_def[]){ __VA_ARGS__, { NULL, NULL } })
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
+#define DUR_UPDATES(...) ((const dur_update_def[]){ __VA_ARGS__, { NULL, NULL, NULL } })
 
 /* What cancelling an activity does (dur_future_cancel(), or the workflow's cancel request
  * interrupting a wait): Temporal's ActivityCancellationType. A running activity learns of a
