@@ -245,6 +245,8 @@ static const Verb verbs[] = {
           "Send signal NAME to the running workflow, or start one of TYPE with it" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
           false, verb_query, "Ask query NAME; print its result as JSON" },
+        { "stack", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT), 0, false, verb_stack,
+          "Show what each coroutine of a run is blocked in (query __stack_trace)" },
         { "update", "execute|start|result [JSON]", 1, 2,
           BIT(OPT_ID) | BIT(OPT_RUN_ID) | BIT(OPT_NAME) | BIT(OPT_UPDATE_ID) |
                   BIT(OPT_WAIT_FOR_STAGE) | BIT(OPT_TIMEOUT) | INPUT_OPTS,

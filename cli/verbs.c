@@ -868,6 +868,29 @@ int verb_query(const Ctx *ctx, const Args *a) {
         return print_json(result ? json_from_msgpack(result) : json_null());
 }
 
+/* `temporal workflow stack`: the built-in query __stack_trace, printed as the text it is. */
+int verb_stack(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        _cleanup_(json_decrefp) json_t *text = NULL;
+        const msgpack_object *result;
+        int r;
+
+        r = CTL_CALL(ctx->client, "QueryWorkflow", &answer, FIELD_STR("workflow_id", a->pos[0]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("query_type", "__stack_trace"),
+                     FIELD_UINT("timeout_usec", a->timeout_usec));
+        if (r < 0)
+                return r;
+        result = msg_get(answer.map, "result"); /* a payload */
+        text = result ? json_from_msgpack(result) : NULL;
+        if (!json_is_string(text))
+                return ctl_error_errno(EBADMSG, "the worker's answer to __stack_trace is not a "
+                                                "string");
+        if (ctx->json)
+                return print_json(json_pack("{s:O}", "stack_trace", text));
+        printf("%s\n", json_string_value(text));
+        return 0;
+}
+
 /* update execute|start --name NAME [JSON], update result --update-id ID; all need --id. As the
  * temporal CLI, start waits for the stage accepted and execute for completed. */
 int update_check_args(const Args *a) {

@@ -88,6 +88,7 @@ int verb_watch(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
 int verb_signal_with_start(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
+int verb_stack(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */

@@ -5,8 +5,9 @@
  *                      query "get_status"; signal "cancel_order" runs cancel_order_activity.
  *   OrderSagaWorkflow  reserve_inventory, charge_payment, create_shipment; on a final failure
  *                      the compensations of the steps that succeeded run in reverse order
- *                      (refund_payment, release_inventory) and the workflow fails with the
- *                      original failure.
+ *                      (refund_payment, release_inventory), in a detached scope that a cancel
+ *                      request does not interrupt, and the workflow fails with the original
+ *                      failure.
  *   ApprovalWorkflow   waits up to 24 h (or "timeout_ms") for signal "approve" with a boolean;
  *                      query "get_status"; update "comment" {"comment": TEXT} keeps the
  *                      reviewer's comment and returns {"status", "comment"} (its validator
@@ -470,11 +471,19 @@ static void saga_remember_failure(dur_wf *wf, saga *st) {
         st->failure_non_retryable = f && dur_failure_non_retryable(f);
 }
 
-static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const order_input *o) {
-        saga_remember_failure(wf, st);
-        if (!dur_is_replaying(wf))
-                say("OrderSagaWorkflow %s failed (%s: %s), running %u compensations", dur_wf_id(wf),
-                    st->failure_type, st->failure_message, st->n_done);
+typedef struct saga_undo {
+        saga *st;
+        const msgpack_object *in;
+        const order_input *o;
+} saga_undo;
+
+/* Runs in dur_detached(): a cancel request that comes now must not stop the undoing half-way. */
+static int saga_run_compensations(dur_wf *wf, void *arg) {
+        const saga_undo *u = arg;
+        saga *st = u->st;
+        const msgpack_object *in = u->in;
+        const order_input *o = u->o;
+
         for (unsigned i = st->n_done; i-- > 0;) {
                 const compensation *c = &st->done[i];
                 knobs k = knobs_for(in, c->activity);
@@ -489,8 +498,19 @@ static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const
                         say("Compensation %s failed: %s", c->activity,
                             dur_failure_message(dur_wf_failure(wf)));
                 else if (r < 0 && r != DUR_FAILED)
-                        return r; /* cancelled, or the worker is going away */
+                        return r; /* the worker is going away */
         }
+        return 0;
+}
+
+static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const order_input *o) {
+        saga_undo u = { st, in, o };
+
+        saga_remember_failure(wf, st);
+        if (!dur_is_replaying(wf))
+                say("OrderSagaWorkflow %s failed (%s: %s), running %u compensations", dur_wf_id(wf),
+                    st->failure_type, st->failure_message, st->n_done);
+        DUR_TRY(dur_detached(wf, saga_run_compensations, &u));
         return dur_fail(wf, st->failure_type, st->failure_non_retryable, "%s", st->failure_message);
 }
 

@@ -16,7 +16,15 @@
  * decided by the history alone: this is what makes replay deterministic. Because the events of
  * a task's commands directly follow its WorkflowTaskCompleted, every command still in the queue
  * when an execution point starts was issued by that same execution point, i.e. is unsent: this
- * is why cancelling a future whose start command is queued simply drops the command. */
+ * is why cancelling a future whose start command is queued simply drops the command.
+ *
+ * Side effects and patches need a value before their command is matched: when an execution
+ * point replays, the MarkerRecorded events of its task (between its WorkflowTaskCompleted and
+ * the next WorkflowTaskStarted, all in the same batch since a task's events are written in one
+ * transaction) are read ahead (collect_markers()) and taken by workflow.c; the RecordMarker
+ * commands the code issues are then matched with them like any other. A patch marker, and the
+ * TemporalChangeVersion upsert of a new patch, that no command asks for are skipped, as
+ * Temporal's SDKs do, so that removing a deprecated patch stays compatible. */
 
 #include <assert.h>
 #include <errno.h>
@@ -115,6 +123,7 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         memcpy(c->id, tmpl->id, sizeof(c->id));
         c->scheduled_event_id = tmpl->scheduled_event_id;
         c->future = tmpl->future;
+        c->change_version = tmpl->change_version;
         c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
         c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
         c->update_id = tmpl->update_id ? strdup(tmpl->update_id) : NULL;
@@ -178,6 +187,10 @@ static void describe_command(const Command *c, char *buf, size_t n) {
                 break;
         case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
                 (void) snprintf(buf, n, "%s(workflow_id=%.100s)", name, c->workflow_id);
+                break;
+        case COMMAND_RECORD_MARKER:
+                (void) snprintf(buf, n, "%s(marker_name=%.60s, marker_id=%.100s)", name,
+                                c->activity_type, c->workflow_id);
                 break;
         case COMMAND_COMPLETE_WORKFLOW_UPDATE:
                 (void) snprintf(buf, n, "%s(update_id=%.100s)", name, c->update_id);
@@ -262,6 +275,12 @@ static void describe_event(const Event *e, char *buf, size_t n) {
                 na = attr_strn(e, "workflow_id", &a);
                 (void) snprintf(buf, n, "%s(workflow_id=%.*s)", name, MIN(na, 100), a);
                 break;
+        case EVENT_MARKER_RECORDED:
+                na = attr_strn(e, "marker_name", &a);
+                nb = attr_strn(e, "marker_id", &b);
+                (void) snprintf(buf, n, "%s(marker_name=%.*s, marker_id=%.*s)", name, MIN(na, 60),
+                                a, MIN(nb, 100), b);
+                break;
         case EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 na = attr_strn(e, "update_id", &a);
                 (void) snprintf(buf, n, "%s(update_id=%.*s)", name, MIN(na, 100), a);
@@ -315,6 +334,7 @@ dur_future *run_new_future(Run *r, FutureKind kind) {
         f->run = r;
         f->kind = kind;
         f->value.type = MSGPACK_OBJECT_NIL;
+        f->detached = r->current && r->current->detached > 0;
         LIST_PREPEND(futures, r->pending, f);
         return f;
 }
@@ -336,6 +356,7 @@ void run_forget_future(Run *r, dur_future *f) {
                 LIST_REMOVE(futures, r->pending, f);
         failure_free(f->failure);
         free(f->child_workflow_id);
+        free(f->name);
         free(f);
 }
 
@@ -346,6 +367,7 @@ static void futures_free(dur_future **head) {
                 LIST_REMOVE(futures, *head, f);
                 failure_free(f->failure);
                 free(f->child_workflow_id);
+                free(f->name);
                 free(f);
         }
 }
@@ -385,11 +407,20 @@ int run_cancel_future(Run *r, dur_future *f) {
                 /* Issued by this execution point and not sent: it never happened. */
                 command_free(r, f->command);
                 f->command = NULL;
+        } else if (f->kind == FUTURE_ACTIVITY && f->cancel_type == DUR_ACTIVITY_CANCEL_ABANDON) {
+                /* No request: the activity runs on and its outcome is dropped. */
         } else if (f->kind == FUTURE_ACTIVITY) {
+                if (f->cancel_sent)
+                        return 0;
                 tmpl.type = COMMAND_REQUEST_CANCEL_ACTIVITY_TASK;
                 tmpl.scheduled_event_id = f->scheduled_event_id;
                 k = run_add_simple_command(r, &tmpl, "scheduled_event_id", NULL,
                                            f->scheduled_event_id);
+                if (k >= 0 && f->cancel_type == DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED) {
+                        /* It resolves with what the activity reports (on_activity_closed()). */
+                        f->cancel_sent = true;
+                        return 0;
+                }
         } else {
                 tmpl.type = COMMAND_CANCEL_TIMER;
                 memcpy(tmpl.id, f->id, sizeof(tmpl.id));
@@ -510,6 +541,7 @@ int run_spawn(Run *r, int (*fn)(dur_wf *wf, void *arg), void *arg) {
                 return k;
         rt->go_fn = fn;
         rt->go_arg = arg;
+        rt->detached = r->current->detached > 0;
         return 0;
 }
 
@@ -526,9 +558,10 @@ int run_block(Run *r, routine_ready_fn ready, void *userdata) {
         if (!rt || r->in_query || coro_current() != rt->coro)
                 return -EDEADLK;
         for (;;) {
-                /* The cancel request reaches each routine once, at its next wait: after that,
-                 * compensation code may block on new activities normally. */
-                if (rt->canceled) {
+                /* The cancel request reaches each routine once, at its next wait outside
+                 * dur_detached(): after that, compensation code may block on new activities
+                 * normally. */
+                if (rt->canceled && !rt->detached) {
                         rt->canceled = false;
                         return DUR_CANCELED;
                 }
@@ -690,7 +723,7 @@ static int routine_finished(Run *r, Routine *rt) {
 /* ---- execution points ------------------------------------------------------------------------ */
 
 static bool routine_runnable(Run *r, Routine *rt) {
-        return !rt->ready || rt->canceled || rt->ready(r, rt->ready_arg);
+        return !rt->ready || (rt->canceled && !rt->detached) || rt->ready(r, rt->ready_arg);
 }
 
 static int routine_step(Run *r, Routine *rt) {
@@ -728,7 +761,8 @@ static int run_scheduler(Run *r) {
 }
 
 /* The workflow's cancel request reaches every routine that exists now and every pending
- * future, once. Routines created later (a compensation's activities) run normally. */
+ * future, once, except the futures of dur_detached() scopes. Routines created later (a
+ * compensation's activities) run normally. */
 static int run_deliver_cancel(Run *r) {
         dur_future *f, *n;
         Routine *rt;
@@ -738,6 +772,8 @@ static int run_deliver_cancel(Run *r) {
         LIST_FOREACH(routines, rt, r->routines)
                 rt->canceled = true;
         LIST_FOREACH_SAFE(futures, f, n, r->pending) {
+                if (f->detached)
+                        continue;
                 k = run_cancel_future(r, f);
                 if (k < 0)
                         return k;
@@ -755,9 +791,12 @@ static int run_execute(Run *r, const Event *e, bool replaying) {
                 k = run_deliver_cancel(r);
         if (k >= 0)
                 k = run_scheduler(r);
+        if (k >= 0 && r->error_cause)
+                k = -EPROTO; /* run_fail_task() from workflow code */
         if (k >= 0 && r->main_finished && !r->closed)
                 k = run_issue_close(r);
         r->executing = false;
+        r->n_markers = 0;
         return k;
 }
 
@@ -794,6 +833,24 @@ static int on_task_scheduled(Run *r, const Event *e) {
                 (unsigned long long) e->id, have);
 }
 
+/* An UpsertWorkflowSearchAttributes of TemporalChangeVersion alone: dur_patched()'s bookkeeping. */
+static bool is_change_version_event(const Event *e) {
+        const msgpack_object *sa = msg_get(e->attrs, "search_attributes");
+
+        return sa && sa->type == MSGPACK_OBJECT_MAP && sa->via.map.size == 1 &&
+               msg_str_eq(&sa->via.map.ptr[0].key, CHANGE_VERSION_ATTR);
+}
+
+/* Events of dur_patched() and dur_deprecate_patch() that replay may meet without a command (as
+ * Temporal's SDKs do): a patch marker whose call the code no longer makes (a deprecated patch
+ * removed, or a patched() call removed after all runs took the new branch), and the
+ * TemporalChangeVersion upsert, issued only when a patch marker is new. */
+static bool skippable_without_command(const Event *e) {
+        if (e->type == EVENT_MARKER_RECORDED)
+                return attr_str_eq(e, "marker_name", MARKER_PATCH);
+        return e->type == EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES && is_change_version_event(e);
+}
+
 static bool command_matches(const Command *c, const Event *e) {
         static const EventType event_of[_COMMAND_TYPE_MAX] = {
                 [COMMAND_SCHEDULE_ACTIVITY_TASK] = EVENT_ACTIVITY_TASK_SCHEDULED,
@@ -811,6 +868,7 @@ static bool command_matches(const Command *c, const Event *e) {
                         EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
                 [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                         EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+                [COMMAND_RECORD_MARKER] = EVENT_MARKER_RECORDED,
                 [COMMAND_COMPLETE_WORKFLOW_UPDATE] = EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
         };
         const msgpack_object *v;
@@ -835,6 +893,11 @@ static bool command_matches(const Command *c, const Event *e) {
                 v = msg_get(e->attrs, "scheduled_event_id");
                 return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                        v->via.u64 == c->scheduled_event_id;
+        case COMMAND_RECORD_MARKER:
+                return attr_str_eq(e, "marker_name", c->activity_type) &&
+                       attr_str_eq(e, "marker_id", c->workflow_id);
+        case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                return c->change_version == is_change_version_event(e);
         default:
                 return true;
         }
@@ -844,6 +907,8 @@ static int on_command_event(Run *r, const Event *e) {
         char have[256], want[256];
         Command *c = r->commands;
 
+        if ((!c || !command_matches(c, e)) && skippable_without_command(e))
+                return 0;
         if (!c || !command_matches(c, e)) {
                 describe_event(e, want, sizeof(want));
                 if (c)
@@ -1005,6 +1070,89 @@ static int on_signaled(Run *r, const Event *e) {
         return attr_payload(r, e, "input", rt->input);
 }
 
+/* The MarkerRecorded events of the task completed right after the batch's current event: its
+ * command events follow its WorkflowTaskCompleted, up to the next WorkflowTaskStarted. Side
+ * effects and patches read them before the commands are matched. */
+static int collect_markers(Run *r) {
+        r->n_markers = 0;
+        r->markers_task_id = r->next_event_id + 1; /* the WorkflowTaskCompleted */
+        for (uint32_t i = r->batch_index + 2; i < r->batch->via.array.size; i++) {
+                Event m;
+                int k = event_parse(r, &r->batch->via.array.ptr[i], &m);
+
+                if (k < 0)
+                        return k;
+                if (m.type == EVENT_WORKFLOW_TASK_STARTED)
+                        break;
+                if (m.type != EVENT_MARKER_RECORDED)
+                        continue;
+                if (r->n_markers == r->markers_alloc) {
+                        size_t n = r->markers_alloc ? 2 * r->markers_alloc : 8;
+                        RunMarker *p = reallocarray(r->markers, n, sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        r->markers = p;
+                        r->markers_alloc = n;
+                }
+                r->markers[r->n_markers++] = (RunMarker){ .event_id = m.id, .attrs = m.attrs };
+        }
+        return 0;
+}
+
+const RunMarker *run_take_marker(Run *r, const char *name, const char *id) {
+        for (size_t i = 0; i < r->n_markers; i++) {
+                RunMarker *m = &r->markers[i];
+
+                if (!m->taken && msg_str_eq(msg_get(m->attrs, "marker_name"), name) &&
+                    msg_str_eq(msg_get(m->attrs, "marker_id"), id)) {
+                        m->taken = true;
+                        return m;
+                }
+        }
+        return NULL;
+}
+
+int run_marker_details(Run *r, const RunMarker *m, msgpack_object *ret) {
+        Event e = { .id = m->event_id, .type = EVENT_MARKER_RECORDED, .attrs = m->attrs };
+
+        return attr_payload(r, &e, "details", ret);
+}
+
+int run_marker_missing(Run *r, const char *name, const char *id) {
+        return run_fail_task(r, true,
+                             "the workflow task completed at history event %llu recorded no "
+                             "MarkerRecorded(marker_name=%s, marker_id=%.100s) but the code issued "
+                             "RecordMarker(marker_name=%s, marker_id=%.100s)",
+                             (unsigned long long) r->markers_task_id, name, id, name, id);
+}
+
+static bool never_ready(Run *r, void *userdata) {
+        return false;
+}
+
+int run_fail_task(Run *r, bool nondeterministic, const char *fmt, ...) {
+        Routine *rt = r->current;
+        char msg[400];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (!r->error_cause && nondeterministic)
+                (void) run_error(r, -EPROTO, CAUSE_NON_DETERMINISTIC,
+                                 "non-deterministic workflow: %s", msg);
+        else if (!r->error_cause)
+                (void) run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR, "%s", msg);
+        if (!rt || coro_current() != rt->coro)
+                return -EPROTO;
+        /* The execution point fails (run_execute()) and the run is discarded: park for good. */
+        rt->ready = never_ready;
+        rt->canceled = false;
+        for (;;)
+                coro_yield();
+}
+
 static const dur_update_def *find_update(const Run *r, const char *name, size_t len) {
         for (const dur_update_def *u = r->def->updates; u && u->name; u++)
                 if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
@@ -1042,8 +1190,12 @@ static int on_update_accepted(Run *r, const Event *e) {
 static int on_task_started(Run *r, const Event *e, const Event *next) {
         int k;
 
-        if (next)
-                return next->type == EVENT_WORKFLOW_TASK_COMPLETED ? run_execute(r, e, true) : 0;
+        if (next) {
+                if (next->type != EVENT_WORKFLOW_TASK_COMPLETED)
+                        return 0;
+                k = collect_markers(r);
+                return k < 0 ? k : run_execute(r, e, true);
+        }
         k = run_execute(r, e, false);
         if (k < 0)
                 return k;
@@ -1185,6 +1337,8 @@ int run_apply_events(Run *r,
                 /* A query sees a task in flight as not started: it is executed by its own task. */
                 if (e.type == EVENT_WORKFLOW_TASK_STARTED && !has_next && !current_task)
                         break;
+                r->batch = events;
+                r->batch_index = i;
                 k = apply_event(r, &e, has_next ? &next : NULL);
                 if (k < 0)
                         return k;
@@ -1207,8 +1361,8 @@ static int unknown_query(Run *r, const char *query_type) {
                         break;
                 len += (size_t) n;
         }
-        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s)", query_type,
-                         known);
+        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s%s%s)", query_type,
+                         known, len > 0 ? ", " : "", DUR_QUERY_STACK_TRACE);
 }
 
 static int
@@ -1260,6 +1414,8 @@ int run_query(Run *r,
         assert_return(query_type && ret_result, -EINVAL);
         r->error_cause = NULL;
         r->error_message[0] = 0;
+        if (streq(query_type, DUR_QUERY_STACK_TRACE))
+                return run_stack_trace(r, ret_result);
         for (const dur_query_def *q = r->def->queries; q && q->name; q++) {
                 if (!streq(q->name, query_type))
                         continue;
@@ -1385,6 +1541,15 @@ Run *run_free(Run *r) {
                 routine_free(r, r->routines);
         while (r->commands)
                 command_free(r, r->commands);
+        while (r->memos) {
+                RunMemo *m = r->memos;
+
+                LIST_REMOVE(memos, r->memos, m);
+                free(m->id);
+                free(m->packed);
+                free(m);
+        }
+        free(r->markers);
         futures_free(&r->pending);
         futures_free(&r->resolved);
         failure_free(r->own_failure);

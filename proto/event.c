@@ -102,6 +102,7 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_START_CHILD_WORKFLOW_EXECUTION] = "StartChildWorkflowExecution",
         [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                 "RequestCancelExternalWorkflowExecution",
+        [COMMAND_RECORD_MARKER] = "RecordMarker",
         [COMMAND_COMPLETE_WORKFLOW_UPDATE] = "CompleteWorkflowUpdate",
 };
 

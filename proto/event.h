@@ -80,6 +80,7 @@ typedef enum CommandType {
         COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
         COMMAND_START_CHILD_WORKFLOW_EXECUTION,
         COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+        COMMAND_RECORD_MARKER, /* side effects, patches: MarkerRecorded */
         COMMAND_COMPLETE_WORKFLOW_UPDATE, /* Temporal's ProtocolMessage with an update outcome */
         _COMMAND_TYPE_MAX,
         _COMMAND_TYPE_INVALID = -22,

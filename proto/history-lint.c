@@ -165,7 +165,7 @@ static bool is_command_event(EventType t) {
         return t == EVENT_ACTIVITY_TASK_SCHEDULED || t == EVENT_ACTIVITY_TASK_CANCEL_REQUESTED ||
                t == EVENT_TIMER_STARTED || t == EVENT_TIMER_CANCELED ||
                t == EVENT_WORKFLOW_EXECUTION_COMPLETED || t == EVENT_WORKFLOW_EXECUTION_FAILED ||
-               t == EVENT_WORKFLOW_EXECUTION_CANCELED ||
+               t == EVENT_WORKFLOW_EXECUTION_CANCELED || t == EVENT_MARKER_RECORDED ||
                t == EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED;
 }
 
@@ -454,6 +454,15 @@ int history_lint_event(HistoryLint *l,
         case EVENT_TIMER_STARTED ... EVENT_TIMER_CANCELED:
                 r = lint_timer(l, event_id, type, time, attrs);
                 break;
+        case EVENT_MARKER_RECORDED: {
+                char name[1024];
+
+                /* Replay finds side effects and patches by name (libdurable(3)). */
+                if (!attr_str(attrs, "marker_name", name, sizeof(name)) || !*name)
+                        r = problem(l, event_id, type,
+                                    "attribute \"marker_name\" is missing or not a string");
+                break;
+        }
         case EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED ... EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 r = lint_update(l, event_id, type, attrs);
                 break;

@@ -277,6 +277,26 @@ TEST(standalone_activity_run_passes) {
         ASSERT_ERROR(ev(w, 2, EVENT_ACTIVITY_TASK_SCHEDULED, 100, "activity_id:a"), -EBADMSG);
 }
 
+/* MarkerRecorded (side effects, patches) is a command event with a name. */
+TEST(marker_recorded) {
+        _cleanup_(history_lint_freep) HistoryLint *l = begin();
+        _cleanup_(history_lint_freep) HistoryLint *m = begin();
+        _cleanup_(history_lint_freep) HistoryLint *n = begin();
+
+        ASSERT_OK(ev(l, 5, EVENT_MARKER_RECORDED, 200,
+                     "marker_name:SideEffect,marker_id:1,workflow_task_completed_event_id=4"));
+        ASSERT_OK(ev(l, 6, EVENT_WORKFLOW_EXECUTION_COMPLETED, 200,
+                     "workflow_task_completed_event_id=4"));
+        ASSERT_OK(history_lint_end(l, WORKFLOW_STATUS_COMPLETED, 7));
+
+        ASSERT_ERROR(ev(m, 5, EVENT_MARKER_RECORDED, 200, "marker_id:1"), -EBADMSG);
+        assert_problem(m, 5, "workflow_task_completed_event_id");
+        ASSERT_ERROR(ev(n, 5, EVENT_MARKER_RECORDED, 200,
+                        "marker_name=3,workflow_task_completed_event_id=4"),
+                     -EBADMSG);
+        assert_problem(n, 5, "\"marker_name\" is missing or not a string");
+}
+
 /* Updates: accepted once per update id, completed once, naming their acceptance and the
  * workflow task that completed them; a rejection leaves no event. */
 TEST(update_rules) {

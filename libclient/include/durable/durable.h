@@ -447,6 +447,22 @@ typedef struct dur_workflow_def {
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
 #define DUR_UPDATES(...) ((const dur_update_def[]){ __VA_ARGS__, { NULL, NULL, NULL } })
 
+/* What cancelling an activity does (dur_future_cancel(), or the workflow's cancel request
+ * interrupting a wait): Temporal's ActivityCancellationType. A running activity learns of a
+ * request through its next heartbeat (dur_actx_heartbeat() returns DUR_CANCELED; a process
+ * activity gets its unit's KillSignal). */
+typedef enum dur_activity_cancellation_type {
+        DUR_ACTIVITY_CANCEL_DEFAULT = 0, /* = TRY_CANCEL */
+        /* RequestCancelActivityTask; the future resolves DUR_CANCELED at once, a late outcome
+         * is dropped. */
+        DUR_ACTIVITY_CANCEL_TRY_CANCEL = 1,
+        /* RequestCancelActivityTask; the future resolves when the activity reports back:
+         * canceled, or its completion, failure or timeout. */
+        DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED = 2,
+        /* No request: the activity runs on; the future resolves DUR_CANCELED at once. */
+        DUR_ACTIVITY_CANCEL_ABANDON = 3,
+} dur_activity_cancellation_type;
+
 typedef struct dur_activity_opts {
         const char *task_queue; /* NULL = the workflow's */
         uint64_t schedule_to_close;
@@ -454,6 +470,7 @@ typedef struct dur_activity_opts {
         uint64_t start_to_close;
         uint64_t heartbeat;
         dur_retry_policy retry;
+        dur_activity_cancellation_type cancellation_type; /* a value outside the enum: EINVAL */
 } dur_activity_opts;
 
 /* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
@@ -504,8 +521,58 @@ DUR_PUBLIC int dur_upsert_search_attributes(dur_wf *wf, const dur_search_attr *a
 DUR_PUBLIC int
 dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, uint64_t timeout);
 
-/* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
+/* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). A
+ * coroutine spawned inside dur_detached() is detached for its whole life. */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Cancellation. A cancel request (dur_client_cancel(), `durablectl cancel`) reaches workflow
+ * code as DUR_CANCELED from the blocking call each coroutine is in (or makes next): awaited
+ * activities are cancelled as their cancellation_type says, timers are cancelled (TimerCanceled),
+ * a condition stops waiting, awaited children are asked to cancel; every other pending activity
+ * and timer is cancelled too. It reaches each coroutine once: code that goes on (cleanup) blocks
+ * normally afterwards. The workflow ends Canceled when its function returns DUR_CANCELED.
+ *
+ * dur_detached() runs fn(wf, arg) on the calling coroutine in a non-cancellable scope (Temporal's
+ * detached cancellation scope, Go's NewDisconnectedContext): a cancel request neither interrupts
+ * its blocking calls nor cancels the activities and timers it starts, so compensations run to
+ * their end; the request reaches the coroutine at its first blocking call after the scope.
+ * Returns fn's value (-EINVAL without fn, -EDEADLK outside workflow code). */
+DUR_PUBLIC int dur_detached(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Side effects: a value that workflow code must not compute again on replay (a random id from
+ * outside, the host name). fn packs one msgpack value into @out (returning 0, or a negative
+ * value that dur_side_effect() returns, recording nothing). */
+typedef int (*dur_value_fn)(dur_wf *wf, void *arg, msgpack_packer *out);
+/* Runs fn once and records its value in history (MarkerRecorded "SideEffect", Temporal's
+ * SideEffect); on replay the recorded value is returned and fn is not called. *ret_result (if not
+ * NULL) is valid for the run. Does not block. A replay whose history has no marker there fails
+ * the workflow task as non-deterministic. */
+DUR_PUBLIC int
+dur_side_effect(dur_wf *wf, dur_value_fn fn, void *arg, const msgpack_object **ret_result);
+/* Temporal's MutableSideEffect: calls fn every time (when not replaying) and records a marker
+ * ("MutableSideEffect", with @id) only when its value differs (msgpack bytes) from the last
+ * recorded value of @id; on replay returns the value history holds at that point, without
+ * calling fn. */
+DUR_PUBLIC int dur_mutable_side_effect(
+        dur_wf *wf, const char *id, dur_value_fn fn, void *arg, const msgpack_object **ret_result);
+
+/* Versioning (Temporal's patched() / deprecate_patch(), Go's GetVersion): lets a changed
+ * workflow replay the histories of runs that old code started.
+ *         if (dur_patched(wf, "send-email") > 0) new code; else old code;
+ * Returns 1 when new code runs this point for the first time (it then records a marker
+ * "core_patch" with @patch_id and adds @patch_id to the run's search attribute
+ * TemporalChangeVersion, a KeywordList) or when replaying a history that has that marker here;
+ * 0 when replaying a history without it (a run of the old code: take the old branch). The answer
+ * is remembered per patch id for the run. -EINVAL, -EDEADLK outside workflow code, -ENOMEM.
+ * Once no run of the old code is left, replace the call (and the old branch) with
+ * dur_deprecate_patch(), which records a deprecated marker and never blocks replay: histories
+ * with or without the marker replay; once no run of the patched() code is left, remove it. */
+DUR_PUBLIC int dur_patched(dur_wf *wf, const char *patch_id);
+DUR_PUBLIC int dur_deprecate_patch(dur_wf *wf, const char *patch_id);
+
+/* The built-in query that every workflow answers (Temporal's __stack_trace, `durablectl
+ * stack`): a string with one line per coroutine of the run naming the call it is blocked in. */
+#define DUR_QUERY_STACK_TRACE "__stack_trace"
 
 /* Child workflows: a run of its own workflow id, type, task queue and input, started by this
  * workflow and owned by the same user; its future resolves when it closes: 0 with its result,
