@@ -187,6 +187,15 @@ int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resu
  * here, after they were appended, instead of a workflow task. */
 bool history_is_standalone(const RunRow *run);
 int history_standalone_event(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size);
+/* history-marker.c: the RecordMarker command (MarkerRecorded). */
+int history_apply_record_marker(Manager *m,
+                                RunRow *run,
+                                const msgpack_object *attrs,
+                                uint64_t completed_id,
+                                msgpack_zone *z,
+                                bool dry,
+                                char *err,
+                                size_t errlen);
 /* history-visibility.c: the UpsertWorkflowSearchAttributes command. */
 int history_apply_upsert_search_attributes(Manager *m,
                                            RunRow *run,
@@ -195,3 +204,12 @@ int history_apply_upsert_search_attributes(Manager *m,
                                            bool dry,
                                            char *err,
                                            size_t errlen);
+/* history-update.c: the CompleteWorkflowUpdate command (@dry: validate only). */
+int history_apply_complete_update(Manager *m,
+                                  RunRow *run,
+                                  const msgpack_object *attrs,
+                                  uint64_t completed_id,
+                                  msgpack_zone *z,
+                                  bool dry,
+                                  char *err,
+                                  size_t errlen);

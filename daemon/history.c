@@ -1127,6 +1127,12 @@ static int apply_command(Manager *m,
         case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
                 return history_apply_upsert_search_attributes(m, run, c->attrs, completed_id, dry,
                                                               err, errlen);
+        case COMMAND_RECORD_MARKER:
+                return history_apply_record_marker(m, run, c->attrs, completed_id, z, dry, err,
+                                                   errlen);
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                return history_apply_complete_update(m, run, c->attrs, completed_id, z, dry, err,
+                                                     errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;

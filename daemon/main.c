@@ -35,6 +35,8 @@ static uint64_t arg_retention_usec = RETENTION_DEFAULT_USEC;
 static uint64_t arg_history_warn_events = HISTORY_WARN_EVENTS_DEFAULT;
 static uint64_t arg_history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
 static uint64_t arg_history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
+static uint64_t arg_max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
+static uint64_t arg_max_updates_per_run = UPDATES_PER_RUN_DEFAULT;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -71,6 +73,11 @@ static void help(void) {
                "                            (default 51200)\n"
                "     --history-max-bytes=BYTES\n"
                "                            ... or passes BYTES of events (default 50M)\n"
+               "     --max-updates-in-flight=N\n"
+               "                            Updates of one run being validated or handled\n"
+               "                            at once (default 10)\n"
+               "     --max-updates-per-run=N\n"
+               "                            Updates one run accepts in all (default 2000)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
@@ -163,6 +170,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HISTORY_WARN_EVENTS,
                 ARG_HISTORY_MAX_EVENTS,
                 ARG_HISTORY_MAX_BYTES,
+                ARG_MAX_UPDATES_IN_FLIGHT,
+                ARG_MAX_UPDATES_PER_RUN,
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -186,6 +195,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "history-warn-events", required_argument, NULL, ARG_HISTORY_WARN_EVENTS },
                 { "history-max-events", required_argument, NULL, ARG_HISTORY_MAX_EVENTS },
                 { "history-max-bytes", required_argument, NULL, ARG_HISTORY_MAX_BYTES },
+                { "max-updates-in-flight", required_argument, NULL, ARG_MAX_UPDATES_IN_FLIGHT },
+                { "max-updates-per-run", required_argument, NULL, ARG_MAX_UPDATES_PER_RUN },
                 {},
         };
         int c;
@@ -310,6 +321,21 @@ static int parse_argv(int argc, char *argv[]) {
                                                        "a size such as 50M",
                                                        optarg);
                         break;
+                case ARG_MAX_UPDATES_IN_FLIGHT:
+                case ARG_MAX_UPDATES_PER_RUN: {
+                        bool in_flight = c == ARG_MAX_UPDATES_IN_FLIGHT;
+                        uint64_t *v = in_flight ? &arg_max_updates_in_flight
+                                                : &arg_max_updates_per_run;
+
+                        if (parse_limit(optarg, false, v) < 0 || *v > UINT32_MAX)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --%s=%s: expected a count of "
+                                                       "updates, at least 1",
+                                                       in_flight ? "max-updates-in-flight"
+                                                                 : "max-updates-per-run",
+                                                       optarg);
+                        break;
+                }
                 case ARG_LOG_LEVEL: {
                         int l = log_level_from_string(optarg);
                         if (l < 0)
@@ -423,6 +449,8 @@ static int run(int argc, char *argv[]) {
                 .history_warn_events = arg_history_warn_events,
                 .history_max_events = arg_history_max_events,
                 .history_max_bytes = arg_history_max_bytes,
+                .max_updates_in_flight = (unsigned) arg_max_updates_in_flight,
+                .max_updates_per_run = (unsigned) arg_max_updates_per_run,
         };
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);

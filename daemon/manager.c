@@ -64,6 +64,10 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 m->cfg.history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
         if (m->cfg.history_max_bytes == 0)
                 m->cfg.history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
+        if (m->cfg.max_updates_in_flight == 0)
+                m->cfg.max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
+        if (m->cfg.max_updates_per_run == 0)
+                m->cfg.max_updates_per_run = UPDATES_PER_RUN_DEFAULT;
         m->listen_fd = -EBADF;
         m->lock_fd = -EBADF;
         m->daemon_uid = geteuid();

@@ -54,11 +54,15 @@ typedef struct ManagerConfig {
         uint64_t history_warn_events; /* describe warns past this many events (0 = default) */
         uint64_t history_max_events;  /* a run past this many events fails (0 = default) */
         uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
+        unsigned max_updates_in_flight; /* per run: being validated or handled at once */
+        unsigned max_updates_per_run;   /* per run: accepted in all */
 } ManagerConfig;
 
 #define HISTORY_WARN_EVENTS_DEFAULT 10240       /* Temporal's limit.historyCount.warn */
 #define HISTORY_MAX_EVENTS_DEFAULT 51200        /* Temporal's limit.historyCount.error */
 #define HISTORY_MAX_BYTES_DEFAULT (50ULL << 20) /* Temporal's limit.historySize.error */
+#define UPDATES_IN_FLIGHT_DEFAULT 10            /* Temporal's history.maxInFlightUpdates */
+#define UPDATES_PER_RUN_DEFAULT 2000            /* Temporal's history.maxTotalUpdates */
 
 struct Manager {
         ManagerConfig cfg;

@@ -1604,7 +1604,7 @@ static int visit_buffered(sqlite3_stmt *st, void *userdata) {
                      (size_t) sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4), v->userdata);
 }
 
-int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata) {
+int store_buffered_foreach(Store *s, const char *run_id, buffered_cb cb, void *userdata) {
         sqlite3_stmt *st = stmt(s, Q_BUF_LIST);
         int r;
 
@@ -1613,6 +1613,14 @@ int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *use
         bind_text(st, 1, run_id);
         r = each_row(s, st, visit_buffered, &(BufferedVisit){ cb, userdata });
         finish(st);
+        return r;
+}
+
+int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata) {
+        sqlite3_stmt *st;
+        int r;
+
+        r = store_buffered_foreach(s, run_id, cb, userdata);
         if (r < 0)
                 return r;
         st = stmt(s, Q_BUF_DELETE);

@@ -45,6 +45,10 @@ expect_refused "Invalid --history-max-events=0" --history-max-events=0
 expect_refused "Invalid --history-warn-events=many" --history-warn-events=many
 expect_refused "Invalid --history-max-bytes=-5" --history-max-bytes=-5
 expect_refused "Invalid --history-max-bytes=50Q" --history-max-bytes=50Q
+expect_refused "Invalid --max-updates-in-flight=0" --max-updates-in-flight=0
+expect_refused "Invalid --max-updates-in-flight=ten" --max-updates-in-flight=ten
+expect_refused "Invalid --max-updates-per-run=-1" --max-updates-per-run=-1
+expect_refused "Invalid --max-updates-per-run=99999999999" --max-updates-per-run=99999999999
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 
@@ -58,7 +62,8 @@ for size in 4M 4096K 65536; do
                 { echo "FAIL: --max-frame-size=$size refused"; fails=$((fails + 1)); }
 done
 
-for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100; do
+for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100 \
+        --max-updates-in-flight=1 --max-updates-per-run=5000; do
         "$DURABLED" $limit --version >/dev/null 2>&1 ||
                 { echo "FAIL: $limit refused"; fails=$((fails + 1)); }
 done
