@@ -74,6 +74,7 @@ struct Attempt {
         uint64_t scheduled_id;
         uint32_t attempt;
         char *workflow_id;
+        char *workflow_type; /* of its run, for the journal */
         char *activity_id;
         char *activity_type;
         char *input_json;
@@ -97,6 +98,17 @@ struct Attempt {
         uid_t run_uid; /* who started the run (DESIGN.md §10) */
         LIST_FIELDS(Attempt, attempts);
 };
+
+/* A record about attempt @a, with the journal fields WORKFLOW_ID=, RUN_ID=, WORKFLOW_TYPE= and
+ * ACTIVITY_ID=, so that `journalctl ACTIVITY_ID=...` finds what the daemon did with the
+ * activity's processes. */
+#define log_attempt(level, a, ...)                                    \
+        log_fields(level,                                             \
+                   &(LogFields){ .workflow_id = (a)->workflow_id,     \
+                                 .run_id = (a)->run_id,               \
+                                 .workflow_type = (a)->workflow_type, \
+                                 .activity_id = (a)->activity_id },   \
+                   __VA_ARGS__)
 
 static const char *const attempt_state_table[_ATTEMPT_STATE_MAX] = {
         [ATTEMPT_PENDING] = "pending",   [ATTEMPT_RUNNING] = "running",
@@ -266,6 +278,7 @@ static Attempt *attempt_free(Attempt *a) {
         safe_close(a->err_fd);
         safe_close(a->notify_fd);
         free(a->workflow_id);
+        free(a->workflow_type);
         free(a->activity_id);
         free(a->activity_type);
         free(a->input_json);
@@ -428,9 +441,8 @@ static void attempt_fail(Attempt *a,
                 log_error("Failed to record the failure of activity %s: out of memory",
                           a->activity_id);
         else {
-                log_wf(LOG_INFO, a->workflow_id, a->run_id,
-                       "Activity %s (%s) attempt %" PRIu32 " failed: %s", a->activity_id,
-                       a->unit->name, a->attempt, message);
+                log_attempt(LOG_INFO, a, "Activity %s (%s) attempt %" PRIu32 " failed: %s",
+                            a->activity_id, a->unit->name, a->attempt, message);
                 attempt_record(a, OUTCOME_FAIL, NULL, &u.data);
         }
         msgpack_unpacked_destroy(&u);
@@ -479,9 +491,8 @@ static void attempt_complete(Attempt *a, json_t *out) {
                 attempt_fail(a, "OutputTooLarge", false, "the result is larger than 2 MiB",
                              "exit_status", 0, NULL);
         else {
-                log_wf(LOG_INFO, a->workflow_id, a->run_id,
-                       "Activity %s (%s) attempt %" PRIu32 " completed", a->activity_id,
-                       a->unit->name, a->attempt);
+                log_attempt(LOG_INFO, a, "Activity %s (%s) attempt %" PRIu32 " completed",
+                            a->activity_id, a->unit->name, a->attempt);
                 attempt_record(a, OUTCOME_COMPLETE, &p, NULL);
         }
         msgbuf_done(&b);
@@ -628,9 +639,9 @@ static int attempt_on_exit(sd_event_source *src, const siginfo_t *si, void *user
         if (a->state == ATTEMPT_RUNNING || a->state == ATTEMPT_STOPPING)
                 attempt_judge(a, si);
         else
-                log_wf(LOG_INFO, a->workflow_id, a->run_id,
-                       "Activity %s attempt %" PRIu32 " was stopped (it no longer runs)",
-                       a->activity_id, a->attempt);
+                log_attempt(LOG_INFO, a,
+                            "Activity %s attempt %" PRIu32 " was stopped (it no longer runs)",
+                            a->activity_id, a->attempt);
         attempt_reap_cgroup(a);   /* may free @a */
         supervisor_mark_dirty(m); /* a slot is free */
         manager_kick(m);
@@ -761,9 +772,10 @@ static int attempt_on_notify(sd_event_source *src, int fd, uint32_t revents, voi
 static int stop_on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         Attempt *a = userdata;
 
-        log_wf(LOG_NOTICE, a->workflow_id, a->run_id,
-               "Activity %s attempt %" PRIu32 " did not stop within TimeoutStopSec=; killing it",
-               a->activity_id, a->attempt);
+        log_attempt(LOG_NOTICE, a,
+                    "Activity %s attempt %" PRIu32
+                    " did not stop within TimeoutStopSec=; killing it",
+                    a->activity_id, a->attempt);
         (void) cgroup_kill(a->cgroup);
         return 0;
 }
@@ -996,7 +1008,7 @@ static int notify_open(Attempt *a, char *ret_name, size_t size) {
 static void attempt_warn_limit(const char *msg, void *userdata) {
         Attempt *a = userdata;
 
-        log_wf(LOG_WARNING, a->workflow_id, a->run_id, "Activity unit %s: %s", a->unit->name, msg);
+        log_attempt(LOG_WARNING, a, "Activity unit %s: %s", a->unit->name, msg);
 }
 
 static int pipe_pair(int ret[2]) {
@@ -1078,9 +1090,8 @@ static int attempt_fork(Attempt *a, const ExecContext *x, int cgfd, char **ret_e
                 (void) cgroup_kill(a->cgroup); /* its exit is still reaped and recorded */
                 return 0;
         }
-        log_wf(LOG_INFO, a->workflow_id, a->run_id,
-               "Activity %s (%s) attempt %" PRIu32 " runs as pid %d in %s", a->activity_id,
-               a->unit->name, a->attempt, a->pid, a->cgroup);
+        log_attempt(LOG_INFO, a, "Activity %s (%s) attempt %" PRIu32 " runs as pid %d in %s",
+                    a->activity_id, a->unit->name, a->attempt, a->pid, a->cgroup);
         return 0;
 }
 
@@ -1233,11 +1244,12 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         a->attempt = act.attempt;
         a->run_uid = run.uid;
         a->workflow_id = strdup(run.workflow_id);
+        a->workflow_type = strdup(run.workflow_type);
         a->activity_id = strdup(act.activity_id);
         a->activity_type = strdup(act.activity_type);
         a->unit = unit_copy(u);
-        if (!a->workflow_id || !a->activity_id || !a->activity_type || !a->unit ||
-            input_to_json(&act.input, &a->input_json) < 0 ||
+        if (!a->workflow_id || !a->workflow_type || !a->activity_id || !a->activity_type ||
+            !a->unit || input_to_json(&act.input, &a->input_json) < 0 ||
             (act.heartbeat_details.ptr &&
              input_to_json(&act.heartbeat_details, &a->heartbeat_json) < 0)) {
                 attempt_free(a);
@@ -1283,18 +1295,17 @@ static void reconcile(Attempt *a) {
         if (r < 0 && r != -ENOENT)
                 return;
         if (r == -ENOENT || act.state != ACTIVITY_STARTED || act.attempt != a->attempt) {
-                log_wf(LOG_NOTICE, a->workflow_id, a->run_id,
-                       "Activity %s attempt %" PRIu32 " no longer runs (timed out or its "
-                       "workflow closed); killing its cgroup",
-                       a->activity_id, a->attempt);
+                log_attempt(LOG_NOTICE, a,
+                            "Activity %s attempt %" PRIu32 " no longer runs (timed out or its "
+                            "workflow closed); killing its cgroup",
+                            a->activity_id, a->attempt);
                 attempt_set_state(a, ATTEMPT_ABANDONED);
                 (void) cgroup_kill(a->cgroup);
                 return;
         }
         if (act.cancel_requested && a->state == ATTEMPT_RUNNING) {
-                log_wf(LOG_INFO, a->workflow_id, a->run_id,
-                       "Activity %s attempt %" PRIu32 " cancelled: sending %s", a->activity_id,
-                       a->attempt, sigabbrev_np(a->unit->kill_signal) ?: "?");
+                log_attempt(LOG_INFO, a, "Activity %s attempt %" PRIu32 " cancelled: sending %s",
+                            a->activity_id, a->attempt, sigabbrev_np(a->unit->kill_signal) ?: "?");
                 attempt_set_state(a, ATTEMPT_STOPPING);
                 (void) cgroup_signal(a->cgroup, a->unit->kill_signal);
                 (void) cgroup_signal(a->cgroup, SIGCONT);
@@ -1326,10 +1337,11 @@ void supervisor_after_commit(Manager *m, bool committed) {
                         continue;
                 }
                 if (!uid_may_run_units(m, a->run_uid)) {
-                        log_wf(LOG_WARNING, a->workflow_id, a->run_id,
-                               "Activity %s (%s): refused, the run's user %u does not administer "
-                               "durabled",
-                               a->activity_id, a->unit->name, (unsigned) a->run_uid);
+                        log_attempt(
+                                LOG_WARNING, a,
+                                "Activity %s (%s): refused, the run's user %u does not administer "
+                                "durabled",
+                                a->activity_id, a->unit->name, (unsigned) a->run_uid);
                         attempt_set_state(a, ATTEMPT_RUNNING);
                         attempt_fail(a, "PermissionDenied", true,
                                      "activity units run only in workflows of durabled's "
@@ -1344,8 +1356,8 @@ void supervisor_after_commit(Manager *m, bool committed) {
                         continue;
                 if (!error && asprintf(&error, "cannot start the process: %s", strerror(-r)) < 0)
                         error = NULL;
-                log_wf(LOG_ERR, a->workflow_id, a->run_id, "Activity %s (%s): %s", a->activity_id,
-                       a->unit->name, error ? error : "out of memory");
+                log_attempt(LOG_ERR, a, "Activity %s (%s): %s", a->activity_id, a->unit->name,
+                            error ? error : "out of memory");
                 attempt_set_state(a, ATTEMPT_RUNNING);
                 attempt_fail(a, "ProcessStartFailed", false, error ? error : "out of memory",
                              "exit_status", -1, NULL);
@@ -1386,6 +1398,7 @@ static int fail_stale(const ActivityRow *act, void *userdata) {
         a->unit = calloc(1, sizeof(ActivityUnit));
         r = store_run_get(s->m->store, act->run_id, &run);
         a->workflow_id = strdup(r >= 0 ? run.workflow_id : "");
+        a->workflow_type = r >= 0 ? strdup(run.workflow_type) : NULL; /* NULL: no journal field */
         if (a->unit)
                 a->unit->name = strdup(act->identity + strlen(SUPERVISOR_IDENTITY_PREFIX));
         if (!a->activity_id || !a->workflow_id || !a->unit || !a->unit->name) {

@@ -229,9 +229,8 @@ static int retry_start(Manager *m, RunRow *run, Retry *rt) {
 
         if (in && in->type == MSGPACK_OBJECT_BIN)
                 req.input = (MsgBin){ in->via.bin.ptr, in->via.bin.size };
-        log_wf(LOG_INFO, run->workflow_id, run->run_id,
-               "Workflow '%s' failed; attempt %" PRIu64 " starts in %" PRIu64 " us",
-               run->workflow_id, req.attempt, rt->delay);
+        log_run(LOG_INFO, run, "Workflow '%s' failed; attempt %" PRIu64 " starts in %" PRIu64 " us",
+                run->workflow_id, req.attempt, rt->delay);
         return continue_chain(m, run, &req, rt->next_run_id);
 }
 
@@ -488,8 +487,7 @@ int history_check_limits(Manager *m, RunRow *run, uint64_t completed_id) {
                                 " (durabled --history-max-bytes)",
                                 bytes, m->cfg.history_max_bytes);
         }
-        log_wf(LOG_WARNING, run->workflow_id, run->run_id, "Workflow '%s' failed: %s",
-               run->workflow_id, message);
+        log_run(LOG_WARNING, run, "Workflow '%s' failed: %s", run->workflow_id, message);
         /* Nothing acknowledged disappears: buffered events go in first, without a new task. */
         r = drain_buffered_closing(m, run);
         if (r < 0)
@@ -518,8 +516,7 @@ int history_time_out_run(Manager *m, RunRow *run, DeadlineKind kind) {
         Attrs a;
         int r;
 
-        log_wf(LOG_INFO, run->workflow_id, run->run_id, "Workflow '%s' timed out (%s timeout)",
-               run->workflow_id, which);
+        log_run(LOG_INFO, run, "Workflow '%s' timed out (%s timeout)", run->workflow_id, which);
         r = fail_started_task(m, run, "WorkflowTimedOut");
         if (r < 0)
                 return r;

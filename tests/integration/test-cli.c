@@ -211,6 +211,52 @@ TEST(watch_and_no_legend) {
         ASSERT_STR_CONTAINS(r.out, "WORKFLOW ID");
 }
 
+/* Colours and the pager only on a terminal (script(1) gives durablectl one): a pipe gets neither,
+ * whatever the environment says; NO_COLOR and --json drop the colours, --no-pager the pager. */
+TEST(colour_and_pager_only_on_a_terminal) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        _cleanup_free_ char *list = NULL, *no_pager = NULL, *json = NULL;
+        const char *ctl = test_bin("DURABLECTL_BIN");
+        const TestRunOpts term = { .env = STRV("TERM=xterm", "DURABLECTL_PAGER=sed s/^/paged:/") };
+        const TestRunOpts no_color = { .env = STRV("TERM=xterm", "NO_COLOR=1",
+                                                   "DURABLECTL_PAGER=sed s/^/paged:/") };
+
+        test_daemon_start(&d, NULL);
+        ASSERT_EQ(CTL(&r, "start", "Idle", "--id", "coloured", "--task-queue", "nobody-polls"), 0);
+        ASSERT_GE(asprintf(&list, "%s list", ctl), 0);
+        ASSERT_GE(asprintf(&no_pager, "%s --no-pager list", ctl), 0);
+        ASSERT_GE(asprintf(&json, "%s --json list", ctl), 0);
+
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV(ctl, "list"), &term), 0);
+        ASSERT_STR_CONTAINS(r.out, "coloured");
+        ASSERT_NULL(strstr(r.out, "\x1b["));
+        ASSERT_NULL(strstr(r.out, "paged:"));
+
+        /* On a terminal: the status in colour (Running is blue), through the pager. */
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV("script", "-qec", list, "/dev/null"), &term), 0);
+        ASSERT_STR_CONTAINS(r.out, "paged:");
+        ASSERT_STR_CONTAINS(r.out, "\x1b[34mRunning\x1b[0m");
+
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV("script", "-qec", no_pager, "/dev/null"), &term), 0);
+        ASSERT_STR_CONTAINS(r.out, "\x1b[34mRunning");
+        ASSERT_NULL(strstr(r.out, "paged:"));
+
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV("script", "-qec", list, "/dev/null"), &no_color), 0);
+        ASSERT_STR_CONTAINS(r.out, "paged:");
+        ASSERT_STR_CONTAINS(r.out, "Running");
+        ASSERT_NULL(strstr(r.out, "\x1b["));
+
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV("script", "-qec", json, "/dev/null"), &term), 0);
+        ASSERT_STR_CONTAINS(r.out, "\"coloured\"");
+        ASSERT_NULL(strstr(r.out, "\x1b["));
+}
+
 TEST(cancel_and_terminate) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_(test_process_free) TestProcess worker = {};

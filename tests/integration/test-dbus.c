@@ -277,6 +277,29 @@ TEST(manager_and_workflow_objects) {
         log_wait_for(mon, "STRING \"Terminated\";");
         MANAGER_CALL(&r, "StartWorkflow", "ssss", "idle-2", "Idle", "nobody-polls", "");
         test_run_free(&r);
+        /* The object's Cancel records the request; its properties follow the history:
+         * WorkflowExecutionStarted, WorkflowTaskScheduled, WorkflowExecutionCancelRequested. */
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1/workflow/idle_2d2",
+                         "org.durabled1.Workflow", "Cancel", "s", "from the object"),
+                  0);
+        test_run_free(&r);
+        MANAGER_CALL(&r, "GetHistory", "ss", "idle-2", "");
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionCancelRequested");
+        ASSERT_STR_CONTAINS(r.out, "from the object");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, false, "get-property", "org.durabled1",
+                         "/org/durabled1/workflow/idle_2d2", "org.durabled1.Workflow",
+                         "HistoryLength", "PendingActivities", "Status"),
+                  0);
+        ASSERT_STREQ(r.out, "t 3\nu 0\ns \"Running\"\n");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, false, "get-property", "org.durabled1",
+                         "/org/durabled1/workflow/idle_2d2", "org.durabled1.Workflow",
+                         "StartTime"),
+                  0);
+        ASSERT_EQ(strncmp(r.out, "t ", 2), 0);
+        ASSERT_GT(strtoull(r.out + 2, NULL, 10), 0ULL);
+        test_run_free(&r);
         MANAGER_CALL(&r, "TerminateWorkflow", "sss", "idle-2", "", "");
         test_run_free(&r);
         log_wait_for(mon, "STRING \"idle-2\";");

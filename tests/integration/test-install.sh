@@ -1,13 +1,15 @@
 #!/bin/sh
 # libdurable as a user gets it: installed headers, shared library and pkg-config file (and the D-Bus
-# files and shell completion in their places). Installs
+# files, shell completion, systemd units and snippets, and man pages in their places). Installs
 # the build into a temporary DESTDIR, builds examples/orders-worker.c against it with nothing but
 # `pkg-config --cflags --libs libdurable`, and runs the result.
-# $1 the build directory, $2 the source directory, $3 meson's b_sanitize. Skips (77) without
+# $1 the build directory, $2 the source directory, $3 meson's b_sanitize, $4 the man option
+# (true: the man pages of man/meson.build are installed, as roff). Skips (77) without
 # pkg-config or a C compiler, and in a sanitizer build (its library needs the sanitizer runtime).
 set -u
 BUILD=$1
 SRC=$2
+MAN=${4:-true}
 [ "${3:-none}" = none ] || { echo "sanitizer build ($3): the plain build runs this test"; exit 77; }
 CC=${CC:-cc}
 command -v pkg-config >/dev/null 2>&1 || { echo "no pkg-config"; exit 77; }
@@ -29,6 +31,24 @@ for f in share/dbus-1/interfaces/org.durabled1.Manager.xml \
         share/bash-completion/completions/durablectl share/zsh/site-functions/_durablectl; do
         find "$dir/root" -path "*/$f" | grep -q . || fail "$f not installed"
 done
+# The units and snippets, where systemd, systemd-sysusers and systemd-tmpfiles look.
+for f in systemd/system/durabled.service systemd/system/durabled.socket \
+        systemd/user/durabled.service sysusers.d/durabled.conf tmpfiles.d/durabled.conf; do
+        find "$dir/root" -path "*/$f" | grep -q . || fail "$f not installed"
+done
+# Every man page, built from its scdoc source, in the directory of its section.
+if [ "$MAN" = true ]; then
+        pages=$(sed -nE "s/^[[:space:]]*'([^']+\.[1-8])',?[[:space:]]*$/\1/p" "$SRC/man/meson.build")
+        [ -n "$pages" ] || fail "no pages in man/meson.build"
+        for p in $pages; do
+                f=$(find "$dir/root" -path "*/share/man/man${p##*.}/$p")
+                [ -n "$f" ] || fail "man page $p not installed"
+                grep -q '^\.TH ' "$f" || fail "the installed $p is not roff"
+        done
+else
+        find "$dir/root" -path '*/share/man/*' | grep -q . &&
+                fail "man pages installed with -Dman=false"
+fi
 grep -q '^SystemdService=durabled.service$' "$(find "$dir/root" -path '*/system-services/org.durabled1.service')" ||
         fail "the D-Bus activation file does not start durabled.service"
 pc=$(find "$dir/root" -name libdurable.pc | head -n 1)

@@ -1,18 +1,22 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The unit files and man pages are valid: `systemd-analyze verify` accepts every unit, the
-# sysusers.d and tmpfiles.d snippets apply to an empty root, and groff (or man) renders every page
-# of man/meson.build without a warning. Without systemd-analyze the test is skipped (exit 77),
-# after the other checks, whose failures still fail it.
+# sysusers.d and tmpfiles.d snippets apply to an empty root, every page of man/meson.build has its
+# scdoc source and no roff page is left in man/, and groff (or man) renders every page scdoc built
+# without a warning. Without systemd-analyze the test is skipped (exit 77), after the other
+# checks, whose failures still fail it.
 #
-# Usage: test-units.sh PATH-TO-DURABLED [SOURCE-DIR]
+# Usage: test-units.sh PATH-TO-DURABLED [SOURCE-DIR [MAN-DIR]]
 #   PATH-TO-DURABLED  the built daemon: verify wants ExecStart= to name an existing binary, so
 #                     the units are verified as temporary copies whose ExecStart= runs it
 #   SOURCE-DIR        the top of the source tree (default: two levels above this script)
+#   MAN-DIR           where meson built the pages (the build tree's man/); "" when the build
+#                     has -Dman=false, and the built pages are not checked
 set -u
 
 durabled=${1:?usage: $0 PATH-TO-DURABLED [SOURCE-DIR]}
 srcdir=${2:-$(cd "$(dirname "$0")/../.." && pwd)}
+mandir=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -110,24 +114,49 @@ fi
 
 # ---- man pages ----
 
+# The pages of man/meson.build, each with its scdoc source; every source is in the list, and no
+# hand-written roff page is left (a merge that brings one back must convert it with
+# tools/roff2scd.py: the roff would be neither built nor installed).
 pages=()
 while read -r p; do
-        pages+=("$srcdir/man/$p")
+        pages+=("$p")
+        [ -f "$srcdir/man/$p.scd" ] ||
+                fail "man/$p.scd (the source of $p in man/meson.build) is missing"
 done < <(sed -nE "s/^[[:space:]]*'([^']+\.[1-8])',?[[:space:]]*$/\1/p" "$srcdir/man/meson.build")
 if [ ${#pages[@]} -eq 0 ]; then
         fail "no pages found in man/meson.build"
 fi
-for p in "$srcdir"/man/*.[1-8]; do
+for p in "$srcdir"/man/*.scd; do
         case " ${pages[*]} " in
-        *" $p "*) ;;
+        *" $(basename "$p" .scd) "*) ;;
         *) fail "$(basename "$p") is not in man_pages of man/meson.build" ;;
         esac
 done
+for p in "$srcdir"/man/*.[1-8]; do
+        [ -e "$p" ] || continue
+        fail "man/$(basename "$p") is roff: convert it (tools/roff2scd.py $p >$p.scd) and remove it"
+done
+checked=$((checked + 1))
 
-if command -v groff >/dev/null; then
+# The built pages: groff -k reads their UTF-8 (scdoc writes characters, not roff escapes).
+built=()
+if [ -z "$mandir" ]; then
+        echo "skip: the build has -Dman=false, no pages were built"
+else
         for p in "${pages[@]}"; do
+                if [ -s "$mandir/$p" ]; then
+                        built+=("$mandir/$p")
+                else
+                        fail "$p was not built in $mandir"
+                fi
+        done
+fi
+if [ ${#built[@]} -eq 0 ]; then
+        :
+elif command -v groff >/dev/null; then
+        for p in "${built[@]}"; do
                 # -t: tables, should a page use them; -ww: every warning; -z: no output.
-                out=$(LC_ALL=C.UTF-8 groff -t -man -ww -z "$p" 2>&1)
+                out=$(LC_ALL=C.UTF-8 groff -k -t -man -ww -z "$p" 2>&1)
                 if [ $? -ne 0 ] || [ -n "$out" ]; then
                         fail "groff -man -ww $(basename "$p"):"
                         sed 's/^/    /' <<<"$out"
@@ -137,7 +166,7 @@ if command -v groff >/dev/null; then
                 checked=$((checked + 1))
         done
 elif command -v man >/dev/null; then
-        for p in "${pages[@]}"; do
+        for p in "${built[@]}"; do
                 out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$p" 2>&1 >/dev/null)
                 if [ $? -ne 0 ] || [ -n "$out" ]; then
                         fail "man --warnings $(basename "$p"):"
