@@ -23,7 +23,7 @@ static bool field_present(const Field *f) {
         case FIELD_BIN_STR:
                 return f->str;
         case FIELD_UINT:
-                return f->uint > 0;
+                return f->uint > 0 || f->boolean; /* FIELD_UINT_IF() sends a 0 it was given */
         case FIELD_BOOL:
                 return true;
         case FIELD_PAYLOAD:

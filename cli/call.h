@@ -38,6 +38,9 @@ typedef struct Field {
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
 #define FIELD_BIN_STR(k, v) ((Field){ .key = (k), .type = FIELD_BIN_STR, .str = (v) })
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
+/* An unsigned integer sent when @given, 0 included (a 0 that clears a setting). */
+#define FIELD_UINT_IF(k, v, given) \
+        ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v), .boolean = (given) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
 #define FIELD_JSON(k, v) ((Field){ .key = (k), .type = FIELD_JSON, .json = (v) })

@@ -77,6 +77,10 @@ typedef enum Opt {
         OPT_EXECUTION_TIMEOUT,
         OPT_RUN_TIMEOUT,
         OPT_START_DELAY,
+        OPT_PRIORITY_KEY,
+        OPT_CONCURRENCY,
+        OPT_RATE,
+        OPT_BURST,
         _OPT_MAX,
 } Opt;
 
@@ -89,7 +93,7 @@ typedef enum Opt {
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) |       \
          BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY) | \
          BIT(OPT_EXECUTION_TIMEOUT) | BIT(OPT_RUN_TIMEOUT) | BIT(OPT_START_DELAY) |      \
-         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
+         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE) | BIT(OPT_PRIORITY_KEY))
 #define SCHEDULE_OPTS                                                                              \
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
@@ -189,6 +193,13 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_RUN_TIMEOUT] = { "run-timeout", "DURATION", "Time out each run" },
         [OPT_START_DELAY] = { "start-delay", "DURATION",
                               "Run the first workflow task only after DURATION" },
+        [OPT_PRIORITY_KEY] = { "priority-key", "N",
+                               "Priority key 1 (first) .. 5 (last); default 3" },
+        [OPT_CONCURRENCY] = { "concurrency", "N",
+                              "At most N activities of the queue run at once (0: no limit)" },
+        [OPT_RATE] = { "rate", "N[/PERIOD]",
+                       "At most N activity starts per PERIOD (default 1s; 0: no limit)" },
+        [OPT_BURST] = { "burst", "N", "Up to N starts back to back within the rate (default 1)" },
 };
 
 typedef struct Verb {
@@ -251,6 +262,10 @@ static const Verb verbs[] = {
         { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
           "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
           schedule_check_args },
+        { "task-queue", "config|describe QUEUE", 2, 2,
+          BIT(OPT_CONCURRENCY) | BIT(OPT_RATE) | BIT(OPT_BURST), 0, false, verb_task_queue,
+          "Set the limits of a task queue; show its backlog, pollers, running and limits", false,
+          task_queue_check_args },
         { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
           "Check the histories of every run (or of these workflows) for broken rules" },
         { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
@@ -533,6 +548,20 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--run-timeout", value, &a->run_timeout_usec);
         case OPT_START_DELAY:
                 return parse_duration("--start-delay", value, &a->start_delay_usec);
+        case OPT_PRIORITY_KEY:
+                return parse_count("--priority-key", value, 5, &a->priority_key);
+        case OPT_CONCURRENCY:
+                a->has_concurrency = true;
+                a->concurrency = 0;
+                if (streq(value, "0")) /* clears the limit */
+                        return 0;
+                return parse_count("--concurrency", value, 1000000, &a->concurrency);
+        case OPT_RATE:
+                a->has_rate = true;
+                return parse_rate(value, &a->rate, &a->rate_period_usec);
+        case OPT_BURST:
+                a->has_burst = true;
+                return parse_count("--burst", value, 1000000, &a->burst);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);

@@ -1194,7 +1194,8 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
         char run_id[37], identity[300];
-        uint64_t seq = 0, ref;
+        TaskCursor seq = {};
+        uint64_t ref;
         Attempt *a;
         int r;
 
@@ -1411,7 +1412,8 @@ static int requeue_one(const ActivityRow *a, void *userdata) {
                 return 0;
         r = store_task_delete(m->store, TASK_ACTIVITY, a->run_id, a->scheduled_id);
         if (r >= 0)
-                r = store_task_insert(m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id);
+                r = store_task_insert(m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id,
+                                      a->priority);
         return r;
 }
 

@@ -9,6 +9,7 @@
 #include "daemon/api-sock.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/filter.h"
+#include "daemon/flow.h"
 #include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
@@ -95,6 +97,7 @@ typedef struct StartArgs {
         StartRequest s;
         const char *id_reuse_policy;
         const char *id_conflict_policy;
+        uint64_t priority;
 } StartArgs;
 
 static const MsgField start_fields[] = {
@@ -110,6 +113,7 @@ static const MsgField start_fields[] = {
         { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN },
         { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
         { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
+        { "priority", MSG_UINT, offsetof(StartArgs, priority) },
         {},
 };
 
@@ -168,6 +172,9 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
                 r = parse_policies(q, a);
         if (r >= 0 && a->s.retry_policy)
                 r = history_check_retry_policy(a->s.retry_policy, q->zone, &q->err);
+        if (r >= 0)
+                r = history_check_priority(a->priority, q->err.message, sizeof(q->err.message));
+        a->s.priority = (unsigned) a->priority;
         a->s.caller_admin = q->conn->admin;
         return r;
 }
@@ -1298,6 +1305,144 @@ static int op_reload(Request *q) {
         conn_reply_end(q->conn, q->id, start);
         return 0;
 }
+/* ---- task queues: flow control (flow.h) ---- */
+
+#define QUEUE_LIMIT_MAX 1000000
+#define RATE_PERIOD_MIN (1000ULL)                /* 1 ms */
+#define RATE_PERIOD_MAX (24ULL * 3600 * 1000000) /* a day (Inngest's longest period) */
+
+typedef struct QueueConfigRequest {
+        const char *task_queue;
+        uint64_t concurrency_limit;
+        uint64_t rate_limit;
+        uint64_t rate_period_usec;
+        uint64_t rate_burst;
+} QueueConfigRequest;
+
+static const MsgField queue_config_fields[] = {
+        { "task_queue", MSG_STR, offsetof(QueueConfigRequest, task_queue), true, NAME_MAX_LEN },
+        { "concurrency_limit", MSG_UINT, offsetof(QueueConfigRequest, concurrency_limit) },
+        { "rate_limit", MSG_UINT, offsetof(QueueConfigRequest, rate_limit) },
+        { "rate_period_usec", MSG_UINT, offsetof(QueueConfigRequest, rate_period_usec) },
+        { "rate_burst", MSG_UINT, offsetof(QueueConfigRequest, rate_burst) },
+        {},
+};
+
+static void pack_limits(msgpack_packer *pk, const TaskQueueLimits *l) {
+        (void) msg_pack_str(pk, "limits");
+        (void) msgpack_pack_map(pk, 4);
+        (void) msg_pack_kv_uint(pk, "concurrency_limit", l->concurrency);
+        (void) msg_pack_kv_uint(pk, "rate_limit", l->rate);
+        (void) msg_pack_kv_uint(pk, "rate_period_usec", l->rate_period_usec);
+        (void) msg_pack_kv_uint(pk, "rate_burst", l->burst);
+}
+
+/* A limit of the request: its value when the field is given (0 clears it), else @current. */
+static int config_value(Request *q,
+                        const char *field,
+                        uint64_t given,
+                        uint64_t min,
+                        uint64_t max,
+                        uint64_t current,
+                        uint64_t *ret) {
+        if (!msg_get(q->map, field)) {
+                *ret = current;
+                return 0;
+        }
+        if (given != 0 && (given < min || given > max))
+                return api_error_set(&q->err, -EINVAL,
+                                     "field \"%s\" must be 0 (none) or from %" PRIu64
+                                     " to %" PRIu64,
+                                     field, min, max);
+        *ret = given;
+        return 0;
+}
+
+/* The limits of @c merged into those @queue has: a field left out keeps its value. */
+static int config_merge(Request *q, const QueueConfigRequest *c, TaskQueueLimits *ret) {
+        Flow *f = flow_find(q->m, c->task_queue);
+        TaskQueueLimits cur = f ? f->limits : (TaskQueueLimits){};
+        uint64_t v[4] = {};
+        int r;
+
+        r = config_value(q, "concurrency_limit", c->concurrency_limit, 1, QUEUE_LIMIT_MAX,
+                         cur.concurrency, &v[0]);
+        if (r >= 0)
+                r = config_value(q, "rate_limit", c->rate_limit, 1, QUEUE_LIMIT_MAX, cur.rate,
+                                 &v[1]);
+        if (r >= 0)
+                r = config_value(q, "rate_period_usec", c->rate_period_usec, RATE_PERIOD_MIN,
+                                 RATE_PERIOD_MAX, cur.rate_period_usec, &v[2]);
+        if (r >= 0)
+                r = config_value(q, "rate_burst", c->rate_burst, 1, QUEUE_LIMIT_MAX, cur.burst,
+                                 &v[3]);
+        if (r < 0)
+                return r;
+        *ret = (TaskQueueLimits){
+                .concurrency = (uint32_t) v[0],
+                .rate = (uint32_t) v[1],
+                .rate_period_usec = v[1] ? (v[2] ?: 1000000) : 0, /* default: per second */
+                .burst = v[1] ? (uint32_t) (v[3] ?: 1) : 0,       /* default: one at a time */
+        };
+        return 0;
+}
+
+/* Sets limits of a task queue; administrators only (DESIGN.md §10). Answers the limits now in
+ * force. */
+static int op_configure_task_queue(Request *q) {
+        QueueConfigRequest c = {};
+        TaskQueueLimits l;
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, queue_config_fields, &c);
+        if (r >= 0)
+                r = check_name(q, "task_queue", c.task_queue);
+        if (r < 0)
+                return r;
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EPERM,
+                                     "only administrators may set the limits of a task queue");
+        r = config_merge(q, &c, &l);
+        if (r < 0)
+                return r;
+        r = flow_configure(q->m, c.task_queue, &l);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
+        pack_limits(pk, &l);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+static const MsgField queue_describe_fields[] = {
+        { "task_queue", MSG_STR, offsetof(QueueConfigRequest, task_queue), true, NAME_MAX_LEN },
+        {},
+};
+
+static int op_describe_task_queue(Request *q) {
+        QueueConfigRequest c = {};
+        Flow *f;
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, queue_describe_fields, &c);
+        if (r >= 0)
+                r = check_name(q, "task_queue", c.task_queue);
+        if (r < 0)
+                return r;
+        f = flow_find(q->m, c.task_queue);
+        pk = conn_reply_begin(q->conn, q->id, 5, &start);
+        (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
+        taskq_pack_describe(q->m, c.task_queue, pk);
+        pack_limits(pk, f ? &f->limits : &(TaskQueueLimits){});
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* Schedule operations live in api-schedule.c. */
 #define SCHEDULE_OP(name)                                                                        \
         static int op_##name(Request *q) {                                                       \
@@ -1320,10 +1465,12 @@ static const Op ops[] = {
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
         { "CompleteWorkflowTask", op_complete_workflow_task, true },
+        { "ConfigureTaskQueue", op_configure_task_queue, true },
         { "CountWorkflows", op_count_workflows, false },
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
         { "DescribeSchedule", op_describe_schedule, false },
+        { "DescribeTaskQueue", op_describe_task_queue, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },

@@ -27,6 +27,7 @@ typedef struct ActivityCommand {
         uint64_t start_to_close_usec;
         uint64_t heartbeat_usec;
         const msgpack_object *retry_policy;
+        uint64_t priority;
 } ActivityCommand;
 
 static const MsgField activity_fields[] = {
@@ -39,6 +40,7 @@ static const MsgField activity_fields[] = {
         { "start_to_close_usec", MSG_UINT, offsetof(ActivityCommand, start_to_close_usec) },
         { "heartbeat_usec", MSG_UINT, offsetof(ActivityCommand, heartbeat_usec) },
         { "retry_policy", MSG_MAP, offsetof(ActivityCommand, retry_policy) },
+        { "priority", MSG_UINT, offsetof(ActivityCommand, priority) },
         {},
 };
 
@@ -107,6 +109,16 @@ static int normalize_activity(ActivityCommand *c,
         if (c->heartbeat_usec)
                 c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
         return retry_policy_parse_with(c->retry_policy, u ? &defaults : NULL, z, p, err, errlen);
+}
+
+int history_check_priority(uint64_t priority, char *err, size_t errlen) {
+        if (priority <= TASK_PRIORITY_LOWEST)
+                return 0;
+        snprintf(err, errlen,
+                 "field \"priority\" must be a priority key from %d (first) to %d (last), or 0 "
+                 "for the default %d",
+                 TASK_PRIORITY_HIGHEST, TASK_PRIORITY_LOWEST, TASK_PRIORITY_DEFAULT);
+        return -EINVAL;
 }
 
 int retry_policy_parse(
@@ -189,14 +201,14 @@ static int activity_queue_task(Manager *m, const ActivityRow *act) {
         int r;
 
         if (unit) {
-                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
-                                      act->scheduled_id);
+                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id, act->scheduled_id,
+                                      act->priority);
                 if (r >= 0)
                         supervisor_mark_dirty(m);
                 return r;
         }
         r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, act->run_id,
-                              act->scheduled_id);
+                              act->scheduled_id, act->priority);
         if (r >= 0)
                 taskq_mark_dirty(m, act->task_queue);
         return r;
@@ -219,6 +231,8 @@ int history_apply_schedule_activity(Manager *m,
         int r;
 
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
+        if (r >= 0)
+                r = history_check_priority(c.priority, err, errlen);
         if (r < 0)
                 return r;
         r = normalize_activity(
@@ -250,8 +264,10 @@ int history_apply_schedule_activity(Manager *m,
         row.retry_backoff = p.backoff_coefficient;
         row.retry_max_interval_usec = p.maximum_interval_usec;
         row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+        /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one. */
+        row.priority = c.priority ? (unsigned) c.priority : run->priority;
 
-        pk = attrs_begin(&a, 10);
+        pk = attrs_begin(&a, 10 + (row.priority != TASK_PRIORITY_DEFAULT));
         (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", row.activity_type);
         (void) msg_pack_kv_str(pk, "task_queue", row.task_queue);
@@ -262,6 +278,8 @@ int history_apply_schedule_activity(Manager *m,
         (void) msg_pack_kv_uint(pk, "heartbeat_usec", row.heartbeat_usec);
         pack_retry_policy(pk, &row);
         (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        if (row.priority != TASK_PRIORITY_DEFAULT)
+                (void) msg_pack_kv_uint(pk, "priority", row.priority);
         r = append_event(m, run, EVENT_ACTIVITY_TASK_SCHEDULED, &a, &id);
         attrs_done(&a);
         if (r < 0)

@@ -225,6 +225,7 @@ static int retry_start(Manager *m, RunRow *run, Retry *rt) {
                 .retry_policy = started_get(&rt->started, "retry_policy"),
                 .attempt = MAX(started_uint(&rt->started, "attempt"), 1u) + 1,
                 .initiator = "Retry",
+                .priority = run->priority,
         };
 
         if (in && in->type == MSGPACK_OBJECT_BIN)
@@ -354,6 +355,7 @@ int history_apply_continue_as_new(Manager *m,
                 .input = c.input,
                 .task_timeout_usec =
                         c.task_timeout_usec ? c.task_timeout_usec : run->task_timeout_usec,
+                .priority = run->priority, /* Temporal: the new run keeps the chain's */
         };
         /* Inherited: the run timeout, the execution's end, the retry policy (attempts start
          * again at 1, as Temporal). */

@@ -33,6 +33,7 @@ typedef struct ChildCommand {
         uint64_t run_timeout_usec;
         const msgpack_object *retry_policy;
         const char *parent_close_policy;
+        uint64_t priority;
 } ChildCommand;
 
 static const MsgField child_fields[] = {
@@ -44,6 +45,7 @@ static const MsgField child_fields[] = {
         { "execution_timeout_usec", MSG_UINT, offsetof(ChildCommand, execution_timeout_usec) },
         { "run_timeout_usec", MSG_UINT, offsetof(ChildCommand, run_timeout_usec) },
         { "retry_policy", MSG_MAP, offsetof(ChildCommand, retry_policy) },
+        { "priority", MSG_UINT, offsetof(ChildCommand, priority) },
         { "parent_close_policy", MSG_STR, offsetof(ChildCommand, parent_close_policy), false, 64 },
         {},
 };
@@ -110,6 +112,8 @@ int history_apply_start_child(Manager *m,
         r = msg_parse(attrs, z, child_fields, &c, err, errlen);
         if (r >= 0)
                 r = check_child(&c, &policy, err, errlen);
+        if (r >= 0)
+                r = history_check_priority(c.priority, err, errlen);
         if (r >= 0 && c.retry_policy) {
                 RetryPolicy p;
 
@@ -163,6 +167,7 @@ int history_apply_start_child(Manager *m,
                 .execution_timeout_usec = c.execution_timeout_usec,
                 .run_timeout_usec = c.run_timeout_usec,
                 .retry_policy = c.retry_policy,
+                .priority = c.priority ? (unsigned) c.priority : run->priority, /* inherited */
                 .parent = &link,
         };
         r = create_run(m, &req, run->uid, NULL, link.run_id);

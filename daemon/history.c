@@ -172,7 +172,8 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
                 return r;
         run->wft_state = WFT_SCHEDULED;
         run->wft_scheduled_id = id;
-        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id);
+        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id,
+                              run->priority);
         if (r < 0)
                 return r;
         taskq_mark_dirty(m, run->task_queue);
@@ -405,6 +406,7 @@ int create_run(Manager *m,
                                         ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
                                         : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
+        run.priority = req->priority ?: TASK_PRIORITY_DEFAULT;
         expiration = req->execution_expiration;
         if (!expiration && req->execution_timeout_usec)
                 expiration = run.start_time + req->execution_timeout_usec;
@@ -419,11 +421,11 @@ int create_run(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes +
-                                     (continued_from ? 2 : 0) + (req->parent ? 3 : 0) +
-                                     !!req->execution_timeout_usec + !!expiration +
-                                     !!req->run_timeout_usec + !!req->start_delay_usec +
-                                     (req->retry_policy ? 2 : 0));
+        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes + (continued_from ? 2 : 0) +
+                                     (req->parent ? 3 : 0) + !!req->execution_timeout_usec +
+                                     !!expiration + !!req->run_timeout_usec +
+                                     !!req->start_delay_usec + (req->retry_policy ? 2 : 0) +
+                                     !!req->priority);
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -463,6 +465,8 @@ int create_run(Manager *m,
         if (req->start_delay_usec)
                 (void) msg_pack_kv_uint(pk, "first_workflow_task_backoff_usec",
                                         req->start_delay_usec);
+        if (req->priority) /* as Temporal's priority.priority_key */
+                (void) msg_pack_kv_uint(pk, "priority", run.priority);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)

@@ -22,6 +22,7 @@
 #include "daemon/api-bus.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
+#include "daemon/flow.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
 #include "daemon/schedule-unit.h"
@@ -151,6 +152,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         waiter_free_all(m);
         taskq_free_all(m);
+        flow_free_all(m);
         supervisor_free(m->supervisor);
         while ((c = m->conns)) {
                 LIST_REMOVE(conns, m->conns, c);
@@ -531,6 +533,9 @@ static void fail_pass(Manager *m, int r) {
                         conn_fail_held(c, r, store_fsync_failed(m->store));
         /* Tasks popped in this pass are back in the store: hand them out again. */
         taskq_mark_all_dirty(m);
+        /* A ConfigureTaskQueue of the pass is undone with its row. */
+        if (flow_load(m) < 0)
+                log_warning("Failed to read the task queue limits again after the rollback");
         m->deadlines_changed = true;
         if (store_fsync_failed(m->store)) {
                 /* DESIGN.md §3: a failed fsync is not retried; restart and recover. */
@@ -663,6 +668,9 @@ int manager_run(Manager *m) {
                 r = store_commit(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to prepare the store: %m");
+        r = flow_load(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the task queue limits: %m");
         store_arm_faults();
         for (int k = 0; k < _TASK_KIND_MAX; k++)
                 (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);

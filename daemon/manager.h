@@ -31,6 +31,7 @@ typedef struct Query Query;
 typedef struct Waiter Waiter;
 typedef struct ApiBus ApiBus;
 typedef struct Supervisor Supervisor;
+typedef struct Flow Flow;
 
 typedef struct ManagerConfig {
         const char *state_dir;
@@ -83,6 +84,7 @@ struct Manager {
 
         TaskQueue *queues;
         bool dispatch_pending;
+        Flow *flows; /* the task queues with limits (flow.h) */
 
         Query *queries; /* dispatched to a worker, waiting for RespondQueryTask */
         uint64_t next_query_id;

@@ -17,17 +17,26 @@ typedef struct Task {
         uint64_t ref;
         uint64_t gen;
         TaskKind kind;
+        uint8_t priority; /* its level in the queue: 0 for ordered entries, else 1..5 */
         char run_id[37];
         Queue *queue;
         bool linked;                  /* in its queue and in the run index */
-        LIST_FIELDS(struct Task, fifo); /* the queue, in sequence order */
+        LIST_FIELDS(struct Task, fifo); /* its level of the queue, in (order, seq) order */
         struct Task *run_next;        /* the run index's bucket chain */
 } Task;
+
+/* A queue is one list per priority level (Temporal's priority keys, SEMANTICS.md b.15a): strict
+ * between levels, FIFO within one; level 0 holds the entries inserted with an explicit order. A
+ * queue of default-priority tasks uses one level, so it costs what a single FIFO did. */
+typedef struct Level {
+        Task *head, *tail;
+        size_t count;
+} Level;
 
 struct Queue {
         TaskKind kind;
         size_t count;
-        Task *head, *tail;
+        Level lv[TASK_PRIORITY_LEVELS];
         Queue *next;
         char name[]; /* flexible: queue names are short and never change */
 };
@@ -92,10 +101,11 @@ TaskSet *taskset_free(TaskSet *ts) {
         taskset_rollback(ts); /* frees what the open journal inserted */
         for (Queue *q = ts->queues, *n; q; q = n) {
                 n = q->next;
-                for (Task *t = q->head, *tn; t; t = tn) {
-                        tn = t->fifo_next;
-                        free(t);
-                }
+                for (size_t l = 0; l < TASK_PRIORITY_LEVELS; l++)
+                        for (Task *t = q->lv[l].head, *tn; t; t = tn) {
+                                tn = t->fifo_next;
+                                free(t);
+                        }
                 free(q);
         }
         free(ts->buckets);
@@ -156,25 +166,27 @@ static bool task_after(const Task *a, const Task *b) {
         return a->order > b->order || (a->order == b->order && a->seq > b->seq);
 }
 
-/* Puts @t back in its queue at the place its (order, seq) gives (the tail for new tasks, the
- * head for most undone pops) and in the run index. */
+/* Puts @t back in its queue's level at the place its (order, seq) gives (the tail for new tasks,
+ * the head for most undone pops) and in the run index. */
 static void task_link(TaskSet *ts, Task *t) {
         Queue *q = t->queue;
-        Task *after = q->tail;
+        Level *lv = &q->lv[t->priority];
+        Task *after = lv->tail;
         size_t h;
 
         while (after && task_after(after, t))
                 after = after->fifo_prev;
         t->fifo_prev = after;
-        t->fifo_next = after ? after->fifo_next : q->head;
+        t->fifo_next = after ? after->fifo_next : lv->head;
         if (t->fifo_next)
                 t->fifo_next->fifo_prev = t;
         else
-                q->tail = t;
+                lv->tail = t;
         if (after)
                 after->fifo_next = t;
         else
-                q->head = t;
+                lv->head = t;
+        lv->count++;
         q->count++;
         h = run_hash(t->run_id) & (ts->n_buckets - 1);
         t->run_next = ts->buckets[h];
@@ -186,17 +198,19 @@ static void task_link(TaskSet *ts, Task *t) {
 
 static void task_unlink(TaskSet *ts, Task *t) {
         Queue *q = t->queue;
+        Level *lv = &q->lv[t->priority];
         Task **p = &ts->buckets[run_hash(t->run_id) & (ts->n_buckets - 1)];
 
         if (t->fifo_prev)
                 t->fifo_prev->fifo_next = t->fifo_next;
         else
-                q->head = t->fifo_next;
+                lv->head = t->fifo_next;
         if (t->fifo_next)
                 t->fifo_next->fifo_prev = t->fifo_prev;
         else
-                q->tail = t->fifo_prev;
+                lv->tail = t->fifo_prev;
         t->fifo_next = t->fifo_prev = NULL;
+        lv->count--;
         q->count--;
         while (*p != t)
                 p = &(*p)->run_next;
@@ -217,17 +231,14 @@ static void task_remove(TaskSet *ts, Task *t) {
         ts->journal[ts->n_journal++] = (Undo){ .task = t, .inserted = false };
 }
 
-int taskset_insert(TaskSet *ts, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
-        return taskset_insert_ordered(ts, kind, queue, run_id, ref, ts->seq + 1, 0);
-}
-
-int taskset_insert_ordered(TaskSet *ts,
-                           TaskKind kind,
-                           const char *queue,
-                           const char *run_id,
-                           uint64_t ref,
-                           uint64_t order,
-                           uint64_t gen) {
+static int insert_at(TaskSet *ts,
+                     TaskKind kind,
+                     const char *queue,
+                     const char *run_id,
+                     uint64_t ref,
+                     unsigned priority,
+                     uint64_t order,
+                     uint64_t gen) {
         Queue *q;
         Task *t;
 
@@ -242,7 +253,8 @@ int taskset_insert_ordered(TaskSet *ts,
         if (!t)
                 return -ENOMEM;
         t->seq = ++ts->seq;
-        t->order = order;
+        t->order = order ?: t->seq;
+        t->priority = (uint8_t) priority;
         t->gen = gen;
         t->ref = ref;
         t->kind = kind;
@@ -253,10 +265,48 @@ int taskset_insert_ordered(TaskSet *ts,
         return 0;
 }
 
+int taskset_insert(TaskSet *ts,
+                   TaskKind kind,
+                   const char *queue,
+                   const char *run_id,
+                   uint64_t ref,
+                   unsigned priority) {
+        if (priority < TASK_PRIORITY_HIGHEST || priority > TASK_PRIORITY_LOWEST)
+                priority = TASK_PRIORITY_DEFAULT;
+        return insert_at(ts, kind, queue, run_id, ref, priority, 0, 0);
+}
+
+int taskset_insert_ordered(TaskSet *ts,
+                           TaskKind kind,
+                           const char *queue,
+                           const char *run_id,
+                           uint64_t ref,
+                           uint64_t order,
+                           uint64_t gen) {
+        return insert_at(ts, kind, queue, run_id, ref, 0, order, gen);
+}
+
+/* The first task of @q in dispatch order: the highest level that holds one, its oldest. */
+static Task *queue_first(Queue *q) {
+        for (size_t l = 0; l < TASK_PRIORITY_LEVELS; l++)
+                if (q->lv[l].head)
+                        return q->lv[l].head;
+        return NULL;
+}
+
+/* The first task of @q in dispatch order after the one @c was set to. */
+static Task *queue_after(Queue *q, const TaskCursor *c) {
+        for (size_t l = c->priority; l < TASK_PRIORITY_LEVELS; l++)
+                for (Task *t = q->lv[l].head; t; t = t->fifo_next)
+                        if (l > c->priority || t->seq > c->seq)
+                                return t;
+        return NULL;
+}
+
 int taskset_pop(TaskSet *ts,
                 TaskKind kind,
                 const char *queue,
-                uint64_t *seq,
+                TaskCursor *cursor,
                 char ret_run_id[static 37],
                 uint64_t *ret_ref) {
         Queue *q = queue_find(ts, kind, queue);
@@ -264,13 +314,12 @@ int taskset_pop(TaskSet *ts,
 
         if (!q)
                 return -ENOENT;
-        for (t = q->head; t && t->seq <= *seq; t = t->fifo_next)
-                ;
+        t = queue_after(q, cursor);
         if (!t)
                 return -ENOENT;
         if (journal_reserve(ts) < 0)
                 return -ENOMEM;
-        *seq = t->seq;
+        *cursor = (TaskCursor){ .priority = t->priority, .seq = t->seq };
         memcpy(ret_run_id, t->run_id, sizeof(t->run_id));
         *ret_ref = t->ref;
         task_remove(ts, t);
@@ -278,28 +327,34 @@ int taskset_pop(TaskSet *ts,
 }
 
 static void entry_fill(const Task *t, TaskEntry *ret) {
-        *ret = (TaskEntry){ .order = t->order, .seq = t->seq, .ref = t->ref, .gen = t->gen };
+        *ret = (TaskEntry){ .order = t->order,
+                            .seq = t->seq,
+                            .ref = t->ref,
+                            .gen = t->gen,
+                            .priority = t->priority };
         memcpy(ret->run_id, t->run_id, sizeof(t->run_id));
 }
 
 int taskset_peek(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret) {
         Queue *q = queue_find(ts, kind, queue);
+        Task *t = q ? queue_first(q) : NULL;
 
-        if (!q || !q->head)
+        if (!t)
                 return -ENOENT;
-        entry_fill(q->head, ret);
+        entry_fill(t, ret);
         return 0;
 }
 
 int taskset_take(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret) {
         Queue *q = queue_find(ts, kind, queue);
+        Task *t = q ? queue_first(q) : NULL;
 
-        if (!q || !q->head)
+        if (!t)
                 return -ENOENT;
         if (journal_reserve(ts) < 0)
                 return -ENOMEM;
-        entry_fill(q->head, ret);
-        task_remove(ts, q->head);
+        entry_fill(t, ret);
+        task_remove(ts, t);
         return 0;
 }
 
@@ -307,6 +362,14 @@ int taskset_any(TaskSet *ts, TaskKind kind, const char *queue) {
         Queue *q = queue_find(ts, kind, queue);
 
         return q && q->count > 0;
+}
+
+size_t taskset_queue_count(TaskSet *ts, TaskKind kind, const char *queue, size_t ret_levels[]) {
+        Queue *q = queue_find(ts, kind, queue);
+
+        for (size_t l = 0; ret_levels && l < TASK_PRIORITY_LEVELS; l++)
+                ret_levels[l] = q ? q->lv[l].count : 0;
+        return q ? q->count : 0;
 }
 
 static Task *run_first(TaskSet *ts, const char *run_id) {
@@ -332,11 +395,13 @@ int taskset_get(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref, Ta
         return 0;
 }
 
-void taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
+bool taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref) {
         Task *t = task_find(ts, kind, run_id, ref);
 
-        if (t && journal_reserve(ts) >= 0)
-                task_remove(ts, t);
+        if (!t || journal_reserve(ts) < 0)
+                return false;
+        task_remove(ts, t);
+        return true;
 }
 
 void taskset_delete_run(TaskSet *ts, const char *run_id) {

@@ -181,6 +181,9 @@ typedef struct dur_start_opts {
         const dur_buf *memo;     /* optional: a msgpack map with string keys, shown by describe */
         const dur_search_attr *search_attributes; /* optional, n_search_attributes of them */
         size_t n_search_attributes;
+        /* Priority key, as Temporal's: 1 is dispatched first, 5 last; 0 = the default, 3. The
+         * run's workflow tasks, and its activities and children unless they set their own. */
+        unsigned priority;
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
@@ -372,6 +375,7 @@ typedef struct dur_activity_opts {
         uint64_t start_to_close;
         uint64_t heartbeat;
         dur_retry_policy retry;
+        unsigned priority; /* 1 (first) .. 5 (last); 0 = the workflow's */
 } dur_activity_opts;
 
 /* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
