@@ -22,6 +22,7 @@ typedef enum FieldType {
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
         FIELD_JSON,    /* JSON value sent as the same msgpack value; NULL: left out */
         FIELD_STRV,    /* array of n strings; n = 0: left out */
+        FIELD_DOUBLE,  /* 0: left out */
 } FieldType;
 
 typedef struct Field {
@@ -33,6 +34,7 @@ typedef struct Field {
         const json_t *json;
         char *const *strv;
         size_t n;
+        double dbl;
 } Field;
 
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
@@ -42,6 +44,7 @@ typedef struct Field {
 #define FIELD_UINT_IF(k, v, given) \
         ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v), .boolean = (given) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
+#define FIELD_DOUBLE(k, v) ((Field){ .key = (k), .type = FIELD_DOUBLE, .dbl = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
 #define FIELD_JSON(k, v) ((Field){ .key = (k), .type = FIELD_JSON, .json = (v) })
 #define FIELD_STRV(k, v, count) \

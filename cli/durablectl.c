@@ -78,6 +78,8 @@ typedef enum Opt {
         OPT_RUN_TIMEOUT,
         OPT_START_DELAY,
         OPT_PRIORITY_KEY,
+        OPT_FAIRNESS_KEY,
+        OPT_FAIRNESS_WEIGHT,
         OPT_CONCURRENCY,
         OPT_RATE,
         OPT_BURST,
@@ -93,7 +95,8 @@ typedef enum Opt {
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) |       \
          BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY) | \
          BIT(OPT_EXECUTION_TIMEOUT) | BIT(OPT_RUN_TIMEOUT) | BIT(OPT_START_DELAY) |      \
-         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE) | BIT(OPT_PRIORITY_KEY))
+         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE) | BIT(OPT_PRIORITY_KEY) |             \
+         BIT(OPT_FAIRNESS_KEY) | BIT(OPT_FAIRNESS_WEIGHT))
 #define SCHEDULE_OPTS                                                                              \
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
@@ -195,6 +198,11 @@ static const OptionDef options[_OPT_MAX] = {
                               "Run the first workflow task only after DURATION" },
         [OPT_PRIORITY_KEY] = { "priority-key", "N",
                                "Priority key 1 (first) .. 5 (last); default 3" },
+        [OPT_FAIRNESS_KEY] = { "fairness-key", "KEY",
+                               "Share the priority key with other fairness keys (at most 64 bytes)",
+                               STR_FIELD(fairness_key) },
+        [OPT_FAIRNESS_WEIGHT] = { "fairness-weight", "W",
+                                  "The fairness key's weight, 0.001 to 1000 (default 1.0)" },
         [OPT_CONCURRENCY] = { "concurrency", "N",
                               "At most N activities of the queue run at once (0: no limit)" },
         [OPT_RATE] = { "rate", "N[/PERIOD]",
@@ -397,6 +405,21 @@ static int parse_conflict_policy(const char *text, const char **ret) {
         return 0;
 }
 
+/* --fairness-weight: a decimal number from 0.001 to 1000, as Temporal's CLI takes it. */
+static int parse_weight(const char *text, double *ret) {
+        char *end;
+        double w;
+
+        errno = 0;
+        w = strtod(text, &end);
+        if (errno != 0 || end == text || *end != 0 || !(w >= 0.001 && w <= 1000))
+                return ctl_error("invalid value '%s' for --fairness-weight: expected a number "
+                                 "from 0.001 to 1000",
+                                 text);
+        *ret = w;
+        return 0;
+}
+
 static int set_input(Args *a, json_t *j) {
         if (a->input) {
                 json_decref(j);
@@ -550,6 +573,8 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--start-delay", value, &a->start_delay_usec);
         case OPT_PRIORITY_KEY:
                 return parse_count("--priority-key", value, 5, &a->priority_key);
+        case OPT_FAIRNESS_WEIGHT:
+                return parse_weight(value, &a->fairness_weight);
         case OPT_CONCURRENCY:
                 a->has_concurrency = true;
                 a->concurrency = 0;

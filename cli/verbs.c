@@ -60,6 +60,8 @@ static int start_workflow(
                      FIELD_UINT("run_timeout_usec", a->run_timeout_usec),
                      FIELD_UINT("start_delay_usec", a->start_delay_usec),
                      FIELD_UINT("priority", a->priority_key),
+                     FIELD_STR("fairness_key", a->fairness_key),
+                     FIELD_DOUBLE("fairness_weight", a->fairness_weight),
                      FIELD_STR("request_id", a->request_id),
                      FIELD_STR("id_reuse_policy", a->id_reuse_policy),
                      FIELD_STR("id_conflict_policy", a->id_conflict_policy),

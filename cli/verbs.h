@@ -55,8 +55,10 @@ typedef struct Args {
         uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
         const char *id_prefix, *overlap, *catchup, *note;
         bool pause_on_failure, paused, wake_system;
-        /* start --priority-key; task-queue config */
+        /* start --priority-key, --fairness-key, --fairness-weight; task-queue config */
         uint64_t priority_key;
+        const char *fairness_key;
+        double fairness_weight;
         uint64_t concurrency, rate, rate_period_usec, burst;
         bool has_concurrency, has_rate, has_burst;
 } Args;

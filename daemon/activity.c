@@ -1412,8 +1412,9 @@ static int requeue_one(const ActivityRow *a, void *userdata) {
                 return 0;
         r = store_task_delete(m->store, TASK_ACTIVITY, a->run_id, a->scheduled_id);
         if (r >= 0)
-                r = store_task_insert(m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id,
-                                      a->priority);
+                r = store_task_insert(
+                        m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id,
+                        &(TaskPriority){ a->priority, a->fairness_key, a->fairness_weight });
         return r;
 }
 

@@ -114,6 +114,9 @@ static const MsgField start_fields[] = {
         { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
         { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
         { "priority", MSG_UINT, offsetof(StartArgs, priority) },
+        { "fairness_key", MSG_STR, offsetof(StartArgs, s.fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(StartArgs, s.fairness_weight) },
         {},
 };
 
@@ -173,7 +176,8 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
         if (r >= 0 && a->s.retry_policy)
                 r = history_check_retry_policy(a->s.retry_policy, q->zone, &q->err);
         if (r >= 0)
-                r = history_check_priority(a->priority, q->err.message, sizeof(q->err.message));
+                r = history_check_priority(a->priority, a->s.fairness_weight, q->err.message,
+                                           sizeof(q->err.message));
         a->s.priority = (unsigned) a->priority;
         a->s.caller_admin = q->conn->admin;
         return r;

@@ -28,6 +28,8 @@ typedef struct ActivityCommand {
         uint64_t heartbeat_usec;
         const msgpack_object *retry_policy;
         uint64_t priority;
+        const char *fairness_key;
+        double fairness_weight;
 } ActivityCommand;
 
 static const MsgField activity_fields[] = {
@@ -41,6 +43,9 @@ static const MsgField activity_fields[] = {
         { "heartbeat_usec", MSG_UINT, offsetof(ActivityCommand, heartbeat_usec) },
         { "retry_policy", MSG_MAP, offsetof(ActivityCommand, retry_policy) },
         { "priority", MSG_UINT, offsetof(ActivityCommand, priority) },
+        { "fairness_key", MSG_STR, offsetof(ActivityCommand, fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(ActivityCommand, fairness_weight) },
         {},
 };
 
@@ -111,7 +116,14 @@ static int normalize_activity(ActivityCommand *c,
         return retry_policy_parse_with(c->retry_policy, u ? &defaults : NULL, z, p, err, errlen);
 }
 
-int history_check_priority(uint64_t priority, char *err, size_t errlen) {
+int history_check_priority(uint64_t priority, double fairness_weight, char *err, size_t errlen) {
+        if (!(fairness_weight >= 0)) {
+                snprintf(
+                        err, errlen,
+                        "field \"fairness_weight\" must be positive (clamped to 0.001..1000), or 0 "
+                        "for the default 1.0");
+                return -EINVAL;
+        }
         if (priority <= TASK_PRIORITY_LOWEST)
                 return 0;
         snprintf(err, errlen,
@@ -198,17 +210,18 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
  * workers of its task queue. */
 static int activity_queue_task(Manager *m, const ActivityRow *act) {
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
+        TaskPriority prio = { act->priority, act->fairness_key, act->fairness_weight };
         int r;
 
         if (unit) {
                 r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id, act->scheduled_id,
-                                      act->priority);
+                                      &prio);
                 if (r >= 0)
                         supervisor_mark_dirty(m);
                 return r;
         }
         r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, act->run_id,
-                              act->scheduled_id, act->priority);
+                              act->scheduled_id, &prio);
         if (r >= 0)
                 taskq_mark_dirty(m, act->task_queue);
         return r;
@@ -232,7 +245,7 @@ int history_apply_schedule_activity(Manager *m,
 
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
         if (r >= 0)
-                r = history_check_priority(c.priority, err, errlen);
+                r = history_check_priority(c.priority, c.fairness_weight, err, errlen);
         if (r < 0)
                 return r;
         r = normalize_activity(
@@ -266,8 +279,16 @@ int history_apply_schedule_activity(Manager *m,
         row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
         /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one. */
         row.priority = c.priority ? (unsigned) c.priority : run->priority;
+        row.fairness_weight =
+                c.fairness_key ? task_fairness_weight(c.fairness_weight) : run->fairness_weight;
+        if (c.fairness_key ? *c.fairness_key : run->fairness_key != NULL) {
+                row.fairness_key = strdup(c.fairness_key ? c.fairness_key : run->fairness_key);
+                if (!row.fairness_key)
+                        return -ENOMEM;
+        }
 
-        pk = attrs_begin(&a, 10 + (row.priority != TASK_PRIORITY_DEFAULT));
+        pk = attrs_begin(&a,
+                         10 + (row.priority != TASK_PRIORITY_DEFAULT) + (row.fairness_key ? 2 : 0));
         (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", row.activity_type);
         (void) msg_pack_kv_str(pk, "task_queue", row.task_queue);
@@ -280,6 +301,11 @@ int history_apply_schedule_activity(Manager *m,
         (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
         if (row.priority != TASK_PRIORITY_DEFAULT)
                 (void) msg_pack_kv_uint(pk, "priority", row.priority);
+        if (row.fairness_key) {
+                (void) msg_pack_kv_str(pk, "fairness_key", row.fairness_key);
+                (void) msg_pack_str(pk, "fairness_weight");
+                (void) msgpack_pack_double(pk, row.fairness_weight);
+        }
         r = append_event(m, run, EVENT_ACTIVITY_TASK_SCHEDULED, &a, &id);
         attrs_done(&a);
         if (r < 0)

@@ -34,6 +34,8 @@ typedef struct ChildCommand {
         const msgpack_object *retry_policy;
         const char *parent_close_policy;
         uint64_t priority;
+        const char *fairness_key;
+        double fairness_weight;
 } ChildCommand;
 
 static const MsgField child_fields[] = {
@@ -46,6 +48,9 @@ static const MsgField child_fields[] = {
         { "run_timeout_usec", MSG_UINT, offsetof(ChildCommand, run_timeout_usec) },
         { "retry_policy", MSG_MAP, offsetof(ChildCommand, retry_policy) },
         { "priority", MSG_UINT, offsetof(ChildCommand, priority) },
+        { "fairness_key", MSG_STR, offsetof(ChildCommand, fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(ChildCommand, fairness_weight) },
         { "parent_close_policy", MSG_STR, offsetof(ChildCommand, parent_close_policy), false, 64 },
         {},
 };
@@ -113,7 +118,7 @@ int history_apply_start_child(Manager *m,
         if (r >= 0)
                 r = check_child(&c, &policy, err, errlen);
         if (r >= 0)
-                r = history_check_priority(c.priority, err, errlen);
+                r = history_check_priority(c.priority, c.fairness_weight, err, errlen);
         if (r >= 0 && c.retry_policy) {
                 RetryPolicy p;
 
@@ -168,6 +173,8 @@ int history_apply_start_child(Manager *m,
                 .run_timeout_usec = c.run_timeout_usec,
                 .retry_policy = c.retry_policy,
                 .priority = c.priority ? (unsigned) c.priority : run->priority, /* inherited */
+                .fairness_key = c.fairness_key ? c.fairness_key : run->fairness_key,
+                .fairness_weight = c.fairness_key ? c.fairness_weight : run->fairness_weight,
                 .parent = &link,
         };
         r = create_run(m, &req, run->uid, NULL, link.run_id);

@@ -172,8 +172,9 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
                 return r;
         run->wft_state = WFT_SCHEDULED;
         run->wft_scheduled_id = id;
-        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id,
-                              run->priority);
+        r = store_task_insert(
+                m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id,
+                &(TaskPriority){ run->priority, run->fairness_key, run->fairness_weight });
         if (r < 0)
                 return r;
         taskq_mark_dirty(m, run->task_queue);
@@ -407,6 +408,12 @@ int create_run(Manager *m,
                                         : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
         run.priority = req->priority ?: TASK_PRIORITY_DEFAULT;
+        run.fairness_weight = task_fairness_weight(req->fairness_weight);
+        if (req->fairness_key && *req->fairness_key) {
+                run.fairness_key = strdup(req->fairness_key);
+                if (!run.fairness_key)
+                        return -ENOMEM;
+        }
         expiration = req->execution_expiration;
         if (!expiration && req->execution_timeout_usec)
                 expiration = run.start_time + req->execution_timeout_usec;
@@ -425,7 +432,7 @@ int create_run(Manager *m,
                                      (req->parent ? 3 : 0) + !!req->execution_timeout_usec +
                                      !!expiration + !!req->run_timeout_usec +
                                      !!req->start_delay_usec + (req->retry_policy ? 2 : 0) +
-                                     !!req->priority);
+                                     !!req->priority + (run.fairness_key ? 2 : 0));
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -467,6 +474,11 @@ int create_run(Manager *m,
                                         req->start_delay_usec);
         if (req->priority) /* as Temporal's priority.priority_key */
                 (void) msg_pack_kv_uint(pk, "priority", run.priority);
+        if (run.fairness_key) {
+                (void) msg_pack_kv_str(pk, "fairness_key", run.fairness_key);
+                (void) msg_pack_str(pk, "fairness_weight");
+                (void) msgpack_pack_double(pk, run.fairness_weight);
+        }
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)

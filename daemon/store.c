@@ -117,17 +117,18 @@ enum {
         "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "     \
         "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "          \
         "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, " \
-        "failure, priority"
+        "failure, priority, fairness_key, fairness_weight"
 
 #define ACT_COLUMNS                                                                              \
         "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
         "scheduled_time, attempt_time, started_time, s2c, s2s, st2c, heartbeat, retry_initial, " \
         "retry_backoff, retry_max_interval, retry_max_attempts, retry_non_retryable, "           \
-        "heartbeat_details, last_failure, cancel_requested, identity, priority"
+        "heartbeat_details, last_failure, cancel_requested, identity, priority, fairness_key, "  \
+        "fairness_weight"
 
 static const char *const sql[_Q_MAX] = {
         [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?",
         [Q_RUN_LATEST] = "SELECT " RUN_COLUMNS " FROM runs WHERE workflow_id = ? "
                          "ORDER BY status = 1 DESC, start_time DESC, rowid DESC LIMIT 1",
@@ -155,7 +156,7 @@ static const char *const sql[_Q_MAX] = {
         [Q_BUF_DELETE] = "DELETE FROM buffered WHERE run_id = ?",
         [Q_BUF_COUNT] = "SELECT count(*) FROM buffered WHERE run_id = ?",
         [Q_ACT_INSERT] = "INSERT INTO activities (" ACT_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_ACT_GET] = "SELECT " ACT_COLUMNS " FROM activities "
                       "WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_UPDATE] = "UPDATE activities SET state = ?3, attempt = ?4, attempt_time = ?5, "
@@ -362,11 +363,16 @@ static const char *const migrations[] = {
         "  policy INTEGER NOT NULL,"
         "  PRIMARY KEY (parent_run_id, initiated_id)) WITHOUT ROWID;"
         "CREATE INDEX children_run ON children (run_id);",
-        /* Version 2: flow control (daemon/flow.h). The priority key of a run (its workflow
-         * tasks, and the default of its activities) and of an activity, so that the tasks
-         * rebuilt at open are in the order they had; the limits set on task queues. */
+        /* Version 2: flow control (daemon/flow.h). The priority and fairness keys and weight of
+         * a run (its workflow tasks, and the defaults of its activities and children) and of an
+         * activity, so that the tasks rebuilt at open go where they were; the limits set on task
+         * queues. */
         "ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;"
+        "ALTER TABLE runs ADD COLUMN fairness_key TEXT;"
+        "ALTER TABLE runs ADD COLUMN fairness_weight REAL NOT NULL DEFAULT 1.0;"
         "ALTER TABLE activities ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;"
+        "ALTER TABLE activities ADD COLUMN fairness_key TEXT;"
+        "ALTER TABLE activities ADD COLUMN fairness_weight REAL NOT NULL DEFAULT 1.0;"
         "CREATE TABLE task_queue_limits ("
         "  task_queue TEXT PRIMARY KEY NOT NULL,"
         "  concurrency INTEGER NOT NULL,"
@@ -632,15 +638,15 @@ static int load_seqs(Store *s) {
  * time of WorkflowTaskScheduled, the time the activity's attempt became ready). */
 static int load_tasks(Store *s) {
         static const char q[] =
-                "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time, r.priority "
-                "FROM runs r "
+                "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time, r.priority, "
+                "r.fairness_key, r.fairness_weight FROM runs r "
                 "JOIN events e ON e.run_id = r.run_id AND e.event_id = r.wft_scheduled_id "
                 "WHERE r.status = 1 AND r.wft_state = 1 "
                 "UNION ALL "
-                "SELECT 1, task_queue, run_id, scheduled_id, attempt_time, priority "
-                "FROM activities WHERE state = 0 "
+                "SELECT 1, task_queue, run_id, scheduled_id, attempt_time, priority, fairness_key, "
+                "fairness_weight FROM activities WHERE state = 0 "
                 "UNION ALL "
-                "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority "
+                "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority, NULL, 1.0 "
                 "FROM activities WHERE state = 1 "
                 "ORDER BY 5";
         sqlite3_stmt *st;
@@ -653,10 +659,15 @@ static int load_tasks(Store *s) {
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                r = taskset_insert(s->tasks, (TaskKind) sqlite3_column_int(st, 0),
-                                   (const char *) sqlite3_column_text(st, 1),
-                                   (const char *) sqlite3_column_text(st, 2), col_u64(st, 3),
-                                   (unsigned) sqlite3_column_int(st, 5));
+                r = taskset_insert(
+                        s->tasks, (TaskKind) sqlite3_column_int(st, 0),
+                        (const char *) sqlite3_column_text(st, 1),
+                        (const char *) sqlite3_column_text(st, 2), col_u64(st, 3),
+                        &(TaskPriority){
+                                .priority = (unsigned) sqlite3_column_int(st, 5),
+                                .fairness_key = (const char *) sqlite3_column_text(st, 6),
+                                .fairness_weight = sqlite3_column_double(st, 7),
+                        });
         if (r >= 0 && rc != SQLITE_DONE)
                 r = sql_error(s, rc);
         sqlite3_finalize(st);
@@ -920,6 +931,7 @@ int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages) {
 /* ---- runs ---- */
 
 void run_row_done(RunRow *r) {
+        free(r->fairness_key);
         free(r->workflow_id);
         free(r->workflow_type);
         free(r->task_queue);
@@ -959,6 +971,9 @@ static int read_run(sqlite3_stmt *st, RunRow *ret) {
         if (k >= 0)
                 k = col_blob(st, 19, &r.failure);
         r.priority = (unsigned) sqlite3_column_int(st, 20);
+        if (k >= 0)
+                k = col_strdup(st, 21, &r.fairness_key);
+        r.fairness_weight = sqlite3_column_double(st, 22);
         if (k < 0) {
                 run_row_done(&r);
                 return k;
@@ -1021,6 +1036,8 @@ int store_run_insert(Store *s, const RunRow *r) {
         bind_blob(st, 19, &r->result);
         bind_blob(st, 20, &r->failure);
         bind_u64(st, 21, r->priority ?: TASK_PRIORITY_DEFAULT);
+        bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
+        (void) sqlite3_bind_double(st, 23, task_fairness_weight(r->fairness_weight));
         return step_done(s, st);
 }
 
@@ -1628,7 +1645,7 @@ static int started_track(Store *s, const ActivityRow *a) {
         if (taskset_get(s->tasks, TASKSET_STARTED, a->run_id, a->scheduled_id, &e) >= 0)
                 return 0;
         return taskset_insert(s->tasks, TASKSET_STARTED, a->task_queue, a->run_id, a->scheduled_id,
-                              a->priority);
+                              NULL);
 }
 
 const char *activity_state_to_string(ActivityState s) {
@@ -1641,6 +1658,7 @@ const char *activity_state_to_string(ActivityState s) {
 }
 
 void activity_row_done(ActivityRow *a) {
+        free(a->fairness_key);
         free(a->activity_id);
         free(a->activity_type);
         free(a->task_queue);
@@ -1688,6 +1706,9 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         if (k >= 0)
                 k = col_strdup(st, 23, &a.identity);
         a.priority = (unsigned) sqlite3_column_int(st, 24);
+        if (k >= 0)
+                k = col_strdup(st, 25, &a.fairness_key);
+        a.fairness_weight = sqlite3_column_double(st, 26);
         if (k < 0) {
                 activity_row_done(&a);
                 return k;
@@ -1726,6 +1747,8 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_u64(st, 23, a->cancel_requested);
         bind_text(st, 24, a->identity);
         bind_u64(st, 25, a->priority ?: TASK_PRIORITY_DEFAULT);
+        bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
+        (void) sqlite3_bind_double(st, 27, task_fairness_weight(a->fairness_weight));
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1886,8 +1909,8 @@ int store_task_insert(Store *s,
                       const char *queue,
                       const char *run_id,
                       uint64_t ref,
-                      unsigned priority) {
-        return taskset_insert(s->tasks, kind, queue, run_id, ref, priority);
+                      const TaskPriority *p) {
+        return taskset_insert(s->tasks, kind, queue, run_id, ref, p);
 }
 
 int store_task_pop(Store *s,
@@ -1901,6 +1924,10 @@ int store_task_pop(Store *s,
 
 size_t store_task_count(Store *s, TaskKind kind, const char *queue, size_t ret_levels[]) {
         return taskset_queue_count(s->tasks, kind, queue, ret_levels);
+}
+
+int store_task_keys(Store *s, TaskKind kind, const char *queue, taskset_key_cb cb, void *userdata) {
+        return taskset_queue_keys(s->tasks, kind, queue, cb, userdata);
 }
 
 bool store_task_released(Store *s) {

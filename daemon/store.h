@@ -105,6 +105,8 @@ typedef struct RunRow {
         Blob result;
         Blob failure;
         unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
+        char *fairness_key;     /* NULL: "" */
+        double fairness_weight; /* 0 in a new row: 1.0 */
 } RunRow;
 
 void run_row_done(RunRow *r);
@@ -257,6 +259,8 @@ typedef struct ActivityRow {
         bool cancel_requested;
         char *identity;
         unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
+        char *fairness_key;     /* NULL: "" */
+        double fairness_weight; /* 0 in a new row: 1.0 */
 } ActivityRow;
 
 void activity_row_done(ActivityRow *a);
@@ -281,14 +285,14 @@ int store_timer_insert(Store *s,
 int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id);
 int store_timer_delete(Store *s, const char *run_id, const char *timer_id);
 
-/* Tasks live in memory (taskset.h) and follow the transaction like rows; rebuilt at open, each
- * at its priority level (1..5, the run's or the activity's priority column). */
+/* Tasks live in memory (taskset.h) and follow the transaction like rows; rebuilt at open where
+ * the run's or the activity's priority and fairness columns put them. */
 int store_task_insert(Store *s,
                       TaskKind kind,
                       const char *queue,
                       const char *run_id,
                       uint64_t ref,
-                      unsigned priority);
+                      const TaskPriority *p);
 /* Takes the first task of the queue in dispatch order after *@cursor (zero: from the start):
  * fills run_id and ref, moves *@cursor to it, deletes it. -ENOENT if none. */
 int store_task_pop(Store *s,
@@ -304,6 +308,8 @@ int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref)
 /* The entries of a queue, in all and per priority level (taskset_queue_count()). TASKSET_STARTED
  * counts the activities of a task queue that polling workers run. */
 size_t store_task_count(Store *s, TaskKind kind, const char *queue, size_t ret_levels[]);
+/* taskset_queue_keys() of the store's tasks. */
+int store_task_keys(Store *s, TaskKind kind, const char *queue, taskset_key_cb cb, void *userdata);
 /* True, once, after an activity of TASKSET_STARTED left STARTED since the last call. */
 bool store_task_released(Store *s);
 /* Calls @cb with each queue name that has tasks of @kind (start-up and after a rollback). */

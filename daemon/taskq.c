@@ -417,6 +417,43 @@ static size_t count_polls(const TaskQueue *q, TaskKind kind) {
         return n;
 }
 
+#define DESCRIBE_KEYS_MAX 100
+
+typedef struct KeyCounts {
+        size_t n;
+        struct {
+                unsigned priority;
+                const char *key;
+                size_t count;
+        } v[DESCRIBE_KEYS_MAX];
+} KeyCounts;
+
+static int collect_key(unsigned priority, const char *key, size_t count, void *userdata) {
+        KeyCounts *k = userdata;
+
+        if (k->n >= DESCRIBE_KEYS_MAX)
+                return -ENOBUFS; /* enough to show */
+        k->v[k->n].priority = priority;
+        k->v[k->n].key = key;
+        k->v[k->n++].count = count;
+        return 0;
+}
+
+/* The backlog per (priority key, fairness key), the first DESCRIBE_KEYS_MAX of them. */
+static void pack_keys(Manager *m, TaskKind kind, const char *queue, msgpack_packer *pk) {
+        KeyCounts k = {};
+
+        (void) store_task_keys(m->store, kind, queue, collect_key, &k);
+        (void) msg_pack_str(pk, "backlog_by_fairness_key");
+        (void) msgpack_pack_array(pk, k.n);
+        for (size_t i = 0; i < k.n; i++) {
+                (void) msgpack_pack_map(pk, 3);
+                (void) msg_pack_kv_uint(pk, "priority", k.v[i].priority);
+                (void) msg_pack_kv_str(pk, "fairness_key", k.v[i].key);
+                (void) msg_pack_kv_uint(pk, "backlog", k.v[i].count);
+        }
+}
+
 static size_t
 pack_backlog(Manager *m, const TaskQueue *q, TaskKind kind, const char *queue, msgpack_packer *pk) {
         size_t levels[TASK_PRIORITY_LEVELS], n;
@@ -428,6 +465,7 @@ pack_backlog(Manager *m, const TaskQueue *q, TaskKind kind, const char *queue, m
         (void) msgpack_pack_array(pk, TASK_PRIORITY_LOWEST);
         for (unsigned l = TASK_PRIORITY_HIGHEST; l <= TASK_PRIORITY_LOWEST; l++)
                 (void) msgpack_pack_uint64(pk, levels[l]);
+        pack_keys(m, kind, queue, pk);
         (void) msg_pack_kv_uint(pk, "pollers", count_polls(q, kind));
         return n;
 }
@@ -439,10 +477,10 @@ void taskq_pack_describe(Manager *m, const char *queue, msgpack_packer *pk) {
         const char *state = "none";
 
         (void) msg_pack_str(pk, "workflow_tasks");
-        (void) msgpack_pack_map(pk, 3);
+        (void) msgpack_pack_map(pk, 4);
         (void) pack_backlog(m, q, TASK_WORKFLOW, queue, pk);
         (void) msg_pack_str(pk, "activity_tasks");
-        (void) msgpack_pack_map(pk, 4);
+        (void) msgpack_pack_map(pk, 5);
         backlog = pack_backlog(m, q, TASK_ACTIVITY, queue, pk);
         (void) msg_pack_kv_uint(pk, "running", running);
         if (f && backlog > 0 && f->limits.concurrency && running >= f->limits.concurrency)

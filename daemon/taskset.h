@@ -46,6 +46,20 @@ typedef struct TaskEntry {
         char run_id[37];
 } TaskEntry;
 
+/* Where a task goes in its queue: its priority key (1..5; another value means the default) and,
+ * within that level, its fairness key (NULL or "": the level's own) and weight (0: 1.0; clamped
+ * to [0.001, 1000]). Keys share a level in proportion to their weights (taskset.c, FairKey). */
+typedef struct TaskPriority {
+        unsigned priority;
+        const char *fairness_key;
+        double fairness_weight;
+} TaskPriority;
+
+#define TASK_FAIRNESS_KEY_MAX 64 /* bytes, as Temporal */
+
+/* A weight as a task keeps it: 0 or less (unset) is 1.0, else clamped to [0.001, 1000]. */
+double task_fairness_weight(double w);
+
 /* A place in a queue's dispatch order, for taskset_pop(); zero-initialised: before the first. */
 typedef struct TaskCursor {
         unsigned priority;
@@ -57,14 +71,14 @@ typedef struct TaskSet TaskSet;
 TaskSet *taskset_new(void);
 TaskSet *taskset_free(TaskSet *ts);
 
-/* Appends a task to its queue's level @priority (1..5; another value means the default) with the
- * next sequence number. -ENOMEM. */
+/* Appends a task to its queue where @p (NULL: the defaults) puts it, with the next sequence
+ * number. -ENOMEM. */
 int taskset_insert(TaskSet *ts,
                    TaskKind kind,
                    const char *queue,
                    const char *run_id,
                    uint64_t ref,
-                   unsigned priority);
+                   const TaskPriority *p);
 /* The same with an explicit place in the queue, and a value kept with the entry. */
 int taskset_insert_ordered(TaskSet *ts,
                            TaskKind kind,
@@ -79,7 +93,8 @@ int taskset_take(TaskSet *ts, TaskKind kind, const char *queue, TaskEntry *ret);
 /* The entry (kind, run, ref); -ENOENT when there is none. */
 int taskset_get(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref, TaskEntry *ret);
 /* Removes and returns the first task of the queue in dispatch order after *@cursor (zero: the
- * first), setting *@cursor to it. -ENOENT when there is none. */
+ * first, by priority and fairness; after a task the caller put back, the next ones in priority
+ * and arrival order), setting *@cursor to it. -ENOENT when there is none. */
 int taskset_pop(TaskSet *ts,
                 TaskKind kind,
                 const char *queue,
@@ -91,6 +106,11 @@ int taskset_any(TaskSet *ts, TaskKind kind, const char *queue);
 /* The number of entries of the queue, and in @ret_levels (NULL, or TASK_PRIORITY_LEVELS
  * elements) those of each level. */
 size_t taskset_queue_count(TaskSet *ts, TaskKind kind, const char *queue, size_t ret_levels[]);
+/* Calls @cb for each fairness key of each level of the queue that holds tasks, with their number;
+ * stops at a negative return. */
+typedef int (*taskset_key_cb)(unsigned priority, const char *key, size_t count, void *userdata);
+int taskset_queue_keys(
+        TaskSet *ts, TaskKind kind, const char *queue, taskset_key_cb cb, void *userdata);
 /* Removes the task (kind, run, ref) if there is one; true when there was. */
 bool taskset_delete(TaskSet *ts, TaskKind kind, const char *run_id, uint64_t ref);
 /* Removes every task of the run. */

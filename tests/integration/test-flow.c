@@ -54,14 +54,22 @@ static void start_with_priority(dur_client *c, const char *id, unsigned priority
                                          WF_QUEUE, "priority", priority)));
 }
 
-/* Starts workflow @id and schedules @n activities "a0".."a<n-1>" on @queue, activity i with
- * priority key @prio[i] (@prio NULL: all unset) in one workflow task. */
+/* How schedule_backlog() sets activity i: priority key prio[i], fairness key keys[i] with weight
+ * weights[i] (NULL arrays, 0 and NULL elements: unset). */
+typedef struct Backlog {
+        const unsigned *prio;
+        const char *const *keys;
+        const double *weights;
+} Backlog;
+
+/* Starts workflow @id and schedules @n activities "a0".."a<n-1>" on @queue as @b says (NULL: all
+ * unset) in one workflow task. */
 static void schedule_backlog(dur_client *c,
                              const char *id,
                              unsigned run_priority,
                              const char *queue,
                              size_t n,
-                             const unsigned *prio) {
+                             const Backlog *b) {
         _cleanup_free_ char *token = NULL, *text = NULL;
         json_t *commands = ASSERT_NOT_NULL(json_array());
         size_t size;
@@ -76,8 +84,14 @@ static void schedule_backlog(dur_client *c,
                                                   "activity_type", "noop", "task_queue", queue,
                                                   "start_to_close_usec",
                                                   (json_int_t) 600 * TEST_USEC_PER_SEC));
-                if (prio && prio[i])
-                        ASSERT_OK(json_object_set_new(attrs, "priority", json_integer(prio[i])));
+                if (b && b->prio && b->prio[i])
+                        ASSERT_OK(json_object_set_new(attrs, "priority", json_integer(b->prio[i])));
+                if (b && b->keys && b->keys[i])
+                        ASSERT_OK(json_object_set_new(attrs, "fairness_key",
+                                                      json_string(b->keys[i])));
+                if (b && b->weights && b->weights[i])
+                        ASSERT_OK(json_object_set_new(attrs, "fairness_weight",
+                                                      json_real(b->weights[i])));
                 ASSERT_OK(json_array_append_new(commands, json_pack("{s:s, s:o}", "command_type",
                                                                     "ScheduleActivityTask",
                                                                     "attributes", attrs)));
@@ -140,7 +154,7 @@ static void check_priority_order(bool crash) {
                 prio[i] = (i * 7) % 6; /* 0 (unset: the run's 2), 1, 2, 3, 4, 5 */
         test_daemon_start(&d, NULL);
         c = client_connect();
-        schedule_backlog(c, "prio", 2, "prio-acts", N, prio);
+        schedule_backlog(c, "prio", 2, "prio-acts", N, &(Backlog){ .prio = prio });
 
         q = describe_queue(c, "prio-acts");
         ASSERT_EQ(jget(q, "activity_tasks", "backlog"), N);
@@ -193,6 +207,71 @@ TEST(priority_keys_strict_between_levels_fifo_within) {
 
 TEST(priority_order_is_rebuilt_after_sigkill) {
         check_priority_order(true);
+}
+
+/* Fairness keys within one priority key: on a backlog of 40 + 40 activities, keys of weights 3
+ * and 1 get 30 and 10 of the first 40 dispatches (stride scheduling is exact up to one), keys of
+ * equal weight alternate; a task of a smaller priority key still goes first (strict levels). */
+TEST(fairness_weights_share_dispatches_on_a_backlog) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        enum {
+                N = 81
+        };
+        const char *keys[N];
+        double weights[N];
+        unsigned prio[N] = {};
+        unsigned heavy = 0, light = 0;
+        dur_client *c;
+        json_t *q, *by, *task, *events;
+        size_t i;
+
+        for (i = 0; i < N - 1; i++) {
+                keys[i] = i % 2 ? "light" : "heavy";
+                weights[i] = i % 2 ? 1.0 : 3.0;
+        }
+        keys[N - 1] = "late";
+        weights[N - 1] = 0;
+        prio[N - 1] = 1; /* queued last, dispatched first */
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        schedule_backlog(c, "fair", 0, "fair-acts", N,
+                         &(Backlog){ .prio = prio, .keys = keys, .weights = weights });
+
+        q = describe_queue(c, "fair-acts");
+        by = json_object_get(json_object_get(q, "activity_tasks"), "backlog_by_fairness_key");
+        ASSERT_EQ(json_array_size(by), 3);
+        json_array_foreach(by, i, task) {
+                const char *k = json_string_value(json_object_get(task, "fairness_key"));
+                json_int_t n = json_integer_value(json_object_get(task, "backlog"));
+
+                ASSERT_EQ(n, streq(k, "late") ? 1 : 40);
+                ASSERT_EQ(json_integer_value(json_object_get(task, "priority")),
+                          streq(k, "late") ? 1 : 3);
+        }
+        json_decref(q);
+
+        task = ASSERT_NOT_NULL(poll_activity(c, "fair-acts", 0));
+        ASSERT_STREQ(json_string_value(json_object_get(task, "activity_id")), "a80");
+        json_decref(task);
+        for (i = 0; i < 40; i++) {
+                unsigned k;
+
+                task = ASSERT_NOT_NULL(poll_activity(c, "fair-acts", 0));
+                k = (unsigned) strtoul(json_string_value(json_object_get(task, "activity_id")) + 1,
+                                       NULL, 10);
+                if (k % 2)
+                        light++;
+                else
+                        heavy++;
+                json_decref(task);
+        }
+        if (heavy < 29 || heavy > 31 || light < 9 || light > 11)
+                test_fail(__FILE__, __LINE__, "weights 3:1 gave %u:%u of 40, expected 30:10 (+-1)",
+                          heavy, light);
+        events = history_get(c, "fair");
+        ASSERT_STREQ(ev_str(history_scheduled(events, "noop"), "fairness_key"), "heavy");
+        json_decref(events);
+        dur_client_free(c);
 }
 
 /* Workflow tasks too: of two runs waiting, the one with the smaller key goes first. */
@@ -553,6 +632,23 @@ TEST(garbage_is_refused_and_changes_nothing) {
                                              "task_queue", WF_QUEUE, "priority", "high")),
                      -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "priority");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "StartWorkflow",
+                                             "workflow_id", "p", "workflow_type", "Flow",
+                                             "task_queue", WF_QUEUE, "fairness_key",
+                                             "0123456789012345678901234567890123456789012345678901"
+                                             "234567890123456789")),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "fairness_key");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:s, s:f}", "op", "StartWorkflow",
+                                             "workflow_id", "p", "workflow_type", "Flow",
+                                             "task_queue", WF_QUEUE, "fairness_weight", -2.0)),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "fairness_weight");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "StartWorkflow",
+                                             "workflow_id", "p", "workflow_type", "Flow",
+                                             "task_queue", WF_QUEUE, "fairness_weight", "heavy")),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "fairness_weight");
         ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id",
                                              "p")),
                      -ENOENT); /* nothing started */
@@ -600,6 +696,12 @@ TEST(durablectl_task_queue_and_priority_key) {
         ctl_fails(STRV(ctl, "start", "Flow", "--id", "x", "--task-queue", WF_QUEUE,
                        "--priority-key", "6"),
                   2, "--priority-key");
+        ctl_fails(STRV(ctl, "start", "Flow", "--id", "x", "--task-queue", WF_QUEUE,
+                       "--fairness-weight", "0"),
+                  2, "--fairness-weight");
+        ctl_fails(STRV(ctl, "start", "Flow", "--id", "x", "--task-queue", WF_QUEUE,
+                       "--fairness-weight", "much"),
+                  2, "--fairness-weight");
 
         ASSERT_EQ(test_run(&r,
                            STRV(ctl, "task-queue", "config", "ctl-q", "--concurrency", "4",
@@ -619,13 +721,20 @@ TEST(durablectl_task_queue_and_priority_key) {
 
         ASSERT_EQ(test_run(&r,
                            STRV(ctl, "start", "Flow", "--id", "ctl-prio", "--task-queue", WF_QUEUE,
-                                "--priority-key", "1"),
+                                "--priority-key", "1", "--fairness-key", "tenant-7",
+                                "--fairness-weight", "2.5"),
                            NULL),
                   0);
         test_run_free(&r);
         c = client_connect();
         j = history_get(c, "ctl-prio");
         ASSERT_EQ(ev_uint(history_must(j, "WorkflowExecutionStarted"), "priority"), 1);
+        ASSERT_STREQ(ev_str(history_must(j, "WorkflowExecutionStarted"), "fairness_key"),
+                     "tenant-7");
+        ASSERT_TRUE(
+                json_real_value(json_object_get(
+                        json_object_get(history_must(j, "WorkflowExecutionStarted"), "attributes"),
+                        "fairness_weight")) == 2.5);
         json_decref(j);
         j = describe_queue(c, WF_QUEUE);
         ASSERT_EQ(json_integer_value(

@@ -3,6 +3,7 @@
  * changes back, in their FIFO order). */
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "daemon/taskset.h"
 #include "tests/lib/test.h"
@@ -202,7 +203,8 @@ TEST(priority_levels_are_strict_and_fifo_within) {
         setup();
         for (size_t i = 0; i < ELEMENTSOF(prio); i++) {
                 snprintf(run, sizeof(run), "r%zu", i);
-                ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", run, i, prio[i]));
+                ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", run, i,
+                                         &(TaskPriority){ .priority = prio[i] }));
         }
         taskset_commit(ts);
         /* 0 and 9 are not priority keys: the default level. */
@@ -227,6 +229,57 @@ TEST(priority_levels_are_strict_and_fifo_within) {
         ASSERT_STREQ(run, "r2");
         ASSERT_OK(taskset_pop(ts, TASK_ACTIVITY, "q", &c, run, &ref));
         ASSERT_STREQ(run, "r5");
+        ts = taskset_free(ts);
+}
+
+/* Fairness keys share a level by weight (stride scheduling): a 3:1 pair over a backlog gets 30
+ * and 10 of 40 dispatches, give or take one; equal weights alternate exactly; a pop rolled back
+ * leaves the shares as they were; key "" is a key like the others. */
+TEST(fairness_keys_share_a_level_by_weight) {
+        TaskCursor c;
+        char run[37];
+        uint64_t ref;
+        int a = 0, b = 0;
+
+        setup();
+        for (int i = 0; i < 80; i++) {
+                snprintf(run, sizeof(run), "%c%d", i % 2 ? 'b' : 'a', i);
+                ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", run, (uint64_t) i,
+                                         &(TaskPriority){ .fairness_key = i % 2 ? "b" : "a",
+                                                          .fairness_weight = i % 2 ? 1 : 3 }));
+        }
+        taskset_commit(ts);
+        for (int i = 0; i < 40; i++) {
+                ASSERT_OK(taskset_mark(ts));
+                c = (TaskCursor){};
+                ASSERT_OK(taskset_pop(ts, TASK_ACTIVITY, "q", &c, run, &ref));
+                taskset_rollback_to_mark(ts); /* undone: the same one comes again */
+                c = (TaskCursor){};
+                ASSERT_OK(taskset_pop(ts, TASK_ACTIVITY, "q", &c, run, &ref));
+                if (run[0] == 'a')
+                        a++;
+                else
+                        b++;
+        }
+        ASSERT_LE(abs(a - 30), 1);
+        ASSERT_LE(abs(b - 10), 1);
+        ts = taskset_free(ts);
+
+        setup();
+        for (int i = 0; i < 20; i++) {
+                snprintf(run, sizeof(run), "%c%d", i < 10 ? 'x' : 'y', i);
+                ASSERT_OK(taskset_insert(ts, TASK_ACTIVITY, "q", run, (uint64_t) i,
+                                         &(TaskPriority){ .fairness_key = i < 10 ? "" : "y" }));
+        }
+        taskset_commit(ts);
+        for (int i = 0; i < 20; i++) {
+                c = (TaskCursor){};
+                ASSERT_OK(taskset_pop(ts, TASK_ACTIVITY, "q", &c, run, &ref));
+                ASSERT_EQ(run[0],
+                          i % 2 ? 'y' : 'x'); /* all of x queued first, yet they alternate */
+        }
+        taskset_commit(ts); /* frees key "y", now empty */
+        ASSERT_EQ(taskset_count(ts), 0);
         ts = taskset_free(ts);
 }
 

@@ -184,6 +184,11 @@ typedef struct dur_start_opts {
         /* Priority key, as Temporal's: 1 is dispatched first, 5 last; 0 = the default, 3. The
          * run's workflow tasks, and its activities and children unless they set their own. */
         unsigned priority;
+        /* Fairness, as Temporal's: tasks of one priority key are shared between fairness keys
+         * (at most 64 bytes; NULL = "") in proportion to their weights (0 = 1.0; clamped to
+         * 0.001 .. 1000). Inherited like the priority key. */
+        const char *fairness_key;
+        double fairness_weight;
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
@@ -376,6 +381,8 @@ typedef struct dur_activity_opts {
         uint64_t heartbeat;
         dur_retry_policy retry;
         unsigned priority; /* 1 (first) .. 5 (last); 0 = the workflow's */
+        const char *fairness_key; /* NULL = the workflow's, with its weight */
+        double fairness_weight;   /* with fairness_key; 0 = 1.0 */
 } dur_activity_opts;
 
 /* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
