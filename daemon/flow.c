@@ -59,7 +59,7 @@ static int flow_apply(Manager *m, const char *queue, const TaskQueueLimits *l) {
         }
         if (l->rate != f->limits.rate || l->rate_period_usec != f->limits.rate_period_usec ||
             l->burst != f->limits.burst)
-                f->tat = 0; /* another bucket: it starts full */
+                f->bucket = (RateBucket){}; /* another bucket: it starts full */
         f->limits = *l;
         taskq_mark_dirty(m, queue);
         return 0;
@@ -137,16 +137,8 @@ static void arm_token(Flow *f, uint64_t due) {
                                   f->queue);
 }
 
-/* GCRA in units of usec x rate, so that a period of 1 s and a rate of 3 stay exact: a dispatch at
- * @now conforms when tat - (burst - 1) x period <= now x rate. */
-static unsigned __int128 bucket_allowed_at(const Flow *f) {
-        unsigned burst = f->limits.burst ? f->limits.burst : 1;
-        unsigned __int128 slack = (unsigned __int128) (burst - 1) * f->limits.rate_period_usec;
-
-        return f->tat > slack ? f->tat - slack : 0;
-}
-
 FlowVerdict flow_admit(Manager *m, const char *queue) {
+        uint64_t next;
         Flow *f;
 
         if (!m->flows)
@@ -160,29 +152,25 @@ FlowVerdict flow_admit(Manager *m, const char *queue) {
                 f->held_concurrency++;
                 return FLOW_HELD_CONCURRENCY;
         }
-        if (f->limits.rate) {
-                unsigned __int128 at = bucket_allowed_at(f);
-
-                if (at > (unsigned __int128) clock_now() * f->limits.rate) {
-                        f->held_rate++;
-                        arm_token(f, (uint64_t) ((at + f->limits.rate - 1) / f->limits.rate));
-                        return FLOW_HELD_RATE;
-                }
+        next = rate_bucket_next(&f->bucket, f->limits.rate, f->limits.rate_period_usec,
+                                f->limits.burst, clock_now());
+        if (next) {
+                f->held_rate++;
+                arm_token(f, next);
+                return FLOW_HELD_RATE;
         }
         return FLOW_ADMIT;
 }
 
 void flow_dispatched(Manager *m, const char *queue) {
-        unsigned __int128 t;
         Flow *f;
 
         if (!m->flows)
                 return;
         f = flow_find(m, queue);
-        if (!f || !f->limits.rate)
-                return;
-        t = (unsigned __int128) clock_now() * f->limits.rate;
-        f->tat = (f->tat > t ? f->tat : t) + f->limits.rate_period_usec;
+        if (f)
+                rate_bucket_take(&f->bucket, f->limits.rate, f->limits.rate_period_usec,
+                                 clock_now());
 }
 
 void flow_note_released(Manager *m) {

@@ -21,6 +21,7 @@
 
 #include "common/list.h"
 #include "daemon/manager.h"
+#include "daemon/ratelimit.h"
 #include "daemon/store.h"
 
 typedef enum FlowVerdict {
@@ -35,7 +36,7 @@ struct Flow {
         Manager *manager;
         char *queue;
         TaskQueueLimits limits;
-        unsigned __int128 tat;     /* GCRA's theoretical arrival time, in usec x rate */
+        RateBucket bucket;
         sd_event_source *timer;    /* the next token, while the bucket holds the queue back */
         bool held;                 /* held back by its concurrency limit: retried when one ends */
         uint64_t held_concurrency; /* dispatches held back so far, per limit (DescribeTaskQueue) */

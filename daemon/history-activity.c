@@ -237,6 +237,7 @@ int history_apply_schedule_activity(Manager *m,
                                     size_t errlen) {
         _cleanup_(activity_row_done) ActivityRow row = {};
         ActivityCommand c = {};
+        const ActivityUnit *unit;
         RetryPolicy p;
         msgpack_packer *pk;
         uint64_t now = clock_now(), id;
@@ -248,10 +249,8 @@ int history_apply_schedule_activity(Manager *m,
                 r = history_check_priority(c.priority, c.fairness_weight, err, errlen);
         if (r < 0)
                 return r;
-        r = normalize_activity(
-                &c, &p,
-                supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue),
-                z, err, errlen);
+        unit = supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue);
+        r = normalize_activity(&c, &p, unit, z, err, errlen);
         if (r < 0 || dry)
                 return r;
 
@@ -277,8 +276,11 @@ int history_apply_schedule_activity(Manager *m,
         row.retry_backoff = p.backoff_coefficient;
         row.retry_max_interval_usec = p.maximum_interval_usec;
         row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
-        /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one. */
-        row.priority = c.priority ? (unsigned) c.priority : run->priority;
+        /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one;
+         * its unit's Priority= comes between the two, as its other defaults do. */
+        row.priority = c.priority               ? (unsigned) c.priority
+                       : unit && unit->priority ? unit->priority
+                                                : run->priority;
         row.fairness_weight =
                 c.fairness_key ? task_fairness_weight(c.fairness_weight) : run->fairness_weight;
         if (c.fairness_key ? *c.fairness_key : run->fairness_key != NULL) {

@@ -280,7 +280,6 @@ TEST(workflow_tasks_follow_the_run_priority) {
         _cleanup_free_ char *token = NULL;
         json_t *answer, *task;
         dur_client *c;
-        int r;
 
         test_daemon_start(&d, NULL);
         c = client_connect();
@@ -290,11 +289,8 @@ TEST(workflow_tasks_follow_the_run_priority) {
         for (size_t i = 0; i < 3; i++) {
                 static const char *const want[] = { "early", "default", "late" };
 
-                answer = call_json(c,
-                                   json_pack("{s:s, s:s, s:s}", "op", "PollWorkflowTask",
-                                             "task_queue", WF_QUEUE, "identity", "test-flow"),
-                                   &r);
-                ASSERT_NOT_NULL(answer);
+                answer = call_ok(c, json_pack("{s:s, s:s, s:s}", "op", "PollWorkflowTask",
+                                              "task_queue", WF_QUEUE, "identity", "test-flow"));
                 task = json_object_get(answer, "task");
                 ASSERT_STREQ(json_string_value(json_object_get(task, "workflow_id")), want[i]);
                 json_decref(answer);
