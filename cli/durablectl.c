@@ -399,7 +399,7 @@ static int parse_conflict_policy(const char *text, const char **ret) {
 
         if (p < 0)
                 return ctl_error("invalid value '%s' for --id-conflict-policy: expected Fail, "
-                                 "UseExisting or TerminateExisting",
+                                 "UseExisting, TerminateExisting or Queue",
                                  text);
         *ret = id_conflict_policy_to_string(p);
         return 0;

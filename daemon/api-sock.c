@@ -37,7 +37,8 @@
 
 typedef struct Request {
         Manager *m;
-        Conn *conn;
+        Conn *conn; /* NULL for a queued start run again (api_run_queued_starts()) */
+        bool admin; /* the caller administers durabled */
         uint64_t id;
         const msgpack_object *map;
         msgpack_zone *zone;
@@ -179,20 +180,16 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
                 r = history_check_priority(a->priority, a->s.fairness_weight, q->err.message,
                                            sizeof(q->err.message));
         a->s.priority = (unsigned) a->priority;
-        a->s.caller_admin = q->conn->admin;
+        a->s.caller_admin = q->admin;
         return r;
 }
 
-/* Starts (StartWorkflow, SignalWithStart) with the request's memo and search attributes, which
- * are checked before anything is written and stored when a run was started. */
-static int start_and_reply(Request *q, const StartRequest *s) {
+/* A start with the request's memo and search attributes, which are checked before anything is
+ * written and stored when a run was started. */
+static int start_checked(Request *q, const StartRequest *s, char run_id[static 37], bool *started) {
         const msgpack_object *memo = msg_get(q->map, "memo");
         const msgpack_object *sa = msg_get(q->map, "search_attributes");
         StartRequest req = *s;
-        char run_id[37];
-        msgpack_packer *pk;
-        bool started;
-        size_t start;
         int r;
 
         r = visibility_check(q->m->store, memo, sa, false, q->err.message, sizeof(q->err.message));
@@ -200,17 +197,149 @@ static int start_and_reply(Request *q, const StartRequest *s) {
                 return r;
         req.memo = memo;
         req.search_attributes = sa;
-        r = history_start_workflow(q->m, &req, run_id, &started, &q->err);
-        if (r >= 0 && started)
+        r = history_start_workflow(q->m, &req, run_id, started, &q->err);
+        if (r >= 0 && *started)
                 r = visibility_set(q->m->store, run_id, memo, sa, q->err.message,
                                    sizeof(q->err.message));
+        return r;
+}
+
+/* StartWorkflow and SignalWithStart. @queueable: StartWorkflow, whose id conflict policy Queue
+ * keeps the request to run it again later (api_run_queued_starts()). */
+static int start_and_reply(Request *q, const StartRequest *s, bool queueable) {
+        _cleanup_(msgpack_sbuffer_destroy) msgpack_sbuffer sb = {};
+        StartRequest req = *s;
+        char run_id[37];
+        msgpack_packer *pk, raw;
+        bool started, queued = false;
+        size_t start;
+        MsgBin request;
+        int r;
+
+        if (queueable && req.id_conflict_policy == ID_CONFLICT_QUEUE) {
+                msgpack_packer_init(&raw, &sb, msgpack_sbuffer_write);
+                if (msgpack_pack_object(&raw, *q->map) < 0)
+                        return -ENOMEM;
+                request = (MsgBin){ sb.data, sb.size };
+                req.queue_request = &request;
+                req.ret_queued = &queued;
+        }
+        r = start_checked(q, &req, run_id, &started);
         if (r < 0)
                 return r;
-        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        pk = conn_reply_begin(q->conn, q->id, 2 + queued, &start);
         (void) msg_pack_kv_str(pk, "run_id", run_id);
         (void) msg_pack_kv_bool(pk, "started", started);
+        if (queued)
+                (void) msg_pack_kv_bool(pk, "queued", true);
         conn_reply_end(q->conn, q->id, start);
         return 0;
+}
+
+/* Runs the oldest queued start of @workflow_id again when no run of the id runs: as its caller
+ * asked it, with the run id it was answered with. A start that fails now (a reuse policy, a
+ * search attribute of another type by now) is dropped with a warning, as a start refused at
+ * once would have been answered with an error. */
+static int start_queued_one(Manager *m, const char *workflow_id) {
+        _cleanup_(run_row_done) RunRow running = {};
+        _cleanup_(queued_start_done) QueuedStart qs = {};
+        msgpack_unpacked u;
+        Request q = { .m = m };
+        StartArgs a = {};
+        char run_id[37];
+        bool started;
+        int r;
+
+        r = store_run_find_running(m->store, workflow_id, &running);
+        if (r >= 0)
+                return 0; /* still busy: it continued as new, or another start came first */
+        if (r != -ENOENT)
+                return r;
+        r = store_queued_start_first(m->store, workflow_id, &qs);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        r = store_queued_start_delete(m->store, qs.seq);
+        if (r < 0)
+                return r;
+        msgpack_unpacked_init(&u);
+        r = msg_decode(qs.request.ptr, qs.request.size, &u);
+        if (r >= 0) {
+                q.map = &u.data;
+                q.zone = u.zone;
+                q.admin = qs.admin;
+                m->actor_uid = qs.uid;
+                r = parse_start(&q, start_fields, &a);
+        }
+        if (r >= 0) {
+                a.s.reserved_run_id = qs.run_id;
+                a.s.id_conflict_policy = ID_CONFLICT_FAIL;
+                r = store_savepoint(m->store);
+                if (r >= 0) {
+                        r = start_checked(&q, &a.s, run_id, &started);
+                        if (r < 0)
+                                store_rollback_to(m->store);
+                        else
+                                (void) store_release(m->store);
+                }
+        }
+        if (r < 0)
+                log_wf(LOG_WARNING, workflow_id, qs.run_id,
+                       "Queued start of workflow '%s' dropped: %s", workflow_id,
+                       q.err.message[0] ? q.err.message : strerror(-r));
+        msgpack_unpacked_destroy(&u);
+        return 0;
+}
+
+static int collect_id(const char *workflow_id, void *userdata) {
+        char ***ids = userdata;
+        size_t n = 0;
+        char **v;
+
+        while (*ids && (*ids)[n])
+                n++;
+        v = reallocarray(*ids, n + 2, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        *ids = v;
+        v[n] = strdup(workflow_id);
+        v[n + 1] = NULL;
+        return v[n] ? 0 : -ENOMEM;
+}
+
+int api_run_queued_starts(Manager *m, bool all) {
+        char **ids = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        if (!all && !m->queued_starts)
+                return 0;
+        if (all)
+                r = store_queued_start_ids(m->store, collect_id, &ids);
+        for (size_t i = 0; r >= 0 && !all && i < m->n_closed_runs; i++) {
+                _cleanup_(run_row_done) RunRow run = {};
+
+                if (store_run_get(m->store, m->closed_runs[i], &run) >= 0)
+                        r = collect_id(run.workflow_id, &ids);
+        }
+        while (r >= 0 && ids && ids[n]) {
+                r = manager_begin(m);
+                if (r >= 0)
+                        r = store_savepoint(m->store);
+                if (r < 0)
+                        break;
+                r = start_queued_one(m, ids[n]);
+                if (r < 0)
+                        store_rollback_to(m->store);
+                else
+                        (void) store_release(m->store);
+                n++;
+        }
+        for (size_t i = 0; ids && ids[i]; i++)
+                free(ids[i]);
+        free(ids);
+        if (r >= 0)
+                m->queued_starts = store_queued_start_any(m->store) != 0; /* errors: maybe */
+        return r;
 }
 
 static int op_start_workflow(Request *q) {
@@ -220,7 +349,7 @@ static int op_start_workflow(Request *q) {
         r = parse_start(q, start_fields, &a);
         if (r < 0)
                 return r;
-        return start_and_reply(q, &a.s);
+        return start_and_reply(q, &a.s, true);
 }
 
 static int op_signal_with_start(Request *q) {
@@ -238,7 +367,11 @@ static int op_signal_with_start(Request *q) {
                 return api_error_set(&q->err, -EINVAL,
                                      "SignalWithStart signals a running run: id_conflict_policy "
                                      "Fail is not allowed (UseExisting or TerminateExisting)");
-        return start_and_reply(q, &a.s);
+        if (a.s.id_conflict_policy == ID_CONFLICT_QUEUE)
+                return api_error_set(&q->err, -EINVAL,
+                                     "SignalWithStart signals a running run: id_conflict_policy "
+                                     "Queue is not allowed (UseExisting or TerminateExisting)");
+        return start_and_reply(q, &a.s, false);
 }
 
 typedef struct TargetRequest {
@@ -1525,7 +1658,7 @@ static int run_op(Request *q, const Op *op) {
 }
 
 void api_handle_frame(Manager *m, Conn *c, const char *body, size_t len) {
-        Request q = { .m = m, .conn = c };
+        Request q = { .m = m, .conn = c, .admin = c->admin };
         const msgpack_object *o;
         msgpack_unpacked u;
         char op_name[64] = "";

@@ -527,8 +527,35 @@ static int end_start_delay(Manager *m, const char *run_id) {
         return store_run_update(m->store, &run);
 }
 
+/* Id conflict policy Queue: the request is kept (table queued_starts) and answered with the run
+ * id its run will have; api-sock.c runs it again when the running run closes. */
+static int
+queue_start(Manager *m, const StartRequest *req, char ret_run_id[static 37], ApiError *e) {
+        QueuedStart q = {
+                .workflow_id = (char *) req->workflow_id,
+                .uid = m->actor_uid,
+                .admin = req->caller_admin,
+        };
+        int r;
+
+        if (!req->queue_request)
+                return api_error_set(e, -EINVAL,
+                                     "id conflict policy Queue is only for StartWorkflow");
+        run_id_new(q.run_id);
+        q.request = (Blob){ (char *) req->queue_request->ptr, req->queue_request->size };
+        r = store_queued_start_insert(m->store, &q);
+        if (r < 0)
+                return r;
+        m->queued_starts = true;
+        memcpy(ret_run_id, q.run_id, 37);
+        if (req->ret_queued)
+                *req->ret_queued = true;
+        return 1;
+}
+
 /* The latest run of the id is running: the conflict policy decides. Returns 1 when the request
- * is answered with that run, 0 when a new run may start (the old one was terminated). */
+ * is answered with that run (or queued), 0 when a new run may start (the old one was
+ * terminated). */
 static int on_id_conflict(Manager *m,
                           const StartRequest *req,
                           const RunRow *prev,
@@ -558,6 +585,8 @@ static int on_id_conflict(Manager *m,
                                 return r;
                 }
                 return 1;
+        case ID_CONFLICT_QUEUE:
+                return queue_start(m, req, ret_run_id, e);
         case ID_CONFLICT_TERMINATE_EXISTING:
                 r = history_terminate(m, prev->run_id,
                                       "terminated by a new start of the same workflow id "
@@ -636,7 +665,10 @@ int history_start_workflow(Manager *m,
                         return 0;
                 }
         }
-        run_id_new(ret_run_id);
+        if (req->reserved_run_id)
+                memcpy(ret_run_id, req->reserved_run_id, 37);
+        else
+                run_id_new(ret_run_id);
         r = create_run(m, req, m->actor_uid, NULL, ret_run_id);
         if (r < 0)
                 return r;

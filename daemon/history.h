@@ -57,6 +57,11 @@ typedef struct StartRequest {
         unsigned priority;      /* priority key 1..5 (taskset.h); 0: the default, 3 */
         const char *fairness_key; /* NULL: "" */
         double fairness_weight;   /* 0: 1.0 */
+        /* Id conflict policy Queue: the request as it came (a msgpack map), kept to be run again
+         * when the running run closes; NULL where the policy is refused (signal-with-start). */
+        const MsgBin *queue_request;
+        bool *ret_queued;            /* set when the start was queued */
+        const char *reserved_run_id; /* a queued start: the run id it was answered with */
         const ChildRow *parent; /* a child workflow: its parent (history-child.c) */
         bool caller_admin;      /* may see every run; else only runs of the actor's uid */
         bool standalone;   /* a standalone activity's run: no workflow task (history-standalone.c) */

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "daemon/activity.h"
 #include "daemon/api-bus.h"
+#include "daemon/api-sock.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/flow.h"
@@ -533,6 +534,8 @@ static void fail_pass(Manager *m, int r) {
                         conn_fail_held(c, r, store_fsync_failed(m->store));
         /* Tasks popped in this pass are back in the store: hand them out again. */
         taskq_mark_all_dirty(m);
+        /* A queued start the pass took is back in the store. */
+        m->queued_starts = true;
         /* A ConfigureTaskQueue of the pass is undone with its row. */
         if (flow_load(m) < 0)
                 log_warning("Failed to read the task queue limits again after the rollback");
@@ -575,6 +578,9 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         Conn *c;
         int r;
 
+        /* Before schedule_flush() forgets the runs that closed in this pass. */
+        if (m->n_closed_runs > 0)
+                (void) api_run_queued_starts(m, false);
         schedule_flush(m);
         r = taskq_dispatch(m);
         if (r >= 0)
@@ -664,6 +670,9 @@ int manager_run(Manager *m) {
         /* Schedules declared in unit files: created, updated or deleted to match the files. */
         if (r >= 0 && m->cfg.schedule_dir)
                 r = schedule_units_sync(m, m->cfg.schedule_dir);
+        /* Queued starts whose run closed just before a crash, as the pass would have run them. */
+        if (r >= 0)
+                r = api_run_queued_starts(m, true);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0)

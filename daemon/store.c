@@ -373,6 +373,16 @@ static const char *const migrations[] = {
         "ALTER TABLE activities ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;"
         "ALTER TABLE activities ADD COLUMN fairness_key TEXT;"
         "ALTER TABLE activities ADD COLUMN fairness_weight REAL NOT NULL DEFAULT 1.0;"
+        /* Starts queued behind the running run of their workflow id (id conflict policy Queue),
+         * the request as it came (msgpack), in arrival order per id. */
+        "CREATE TABLE queued_starts ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  admin INTEGER NOT NULL,"
+        "  request BLOB NOT NULL);"
+        "CREATE INDEX queued_starts_wid ON queued_starts (workflow_id, seq);"
         "CREATE TABLE task_queue_limits ("
         "  task_queue TEXT PRIMARY KEY NOT NULL,"
         "  concurrency INTEGER NOT NULL,"
@@ -2004,6 +2014,111 @@ int store_queue_limits_foreach(Store *s,
 
                 r = cb((const char *) sqlite3_column_text(st, 0), &l, userdata);
         }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* ---- queued starts (rare: statements prepared per call) ---- */
+
+void queued_start_done(QueuedStart *q) {
+        free(q->workflow_id);
+        free(q->request.ptr);
+        *q = (QueuedStart){};
+}
+
+int store_queued_start_insert(Store *s, const QueuedStart *q) {
+        sqlite3_stmt *st;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO queued_starts (workflow_id, run_id, uid, admin, "
+                                "request) VALUES (?, ?, ?, ?, ?)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_text(st, 1, q->workflow_id);
+        bind_text(st, 2, q->run_id);
+        bind_u64(st, 3, q->uid);
+        bind_u64(st, 4, q->admin);
+        bind_blob(st, 5, &q->request);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_queued_start_first(Store *s, const char *workflow_id, QueuedStart *ret) {
+        QueuedStart q = {};
+        sqlite3_stmt *st;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT seq, workflow_id, run_id, uid, admin, request FROM "
+                                "queued_starts WHERE workflow_id = ? ORDER BY seq LIMIT 1",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_text(st, 1, workflow_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                q.seq = col_u64(st, 0);
+                col_fixed(st, 2, q.run_id, sizeof(q.run_id));
+                q.uid = (uint32_t) col_u64(st, 3);
+                q.admin = sqlite3_column_int(st, 4);
+                r = col_strdup(st, 1, &q.workflow_id);
+                if (r >= 0)
+                        r = col_blob(st, 5, &q.request);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        sqlite3_finalize(st);
+        if (r < 0) {
+                queued_start_done(&q);
+                return r;
+        }
+        *ret = q;
+        return 0;
+}
+
+int store_queued_start_delete(Store *s, uint64_t seq) {
+        sqlite3_stmt *st;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db, "DELETE FROM queued_starts WHERE seq = ?", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_u64(st, 1, seq);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_queued_start_any(Store *s) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM queued_starts)", -1, &st,
+                                NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int store_queued_start_ids(Store *s,
+                           int (*cb)(const char *workflow_id, void *userdata),
+                           void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT DISTINCT workflow_id FROM queued_starts", -1, &st,
+                                NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                r = cb((const char *) sqlite3_column_text(st, 0), userdata);
         if (r >= 0 && rc != SQLITE_DONE)
                 r = sql_error(s, rc);
         sqlite3_finalize(st);

@@ -335,6 +335,29 @@ int store_queue_limits_foreach(Store *s,
                                          void *userdata),
                                void *userdata);
 
+/* A start queued behind the running run of its workflow id (id conflict policy Queue): the
+ * request (a msgpack map, as it came), who asked, and the run id it was answered with. */
+typedef struct QueuedStart {
+        uint64_t seq;
+        char *workflow_id;
+        char run_id[37];
+        uint32_t uid;
+        bool admin;
+        Blob request;
+} QueuedStart;
+
+void queued_start_done(QueuedStart *q);
+int store_queued_start_insert(Store *s, const QueuedStart *q);
+/* The oldest queued start of @workflow_id; -ENOENT when none. */
+int store_queued_start_first(Store *s, const char *workflow_id, QueuedStart *ret);
+int store_queued_start_delete(Store *s, uint64_t seq);
+/* 1 when any start is queued, else 0. */
+int store_queued_start_any(Store *s);
+/* Calls @cb for each workflow id with queued starts (start-up). */
+int store_queued_start_ids(Store *s,
+                           int (*cb)(const char *workflow_id, void *userdata),
+                           void *userdata);
+
 typedef enum DeadlineKind {
         DEADLINE_TIMER = 0,       /* ref: TimerStarted event id, key: timer id */
         DEADLINE_WFT_TIMEOUT = 1, /* ref: WorkflowTaskStarted event id; in memory only */

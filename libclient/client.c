@@ -209,10 +209,12 @@ static int client_start(dur_client *c,
         typedef struct Started {
                 const char *run_id;
                 bool started;
+                bool queued;
         } Started;
         static const MsgField table[] = {
                 { "run_id", MSG_STR, offsetof(Started, run_id), .required = true },
                 { "started", MSG_BOOL, offsetof(Started, started), .required = true },
+                { "queued", MSG_BOOL, offsetof(Started, queued) },
                 {},
         };
         const char *op = signal_name ? "SignalWithStart" : "StartWorkflow";
@@ -279,7 +281,7 @@ static int client_start(dur_client *c,
                 return r;
         if (ret_run_id)
                 *ret_run_id = copy;
-        return st.started ? 0 : 1;
+        return st.started ? 0 : st.queued ? 2 : 1;
 }
 
 DUR_PUBLIC int dur_client_start(dur_client *c,

@@ -544,6 +544,83 @@ TEST(rate_limit_holds_within_its_bucket) {
         dur_client_free(c);
 }
 
+/* ---- serial execution per workflow id: id conflict policy Queue ---------------------------- */
+
+/* A queued start keeps its request as it came: @tag shows in the run's memo. */
+static json_t *start_queue(dur_client *c, const char *id, const char *tag) {
+        return call_ok(c, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "op", "StartWorkflow",
+                                    "workflow_id", id, "workflow_type", "Flow", "task_queue",
+                                    WF_QUEUE, "id_conflict_policy", "Queue", "memo", "tag", tag));
+}
+
+static void terminate(dur_client *c, const char *id) {
+        json_decref(call_ok(c, json_pack("{s:s, s:s, s:s}", "op", "TerminateWorkflow",
+                                         "workflow_id", id, "reason", "test")));
+}
+
+static const char *latest_run(dur_client *c, const char *id, char buf[static 37]) {
+        json_t *d =
+                call_ok(c, json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", id));
+        json_t *w = json_object_get(d, "workflow");
+
+        snprintf(buf, 37, "%s", json_string_value(json_object_get(w, "run_id")));
+        ASSERT_STREQ(json_string_value(json_object_get(w, "status")), "Running");
+        json_decref(d);
+        return buf;
+}
+
+/* Two starts queued behind a running run (Queue): answered at once with the run ids their runs
+ * will have, recorded durably (a SIGKILL in between changes nothing), and started one at a time,
+ * in order, each when the run before it closes. */
+TEST(queued_starts_run_one_after_another) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        char run[37], r2[37], r3[37];
+        json_t *a, *events;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        a = start_queue(c, "serial", "1"); /* nothing runs: it starts at once */
+        ASSERT_TRUE(json_is_true(json_object_get(a, "started")));
+        json_decref(a);
+        a = start_queue(c, "serial", "2");
+        ASSERT_TRUE(json_is_false(json_object_get(a, "started")));
+        ASSERT_TRUE(json_is_true(json_object_get(a, "queued")));
+        snprintf(r2, sizeof(r2), "%s", json_string_value(json_object_get(a, "run_id")));
+        json_decref(a);
+        a = start_queue(c, "serial", "3");
+        ASSERT_TRUE(json_is_true(json_object_get(a, "queued")));
+        snprintf(r3, sizeof(r3), "%s", json_string_value(json_object_get(a, "run_id")));
+        json_decref(a);
+        ASSERT_STRNE(r2, r3);
+        latest_run(c, "serial", run);
+        ASSERT_STRNE(run, r2);
+
+        c = dur_client_free(c);
+        test_daemon_kill(&d, SIGKILL);
+        test_daemon_restart(&d);
+        c = client_connect();
+
+        terminate(c, "serial");
+        ASSERT_STREQ(latest_run(c, "serial", run), r2);
+        events = history_get(c, "serial");
+        ASSERT_STREQ(
+                json_string_value(json_object_get(
+                        ev_attr(history_must(events, "WorkflowExecutionStarted"), "memo"), "tag")),
+                "2");
+        json_decref(events);
+        terminate(c, "serial");
+        ASSERT_STREQ(latest_run(c, "serial", run), r3);
+        terminate(c, "serial");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "op",
+                                             "SignalWithStart", "workflow_id", "serial",
+                                             "workflow_type", "Flow", "task_queue", WF_QUEUE,
+                                             "signal_name", "s", "id_conflict_policy", "Queue")),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "Queue");
+        dur_client_free(c);
+}
+
 /* ---- configuration --------------------------------------------------------------------------- */
 
 TEST(limits_are_merged_kept_across_sigkill_and_cleared) {
@@ -722,6 +799,16 @@ TEST(durablectl_task_queue_and_priority_key) {
                            NULL),
                   0);
         test_run_free(&r);
+        ASSERT_EQ(test_run(&r,
+                           STRV(ctl, "start", "Flow", "--id", "ctl-prio", "--task-queue", WF_QUEUE,
+                                "--id-conflict-policy", "queue"),
+                           NULL),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "queued");
+        test_run_free(&r);
+        ctl_fails(STRV(ctl, "start", "Flow", "--id", "x", "--task-queue", WF_QUEUE,
+                       "--id-conflict-policy", "Later"),
+                  2, "Queue");
         c = client_connect();
         j = history_get(c, "ctl-prio");
         ASSERT_EQ(ev_uint(history_must(j, "WorkflowExecutionStarted"), "priority"), 1);

@@ -165,6 +165,8 @@ typedef enum dur_id_conflict_policy {
         DUR_ID_CONFLICT_FAIL = 1,               /* -EEXIST (already_started) */
         DUR_ID_CONFLICT_USE_EXISTING = 2,       /* return the running run; no new run */
         DUR_ID_CONFLICT_TERMINATE_EXISTING = 3, /* terminate it, start a new run */
+        DUR_ID_CONFLICT_QUEUE = 4, /* durabled's own: the start is recorded and the run starts
+                                    * when the running one closes (serial per workflow id) */
 } dur_id_conflict_policy;
 
 typedef struct dur_start_opts {
@@ -193,8 +195,9 @@ typedef struct dur_start_opts {
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
  * new run started, 1 when the answer is an existing run (the request_id matched the latest run,
- * or id_conflict_policy USE_EXISTING found one running), -EEXIST when a policy refused the start,
- * -EINVAL for a policy value outside the enums. */
+ * or id_conflict_policy USE_EXISTING found one running), 2 when the start was queued (QUEUE; the
+ * run id is the one its run will have), -EEXIST when a policy refused the start, -EINVAL for a
+ * policy value outside the enums. */
 DUR_PUBLIC int dur_client_start(dur_client *c,
                                 const char *workflow_type,
                                 const dur_start_opts *opts,
