@@ -23,9 +23,11 @@ static bool field_present(const Field *f) {
         case FIELD_BIN_STR:
                 return f->str;
         case FIELD_UINT:
-                return f->uint > 0;
+                return f->uint > 0 || f->boolean; /* FIELD_UINT_IF() sends a 0 it was given */
         case FIELD_BOOL:
                 return true;
+        case FIELD_DOUBLE:
+                return f->dbl != 0;
         case FIELD_PAYLOAD:
         case FIELD_JSON:
                 return f->json;
@@ -49,6 +51,8 @@ static int pack_field(msgpack_packer *pk, const Field *f) {
                 return msgpack_pack_uint64(pk, f->uint);
         case FIELD_BOOL:
                 return f->boolean ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        case FIELD_DOUBLE:
+                return msgpack_pack_double(pk, f->dbl);
         case FIELD_PAYLOAD:
                 return json_pack_payload(f->json, pk);
         case FIELD_JSON:

@@ -22,6 +22,7 @@ typedef enum FieldType {
         FIELD_PAYLOAD, /* JSON value sent as a payload; NULL: left out */
         FIELD_JSON,    /* JSON value sent as the same msgpack value; NULL: left out */
         FIELD_STRV,    /* array of n strings; n = 0: left out */
+        FIELD_DOUBLE,  /* 0: left out */
 } FieldType;
 
 typedef struct Field {
@@ -33,12 +34,17 @@ typedef struct Field {
         const json_t *json;
         char *const *strv;
         size_t n;
+        double dbl;
 } Field;
 
 #define FIELD_STR(k, v) ((Field){ .key = (k), .type = FIELD_STR, .str = (v) })
 #define FIELD_BIN_STR(k, v) ((Field){ .key = (k), .type = FIELD_BIN_STR, .str = (v) })
 #define FIELD_UINT(k, v) ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v) })
+/* An unsigned integer sent when @given, 0 included (a 0 that clears a setting). */
+#define FIELD_UINT_IF(k, v, given) \
+        ((Field){ .key = (k), .type = FIELD_UINT, .uint = (v), .boolean = (given) })
 #define FIELD_BOOL(k, v) ((Field){ .key = (k), .type = FIELD_BOOL, .boolean = (v) })
+#define FIELD_DOUBLE(k, v) ((Field){ .key = (k), .type = FIELD_DOUBLE, .dbl = (v) })
 #define FIELD_PAYLOAD(k, v) ((Field){ .key = (k), .type = FIELD_PAYLOAD, .json = (v) })
 #define FIELD_JSON(k, v) ((Field){ .key = (k), .type = FIELD_JSON, .json = (v) })
 #define FIELD_STRV(k, v, count) \

@@ -81,6 +81,12 @@ typedef enum Opt {
         OPT_UPDATE_ID,
         OPT_WAIT_FOR_STAGE,
         OPT_UPDATE_INPUT,
+        OPT_PRIORITY_KEY,
+        OPT_FAIRNESS_KEY,
+        OPT_FAIRNESS_WEIGHT,
+        OPT_CONCURRENCY,
+        OPT_RATE,
+        OPT_BURST,
         _OPT_MAX,
 } Opt;
 
@@ -93,7 +99,8 @@ typedef enum Opt {
         (BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_TASK_TIMEOUT) |       \
          BIT(OPT_REQUEST_ID) | BIT(OPT_ID_REUSE_POLICY) | BIT(OPT_ID_CONFLICT_POLICY) | \
          BIT(OPT_EXECUTION_TIMEOUT) | BIT(OPT_RUN_TIMEOUT) | BIT(OPT_START_DELAY) |      \
-         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE))
+         BIT(OPT_MEMO) | BIT(OPT_SEARCH_ATTRIBUTE) | BIT(OPT_PRIORITY_KEY) |             \
+         BIT(OPT_FAIRNESS_KEY) | BIT(OPT_FAIRNESS_WEIGHT))
 #define SCHEDULE_OPTS                                                                              \
         (BIT(OPT_CALENDAR) | BIT(OPT_INTERVAL) | BIT(OPT_START_TIME) | BIT(OPT_END_TIME) |         \
          BIT(OPT_JITTER) | BIT(OPT_TYPE) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_ID_PREFIX) | \
@@ -203,6 +210,18 @@ static const OptionDef options[_OPT_MAX] = {
                                  "accepted (update start) or completed (update execute)",
                                  STR_FIELD(wait_for_stage) },
         [OPT_UPDATE_INPUT] = { "update-input", "JSON", "The update's argument as JSON" },
+        [OPT_PRIORITY_KEY] = { "priority-key", "N",
+                               "Priority key 1 (first) .. 5 (last); default 3" },
+        [OPT_FAIRNESS_KEY] = { "fairness-key", "KEY",
+                               "Share the priority key with other fairness keys (at most 64 bytes)",
+                               STR_FIELD(fairness_key) },
+        [OPT_FAIRNESS_WEIGHT] = { "fairness-weight", "W",
+                                  "The fairness key's weight, 0.001 to 1000 (default 1.0)" },
+        [OPT_CONCURRENCY] = { "concurrency", "N",
+                              "At most N activities of the queue run at once (0: no limit)" },
+        [OPT_RATE] = { "rate", "N[/PERIOD]",
+                       "At most N activity starts per PERIOD (default 1s; 0: no limit)" },
+        [OPT_BURST] = { "burst", "N", "Up to N starts back to back within the rate (default 1)" },
 };
 
 typedef struct Verb {
@@ -280,6 +299,10 @@ static const Verb verbs[] = {
         { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
           "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
           schedule_check_args },
+        { "task-queue", "config|describe QUEUE", 2, 2,
+          BIT(OPT_CONCURRENCY) | BIT(OPT_RATE) | BIT(OPT_BURST), 0, false, verb_task_queue,
+          "Set the limits of a task queue; show its backlog, pollers, running and limits", false,
+          task_queue_check_args },
         { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
           "Check the histories of every run (or of these workflows) for broken rules" },
         { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
@@ -405,9 +428,24 @@ static int parse_conflict_policy(const char *text, const char **ret) {
 
         if (p < 0)
                 return ctl_error("invalid value '%s' for --id-conflict-policy: expected Fail, "
-                                 "UseExisting or TerminateExisting",
+                                 "UseExisting, TerminateExisting or Queue",
                                  text);
         *ret = id_conflict_policy_to_string(p);
+        return 0;
+}
+
+/* --fairness-weight: a decimal number from 0.001 to 1000, as Temporal's CLI takes it. */
+static int parse_weight(const char *text, double *ret) {
+        char *end;
+        double w;
+
+        errno = 0;
+        w = strtod(text, &end);
+        if (errno != 0 || end == text || *end != 0 || !(w >= 0.001 && w <= 1000))
+                return ctl_error("invalid value '%s' for --fairness-weight: expected a number "
+                                 "from 0.001 to 1000",
+                                 text);
+        *ret = w;
         return 0;
 }
 
@@ -562,6 +600,22 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_duration("--run-timeout", value, &a->run_timeout_usec);
         case OPT_START_DELAY:
                 return parse_duration("--start-delay", value, &a->start_delay_usec);
+        case OPT_PRIORITY_KEY:
+                return parse_count("--priority-key", value, 5, &a->priority_key);
+        case OPT_FAIRNESS_WEIGHT:
+                return parse_weight(value, &a->fairness_weight);
+        case OPT_CONCURRENCY:
+                a->has_concurrency = true;
+                a->concurrency = 0;
+                if (streq(value, "0")) /* clears the limit */
+                        return 0;
+                return parse_count("--concurrency", value, 1000000, &a->concurrency);
+        case OPT_RATE:
+                a->has_rate = true;
+                return parse_rate(value, &a->rate, &a->rate_period_usec);
+        case OPT_BURST:
+                a->has_burst = true;
+                return parse_count("--burst", value, 1000000, &a->burst);
         case OPT_INPUT:
                 r = parse_json("--input", value, &j);
                 return r < 0 ? r : set_input(a, j);

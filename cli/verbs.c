@@ -39,6 +39,7 @@ static int print_json(json_t *j) {
 typedef struct Started {
         const char *run_id;
         bool started;
+        bool queued; /* id conflict policy Queue: the run starts when the running one closes */
 } Started;
 
 /* StartWorkflow; SignalWithStart when @signal_name is set; UpdateWithStart when @update is. */
@@ -56,6 +57,9 @@ static int start_request(
                      FIELD_UINT("execution_timeout_usec", a->execution_timeout_usec),
                      FIELD_UINT("run_timeout_usec", a->run_timeout_usec),
                      FIELD_UINT("start_delay_usec", a->start_delay_usec),
+                     FIELD_UINT("priority", a->priority_key),
+                     FIELD_STR("fairness_key", a->fairness_key),
+                     FIELD_DOUBLE("fairness_weight", a->fairness_weight),
                      FIELD_STR("request_id", a->request_id),
                      FIELD_STR("id_reuse_policy", a->id_reuse_policy),
                      FIELD_STR("id_conflict_policy", a->id_conflict_policy),
@@ -76,6 +80,7 @@ static int start_workflow(
         static const MsgField fields[] = {
                 { "run_id", MSG_STR, offsetof(Started, run_id), true },
                 { "started", MSG_BOOL, offsetof(Started, started) },
+                { "queued", MSG_BOOL, offsetof(Started, queued) },
                 {},
         };
         Started s = { .started = true };
@@ -96,14 +101,18 @@ static void started_print(const Args *a, const Started *s) {
         kv_print("Run ID", NULL, "%s", s->run_id);
         kv_print("Type", NULL, "%s", a->pos[0]);
         kv_print("Task queue", NULL, "%s", a->task_queue);
-        if (!s->started)
+        if (s->queued)
+                printf("(queued: the run starts when the running run of the workflow id "
+                       "closes)\n");
+        else if (!s->started)
                 printf("(an existing run answered: no new run started)\n");
 }
 
 static json_t *started_to_json(const Args *a, const Started *s) {
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "workflow_id", a->workflow_id, "run_id",
-                         s->run_id, "type", a->pos[0], "task_queue", a->task_queue, "status",
-                         "Running", "started", s->started);
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "workflow_id", a->workflow_id,
+                         "run_id", s->run_id, "type", a->pos[0], "task_queue", a->task_queue,
+                         "status", s->queued ? "Queued" : "Running", "started", s->started,
+                         "queued", s->queued);
 }
 
 int verb_start(const Ctx *ctx, const Args *a) {

@@ -59,6 +59,12 @@ typedef struct Args {
         uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
         const char *id_prefix, *overlap, *catchup, *note;
         bool pause_on_failure, paused, wake_system;
+        /* start --priority-key, --fairness-key, --fairness-weight; task-queue config */
+        uint64_t priority_key;
+        const char *fairness_key;
+        double fairness_weight;
+        uint64_t concurrency, rate, rate_period_usec, burst;
+        bool has_concurrency, has_rate, has_burst;
 } Args;
 
 typedef struct Ctx {
@@ -99,5 +105,10 @@ int schedule_check_args(const Args *a); /* usage errors, before connecting */
 int parse_time(const char *what, const char *text, uint64_t *ret_usec);
 /* "DURATION[/OFFSET]". */
 int parse_interval(const char *text, IntervalArg *ret);
+/* cli/taskqueue.c */
+int verb_task_queue(const Ctx *ctx, const Args *a);
+int task_queue_check_args(const Args *a);
+/* "N[/PERIOD]" of --rate (PERIOD: a duration; default per second); "0": no rate limit. */
+int parse_rate(const char *text, uint64_t *ret_rate, uint64_t *ret_period_usec);
 int verb_verify(const Ctx *ctx, const Args *a);
 int verb_backup(const Ctx *ctx, const Args *a);

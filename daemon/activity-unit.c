@@ -423,6 +423,33 @@ static int key_exec_start(Parse *p, const char *key, const char *v) {
         return 0;
 }
 
+/* RateLimit=N/PERIOD (PERIOD a time span from 1ms to 1d, as the other *Sec= keys take it) or
+ * RateLimit=N (per second); an empty assignment removes the limit. */
+static int key_rate_limit(Parse *p, const char *key, const char *v) {
+        ActivityUnit *u = p->u;
+        const char *slash = strchr(v, '/');
+        char n_text[32];
+        uint64_t n, period = 1000000;
+
+        if (!*v) {
+                u->rate_limit = 0;
+                u->rate_period_usec = 0;
+                return 0;
+        }
+        snprintf(n_text, sizeof(n_text), "%.*s", (int) (slash ? (size_t) (slash - v) : strlen(v)),
+                 v);
+        if (parse_uint(n_text, 1000000, &n) < 0 || n == 0 ||
+            (slash && (unit_parse_timespan(slash + 1, &period) < 0 || period < 1000 ||
+                       period > 86400ULL * 1000000)))
+                return parse_error(p,
+                                   "%s=%s: expected N/PERIOD, N from 1 to 1000000 starts per a "
+                                   "PERIOD from 1ms to 1d (such as 10/1s or 100/1min)",
+                                   key, v);
+        u->rate_limit = (uint32_t) n;
+        u->rate_period_usec = period;
+        return 0;
+}
+
 static int key_time(Parse *p, const char *key, const char *v, uint64_t *field) {
         if (unit_parse_timespan(v, field) < 0)
                 return parse_error(p, "%s=%s: expected a time span such as 30, 30s, 5min, 1h", key,
@@ -597,6 +624,23 @@ static int parse_key(Parse *p, const char *section, const char *key, const char 
                 if (parse_uint(v, 100000, &n) < 0 || n == 0)
                         return parse_error(p, "%s=%s: expected a number from 1 to 100000", key, v);
                 u->max_concurrent = (unsigned) n;
+                return 0;
+        }
+        if (streq(key, "Priority")) {
+                if (parse_uint(v, 5, &n) < 0 || n == 0)
+                        return parse_error(p,
+                                           "%s=%s: expected a priority key from 1 (first) to 5 "
+                                           "(last)",
+                                           key, v);
+                u->priority = (unsigned) n;
+                return 0;
+        }
+        if (streq(key, "RateLimit"))
+                return key_rate_limit(p, key, v);
+        if (streq(key, "RateLimitBurst")) {
+                if (parse_uint(v, 1000000, &n) < 0 || n == 0)
+                        return parse_error(p, "%s=%s: expected a number from 1 to 1000000", key, v);
+                u->rate_burst = (unsigned) n;
                 return 0;
         }
         if (streq(key, "User"))

@@ -13,6 +13,7 @@
 
 #include "common/cleanup.h"
 #include "common/list.h"
+#include "daemon/ratelimit.h"
 
 #define UNIT_LIMIT_UNSET UINT64_MAX
 
@@ -35,6 +36,11 @@ struct ActivityUnit {
         uint64_t retry_max_attempts;    /* UNIT_LIMIT_UNSET = default (unlimited) */
         uint8_t non_retryable_exit[32]; /* bitmap of exit statuses 0..255 */
         unsigned max_concurrent;        /* 0 = no limit of its own */
+        unsigned priority;              /* Priority=: 1..5, 0 = the workflow's */
+        uint32_t rate_limit;            /* RateLimit= starts per rate_period_usec; 0 = none */
+        uint64_t rate_period_usec;
+        uint32_t rate_burst; /* RateLimitBurst=, default 1 */
+        RateBucket bucket;   /* the starts so far (activity.c); not parsed */
         char *user;
         char *group;
         char *working_directory;

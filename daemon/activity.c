@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "daemon/activity-unit.h"
 #include "daemon/cgroup.h"
+#include "daemon/clock.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
 #include "proto/json.h"
@@ -65,6 +66,7 @@ struct Supervisor {
         unsigned n_attempts;
         bool dirty;
         uint64_t serial;
+        sd_event_source *rate_timer; /* the next token of a unit its RateLimit= holds back */
 };
 
 struct Attempt {
@@ -73,6 +75,7 @@ struct Attempt {
         char run_id[37];
         uint64_t scheduled_id;
         uint32_t attempt;
+        uint64_t started_time; /* as recorded (DURABLED_STARTED_TIME=) */
         char *workflow_id;
         char *workflow_type; /* of its run, for the journal */
         char *activity_id;
@@ -934,6 +937,7 @@ static int exec_context_build(Attempt *a, const char *notify, ExecContext *x, ch
                     env_add(&x->envp, "DURABLED_ACTIVITY_ID=%s", a->activity_id) ?:
                     env_add(&x->envp, "DURABLED_ACTIVITY_TYPE=%s", a->activity_type) ?:
                     env_add(&x->envp, "DURABLED_ATTEMPT=%" PRIu32, a->attempt) ?:
+                    env_add(&x->envp, "DURABLED_STARTED_TIME=%" PRIu64, a->started_time) ?:
                     env_add(&x->envp, "DURABLED_IDEMPOTENCY_KEY=%s/%s", a->workflow_id,
                             a->activity_id);
         if (r >= 0 && a->heartbeat_json)
@@ -1205,7 +1209,8 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         _cleanup_(activity_row_done) ActivityRow act = {};
         _cleanup_(run_row_done) RunRow run = {};
         char run_id[37], identity[300];
-        uint64_t seq = 0, ref;
+        TaskCursor seq = {};
+        uint64_t ref;
         Attempt *a;
         int r;
 
@@ -1242,6 +1247,7 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         memcpy(a->run_id, run_id, sizeof(run_id));
         a->scheduled_id = ref;
         a->attempt = act.attempt;
+        a->started_time = act.started_time;
         a->run_uid = run.uid;
         a->workflow_id = strdup(run.workflow_id);
         a->workflow_type = strdup(run.workflow_type);
@@ -1258,6 +1264,40 @@ static int dispatch_one(Supervisor *s, ActivityUnit *u) {
         return 1;
 }
 
+static int rate_on_token(sd_event_source *es, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+
+        s->dirty = true;
+        manager_kick(s->m);
+        return 0;
+}
+
+/* RateLimit= (ratelimit.h): 1 when @u may start one more attempt now, else 0 with the
+ * supervisor's timer armed for the unit's next token (the earliest of all units). */
+static int unit_rate_admits(Supervisor *s, ActivityUnit *u) {
+        uint64_t next, offset = clock_offset(), armed = UINT64_MAX;
+        int r;
+
+        next = rate_bucket_next(&u->bucket, u->rate_limit, u->rate_period_usec,
+                                u->rate_burst ? u->rate_burst : 1, clock_now());
+        if (!next)
+                return 1;
+        next = next > offset ? next - offset : 1; /* clock.h: the clock may run ahead */
+        if (s->rate_timer && sd_event_source_get_enabled(s->rate_timer, NULL) > 0)
+                (void) sd_event_source_get_time(s->rate_timer, &armed);
+        if (!s->rate_timer) {
+                r = sd_event_add_time(s->m->event, &s->rate_timer, CLOCK_REALTIME, next, 0,
+                                      rate_on_token, s);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the RateLimit= timer of %s: %m",
+                                          u->name);
+        } else if (next < armed || sd_event_source_get_enabled(s->rate_timer, NULL) <= 0) {
+                (void) sd_event_source_set_time(s->rate_timer, next);
+                (void) sd_event_source_set_enabled(s->rate_timer, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
 int supervisor_dispatch(Manager *m) {
         Supervisor *s = sup_of(m);
         ActivityUnit *u;
@@ -1270,6 +1310,9 @@ int supervisor_dispatch(Manager *m) {
                 unsigned running = unit_running(s, u->name);
                 while ((!u->max_concurrent || running < u->max_concurrent) &&
                        s->n_attempts < SUPERVISOR_ATTEMPTS_MAX) {
+                        if (u->rate_limit && store_task_any(m->store, TASK_PROCESS, u->name) > 0 &&
+                            !unit_rate_admits(s, u))
+                                break;
                         r = dispatch_one(s, u);
                         if (r < 0)
                                 return log_error_errno(r,
@@ -1278,6 +1321,9 @@ int supervisor_dispatch(Manager *m) {
                                                        u->name);
                         if (r == 0)
                                 break;
+                        /* After the start's own clock reading: exact for the recorded times. */
+                        rate_bucket_take(&u->bucket, u->rate_limit, u->rate_period_usec,
+                                         clock_now());
                         running++;
                 }
         }
@@ -1424,7 +1470,9 @@ static int requeue_one(const ActivityRow *a, void *userdata) {
                 return 0;
         r = store_task_delete(m->store, TASK_ACTIVITY, a->run_id, a->scheduled_id);
         if (r >= 0)
-                r = store_task_insert(m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id);
+                r = store_task_insert(
+                        m->store, TASK_PROCESS, unit, a->run_id, a->scheduled_id,
+                        &(TaskPriority){ a->priority, a->fairness_key, a->fairness_weight });
         return r;
 }
 
@@ -1464,6 +1512,7 @@ Supervisor *supervisor_free(Supervisor *s) {
         strv_free(s->dirs);
         unit_set_free(s->units);
         cgroup_tree_free(s->cgroups);
+        sd_event_source_disable_unref(s->rate_timer);
         free(s->cgroup_error);
         free(s);
         return NULL;

@@ -612,6 +612,21 @@ static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error 
         return method_simple(msg, userdata, "GetHistory", false, reply_history, error);
 }
 
+/* DescribeTaskQueue (flow control, doc/protocol.md "Task queues"): the socket's answer as JSON. */
+static int method_describe_task_queue(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *queue;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "s", &queue);
+        if (r < 0)
+                return r;
+        req_str(&rq, "task_queue", queue);
+        return bus_call_submit(userdata, msg, "DescribeTaskQueue", &rq, reply_describe, NULL,
+                               error);
+}
+
 /* Asynchronous activity completion (libdurable(3), DUR_ASYNC): completes the running attempt of
  * an activity, named by workflow id, run id ("" = latest) and activity id, with a JSON result. */
 static int method_complete_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -866,6 +881,11 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id),
                                 SD_BUS_RESULT("s", resolved_run_id, "s", events_json),
                                 method_get_history,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DescribeTaskQueue",
+                                SD_BUS_ARGS("s", task_queue),
+                                SD_BUS_RESULT("s", task_queue_json),
+                                method_describe_task_queue,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CompleteActivity",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id, "s",

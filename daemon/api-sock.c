@@ -9,6 +9,7 @@
 #include "daemon/api-sock.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/filter.h"
+#include "daemon/flow.h"
 #include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/taskq.h"
@@ -37,7 +39,8 @@
 
 typedef struct Request {
         Manager *m;
-        Conn *conn;
+        Conn *conn; /* NULL for a queued start run again (api_run_queued_starts()) */
+        bool admin; /* the caller administers durabled */
         uint64_t id;
         const msgpack_object *map;
         msgpack_zone *zone;
@@ -97,6 +100,7 @@ typedef struct StartArgs {
         StartRequest s;
         const char *id_reuse_policy;
         const char *id_conflict_policy;
+        uint64_t priority;
 } StartArgs;
 
 static const MsgField start_fields[] = {
@@ -112,6 +116,10 @@ static const MsgField start_fields[] = {
         { "request_id", MSG_STR, offsetof(StartArgs, s.request_id), false, NAME_MAX_LEN },
         { "id_reuse_policy", MSG_STR, offsetof(StartArgs, id_reuse_policy), false, 64 },
         { "id_conflict_policy", MSG_STR, offsetof(StartArgs, id_conflict_policy), false, 64 },
+        { "priority", MSG_UINT, offsetof(StartArgs, priority) },
+        { "fairness_key", MSG_STR, offsetof(StartArgs, s.fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(StartArgs, s.fairness_weight) },
         {},
 };
 
@@ -170,7 +178,11 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
                 r = parse_policies(q, a);
         if (r >= 0 && a->s.retry_policy)
                 r = history_check_retry_policy(a->s.retry_policy, q->zone, &q->err);
-        a->s.caller_admin = q->conn->admin;
+        if (r >= 0)
+                r = history_check_priority(a->priority, a->s.fairness_weight, q->err.message,
+                                           sizeof(q->err.message));
+        a->s.priority = (unsigned) a->priority;
+        a->s.caller_admin = q->admin;
         return r;
 }
 
@@ -194,21 +206,142 @@ static int start_run(Request *q, const StartRequest *s, char run_id[static 37], 
         return r;
 }
 
-static int start_and_reply(Request *q, const StartRequest *s) {
+/* StartWorkflow and SignalWithStart. @queueable: StartWorkflow, whose id conflict policy Queue
+ * keeps the request to run it again later (api_run_queued_starts()). */
+static int start_and_reply(Request *q, const StartRequest *s, bool queueable) {
+        _cleanup_(msgpack_sbuffer_destroy) msgpack_sbuffer sb = {};
+        StartRequest req = *s;
         char run_id[37];
-        msgpack_packer *pk;
-        bool started;
+        msgpack_packer *pk, raw;
+        bool started, queued = false;
         size_t start;
+        MsgBin request;
         int r;
 
-        r = start_run(q, s, run_id, &started);
+        if (queueable && req.id_conflict_policy == ID_CONFLICT_QUEUE) {
+                msgpack_packer_init(&raw, &sb, msgpack_sbuffer_write);
+                if (msgpack_pack_object(&raw, *q->map) < 0)
+                        return -ENOMEM;
+                request = (MsgBin){ sb.data, sb.size };
+                req.queue_request = &request;
+                req.ret_queued = &queued;
+        }
+        r = start_run(q, &req, run_id, &started);
         if (r < 0)
                 return r;
-        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        pk = conn_reply_begin(q->conn, q->id, 2 + queued, &start);
         (void) msg_pack_kv_str(pk, "run_id", run_id);
         (void) msg_pack_kv_bool(pk, "started", started);
+        if (queued)
+                (void) msg_pack_kv_bool(pk, "queued", true);
         conn_reply_end(q->conn, q->id, start);
         return 0;
+}
+
+/* Runs the oldest queued start of @workflow_id again when no run of the id runs: as its caller
+ * asked it, with the run id it was answered with. A start that fails now (a reuse policy, a
+ * search attribute of another type by now) is dropped with a warning, as a start refused at
+ * once would have been answered with an error. */
+static int start_queued_one(Manager *m, const char *workflow_id) {
+        _cleanup_(run_row_done) RunRow running = {};
+        _cleanup_(queued_start_done) QueuedStart qs = {};
+        msgpack_unpacked u;
+        Request q = { .m = m };
+        StartArgs a = {};
+        char run_id[37];
+        bool started;
+        int r;
+
+        r = store_run_find_running(m->store, workflow_id, &running);
+        if (r >= 0)
+                return 0; /* still busy: it continued as new, or another start came first */
+        if (r != -ENOENT)
+                return r;
+        r = store_queued_start_first(m->store, workflow_id, &qs);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        r = store_queued_start_delete(m->store, qs.seq);
+        if (r < 0)
+                return r;
+        msgpack_unpacked_init(&u);
+        r = msg_decode(qs.request.ptr, qs.request.size, &u);
+        if (r >= 0) {
+                q.map = &u.data;
+                q.zone = u.zone;
+                q.admin = qs.admin;
+                m->actor_uid = qs.uid;
+                r = parse_start(&q, start_fields, &a);
+        }
+        if (r >= 0) {
+                a.s.reserved_run_id = qs.run_id;
+                a.s.id_conflict_policy = ID_CONFLICT_FAIL;
+                r = store_savepoint(m->store);
+                if (r >= 0) {
+                        r = start_run(&q, &a.s, run_id, &started);
+                        if (r < 0)
+                                store_rollback_to(m->store);
+                        else
+                                (void) store_release(m->store);
+                }
+        }
+        if (r < 0)
+                log_wf(LOG_WARNING, workflow_id, qs.run_id,
+                       "Queued start of workflow '%s' dropped: %s", workflow_id,
+                       q.err.message[0] ? q.err.message : strerror(-r));
+        msgpack_unpacked_destroy(&u);
+        return 0;
+}
+
+static int collect_id(const char *workflow_id, void *userdata) {
+        char ***ids = userdata;
+        size_t n = 0;
+        char **v;
+
+        while (*ids && (*ids)[n])
+                n++;
+        v = reallocarray(*ids, n + 2, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+        *ids = v;
+        v[n] = strdup(workflow_id);
+        v[n + 1] = NULL;
+        return v[n] ? 0 : -ENOMEM;
+}
+
+int api_run_queued_starts(Manager *m, bool all) {
+        char **ids = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        if (!all && !m->queued_starts)
+                return 0;
+        if (all)
+                r = store_queued_start_ids(m->store, collect_id, &ids);
+        for (size_t i = 0; r >= 0 && !all && i < m->n_closed_runs; i++) {
+                _cleanup_(run_row_done) RunRow run = {};
+
+                if (store_run_get(m->store, m->closed_runs[i], &run) >= 0)
+                        r = collect_id(run.workflow_id, &ids);
+        }
+        while (r >= 0 && ids && ids[n]) {
+                r = manager_begin(m);
+                if (r >= 0)
+                        r = store_savepoint(m->store);
+                if (r < 0)
+                        break;
+                r = start_queued_one(m, ids[n]);
+                if (r < 0)
+                        store_rollback_to(m->store);
+                else
+                        (void) store_release(m->store);
+                n++;
+        }
+        for (size_t i = 0; ids && ids[i]; i++)
+                free(ids[i]);
+        free(ids);
+        if (r >= 0)
+                m->queued_starts = store_queued_start_any(m->store) != 0; /* errors: maybe */
+        return r;
 }
 
 static int op_start_workflow(Request *q) {
@@ -218,7 +351,7 @@ static int op_start_workflow(Request *q) {
         r = parse_start(q, start_fields, &a);
         if (r < 0)
                 return r;
-        return start_and_reply(q, &a.s);
+        return start_and_reply(q, &a.s, true);
 }
 
 static int op_signal_with_start(Request *q) {
@@ -236,7 +369,11 @@ static int op_signal_with_start(Request *q) {
                 return api_error_set(&q->err, -EINVAL,
                                      "SignalWithStart signals a running run: id_conflict_policy "
                                      "Fail is not allowed (UseExisting or TerminateExisting)");
-        return start_and_reply(q, &a.s);
+        if (a.s.id_conflict_policy == ID_CONFLICT_QUEUE)
+                return api_error_set(&q->err, -EINVAL,
+                                     "SignalWithStart signals a running run: id_conflict_policy "
+                                     "Queue is not allowed (UseExisting or TerminateExisting)");
+        return start_and_reply(q, &a.s, false);
 }
 
 typedef struct TargetRequest {
@@ -1562,6 +1699,144 @@ static int op_reload(Request *q) {
         conn_reply_end(q->conn, q->id, start);
         return 0;
 }
+/* ---- task queues: flow control (flow.h) ---- */
+
+#define QUEUE_LIMIT_MAX 1000000
+#define RATE_PERIOD_MIN (1000ULL)                /* 1 ms */
+#define RATE_PERIOD_MAX (24ULL * 3600 * 1000000) /* a day (Inngest's longest period) */
+
+typedef struct QueueConfigRequest {
+        const char *task_queue;
+        uint64_t concurrency_limit;
+        uint64_t rate_limit;
+        uint64_t rate_period_usec;
+        uint64_t rate_burst;
+} QueueConfigRequest;
+
+static const MsgField queue_config_fields[] = {
+        { "task_queue", MSG_STR, offsetof(QueueConfigRequest, task_queue), true, NAME_MAX_LEN },
+        { "concurrency_limit", MSG_UINT, offsetof(QueueConfigRequest, concurrency_limit) },
+        { "rate_limit", MSG_UINT, offsetof(QueueConfigRequest, rate_limit) },
+        { "rate_period_usec", MSG_UINT, offsetof(QueueConfigRequest, rate_period_usec) },
+        { "rate_burst", MSG_UINT, offsetof(QueueConfigRequest, rate_burst) },
+        {},
+};
+
+static void pack_limits(msgpack_packer *pk, const TaskQueueLimits *l) {
+        (void) msg_pack_str(pk, "limits");
+        (void) msgpack_pack_map(pk, 4);
+        (void) msg_pack_kv_uint(pk, "concurrency_limit", l->concurrency);
+        (void) msg_pack_kv_uint(pk, "rate_limit", l->rate);
+        (void) msg_pack_kv_uint(pk, "rate_period_usec", l->rate_period_usec);
+        (void) msg_pack_kv_uint(pk, "rate_burst", l->burst);
+}
+
+/* A limit of the request: its value when the field is given (0 clears it), else @current. */
+static int config_value(Request *q,
+                        const char *field,
+                        uint64_t given,
+                        uint64_t min,
+                        uint64_t max,
+                        uint64_t current,
+                        uint64_t *ret) {
+        if (!msg_get(q->map, field)) {
+                *ret = current;
+                return 0;
+        }
+        if (given != 0 && (given < min || given > max))
+                return api_error_set(&q->err, -EINVAL,
+                                     "field \"%s\" must be 0 (none) or from %" PRIu64
+                                     " to %" PRIu64,
+                                     field, min, max);
+        *ret = given;
+        return 0;
+}
+
+/* The limits of @c merged into those @queue has: a field left out keeps its value. */
+static int config_merge(Request *q, const QueueConfigRequest *c, TaskQueueLimits *ret) {
+        Flow *f = flow_find(q->m, c->task_queue);
+        TaskQueueLimits cur = f ? f->limits : (TaskQueueLimits){};
+        uint64_t v[4] = {};
+        int r;
+
+        r = config_value(q, "concurrency_limit", c->concurrency_limit, 1, QUEUE_LIMIT_MAX,
+                         cur.concurrency, &v[0]);
+        if (r >= 0)
+                r = config_value(q, "rate_limit", c->rate_limit, 1, QUEUE_LIMIT_MAX, cur.rate,
+                                 &v[1]);
+        if (r >= 0)
+                r = config_value(q, "rate_period_usec", c->rate_period_usec, RATE_PERIOD_MIN,
+                                 RATE_PERIOD_MAX, cur.rate_period_usec, &v[2]);
+        if (r >= 0)
+                r = config_value(q, "rate_burst", c->rate_burst, 1, QUEUE_LIMIT_MAX, cur.burst,
+                                 &v[3]);
+        if (r < 0)
+                return r;
+        *ret = (TaskQueueLimits){
+                .concurrency = (uint32_t) v[0],
+                .rate = (uint32_t) v[1],
+                .rate_period_usec = v[1] ? (v[2] ?: 1000000) : 0, /* default: per second */
+                .burst = v[1] ? (uint32_t) (v[3] ?: 1) : 0,       /* default: one at a time */
+        };
+        return 0;
+}
+
+/* Sets limits of a task queue; administrators only (DESIGN.md §10). Answers the limits now in
+ * force. */
+static int op_configure_task_queue(Request *q) {
+        QueueConfigRequest c = {};
+        TaskQueueLimits l;
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, queue_config_fields, &c);
+        if (r >= 0)
+                r = check_name(q, "task_queue", c.task_queue);
+        if (r < 0)
+                return r;
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EPERM,
+                                     "only administrators may set the limits of a task queue");
+        r = config_merge(q, &c, &l);
+        if (r < 0)
+                return r;
+        r = flow_configure(q->m, c.task_queue, &l);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
+        pack_limits(pk, &l);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+static const MsgField queue_describe_fields[] = {
+        { "task_queue", MSG_STR, offsetof(QueueConfigRequest, task_queue), true, NAME_MAX_LEN },
+        {},
+};
+
+static int op_describe_task_queue(Request *q) {
+        QueueConfigRequest c = {};
+        Flow *f;
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = PARSE(q, queue_describe_fields, &c);
+        if (r >= 0)
+                r = check_name(q, "task_queue", c.task_queue);
+        if (r < 0)
+                return r;
+        f = flow_find(q->m, c.task_queue);
+        pk = conn_reply_begin(q->conn, q->id, 5, &start);
+        (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
+        taskq_pack_describe(q->m, c.task_queue, pk);
+        pack_limits(pk, f ? &f->limits : &(TaskQueueLimits){});
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
 /* Schedule operations live in api-schedule.c. */
 #define SCHEDULE_OP(name)                                                                        \
         static int op_##name(Request *q) {                                                       \
@@ -1584,10 +1859,12 @@ static const Op ops[] = {
         { "CancelWorkflow", op_cancel_workflow, true },
         { "CompleteActivityTask", op_complete_activity_task, true },
         { "CompleteWorkflowTask", op_complete_workflow_task, true },
+        { "ConfigureTaskQueue", op_configure_task_queue, true },
         { "CountWorkflows", op_count_workflows, false },
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
         { "DescribeSchedule", op_describe_schedule, false },
+        { "DescribeTaskQueue", op_describe_task_queue, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },
@@ -1632,7 +1909,7 @@ static int run_op(Request *q, const Op *op) {
                 return api_error_set(&q->err, r, "the daemon cannot write to its database: %s",
                                      strerror(-r));
         q->m->actor_uid = q->conn->cred.uid;
-        q->m->actor_admin = q->conn->admin;
+        q->m->actor_admin = q->admin;
         r = op->handler(q);
         q->m->actor_admin = false;
         if (r < 0 && !q->err.keep_writes)
@@ -1643,7 +1920,7 @@ static int run_op(Request *q, const Op *op) {
 }
 
 void api_handle_frame(Manager *m, Conn *c, const char *body, size_t len) {
-        Request q = { .m = m, .conn = c };
+        Request q = { .m = m, .conn = c, .admin = c->admin };
         const msgpack_object *o;
         msgpack_unpacked u;
         char op_name[64] = "";

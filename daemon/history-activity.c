@@ -27,6 +27,9 @@ typedef struct ActivityCommand {
         uint64_t start_to_close_usec;
         uint64_t heartbeat_usec;
         const msgpack_object *retry_policy;
+        uint64_t priority;
+        const char *fairness_key;
+        double fairness_weight;
 } ActivityCommand;
 
 static const MsgField activity_fields[] = {
@@ -39,6 +42,10 @@ static const MsgField activity_fields[] = {
         { "start_to_close_usec", MSG_UINT, offsetof(ActivityCommand, start_to_close_usec) },
         { "heartbeat_usec", MSG_UINT, offsetof(ActivityCommand, heartbeat_usec) },
         { "retry_policy", MSG_MAP, offsetof(ActivityCommand, retry_policy) },
+        { "priority", MSG_UINT, offsetof(ActivityCommand, priority) },
+        { "fairness_key", MSG_STR, offsetof(ActivityCommand, fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(ActivityCommand, fairness_weight) },
         {},
 };
 
@@ -107,6 +114,23 @@ static int normalize_activity(ActivityCommand *c,
         if (c->heartbeat_usec)
                 c->heartbeat_usec = MIN(c->heartbeat_usec, c->start_to_close_usec);
         return retry_policy_parse_with(c->retry_policy, u ? &defaults : NULL, z, p, err, errlen);
+}
+
+int history_check_priority(uint64_t priority, double fairness_weight, char *err, size_t errlen) {
+        if (!(fairness_weight >= 0)) {
+                snprintf(
+                        err, errlen,
+                        "field \"fairness_weight\" must be positive (clamped to 0.001..1000), or 0 "
+                        "for the default 1.0");
+                return -EINVAL;
+        }
+        if (priority <= TASK_PRIORITY_LOWEST)
+                return 0;
+        snprintf(err, errlen,
+                 "field \"priority\" must be a priority key from %d (first) to %d (last), or 0 "
+                 "for the default %d",
+                 TASK_PRIORITY_HIGHEST, TASK_PRIORITY_LOWEST, TASK_PRIORITY_DEFAULT);
+        return -EINVAL;
 }
 
 int retry_policy_parse(
@@ -186,17 +210,18 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
  * workers of its task queue. */
 static int activity_queue_task(Manager *m, const ActivityRow *act) {
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
+        TaskPriority prio = { act->priority, act->fairness_key, act->fairness_weight };
         int r;
 
         if (unit) {
-                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
-                                      act->scheduled_id);
+                r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id, act->scheduled_id,
+                                      &prio);
                 if (r >= 0)
                         supervisor_mark_dirty(m);
                 return r;
         }
         r = store_task_insert(m->store, TASK_ACTIVITY, act->task_queue, act->run_id,
-                              act->scheduled_id);
+                              act->scheduled_id, &prio);
         if (r >= 0)
                 taskq_mark_dirty(m, act->task_queue);
         return r;
@@ -212,6 +237,7 @@ int history_apply_schedule_activity(Manager *m,
                                     size_t errlen) {
         _cleanup_(activity_row_done) ActivityRow row = {};
         ActivityCommand c = {};
+        const ActivityUnit *unit;
         RetryPolicy p;
         msgpack_packer *pk;
         uint64_t now = clock_now(), id;
@@ -219,12 +245,12 @@ int history_apply_schedule_activity(Manager *m,
         int r;
 
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
+        if (r >= 0)
+                r = history_check_priority(c.priority, c.fairness_weight, err, errlen);
         if (r < 0)
                 return r;
-        r = normalize_activity(
-                &c, &p,
-                supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue),
-                z, err, errlen);
+        unit = supervisor_unit(m, c.activity_type, c.task_queue ? c.task_queue : run->task_queue);
+        r = normalize_activity(&c, &p, unit, z, err, errlen);
         if (r < 0 || dry)
                 return r;
 
@@ -250,8 +276,21 @@ int history_apply_schedule_activity(Manager *m,
         row.retry_backoff = p.backoff_coefficient;
         row.retry_max_interval_usec = p.maximum_interval_usec;
         row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+        /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one;
+         * its unit's Priority= comes between the two, as its other defaults do. */
+        row.priority = c.priority               ? (unsigned) c.priority
+                       : unit && unit->priority ? unit->priority
+                                                : run->priority;
+        row.fairness_weight =
+                c.fairness_key ? task_fairness_weight(c.fairness_weight) : run->fairness_weight;
+        if (c.fairness_key ? *c.fairness_key : run->fairness_key != NULL) {
+                row.fairness_key = strdup(c.fairness_key ? c.fairness_key : run->fairness_key);
+                if (!row.fairness_key)
+                        return -ENOMEM;
+        }
 
-        pk = attrs_begin(&a, 10);
+        pk = attrs_begin(&a,
+                         10 + (row.priority != TASK_PRIORITY_DEFAULT) + (row.fairness_key ? 2 : 0));
         (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", row.activity_type);
         (void) msg_pack_kv_str(pk, "task_queue", row.task_queue);
@@ -262,6 +301,13 @@ int history_apply_schedule_activity(Manager *m,
         (void) msg_pack_kv_uint(pk, "heartbeat_usec", row.heartbeat_usec);
         pack_retry_policy(pk, &row);
         (void) msg_pack_kv_uint(pk, "workflow_task_completed_event_id", completed_id);
+        if (row.priority != TASK_PRIORITY_DEFAULT)
+                (void) msg_pack_kv_uint(pk, "priority", row.priority);
+        if (row.fairness_key) {
+                (void) msg_pack_kv_str(pk, "fairness_key", row.fairness_key);
+                (void) msg_pack_str(pk, "fairness_weight");
+                (void) msgpack_pack_double(pk, row.fairness_weight);
+        }
         r = append_event(m, run, EVENT_ACTIVITY_TASK_SCHEDULED, &a, &id);
         attrs_done(&a);
         if (r < 0)

@@ -225,6 +225,9 @@ static int retry_start(Manager *m, RunRow *run, Retry *rt) {
                 .retry_policy = started_get(&rt->started, "retry_policy"),
                 .attempt = MAX(started_uint(&rt->started, "attempt"), 1u) + 1,
                 .initiator = "Retry",
+                .priority = run->priority,
+                .fairness_key = run->fairness_key,
+                .fairness_weight = run->fairness_weight,
         };
 
         if (in && in->type == MSGPACK_OBJECT_BIN)
@@ -353,6 +356,9 @@ int history_apply_continue_as_new(Manager *m,
                 .input = c.input,
                 .task_timeout_usec =
                         c.task_timeout_usec ? c.task_timeout_usec : run->task_timeout_usec,
+                .priority = run->priority, /* Temporal: the new run keeps the chain's */
+                .fairness_key = run->fairness_key,
+                .fairness_weight = run->fairness_weight,
         };
         /* Inherited: the run timeout, the execution's end, the retry policy (attempts start
          * again at 1, as Temporal). */

@@ -33,6 +33,9 @@ typedef struct ChildCommand {
         uint64_t run_timeout_usec;
         const msgpack_object *retry_policy;
         const char *parent_close_policy;
+        uint64_t priority;
+        const char *fairness_key;
+        double fairness_weight;
 } ChildCommand;
 
 static const MsgField child_fields[] = {
@@ -44,6 +47,10 @@ static const MsgField child_fields[] = {
         { "execution_timeout_usec", MSG_UINT, offsetof(ChildCommand, execution_timeout_usec) },
         { "run_timeout_usec", MSG_UINT, offsetof(ChildCommand, run_timeout_usec) },
         { "retry_policy", MSG_MAP, offsetof(ChildCommand, retry_policy) },
+        { "priority", MSG_UINT, offsetof(ChildCommand, priority) },
+        { "fairness_key", MSG_STR, offsetof(ChildCommand, fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "fairness_weight", MSG_DOUBLE, offsetof(ChildCommand, fairness_weight) },
         { "parent_close_policy", MSG_STR, offsetof(ChildCommand, parent_close_policy), false, 64 },
         {},
 };
@@ -110,6 +117,8 @@ int history_apply_start_child(Manager *m,
         r = msg_parse(attrs, z, child_fields, &c, err, errlen);
         if (r >= 0)
                 r = check_child(&c, &policy, err, errlen);
+        if (r >= 0)
+                r = history_check_priority(c.priority, c.fairness_weight, err, errlen);
         if (r >= 0 && c.retry_policy) {
                 RetryPolicy p;
 
@@ -163,6 +172,9 @@ int history_apply_start_child(Manager *m,
                 .execution_timeout_usec = c.execution_timeout_usec,
                 .run_timeout_usec = c.run_timeout_usec,
                 .retry_policy = c.retry_policy,
+                .priority = c.priority ? (unsigned) c.priority : run->priority, /* inherited */
+                .fairness_key = c.fairness_key ? c.fairness_key : run->fairness_key,
+                .fairness_weight = c.fairness_key ? c.fairness_weight : run->fairness_weight,
                 .parent = &link,
         };
         r = create_run(m, &req, run->uid, NULL, link.run_id);

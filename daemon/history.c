@@ -172,7 +172,9 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
                 return r;
         run->wft_state = WFT_SCHEDULED;
         run->wft_scheduled_id = id;
-        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id);
+        r = store_task_insert(
+                m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id,
+                &(TaskPriority){ run->priority, run->fairness_key, run->fairness_weight });
         if (r < 0)
                 return r;
         taskq_mark_dirty(m, run->task_queue);
@@ -405,6 +407,13 @@ int create_run(Manager *m,
                                         ? MIN(req->task_timeout_usec, TASK_TIMEOUT_MAX_USEC)
                                         : TASK_TIMEOUT_DEFAULT_USEC;
         run.wft_attempt = 1;
+        run.priority = req->priority ?: TASK_PRIORITY_DEFAULT;
+        run.fairness_weight = task_fairness_weight(req->fairness_weight);
+        if (req->fairness_key && *req->fairness_key) {
+                run.fairness_key = strdup(req->fairness_key);
+                if (!run.fairness_key)
+                        return -ENOMEM;
+        }
         expiration = req->execution_expiration;
         if (!expiration && req->execution_timeout_usec)
                 expiration = run.start_time + req->execution_timeout_usec;
@@ -419,11 +428,11 @@ int create_run(Manager *m,
         if (r < 0)
                 return r;
 
-        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes +
-                                     (continued_from ? 2 : 0) + (req->parent ? 3 : 0) +
-                                     !!req->execution_timeout_usec + !!expiration +
-                                     !!req->run_timeout_usec + !!req->start_delay_usec +
-                                     (req->retry_policy ? 2 : 0));
+        pk = attrs_begin(&a, 5 + !!req->memo + !!req->search_attributes + (continued_from ? 2 : 0) +
+                                     (req->parent ? 3 : 0) + !!req->execution_timeout_usec +
+                                     !!expiration + !!req->run_timeout_usec +
+                                     !!req->start_delay_usec + (req->retry_policy ? 2 : 0) +
+                                     !!req->priority + (run.fairness_key ? 2 : 0));
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run.task_queue);
@@ -463,6 +472,13 @@ int create_run(Manager *m,
         if (req->start_delay_usec)
                 (void) msg_pack_kv_uint(pk, "first_workflow_task_backoff_usec",
                                         req->start_delay_usec);
+        if (req->priority) /* as Temporal's priority.priority_key */
+                (void) msg_pack_kv_uint(pk, "priority", run.priority);
+        if (run.fairness_key) {
+                (void) msg_pack_kv_str(pk, "fairness_key", run.fairness_key);
+                (void) msg_pack_str(pk, "fairness_weight");
+                (void) msgpack_pack_double(pk, run.fairness_weight);
+        }
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_STARTED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
@@ -511,8 +527,35 @@ static int end_start_delay(Manager *m, const char *run_id) {
         return store_run_update(m->store, &run);
 }
 
+/* Id conflict policy Queue: the request is kept (table queued_starts) and answered with the run
+ * id its run will have; api-sock.c runs it again when the running run closes. */
+static int
+queue_start(Manager *m, const StartRequest *req, char ret_run_id[static 37], ApiError *e) {
+        QueuedStart q = {
+                .workflow_id = (char *) req->workflow_id,
+                .uid = m->actor_uid,
+                .admin = req->caller_admin,
+        };
+        int r;
+
+        if (!req->queue_request)
+                return api_error_set(e, -EINVAL,
+                                     "id conflict policy Queue is only for StartWorkflow");
+        run_id_new(q.run_id);
+        q.request = (Blob){ (char *) req->queue_request->ptr, req->queue_request->size };
+        r = store_queued_start_insert(m->store, &q);
+        if (r < 0)
+                return r;
+        m->queued_starts = true;
+        memcpy(ret_run_id, q.run_id, 37);
+        if (req->ret_queued)
+                *req->ret_queued = true;
+        return 1;
+}
+
 /* The latest run of the id is running: the conflict policy decides. Returns 1 when the request
- * is answered with that run, 0 when a new run may start (the old one was terminated). */
+ * is answered with that run (or queued), 0 when a new run may start (the old one was
+ * terminated). */
 static int on_id_conflict(Manager *m,
                           const StartRequest *req,
                           const RunRow *prev,
@@ -542,6 +585,8 @@ static int on_id_conflict(Manager *m,
                                 return r;
                 }
                 return 1;
+        case ID_CONFLICT_QUEUE:
+                return queue_start(m, req, ret_run_id, e);
         case ID_CONFLICT_TERMINATE_EXISTING:
                 r = history_terminate(m, prev->run_id,
                                       "terminated by a new start of the same workflow id "
@@ -620,7 +665,10 @@ int history_start_workflow(Manager *m,
                         return 0;
                 }
         }
-        run_id_new(ret_run_id);
+        if (req->reserved_run_id)
+                memcpy(ret_run_id, req->reserved_run_id, 37);
+        else
+                run_id_new(ret_run_id);
         r = create_run(m, req, m->actor_uid, NULL, ret_run_id);
         if (r < 0)
                 return r;

@@ -54,6 +54,14 @@ typedef struct StartRequest {
         IdConflictPolicy id_conflict_policy; /* for a running one */
         const char *signal_name;             /* SignalWithStart: the signal to deliver */
         MsgBin signal_input;
+        unsigned priority;      /* priority key 1..5 (taskset.h); 0: the default, 3 */
+        const char *fairness_key; /* NULL: "" */
+        double fairness_weight;   /* 0: 1.0 */
+        /* Id conflict policy Queue: the request as it came (a msgpack map), kept to be run again
+         * when the running run closes; NULL where the policy is refused (signal-with-start). */
+        const MsgBin *queue_request;
+        bool *ret_queued;            /* set when the start was queued */
+        const char *reserved_run_id; /* a queued start: the run id it was answered with */
         const ChildRow *parent; /* a child workflow: its parent (history-child.c) */
         bool caller_admin;      /* may see every run; else only runs of the actor's uid */
         bool standalone;   /* a standalone activity's run: no workflow task (history-standalone.c) */
@@ -98,6 +106,9 @@ int history_start_workflow(Manager *m,
                            bool *ret_started,
                            ApiError *e);
 /* invalid_argument, naming the problem, unless @policy is a valid retry policy map. */
+/* The priority fields of a request or command: a priority key 0 (unset) or 1..5, a fairness
+ * weight 0 (unset) or positive; else -EINVAL with a sentence naming the field. */
+int history_check_priority(uint64_t priority, double fairness_weight, char *err, size_t errlen);
 int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e);
 /* The run that continues @run: it continued as new, or failed or timed out and was retried;
  * -ENOENT when none does. */

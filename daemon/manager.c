@@ -20,8 +20,10 @@
 #include "common/log.h"
 #include "daemon/activity.h"
 #include "daemon/api-bus.h"
+#include "daemon/api-sock.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
+#include "daemon/flow.h"
 #include "daemon/history.h"
 #include "daemon/killpoint.h"
 #include "daemon/schedule-unit.h"
@@ -155,6 +157,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         waiter_free_all(m);
         taskq_free_all(m);
+        flow_free_all(m);
         supervisor_free(m->supervisor);
         while ((c = m->conns)) {
                 LIST_REMOVE(conns, m->conns, c);
@@ -535,6 +538,11 @@ static void fail_pass(Manager *m, int r) {
                         conn_fail_held(c, r, store_fsync_failed(m->store));
         /* Tasks popped in this pass are back in the store: hand them out again. */
         taskq_mark_all_dirty(m);
+        /* A queued start the pass took is back in the store. */
+        m->queued_starts = true;
+        /* A ConfigureTaskQueue of the pass is undone with its row. */
+        if (flow_load(m) < 0)
+                log_warning("Failed to read the task queue limits again after the rollback");
         m->deadlines_changed = true;
         if (store_fsync_failed(m->store)) {
                 /* DESIGN.md §3: a failed fsync is not retried; restart and recover. */
@@ -574,6 +582,9 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
         Conn *c;
         int r;
 
+        /* Before schedule_flush() forgets the runs that closed in this pass. */
+        if (m->n_closed_runs > 0)
+                (void) api_run_queued_starts(m, false);
         schedule_flush(m);
         r = taskq_dispatch(m);
         if (r >= 0)
@@ -663,10 +674,16 @@ int manager_run(Manager *m) {
         /* Schedules declared in unit files: created, updated or deleted to match the files. */
         if (r >= 0 && m->cfg.schedule_dir)
                 r = schedule_units_sync(m, m->cfg.schedule_dir);
+        /* Queued starts whose run closed just before a crash, as the pass would have run them. */
+        if (r >= 0)
+                r = api_run_queued_starts(m, true);
         if (r >= 0)
                 r = store_commit(m->store);
         if (r < 0)
                 return log_error_errno(r, "Failed to prepare the store: %m");
+        r = flow_load(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the task queue limits: %m");
         store_arm_faults();
         for (int k = 0; k < _TASK_KIND_MAX; k++)
                 (void) store_task_queues(m->store, (TaskKind) k, count_queue, m);

@@ -31,6 +31,7 @@ typedef struct Query Query;
 typedef struct Waiter Waiter;
 typedef struct ApiBus ApiBus;
 typedef struct Supervisor Supervisor;
+typedef struct Flow Flow;
 
 typedef struct ManagerConfig {
         const char *state_dir;
@@ -87,6 +88,10 @@ struct Manager {
 
         TaskQueue *queues;
         bool dispatch_pending;
+        Flow *flows; /* the task queues with limits (flow.h) */
+        /* The store may hold queued starts (id conflict policy Queue): false only after a look
+         * found none, so that a run closing costs nothing more in the common case. */
+        bool queued_starts;
 
         Query *queries; /* dispatched to a worker, waiting for RespondQueryTask */
         uint64_t next_query_id;

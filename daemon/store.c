@@ -1,6 +1,6 @@
 /* Store: SQLite persistence for durabled.
  *
- * Schema (version 1). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
+ * Schema (version 2; migrations[] below moves an older file forward). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
  *               per workflow id" a constraint of the database, not just of the code. runs_wid
@@ -48,6 +48,7 @@
 
 #include "daemon/store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,17 +117,18 @@ enum {
         "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "     \
         "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "          \
         "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, " \
-        "failure"
+        "failure, priority, fairness_key, fairness_weight"
 
 #define ACT_COLUMNS                                                                              \
         "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
         "scheduled_time, attempt_time, started_time, s2c, s2s, st2c, heartbeat, retry_initial, " \
         "retry_backoff, retry_max_interval, retry_max_attempts, retry_non_retryable, "           \
-        "heartbeat_details, last_failure, cancel_requested, identity"
+        "heartbeat_details, last_failure, cancel_requested, identity, priority, fairness_key, "  \
+        "fairness_weight"
 
 static const char *const sql[_Q_MAX] = {
         [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?",
         /* The newest run of an id; runs_wid yields it in order, without a sort (the running
          * run, which wins over it, is looked up first: store_run_find_latest()). */
@@ -156,7 +158,7 @@ static const char *const sql[_Q_MAX] = {
         [Q_BUF_DELETE] = "DELETE FROM buffered WHERE run_id = ?",
         [Q_BUF_COUNT] = "SELECT count(*) FROM buffered WHERE run_id = ?",
         [Q_ACT_INSERT] = "INSERT INTO activities (" ACT_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_ACT_GET] = "SELECT " ACT_COLUMNS " FROM activities "
                       "WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_UPDATE] = "UPDATE activities SET state = ?3, attempt = ?4, attempt_time = ?5, "
@@ -363,6 +365,32 @@ static const char *const migrations[] = {
         "  policy INTEGER NOT NULL,"
         "  PRIMARY KEY (parent_run_id, initiated_id)) WITHOUT ROWID;"
         "CREATE INDEX children_run ON children (run_id);",
+        /* Version 2: flow control (daemon/flow.h). The priority and fairness keys and weight of
+         * a run (its workflow tasks, and the defaults of its activities and children) and of an
+         * activity, so that the tasks rebuilt at open go where they were; the limits set on task
+         * queues. */
+        "ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;"
+        "ALTER TABLE runs ADD COLUMN fairness_key TEXT;"
+        "ALTER TABLE runs ADD COLUMN fairness_weight REAL NOT NULL DEFAULT 1.0;"
+        "ALTER TABLE activities ADD COLUMN priority INTEGER NOT NULL DEFAULT 3;"
+        "ALTER TABLE activities ADD COLUMN fairness_key TEXT;"
+        "ALTER TABLE activities ADD COLUMN fairness_weight REAL NOT NULL DEFAULT 1.0;"
+        /* Starts queued behind the running run of their workflow id (id conflict policy Queue),
+         * the request as it came (msgpack), in arrival order per id. */
+        "CREATE TABLE queued_starts ("
+        "  seq INTEGER PRIMARY KEY,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  admin INTEGER NOT NULL,"
+        "  request BLOB NOT NULL);"
+        "CREATE INDEX queued_starts_wid ON queued_starts (workflow_id, seq);"
+        "CREATE TABLE task_queue_limits ("
+        "  task_queue TEXT PRIMARY KEY NOT NULL,"
+        "  concurrency INTEGER NOT NULL,"
+        "  rate INTEGER NOT NULL,"
+        "  rate_period INTEGER NOT NULL,"
+        "  burst INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 typedef struct CachedStmt {
@@ -380,6 +408,7 @@ struct Store {
         bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
         bool fsync_failed;
         TaskSet *tasks;
+        bool started_released; /* an entry of TASKSET_STARTED was removed (started_forget()) */
         unsigned wal_pages; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
         StoreStats stats;
         /* Sequence number of deadlines: the part of their key that orders rows of the same due
@@ -661,24 +690,36 @@ static int load_seqs(Store *s) {
  * time of WorkflowTaskScheduled, the time the activity's attempt became ready). */
 static int load_tasks(Store *s) {
         static const char q[] =
-                "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time FROM runs r "
+                "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time, r.priority, "
+                "r.fairness_key, r.fairness_weight FROM runs r "
                 "JOIN events e ON e.run_id = r.run_id AND e.event_id = r.wft_scheduled_id "
                 "WHERE r.status = 1 AND r.wft_state = 1 "
                 "UNION ALL "
-                "SELECT 1, task_queue, run_id, scheduled_id, attempt_time FROM activities "
-                "WHERE state = 0 ORDER BY 5";
+                "SELECT 1, task_queue, run_id, scheduled_id, attempt_time, priority, fairness_key, "
+                "fairness_weight FROM activities WHERE state = 0 "
+                "UNION ALL "
+                "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority, NULL, 1.0 "
+                "FROM activities WHERE state = 1 "
+                "ORDER BY 5";
         sqlite3_stmt *st;
         int rc, r = 0;
 
+        static_assert(TASKSET_STARTED == 4, "the kind load_tasks() selects");
         s->tasks = taskset_new();
         if (!s->tasks)
                 return -ENOMEM;
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
-                r = taskset_insert(s->tasks, (TaskKind) sqlite3_column_int(st, 0),
-                                   (const char *) sqlite3_column_text(st, 1),
-                                   (const char *) sqlite3_column_text(st, 2), col_u64(st, 3));
+                r = taskset_insert(
+                        s->tasks, (TaskKind) sqlite3_column_int(st, 0),
+                        (const char *) sqlite3_column_text(st, 1),
+                        (const char *) sqlite3_column_text(st, 2), col_u64(st, 3),
+                        &(TaskPriority){
+                                .priority = (unsigned) sqlite3_column_int(st, 5),
+                                .fairness_key = (const char *) sqlite3_column_text(st, 6),
+                                .fairness_weight = sqlite3_column_double(st, 7),
+                        });
         if (r >= 0 && rc != SQLITE_DONE)
                 r = sql_error(s, rc);
         sqlite3_finalize(st);
@@ -945,6 +986,7 @@ int store_backup(Store *s, const char *dest_path, uint64_t *ret_pages) {
 /* ---- runs ---- */
 
 void run_row_done(RunRow *r) {
+        free(r->fairness_key);
         free(r->workflow_id);
         free(r->workflow_type);
         free(r->task_queue);
@@ -983,6 +1025,10 @@ static int read_run(sqlite3_stmt *st, RunRow *ret) {
                 k = col_blob(st, 18, &r.result);
         if (k >= 0)
                 k = col_blob(st, 19, &r.failure);
+        r.priority = (unsigned) sqlite3_column_int(st, 20);
+        if (k >= 0)
+                k = col_strdup(st, 21, &r.fairness_key);
+        r.fairness_weight = sqlite3_column_double(st, 22);
         if (k < 0) {
                 run_row_done(&r);
                 return k;
@@ -1048,6 +1094,9 @@ int store_run_insert(Store *s, const RunRow *r) {
         bind_u64(st, 18, r->sticky_next_id);
         bind_blob(st, 19, &r->result);
         bind_blob(st, 20, &r->failure);
+        bind_u64(st, 21, r->priority ?: TASK_PRIORITY_DEFAULT);
+        bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
+        (void) sqlite3_bind_double(st, 23, task_fairness_weight(r->fairness_weight));
         return step_done(s, st);
 }
 
@@ -1645,6 +1694,27 @@ int store_buffered_count(Store *s, const char *run_id) {
 
 /* ---- activities ---- */
 
+/* An activity that leaves STARTED frees its place under its queue's concurrency limit
+ * (TASKSET_STARTED): the dispatcher looks at the queues it held back (store_task_released()). */
+static void started_forget(Store *s, const char *run_id, uint64_t scheduled_id) {
+        if (taskset_delete(s->tasks, TASKSET_STARTED, run_id, scheduled_id))
+                s->started_released = true;
+}
+
+/* Every activity that runs (STARTED) has an entry under its task queue, and only those. */
+static int started_track(Store *s, const ActivityRow *a) {
+        TaskEntry e;
+
+        if (a->state != ACTIVITY_STARTED) {
+                started_forget(s, a->run_id, a->scheduled_id);
+                return 0;
+        }
+        if (taskset_get(s->tasks, TASKSET_STARTED, a->run_id, a->scheduled_id, &e) >= 0)
+                return 0;
+        return taskset_insert(s->tasks, TASKSET_STARTED, a->task_queue, a->run_id, a->scheduled_id,
+                              NULL);
+}
+
 const char *activity_state_to_string(ActivityState s) {
         static const char *const names[_ACTIVITY_STATE_MAX] = {
                 [ACTIVITY_SCHEDULED] = "Scheduled",
@@ -1655,6 +1725,7 @@ const char *activity_state_to_string(ActivityState s) {
 }
 
 void activity_row_done(ActivityRow *a) {
+        free(a->fairness_key);
         free(a->activity_id);
         free(a->activity_type);
         free(a->task_queue);
@@ -1701,6 +1772,10 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         a.cancel_requested = sqlite3_column_int(st, 22);
         if (k >= 0)
                 k = col_strdup(st, 23, &a.identity);
+        a.priority = (unsigned) sqlite3_column_int(st, 24);
+        if (k >= 0)
+                k = col_strdup(st, 25, &a.fairness_key);
+        a.fairness_weight = sqlite3_column_double(st, 26);
         if (k < 0) {
                 activity_row_done(&a);
                 return k;
@@ -1738,6 +1813,9 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_blob(st, 22, &a->last_failure);
         bind_u64(st, 23, a->cancel_requested);
         bind_text(st, 24, a->identity);
+        bind_u64(st, 25, a->priority ?: TASK_PRIORITY_DEFAULT);
+        bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
+        (void) sqlite3_bind_double(st, 27, task_fairness_weight(a->fairness_weight));
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1760,6 +1838,7 @@ int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, Acti
 
 int store_activity_update(Store *s, const ActivityRow *a) {
         sqlite3_stmt *st = stmt(s, Q_ACT_UPDATE);
+        int r;
 
         if (!st)
                 return -EIO;
@@ -1773,6 +1852,11 @@ int store_activity_update(Store *s, const ActivityRow *a) {
         bind_blob(st, 8, &a->last_failure);
         bind_u64(st, 9, a->cancel_requested);
         bind_text(st, 10, a->identity);
+        r = started_track(s, a);
+        if (r < 0) {
+                finish(st);
+                return r;
+        }
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1781,6 +1865,7 @@ int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
 
         if (!st)
                 return -EIO;
+        started_forget(s, run_id, scheduled_id);
         bind_text(st, 1, run_id);
         bind_u64(st, 2, scheduled_id);
         return step_done(s, st);
@@ -1886,18 +1971,37 @@ int store_timer_delete(Store *s, const char *run_id, const char *timer_id) {
 
 /* ---- tasks (in memory: taskset.h) ---- */
 
-int store_task_insert(
-        Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref) {
-        return taskset_insert(s->tasks, kind, queue, run_id, ref);
+int store_task_insert(Store *s,
+                      TaskKind kind,
+                      const char *queue,
+                      const char *run_id,
+                      uint64_t ref,
+                      const TaskPriority *p) {
+        return taskset_insert(s->tasks, kind, queue, run_id, ref, p);
 }
 
 int store_task_pop(Store *s,
                    TaskKind kind,
                    const char *queue,
-                   uint64_t *seq,
+                   TaskCursor *cursor,
                    char ret_run_id[static 37],
                    uint64_t *ret_ref) {
-        return taskset_pop(s->tasks, kind, queue, seq, ret_run_id, ret_ref);
+        return taskset_pop(s->tasks, kind, queue, cursor, ret_run_id, ret_ref);
+}
+
+size_t store_task_count(Store *s, TaskKind kind, const char *queue, size_t ret_levels[]) {
+        return taskset_queue_count(s->tasks, kind, queue, ret_levels);
+}
+
+int store_task_keys(Store *s, TaskKind kind, const char *queue, taskset_key_cb cb, void *userdata) {
+        return taskset_queue_keys(s->tasks, kind, queue, cb, userdata);
+}
+
+bool store_task_released(Store *s) {
+        bool r = s->started_released;
+
+        s->started_released = false;
+        return r;
 }
 
 int store_task_any(Store *s, TaskKind kind, const char *queue) {
@@ -1914,6 +2018,168 @@ int store_task_queues(Store *s,
                       int (*cb)(const char *queue, void *userdata),
                       void *userdata) {
         return taskset_queues(s->tasks, kind, cb, userdata);
+}
+
+/* ---- task queue limits (rare writes: statements prepared per call) ---- */
+
+int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l) {
+        bool none = !l->concurrency && !l->rate;
+        sqlite3_stmt *st;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                none ? "DELETE FROM task_queue_limits WHERE task_queue = ?1"
+                                     : "INSERT OR REPLACE INTO task_queue_limits (task_queue, "
+                                       "concurrency, rate, rate_period, burst) "
+                                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_text(st, 1, queue);
+        if (!none) {
+                bind_u64(st, 2, l->concurrency);
+                bind_u64(st, 3, l->rate);
+                bind_u64(st, 4, l->rate_period_usec);
+                bind_u64(st, 5, l->burst);
+        }
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_queue_limits_foreach(Store *s,
+                               int (*cb)(const char *queue,
+                                         const TaskQueueLimits *l,
+                                         void *userdata),
+                               void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT task_queue, concurrency, rate, rate_period, burst "
+                                "FROM task_queue_limits ORDER BY task_queue",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                TaskQueueLimits l = {
+                        .concurrency = (uint32_t) sqlite3_column_int64(st, 1),
+                        .rate = (uint32_t) sqlite3_column_int64(st, 2),
+                        .rate_period_usec = col_u64(st, 3),
+                        .burst = (uint32_t) sqlite3_column_int64(st, 4),
+                };
+
+                r = cb((const char *) sqlite3_column_text(st, 0), &l, userdata);
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* ---- queued starts (rare: statements prepared per call) ---- */
+
+void queued_start_done(QueuedStart *q) {
+        free(q->workflow_id);
+        free(q->request.ptr);
+        *q = (QueuedStart){};
+}
+
+int store_queued_start_insert(Store *s, const QueuedStart *q) {
+        sqlite3_stmt *st;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO queued_starts (workflow_id, run_id, uid, admin, "
+                                "request) VALUES (?, ?, ?, ?, ?)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_text(st, 1, q->workflow_id);
+        bind_text(st, 2, q->run_id);
+        bind_u64(st, 3, q->uid);
+        bind_u64(st, 4, q->admin);
+        bind_blob(st, 5, &q->request);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_queued_start_first(Store *s, const char *workflow_id, QueuedStart *ret) {
+        QueuedStart q = {};
+        sqlite3_stmt *st;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT seq, workflow_id, run_id, uid, admin, request FROM "
+                                "queued_starts WHERE workflow_id = ? ORDER BY seq LIMIT 1",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_text(st, 1, workflow_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                q.seq = col_u64(st, 0);
+                col_fixed(st, 2, q.run_id, sizeof(q.run_id));
+                q.uid = (uint32_t) col_u64(st, 3);
+                q.admin = sqlite3_column_int(st, 4);
+                r = col_strdup(st, 1, &q.workflow_id);
+                if (r >= 0)
+                        r = col_blob(st, 5, &q.request);
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        sqlite3_finalize(st);
+        if (r < 0) {
+                queued_start_done(&q);
+                return r;
+        }
+        *ret = q;
+        return 0;
+}
+
+int store_queued_start_delete(Store *s, uint64_t seq) {
+        sqlite3_stmt *st;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db, "DELETE FROM queued_starts WHERE seq = ?", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        bind_u64(st, 1, seq);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
+int store_queued_start_any(Store *s) {
+        sqlite3_stmt *st;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT EXISTS (SELECT 1 FROM queued_starts)", -1, &st,
+                                NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
+}
+
+int store_queued_start_ids(Store *s,
+                           int (*cb)(const char *workflow_id, void *userdata),
+                           void *userdata) {
+        sqlite3_stmt *st;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT DISTINCT workflow_id FROM queued_starts", -1, &st,
+                                NULL);
+        if (rc != SQLITE_OK)
+                return sql_error(s, rc);
+        while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                r = cb((const char *) sqlite3_column_text(st, 0), userdata);
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sql_error(s, rc);
+        sqlite3_finalize(st);
+        return r;
 }
 
 /* ---- deadlines ---- */
@@ -2117,6 +2383,7 @@ int store_is_idle(Store *s) {
 
 int store_run_purge_pending(Store *s, const char *run_id) {
         taskset_delete_run(s->tasks, run_id);
+        s->started_released = true; /* its running activities, if it had any */
         static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_DL, Q_PURGE_BUF };
 
         for (size_t i = 0; i < ELEMENTSOF(qs); i++) {

@@ -104,6 +104,9 @@ typedef struct RunRow {
         uint64_t sticky_next_id; /* first event that connection has not seen */
         Blob result;
         Blob failure;
+        unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
+        char *fairness_key;     /* NULL: "" */
+        double fairness_weight; /* 0 in a new row: 1.0 */
 } RunRow;
 
 void run_row_done(RunRow *r);
@@ -257,6 +260,9 @@ typedef struct ActivityRow {
         Blob last_failure;
         bool cancel_requested;
         char *identity;
+        unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
+        char *fairness_key;     /* NULL: "" */
+        double fairness_weight; /* 0 in a new row: 1.0 */
 } ActivityRow;
 
 void activity_row_done(ActivityRow *a);
@@ -281,25 +287,78 @@ int store_timer_insert(Store *s,
 int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t *ret_started_id);
 int store_timer_delete(Store *s, const char *run_id, const char *timer_id);
 
-/* Tasks live in memory (taskset.h) and follow the transaction like rows; rebuilt at open. */
-int store_task_insert(Store *s, TaskKind kind, const char *queue, const char *run_id, uint64_t ref);
-/* Takes the oldest task of the queue after sequence number *@seq (0: from the start): fills
- * run_id and ref, sets *@seq to its sequence number, deletes the row. -ENOENT if none. */
+/* Tasks live in memory (taskset.h) and follow the transaction like rows; rebuilt at open where
+ * the run's or the activity's priority and fairness columns put them. */
+int store_task_insert(Store *s,
+                      TaskKind kind,
+                      const char *queue,
+                      const char *run_id,
+                      uint64_t ref,
+                      const TaskPriority *p);
+/* Takes the first task of the queue in dispatch order after *@cursor (zero: from the start):
+ * fills run_id and ref, moves *@cursor to it, deletes it. -ENOENT if none. */
 int store_task_pop(Store *s,
                    TaskKind kind,
                    const char *queue,
-                   uint64_t *seq,
+                   TaskCursor *cursor,
                    char ret_run_id[static 37],
                    uint64_t *ret_ref);
 /* 1 when the queue has a task of @kind; reads only, so a pass with nothing to hand out opens
  * no transaction. */
 int store_task_any(Store *s, TaskKind kind, const char *queue);
 int store_task_delete(Store *s, TaskKind kind, const char *run_id, uint64_t ref);
+/* The entries of a queue, in all and per priority level (taskset_queue_count()). TASKSET_STARTED
+ * counts the activities of a task queue that polling workers run. */
+size_t store_task_count(Store *s, TaskKind kind, const char *queue, size_t ret_levels[]);
+/* taskset_queue_keys() of the store's tasks. */
+int store_task_keys(Store *s, TaskKind kind, const char *queue, taskset_key_cb cb, void *userdata);
+/* True, once, after an activity of TASKSET_STARTED left STARTED since the last call. */
+bool store_task_released(Store *s);
 /* Calls @cb with each queue name that has tasks of @kind (start-up and after a rollback). */
 int store_task_queues(Store *s,
                       TaskKind kind,
                       int (*cb)(const char *queue, void *userdata),
                       void *userdata);
+
+/* The flow-control limits of a task queue (daemon/flow.h), one row per queue that has any. */
+typedef struct TaskQueueLimits {
+        uint32_t concurrency; /* at most this many of its activities run at once; 0: no limit */
+        uint32_t rate;        /* at most this many dispatches per rate_period_usec; 0: none */
+        uint64_t rate_period_usec;
+        uint32_t burst; /* the token bucket's size: dispatches at once after a quiet time */
+} TaskQueueLimits;
+
+/* Writes the limits of @queue (all zero: deletes its row). */
+int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l);
+/* Calls @cb for each queue with limits, by name; stops at a negative return. */
+int store_queue_limits_foreach(Store *s,
+                               int (*cb)(const char *queue,
+                                         const TaskQueueLimits *l,
+                                         void *userdata),
+                               void *userdata);
+
+/* A start queued behind the running run of its workflow id (id conflict policy Queue): the
+ * request (a msgpack map, as it came), who asked, and the run id it was answered with. */
+typedef struct QueuedStart {
+        uint64_t seq;
+        char *workflow_id;
+        char run_id[37];
+        uint32_t uid;
+        bool admin;
+        Blob request;
+} QueuedStart;
+
+void queued_start_done(QueuedStart *q);
+int store_queued_start_insert(Store *s, const QueuedStart *q);
+/* The oldest queued start of @workflow_id; -ENOENT when none. */
+int store_queued_start_first(Store *s, const char *workflow_id, QueuedStart *ret);
+int store_queued_start_delete(Store *s, uint64_t seq);
+/* 1 when any start is queued, else 0. */
+int store_queued_start_any(Store *s);
+/* Calls @cb for each workflow id with queued starts (start-up). */
+int store_queued_start_ids(Store *s,
+                           int (*cb)(const char *workflow_id, void *userdata),
+                           void *userdata);
 
 typedef enum DeadlineKind {
         DEADLINE_TIMER = 0,       /* ref: TimerStarted event id, key: timer id */

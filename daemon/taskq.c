@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
+#include "daemon/flow.h"
 #include "daemon/history.h"
 
 TaskQueue *taskq_get(Manager *m, const char *name, bool create) {
@@ -375,7 +376,8 @@ static Poll *choose_poll(Manager *m, TaskQueue *q, TaskKind kind, const char *ru
 static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
         char run_id[37];
         Poll *p;
-        uint64_t ref, seq = 0;
+        TaskCursor seq = {};
+        uint64_t ref;
         msgpack_packer *pk;
         size_t start, mark;
         int r;
@@ -384,6 +386,9 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                 r = store_task_any(m->store, kind, q->name);
                 if (r <= 0)
                         return r;
+                /* Flow control (flow.h): the task waits in its place. */
+                if (kind == TASK_ACTIVITY && flow_admit(m, q->name) != FLOW_ADMIT)
+                        return 0;
                 r = store_savepoint(m->store);
                 if (r < 0)
                         return r;
@@ -414,6 +419,8 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                         conn_reply_end(p->conn, p->req_id, start);
                         (void) store_release(m->store);
                         poll_free(p);
+                        if (kind == TASK_ACTIVITY)
+                                flow_dispatched(m, q->name);
                         return 1;
                 }
                 p->conn->held.sb.size = mark; /* drop the half-built answer */
@@ -451,6 +458,7 @@ int taskq_dispatch(Manager *m) {
         TaskQueue *q;
         int r;
 
+        flow_note_released(m);
         if (!m->dispatch_pending)
                 return 0;
         m->dispatch_pending = false;
@@ -464,6 +472,93 @@ int taskq_dispatch(Manager *m) {
                                                q->name);
         }
         return 0;
+}
+
+static size_t count_polls(const TaskQueue *q, TaskKind kind) {
+        size_t n = 0;
+
+        if (q)
+                for (const Poll *p = q->polls[kind]; p; p = p->polls_next)
+                        n++;
+        return n;
+}
+
+#define DESCRIBE_KEYS_MAX 100
+
+typedef struct KeyCounts {
+        size_t n;
+        struct {
+                unsigned priority;
+                const char *key;
+                size_t count;
+        } v[DESCRIBE_KEYS_MAX];
+} KeyCounts;
+
+static int collect_key(unsigned priority, const char *key, size_t count, void *userdata) {
+        KeyCounts *k = userdata;
+
+        if (k->n >= DESCRIBE_KEYS_MAX)
+                return -ENOBUFS; /* enough to show */
+        k->v[k->n].priority = priority;
+        k->v[k->n].key = key;
+        k->v[k->n++].count = count;
+        return 0;
+}
+
+/* The backlog per (priority key, fairness key), the first DESCRIBE_KEYS_MAX of them. */
+static void pack_keys(Manager *m, TaskKind kind, const char *queue, msgpack_packer *pk) {
+        KeyCounts k = {};
+
+        (void) store_task_keys(m->store, kind, queue, collect_key, &k);
+        (void) msg_pack_str(pk, "backlog_by_fairness_key");
+        (void) msgpack_pack_array(pk, k.n);
+        for (size_t i = 0; i < k.n; i++) {
+                (void) msgpack_pack_map(pk, 3);
+                (void) msg_pack_kv_uint(pk, "priority", k.v[i].priority);
+                (void) msg_pack_kv_str(pk, "fairness_key", k.v[i].key);
+                (void) msg_pack_kv_uint(pk, "backlog", k.v[i].count);
+        }
+}
+
+static size_t
+pack_backlog(Manager *m, const TaskQueue *q, TaskKind kind, const char *queue, msgpack_packer *pk) {
+        size_t levels[TASK_PRIORITY_LEVELS], n;
+
+        n = store_task_count(m->store, kind, queue, levels);
+        (void) msg_pack_kv_uint(pk, "backlog", n);
+        /* Activities of a queue's types that units declare wait in their unit's queue. */
+        (void) msg_pack_str(pk, "backlog_by_priority");
+        (void) msgpack_pack_array(pk, TASK_PRIORITY_LOWEST);
+        for (unsigned l = TASK_PRIORITY_HIGHEST; l <= TASK_PRIORITY_LOWEST; l++)
+                (void) msgpack_pack_uint64(pk, levels[l]);
+        pack_keys(m, kind, queue, pk);
+        (void) msg_pack_kv_uint(pk, "pollers", count_polls(q, kind));
+        return n;
+}
+
+void taskq_pack_describe(Manager *m, const char *queue, msgpack_packer *pk) {
+        const TaskQueue *q = taskq_get(m, queue, false);
+        Flow *f = flow_find(m, queue);
+        size_t running = store_task_count(m->store, TASKSET_STARTED, queue, NULL), backlog;
+        const char *state = "none";
+
+        (void) msg_pack_str(pk, "workflow_tasks");
+        (void) msgpack_pack_map(pk, 4);
+        (void) pack_backlog(m, q, TASK_WORKFLOW, queue, pk);
+        (void) msg_pack_str(pk, "activity_tasks");
+        (void) msgpack_pack_map(pk, 5);
+        backlog = pack_backlog(m, q, TASK_ACTIVITY, queue, pk);
+        (void) msg_pack_kv_uint(pk, "running", running);
+        if (f && backlog > 0 && f->limits.concurrency && running >= f->limits.concurrency)
+                state = "concurrency";
+        else if (f && backlog > 0 && f->limits.rate && f->timer &&
+                 sd_event_source_get_enabled(f->timer, NULL) > 0)
+                state = "rate";
+        (void) msg_pack_str(pk, "throttled");
+        (void) msgpack_pack_map(pk, 3);
+        (void) msg_pack_kv_str(pk, "by", state);
+        (void) msg_pack_kv_uint(pk, "held_by_concurrency", f ? f->held_concurrency : 0);
+        (void) msg_pack_kv_uint(pk, "held_by_rate", f ? f->held_rate : 0);
 }
 
 void taskq_forget_conn(Manager *m, Conn *c) {

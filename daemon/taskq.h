@@ -97,6 +97,11 @@ Query *query_free(Query *q);
 /* Forgets everything @c owns or waits on (called when it closes). */
 void taskq_forget_conn(Manager *m, Conn *c);
 
+/* DescribeTaskQueue (doc/protocol.md): packs three map entries, workflow_tasks, activity_tasks
+ * (backlog, backlog per priority key, pollers; running activities) and throttled (what flow
+ * control holds back now, and how often it did). */
+void taskq_pack_describe(Manager *m, const char *queue, msgpack_packer *pk);
+
 /* Hands tasks and queries of dirty queues to parked polls. */
 int taskq_dispatch(Manager *m);
 void taskq_free_all(Manager *m);

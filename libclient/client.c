@@ -34,6 +34,7 @@ typedef enum FieldType {
         FIELD_RAW, /* @payload packed as the value itself (a map), not as a bin */
         FIELD_BIN, /* @payload packed as a bin, whatever it holds (task tokens) */
         FIELD_RETRY,
+        FIELD_DOUBLE, /* @dbl; 0: absent */
 } FieldType;
 
 /* One request field; which member is read depends on @type. */
@@ -45,6 +46,7 @@ typedef struct Field {
         uint64_t uint;                 /* 0: absent */
         bool boolean;                  /* always sent */
         const dur_retry_policy *retry; /* absent when no field is set */
+        double dbl;
 } Field;
 
 DUR_PUBLIC int dur_client_connect(dur_client **ret, const char *socket_path) {
@@ -90,6 +92,8 @@ static bool field_present(const Field *f) {
                 return f->payload && f->payload->size > 0;
         case FIELD_UINT:
                 return f->uint > 0;
+        case FIELD_DOUBLE:
+                return f->dbl != 0;
         case FIELD_BOOL:
                 return true;
         case FIELD_RETRY:
@@ -110,6 +114,10 @@ static void field_pack(msgpack_packer *pk, const Field *f) {
                 break;
         case FIELD_UINT:
                 (void) msg_pack_kv_uint(pk, f->key, f->uint);
+                break;
+        case FIELD_DOUBLE:
+                (void) msg_pack_str(pk, f->key);
+                (void) msgpack_pack_double(pk, f->dbl);
                 break;
         case FIELD_BOOL:
                 (void) msg_pack_kv_bool(pk, f->key, f->boolean);
@@ -191,7 +199,7 @@ static const char *run_id_or_null(const char *run_id) {
 }
 
 /* The fields of a start (StartWorkflow, SignalWithStart, UpdateWithStart) into @f. */
-#define START_FIELDS 14
+#define START_FIELDS 17
 static size_t start_fields(Field f[static START_FIELDS],
                            const char *workflow_type,
                            const dur_start_opts *opts,
@@ -206,6 +214,9 @@ static size_t start_fields(Field f[static START_FIELDS],
                 { "execution_timeout_usec", FIELD_UINT, .uint = opts->execution_timeout },
                 { "run_timeout_usec", FIELD_UINT, .uint = opts->run_timeout },
                 { "start_delay_usec", FIELD_UINT, .uint = opts->start_delay },
+                { "priority", FIELD_UINT, .uint = opts->priority },
+                { "fairness_key", FIELD_STR, .str = opts->fairness_key },
+                { "fairness_weight", FIELD_DOUBLE, .dbl = opts->fairness_weight },
                 { "retry_policy", FIELD_RETRY, .retry = &opts->retry },
                 { "request_id", FIELD_STR, .str = opts->request_id },
                 { "memo", FIELD_RAW, .payload = opts->memo },
@@ -224,7 +235,7 @@ static size_t start_fields(Field f[static START_FIELDS],
 static bool start_opts_valid(const char *workflow_type, const dur_start_opts *opts) {
         return workflow_type && *workflow_type && opts && opts->workflow_id && opts->task_queue &&
                (unsigned) opts->id_reuse_policy <= DUR_ID_REUSE_TERMINATE_IF_RUNNING &&
-               (unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_TERMINATE_EXISTING;
+               (unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_QUEUE;
 }
 
 /* The start's search attributes packed into @sa (initialised here; the caller destroys it). */
@@ -251,10 +262,12 @@ static int client_start(dur_client *c,
         typedef struct Started {
                 const char *run_id;
                 bool started;
+                bool queued;
         } Started;
         static const MsgField table[] = {
                 { "run_id", MSG_STR, offsetof(Started, run_id), .required = true },
                 { "started", MSG_BOOL, offsetof(Started, started), .required = true },
+                { "queued", MSG_BOOL, offsetof(Started, queued) },
                 {},
         };
         const char *op = signal_name ? "SignalWithStart" : "StartWorkflow";
@@ -291,7 +304,7 @@ static int client_start(dur_client *c,
                 return r;
         if (ret_run_id)
                 *ret_run_id = copy;
-        return st.started ? 0 : 1;
+        return st.started ? 0 : st.queued ? 2 : 1;
 }
 
 DUR_PUBLIC int dur_client_start(dur_client *c,

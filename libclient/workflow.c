@@ -144,7 +144,8 @@ static int pack_activity_attrs(msgpack_packer *pk,
         if (!o)
                 o = &none;
         n = 2 + !!o->task_queue + !!args + (o->schedule_to_close > 0) + (o->schedule_to_start > 0) +
-            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_policy_fields(&o->retry) > 0);
+            (o->start_to_close > 0) + (o->heartbeat > 0) + (retry_policy_fields(&o->retry) > 0) +
+            (o->priority > 0) + (o->fairness_key ? 2 : 0);
         k = msgpack_pack_map(pk, n);
         if (k >= 0)
                 k = msg_pack_kv_str(pk, "activity_id", id);
@@ -162,6 +163,14 @@ static int pack_activity_attrs(msgpack_packer *pk,
                 k = pack_kv_usec(pk, "start_to_close_usec", o->start_to_close);
         if (k >= 0)
                 k = pack_kv_usec(pk, "heartbeat_usec", o->heartbeat);
+        if (k >= 0 && o->priority > 0)
+                k = msg_pack_kv_uint(pk, "priority", o->priority);
+        if (k >= 0 && o->fairness_key)
+                k = msg_pack_kv_str(pk, "fairness_key", o->fairness_key);
+        if (k >= 0 && o->fairness_key)
+                k = msg_pack_str(pk, "fairness_weight");
+        if (k >= 0 && o->fairness_key)
+                k = msgpack_pack_double(pk, o->fairness_weight);
         if (k >= 0 && retry_policy_fields(&o->retry) > 0) {
                 k = msg_pack_str(pk, "retry_policy");
                 if (k >= 0)

@@ -16,6 +16,7 @@ static const char *const conflict_names[_ID_CONFLICT_MAX] = {
         [ID_CONFLICT_FAIL] = "Fail",
         [ID_CONFLICT_USE_EXISTING] = "UseExisting",
         [ID_CONFLICT_TERMINATE_EXISTING] = "TerminateExisting",
+        [ID_CONFLICT_QUEUE] = "Queue",
 };
 
 static const char *const parent_close_names[_PARENT_CLOSE_MAX] = {

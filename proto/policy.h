@@ -20,6 +20,7 @@ typedef enum IdConflictPolicy {
         ID_CONFLICT_FAIL = 1,
         ID_CONFLICT_USE_EXISTING = 2,
         ID_CONFLICT_TERMINATE_EXISTING = 3,
+        ID_CONFLICT_QUEUE = 4, /* durabled's own: start when the running run closes (serial) */
         _ID_CONFLICT_MAX,
         _ID_CONFLICT_INVALID = -22,
 } IdConflictPolicy;
@@ -42,7 +43,7 @@ IdConflictPolicy id_conflict_policy_from_string(const char *s);
 /* The accepted names, for error messages: "AllowDuplicate, AllowDuplicateFailedOnly, ...". */
 #define ID_REUSE_POLICY_NAMES \
         "AllowDuplicate, AllowDuplicateFailedOnly, RejectDuplicate, TerminateIfRunning"
-#define ID_CONFLICT_POLICY_NAMES "Fail, UseExisting, TerminateExisting"
+#define ID_CONFLICT_POLICY_NAMES "Fail, UseExisting, TerminateExisting, Queue"
 
 const char *parent_close_policy_to_string(ParentClosePolicy p);
 ParentClosePolicy parent_close_policy_from_string(const char *s);

@@ -113,6 +113,15 @@ TEST(completion) {
         complete(&r, "durablectl --vers");
         ASSERT_STREQ(r.out, "--version\n");
         test_run_free(&r);
+        complete(&r, "durablectl task-queue ");
+        ASSERT_STREQ(r.out, "config\ndescribe\n");
+        test_run_free(&r);
+        complete(&r, "durablectl task-queue config q --con");
+        ASSERT_STREQ(r.out, "--concurrency\n");
+        test_run_free(&r);
+        complete(&r, "durablectl start OrderWorkflow --prio");
+        ASSERT_STREQ(r.out, "--priority-key\n");
+        test_run_free(&r);
 
         complete_zsh(&r, "durablectl wa");
         ASSERT_STREQ(r.out, "watch\n");
@@ -125,6 +134,9 @@ TEST(completion) {
         test_run_free(&r);
         complete_zsh(&r, "durablectl signal order-1 ");
         ASSERT_STREQ(r.out, "");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl task-queue d");
+        ASSERT_STREQ(r.out, "describe\n");
         test_run_free(&r);
         complete_zsh(&r, "durablectl start ");
         ASSERT_STREQ(r.out, "Backup\nOrderWorkflow\n");

@@ -848,6 +848,18 @@ TEST(query_and_count_workflows) {
         MANAGER_CALL(&r, "TerminateWorkflow", "sss", "b-1", "", "");
         test_run_free(&r);
 
+        /* Flow control: the task queue the runs wait in. */
+        MANAGER_CALL(&r, "DescribeTaskQueue", "s", "nobody-polls");
+        ASSERT_STR_CONTAINS(r.out, "\\\"task_queue\\\":\\\"nobody-polls\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"backlog\\\":2"); /* a-1, a-2: b-1 is terminated */
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DescribeTaskQueue", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DescribeTaskQueue", "uint32:3");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
+        test_run_free(&r);
+
         /* Pages of one, newest first; a full page has a token, the page after the last run none. */
         MANAGER_CALL(&r, "QueryWorkflows", "sus", "WorkflowType = 'A'", "1", "");
         ASSERT_STR_CONTAINS(r.out, "a(ssssstt)s 1 \"a-2\" ");

@@ -280,6 +280,54 @@ TEST(max_concurrent) {
         dur_outcome_done(&o);
 }
 
+/* RateLimit=10/1s with RateLimitBurst=2 (ratelimit.h): the starts of 8 attempts, as the daemon
+ * recorded them (DURABLED_STARTED_TIME=, which the script answers), never exceed the bucket: for
+ * any two, the starts between them, both included, are at most 2 + elapsed x 10/s. */
+TEST(rate_limit_of_a_unit) {
+        _cleanup_(fixture_done) Fixture f = {};
+        enum {
+                N = 8,
+                RATE = 10,
+                BURST = 2
+        };
+        uint64_t t[N];
+        dur_outcome o = {};
+        char id[16];
+
+        fixture_init(&f);
+        unit_add(&f, "paced", "StartToCloseSec=60s\nRateLimit=10/1s\nRateLimitBurst=2\n",
+                 "echo \"$DURABLED_STARTED_TIME\"\n");
+        fixture_start(&f);
+        for (size_t i = 0; i < N; i++) {
+                snprintf(id, sizeof(id), "paced-%zu", i);
+                start_json(f.client, "ActivityWorkflow", id, NULL, "{\"activity\": \"paced\"}", 0);
+        }
+        for (size_t i = 0; i < N; i++) {
+                json_t *v;
+
+                snprintf(id, sizeof(id), "paced-%zu", i);
+                ASSERT_EQ(wait_outcome(f.client, id, &o), 0);
+                v = activity_result(&f, &o);
+                ASSERT_TRUE(json_is_integer(v));
+                t[i] = (uint64_t) json_integer_value(v);
+                ASSERT_GT(t[i], 0);
+                dur_outcome_done(&o);
+        }
+        for (size_t i = 1; i < N; i++) /* sort: the order of the starts */
+                for (size_t j = i; j > 0 && t[j - 1] > t[j]; j--) {
+                        uint64_t x = t[j];
+
+                        t[j] = t[j - 1];
+                        t[j - 1] = x;
+                }
+        for (size_t i = 0; i < N; i++)
+                for (size_t j = i + BURST; j < N; j++)
+                        if ((j - i + 1 - BURST) * TEST_USEC_PER_SEC > (t[j] - t[i]) * RATE)
+                                test_fail(__FILE__, __LINE__,
+                                          "%zu starts within %llu us: more than RateLimit= allows",
+                                          j - i + 1, (unsigned long long) (t[j] - t[i]));
+}
+
 TEST(programs_that_cannot_start) {
         _cleanup_(fixture_done) Fixture f = {};
         dur_outcome o = {};

@@ -60,6 +60,9 @@ TEST(every_key) {
                        "RetryMaxAttempts=7\n"
                        "NonRetryableExitStatus=3 64\n"
                        "MaxConcurrent=2\n"
+                       "Priority=1\n"
+                       "RateLimit=100/1min\n"
+                       "RateLimitBurst=5\n"
                        "User=root\n"
                        "Group=0\n"
                        "WorkingDirectory=/tmp\n"
@@ -93,6 +96,10 @@ TEST(every_key) {
         ASSERT_TRUE(u->non_retryable_exit[8] & 1);
         ASSERT_FALSE(u->non_retryable_exit[0] & (1 << 4));
         ASSERT_EQ(u->max_concurrent, 2);
+        ASSERT_EQ(u->priority, 1);
+        ASSERT_EQ(u->rate_limit, 100);
+        ASSERT_EQ(u->rate_period_usec, UINT64_C(60000000));
+        ASSERT_EQ(u->rate_burst, 5);
         ASSERT_STREQ(u->user, "root");
         ASSERT_STREQ(u->group, "0");
         ASSERT_STREQ(u->working_directory, "/tmp");
@@ -161,6 +168,16 @@ TEST(malformed_units) {
                   "'0' is not an exit status" },
                 { "[Activity]\nExecStart=/bin/true\nMaxConcurrent=0\n",
                   "MaxConcurrent=0: expected a number from 1 to 100000" },
+                { "[Activity]\nExecStart=/bin/true\nPriority=6\n",
+                  "Priority=6: expected a priority key from 1 (first) to 5" },
+                { "[Activity]\nExecStart=/bin/true\nPriority=high\n", "Priority=high" },
+                { "[Activity]\nExecStart=/bin/true\nRateLimit=10/fortnight\n",
+                  "RateLimit=10/fortnight: expected N/PERIOD" },
+                { "[Activity]\nExecStart=/bin/true\nRateLimit=0/1s\n", "RateLimit=0/1s" },
+                { "[Activity]\nExecStart=/bin/true\nRateLimit=5/10us\n", "RateLimit=5/10us" },
+                { "[Activity]\nExecStart=/bin/true\nRateLimit=many\n", "RateLimit=many" },
+                { "[Activity]\nExecStart=/bin/true\nRateLimitBurst=0\n",
+                  "RateLimitBurst=0: expected a number from 1 to 1000000" },
                 { "[Activity]\nExecStart=/bin/true\nUser=no-such-user-here\n",
                   "User=no-such-user-here: no such user on this host" },
                 { "[Activity]\nExecStart=/bin/true\nGroup=no-such-group-here\n",

@@ -168,6 +168,8 @@ typedef enum dur_id_conflict_policy {
         DUR_ID_CONFLICT_FAIL = 1,               /* -EEXIST (already_started) */
         DUR_ID_CONFLICT_USE_EXISTING = 2,       /* return the running run; no new run */
         DUR_ID_CONFLICT_TERMINATE_EXISTING = 3, /* terminate it, start a new run */
+        DUR_ID_CONFLICT_QUEUE = 4, /* durabled's own: the start is recorded and the run starts
+                                    * when the running one closes (serial per workflow id) */
 } dur_id_conflict_policy;
 
 typedef struct dur_start_opts {
@@ -184,12 +186,21 @@ typedef struct dur_start_opts {
         const dur_buf *memo;     /* optional: a msgpack map with string keys, shown by describe */
         const dur_search_attr *search_attributes; /* optional, n_search_attributes of them */
         size_t n_search_attributes;
+        /* Priority key, as Temporal's: 1 is dispatched first, 5 last; 0 = the default, 3. The
+         * run's workflow tasks, and its activities and children unless they set their own. */
+        unsigned priority;
+        /* Fairness, as Temporal's: tasks of one priority key are shared between fairness keys
+         * (at most 64 bytes; NULL = "") in proportion to their weights (0 = 1.0; clamped to
+         * 0.001 .. 1000). Inherited like the priority key. */
+        const char *fairness_key;
+        double fairness_weight;
 } dur_start_opts;
 
 /* @input may be NULL. On success *ret_run_id (if not NULL) is a malloc'd run id. Returns 0 when a
  * new run started, 1 when the answer is an existing run (the request_id matched the latest run,
- * or id_conflict_policy USE_EXISTING found one running), -EEXIST when a policy refused the start,
- * -EINVAL for a policy value outside the enums. */
+ * or id_conflict_policy USE_EXISTING found one running), 2 when the start was queued (QUEUE; the
+ * run id is the one its run will have), -EEXIST when a policy refused the start, -EINVAL for a
+ * policy value outside the enums. */
 DUR_PUBLIC int dur_client_start(dur_client *c,
                                 const char *workflow_type,
                                 const dur_start_opts *opts,
@@ -471,6 +482,9 @@ typedef struct dur_activity_opts {
         uint64_t heartbeat;
         dur_retry_policy retry;
         dur_activity_cancellation_type cancellation_type; /* a value outside the enum: EINVAL */
+        unsigned priority; /* 1 (first) .. 5 (last); 0 = the workflow's */
+        const char *fairness_key; /* NULL = the workflow's, with its weight */
+        double fairness_weight;   /* with fairness_key; 0 = 1.0 */
 } dur_activity_opts;
 
 /* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
