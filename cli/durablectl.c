@@ -235,6 +235,12 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "delete", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_delete,
+          "Delete a workflow run and its history (terminating it first when it runs)" },
+        { "pause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_pause,
+          "Pause a workflow: nothing of it runs (its activity processes are frozen) until unpause" },
+        { "unpause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_unpause,
+          "Let a paused workflow run again" },
         { "activity-types", "", 0, 0, 0, 0, true, verb_activity_types,
           "List the activity units, their state and why a unit was refused" },
         { "reload", "", 0, 0, 0, 0, false, verb_reload,
@@ -337,7 +343,7 @@ static int parse_status(const char *text, const char **ret) {
 
         if (s < 0)
                 return ctl_error("invalid value '%s' for --status: expected Running, Completed, "
-                                 "Failed, Canceled, Terminated, TimedOut or ContinuedAsNew",
+                                 "Failed, Canceled, Terminated, TimedOut, ContinuedAsNew or Paused",
                                  text);
         *ret = workflow_status_to_string(s);
         return 0;

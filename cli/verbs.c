@@ -852,7 +852,7 @@ int verb_query(const Ctx *ctx, const Args *a) {
         return print_json(result ? json_from_msgpack(result) : json_null());
 }
 
-/* The temporal CLI's default reason for cancel and terminate: who asked. */
+/* The temporal CLI's default reason for cancel, terminate, pause and unpause: who asked. */
 static const char *user_name(void) {
         const struct passwd *pw = getpwuid(getuid());
         const char *e = getenv("USER");
@@ -883,6 +883,18 @@ int verb_cancel(const Ctx *ctx, const Args *a) {
 
 int verb_terminate(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "TerminateWorkflow", "terminated");
+}
+
+int verb_delete(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "DeleteWorkflow", "deleted");
+}
+
+int verb_pause(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "PauseWorkflow", "paused");
+}
+
+int verb_unpause(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "UnpauseWorkflow", "unpaused");
 }
 
 static bool copy_str(const msgpack_object *o, char *buf, size_t size) {

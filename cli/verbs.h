@@ -80,6 +80,9 @@ int verb_signal_with_start(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
+int verb_delete(const Ctx *ctx, const Args *a);
+int verb_pause(const Ctx *ctx, const Args *a);
+int verb_unpause(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */
 /* cli/schedule.c */
 int verb_schedule(const Ctx *ctx, const Args *a);

@@ -536,7 +536,7 @@ static int method_query_workflow(sd_bus_message *msg, void *userdata, sd_bus_err
                                error);
 }
 
-/* Cancel, Terminate, Describe, GetHistory: (id, run_id[, reason]). */
+/* Cancel, Terminate, Delete, Pause, Unpause, Describe, GetHistory: (id, run_id[, reason]). */
 static int method_simple(sd_bus_message *msg,
                          ApiBus *b,
                          const char *op,
@@ -564,6 +564,18 @@ static int method_cancel_workflow(sd_bus_message *msg, void *userdata, sd_bus_er
 
 static int method_terminate_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_simple(msg, userdata, "TerminateWorkflow", true, reply_empty, error);
+}
+
+static int method_delete_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "DeleteWorkflow", true, reply_empty, error);
+}
+
+static int method_pause_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "PauseWorkflow", true, reply_empty, error);
+}
+
+static int method_unpause_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "UnpauseWorkflow", true, reply_empty, error);
 }
 
 static int method_describe_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -695,7 +707,7 @@ static int property_get_running_workflows(sd_bus *bus,
                                           sd_bus_error *error) {
         ApiBus *b = userdata;
         sd_bus_message *msg = sd_bus_get_current_message(bus);
-        RunFilter f = { .status = WORKFLOW_STATUS_RUNNING, .limit = UINT32_MAX };
+        RunFilter f = { .open = true, .limit = UINT32_MAX };
         struct ucred cred;
         uint32_t n = 0;
         bool admin;
@@ -807,6 +819,21 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
                                 SD_BUS_NO_RESULT,
                                 method_terminate_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_delete_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_pause_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnpauseWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_unpause_workflow,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DescribeWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id),
@@ -920,7 +947,7 @@ static int workflow_enumerate(
         sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
         ApiBus *b = userdata;
         sd_bus_message *msg = sd_bus_get_current_message(bus);
-        RunFilter f = { .status = WORKFLOW_STATUS_RUNNING, .limit = LIST_LIMIT_MAX };
+        RunFilter f = { .open = true, .limit = LIST_LIMIT_MAX };
         struct ucred cred;
         char **nodes = NULL;
         bool admin = false;
@@ -953,7 +980,7 @@ WORKFLOW_GETTER(property_get_id, "s", o->run.workflow_id)
 WORKFLOW_GETTER(property_get_run_id, "s", o->run.run_id)
 WORKFLOW_GETTER(property_get_type, "s", o->run.workflow_type)
 WORKFLOW_GETTER(property_get_task_queue, "s", o->run.task_queue)
-WORKFLOW_GETTER(property_get_status, "s", workflow_status_to_string(o->run.status))
+WORKFLOW_GETTER(property_get_status, "s", workflow_status_to_string(run_row_status(&o->run)))
 WORKFLOW_GETTER(property_get_start_time, "t", o->run.start_time)
 WORKFLOW_GETTER(property_get_close_time, "t", o->run.close_time)
 WORKFLOW_GETTER(property_get_history_length, "t", o->run.next_event_id - 1)
@@ -1009,6 +1036,14 @@ static int method_terminate(sd_bus_message *msg, void *userdata, sd_bus_error *e
                              error);
 }
 
+static int method_pause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return workflow_call(msg, userdata, "PauseWorkflow", "reason", NULL, reply_empty, error);
+}
+
+static int method_unpause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return workflow_call(msg, userdata, "UnpauseWorkflow", "reason", NULL, reply_empty, error);
+}
+
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 #define CONST SD_BUS_VTABLE_PROPERTY_CONST
 
@@ -1042,6 +1077,16 @@ static const sd_bus_vtable workflow_vtable[] = {
                                 SD_BUS_ARGS("s", reason),
                                 SD_BUS_NO_RESULT,
                                 method_terminate,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Pause",
+                                SD_BUS_ARGS("s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_pause,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unpause",
+                                SD_BUS_ARGS("s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_unpause,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
@@ -1127,6 +1172,8 @@ static int emit_one(ApiBus *b, const Changed *c) {
         int r;
 
         r = store_run_get(b->manager->store, c->run_id, &run);
+        if (r == -ENOENT)
+                return 0; /* deleted in the pass (DeleteWorkflow): no object to speak of */
         if (r < 0)
                 return r;
         r = sd_bus_path_encode(WORKFLOW_PREFIX, run.workflow_id, &path);
@@ -1145,8 +1192,9 @@ static int emit_one(ApiBus *b, const Changed *c) {
                 return c->closed ? emit_closed(b, &run, path, !c->started) : 0;
         if (c->started)
                 return 0;
-        return sd_bus_emit_properties_changed(b->bus, path, WORKFLOW_IFACE, "HistoryLength",
-                                              "PendingActivities", NULL);
+        /* Status changes while open when the run is paused or unpaused (history-pause.c). */
+        return sd_bus_emit_properties_changed(b->bus, path, WORKFLOW_IFACE, "Status",
+                                              "HistoryLength", "PendingActivities", NULL);
 }
 
 static int changed_compare(const void *a, const void *b) {

@@ -323,6 +323,21 @@ static int op_cancel_workflow(Request *q) {
         return 0;
 }
 
+static int op_delete_workflow(Request *q) {
+        _cleanup_(run_row_done) RunRow run = {};
+        TargetRequest t = {};
+        int r;
+
+        r = parse_target(q, reason_fields, &t, &run);
+        if (r < 0)
+                return r;
+        r = history_delete(q->m, run.run_id, t.name, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
 static int op_terminate_workflow(Request *q) {
         _cleanup_(run_row_done) RunRow run = {};
         TargetRequest t = {};
@@ -336,6 +351,42 @@ static int op_terminate_workflow(Request *q) {
                 return r;
         conn_reply_empty(q->conn, q->id);
         return 0;
+}
+
+typedef struct PauseTarget {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        PauseRequest p;
+} PauseTarget;
+
+static const MsgField pause_fields[] = {
+        TARGET_FIELDS,
+        { "reason", MSG_STR, offsetof(PauseTarget, p.reason), false, 4096 },
+        { "identity", MSG_STR, offsetof(PauseTarget, p.identity), false, NAME_MAX_LEN },
+        {},
+};
+
+/* PauseWorkflow and UnpauseWorkflow (history-pause.c). */
+static int pause_op(Request *q, bool pause) {
+        _cleanup_(run_row_done) RunRow run = {};
+        PauseTarget t = {};
+        int r;
+
+        r = parse_target(q, pause_fields, &t.t, &run);
+        if (r < 0)
+                return r;
+        r = (pause ? history_pause : history_unpause)(q->m, run.run_id, &t.p, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
+static int op_pause_workflow(Request *q) {
+        return pause_op(q, true);
+}
+
+static int op_unpause_workflow(Request *q) {
+        return pause_op(q, false);
 }
 
 static const MsgField target_fields[] = {
@@ -751,7 +802,7 @@ static int op_list_workflows(Request *q) {
                         return api_error_set(&q->err, -EINVAL,
                                              "unknown status '%s' (Running, "
                                              "Completed, Failed, Canceled, Terminated, TimedOut, "
-                                             "ContinuedAsNew)",
+                                             "ContinuedAsNew, Paused)",
                                              l.status);
         }
         f.workflow_type = l.workflow_type;
@@ -1323,6 +1374,7 @@ static const Op ops[] = {
         { "CountWorkflows", op_count_workflows, false },
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
+        { "DeleteWorkflow", op_delete_workflow, true },
         { "DescribeSchedule", op_describe_schedule, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
@@ -1335,6 +1387,7 @@ static const Op ops[] = {
         { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
         { "PauseSchedule", op_pause_schedule, true },
+        { "PauseWorkflow", op_pause_workflow, true },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "QueryWorkflow", op_query_workflow, false },
@@ -1348,6 +1401,7 @@ static const Op ops[] = {
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },
         { "UnpauseSchedule", op_unpause_schedule, true },
+        { "UnpauseWorkflow", op_unpause_workflow, true },
         { "VerifyHistory", op_verify_history, false },
 };
 

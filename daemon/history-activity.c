@@ -181,13 +181,15 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
-/* Queues the task of an activity attempt: for the daemon itself when an activity unit declares its
+/* Queues the task of an activity attempt (none while its run is paused): for the daemon itself when an activity unit declares its
  * type (DESIGN.md §7: the queue of a TASK_PROCESS task is the unit's name), else for the polling
  * workers of its task queue. */
-static int activity_queue_task(Manager *m, const ActivityRow *act) {
+int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act) {
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
         int r;
 
+        if (run->paused) /* history-pause.c queues it on unpause */
+                return 0;
         if (unit) {
                 r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
                                       act->scheduled_id);
@@ -271,7 +273,7 @@ int history_apply_schedule_activity(Manager *m,
         r = store_activity_insert(m->store, &row);
         if (r < 0)
                 return r;
-        r = activity_queue_task(m, &row);
+        r = history_queue_activity_task(m, run, &row);
         if (r < 0)
                 return r;
         if (row.schedule_to_close_usec) {
@@ -812,7 +814,7 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
         act->attempt_time = clock_now();
         r = store_activity_update(m->store, act);
         if (r >= 0)
-                r = activity_queue_task(m, act);
+                r = history_queue_activity_task(m, run, act);
         if (r >= 0 && act->schedule_to_start_usec) {
                 r = store_deadline_insert(m->store, clock_now() + act->schedule_to_start_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_START, run->run_id,

@@ -2,7 +2,8 @@
 /* Shared by the files of the history engine: history.c (runs, workflow tasks, commands,
  * timers), history-activity.c (activities: scheduling, dispatch, results, retries and
  * timeouts), history-chain.c (closing runs, continue-as-new, workflow retries and timeouts,
- * history limits) and history-child.c (child workflows). Nobody else includes this header. */
+ * history limits), history-child.c (child workflows) and history-pause.c (operators' pause and
+ * unpause). Nobody else includes this header. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,6 +74,15 @@ int retry_policy_parse_with(const msgpack_object *policy,
                             RetryPolicy *p,
                             char *err,
                             size_t errlen);
+
+/* history.c: queues the task of the run's scheduled workflow task, unless the run is paused. */
+int history_queue_workflow_task(Manager *m, const RunRow *run);
+/* history-activity.c: queues the task of a scheduled activity attempt, unless the run is paused
+ * (for the polling workers of its task queue, or for the daemon when a unit declares its type). */
+int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act);
+
+/* history.c: loads @run_id, which must be open: -ENOENT (not_found, said in @e) otherwise. */
+int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e);
 
 /* history.c: a new run id (UUIDv7), and a new run (see history_start_workflow()). */
 void run_id_new(char out[static 37]);

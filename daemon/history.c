@@ -172,7 +172,17 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
                 return r;
         run->wft_state = WFT_SCHEDULED;
         run->wft_scheduled_id = id;
-        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id);
+        return history_queue_workflow_task(m, run);
+}
+
+int history_queue_workflow_task(Manager *m, const RunRow *run) {
+        int r;
+
+        assert(run->wft_state == WFT_SCHEDULED);
+        if (run->paused) /* history-pause.c queues it on unpause */
+                return 0;
+        r = store_task_insert(m->store, TASK_WORKFLOW, run->task_queue, run->run_id,
+                              run->wft_scheduled_id);
         if (r < 0)
                 return r;
         taskq_mark_dirty(m, run->task_queue);
@@ -261,6 +271,12 @@ int close_run_chain(Manager *m,
                     bool continued) {
         int r;
 
+        if (run->paused) { /* a closed run is not paused: it has nothing left to run */
+                r = store_run_set_paused(m->store, run->run_id, false);
+                if (r < 0)
+                        return r;
+                run->paused = false;
+        }
         run->status = status;
         run->close_time = clock_now();
         run->wft_state = WFT_NONE;
@@ -628,7 +644,7 @@ int history_start_workflow(Manager *m,
         return 0;
 }
 
-static int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
+int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
         int r = store_run_get(m->store, run_id, ret);
         if (r == -ENOENT)
                 return api_error_set(e, -ENOENT, "run %s not found", run_id);
@@ -801,7 +817,7 @@ int history_pack_workflow(const RunRow *run, msgpack_packer *pk) {
         (void) msg_pack_kv_str(pk, "run_id", run->run_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run->workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run->task_queue);
-        (void) msg_pack_kv_str(pk, "status", workflow_status_to_string(run->status));
+        (void) msg_pack_kv_str(pk, "status", workflow_status_to_string(run_row_status(run)));
         (void) msg_pack_kv_uint(pk, "start_time", run->start_time);
         (void) msg_pack_kv_uint(pk, "history_length", run->next_event_id - 1);
         if (run->close_time)

@@ -112,6 +112,19 @@ int history_request_cancel(Manager *m, const char *run_id, const char *reason, A
 int history_terminate(
         Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e);
 
+/* Operators' pause (history-pause.c): no task of a paused run is dispatched, its process
+ * activities are frozen; events are still recorded. -ESTALE (failed_precondition) when the run
+ * is paused already (history_pause()) or not paused (history_unpause()). */
+typedef struct PauseRequest {
+        const char *reason;
+        const char *identity;
+} PauseRequest;
+int history_pause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
+int history_unpause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
+
+/* Deletes a run with its history (history-delete.c), terminating it first when it is open. */
+int history_delete(Manager *m, const char *run_id, const char *reason, ApiError *e);
+
 /* Dispatch: -ESTALE when the task no longer applies (the caller drops it). Packs the task map. */
 int history_start_workflow_task(Manager *m,
                                 const char *run_id,

@@ -1,6 +1,6 @@
 /* Store: SQLite persistence for durabled.
  *
- * Schema (version 1). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
+ * Schema (version 2; migrations[] below). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
  *               per workflow id" a constraint of the database, not just of the code. runs_wid
@@ -67,6 +67,8 @@ enum {
         Q_RUN_UPDATE,
         Q_RUN_UPDATE_OPEN,
         Q_RUN_STICKY,
+        Q_RUN_SET_PAUSED,
+        Q_RUN_PAUSED,
         Q_EVENT_INSERT,
         Q_EVENT_FOREACH,
         Q_BUF_INSERT,
@@ -116,7 +118,7 @@ enum {
         "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "     \
         "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "          \
         "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, " \
-        "failure"
+        "failure, paused"
 
 #define ACT_COLUMNS                                                                              \
         "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
@@ -126,7 +128,7 @@ enum {
 
 static const char *const sql[_Q_MAX] = {
         [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?",
         [Q_RUN_LATEST] = "SELECT " RUN_COLUMNS " FROM runs WHERE workflow_id = ? "
                          "ORDER BY status = 1 DESC, start_time DESC, rowid DESC LIMIT 1",
@@ -143,6 +145,8 @@ static const char *const sql[_Q_MAX] = {
                               "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
                               "sticky_next_id = ?11 WHERE run_id = ?1",
         [Q_RUN_STICKY] = "SELECT sticky_conn, uid FROM runs WHERE run_id = ?",
+        [Q_RUN_SET_PAUSED] = "UPDATE runs SET paused = ?2 WHERE run_id = ?1",
+        [Q_RUN_PAUSED] = "SELECT paused FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
         [Q_EVENT_FOREACH] = "SELECT event_id, type, time, uid, attrs FROM events "
@@ -164,7 +168,9 @@ static const char *const sql[_Q_MAX] = {
         [Q_ACT_DELETE] = "DELETE FROM activities WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_FOREACH] = "SELECT " ACT_COLUMNS " FROM activities WHERE run_id = ? "
                           "ORDER BY scheduled_id",
-        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 "
+        /* Without those of paused runs: they hold no task (history-pause.c). */
+        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 AND run_id "
+                         "NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
                          "ORDER BY attempt_time",
         [Q_ACT_STARTED_BY] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 1 AND "
                               "substr(identity, 1, length(?1)) = ?1",
@@ -361,6 +367,12 @@ static const char *const migrations[] = {
         "  policy INTEGER NOT NULL,"
         "  PRIMARY KEY (parent_run_id, initiated_id)) WITHOUT ROWID;"
         "CREATE INDEX children_run ON children (run_id);",
+        /* Version 2: operators pause runs (history-pause.c). A paused run keeps status 1 (it is
+         * open: runs_running and every "status = 1" above stay true of it); ExecutionStatus shows
+         * it as Paused (FILTER_STATUS_SQL), served by runs_xstatus as runs_status serves
+         * status. */
+        "ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);",
 };
 
 struct Store {
@@ -621,10 +633,11 @@ static int load_tasks(Store *s) {
         static const char q[] =
                 "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time FROM runs r "
                 "JOIN events e ON e.run_id = r.run_id AND e.event_id = r.wft_scheduled_id "
-                "WHERE r.status = 1 AND r.wft_state = 1 "
+                "WHERE r.status = 1 AND r.wft_state = 1 AND r.paused = 0 "
                 "UNION ALL "
                 "SELECT 1, task_queue, run_id, scheduled_id, attempt_time FROM activities "
-                "WHERE state = 0 ORDER BY 5";
+                "WHERE state = 0 AND run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
+                "ORDER BY 5";
         sqlite3_stmt *st;
         int rc, r = 0;
 
@@ -938,6 +951,7 @@ static int read_run(sqlite3_stmt *st, RunRow *ret) {
                 k = col_blob(st, 18, &r.result);
         if (k >= 0)
                 k = col_blob(st, 19, &r.failure);
+        r.paused = sqlite3_column_int(st, 20);
         if (k < 0) {
                 run_row_done(&r);
                 return k;
@@ -999,6 +1013,7 @@ int store_run_insert(Store *s, const RunRow *r) {
         bind_u64(st, 18, r->sticky_next_id);
         bind_blob(st, 19, &r->result);
         bind_blob(st, 20, &r->failure);
+        bind_u64(st, 21, r->paused);
         return step_done(s, st);
 }
 
@@ -1024,6 +1039,34 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_u64(st, 10, r->sticky_conn);
         bind_u64(st, 11, r->sticky_next_id);
         return step_killpoint(s, st, "run-update");
+}
+
+WorkflowStatus run_row_status(const RunRow *r) {
+        return r->paused && r->status == WORKFLOW_STATUS_RUNNING ? WORKFLOW_STATUS_PAUSED : r->status;
+}
+
+int store_run_set_paused(Store *s, const char *run_id, bool paused) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_SET_PAUSED);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, paused);
+        return step_done(s, st);
+}
+
+int store_run_paused(Store *s, const char *run_id) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_PAUSED);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : rc == SQLITE_DONE ? -ENOENT
+                                                                                   : sql_error(s, rc);
+        finish(st);
+        return r;
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
@@ -1079,7 +1122,7 @@ typedef enum RunListBy {
 static RunListBy run_list_by(const RunFilter *f) {
         if (f->workflow_id)
                 return BY_WID;
-        if (f->status && f->status != WORKFLOW_STATUS_COMPLETED)
+        if (f->open || (f->status && f->status != WORKFLOW_STATUS_COMPLETED))
                 return BY_STATUS;
         if (f->task_queue)
                 return BY_QUEUE;
@@ -1092,24 +1135,27 @@ static RunListBy run_list_by(const RunFilter *f) {
 
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         RunListBy by = run_list_by(f);
-        char q[512];
+        char q[1024];
         sqlite3_stmt *st;
         int r, i = 1;
 
 #define TERM(set, key, col) (!(set) ? "" : by == (key) ? " AND " col " = ?" : " AND +" col " = ?")
         /* Built from fixed fragments only; values are bound. */
         snprintf(q, sizeof(q),
-                 "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s "
+                 "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s%s "
                  "ORDER BY start_time DESC, rowid DESC LIMIT ?",
-                 TERM(f->status, BY_STATUS, "status"),
+                 TERM(f->status && !f->open, BY_STATUS, FILTER_STATUS_SQL),
+                 TERM(f->open, BY_STATUS, "status"),
                  TERM(f->workflow_type, BY_TYPE, "workflow_type"),
                  TERM(f->task_queue, BY_QUEUE, "task_queue"),
                  TERM(f->workflow_id, BY_WID, "workflow_id"), TERM(f->only_uid, BY_UID, "uid"));
 #undef TERM
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        if (f->status)
+        if (f->status && !f->open)
                 bind_u64(st, i++, (uint64_t) f->status);
+        if (f->open)
+                bind_u64(st, i++, WORKFLOW_STATUS_RUNNING);
         if (f->workflow_type)
                 bind_text(st, i++, f->workflow_type);
         if (f->task_queue)
@@ -1375,7 +1421,8 @@ int store_runs_count_by_status(Store *s,
         sqlite3_stmt *st;
         int rc, i = 1;
 
-        if (asprintf(&text, "SELECT status, count(*) FROM runs WHERE (%s)%s GROUP BY status",
+        if (asprintf(&text,
+                     "SELECT " FILTER_STATUS_SQL ", count(*) FROM runs WHERE (%s)%s GROUP BY 1",
                      f->where, only_uid ? " AND uid = ?" : "") < 0)
                 return -ENOMEM;
         if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)

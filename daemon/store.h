@@ -104,9 +104,12 @@ typedef struct RunRow {
         uint64_t sticky_next_id; /* first event that connection has not seen */
         Blob result;
         Blob failure;
+        bool paused; /* an operator paused the run (history-pause.c); store_run_set_paused() */
 } RunRow;
 
 void run_row_done(RunRow *r);
+/* The status users see: Paused for a running run that is paused, else the stored one. */
+WorkflowStatus run_row_status(const RunRow *r);
 
 int store_run_insert(Store *s, const RunRow *r);
 int store_run_get(Store *s, const char *run_id, RunRow *ret);
@@ -115,11 +118,16 @@ int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret);
 int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret);
 /* Writes every mutable column (status .. failure). */
 int store_run_update(Store *s, const RunRow *r);
+/* Sets or clears the paused flag (store_run_update() leaves it as it is). */
+int store_run_set_paused(Store *s, const char *run_id, bool paused);
+/* 1 when the run is paused, 0 when not, -ENOENT when there is no such run. */
+int store_run_paused(Store *s, const char *run_id);
 /* What task dispatch needs of a run: the connection that caches it, and who started it. */
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid);
 
 typedef struct RunFilter {
-        int status; /* 0 = any */
+        int status; /* 0 = any; as users see it (Running excludes Paused: run_row_status()) */
+        bool open;  /* instead of a status: Running or Paused */
         const char *workflow_type;
         const char *task_queue;
         const char *workflow_id;

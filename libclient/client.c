@@ -380,7 +380,8 @@ DUR_PUBLIC int dur_client_query(dur_client *c,
         return 0;
 }
 
-/* CancelWorkflow and TerminateWorkflow take the same fields. */
+/* CancelWorkflow, TerminateWorkflow, DeleteWorkflow, PauseWorkflow and UnpauseWorkflow take the
+ * same fields. */
 static int client_close_request(dur_client *c,
                                 const char *op,
                                 const char *workflow_id,
@@ -407,6 +408,21 @@ DUR_PUBLIC int dur_client_terminate(dur_client *c,
                                     const char *run_id,
                                     const char *reason) {
         return client_close_request(c, "TerminateWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_delete(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "DeleteWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_pause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "PauseWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_unpause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "UnpauseWorkflow", workflow_id, run_id, reason);
 }
 
 DUR_PUBLIC void dur_outcome_done(dur_outcome *o) {

@@ -55,6 +55,11 @@ expect 2 "^durablectl: missing --id ID for 'start'" start OrderWorkflow --task-q
 expect 2 "^durablectl: missing --task-queue QUEUE for 'execute'" execute OrderWorkflow --id order-1
 expect 2 "^durablectl: missing argument TYPE for 'start'" start --id order-1 --task-queue q
 expect 2 "^durablectl: missing argument ID for 'describe'" describe
+expect 2 "^durablectl: missing argument ID for 'pause'" pause
+expect 2 "^durablectl: missing argument ID for 'delete'" delete
+expect 2 "^durablectl: unknown option '--wait' for 'delete'" delete order-1 --wait
+expect 2 "^durablectl: unknown option '--input' for 'unpause'" unpause order-1 --input '{}'
+expect 2 "^durablectl: option '--reason' needs an argument" pause order-1 --reason
 expect 2 "^durablectl: missing argument NAME for 'signal'" signal order-1
 expect 2 "^durablectl: option '--run-id' needs an argument" result order-1 --run-id
 expect 2 "^durablectl: option '--wait' takes no argument" result order-1 --wait=yes
@@ -147,6 +152,8 @@ expect 0 "^durablectl \[OPTIONS...\] VERB" -h
 expect 0 "--task-queue QUEUE" start --help
 expect 0 "^durablectl history ID" history -h
 expect 0 "--reason TEXT" --help terminate
+expect 0 "--reason TEXT" pause --help
+expect 0 "^durablectl unpause ID" unpause -h
 expect 0 "^durablectl [0-9]+\.[0-9]+" --version
 
 # Valid command lines reach the connection: exit 1, with the path that was tried.

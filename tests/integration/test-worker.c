@@ -444,6 +444,44 @@ static int sleep_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
                         after);
 }
 
+/* ---- TimerSignalWorkflow ---------------------------------------------------------------------- */
+
+/* Sleeps {"ms": N}, then waits for signal "go" and returns {"go": its argument} (test-pause.c:
+ * the timer fires and the signal arrives while the run is paused). */
+typedef struct timer_signal_wf {
+        const msgpack_object *go;
+} timer_signal_wf;
+
+static int timer_signal_go(dur_wf *wf, const msgpack_object *args) {
+        timer_signal_wf *st = dur_wf_state(wf, sizeof(*st));
+
+        st->go = args ? args : &nil_object;
+        return 0;
+}
+
+static bool timer_signal_ready(dur_wf *wf, void *arg) {
+        return ((timer_signal_wf *) arg)->go != NULL;
+}
+
+static int timer_signal_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        timer_signal_wf *st = dur_wf_state(wf, sizeof(*st));
+        uint64_t ms = 0;
+        int r;
+
+        if (dur_unpack(in, "{s:U}", "ms", &ms) < 0)
+                return dur_fail(wf, "BadInput", true, "TimerSignalWorkflow: {\"ms\": N} expected");
+        r = dur_sleep(wf, ms * DUR_MSEC);
+        if (r < 0)
+                return r;
+        r = dur_wait_condition(wf, timer_signal_ready, st, 0);
+        if (r < 0)
+                return r;
+        if (msgpack_pack_map(out, 1) < 0 || pack_key(out, "go") < 0 ||
+            msgpack_pack_object(out, *st->go) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 /* ---- CancelWorkflow -------------------------------------------------------------------------- */
 
 static int cancel_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
@@ -571,6 +609,11 @@ static const dur_workflow_def workflows[] = {
                 .queries = DUR_QUERIES({ "count", signal_count }),
         },
         { .name = "SleepWorkflow", .run = sleep_run },
+        {
+                .name = "TimerSignalWorkflow",
+                .run = timer_signal_run,
+                .signals = DUR_SIGNALS({ "go", timer_signal_go }),
+        },
         { .name = "CancelWorkflow", .run = cancel_run },
         { .name = "StallWorkflow", .run = stall_run },
         {
