@@ -77,6 +77,11 @@ typedef enum Opt {
         OPT_EXECUTION_TIMEOUT,
         OPT_RUN_TIMEOUT,
         OPT_START_DELAY,
+        OPT_EVENT_ID,
+        OPT_TO,
+        OPT_REAPPLY_EXCLUDE,
+        OPT_NEW_ID,
+        OPT_STEP,
         _OPT_MAX,
 } Opt;
 
@@ -173,6 +178,15 @@ static const OptionDef options[_OPT_MAX] = {
                         STR_FIELD(query) },
         [OPT_PAGE_TOKEN] = { "page-token", "TOKEN", "Continue a list where the last page ended",
                              STR_FIELD(page_token) },
+        [OPT_EVENT_ID] = { "event-id", "N",
+                           "Reset to this WorkflowTaskCompleted (or ...Failed, ...TimedOut) event" },
+        [OPT_TO] = { "to", "first|last", "Reset to the first or the last workflow task (default)" },
+        [OPT_REAPPLY_EXCLUDE] = { "reapply-exclude", "KIND",
+                                  "Do not re-apply Signal, Update or All events after the reset "
+                                  "point (repeatable)" },
+        [OPT_NEW_ID] = { "new-id", "ID", "The workflow id of the fork (required)",
+                         STR_FIELD(new_id) },
+        [OPT_STEP] = { "step", "N", "Fork from the N-th activity of the run (default: the start)" },
         [OPT_MEMO] = { "memo", "KEY=JSON", "Add KEY with the JSON value to the memo (repeatable)" },
         [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
                                    "Set a search attribute (Keyword, Text, Int, Double, Bool, "
@@ -237,6 +251,16 @@ static const Verb verbs[] = {
           "Stop a workflow at once, without running its code" },
         { "delete", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_delete,
           "Delete a workflow run and its history (terminating it first when it runs)" },
+        { "reset", "ID", 1, 1,
+          BIT(OPT_RUN_ID) | BIT(OPT_REASON) | BIT(OPT_EVENT_ID) | BIT(OPT_TO) |
+                  BIT(OPT_REAPPLY_EXCLUDE),
+          BIT(OPT_REASON), false, verb_reset,
+          "Start a new run from a workflow task of this one (signals after it re-applied)" },
+        { "redrive", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_redrive,
+          "Let a failed, timed-out or terminated run go on from its failed step" },
+        { "fork", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON) | BIT(OPT_NEW_ID) | BIT(OPT_STEP),
+          BIT(OPT_NEW_ID), false, verb_fork,
+          "Start a copy of a run under another workflow id, from step N" },
         { "pause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_pause,
           "Pause a workflow: nothing of it runs (its activity processes are frozen) until unpause" },
         { "unpause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_unpause,
@@ -496,6 +520,26 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_status(value, &a->status);
         case OPT_LIMIT:
                 return parse_count("--limit", value, UINT32_MAX, &a->limit);
+        case OPT_EVENT_ID:
+                return parse_count("--event-id", value, UINT32_MAX, &a->event_id);
+        case OPT_STEP:
+                return parse_count("--step", value, UINT32_MAX, &a->step);
+        case OPT_TO:
+                if (!streq(value, "first") && !streq(value, "last"))
+                        return ctl_error("invalid value '%s' for --to: expected first or last",
+                                         value);
+                a->to = value;
+                return 0;
+        case OPT_REAPPLY_EXCLUDE:
+                if (!streq(value, "Signal") && !streq(value, "Update") && !streq(value, "All"))
+                        return ctl_error("invalid value '%s' for --reapply-exclude: expected "
+                                         "Signal, Update or All",
+                                         value);
+                if (a->n_reapply_exclude >= ELEMENTSOF(a->reapply_exclude))
+                        return ctl_error("too many --reapply-exclude options (at most %zu)",
+                                         ELEMENTSOF(a->reapply_exclude));
+                a->reapply_exclude[a->n_reapply_exclude++] = (char *) value;
+                return 0;
         case OPT_TASK_TIMEOUT:
                 return parse_duration("--task-timeout", value, &a->task_timeout_usec);
         case OPT_TIMEOUT:

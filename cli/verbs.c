@@ -889,6 +889,46 @@ int verb_delete(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "DeleteWorkflow", "deleted");
 }
 
+/* ResetWorkflow, RedriveWorkflow and ForkWorkflow answer with the new run. */
+static int branch_request(const Ctx *ctx, const Args *a, const char *op, const char *what) {
+        _cleanup_(answer_done) Answer answer = {};
+        const char *workflow_id = a->new_id ? a->new_id : a->pos[0];
+        Started s = {};
+        const MsgField fields[] = {
+                { "run_id", MSG_STR, offsetof(Started, run_id), true },
+                {},
+        };
+        int r;
+
+        r = CTL_CALL(ctx->client, op, &answer, FIELD_STR("workflow_id", a->pos[0]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("reason", a->reason),
+                     FIELD_UINT("event_id", a->event_id), FIELD_STR("to", a->to),
+                     FIELD_STRV("reapply_exclude", a->reapply_exclude, a->n_reapply_exclude),
+                     FIELD_STR("new_workflow_id", a->new_id), FIELD_UINT("step", a->step));
+        if (r < 0)
+                return r;
+        r = answer_parse(&answer, answer.map, fields, &s);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(json_pack("{s:s, s:s}", "workflow_id", workflow_id, "run_id",
+                                            s.run_id));
+        printf("Workflow '%s' %s: new run %s.\n", workflow_id, what, s.run_id);
+        return 0;
+}
+
+int verb_reset(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "ResetWorkflow", "reset");
+}
+
+int verb_redrive(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "RedriveWorkflow", "redriven");
+}
+
+int verb_fork(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "ForkWorkflow", "forked");
+}
+
 int verb_pause(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "PauseWorkflow", "paused");
 }

@@ -55,6 +55,11 @@ typedef struct Args {
         uint64_t start_time_usec, end_time_usec, jitter_usec, catchup_window_usec;
         const char *id_prefix, *overlap, *catchup, *note;
         bool pause_on_failure, paused, wake_system;
+        /* reset, redrive, fork */
+        uint64_t event_id, step;
+        const char *to, *new_id;
+        char *reapply_exclude[4]; /* argv strings */
+        size_t n_reapply_exclude;
 } Args;
 
 typedef struct Ctx {
@@ -81,6 +86,9 @@ int verb_query(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
 int verb_delete(const Ctx *ctx, const Args *a);
+int verb_reset(const Ctx *ctx, const Args *a);
+int verb_redrive(const Ctx *ctx, const Args *a);
+int verb_fork(const Ctx *ctx, const Args *a);
 int verb_pause(const Ctx *ctx, const Args *a);
 int verb_unpause(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */

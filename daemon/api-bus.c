@@ -566,6 +566,81 @@ static int method_terminate_workflow(sd_bus_message *msg, void *userdata, sd_bus
         return method_simple(msg, userdata, "TerminateWorkflow", true, reply_empty, error);
 }
 
+/* ResetWorkflow, RedriveWorkflow, ForkWorkflow: the new run id. */
+static int reply_run_id(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        char run_id[37];
+
+        return sd_bus_message_append(reply, "s", answer_str(answer, "run_id", run_id, 37));
+}
+
+/* ResetWorkflow(workflow_id, run_id, reason, event_id, to, reapply_exclude). */
+static int method_reset_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *reason, *to, *kind;
+        uint64_t event_id;
+        size_t n = 0, start;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssst", &id, &run_id, &reason, &event_id);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "s", &to);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str_opt(&rq, "reason", reason);
+        if (event_id)
+                req_uint(&rq, "event_id", event_id);
+        req_str_opt(&rq, "to", to);
+        r = sd_bus_message_enter_container(msg, 'a', "s");
+        if (r < 0)
+                return r;
+        (void) msg_pack_str(&rq.fields.pk, "reapply_exclude");
+        start = rq.fields.sb.size;
+        (void) msgpack_pack_array(&rq.fields.pk, 4); /* patched below: at most 4 kinds */
+        while ((r = sd_bus_message_read(msg, "s", &kind)) > 0) {
+                if (++n > 4)
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "reapply_exclude: at most 4 kinds");
+                (void) msg_pack_str(&rq.fields.pk, kind);
+        }
+        if (r < 0)
+                return r;
+        rq.fields.sb.data[start] = (char) (0x90 | n); /* a fixarray of n */
+        rq.n++;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "ResetWorkflow", &rq, reply_run_id, NULL, error);
+}
+
+static int method_redrive_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "RedriveWorkflow", true, reply_run_id, error);
+}
+
+/* ForkWorkflow(workflow_id, run_id, new_workflow_id, step, reason). */
+static int method_fork_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *new_id, *reason;
+        uint64_t step;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssss", &id, &run_id, &new_id, &reason);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "t", &step);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "new_workflow_id", new_id);
+        req_str_opt(&rq, "reason", reason);
+        if (step)
+                req_uint(&rq, "step", step);
+        return bus_call_submit(userdata, msg, "ForkWorkflow", &rq, reply_run_id, NULL, error);
+}
+
 static int method_delete_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_simple(msg, userdata, "DeleteWorkflow", true, reply_empty, error);
 }
@@ -819,6 +894,23 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
                                 SD_BUS_NO_RESULT,
                                 method_terminate_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason, "t",
+                                            event_id, "s", to, "as", reapply_exclude),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_reset_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RedriveWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_redrive_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForkWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", new_workflow_id,
+                                            "s", reason, "t", step),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_fork_workflow,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DeleteWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),

@@ -389,6 +389,104 @@ static int op_unpause_workflow(Request *q) {
         return pause_op(q, false);
 }
 
+/* ResetWorkflow, RedriveWorkflow and ForkWorkflow (history-reset.c). */
+typedef struct BranchArgs {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        BranchRequest b;
+        const msgpack_object *reapply_exclude;
+} BranchArgs;
+
+#define BRANCH_FIELDS                                                                \
+        TARGET_FIELDS, { "reason", MSG_STR, offsetof(BranchArgs, b.reason), false, 4096 }
+
+static const MsgField reset_fields[] = {
+        BRANCH_FIELDS,
+        { "event_id", MSG_UINT, offsetof(BranchArgs, b.event_id) },
+        { "to", MSG_STR, offsetof(BranchArgs, b.to), false, 16 },
+        { "reapply_exclude", MSG_ARRAY, offsetof(BranchArgs, reapply_exclude) },
+        {},
+};
+
+static const MsgField redrive_fields[] = {
+        BRANCH_FIELDS,
+        {},
+};
+
+static const MsgField fork_fields[] = {
+        BRANCH_FIELDS,
+        { "new_workflow_id", MSG_STR, offsetof(BranchArgs, b.new_workflow_id), true, NAME_MAX_LEN },
+        { "step", MSG_UINT, offsetof(BranchArgs, b.step) },
+        {},
+};
+
+/* Temporal's --reapply-exclude: Signal, Update (durabled has none to re-apply yet) or All. */
+static int parse_reapply_exclude(Request *q, const msgpack_object *list, bool *ret_signals) {
+        *ret_signals = true;
+        for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+                const msgpack_object *o = &list->via.array.ptr[i];
+                char v[16] = "";
+
+                if (o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof(v))
+                        memcpy(v, o->via.str.ptr, o->via.str.size);
+                if (streq(v, "Signal") || streq(v, "All"))
+                        *ret_signals = false;
+                else if (!streq(v, "Update"))
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"reapply_exclude\" takes \"Signal\", "
+                                             "\"Update\" or \"All\"");
+        }
+        return 0;
+}
+
+static int branch_op(Request *q, BranchKind kind, const MsgField *fields) {
+        _cleanup_(run_row_done) RunRow run = {};
+        BranchArgs a = { .b = { .kind = kind, .reapply_signals = true } };
+        char run_id[37];
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = parse_target(q, fields, &a.t, &run);
+        if (r < 0)
+                return r;
+        if (kind == BRANCH_RESET) {
+                if (a.b.event_id && a.b.to)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "fields \"event_id\" and \"to\" exclude each other");
+                if (a.b.to && !streq(a.b.to, "first") && !streq(a.b.to, "last"))
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"to\" takes \"first\" or \"last\"");
+                if (!a.b.reason || !*a.b.reason)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"reason\" is required (why reset?)");
+                r = parse_reapply_exclude(q, a.reapply_exclude, &a.b.reapply_signals);
+                if (r < 0)
+                        return r;
+        }
+        if (kind == BRANCH_FORK && !*a.b.new_workflow_id)
+                return api_error_set(&q->err, -EINVAL, "field \"new_workflow_id\" is empty");
+        a.b.base_run_id = run.run_id;
+        r = history_branch(q->m, &a.b, run_id, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 1, &start);
+        (void) msg_pack_kv_str(pk, "run_id", run_id);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+static int op_reset_workflow(Request *q) {
+        return branch_op(q, BRANCH_RESET, reset_fields);
+}
+
+static int op_redrive_workflow(Request *q) {
+        return branch_op(q, BRANCH_REDRIVE, redrive_fields);
+}
+
+static int op_fork_workflow(Request *q) {
+        return branch_op(q, BRANCH_FORK, fork_fields);
+}
+
 static const MsgField target_fields[] = {
         TARGET_FIELDS,
         { "wait", MSG_BOOL, offsetof(TargetRequest, wait) },
@@ -1379,6 +1477,7 @@ static const Op ops[] = {
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },
+        { "ForkWorkflow", op_fork_workflow, true },
         { "GetHistory", op_get_history, false },
         { "GetResult", op_get_result, false },
         { "GetStats", op_get_stats, false },
@@ -1391,7 +1490,9 @@ static const Op ops[] = {
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "QueryWorkflow", op_query_workflow, false },
+        { "RedriveWorkflow", op_redrive_workflow, true },
         { "Reload", op_reload, false },
+        { "ResetWorkflow", op_reset_workflow, true },
         { "RespondQueryTask", op_respond_query_task, false },
         { "ShutdownWorker", op_shutdown_worker, false },
         { "SignalWithStart", op_signal_with_start, true },

@@ -204,20 +204,21 @@ int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow
         return r;
 }
 
-int history_apply_schedule_activity(Manager *m,
-                                    RunRow *run,
-                                    const msgpack_object *attrs,
-                                    uint64_t completed_id,
-                                    msgpack_zone *z,
-                                    bool dry,
-                                    char *err,
-                                    size_t errlen) {
-        _cleanup_(activity_row_done) ActivityRow row = {};
+/* Parses and normalizes a ScheduleActivityTask command (or the attributes of the
+ * ActivityTaskScheduled it became: the same fields) into @row, for a first attempt now.
+ * With @dry, only validates. */
+static int activity_row_build(Manager *m,
+                              const RunRow *run,
+                              const msgpack_object *attrs,
+                              msgpack_zone *z,
+                              bool dry,
+                              ActivityCommand *ret_c,
+                              ActivityRow *row,
+                              char *err,
+                              size_t errlen) {
         ActivityCommand c = {};
         RetryPolicy p;
-        msgpack_packer *pk;
-        uint64_t now = clock_now(), id;
-        Attrs a;
+        uint64_t now = clock_now();
         int r;
 
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
@@ -230,29 +231,77 @@ int history_apply_schedule_activity(Manager *m,
         if (r < 0 || dry)
                 return r;
 
-        memcpy(row.run_id, run->run_id, 37);
-        row.activity_id = strdup(c.activity_id);
-        row.activity_type = strdup(c.activity_type);
-        row.task_queue = strdup(c.task_queue ? c.task_queue : run->task_queue);
-        if (!row.activity_id || !row.activity_type || !row.task_queue)
+        memcpy(row->run_id, run->run_id, 37);
+        row->activity_id = strdup(c.activity_id);
+        row->activity_type = strdup(c.activity_type);
+        row->task_queue = strdup(c.task_queue ? c.task_queue : run->task_queue);
+        if (!row->activity_id || !row->activity_type || !row->task_queue)
                 return -ENOMEM;
-        r = blob_from_bin(&c.input, &row.input);
+        r = blob_from_bin(&c.input, &row->input);
         if (r >= 0)
-                r = blob_from_object(p.non_retryable_error_types, &row.retry_non_retryable);
+                r = blob_from_object(p.non_retryable_error_types, &row->retry_non_retryable);
         if (r < 0)
                 return r;
-        row.state = ACTIVITY_SCHEDULED;
-        row.attempt = 1;
-        row.scheduled_time = row.attempt_time = now;
-        row.schedule_to_close_usec = c.schedule_to_close_usec;
-        row.schedule_to_start_usec = c.schedule_to_start_usec;
-        row.start_to_close_usec = c.start_to_close_usec;
-        row.heartbeat_usec = c.heartbeat_usec;
-        row.retry_initial_usec = p.initial_interval_usec;
-        row.retry_backoff = p.backoff_coefficient;
-        row.retry_max_interval_usec = p.maximum_interval_usec;
-        row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+        row->state = ACTIVITY_SCHEDULED;
+        row->attempt = 1;
+        row->scheduled_time = row->attempt_time = now;
+        row->schedule_to_close_usec = c.schedule_to_close_usec;
+        row->schedule_to_start_usec = c.schedule_to_start_usec;
+        row->start_to_close_usec = c.start_to_close_usec;
+        row->heartbeat_usec = c.heartbeat_usec;
+        row->retry_initial_usec = p.initial_interval_usec;
+        row->retry_backoff = p.backoff_coefficient;
+        row->retry_max_interval_usec = p.maximum_interval_usec;
+        row->retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+        *ret_c = c;
+        return 0;
+}
 
+/* The rows, task and deadlines of an activity whose ActivityTaskScheduled is @row->scheduled_id. */
+static int activity_row_activate(Manager *m, RunRow *run, const ActivityRow *row) {
+        uint64_t now = row->scheduled_time, id = row->scheduled_id;
+        int r;
+
+        r = store_activity_insert(m->store, row);
+        if (r < 0)
+                return r;
+        r = history_queue_activity_task(m, run, row);
+        if (r < 0)
+                return r;
+        if (row->schedule_to_close_usec) {
+                r = store_deadline_insert(m->store, now + row->schedule_to_close_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (row->schedule_to_start_usec) {
+                r = store_deadline_insert(m->store, now + row->schedule_to_start_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id, id, 1, NULL);
+                if (r < 0)
+                        return r;
+        }
+        manager_deadlines_changed(m);
+        return 0;
+}
+
+int history_apply_schedule_activity(Manager *m,
+                                    RunRow *run,
+                                    const msgpack_object *attrs,
+                                    uint64_t completed_id,
+                                    msgpack_zone *z,
+                                    bool dry,
+                                    char *err,
+                                    size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow row = {};
+        ActivityCommand c = {};
+        msgpack_packer *pk;
+        uint64_t id;
+        Attrs a;
+        int r;
+
+        r = activity_row_build(m, run, attrs, z, dry, &c, &row, err, errlen);
+        if (r < 0 || dry)
+                return r;
         pk = attrs_begin(&a, 10);
         (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", row.activity_type);
@@ -270,26 +319,7 @@ int history_apply_schedule_activity(Manager *m,
                 return r;
 
         row.scheduled_id = id;
-        r = store_activity_insert(m->store, &row);
-        if (r < 0)
-                return r;
-        r = history_queue_activity_task(m, run, &row);
-        if (r < 0)
-                return r;
-        if (row.schedule_to_close_usec) {
-                r = store_deadline_insert(m->store, now + row.schedule_to_close_usec,
-                                          DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
-                if (r < 0)
-                        return r;
-        }
-        if (row.schedule_to_start_usec) {
-                r = store_deadline_insert(m->store, now + row.schedule_to_start_usec,
-                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id, id, 1, NULL);
-                if (r < 0)
-                        return r;
-        }
-        manager_deadlines_changed(m);
-        return 0;
+        return activity_row_activate(m, run, &row);
 }
 
 /* Appends the events of an activity that closed for good and forgets its rows. @close_attrs
@@ -859,4 +889,28 @@ int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d) {
         default:
                 return 0;
         }
+}
+
+int history_restore_activity(Manager *m,
+                             RunRow *run,
+                             uint64_t scheduled_id,
+                             const msgpack_object *attrs,
+                             bool cancel_requested,
+                             char *err,
+                             size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow row = {};
+        ActivityCommand c = {};
+        msgpack_zone z;
+        int r;
+
+        if (!msgpack_zone_init(&z, 1024))
+                return -ENOMEM;
+        r = activity_row_build(m, run, attrs, &z, false, &c, &row, err, errlen);
+        if (r >= 0) {
+                row.scheduled_id = scheduled_id;
+                row.cancel_requested = cancel_requested;
+                r = activity_row_activate(m, run, &row);
+        }
+        msgpack_zone_destroy(&z);
+        return r;
 }

@@ -81,6 +81,32 @@ int history_queue_workflow_task(Manager *m, const RunRow *run);
  * (for the polling workers of its task queue, or for the daemon when a unit declares its type). */
 int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act);
 
+/* history-activity.c: the rows, task and deadlines of the activity of ActivityTaskScheduled
+ * @scheduled_id (attributes @attrs) as if it had just been scheduled: a run branched from a
+ * history that left it pending (history-reset.c). */
+int history_restore_activity(Manager *m,
+                             RunRow *run,
+                             uint64_t scheduled_id,
+                             const msgpack_object *attrs,
+                             bool cancel_requested,
+                             char *err,
+                             size_t errlen);
+/* history.c: the deadline of the run timeout (@run_due) or of the chain's execution timeout
+ * (@expiration), whichever comes first; 0 = none. */
+int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due);
+/* history.c: appends WorkflowTaskScheduled and queues the task, unless a workflow task is pending
+ * already or the run is closed. */
+int schedule_workflow_task(Manager *m, RunRow *run);
+
+/* history.c: history_terminate(), naming in WorkflowExecutionTerminated the run that replaces
+ * it (@new_run_id, may be NULL), as a reset does. */
+int terminate_linked(Manager *m,
+                     const char *run_id,
+                     const char *reason,
+                     const MsgBin *details,
+                     const char *new_run_id,
+                     ApiError *e);
+
 /* history.c: loads @run_id, which must be open: -ENOENT (not_found, said in @e) otherwise. */
 int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e);
 

@@ -152,7 +152,7 @@ static int append_linked(Manager *m, RunRow *run, EventType type, const void *at
         return r;
 }
 
-static int schedule_workflow_task(Manager *m, RunRow *run) {
+int schedule_workflow_task(Manager *m, RunRow *run) {
         Attrs a;
         msgpack_packer *pk;
         uint64_t id;
@@ -370,7 +370,7 @@ void run_id_new(char out[static 37]) {
 /* The run's timeout deadlines (Temporal's semantics, SEMANTICS.md b.3): the execution timeout
  * spans the continue-as-new chain (an absolute expiration, inherited), the run timeout this run;
  * only the earlier one needs a deadline. */
-static int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
+int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
         DeadlineKind kind = DEADLINE_RUN_TIMEOUT;
         uint64_t due = run_due;
 
@@ -727,6 +727,15 @@ int fail_started_task(Manager *m, RunRow *run, const char *cause) {
 
 int history_terminate(
         Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e) {
+        return terminate_linked(m, run_id, reason, details, NULL, e);
+}
+
+int terminate_linked(Manager *m,
+                     const char *run_id,
+                     const char *reason,
+                     const MsgBin *details,
+                     const char *new_run_id,
+                     ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *pk;
         Blob failure = {};
@@ -744,10 +753,12 @@ int history_terminate(
         r = store_buffered_drain(m->store, run.run_id, flush_one, &(FlushCtx){ m, &run, 0 });
         if (r < 0)
                 return r;
-        pk = attrs_begin(&a, 2);
+        pk = attrs_begin(&a, 2 + !!new_run_id);
         (void) msg_pack_kv_str(pk, "reason", reason ? reason : "");
         (void) pack_kv_payload(pk, "details", details ? details->ptr : NULL,
                                details ? details->size : 0);
+        if (new_run_id) /* reset: the run that replaces this one (history-reset.c) */
+                (void) msg_pack_kv_str(pk, "new_execution_run_id", new_run_id);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_TERMINATED, &a, NULL);
         attrs_done(&a);
         if (r < 0)

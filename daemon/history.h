@@ -99,7 +99,8 @@ int history_start_workflow(Manager *m,
                            ApiError *e);
 /* invalid_argument, naming the problem, unless @policy is a valid retry policy map. */
 int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e);
-/* The run that continues @run: it continued as new, or failed or timed out and was retried;
+/* The run that continues @run: it continued as new, failed or timed out and was retried, or was
+ * terminated by a reset (history-reset.c);
  * -ENOENT when none does. */
 int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]);
 /* Replaces @run by the last run of its continue-as-new chain (itself when it did not continue). */
@@ -121,6 +122,28 @@ typedef struct PauseRequest {
 } PauseRequest;
 int history_pause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
 int history_unpause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
+
+/* A new run branched from a prefix of run @base_run_id's history (history-reset.c): reset to a
+ * workflow task, redrive a failed run from its failed step, fork from step N under another
+ * workflow id. */
+typedef enum BranchKind {
+        BRANCH_RESET,
+        BRANCH_REDRIVE,
+        BRANCH_FORK,
+        _BRANCH_KIND_MAX,
+} BranchKind;
+
+typedef struct BranchRequest {
+        BranchKind kind;
+        const char *base_run_id;
+        uint64_t event_id;           /* reset: a WorkflowTaskCompleted|Failed|TimedOut; 0: @to */
+        const char *to;              /* reset: "first" or "last" (the default) workflow task */
+        bool reapply_signals;        /* reset, redrive: signals after the cut are appended again */
+        uint64_t step;               /* fork: from the step-th activity (1-based); 0: the start */
+        const char *new_workflow_id; /* fork */
+        const char *reason;
+} BranchRequest;
+int history_branch(Manager *m, const BranchRequest *req, char ret_run_id[static 37], ApiError *e);
 
 /* Deletes a run with its history (history-delete.c), terminating it first when it is open. */
 int history_delete(Manager *m, const char *run_id, const char *reason, ApiError *e);

@@ -1539,6 +1539,26 @@ int store_event_insert(Store *s,
         return step_killpoint(s, st, "event-insert");
 }
 
+int store_events_copy(Store *s, const char *from_run_id, const char *to_run_id, uint64_t first,
+                      uint64_t last) {
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
+                               "SELECT ?2, event_id, type, time, uid, attrs FROM events "
+                               "WHERE run_id = ?1 AND event_id BETWEEN ?3 AND ?4",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, from_run_id);
+        bind_text(st, 2, to_run_id);
+        bind_u64(st, 3, first);
+        bind_u64(st, 4, last);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
+}
+
 typedef struct EventVisit {
         event_cb cb;
         void *userdata;

@@ -199,6 +199,10 @@ int store_event_insert(Store *s,
                        uint32_t uid,
                        const void *attrs,
                        size_t attrs_size);
+/* Copies events [@first, @last] of one run into another, as they are (a branched run,
+ * history-reset.c). */
+int store_events_copy(
+        Store *s, const char *from_run_id, const char *to_run_id, uint64_t first, uint64_t last);
 typedef int (*event_cb)(uint64_t event_id,
                         EventType type,
                         uint64_t time,

@@ -57,6 +57,15 @@ expect 2 "^durablectl: missing argument TYPE for 'start'" start --id order-1 --t
 expect 2 "^durablectl: missing argument ID for 'describe'" describe
 expect 2 "^durablectl: missing argument ID for 'pause'" pause
 expect 2 "^durablectl: missing argument ID for 'delete'" delete
+expect 2 "^durablectl: missing --reason TEXT for 'reset'" reset order-1 --to first
+expect 2 "^durablectl: invalid value 'middle' for --to: expected first or last" \
+        reset order-1 --reason r --to middle
+expect 2 "^durablectl: invalid value 'Timer' for --reapply-exclude" \
+        reset order-1 --reason r --reapply-exclude Timer
+expect 2 "^durablectl: .*--event-id" reset order-1 --reason r --event-id x
+expect 2 "^durablectl: missing --new-id ID for 'fork'" fork order-1 --step 2
+expect 2 "^durablectl: .*--step" fork order-1 --new-id f --step -1
+expect 2 "^durablectl: unknown option '--step' for 'redrive'" redrive order-1 --step 2
 expect 2 "^durablectl: unknown option '--wait' for 'delete'" delete order-1 --wait
 expect 2 "^durablectl: unknown option '--input' for 'unpause'" unpause order-1 --input '{}'
 expect 2 "^durablectl: option '--reason' needs an argument" pause order-1 --reason

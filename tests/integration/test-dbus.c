@@ -337,6 +337,24 @@ TEST(pause_and_unpause) {
                          "org.durabled1.Workflow", "Pause", "s", "again"),
                   0);
         test_run_free(&r);
+        /* Reset, redrive and fork reach the daemon and name its refusals (no workflow task
+         * completed yet; the run is open). */
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "ResetWorkflow", "ssstsas", "idle-p", "", "why", "0", "first", "1",
+                         "Signal"),
+                  0);
+        ASSERT_STR_CONTAINS(r.err, "has no workflow task");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "RedriveWorkflow", "string:idle-p", "string:", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.FailedPrecondition: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ForkWorkflow", "string:idle-p", "string:", "string:f", "string:",
+                  "uint64:0");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.FailedPrecondition: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ForkWorkflow", "string:idle-p", "string:", "string:f", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
+        test_run_free(&r);
         MANAGER_CALL(&r, "GetHistory", "ss", "idle-p", "");
         ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionUnpaused");
         ASSERT_STR_CONTAINS(r.out, "\\\"reason\\\":\\\"maintenance\\\"");

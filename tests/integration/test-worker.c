@@ -11,6 +11,8 @@
  *   SignalWorkflow    collects the arguments of signals "add" until signal "done", returns
  *                     {"signals": [...]} in arrival order; query "count".
  *   SleepWorkflow     {"ms": N}: dur_sleep(), returns {"slept_ms", "now_before", "now_after"}.
+ *   StepsWorkflow     {"n": N}: activities "step" {"i": 1..N} in turn; returns {"steps": [...]}.
+ *   TimerSignalWorkflow {"ms": N}: a timer, then waits for signal "go"; returns {"go": ARG}.
  *   CancelWorkflow    {"ms"?, "started_fifo"?}: runs a heartbeating "sleep" activity (which says
  *                     "started 1" on the FIFO); when cancelled, runs "echo" {"cleanup": true}
  *                     and ends Canceled.
@@ -24,6 +26,7 @@
  *   async         {"started_fifo"}: says "token <its task token>" on the FIFO and returns
  *                 DUR_ASYNC: the test completes it from outside.
  *   echo          returns its input map plus "attempt".
+ *   step          {"i": N}: {"step": N}, or a non-retryable failure when $TEST_BROKEN_STEP is N.
  *   flaky         {"fail_times": N, "record_times"?: bool}: fails (type Flaky, retryable) while
  *                 attempt <= N, then returns {"attempt": n}; with record_times each attempt
  *                 heartbeats the CLOCK_REALTIME start times of all attempts so far (usec) and
@@ -322,7 +325,21 @@ static int act_hb_then_fail(dur_actx *ctx, const msgpack_object *in, msgpack_pac
         return dur_actx_fail(ctx, "HbThenFail", false, "failing after a heartbeat");
 }
 
+/* {"i": N}: fails (type Broken, non-retryable) when $TEST_BROKEN_STEP is N, else {"step": N}. */
+static int act_step(dur_actx *ctx, const msgpack_object *in, msgpack_packer *out) {
+        const char *broken = getenv("TEST_BROKEN_STEP");
+        uint64_t i = 0;
+
+        if (dur_unpack(in, "{s:U}", "i", &i) < 0)
+                return dur_actx_fail(ctx, "BadInput", true, "step: {\"i\": N} expected");
+        if (broken && strtoull(broken, NULL, 10) == i)
+                return dur_actx_fail(ctx, "Broken", true, "step %llu is broken",
+                                     (unsigned long long) i);
+        return dur_pack(out, "{s:U}", "step", i);
+}
+
 static const dur_activity_def activities[] = {
+        { "step", act_step },
         { "echo", act_echo },         { "flaky", act_flaky }, { "fail", act_fail },
         { "sleep", act_sleep },       { "block", act_block }, { "hb_then_fail", act_hb_then_fail },
         { "async", act_async },
@@ -442,6 +459,32 @@ static int sleep_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
         after = dur_now(wf);
         return dur_pack(out, "{s:U, s:U, s:U}", "slept_ms", ms, "now_before", before, "now_after",
                         after);
+}
+
+/* ---- StepsWorkflow --------------------------------------------------------------------------- */
+
+/* {"n": N}: activities "step" 1..N one after the other; returns {"steps": [i...]}. A failed step
+ * fails the run (test-reset.c: redrive and fork). */
+static int steps_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        static const dur_activity_opts opts = { .start_to_close = 10 * DUR_SEC,
+                                                .retry = { .maximum_attempts = 1 } };
+        uint64_t n = 0;
+        int r;
+
+        if (dur_unpack(in, "{s:U}", "n", &n) < 0 || n > 64)
+                return dur_fail(wf, "BadInput", true, "StepsWorkflow: {\"n\": N} expected");
+        for (uint64_t i = 1; i <= n; i++) {
+                r = dur_execute_activity(wf, "step", dur_args("{s:U}", "i", i), &opts, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (msgpack_pack_map(out, 1) < 0 || pack_key(out, "steps") < 0 ||
+            msgpack_pack_array(out, (uint32_t) n) < 0)
+                return -ENOMEM;
+        for (uint64_t i = 1; i <= n; i++)
+                if (msgpack_pack_uint64(out, i) < 0)
+                        return -ENOMEM;
+        return 0;
 }
 
 /* ---- TimerSignalWorkflow ---------------------------------------------------------------------- */
@@ -609,6 +652,7 @@ static const dur_workflow_def workflows[] = {
                 .queries = DUR_QUERIES({ "count", signal_count }),
         },
         { .name = "SleepWorkflow", .run = sleep_run },
+        { .name = "StepsWorkflow", .run = steps_run },
         {
                 .name = "TimerSignalWorkflow",
                 .run = timer_signal_run,
