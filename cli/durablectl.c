@@ -82,6 +82,8 @@ typedef enum Opt {
         OPT_REAPPLY_EXCLUDE,
         OPT_NEW_ID,
         OPT_STEP,
+        OPT_YES,
+        OPT_RPS,
         _OPT_MAX,
 } Opt;
 
@@ -187,6 +189,8 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_NEW_ID] = { "new-id", "ID", "The workflow id of the fork (required)",
                          STR_FIELD(new_id) },
         [OPT_STEP] = { "step", "N", "Fork from the N-th activity of the run (default: the start)" },
+        [OPT_YES] = { "yes", NULL, "Do not ask for confirmation (required without a terminal)" },
+        [OPT_RPS] = { "rps", "N", "At most N runs a second (default: as fast as it goes)" },
         [OPT_MEMO] = { "memo", "KEY=JSON", "Add KEY with the JSON value to the memo (repeatable)" },
         [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
                                    "Set a search attribute (Keyword, Text, Int, Double, Bool, "
@@ -281,6 +285,13 @@ static const Verb verbs[] = {
         { "schedule", "COMMAND [ID]", 1, 2, SCHEDULE_OPTS, 0, true, verb_schedule,
           "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
           schedule_check_args },
+        { "batch", "COMMAND [NAME|ID]", 1, 2,
+          BIT(OPT_QUERY) | BIT(OPT_REASON) | BIT(OPT_RPS) | BIT(OPT_YES) | INPUT_OPTS |
+                  BIT(OPT_TO) | BIT(OPT_REAPPLY_EXCLUDE),
+          0, false, verb_batch,
+          "Batch operations on every run a --query matches: signal, cancel, terminate, delete, "
+          "reset, pause, unpause; describe, list",
+          false, batch_check_args },
         { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
           "Check the histories of every run (or of these workflows) for broken rules" },
         { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
@@ -524,6 +535,11 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_count("--event-id", value, UINT32_MAX, &a->event_id);
         case OPT_STEP:
                 return parse_count("--step", value, UINT32_MAX, &a->step);
+        case OPT_RPS:
+                return parse_count("--rps", value, 1000000, &a->rps);
+        case OPT_YES:
+                a->yes = true;
+                return 0;
         case OPT_TO:
                 if (!streq(value, "first") && !streq(value, "last"))
                         return ctl_error("invalid value '%s' for --to: expected first or last",

@@ -60,6 +60,9 @@ typedef struct Args {
         const char *to, *new_id;
         char *reapply_exclude[4]; /* argv strings */
         size_t n_reapply_exclude;
+        /* batch */
+        bool yes;
+        uint64_t rps;
 } Args;
 
 typedef struct Ctx {
@@ -92,6 +95,10 @@ int verb_fork(const Ctx *ctx, const Args *a);
 int verb_pause(const Ctx *ctx, const Args *a);
 int verb_unpause(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */
+/* cli/batch.c */
+int verb_batch(const Ctx *ctx, const Args *a);
+int batch_check_args(const Args *a); /* usage errors, before connecting */
+
 /* cli/schedule.c */
 int verb_schedule(const Ctx *ctx, const Args *a);
 int schedule_check_args(const Args *a); /* usage errors, before connecting */

@@ -641,6 +641,57 @@ static int method_fork_workflow(sd_bus_message *msg, void *userdata, sd_bus_erro
         return bus_call_submit(userdata, msg, "ForkWorkflow", &rq, reply_run_id, NULL, error);
 }
 
+/* StartBatchOperation: (batch_id, total). */
+static int reply_batch_started(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        const msgpack_object *total = msg_get(answer, "total");
+        char batch_id[37];
+
+        return sd_bus_message_append(reply, "st", answer_str(answer, "batch_id", batch_id, 37),
+                                     total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                             ? total->via.u64
+                                             : 0);
+}
+
+/* StartBatchOperation(operation, query, reason, signal_name, input_json, rps). */
+static int method_start_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *op, *query, *reason, *signal_name, *input;
+        uint64_t rps;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sssss", &op, &query, &reason, &signal_name, &input);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "t", &rps);
+        if (r < 0)
+                return r;
+        req_str(&rq, "operation", op);
+        req_str(&rq, "query", query);
+        req_str_opt(&rq, "reason", reason);
+        req_str_opt(&rq, "signal_name", signal_name);
+        if (rps)
+                req_uint(&rq, "rps", rps);
+        r = req_json(&rq, "input", input, "input_json", error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "StartBatchOperation", &rq, reply_batch_started,
+                               NULL, error);
+}
+
+static int method_describe_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+        req_str(&rq, "batch_id", id);
+        return bus_call_submit(userdata, msg, "DescribeBatchOperation", &rq, reply_describe, NULL,
+                               error);
+}
+
 static int method_delete_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_simple(msg, userdata, "DeleteWorkflow", true, reply_empty, error);
 }
@@ -911,6 +962,17 @@ static const sd_bus_vtable manager_vtable[] = {
                                             "s", reason, "t", step),
                                 SD_BUS_RESULT("s", new_run_id),
                                 method_fork_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartBatchOperation",
+                                SD_BUS_ARGS("s", operation, "s", query, "s", reason, "s",
+                                            signal_name, "s", input_json, "t", rps),
+                                SD_BUS_RESULT("s", batch_id, "t", total),
+                                method_start_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DescribeBatchOperation",
+                                SD_BUS_ARGS("s", batch_id),
+                                SD_BUS_RESULT("s", description_json),
+                                method_describe_batch,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DeleteWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),

@@ -17,6 +17,7 @@
 #include "daemon/activity.h"
 #include "daemon/api-schedule.h"
 #include "daemon/backup.h"
+#include "daemon/batch.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/filter.h"
@@ -924,6 +925,157 @@ static int op_list_workflows(Request *q) {
         return r;
 }
 
+/* ---- batch operations (batch.h) ---- */
+
+typedef struct BatchArgsReq {
+        BatchStartRequest b;
+        uint64_t rps;
+        const msgpack_object *reapply_exclude;
+} BatchArgsReq;
+
+static const MsgField batch_start_fields[] = {
+        { "operation", MSG_STR, offsetof(BatchArgsReq, b.op), true, 16 },
+        { "query", MSG_STR, offsetof(BatchArgsReq, b.query), false, FILTER_QUERY_MAX },
+        { "batch_id", MSG_STR, offsetof(BatchArgsReq, b.batch_id), false, 36 },
+        { "rps", MSG_UINT, offsetof(BatchArgsReq, rps) },
+        { "reason", MSG_STR, offsetof(BatchArgsReq, b.reason), false, 4096 },
+        { "signal_name", MSG_STR, offsetof(BatchArgsReq, b.signal_name), false, NAME_MAX_LEN },
+        { "input", MSG_BIN, offsetof(BatchArgsReq, b.input), false, PAYLOAD_SIZE_MAX },
+        { "to", MSG_STR, offsetof(BatchArgsReq, b.to), false, 16 },
+        { "reapply_exclude", MSG_ARRAY, offsetof(BatchArgsReq, reapply_exclude) },
+        {},
+};
+
+static int op_start_batch_operation(Request *q) {
+        _cleanup_(filter_sql_done) FilterSql f = {};
+        BatchArgsReq a = { .b = { .reapply_signals = true } };
+        char batch_id[37];
+        msgpack_packer *pk;
+        uint64_t total = 0;
+        size_t start;
+        int r;
+
+        r = PARSE(q, batch_start_fields, &a);
+        if (r < 0)
+                return r;
+        if (a.b.batch_id && !*a.b.batch_id)
+                return api_error_set(&q->err, -EINVAL, "field \"batch_id\" is empty");
+        if (a.b.to && !streq(a.b.to, "first") && !streq(a.b.to, "last"))
+                return api_error_set(&q->err, -EINVAL, "field \"to\" takes \"first\" or \"last\"");
+        r = parse_reapply_exclude(q, a.reapply_exclude, &a.b.reapply_signals);
+        if (r < 0)
+                return r;
+        r = compile_query(q, a.b.query, &f);
+        if (r < 0)
+                return r;
+        if (f.group_by_status)
+                return api_error_set(&q->err, -EINVAL, "a batch's query is a filter: no GROUP BY");
+        a.b.rps = (double) a.rps;
+        a.b.caller_admin = q->conn->admin;
+        r = batch_start(q->m, &a.b, &f, batch_id, &total, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "batch_id", batch_id);
+        (void) msg_pack_kv_uint(pk, "total", total);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+typedef struct BatchIdReq {
+        const char *batch_id;
+} BatchIdReq;
+
+static const MsgField batch_id_fields[] = {
+        { "batch_id", MSG_STR, offsetof(BatchIdReq, batch_id), true, 36 },
+        {},
+};
+
+static int op_describe_batch_operation(Request *q) {
+        _cleanup_(batch_row_done) BatchRow b = {};
+        BatchItem items[64];
+        BatchIdReq t = {};
+        msgpack_packer *pk;
+        size_t start, n = 0, listed = 0;
+        uint64_t from = 1;
+        int r;
+
+        r = PARSE(q, batch_id_fields, &t);
+        if (r < 0)
+                return r;
+        r = store_batch_get(q->m->store, t.batch_id, &b);
+        if (r >= 0 && !q->conn->admin && b.uid != q->conn->cred.uid)
+                r = -ENOENT; /* DESIGN.md §10: another user's batch does not exist */
+        if (r == -ENOENT)
+                return api_error_set(&q->err, -ENOENT, "batch '%s' not found", t.batch_id);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_str(pk, "batch");
+        batch_pack(&b, pk);
+        (void) msg_pack_str(pk, "failures");
+        (void) msgpack_pack_array(pk, (uint32_t) MIN(b.failed, BATCH_FAILURES_MAX));
+        /* The failed items, in order, as the report of what failed and why. */
+        while (r >= 0 && listed < MIN(b.failed, BATCH_FAILURES_MAX)) {
+                r = store_batch_items(q->m->store, b.batch_id, from, true,
+                                      MIN(ELEMENTSOF(items), BATCH_FAILURES_MAX - listed), items,
+                                      &n);
+                for (size_t i = 0; r >= 0 && i < n; i++, listed++) {
+                        (void) msgpack_pack_map(pk, 5);
+                        (void) msg_pack_kv_uint(pk, "seq", items[i].seq);
+                        (void) msg_pack_kv_str(pk, "workflow_id", items[i].workflow_id);
+                        (void) msg_pack_kv_str(pk, "run_id", items[i].run_id);
+                        (void) msg_pack_kv_str(pk, "code", items[i].code ? items[i].code : "");
+                        (void) msg_pack_kv_str(pk, "message",
+                                               items[i].message ? items[i].message : "");
+                        from = items[i].seq + 1;
+                }
+                for (size_t i = 0; i < n; i++)
+                        batch_item_done(&items[i]);
+                if (r >= 0 && n == 0)
+                        r = -EUCLEAN; /* fewer failed items than the batch counted */
+        }
+        if (r < 0)
+                return r; /* api_handle_frame() drops the half-built answer */
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+typedef struct BatchListCtx {
+        MsgBuf items;
+        size_t n;
+} BatchListCtx;
+
+static int list_batch_one(const BatchRow *b, void *userdata) {
+        BatchListCtx *c = userdata;
+
+        batch_pack(b, &c->items.pk);
+        c->n++;
+        return 0;
+}
+
+static int op_list_batch_operations(Request *q) {
+        BatchListCtx c = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        msgbuf_init(&c.items);
+        r = store_batches_list(q->m->store, !q->conn->admin, q->conn->cred.uid, list_batch_one,
+                               &c);
+        if (r >= 0)
+                r = msgbuf_error(&c.items);
+        if (r >= 0) {
+                pk = conn_reply_begin(q->conn, q->id, 1, &start);
+                (void) msg_pack_str(pk, "batches");
+                (void) msgpack_pack_array(pk, c.n);
+                (void) msg_pack_raw(pk, c.items.sb.data, c.items.sb.size);
+                conn_reply_end(q->conn, q->id, start);
+        }
+        msgbuf_done(&c.items);
+        return r;
+}
+
 /* ---- administration ---- */
 
 #define VERIFY_PROBLEMS_MAX 1000 /* listed in one answer; "problem_count" has them all */
@@ -1473,6 +1625,7 @@ static const Op ops[] = {
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
         { "DeleteWorkflow", op_delete_workflow, true },
+        { "DescribeBatchOperation", op_describe_batch_operation, false },
         { "DescribeSchedule", op_describe_schedule, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
@@ -1483,6 +1636,7 @@ static const Op ops[] = {
         { "GetStats", op_get_stats, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
         { "ListActivityTypes", op_list_activity_types, false },
+        { "ListBatchOperations", op_list_batch_operations, false },
         { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
         { "PauseSchedule", op_pause_schedule, true },
@@ -1498,6 +1652,7 @@ static const Op ops[] = {
         { "SignalWithStart", op_signal_with_start, true },
         { "SignalWorkflow", op_signal_workflow, true },
         { "StartActivity", op_start_activity, true },
+        { "StartBatchOperation", op_start_batch_operation, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },

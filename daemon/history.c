@@ -348,6 +348,10 @@ int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t
 /* Run ids are UUIDv7 (RFC 9562): 48 bits of milliseconds, then random bits. Time-ordered keys
  * append to the right edge of the runs and events B-trees instead of landing on random cold
  * leaf pages, which keeps starts fast in a store of millions of runs (bench/README.md, W6). */
+void history_new_id(char out[static 37]) {
+        run_id_new(out);
+}
+
 void run_id_new(char out[static 37]) {
         uint64_t ms = clock_now() / 1000;
         uint8_t u[16];

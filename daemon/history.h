@@ -145,6 +145,9 @@ typedef struct BranchRequest {
 } BranchRequest;
 int history_branch(Manager *m, const BranchRequest *req, char ret_run_id[static 37], ApiError *e);
 
+/* A new UUIDv7, as run ids are (for other ids too: batch ids). */
+void history_new_id(char out[static 37]);
+
 /* Deletes a run with its history (history-delete.c), terminating it first when it is open. */
 int history_delete(Manager *m, const char *run_id, const char *reason, ApiError *e);
 

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "daemon/activity.h"
 #include "daemon/api-bus.h"
+#include "daemon/batch.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
@@ -430,6 +431,7 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
                 m->actor_uid = m->daemon_uid;
                 if (r >= 0)
                         r = d.kind == DEADLINE_SCHEDULE ? schedule_on_deadline(m, &d)
+                            : d.kind == DEADLINE_BATCH  ? batch_on_deadline(m, &d)
                                                         : history_on_deadline(m, &d);
                 if (r < 0) {
                         store_rollback_to(m->store);

@@ -57,6 +57,7 @@
 
 #include "common/log.h"
 #include "daemon/killpoint.h"
+#include "daemon/store-batch.h"
 #include "daemon/store-internal.h"
 
 enum {
@@ -372,7 +373,32 @@ static const char *const migrations[] = {
          * it as Paused (FILTER_STATUS_SQL), served by runs_xstatus as runs_status serves
          * status. */
         "ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
-        "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);",
+        "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);"
+        /* Batch operations (daemon/batch.h, store-batch.c): one row per batch, and its items, the
+         * runs its list filter matched when it started, in order (seq from 1); next_seq is the
+         * first item not done yet, so that a batch resumes exactly there after a restart. */
+        "CREATE TABLE batches ("
+        "  batch_id TEXT PRIMARY KEY NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  op TEXT NOT NULL,"
+        "  query TEXT NOT NULL,"
+        "  args BLOB,"
+        "  rps REAL NOT NULL,"
+        "  state INTEGER NOT NULL,"
+        "  create_time INTEGER NOT NULL,"
+        "  close_time INTEGER NOT NULL DEFAULT 0,"
+        "  total INTEGER NOT NULL,"
+        "  next_seq INTEGER NOT NULL,"
+        "  failed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE TABLE batch_items ("
+        "  batch_id TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  state INTEGER NOT NULL DEFAULT 0,"
+        "  code TEXT,"
+        "  message TEXT,"
+        "  PRIMARY KEY (batch_id, seq)) WITHOUT ROWID;",
 };
 
 struct Store {
@@ -1458,6 +1484,38 @@ int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, 
                 *ret = col_u64(st, 0);
         sqlite3_finalize(st);
         return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
+}
+
+int store_batch_snapshot(Store *s,
+                         const char *batch_id,
+                         const FilterSql *f,
+                         bool only_uid,
+                         uint32_t uid,
+                         uint64_t max,
+                         uint64_t *ret_total) {
+        _cleanup_free_ char *text = NULL;
+        sqlite3_stmt *st;
+        int rc, i = 2;
+
+        /* Oldest first, so that the order is the runs' and stays so across restarts. */
+        if (asprintf(&text,
+                     "INSERT INTO batch_items (batch_id, seq, workflow_id, run_id) "
+                     "SELECT ?1, row_number() OVER (ORDER BY start_time, rowid), workflow_id, "
+                     "run_id FROM runs WHERE (%s)%s ORDER BY start_time, rowid LIMIT ?",
+                     f->where, only_uid ? " AND uid = ?" : "") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, batch_id);
+        bind_params(st, f, &i);
+        if (only_uid)
+                bind_u64(st, i++, uid);
+        bind_u64(st, i, max);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                *ret_total = (uint64_t) sqlite3_changes(s->db);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
 }
 
 /* ---- retention ---- */

@@ -324,6 +324,7 @@ typedef enum DeadlineKind {
         DEADLINE_RUN_TIMEOUT = 9,       /* ref 0: the run's run timeout */
         DEADLINE_EXECUTION_TIMEOUT = 10, /* ref 0: the chain's execution timeout */
         DEADLINE_START_DELAY = 11,      /* ref 0: the first workflow task may be scheduled */
+        DEADLINE_BATCH = 12, /* run_id "", key: batch id; its next slice of items (batch.c) */
         _DEADLINE_KIND_MAX,
 } DeadlineKind;
 

@@ -66,6 +66,16 @@ expect 2 "^durablectl: .*--event-id" reset order-1 --reason r --event-id x
 expect 2 "^durablectl: missing --new-id ID for 'fork'" fork order-1 --step 2
 expect 2 "^durablectl: .*--step" fork order-1 --new-id f --step -1
 expect 2 "^durablectl: unknown option '--step' for 'redrive'" redrive order-1 --step 2
+expect 2 "^durablectl: unknown batch command 'frob'" batch frob
+expect 2 "^durablectl: missing --query FILTER for 'batch terminate'" batch terminate --yes
+expect 2 "^durablectl: --yes is required when standard input is not a terminal" \
+        batch terminate --query "WorkflowType = 'T'"
+expect 2 "^durablectl: missing argument NAME for 'batch signal'" batch signal --query '' --yes
+expect 2 "^durablectl: missing argument ID for 'batch describe'" batch describe
+expect 2 "^durablectl: .*--rps" batch pause --query '' --yes --rps many
+expect 2 "^durablectl: options --to and --reapply-exclude are only for 'batch reset'" \
+        batch pause --query '' --yes --to first
+expect 2 "^durablectl: unexpected argument 'x' for 'batch list'" batch list x
 expect 2 "^durablectl: unknown option '--wait' for 'delete'" delete order-1 --wait
 expect 2 "^durablectl: unknown option '--input' for 'unpause'" unpause order-1 --input '{}'
 expect 2 "^durablectl: option '--reason' needs an argument" pause order-1 --reason

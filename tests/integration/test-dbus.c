@@ -355,6 +355,19 @@ TEST(pause_and_unpause) {
         DBUS_SEND(&r, false, "ForkWorkflow", "string:idle-p", "string:", "string:f", "string:");
         ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
         test_run_free(&r);
+        /* A batch unpause by filter, described when done; a bad operation is named. */
+        MANAGER_CALL(&r, "StartBatchOperation", "ssssst", "Unpause", "WorkflowId = 'idle-p'", "",
+                     "", "", "0");
+        ASSERT_STR_CONTAINS(r.out, " 1");
+        test_run_free(&r);
+        log_wait_for(mon, "STRING \"Running\";");
+        DBUS_SEND(&r, false, "StartBatchOperation", "string:Frob", "string:", "string:",
+                  "string:", "string:", "uint64:0");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DescribeBatchOperation", "string:none");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
         MANAGER_CALL(&r, "GetHistory", "ss", "idle-p", "");
         ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionUnpaused");
         ASSERT_STR_CONTAINS(r.out, "\\\"reason\\\":\\\"maintenance\\\"");
