@@ -273,12 +273,15 @@ static const Verb verbs[] = {
           "List the activity units, their state and why a unit was refused" },
         { "reload", "", 0, 0, 0, 0, false, verb_reload,
           "Re-read the activity units (as SIGHUP does); list them" },
-        { "activity", "execute|start|result TYPE|ID, complete|fail|heartbeat ID ACTIVITY-ID [JSON]",
+        { "activity",
+          "execute|start|result TYPE|ID, complete|fail|heartbeat|pause|unpause|reset ID ACTIVITY-ID "
+          "[JSON]",
           1, 4,
           BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_REQUEST_ID) | BIT(OPT_WAIT) |
                   BIT(OPT_TIMEOUT) | BIT(OPT_RUN_ID) | BIT(OPT_TOKEN) | BIT(OPT_REASON),
           0, false, verb_activity,
-          "Run one activity outside a workflow; complete, fail or heartbeat a running one",
+          "Run one activity outside a workflow; complete, fail, heartbeat, pause, unpause or "
+          "reset one",
           false, activity_check_args },
         { "calendar", "SPEC...", 1, 64, BIT(OPT_ITERATIONS) | BIT(OPT_BASE_TIME), 0, false,
           verb_calendar, "Normalize calendar specs and show their next elapses", true },

@@ -203,11 +203,25 @@ static bool is_completion(const char *subcommand) {
                streq(subcommand, "heartbeat");
 }
 
+static bool is_control(const char *subcommand) {
+        return streq(subcommand, "pause") || streq(subcommand, "unpause") ||
+               streq(subcommand, "reset");
+}
+
 /* The arguments of each subcommand, before connecting (exit status 2 otherwise). */
 int activity_check_args(const Args *a) {
         const char *sub = a->pos[0];
         size_t ids = a->token ? 0 : 2; /* ID ACTIVITY-ID, unless --token names the attempt */
 
+        if (is_control(sub)) {
+                if (a->n_pos != 3)
+                        return ctl_error("'activity %s' takes ID ACTIVITY-ID (the workflow id and "
+                                         "the activity id)",
+                                         sub);
+                if (a->token || a->input)
+                        return ctl_error("'activity %s' takes no --token or input", sub);
+                return 0;
+        }
         if (streq(sub, "execute") || streq(sub, "start") || streq(sub, "result")) {
                 if (a->n_pos != 2)
                         return ctl_error("'activity %s' takes one argument, %s", sub,
@@ -218,7 +232,7 @@ int activity_check_args(const Args *a) {
         }
         if (!is_completion(sub))
                 return ctl_error("unknown subcommand '%s' for 'activity': expected execute, start, "
-                                 "result, complete, fail or heartbeat",
+                                 "result, complete, fail, heartbeat, pause, unpause or reset",
                                  sub);
         if (a->n_pos < 1 + ids)
                 return ctl_error("'activity %s' needs %s", sub,
@@ -327,12 +341,41 @@ static int activity_start(const Ctx *ctx, const Args *a, Answer *answer, char *i
         return 0;
 }
 
+/* activity pause|unpause|reset ID ACTIVITY-ID (Temporal's `temporal activity pause` ...). */
+static int activity_control(const Ctx *ctx, const Args *a) {
+        static const struct {
+                const char *sub, *op, *done;
+        } ops[] = {
+                { "pause", "PauseActivity", "paused" },
+                { "unpause", "UnpauseActivity", "unpaused" },
+                { "reset", "ResetActivity", "reset to attempt 1" },
+        };
+        _cleanup_(answer_done) Answer answer = {};
+        size_t i = 0;
+        int r;
+
+        while (!streq(ops[i].sub, a->pos[0]))
+                i++;
+        r = CTL_CALL(ctx->client, ops[i].op, &answer, FIELD_STR("workflow_id", a->pos[1]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("activity_id", a->pos[2]),
+                     FIELD_STR("reason", a->reason));
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(json_pack("{s:s, s:s}", "workflow_id", a->pos[1], "activity_id",
+                                            a->pos[2]));
+        printf("Activity '%s' of workflow '%s' %s.\n", a->pos[2], a->pos[1], ops[i].done);
+        return 0;
+}
+
 int verb_activity(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer started = {}, result = {};
         char id[1100];
         WorkflowInfo w;
         int r;
 
+        if (is_control(a->pos[0]))
+                return activity_control(ctx, a);
         if (is_completion(a->pos[0]))
                 return activity_complete(ctx, a);
         if (streq(a->pos[0], "result")) {

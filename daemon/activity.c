@@ -1273,12 +1273,13 @@ int supervisor_dispatch(Manager *m) {
         return 0;
 }
 
-/* The processes of an attempt of a paused run are frozen, and thawed when it is unpaused
- * (history-pause.c); after the commit, like every other effect on the processes. */
-static void attempt_follow_pause(Attempt *a) {
+/* The processes of an attempt of a paused run, or of a paused activity, are frozen, and thawed
+ * when it is unpaused (history-pause.c); after the commit, like every other effect on the
+ * processes. @act_paused: the activity's own flag. */
+static void attempt_follow_pause(Attempt *a, bool act_paused) {
         int paused, r;
 
-        paused = store_run_paused(a->sup->m->store, a->run_id);
+        paused = act_paused ? 1 : store_run_paused(a->sup->m->store, a->run_id);
         if (paused < 0 || (paused > 0) == a->frozen)
                 return;
         r = cgroup_freeze(a->cgroup, paused > 0);
@@ -1289,7 +1290,7 @@ static void attempt_follow_pause(Attempt *a) {
                 return;
         }
         log_wf(LOG_INFO, a->workflow_id, a->run_id, "Activity %s attempt %" PRIu32 " %s",
-               a->activity_id, a->attempt, paused ? "frozen: its workflow is paused" : "thawed");
+               a->activity_id, a->attempt, paused ? "frozen: paused" : "thawed");
         a->frozen = paused > 0;
 }
 
@@ -1313,7 +1314,7 @@ static void reconcile(Attempt *a) {
                 return;
         }
         if (a->state == ATTEMPT_RUNNING)
-                attempt_follow_pause(a);
+                attempt_follow_pause(a, act.paused);
         if (act.cancel_requested && a->state == ATTEMPT_RUNNING) {
                 log_wf(LOG_INFO, a->workflow_id, a->run_id,
                        "Activity %s attempt %" PRIu32 " cancelled: sending %s", a->activity_id,
@@ -1364,7 +1365,7 @@ void supervisor_after_commit(Manager *m, bool committed) {
                 killpoint("before-spawn");
                 r = attempt_spawn(a, &error);
                 if (r >= 0) { /* started in a pass that then paused its run */
-                        attempt_follow_pause(a);
+                        attempt_follow_pause(a, false);
                         continue;
                 }
                 if (!error && asprintf(&error, "cannot start the process: %s", strerror(-r)) < 0)

@@ -692,6 +692,35 @@ static int method_describe_batch(sd_bus_message *msg, void *userdata, sd_bus_err
                                error);
 }
 
+/* PauseActivity, UnpauseActivity, ResetActivity: (workflow_id, run_id, activity_id). */
+static int method_activity_control(sd_bus_message *msg, void *userdata, const char *op,
+                                   sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *activity_id;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sss", &id, &run_id, &activity_id);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "activity_id", activity_id);
+        return bus_call_submit(userdata, msg, op, &rq, reply_empty, NULL, error);
+}
+
+static int method_pause_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "PauseActivity", error);
+}
+
+static int method_unpause_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "UnpauseActivity", error);
+}
+
+static int method_reset_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "ResetActivity", error);
+}
+
 static int method_delete_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_simple(msg, userdata, "DeleteWorkflow", true, reply_empty, error);
 }
@@ -973,6 +1002,21 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_ARGS("s", batch_id),
                                 SD_BUS_RESULT("s", description_json),
                                 method_describe_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_pause_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnpauseActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_unpause_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_reset_activity,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DeleteWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),

@@ -488,6 +488,47 @@ static int op_fork_workflow(Request *q) {
         return branch_op(q, BRANCH_FORK, fork_fields);
 }
 
+typedef struct ActivityTarget {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        const char *activity_id;
+        const char *reason;
+} ActivityTarget;
+
+static const MsgField activity_control_fields[] = {
+        TARGET_FIELDS,
+        { "activity_id", MSG_STR, offsetof(ActivityTarget, activity_id), true, NAME_MAX_LEN },
+        { "reason", MSG_STR, offsetof(ActivityTarget, reason), false, 4096 },
+        {},
+};
+
+/* PauseActivity, UnpauseActivity, ResetActivity (history-pause.c). */
+static int activity_control_op(Request *q, ActivityControl what) {
+        _cleanup_(run_row_done) RunRow run = {};
+        ActivityTarget t = {};
+        int r;
+
+        r = parse_target(q, activity_control_fields, &t.t, &run);
+        if (r < 0)
+                return r;
+        r = history_control_activity(q->m, run.run_id, t.activity_id, what, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
+static int op_pause_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_PAUSE);
+}
+
+static int op_unpause_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_UNPAUSE);
+}
+
+static int op_reset_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_RESET);
+}
+
 static const MsgField target_fields[] = {
         TARGET_FIELDS,
         { "wait", MSG_BOOL, offsetof(TargetRequest, wait) },
@@ -509,17 +550,22 @@ static int pack_pending_activity(const ActivityRow *a, void *userdata) {
         const char *status = a->state == ACTIVITY_STARTED
                                      ? supervisor_status(pp->m, a->run_id, a->scheduled_id)
                                      : NULL;
-        size_t n = 6 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
+        size_t n = 7 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
                    (a->heartbeat_details.ptr ? 1 : 0) + (a->state == ACTIVITY_BACKOFF ? 1 : 0) +
                    (status ? 1 : 0);
-        const char *state =
-                a->cancel_requested ? "CancelRequested" : activity_state_to_string(a->state);
+        /* Temporal's PendingActivityState: a paused attempt that runs is PauseRequested. */
+        const char *state = a->cancel_requested                             ? "CancelRequested"
+                            : a->paused && a->state == ACTIVITY_STARTED ? "PauseRequested"
+                            : a->paused                                 ? "Paused"
+                                        : activity_state_to_string(a->state);
 
         (void) msgpack_pack_map(pk, n);
         (void) msg_pack_kv_str(pk, "activity_id", a->activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", a->activity_type);
         (void) msg_pack_kv_uint(pk, "scheduled_event_id", a->scheduled_id);
         (void) msg_pack_kv_str(pk, "state", state);
+        (void) msg_pack_str(pk, "paused");
+        (void) (a->paused ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
         (void) msg_pack_kv_uint(pk, "attempt", a->attempt);
         (void) msg_pack_kv_uint(pk, "scheduled_time", a->scheduled_time);
         if (a->started_time)
@@ -1639,6 +1685,7 @@ static const Op ops[] = {
         { "ListBatchOperations", op_list_batch_operations, false },
         { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
+        { "PauseActivity", op_pause_activity, true },
         { "PauseSchedule", op_pause_schedule, true },
         { "PauseWorkflow", op_pause_workflow, true },
         { "PollActivityTask", op_poll_activity_task, false },
@@ -1646,6 +1693,7 @@ static const Op ops[] = {
         { "QueryWorkflow", op_query_workflow, false },
         { "RedriveWorkflow", op_redrive_workflow, true },
         { "Reload", op_reload, false },
+        { "ResetActivity", op_reset_activity, true },
         { "ResetWorkflow", op_reset_workflow, true },
         { "RespondQueryTask", op_respond_query_task, false },
         { "ShutdownWorker", op_shutdown_worker, false },
@@ -1656,6 +1704,7 @@ static const Op ops[] = {
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },
+        { "UnpauseActivity", op_unpause_activity, true },
         { "UnpauseSchedule", op_unpause_schedule, true },
         { "UnpauseWorkflow", op_unpause_workflow, true },
         { "VerifyHistory", op_verify_history, false },

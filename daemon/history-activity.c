@@ -4,6 +4,7 @@
  * four timeouts. An activity's retries leave no events; ActivityTaskStarted is appended with the
  * event that closes the activity, as Temporal does. */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -188,7 +189,7 @@ int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
         int r;
 
-        if (run->paused) /* history-pause.c queues it on unpause */
+        if (run->paused || act->paused) /* history-pause.c queues it on unpause */
                 return 0;
         if (unit) {
                 r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id,
@@ -852,6 +853,16 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
                 manager_deadlines_changed(m);
         }
         return r;
+}
+
+int history_activity_retry_now(Manager *m, RunRow *run, ActivityRow *act) {
+        int r;
+
+        assert(act->state == ACTIVITY_BACKOFF);
+        r = store_deadline_delete(m->store, DEADLINE_ACT_RETRY, run->run_id, act->scheduled_id);
+        if (r >= 0)
+                manager_deadlines_changed(m);
+        return r < 0 ? r : activity_ready_again(m, run, act);
 }
 
 int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d) {

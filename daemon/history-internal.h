@@ -94,6 +94,8 @@ int history_restore_activity(Manager *m,
 /* history.c: the deadline of the run timeout (@run_due) or of the chain's execution timeout
  * (@expiration), whichever comes first; 0 = none. */
 int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due);
+/* history-activity.c: an activity waiting for its retry delay is ready at once (ResetActivity). */
+int history_activity_retry_now(Manager *m, RunRow *run, ActivityRow *act);
 /* history.c: appends WorkflowTaskScheduled and queues the task, unless a workflow task is pending
  * already or the run is closed. */
 int schedule_workflow_task(Manager *m, RunRow *run);

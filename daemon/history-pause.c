@@ -20,6 +20,7 @@
  * it paused. */
 
 #include <errno.h>
+#include <string.h>
 
 #include "daemon/history-internal.h"
 #include "daemon/history.h"
@@ -114,5 +115,79 @@ int history_unpause(Manager *m, const char *run_id, const PauseRequest *req, Api
         if (r < 0)
                 return r;
         log_run(LOG_INFO, &run, "Workflow '%s' unpaused", run.workflow_id);
+        return 0;
+}
+
+/* ---- one activity ---- */
+
+typedef struct FindActivity {
+        const char *activity_id;
+        uint64_t scheduled_id;
+} FindActivity;
+
+static int find_activity(const ActivityRow *act, void *userdata) {
+        FindActivity *f = userdata;
+
+        if (streq(act->activity_id, f->activity_id))
+                f->scheduled_id = act->scheduled_id;
+        return 0;
+}
+
+static const char *const control_names[] = {
+        [ACTIVITY_PAUSE] = "paused",
+        [ACTIVITY_UNPAUSE] = "unpaused",
+        [ACTIVITY_RESET] = "reset",
+};
+
+int history_control_activity(
+        Manager *m, const char *run_id, const char *activity_id, ActivityControl what, ApiError *e) {
+        _cleanup_(run_row_done) RunRow run = {};
+        _cleanup_(activity_row_done) ActivityRow act = {};
+        FindActivity f = { activity_id, 0 };
+        int r;
+
+        r = load_open_run(m, run_id, &run, e);
+        if (r >= 0)
+                r = store_activities_foreach(m->store, run.run_id, find_activity, &f);
+        if (r >= 0 && f.scheduled_id == 0)
+                return api_error_set(e, -ENOENT, "workflow '%s' has no pending activity '%s'",
+                                     run.workflow_id, activity_id);
+        if (r >= 0)
+                r = store_activity_get(m->store, run.run_id, f.scheduled_id, &act);
+        if (r < 0)
+                return r;
+        switch (what) {
+        case ACTIVITY_PAUSE:
+        case ACTIVITY_UNPAUSE:
+                if (act.paused == (what == ACTIVITY_PAUSE))
+                        return api_error_set(e, -ESTALE, "activity '%s' is %s", activity_id,
+                                             act.paused ? "paused already" : "not paused");
+                act.paused = what == ACTIVITY_PAUSE;
+                r = store_activity_update(m->store, &act);
+                if (r < 0 || act.state != ACTIVITY_SCHEDULED)
+                        break;
+                if (act.paused)
+                        r = dequeue_activity(&act, m);
+                else
+                        r = history_queue_activity_task(m, &run, &act);
+                break;
+        case ACTIVITY_RESET:
+                if (act.state == ACTIVITY_STARTED)
+                        return api_error_set(e, -ESTALE,
+                                             "activity '%s' is running: reset it once the "
+                                             "attempt has ended (pause it to hold its retry)",
+                                             activity_id);
+                act.attempt = 1;
+                if (act.state == ACTIVITY_BACKOFF)
+                        r = history_activity_retry_now(m, &run, &act);
+                else
+                        r = store_activity_update(m->store, &act);
+                break;
+        }
+        if (r < 0)
+                return r;
+        manager_run_changed(m, run.run_id, false); /* D-Bus PendingActivities, describe */
+        log_run(LOG_INFO, &run, "Activity '%s' of workflow '%s' %s", activity_id, run.workflow_id,
+                control_names[what]);
         return 0;
 }

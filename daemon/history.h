@@ -151,6 +151,19 @@ void history_new_id(char out[static 37]);
 /* Deletes a run with its history (history-delete.c), terminating it first when it is open. */
 int history_delete(Manager *m, const char *run_id, const char *reason, ApiError *e);
 
+/* Operators on one pending activity of a run, named by its activity id (history-pause.c):
+ * pause (no attempt is dispatched, a running process attempt is frozen; an attempt of a worker
+ * runs on and its failure waits for the unpause), unpause, or reset its attempt count to 1 (one
+ * waiting for a retry becomes ready at once; a running attempt cannot be reset). -ENOENT when no
+ * such activity is pending, -ESTALE when it is paused already, not paused, or running. */
+typedef enum ActivityControl {
+        ACTIVITY_PAUSE,
+        ACTIVITY_UNPAUSE,
+        ACTIVITY_RESET,
+} ActivityControl;
+int history_control_activity(
+        Manager *m, const char *run_id, const char *activity_id, ActivityControl what, ApiError *e);
+
 /* Dispatch: -ESTALE when the task no longer applies (the caller drops it). Packs the task map. */
 int history_start_workflow_task(Manager *m,
                                 const char *run_id,

@@ -125,7 +125,7 @@ enum {
         "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
         "scheduled_time, attempt_time, started_time, s2c, s2s, st2c, heartbeat, retry_initial, " \
         "retry_backoff, retry_max_interval, retry_max_attempts, retry_non_retryable, "           \
-        "heartbeat_details, last_failure, cancel_requested, identity"
+        "heartbeat_details, last_failure, cancel_requested, identity, paused"
 
 static const char *const sql[_Q_MAX] = {
         [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
@@ -159,19 +159,19 @@ static const char *const sql[_Q_MAX] = {
         [Q_BUF_DELETE] = "DELETE FROM buffered WHERE run_id = ?",
         [Q_BUF_COUNT] = "SELECT count(*) FROM buffered WHERE run_id = ?",
         [Q_ACT_INSERT] = "INSERT INTO activities (" ACT_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_ACT_GET] = "SELECT " ACT_COLUMNS " FROM activities "
                       "WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_UPDATE] = "UPDATE activities SET state = ?3, attempt = ?4, attempt_time = ?5, "
                          "started_time = ?6, heartbeat_details = ?7, last_failure = ?8, "
-                         "cancel_requested = ?9, identity = ?10 "
+                         "cancel_requested = ?9, identity = ?10, paused = ?11 "
                          "WHERE run_id = ?1 AND scheduled_id = ?2",
         [Q_ACT_DELETE] = "DELETE FROM activities WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_FOREACH] = "SELECT " ACT_COLUMNS " FROM activities WHERE run_id = ? "
                           "ORDER BY scheduled_id",
         /* Without those of paused runs: they hold no task (history-pause.c). */
-        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 AND run_id "
-                         "NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
+        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 AND "
+                         "paused = 0 AND run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
                          "ORDER BY attempt_time",
         [Q_ACT_STARTED_BY] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 1 AND "
                               "substr(identity, 1, length(?1)) = ?1",
@@ -374,6 +374,8 @@ static const char *const migrations[] = {
          * status. */
         "ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);"
+        /* ... and single activities (PauseActivity): no task while paused. */
+        "ALTER TABLE activities ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
         /* Batch operations (daemon/batch.h, store-batch.c): one row per batch, and its items, the
          * runs its list filter matched when it started, in order (seq from 1); next_seq is the
          * first item not done yet, so that a batch resumes exactly there after a restart. */
@@ -662,8 +664,8 @@ static int load_tasks(Store *s) {
                 "WHERE r.status = 1 AND r.wft_state = 1 AND r.paused = 0 "
                 "UNION ALL "
                 "SELECT 1, task_queue, run_id, scheduled_id, attempt_time FROM activities "
-                "WHERE state = 0 AND run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
-                "ORDER BY 5";
+                "WHERE state = 0 AND paused = 0 AND "
+                "run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) ORDER BY 5";
         sqlite3_stmt *st;
         int rc, r = 0;
 
@@ -1769,6 +1771,7 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         a.cancel_requested = sqlite3_column_int(st, 22);
         if (k >= 0)
                 k = col_strdup(st, 23, &a.identity);
+        a.paused = sqlite3_column_int(st, 24);
         if (k < 0) {
                 activity_row_done(&a);
                 return k;
@@ -1806,6 +1809,7 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_blob(st, 22, &a->last_failure);
         bind_u64(st, 23, a->cancel_requested);
         bind_text(st, 24, a->identity);
+        bind_u64(st, 25, a->paused);
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1841,6 +1845,7 @@ int store_activity_update(Store *s, const ActivityRow *a) {
         bind_blob(st, 8, &a->last_failure);
         bind_u64(st, 9, a->cancel_requested);
         bind_text(st, 10, a->identity);
+        bind_u64(st, 11, a->paused);
         return step_killpoint(s, st, "activity-write");
 }
 

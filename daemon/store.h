@@ -267,6 +267,7 @@ typedef struct ActivityRow {
         Blob last_failure;
         bool cancel_requested;
         char *identity;
+        bool paused; /* an operator paused it (PauseActivity): no task while paused */
 } ActivityRow;
 
 void activity_row_done(ActivityRow *a);

@@ -67,6 +67,9 @@ expect 2 "^durablectl: missing --new-id ID for 'fork'" fork order-1 --step 2
 expect 2 "^durablectl: .*--step" fork order-1 --new-id f --step -1
 expect 2 "^durablectl: unknown option '--step' for 'redrive'" redrive order-1 --step 2
 expect 2 "^durablectl: unknown batch command 'frob'" batch frob
+expect 2 "^durablectl: 'activity pause' takes ID ACTIVITY-ID" activity pause order-1
+expect 2 "^durablectl: 'activity reset' takes no --token or input" \
+        activity reset order-1 1 --token abc
 expect 2 "^durablectl: missing --query FILTER for 'batch terminate'" batch terminate --yes
 expect 2 "^durablectl: --yes is required when standard input is not a terminal" \
         batch terminate --query "WorkflowType = 'T'"

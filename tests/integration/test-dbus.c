@@ -365,6 +365,12 @@ TEST(pause_and_unpause) {
                   "string:", "string:", "uint64:0");
         ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
         test_run_free(&r);
+        DBUS_SEND(&r, false, "PauseActivity", "string:idle-p", "string:", "string:1");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ResetActivity", "string:idle-p", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
+        test_run_free(&r);
         DBUS_SEND(&r, false, "DescribeBatchOperation", "string:none");
         ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
         test_run_free(&r);

@@ -286,6 +286,99 @@ TEST(paused_run_freezes_process_activity) {
         (void) test_rm_rf(units);
 }
 
+/* The first pending activity of @id as DescribeWorkflow shows it (new reference). */
+static json_t *pending_activity(dur_client *c, const char *id) {
+        json_t *req = ASSERT_NOT_NULL(
+                json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", id));
+        json_t *answer, *act;
+        int r;
+
+        answer = ASSERT_NOT_NULL(call_json(c, req, &r));
+        json_decref(req);
+        act = json_incref(json_array_get(json_object_get(answer, "pending_activities"), 0));
+        json_decref(answer);
+        return ASSERT_NOT_NULL(act);
+}
+
+static void activity_call(dur_client *c, const char *op, const char *id, const char *activity_id) {
+        json_t *req = ASSERT_NOT_NULL(json_pack("{s:s, s:s, s:s}", "op", op, "workflow_id", id,
+                                                "activity_id", activity_id));
+        json_t *answer;
+        int r;
+
+        answer = call_json(c, req, &r);
+        json_decref(req);
+        if (!answer)
+                test_fail(__FILE__, __LINE__, "%s failed: %s", op,
+                          test_str_or_null(dur_client_error_message(c)));
+        json_decref(answer);
+}
+
+/* One activity paused (PauseActivity): it is not dispatched, also after a daemon SIGKILL, while
+ * one queued after it on the same queue is; unpaused, it runs and the run completes. */
+TEST(paused_activity_waits) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {}, acts = {};
+        _cleanup_free_ char *activity_id = NULL;
+        dur_outcome o = {};
+        json_t *events, *act;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        test_worker_spawn(&worker, NULL, NULL);
+        c = client_connect();
+        /* Its activity goes to queue "acts", which nobody polls yet. */
+        start_json(c, "ActivityWorkflow", "pa", NULL,
+                   "{\"activity\": \"echo\", \"task_queue\": \"acts\", \"input\": {\"x\": 1}, "
+                   "\"start_to_close_ms\": 60000}",
+                   0);
+        events = wait_event(c, "pa", "ActivityTaskScheduled");
+        activity_id = ASSERT_NOT_NULL(
+                strdup(ev_str(history_must(events, "ActivityTaskScheduled"), "activity_id")));
+        json_decref(events);
+
+        activity_call(c, "PauseActivity", "pa", activity_id);
+        ASSERT_STREQ(call_error(c, "{\"op\": \"PauseActivity\", \"workflow_id\": \"pa\", "
+                                   "\"activity_id\": \"1\"}") /* paused already, or no such */,
+                     streq(activity_id, "1") ? "failed_precondition" : "not_found");
+        activity_call(c, "ResetActivity", "pa", activity_id);
+        act = pending_activity(c, "pa");
+        ASSERT_STREQ(json_str(act, "state"), "Paused");
+        ASSERT_TRUE(json_is_true(json_object_get(act, "paused")));
+        ASSERT_EQ(json_integer_value(json_object_get(act, "attempt")), 1);
+        json_decref(act);
+
+        c = dur_client_free(c);
+        ASSERT_EQ(test_daemon_kill(&d, SIGKILL) & 0x7f, SIGKILL);
+        test_daemon_restart(&d);
+        c = client_connect();
+        test_worker_spawn(&acts, "acts", NULL);
+        /* A run on "acts" whose activity is queued after the paused one completes first. */
+        start_json(c, "ActivityWorkflow", "pb", "acts",
+                   "{\"activity\": \"echo\", \"start_to_close_ms\": 60000}", 0);
+        ASSERT_EQ(wait_outcome(c, "pb", &o), 0);
+        dur_outcome_done(&o);
+        act = pending_activity(c, "pa");
+        ASSERT_STREQ(json_str(act, "state"), "Paused");
+        json_decref(act);
+
+        activity_call(c, "UnpauseActivity", "pa", activity_id);
+        ASSERT_STREQ(call_error(c, "{\"op\": \"UnpauseActivity\", \"workflow_id\": \"pa\", "
+                                   "\"activity_id\": \"nope\"}"),
+                     "not_found");
+        ASSERT_EQ(wait_outcome(c, "pa", &o), 0);
+        dur_outcome_done(&o);
+        events = history_get(c, "pa");
+        history_assert_invariants(events);
+        ASSERT_EQ(history_count(events, "ActivityTaskCompleted"), 1);
+        json_decref(events);
+        ASSERT_STREQ(call_error(c, "{\"op\": \"ResetActivity\", \"workflow_id\": \"pa\"}"),
+                     "invalid_argument"); /* no activity_id */
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&acts, SIGTERM), 0);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
 /* Bad requests are invalid_argument, unknown or closed workflows not_found; nothing changes. */
 TEST(pause_bad_requests) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
