@@ -20,10 +20,9 @@ static const char *call_error(dur_client *c, const char *request_json) {
         return ASSERT_NOT_NULL(dur_client_error_code(c));
 }
 
-/* Calls @request_json, which must succeed; returns its "run_id" (malloc'd). */
-static char *call_run_id(dur_client *c, const char *request_json) {
+/* Calls @request_json, which must succeed; returns the answer (new reference). */
+static json_t *call_ok_json(dur_client *c, const char *request_json) {
         json_t *req = ASSERT_NOT_NULL(json_loads(request_json, 0, NULL)), *answer;
-        char *run_id;
         int r;
 
         answer = call_json(c, req, &r);
@@ -31,7 +30,14 @@ static char *call_run_id(dur_client *c, const char *request_json) {
         if (!answer)
                 test_fail(__FILE__, __LINE__, "%s failed: %s", request_json,
                           test_str_or_null(dur_client_error_message(c)));
-        run_id = ASSERT_NOT_NULL(strdup(json_str(answer, "run_id")));
+        return answer;
+}
+
+/* Calls @request_json, which must succeed; returns its "run_id" (malloc'd). */
+static char *call_run_id(dur_client *c, const char *request_json) {
+        json_t *answer = call_ok_json(c, request_json);
+        char *run_id = ASSERT_NOT_NULL(strdup(json_str(answer, "run_id")));
+
         json_decref(answer);
         return run_id;
 }
@@ -265,6 +271,56 @@ TEST(reset_keeps_pending_timer) {
         json_decref(out);
         dur_outcome_done(&o);
         dur_buf_free(arg);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
+/* A batch reset (StartBatchOperation Reset) of two runs: each is terminated, naming its new run,
+ * which has the signal the old one had after the cut. */
+TEST(batch_reset) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        const char *ids[2] = { "br-1", "br-2" };
+        json_t *answer, *events;
+        char *old[2], req[512];
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        test_worker_spawn(&worker, NULL, NULL);
+        c = client_connect();
+        for (int i = 0; i < 2; i++) {
+                start_json(c, "SignalWorkflow", ids[i], NULL, NULL, 0);
+                ASSERT_EQ(query_count(c, ids[i]), 0);
+                signal_add(c, ids[i], 10 + i);
+                ASSERT_EQ(query_count(c, ids[i]), 1);
+                snprintf(req, sizeof(req),
+                         "{\"op\": \"DescribeWorkflow\", \"workflow_id\": \"%s\"}", ids[i]);
+                answer = call_ok_json(c, req);
+                old[i] = ASSERT_NOT_NULL(
+                        strdup(json_str(json_object_get(answer, "workflow"), "run_id")));
+                json_decref(answer);
+        }
+        answer = call_ok_json(c, "{\"op\": \"StartBatchOperation\", \"operation\": \"Reset\", "
+                                 "\"query\": \"WorkflowId STARTS_WITH 'br-'\", \"to\": \"first\", "
+                                 "\"reason\": \"bad deploy\"}");
+        ASSERT_EQ(json_integer_value(json_object_get(answer, "total")), 2);
+        json_decref(answer);
+        for (int i = 0; i < 2; i++) {
+                snprintf(req, sizeof(req),
+                         "{\"op\": \"GetResult\", \"workflow_id\": \"%s\", \"run_id\": \"%s\", "
+                         "\"wait\": true, \"follow_runs\": false}",
+                         ids[i], old[i]);
+                answer = call_ok_json(c, req);
+                ASSERT_STREQ(json_str(json_object_get(answer, "workflow"), "status"), "Terminated");
+                json_decref(answer);
+                ASSERT_EQ(query_count(c, ids[i]), 1); /* the new run, its signal re-applied */
+                events = run_history(c, ids[i], old[i]);
+                ASSERT_NOT_NULL(ev_str(history_must(events, "WorkflowExecutionTerminated"),
+                                       "new_execution_run_id"));
+                json_decref(events);
+                free(old[i]);
+        }
+        ASSERT_EQ(count_runs(c, "WorkflowId STARTS_WITH 'br-' AND ExecutionStatus = 'Running'"), 2);
         dur_client_free(c);
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
 }
