@@ -153,7 +153,8 @@ static int outcome_print(const Ctx *ctx, const Answer *answer, const WorkflowInf
                 workflow_print(w, false);
         else
                 workflow_print_outcome(w);
-        if (streq(w->status, "Completed") || streq(w->status, "Running"))
+        if (streq(w->status, "Completed") || streq(w->status, "Running") ||
+            streq(w->status, "Paused"))
                 return 0;
         (void) ctl_error_errno(0, "workflow '%s' did not complete: %s", w->workflow_id, w->status);
         return EXIT_FAILURE;

@@ -491,8 +491,8 @@ static int outcome_parse(msgpack_unpacked *answer, dur_outcome *ret) {
         if (r < 0)
                 return r;
         /* With "wait" the daemon answers only once the run closed, else deadline_exceeded;
-         * a still running run is treated as that deadline. */
-        if (streq(info.status, "Running"))
+         * a still running (or paused) run is treated as that deadline. */
+        if (streq(info.status, "Running") || streq(info.status, "Paused"))
                 return -ETIMEDOUT;
         r = outcome_fill(&info, ret);
         if (r < 0)

@@ -91,6 +91,8 @@ TEST(paused_run_records_signal_and_timer_and_resumes) {
 
         ASSERT_DUR_OK(c, dur_client_pause(c, "tsw", NULL, "maintenance"));
         assert_status(c, "tsw", "Paused");
+        /* Still open: a result asked without waiting is "not yet". */
+        ASSERT_EQ(dur_client_result(c, "tsw", NULL, 1, &o), -ETIMEDOUT);
         ASSERT_EQ(dur_client_pause(c, "tsw", NULL, "again"), -ESTALE);
         ASSERT_STREQ(dur_client_error_code(c), "failed_precondition");
         ASSERT_EQ(count(c, "ExecutionStatus = 'Paused'"), 1);
