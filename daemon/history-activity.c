@@ -182,9 +182,9 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
-/* Queues the task of an activity attempt (none while its run is paused): for the daemon itself when an activity unit declares its
- * type (DESIGN.md §7: the queue of a TASK_PROCESS task is the unit's name), else for the polling
- * workers of its task queue. */
+/* Queues the task of an activity attempt (none while it or its run is paused): for the daemon
+ * itself when an activity unit declares its type (DESIGN.md §7: the queue of a TASK_PROCESS task
+ * is the unit's name), else for the polling workers of its task queue. */
 int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act) {
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
         int r;

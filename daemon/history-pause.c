@@ -139,8 +139,11 @@ static const char *const control_names[] = {
         [ACTIVITY_RESET] = "reset",
 };
 
-int history_control_activity(
-        Manager *m, const char *run_id, const char *activity_id, ActivityControl what, ApiError *e) {
+int history_control_activity(Manager *m,
+                             const char *run_id,
+                             const char *activity_id,
+                             ActivityControl what,
+                             ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         _cleanup_(activity_row_done) ActivityRow act = {};
         FindActivity f = { activity_id, 0 };

@@ -1,18 +1,20 @@
 /* Store: SQLite persistence for durabled.
  *
- * Schema (version 2; migrations[] below). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
+ * Schema (version 2; migrations[] below). Every time is usec since the epoch (CLOCK_REALTIME of
+ * daemon/clock.c).
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
  *               per workflow id" a constraint of the database, not just of the code. runs_wid
  *               serves "latest run of a workflow id". ListWorkflows answers newest first:
- *               runs_list orders an unfiltered list; runs_status, runs_type, runs_queue and
+ *               runs_list orders an unfiltered list; runs_xstatus (version 2; runs_status in
+ *               version 1), runs_type, runs_queue and
  *               runs_uid (a caller who is not an administrator sees only their own runs) give
  *               each filter its rows already in that order, so that a list of a store holding a
  *               million runs reads about as many rows as it answers, not the whole table
  *               (bench W6). runs_wft_started holds only the runs whose workflow task is in
  *               flight: what expiring a closed connection's tasks and the idle check look for,
  *               without walking every open run (they name it with INDEXED BY: with no statistics
- *               SQLite would take runs_status, i.e. every open run). store_runs_list() says
+ *               SQLite would take the status index, i.e. every open run). store_runs_list() says
  *               which filter's index a list uses, for the same reason.
  *   events      the history: (run_id, event_id) is the key, so a duplicate or reused id is a
  *               constraint error, never a silent overwrite. attrs is the msgpack map sent on the
@@ -140,7 +142,7 @@ static const char *const sql[_Q_MAX] = {
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
         /* The same for a run that stays open: SQLite rewrites the entries of every index whose
          * column an UPDATE sets, changed or not, so leaving out status (and the columns only a
-         * close sets) spares runs_running and runs_status a page each per step. */
+         * close sets) spares runs_running and runs_xstatus a page each per step. */
         [Q_RUN_UPDATE_OPEN] = "UPDATE runs SET next_event_id = ?4, "
                               "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
                               "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
@@ -370,10 +372,12 @@ static const char *const migrations[] = {
         "CREATE INDEX children_run ON children (run_id);",
         /* Version 2: operators pause runs (history-pause.c). A paused run keeps status 1 (it is
          * open: runs_running and every "status = 1" above stay true of it); ExecutionStatus shows
-         * it as Paused (FILTER_STATUS_SQL), served by runs_xstatus as runs_status serves
-         * status. */
+         * it as Paused (FILTER_STATUS_SQL), served by runs_xstatus, which takes the place of
+         * runs_status (one index per run write more would cost every workflow: bench W1); open
+         * runs alone are found through the partial index runs_running. */
         "ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
         "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);"
+        "DROP INDEX runs_status;"
         /* ... and single activities (PauseActivity): no task while paused. */
         "ALTER TABLE activities ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
         /* Batch operations (daemon/batch.h, store-batch.c): one row per batch, and its items, the
@@ -1070,7 +1074,9 @@ int store_run_update(Store *s, const RunRow *r) {
 }
 
 WorkflowStatus run_row_status(const RunRow *r) {
-        return r->paused && r->status == WORKFLOW_STATUS_RUNNING ? WORKFLOW_STATUS_PAUSED : r->status;
+        if (r->paused && r->status == WORKFLOW_STATUS_RUNNING)
+                return WORKFLOW_STATUS_PAUSED;
+        return r->status;
 }
 
 int store_run_set_paused(Store *s, const char *run_id, bool paused) {
@@ -1091,8 +1097,10 @@ int store_run_paused(Store *s, const char *run_id) {
                 return -EIO;
         bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
-        r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : rc == SQLITE_DONE ? -ENOENT
-                                                                                   : sql_error(s, rc);
+        if (rc == SQLITE_ROW)
+                r = sqlite3_column_int(st, 0) != 0;
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
         finish(st);
         return r;
 }
@@ -1133,9 +1141,9 @@ static int visit_run(sqlite3_stmt *st, void *userdata) {
 
 /* The filter whose index drives a list (ListWorkflows answers newest first; see the schema). SQLite
  * has no statistics here and would pick among equally good-looking indexes blindly (it chose
- * runs_status over runs_wid for a workflow id), so the choice is ours, by how few rows a filter
- * usually selects in a store that keeps its closed runs: a workflow id names a handful of runs;
- * Running and the failure statuses are a minority, Completed most of the store; a queue or a type
+ * the status index over runs_wid for a workflow id), so the choice is ours, by how few rows a
+ * filter usually selects in a store that keeps its closed runs: a workflow id names a handful of
+ * runs; Running and the failure statuses are a minority, Completed most of the store; a queue or a type
  * splits the store by code; a caller's own runs may be all of them. The other filters are written
  * as +column, which SQLite does not use an index for. */
 typedef enum RunListBy {
