@@ -1181,7 +1181,8 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
                  "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s%s "
                  "ORDER BY start_time DESC, rowid DESC LIMIT ?",
                  TERM(f->status && !f->open, BY_STATUS, FILTER_STATUS_SQL),
-                 TERM(f->open, BY_STATUS, "status"),
+                 /* Running or Paused: two ranges of runs_xstatus, only the open runs. */
+                 f->open ? " AND " FILTER_STATUS_SQL " IN (1, 8)" : "",
                  TERM(f->workflow_type, BY_TYPE, "workflow_type"),
                  TERM(f->task_queue, BY_QUEUE, "task_queue"),
                  TERM(f->workflow_id, BY_WID, "workflow_id"), TERM(f->only_uid, BY_UID, "uid"));
@@ -1190,8 +1191,6 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
                 return -EIO;
         if (f->status && !f->open)
                 bind_u64(st, i++, (uint64_t) f->status);
-        if (f->open)
-                bind_u64(st, i++, WORKFLOW_STATUS_RUNNING);
         if (f->workflow_type)
                 bind_text(st, i++, f->workflow_type);
         if (f->task_queue)
