@@ -203,9 +203,26 @@ TEST(batch_signal_reports_failures_and_pauses) {
                 ASSERT_STR_CONTAINS(run.out, "Completed");
                 test_run_free(&run);
         }
+        /* On a terminal (script(1) gives it one): the question, the bar, the report. */
+        {
+                _cleanup_free_ char *cmd = NULL;
+                TestRun run = {};
+
+                ASSERT_GE(asprintf(&cmd,
+                                   "printf 'y\\n' | script -qec \"%s --socket %s batch terminate "
+                                   "--query \\\"WorkflowId = 'other'\\\"\" /dev/null",
+                                   test_bin("DURABLECTL_BIN"), d.socket_path),
+                          0);
+                ASSERT_EQ(test_run(&run, STRV("/bin/sh", "-c", cmd), NULL), 0);
+                ASSERT_STR_CONTAINS(run.out, "Terminate 1 workflow run matching");
+                ASSERT_STR_CONTAINS(run.out, "] 1/1");
+                ASSERT_STR_CONTAINS(run.out, "Succeeded");
+                test_run_free(&run);
+        }
+        ASSERT_EQ(count_runs(c, "WorkflowId = 'other' AND ExecutionStatus = 'Terminated'"), 1);
         answer = call_ok(c, "{\"op\": \"ListBatchOperations\"}");
-        /* Signal, Pause, and durablectl's Unpause. */
-        ASSERT_EQ(json_array_size(json_object_get(answer, "batches")), 3);
+        /* Signal, Pause, and durablectl's Unpause and Terminate. */
+        ASSERT_EQ(json_array_size(json_object_get(answer, "batches")), 4);
         json_decref(answer);
         dur_client_free(c);
 }
