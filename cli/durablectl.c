@@ -87,10 +87,18 @@ typedef enum Opt {
         OPT_CONCURRENCY,
         OPT_RATE,
         OPT_BURST,
+        OPT_EVENT_ID,
+        OPT_TO,
+        OPT_REAPPLY_EXCLUDE,
+        OPT_NEW_ID,
+        OPT_STEP,
+        OPT_YES,
+        OPT_RPS,
         _OPT_MAX,
 } Opt;
 
 #define BIT(o) (UINT64_C(1) << (o))
+_Static_assert(_OPT_MAX <= 64, "verbs name their options in a uint64_t mask");
 #define GLOBAL_OPTS \
         (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER) | \
          BIT(OPT_NO_LEGEND))
@@ -185,6 +193,17 @@ static const OptionDef options[_OPT_MAX] = {
                         STR_FIELD(query) },
         [OPT_PAGE_TOKEN] = { "page-token", "TOKEN", "Continue a list where the last page ended",
                              STR_FIELD(page_token) },
+        [OPT_EVENT_ID] = { "event-id", "N",
+                           "Reset to this WorkflowTaskCompleted (or ...Failed, ...TimedOut) event" },
+        [OPT_TO] = { "to", "first|last", "Reset to the first or the last workflow task (default)" },
+        [OPT_REAPPLY_EXCLUDE] = { "reapply-exclude", "KIND",
+                                  "Do not re-apply Signal, Update or All events after the reset "
+                                  "point (repeatable)" },
+        [OPT_NEW_ID] = { "new-id", "ID", "The workflow id of the fork (required)",
+                         STR_FIELD(new_id) },
+        [OPT_STEP] = { "step", "N", "Fork from the N-th activity of the run (default: the start)" },
+        [OPT_YES] = { "yes", NULL, "Do not ask for confirmation (required without a terminal)" },
+        [OPT_RPS] = { "rps", "N", "At most N runs a second (default: as fast as it goes)" },
         [OPT_MEMO] = { "memo", "KEY=JSON", "Add KEY with the JSON value to the memo (repeatable)" },
         [OPT_SEARCH_ATTRIBUTE] = { "search-attribute", "NAME=TYPE:VALUE",
                                    "Set a search attribute (Keyword, Text, Int, Double, Bool, "
@@ -283,16 +302,35 @@ static const Verb verbs[] = {
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
           "Stop a workflow at once, without running its code" },
+        { "delete", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_delete,
+          "Delete a workflow run and its history (terminating it first when it runs)" },
+        { "reset", "ID", 1, 1,
+          BIT(OPT_RUN_ID) | BIT(OPT_REASON) | BIT(OPT_EVENT_ID) | BIT(OPT_TO) |
+                  BIT(OPT_REAPPLY_EXCLUDE),
+          BIT(OPT_REASON), false, verb_reset,
+          "Start a new run from a workflow task of this one (signals after it re-applied)" },
+        { "redrive", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_redrive,
+          "Let a failed, timed-out or terminated run go on from its failed step" },
+        { "fork", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON) | BIT(OPT_NEW_ID) | BIT(OPT_STEP),
+          BIT(OPT_NEW_ID), false, verb_fork,
+          "Start a copy of a run under another workflow id, from step N" },
+        { "pause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_pause,
+          "Pause a workflow: nothing of it runs (its activity processes are frozen) until unpause" },
+        { "unpause", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_unpause,
+          "Let a paused workflow run again" },
         { "activity-types", "", 0, 0, 0, 0, true, verb_activity_types,
           "List the activity units, their state and why a unit was refused" },
         { "reload", "", 0, 0, 0, 0, false, verb_reload,
           "Re-read the activity units (as SIGHUP does); list them" },
-        { "activity", "execute|start|result TYPE|ID, complete|fail|heartbeat ID ACTIVITY-ID [JSON]",
+        { "activity",
+          "execute|start|result TYPE|ID, complete|fail|heartbeat|pause|unpause|reset ID ACTIVITY-ID "
+          "[JSON]",
           1, 4,
           BIT(OPT_ID) | BIT(OPT_TASK_QUEUE) | INPUT_OPTS | BIT(OPT_REQUEST_ID) | BIT(OPT_WAIT) |
                   BIT(OPT_TIMEOUT) | BIT(OPT_RUN_ID) | BIT(OPT_TOKEN) | BIT(OPT_REASON),
           0, false, verb_activity,
-          "Run one activity outside a workflow; complete, fail or heartbeat a running one",
+          "Run one activity outside a workflow; complete, fail, heartbeat, pause, unpause or "
+          "reset one",
           false, activity_check_args },
         { "calendar", "SPEC...", 1, 64, BIT(OPT_ITERATIONS) | BIT(OPT_BASE_TIME), 0, false,
           verb_calendar, "Normalize calendar specs and show their next elapses", true },
@@ -303,6 +341,13 @@ static const Verb verbs[] = {
           BIT(OPT_CONCURRENCY) | BIT(OPT_RATE) | BIT(OPT_BURST), 0, false, verb_task_queue,
           "Set the limits of a task queue; show its backlog, pollers, running and limits", false,
           task_queue_check_args },
+        { "batch", "COMMAND [NAME|ID]", 1, 2,
+          BIT(OPT_QUERY) | BIT(OPT_REASON) | BIT(OPT_RPS) | BIT(OPT_YES) | INPUT_OPTS |
+                  BIT(OPT_TO) | BIT(OPT_REAPPLY_EXCLUDE),
+          0, false, verb_batch,
+          "Batch operations on every run a --query matches: signal, cancel, terminate, delete, "
+          "reset, pause, unpause; describe, list",
+          false, batch_check_args },
         { "verify", "[ID...]", 0, 1000, 0, 0, true, verb_verify,
           "Check the histories of every run (or of these workflows) for broken rules" },
         { "backup", "FILE", 1, 1, 0, 0, false, verb_backup,
@@ -389,7 +434,7 @@ static int parse_status(const char *text, const char **ret) {
 
         if (s < 0)
                 return ctl_error("invalid value '%s' for --status: expected Running, Completed, "
-                                 "Failed, Canceled, Terminated, TimedOut or ContinuedAsNew",
+                                 "Failed, Canceled, Terminated, TimedOut, ContinuedAsNew or Paused",
                                  text);
         *ret = workflow_status_to_string(s);
         return 0;
@@ -557,6 +602,31 @@ static int option_apply(Args *a, Opt o, const char *value) {
                 return parse_status(value, &a->status);
         case OPT_LIMIT:
                 return parse_count("--limit", value, UINT32_MAX, &a->limit);
+        case OPT_EVENT_ID:
+                return parse_count("--event-id", value, UINT32_MAX, &a->event_id);
+        case OPT_STEP:
+                return parse_count("--step", value, UINT32_MAX, &a->step);
+        case OPT_RPS:
+                return parse_count("--rps", value, 1000000, &a->rps);
+        case OPT_YES:
+                a->yes = true;
+                return 0;
+        case OPT_TO:
+                if (!streq(value, "first") && !streq(value, "last"))
+                        return ctl_error("invalid value '%s' for --to: expected first or last",
+                                         value);
+                a->to = value;
+                return 0;
+        case OPT_REAPPLY_EXCLUDE:
+                if (!streq(value, "Signal") && !streq(value, "Update") && !streq(value, "All"))
+                        return ctl_error("invalid value '%s' for --reapply-exclude: expected "
+                                         "Signal, Update or All",
+                                         value);
+                if (a->n_reapply_exclude >= ELEMENTSOF(a->reapply_exclude))
+                        return ctl_error("too many --reapply-exclude options (at most %zu)",
+                                         ELEMENTSOF(a->reapply_exclude));
+                a->reapply_exclude[a->n_reapply_exclude++] = (char *) value;
+                return 0;
         case OPT_TASK_TIMEOUT:
                 return parse_duration("--task-timeout", value, &a->task_timeout_usec);
         case OPT_TIMEOUT:

@@ -50,7 +50,7 @@ const char *status_color(const char *status) {
                 { "Running", ANSI_BLUE },        { "Completed", ANSI_GREEN },
                 { "Failed", ANSI_RED },          { "TimedOut", ANSI_RED },
                 { "Terminated", ANSI_RED },      { "Canceled", ANSI_YELLOW },
-                { "ContinuedAsNew", ANSI_GREY },
+                { "ContinuedAsNew", ANSI_GREY }, { "Paused", ANSI_YELLOW },
         };
 
         for (size_t i = 0; status && i < ELEMENTSOF(colors); i++)

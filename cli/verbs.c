@@ -178,7 +178,8 @@ static int outcome_print(const Ctx *ctx, const Answer *answer, const WorkflowInf
                 workflow_print(w, false);
         else
                 workflow_print_outcome(w);
-        if (streq(w->status, "Completed") || streq(w->status, "Running"))
+        if (streq(w->status, "Completed") || streq(w->status, "Running") ||
+            streq(w->status, "Paused"))
                 return 0;
         (void) ctl_error_errno(0, "workflow '%s' did not complete: %s", w->workflow_id, w->status);
         return EXIT_FAILURE;
@@ -228,11 +229,25 @@ static bool is_completion(const char *subcommand) {
                streq(subcommand, "heartbeat");
 }
 
+static bool is_control(const char *subcommand) {
+        return streq(subcommand, "pause") || streq(subcommand, "unpause") ||
+               streq(subcommand, "reset");
+}
+
 /* The arguments of each subcommand, before connecting (exit status 2 otherwise). */
 int activity_check_args(const Args *a) {
         const char *sub = a->pos[0];
         size_t ids = a->token ? 0 : 2; /* ID ACTIVITY-ID, unless --token names the attempt */
 
+        if (is_control(sub)) {
+                if (a->n_pos != 3)
+                        return ctl_error("'activity %s' takes ID ACTIVITY-ID (the workflow id and "
+                                         "the activity id)",
+                                         sub);
+                if (a->token || a->input)
+                        return ctl_error("'activity %s' takes no --token or input", sub);
+                return 0;
+        }
         if (streq(sub, "execute") || streq(sub, "start") || streq(sub, "result")) {
                 if (a->n_pos != 2)
                         return ctl_error("'activity %s' takes one argument, %s", sub,
@@ -243,7 +258,7 @@ int activity_check_args(const Args *a) {
         }
         if (!is_completion(sub))
                 return ctl_error("unknown subcommand '%s' for 'activity': expected execute, start, "
-                                 "result, complete, fail or heartbeat",
+                                 "result, complete, fail, heartbeat, pause, unpause or reset",
                                  sub);
         if (a->n_pos < 1 + ids)
                 return ctl_error("'activity %s' needs %s", sub,
@@ -352,12 +367,41 @@ static int activity_start(const Ctx *ctx, const Args *a, Answer *answer, char *i
         return 0;
 }
 
+/* activity pause|unpause|reset ID ACTIVITY-ID (Temporal's `temporal activity pause` ...). */
+static int activity_control(const Ctx *ctx, const Args *a) {
+        static const struct {
+                const char *sub, *op, *done;
+        } ops[] = {
+                { "pause", "PauseActivity", "paused" },
+                { "unpause", "UnpauseActivity", "unpaused" },
+                { "reset", "ResetActivity", "reset to attempt 1" },
+        };
+        _cleanup_(answer_done) Answer answer = {};
+        size_t i = 0;
+        int r;
+
+        while (!streq(ops[i].sub, a->pos[0]))
+                i++;
+        r = CTL_CALL(ctx->client, ops[i].op, &answer, FIELD_STR("workflow_id", a->pos[1]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("activity_id", a->pos[2]),
+                     FIELD_STR("reason", a->reason));
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(json_pack("{s:s, s:s}", "workflow_id", a->pos[1], "activity_id",
+                                            a->pos[2]));
+        printf("Activity '%s' of workflow '%s' %s.\n", a->pos[2], a->pos[1], ops[i].done);
+        return 0;
+}
+
 int verb_activity(const Ctx *ctx, const Args *a) {
         _cleanup_(answer_done) Answer started = {}, result = {};
         char id[1100];
         WorkflowInfo w;
         int r;
 
+        if (is_control(a->pos[0]))
+                return activity_control(ctx, a);
         if (is_completion(a->pos[0]))
                 return activity_complete(ctx, a);
         if (streq(a->pos[0], "result")) {
@@ -1012,7 +1056,7 @@ int verb_update(const Ctx *ctx, const Args *a) {
         return update_print(ctx, msg_get(answer.map, "update"));
 }
 
-/* The temporal CLI's default reason for cancel and terminate: who asked. */
+/* The temporal CLI's default reason for cancel, terminate, pause and unpause: who asked. */
 static const char *user_name(void) {
         const struct passwd *pw = getpwuid(getuid());
         const char *e = getenv("USER");
@@ -1043,6 +1087,58 @@ int verb_cancel(const Ctx *ctx, const Args *a) {
 
 int verb_terminate(const Ctx *ctx, const Args *a) {
         return close_request(ctx, a, "TerminateWorkflow", "terminated");
+}
+
+int verb_delete(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "DeleteWorkflow", "deleted");
+}
+
+/* ResetWorkflow, RedriveWorkflow and ForkWorkflow answer with the new run. */
+static int branch_request(const Ctx *ctx, const Args *a, const char *op, const char *what) {
+        _cleanup_(answer_done) Answer answer = {};
+        const char *workflow_id = a->new_id ? a->new_id : a->pos[0];
+        Started s = {};
+        const MsgField fields[] = {
+                { "run_id", MSG_STR, offsetof(Started, run_id), true },
+                {},
+        };
+        int r;
+
+        r = CTL_CALL(ctx->client, op, &answer, FIELD_STR("workflow_id", a->pos[0]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("reason", a->reason),
+                     FIELD_UINT("event_id", a->event_id), FIELD_STR("to", a->to),
+                     FIELD_STRV("reapply_exclude", a->reapply_exclude, a->n_reapply_exclude),
+                     FIELD_STR("new_workflow_id", a->new_id), FIELD_UINT("step", a->step));
+        if (r < 0)
+                return r;
+        r = answer_parse(&answer, answer.map, fields, &s);
+        if (r < 0)
+                return r;
+        if (ctx->json)
+                return print_json(json_pack("{s:s, s:s}", "workflow_id", workflow_id, "run_id",
+                                            s.run_id));
+        printf("Workflow '%s' %s: new run %s.\n", workflow_id, what, s.run_id);
+        return 0;
+}
+
+int verb_reset(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "ResetWorkflow", "reset");
+}
+
+int verb_redrive(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "RedriveWorkflow", "redriven");
+}
+
+int verb_fork(const Ctx *ctx, const Args *a) {
+        return branch_request(ctx, a, "ForkWorkflow", "forked");
+}
+
+int verb_pause(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "PauseWorkflow", "paused");
+}
+
+int verb_unpause(const Ctx *ctx, const Args *a) {
+        return close_request(ctx, a, "UnpauseWorkflow", "unpaused");
 }
 
 static bool copy_str(const msgpack_object *o, char *buf, size_t size) {

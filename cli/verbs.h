@@ -65,6 +65,14 @@ typedef struct Args {
         double fairness_weight;
         uint64_t concurrency, rate, rate_period_usec, burst;
         bool has_concurrency, has_rate, has_burst;
+        /* reset, redrive, fork */
+        uint64_t event_id, step;
+        const char *to, *new_id;
+        char *reapply_exclude[4]; /* argv strings */
+        size_t n_reapply_exclude;
+        /* batch */
+        bool yes;
+        uint64_t rps;
 } Args;
 
 typedef struct Ctx {
@@ -97,7 +105,17 @@ int verb_query(const Ctx *ctx, const Args *a);
 int verb_stack(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
+int verb_delete(const Ctx *ctx, const Args *a);
+int verb_reset(const Ctx *ctx, const Args *a);
+int verb_redrive(const Ctx *ctx, const Args *a);
+int verb_fork(const Ctx *ctx, const Args *a);
+int verb_pause(const Ctx *ctx, const Args *a);
+int verb_unpause(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */
+/* cli/batch.c */
+int verb_batch(const Ctx *ctx, const Args *a);
+int batch_check_args(const Args *a); /* usage errors, before connecting */
+
 /* cli/schedule.c */
 int verb_schedule(const Ctx *ctx, const Args *a);
 int schedule_check_args(const Args *a); /* usage errors, before connecting */

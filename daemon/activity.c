@@ -97,6 +97,7 @@ struct Attempt {
         bool err_truncated;
         char err_line[STDERR_LINE_MAX];
         size_t err_line_len;
+        bool frozen;   /* its run is paused: cgroup.freeze (history-pause.c) */
         char *status;  /* last STATUS= */
         uid_t run_uid; /* who started the run (DESIGN.md §10) */
         LIST_FIELDS(Attempt, attempts);
@@ -1330,6 +1331,27 @@ int supervisor_dispatch(Manager *m) {
         return 0;
 }
 
+/* The processes of an attempt of a paused run, or of a paused activity, are frozen, and thawed
+ * when it is unpaused (history-pause.c); after the commit, like every other effect on the
+ * processes. @act_paused: the activity's own flag. */
+static void attempt_follow_pause(Attempt *a, bool act_paused) {
+        int paused, r;
+
+        paused = act_paused ? 1 : store_run_paused(a->sup->m->store, a->run_id);
+        if (paused < 0 || (paused > 0) == a->frozen)
+                return;
+        r = cgroup_freeze(a->cgroup, paused > 0);
+        if (r < 0) {
+                log_wf(LOG_WARNING, a->workflow_id, a->run_id,
+                       "Failed to %s the processes of activity %s: %s",
+                       paused ? "freeze" : "thaw", a->activity_id, strerror(-r));
+                return;
+        }
+        log_wf(LOG_INFO, a->workflow_id, a->run_id, "Activity %s attempt %" PRIu32 " %s",
+               a->activity_id, a->attempt, paused ? "frozen: paused" : "thawed");
+        a->frozen = paused > 0;
+}
+
 /* A running attempt the store no longer runs (timed out, the run closed) is killed; one asked to
  * cancel gets KillSignal, then SIGKILL after TimeoutStopSec. */
 static void reconcile(Attempt *a) {
@@ -1349,6 +1371,8 @@ static void reconcile(Attempt *a) {
                 (void) cgroup_kill(a->cgroup);
                 return;
         }
+        if (a->state == ATTEMPT_RUNNING)
+                attempt_follow_pause(a, act.paused);
         if (act.cancel_requested && a->state == ATTEMPT_RUNNING) {
                 log_attempt(LOG_INFO, a, "Activity %s attempt %" PRIu32 " cancelled: sending %s",
                             a->activity_id, a->attempt, sigabbrev_np(a->unit->kill_signal) ?: "?");
@@ -1398,8 +1422,10 @@ void supervisor_after_commit(Manager *m, bool committed) {
                 }
                 killpoint("before-spawn");
                 r = attempt_spawn(a, &error);
-                if (r >= 0)
+                if (r >= 0) { /* started in a pass that then paused its run */
+                        attempt_follow_pause(a, false);
                         continue;
+                }
                 if (!error && asprintf(&error, "cannot start the process: %s", strerror(-r)) < 0)
                         error = NULL;
                 log_attempt(LOG_ERR, a, "Activity %s (%s): %s", a->activity_id, a->unit->name,

@@ -574,7 +574,7 @@ static int method_update_workflow(sd_bus_message *msg, void *userdata, sd_bus_er
         return update_call(msg, userdata, id, run_id, error);
 }
 
-/* Cancel, Terminate, Describe, GetHistory: (id, run_id[, reason]). */
+/* Cancel, Terminate, Delete, Pause, Unpause, Describe, GetHistory: (id, run_id[, reason]). */
 static int method_simple(sd_bus_message *msg,
                          ApiBus *b,
                          const char *op,
@@ -602,6 +602,173 @@ static int method_cancel_workflow(sd_bus_message *msg, void *userdata, sd_bus_er
 
 static int method_terminate_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_simple(msg, userdata, "TerminateWorkflow", true, reply_empty, error);
+}
+
+/* ResetWorkflow, RedriveWorkflow, ForkWorkflow: the new run id. */
+static int reply_run_id(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        char run_id[37];
+
+        return sd_bus_message_append(reply, "s", answer_str(answer, "run_id", run_id, 37));
+}
+
+/* ResetWorkflow(workflow_id, run_id, reason, event_id, to, reapply_exclude). */
+static int method_reset_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *reason, *to, *kind;
+        uint64_t event_id;
+        size_t n = 0, start;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssst", &id, &run_id, &reason, &event_id);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "s", &to);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str_opt(&rq, "reason", reason);
+        if (event_id)
+                req_uint(&rq, "event_id", event_id);
+        req_str_opt(&rq, "to", to);
+        r = sd_bus_message_enter_container(msg, 'a', "s");
+        if (r < 0)
+                return r;
+        (void) msg_pack_str(&rq.fields.pk, "reapply_exclude");
+        start = rq.fields.sb.size;
+        (void) msgpack_pack_array(&rq.fields.pk, 4); /* patched below: at most 4 kinds */
+        while ((r = sd_bus_message_read(msg, "s", &kind)) > 0) {
+                if (++n > 4)
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "reapply_exclude: at most 4 kinds");
+                (void) msg_pack_str(&rq.fields.pk, kind);
+        }
+        if (r < 0)
+                return r;
+        rq.fields.sb.data[start] = (char) (0x90 | n); /* a fixarray of n */
+        rq.n++;
+        r = sd_bus_message_exit_container(msg);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "ResetWorkflow", &rq, reply_run_id, NULL, error);
+}
+
+static int method_redrive_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "RedriveWorkflow", true, reply_run_id, error);
+}
+
+/* ForkWorkflow(workflow_id, run_id, new_workflow_id, step, reason). */
+static int method_fork_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *new_id, *reason;
+        uint64_t step;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "ssss", &id, &run_id, &new_id, &reason);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "t", &step);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "new_workflow_id", new_id);
+        req_str_opt(&rq, "reason", reason);
+        if (step)
+                req_uint(&rq, "step", step);
+        return bus_call_submit(userdata, msg, "ForkWorkflow", &rq, reply_run_id, NULL, error);
+}
+
+/* StartBatchOperation: (batch_id, total). */
+static int reply_batch_started(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        const msgpack_object *total = msg_get(answer, "total");
+        char batch_id[37];
+
+        return sd_bus_message_append(reply, "st", answer_str(answer, "batch_id", batch_id, 37),
+                                     total && total->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                             ? total->via.u64
+                                             : 0);
+}
+
+/* StartBatchOperation(operation, query, reason, signal_name, input_json, rps). */
+static int method_start_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *op, *query, *reason, *signal_name, *input;
+        uint64_t rps;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sssss", &op, &query, &reason, &signal_name, &input);
+        if (r >= 0)
+                r = sd_bus_message_read(msg, "t", &rps);
+        if (r < 0)
+                return r;
+        req_str(&rq, "operation", op);
+        req_str(&rq, "query", query);
+        req_str_opt(&rq, "reason", reason);
+        req_str_opt(&rq, "signal_name", signal_name);
+        if (rps)
+                req_uint(&rq, "rps", rps);
+        r = req_json(&rq, "input", input, "input_json", error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(userdata, msg, "StartBatchOperation", &rq, reply_batch_started,
+                               NULL, error);
+}
+
+static int method_describe_batch(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "s", &id);
+        if (r < 0)
+                return r;
+        req_str(&rq, "batch_id", id);
+        return bus_call_submit(userdata, msg, "DescribeBatchOperation", &rq, reply_describe, NULL,
+                               error);
+}
+
+/* PauseActivity, UnpauseActivity, ResetActivity: (workflow_id, run_id, activity_id). */
+static int method_activity_control(sd_bus_message *msg, void *userdata, const char *op,
+                                   sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *id, *run_id, *activity_id;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sss", &id, &run_id, &activity_id);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "activity_id", activity_id);
+        return bus_call_submit(userdata, msg, op, &rq, reply_empty, NULL, error);
+}
+
+static int method_pause_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "PauseActivity", error);
+}
+
+static int method_unpause_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "UnpauseActivity", error);
+}
+
+static int method_reset_activity(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_activity_control(msg, userdata, "ResetActivity", error);
+}
+
+static int method_delete_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "DeleteWorkflow", true, reply_empty, error);
+}
+
+static int method_pause_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "PauseWorkflow", true, reply_empty, error);
+}
+
+static int method_unpause_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return method_simple(msg, userdata, "UnpauseWorkflow", true, reply_empty, error);
 }
 
 static int method_describe_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -748,7 +915,7 @@ static int property_get_running_workflows(sd_bus *bus,
                                           sd_bus_error *error) {
         ApiBus *b = userdata;
         sd_bus_message *msg = sd_bus_get_current_message(bus);
-        RunFilter f = { .status = WORKFLOW_STATUS_RUNNING, .limit = UINT32_MAX };
+        RunFilter f = { .open = true, .limit = UINT32_MAX };
         struct ucred cred;
         uint32_t n = 0;
         bool admin;
@@ -867,6 +1034,64 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_NO_RESULT,
                                 method_terminate_workflow,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason, "t",
+                                            event_id, "s", to, "as", reapply_exclude),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_reset_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("RedriveWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_redrive_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ForkWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", new_workflow_id,
+                                            "s", reason, "t", step),
+                                SD_BUS_RESULT("s", new_run_id),
+                                method_fork_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("StartBatchOperation",
+                                SD_BUS_ARGS("s", operation, "s", query, "s", reason, "s",
+                                            signal_name, "s", input_json, "t", rps),
+                                SD_BUS_RESULT("s", batch_id, "t", total),
+                                method_start_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DescribeBatchOperation",
+                                SD_BUS_ARGS("s", batch_id),
+                                SD_BUS_RESULT("s", description_json),
+                                method_describe_batch,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_pause_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnpauseActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_unpause_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetActivity",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", activity_id),
+                                SD_BUS_NO_RESULT,
+                                method_reset_activity,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("DeleteWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_delete_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PauseWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_pause_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UnpauseWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_unpause_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("DescribeWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id),
                                 SD_BUS_RESULT("s", description_json),
@@ -984,7 +1209,7 @@ static int workflow_enumerate(
         sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
         ApiBus *b = userdata;
         sd_bus_message *msg = sd_bus_get_current_message(bus);
-        RunFilter f = { .status = WORKFLOW_STATUS_RUNNING, .limit = LIST_LIMIT_MAX };
+        RunFilter f = { .open = true, .limit = LIST_LIMIT_MAX };
         struct ucred cred;
         char **nodes = NULL;
         bool admin = false;
@@ -1017,7 +1242,7 @@ WORKFLOW_GETTER(property_get_id, "s", o->run.workflow_id)
 WORKFLOW_GETTER(property_get_run_id, "s", o->run.run_id)
 WORKFLOW_GETTER(property_get_type, "s", o->run.workflow_type)
 WORKFLOW_GETTER(property_get_task_queue, "s", o->run.task_queue)
-WORKFLOW_GETTER(property_get_status, "s", workflow_status_to_string(o->run.status))
+WORKFLOW_GETTER(property_get_status, "s", workflow_status_to_string(run_row_status(&o->run)))
 WORKFLOW_GETTER(property_get_start_time, "t", o->run.start_time)
 WORKFLOW_GETTER(property_get_close_time, "t", o->run.close_time)
 WORKFLOW_GETTER(property_get_history_length, "t", o->run.next_event_id - 1)
@@ -1079,6 +1304,14 @@ static int method_terminate(sd_bus_message *msg, void *userdata, sd_bus_error *e
                              error);
 }
 
+static int method_pause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return workflow_call(msg, userdata, "PauseWorkflow", "reason", NULL, reply_empty, error);
+}
+
+static int method_unpause(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return workflow_call(msg, userdata, "UnpauseWorkflow", "reason", NULL, reply_empty, error);
+}
+
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
 #define CONST SD_BUS_VTABLE_PROPERTY_CONST
 
@@ -1117,6 +1350,16 @@ static const sd_bus_vtable workflow_vtable[] = {
                                 SD_BUS_ARGS("s", reason),
                                 SD_BUS_NO_RESULT,
                                 method_terminate,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Pause",
+                                SD_BUS_ARGS("s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_pause,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unpause",
+                                SD_BUS_ARGS("s", reason),
+                                SD_BUS_NO_RESULT,
+                                method_unpause,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END
 };
@@ -1202,6 +1445,8 @@ static int emit_one(ApiBus *b, const Changed *c) {
         int r;
 
         r = store_run_get(b->manager->store, c->run_id, &run);
+        if (r == -ENOENT)
+                return 0; /* deleted in the pass (DeleteWorkflow): no object to speak of */
         if (r < 0)
                 return r;
         r = sd_bus_path_encode(WORKFLOW_PREFIX, run.workflow_id, &path);
@@ -1220,8 +1465,9 @@ static int emit_one(ApiBus *b, const Changed *c) {
                 return c->closed ? emit_closed(b, &run, path, !c->started) : 0;
         if (c->started)
                 return 0;
-        return sd_bus_emit_properties_changed(b->bus, path, WORKFLOW_IFACE, "HistoryLength",
-                                              "PendingActivities", NULL);
+        /* Status changes while open when the run is paused or unpaused (history-pause.c). */
+        return sd_bus_emit_properties_changed(b->bus, path, WORKFLOW_IFACE, "Status",
+                                              "HistoryLength", "PendingActivities", NULL);
 }
 
 static int changed_compare(const void *a, const void *b) {

@@ -19,6 +19,7 @@
 #include "daemon/activity.h"
 #include "daemon/api-schedule.h"
 #include "daemon/backup.h"
+#include "daemon/batch.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/filter.h"
@@ -747,6 +748,21 @@ static int op_cancel_workflow(Request *q) {
         return 0;
 }
 
+static int op_delete_workflow(Request *q) {
+        _cleanup_(run_row_done) RunRow run = {};
+        TargetRequest t = {};
+        int r;
+
+        r = parse_target(q, reason_fields, &t, &run);
+        if (r < 0)
+                return r;
+        r = history_delete(q->m, run.run_id, t.name, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
 static int op_terminate_workflow(Request *q) {
         _cleanup_(run_row_done) RunRow run = {};
         TargetRequest t = {};
@@ -760,6 +776,181 @@ static int op_terminate_workflow(Request *q) {
                 return r;
         conn_reply_empty(q->conn, q->id);
         return 0;
+}
+
+typedef struct PauseTarget {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        PauseRequest p;
+} PauseTarget;
+
+static const MsgField pause_fields[] = {
+        TARGET_FIELDS,
+        { "reason", MSG_STR, offsetof(PauseTarget, p.reason), false, 4096 },
+        { "identity", MSG_STR, offsetof(PauseTarget, p.identity), false, NAME_MAX_LEN },
+        {},
+};
+
+/* PauseWorkflow and UnpauseWorkflow (history-pause.c). */
+static int pause_op(Request *q, bool pause) {
+        _cleanup_(run_row_done) RunRow run = {};
+        PauseTarget t = {};
+        int r;
+
+        r = parse_target(q, pause_fields, &t.t, &run);
+        if (r < 0)
+                return r;
+        r = (pause ? history_pause : history_unpause)(q->m, run.run_id, &t.p, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
+static int op_pause_workflow(Request *q) {
+        return pause_op(q, true);
+}
+
+static int op_unpause_workflow(Request *q) {
+        return pause_op(q, false);
+}
+
+/* ResetWorkflow, RedriveWorkflow and ForkWorkflow (history-reset.c). */
+typedef struct BranchArgs {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        BranchRequest b;
+        const msgpack_object *reapply_exclude;
+} BranchArgs;
+
+#define BRANCH_FIELDS                                                                \
+        TARGET_FIELDS, { "reason", MSG_STR, offsetof(BranchArgs, b.reason), false, 4096 }
+
+static const MsgField reset_fields[] = {
+        BRANCH_FIELDS,
+        { "event_id", MSG_UINT, offsetof(BranchArgs, b.event_id) },
+        { "to", MSG_STR, offsetof(BranchArgs, b.to), false, 16 },
+        { "reapply_exclude", MSG_ARRAY, offsetof(BranchArgs, reapply_exclude) },
+        {},
+};
+
+static const MsgField redrive_fields[] = {
+        BRANCH_FIELDS,
+        {},
+};
+
+static const MsgField fork_fields[] = {
+        BRANCH_FIELDS,
+        { "new_workflow_id", MSG_STR, offsetof(BranchArgs, b.new_workflow_id), true, NAME_MAX_LEN },
+        { "step", MSG_UINT, offsetof(BranchArgs, b.step) },
+        {},
+};
+
+/* Temporal's --reapply-exclude: Signal, Update (durabled has none to re-apply yet) or All. */
+static int parse_reapply_exclude(Request *q, const msgpack_object *list, bool *ret_signals) {
+        *ret_signals = true;
+        for (uint32_t i = 0; list && i < list->via.array.size; i++) {
+                const msgpack_object *o = &list->via.array.ptr[i];
+                char v[16] = "";
+
+                if (o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof(v))
+                        memcpy(v, o->via.str.ptr, o->via.str.size);
+                if (streq(v, "Signal") || streq(v, "All"))
+                        *ret_signals = false;
+                else if (!streq(v, "Update"))
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"reapply_exclude\" takes \"Signal\", "
+                                             "\"Update\" or \"All\"");
+        }
+        return 0;
+}
+
+static int branch_op(Request *q, BranchKind kind, const MsgField *fields) {
+        _cleanup_(run_row_done) RunRow run = {};
+        BranchArgs a = { .b = { .kind = kind, .reapply_signals = true } };
+        char run_id[37];
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        r = parse_target(q, fields, &a.t, &run);
+        if (r < 0)
+                return r;
+        if (kind == BRANCH_RESET) {
+                if (a.b.event_id && a.b.to)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "fields \"event_id\" and \"to\" exclude each other");
+                if (a.b.to && !streq(a.b.to, "first") && !streq(a.b.to, "last"))
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"to\" takes \"first\" or \"last\"");
+                if (!a.b.reason || !*a.b.reason)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"reason\" is required (why reset?)");
+                r = parse_reapply_exclude(q, a.reapply_exclude, &a.b.reapply_signals);
+                if (r < 0)
+                        return r;
+        }
+        if (kind == BRANCH_FORK && !*a.b.new_workflow_id)
+                return api_error_set(&q->err, -EINVAL, "field \"new_workflow_id\" is empty");
+        a.b.base_run_id = run.run_id;
+        r = history_branch(q->m, &a.b, run_id, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 1, &start);
+        (void) msg_pack_kv_str(pk, "run_id", run_id);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+static int op_reset_workflow(Request *q) {
+        return branch_op(q, BRANCH_RESET, reset_fields);
+}
+
+static int op_redrive_workflow(Request *q) {
+        return branch_op(q, BRANCH_REDRIVE, redrive_fields);
+}
+
+static int op_fork_workflow(Request *q) {
+        return branch_op(q, BRANCH_FORK, fork_fields);
+}
+
+typedef struct ActivityTarget {
+        TargetRequest t; /* first: parse_target() reads the target through it */
+        const char *activity_id;
+        const char *reason;
+} ActivityTarget;
+
+static const MsgField activity_control_fields[] = {
+        TARGET_FIELDS,
+        { "activity_id", MSG_STR, offsetof(ActivityTarget, activity_id), true, NAME_MAX_LEN },
+        { "reason", MSG_STR, offsetof(ActivityTarget, reason), false, 4096 },
+        {},
+};
+
+/* PauseActivity, UnpauseActivity, ResetActivity (history-pause.c). */
+static int activity_control_op(Request *q, ActivityControl what) {
+        _cleanup_(run_row_done) RunRow run = {};
+        ActivityTarget t = {};
+        int r;
+
+        r = parse_target(q, activity_control_fields, &t.t, &run);
+        if (r < 0)
+                return r;
+        r = history_control_activity(q->m, run.run_id, t.activity_id, what, &q->err);
+        if (r < 0)
+                return r;
+        conn_reply_empty(q->conn, q->id);
+        return 0;
+}
+
+static int op_pause_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_PAUSE);
+}
+
+static int op_unpause_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_UNPAUSE);
+}
+
+static int op_reset_activity(Request *q) {
+        return activity_control_op(q, ACTIVITY_RESET);
 }
 
 static const MsgField target_fields[] = {
@@ -783,17 +974,22 @@ static int pack_pending_activity(const ActivityRow *a, void *userdata) {
         const char *status = a->state == ACTIVITY_STARTED
                                      ? supervisor_status(pp->m, a->run_id, a->scheduled_id)
                                      : NULL;
-        size_t n = 6 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
+        size_t n = 7 + (a->started_time ? 1 : 0) + (a->last_failure.ptr ? 1 : 0) +
                    (a->heartbeat_details.ptr ? 1 : 0) + (a->state == ACTIVITY_BACKOFF ? 1 : 0) +
                    (status ? 1 : 0);
-        const char *state =
-                a->cancel_requested ? "CancelRequested" : activity_state_to_string(a->state);
+        /* Temporal's PendingActivityState: a paused attempt that runs is PauseRequested. */
+        const char *state = a->cancel_requested                             ? "CancelRequested"
+                            : a->paused && a->state == ACTIVITY_STARTED ? "PauseRequested"
+                            : a->paused                                 ? "Paused"
+                                        : activity_state_to_string(a->state);
 
         (void) msgpack_pack_map(pk, n);
         (void) msg_pack_kv_str(pk, "activity_id", a->activity_id);
         (void) msg_pack_kv_str(pk, "activity_type", a->activity_type);
         (void) msg_pack_kv_uint(pk, "scheduled_event_id", a->scheduled_id);
         (void) msg_pack_kv_str(pk, "state", state);
+        (void) msg_pack_str(pk, "paused");
+        (void) (a->paused ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
         (void) msg_pack_kv_uint(pk, "attempt", a->attempt);
         (void) msg_pack_kv_uint(pk, "scheduled_time", a->scheduled_time);
         if (a->started_time)
@@ -1175,7 +1371,7 @@ static int op_list_workflows(Request *q) {
                         return api_error_set(&q->err, -EINVAL,
                                              "unknown status '%s' (Running, "
                                              "Completed, Failed, Canceled, Terminated, TimedOut, "
-                                             "ContinuedAsNew)",
+                                             "ContinuedAsNew, Paused)",
                                              l.status);
         }
         f.workflow_type = l.workflow_type;
@@ -1191,6 +1387,157 @@ static int op_list_workflows(Request *q) {
         if (r >= 0) {
                 pk = conn_reply_begin(q->conn, q->id, 1, &start);
                 (void) msg_pack_str(pk, "workflows");
+                (void) msgpack_pack_array(pk, c.n);
+                (void) msg_pack_raw(pk, c.items.sb.data, c.items.sb.size);
+                conn_reply_end(q->conn, q->id, start);
+        }
+        msgbuf_done(&c.items);
+        return r;
+}
+
+/* ---- batch operations (batch.h) ---- */
+
+typedef struct BatchArgsReq {
+        BatchStartRequest b;
+        uint64_t rps;
+        const msgpack_object *reapply_exclude;
+} BatchArgsReq;
+
+static const MsgField batch_start_fields[] = {
+        { "operation", MSG_STR, offsetof(BatchArgsReq, b.op), true, 16 },
+        { "query", MSG_STR, offsetof(BatchArgsReq, b.query), false, FILTER_QUERY_MAX },
+        { "batch_id", MSG_STR, offsetof(BatchArgsReq, b.batch_id), false, 36 },
+        { "rps", MSG_UINT, offsetof(BatchArgsReq, rps) },
+        { "reason", MSG_STR, offsetof(BatchArgsReq, b.reason), false, 4096 },
+        { "signal_name", MSG_STR, offsetof(BatchArgsReq, b.signal_name), false, NAME_MAX_LEN },
+        { "input", MSG_BIN, offsetof(BatchArgsReq, b.input), false, PAYLOAD_SIZE_MAX },
+        { "to", MSG_STR, offsetof(BatchArgsReq, b.to), false, 16 },
+        { "reapply_exclude", MSG_ARRAY, offsetof(BatchArgsReq, reapply_exclude) },
+        {},
+};
+
+static int op_start_batch_operation(Request *q) {
+        _cleanup_(filter_sql_done) FilterSql f = {};
+        BatchArgsReq a = { .b = { .reapply_signals = true } };
+        char batch_id[37];
+        msgpack_packer *pk;
+        uint64_t total = 0;
+        size_t start;
+        int r;
+
+        r = PARSE(q, batch_start_fields, &a);
+        if (r < 0)
+                return r;
+        if (a.b.batch_id && !*a.b.batch_id)
+                return api_error_set(&q->err, -EINVAL, "field \"batch_id\" is empty");
+        if (a.b.to && !streq(a.b.to, "first") && !streq(a.b.to, "last"))
+                return api_error_set(&q->err, -EINVAL, "field \"to\" takes \"first\" or \"last\"");
+        r = parse_reapply_exclude(q, a.reapply_exclude, &a.b.reapply_signals);
+        if (r < 0)
+                return r;
+        r = compile_query(q, a.b.query, &f);
+        if (r < 0)
+                return r;
+        if (f.group_by_status)
+                return api_error_set(&q->err, -EINVAL, "a batch's query is a filter: no GROUP BY");
+        a.b.rps = (double) a.rps;
+        a.b.caller_admin = q->conn->admin;
+        r = batch_start(q->m, &a.b, &f, batch_id, &total, &q->err);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_kv_str(pk, "batch_id", batch_id);
+        (void) msg_pack_kv_uint(pk, "total", total);
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+typedef struct BatchIdReq {
+        const char *batch_id;
+} BatchIdReq;
+
+static const MsgField batch_id_fields[] = {
+        { "batch_id", MSG_STR, offsetof(BatchIdReq, batch_id), true, 36 },
+        {},
+};
+
+static int op_describe_batch_operation(Request *q) {
+        _cleanup_(batch_row_done) BatchRow b = {};
+        BatchItem items[64];
+        BatchIdReq t = {};
+        msgpack_packer *pk;
+        size_t start, n = 0, listed = 0;
+        uint64_t from = 1;
+        int r;
+
+        r = PARSE(q, batch_id_fields, &t);
+        if (r < 0)
+                return r;
+        r = store_batch_get(q->m->store, t.batch_id, &b);
+        if (r >= 0 && !q->conn->admin && b.uid != q->conn->cred.uid)
+                r = -ENOENT; /* DESIGN.md §10: another user's batch does not exist */
+        if (r == -ENOENT)
+                return api_error_set(&q->err, -ENOENT, "batch '%s' not found", t.batch_id);
+        if (r < 0)
+                return r;
+        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        (void) msg_pack_str(pk, "batch");
+        batch_pack(&b, pk);
+        (void) msg_pack_str(pk, "failures");
+        (void) msgpack_pack_array(pk, (uint32_t) MIN(b.failed, BATCH_FAILURES_MAX));
+        /* The failed items, in order, as the report of what failed and why. */
+        while (r >= 0 && listed < MIN(b.failed, BATCH_FAILURES_MAX)) {
+                r = store_batch_items(q->m->store, b.batch_id, from, true,
+                                      MIN(ELEMENTSOF(items), BATCH_FAILURES_MAX - listed), items,
+                                      &n);
+                for (size_t i = 0; r >= 0 && i < n; i++, listed++) {
+                        (void) msgpack_pack_map(pk, 5);
+                        (void) msg_pack_kv_uint(pk, "seq", items[i].seq);
+                        (void) msg_pack_kv_str(pk, "workflow_id", items[i].workflow_id);
+                        (void) msg_pack_kv_str(pk, "run_id", items[i].run_id);
+                        (void) msg_pack_kv_str(pk, "code", items[i].code ? items[i].code : "");
+                        (void) msg_pack_kv_str(pk, "message",
+                                               items[i].message ? items[i].message : "");
+                        from = items[i].seq + 1;
+                }
+                for (size_t i = 0; i < n; i++)
+                        batch_item_done(&items[i]);
+                if (r >= 0 && n == 0)
+                        r = -EUCLEAN; /* fewer failed items than the batch counted */
+        }
+        if (r < 0)
+                return r; /* api_handle_frame() drops the half-built answer */
+        conn_reply_end(q->conn, q->id, start);
+        return 0;
+}
+
+typedef struct BatchListCtx {
+        MsgBuf items;
+        size_t n;
+} BatchListCtx;
+
+static int list_batch_one(const BatchRow *b, void *userdata) {
+        BatchListCtx *c = userdata;
+
+        batch_pack(b, &c->items.pk);
+        c->n++;
+        return 0;
+}
+
+static int op_list_batch_operations(Request *q) {
+        BatchListCtx c = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        msgbuf_init(&c.items);
+        r = store_batches_list(q->m->store, !q->conn->admin, q->conn->cred.uid, list_batch_one,
+                               &c);
+        if (r >= 0)
+                r = msgbuf_error(&c.items);
+        if (r >= 0) {
+                pk = conn_reply_begin(q->conn, q->id, 1, &start);
+                (void) msg_pack_str(pk, "batches");
                 (void) msgpack_pack_array(pk, c.n);
                 (void) msg_pack_raw(pk, c.items.sb.data, c.items.sb.size);
                 conn_reply_end(q->conn, q->id, start);
@@ -1863,33 +2210,45 @@ static const Op ops[] = {
         { "CountWorkflows", op_count_workflows, false },
         { "CreateSchedule", op_create_schedule, true },
         { "DeleteSchedule", op_delete_schedule, true },
+        { "DeleteWorkflow", op_delete_workflow, true },
+        { "DescribeBatchOperation", op_describe_batch_operation, false },
         { "DescribeSchedule", op_describe_schedule, false },
         { "DescribeTaskQueue", op_describe_task_queue, false },
         { "DescribeWorkflow", op_describe_workflow, false },
         { "FailActivityTask", op_fail_activity_task, true },
         { "FailWorkflowTask", op_fail_workflow_task, true },
+        { "ForkWorkflow", op_fork_workflow, true },
         { "GetHistory", op_get_history, false },
         { "GetResult", op_get_result, false },
         { "GetStats", op_get_stats, false },
         { "HeartbeatActivity", op_heartbeat_activity, true },
         { "ListActivityTypes", op_list_activity_types, false },
+        { "ListBatchOperations", op_list_batch_operations, false },
         { "ListSchedules", op_list_schedules, false },
         { "ListWorkflows", op_list_workflows, false },
+        { "PauseActivity", op_pause_activity, true },
         { "PauseSchedule", op_pause_schedule, true },
+        { "PauseWorkflow", op_pause_workflow, true },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
         { "PollWorkflowUpdate", op_poll_workflow_update, false },
         { "QueryWorkflow", op_query_workflow, false },
+        { "RedriveWorkflow", op_redrive_workflow, true },
         { "Reload", op_reload, false },
+        { "ResetActivity", op_reset_activity, true },
+        { "ResetWorkflow", op_reset_workflow, true },
         { "RespondQueryTask", op_respond_query_task, true }, /* accepts updates */
         { "ShutdownWorker", op_shutdown_worker, false },
         { "SignalWithStart", op_signal_with_start, true },
         { "SignalWorkflow", op_signal_workflow, true },
         { "StartActivity", op_start_activity, true },
+        { "StartBatchOperation", op_start_batch_operation, true },
         { "StartWorkflow", op_start_workflow, true },
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },
+        { "UnpauseActivity", op_unpause_activity, true },
         { "UnpauseSchedule", op_unpause_schedule, true },
+        { "UnpauseWorkflow", op_unpause_workflow, true },
         { "UpdateWithStart", op_update_with_start, true },
         { "UpdateWorkflow", op_update_workflow, false }, /* writes when the worker answers */
         { "VerifyHistory", op_verify_history, false },

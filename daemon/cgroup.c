@@ -246,6 +246,10 @@ int cgroup_kill(const char *dir) {
         return write_file(dir, "cgroup.kill", "1");
 }
 
+int cgroup_freeze(const char *dir, bool frozen) {
+        return write_file(dir, "cgroup.freeze", frozen ? "1" : "0");
+}
+
 int cgroup_signal(const char *dir, int sig) {
         char path[4096];
         FILE *f;

@@ -43,6 +43,10 @@ int cgroup_write_limits(const char *dir,
 
 /* Kills every process of the cgroup at once (cgroup.kill); -ENOENT when it is gone. */
 int cgroup_kill(const char *dir);
+/* Freezes (cgroup.freeze 1) or thaws every process of the cgroup; the kernel finishes the freeze
+ * asynchronously ("frozen 1" in cgroup.events). A frozen process still dies of SIGKILL
+ * (cgroup.kill). -ENOENT when the cgroup is gone. */
+int cgroup_freeze(const char *dir, bool frozen);
 /* Sends @sig to every process in the cgroup (cgroup.procs). */
 int cgroup_signal(const char *dir, int sig);
 /* 1 when processes remain in the cgroup or below, 0 when empty, -errno. */

@@ -718,7 +718,7 @@ static const Attr builtins[] = {
         { "WorkflowType", A_COLUMN, SA_KEYWORD, "workflow_type" },
         { "RunId", A_COLUMN, SA_KEYWORD, "run_id" },
         { "TaskQueue", A_COLUMN, SA_KEYWORD, "task_queue" },
-        { "ExecutionStatus", A_STATUS, SA_KEYWORD, "status" },
+        { "ExecutionStatus", A_STATUS, SA_KEYWORD, FILTER_STATUS_SQL },
         { "StartTime", A_COLUMN, SA_DATETIME, "start_time" },
         { "CloseTime", A_CLOSE, SA_DATETIME, "close_time" },
         { "ExecutionDuration", A_DURATION, SA_INT, "(close_time - start_time)" },
@@ -764,7 +764,7 @@ static int emit_value(Gen *g, const Attr *a, const Lit *l) {
                         return fail(g->p, l->pos,
                                     "ExecutionStatus takes one of 'Running', 'Completed', "
                                     "'Failed', 'Canceled', 'Terminated', 'ContinuedAsNew', "
-                                    "'TimedOut'");
+                                    "'TimedOut', 'Paused'");
                 return param(g, FILTER_PARAM_INT, s, 0, NULL);
         }
         if (a->kind == A_DURATION) {
@@ -1050,7 +1050,7 @@ static int parse_order_by(Parser *p, FilterSql *f) {
                 { "StartTime", "start_time", 0 },   { "CloseTime", "close_time", 0 },
                 { "WorkflowId", "workflow_id", 1 }, { "WorkflowType", "workflow_type", 1 },
                 { "TaskQueue", "task_queue", 1 },   { "RunId", "run_id", 1 },
-                { "ExecutionStatus", "status", 0 },
+                { "ExecutionStatus", FILTER_STATUS_SQL, 0 },
         };
         char b[64];
         size_t i;

@@ -21,6 +21,9 @@
 #define FILTER_QUERY_MAX 16384 /* bytes of query text */
 #define FILTER_DEPTH_MAX 32    /* nested parentheses */
 #define FILTER_TERMS_MAX 256   /* comparisons in one query */
+/* ExecutionStatus over the columns of runs: the stored status, but Paused (8) for a running run
+ * (1) an operator paused; the expression of the index runs_xstatus (store.c). */
+#define FILTER_STATUS_SQL "(status + 7 * paused)"
 
 /* Search attribute types (Temporal's IndexedValueType names). The numbers are stored. */
 typedef enum SaType {

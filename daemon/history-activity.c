@@ -4,6 +4,7 @@
  * four timeouts. An activity's retries leave no events; ActivityTaskStarted is appended with the
  * event that closes the activity, as Temporal does. */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -205,14 +206,16 @@ static void pack_retry_policy(msgpack_packer *pk, const ActivityRow *a) {
         (void) pack_kv_raw(pk, "non_retryable_error_types", &a->retry_non_retryable);
 }
 
-/* Queues the task of an activity attempt: for the daemon itself when an activity unit declares its
- * type (DESIGN.md §7: the queue of a TASK_PROCESS task is the unit's name), else for the polling
- * workers of its task queue. */
-static int activity_queue_task(Manager *m, const ActivityRow *act) {
+/* Queues the task of an activity attempt (none while it or its run is paused): for the daemon
+ * itself when an activity unit declares its type (DESIGN.md §7: the queue of a TASK_PROCESS task
+ * is the unit's name), else for the polling workers of its task queue. */
+int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act) {
         const char *unit = supervisor_route(m, act->activity_type, act->task_queue);
         TaskPriority prio = { act->priority, act->fairness_key, act->fairness_weight };
         int r;
 
+        if (run->paused || act->paused) /* history-pause.c queues it on unpause */
+                return 0;
         if (unit) {
                 r = store_task_insert(m->store, TASK_PROCESS, unit, act->run_id, act->scheduled_id,
                                       &prio);
@@ -227,21 +230,22 @@ static int activity_queue_task(Manager *m, const ActivityRow *act) {
         return r;
 }
 
-int history_apply_schedule_activity(Manager *m,
-                                    RunRow *run,
-                                    const msgpack_object *attrs,
-                                    uint64_t completed_id,
-                                    msgpack_zone *z,
-                                    bool dry,
-                                    char *err,
-                                    size_t errlen) {
-        _cleanup_(activity_row_done) ActivityRow row = {};
+/* Parses and normalizes a ScheduleActivityTask command (or the attributes of the
+ * ActivityTaskScheduled it became: the same fields) into @row, for a first attempt now.
+ * With @dry, only validates. */
+static int activity_row_build(Manager *m,
+                              const RunRow *run,
+                              const msgpack_object *attrs,
+                              msgpack_zone *z,
+                              bool dry,
+                              ActivityCommand *ret_c,
+                              ActivityRow *row,
+                              char *err,
+                              size_t errlen) {
         ActivityCommand c = {};
         const ActivityUnit *unit;
         RetryPolicy p;
-        msgpack_packer *pk;
-        uint64_t now = clock_now(), id;
-        Attrs a;
+        uint64_t now = clock_now();
         int r;
 
         r = msg_parse(attrs, z, activity_fields, &c, err, errlen);
@@ -254,41 +258,89 @@ int history_apply_schedule_activity(Manager *m,
         if (r < 0 || dry)
                 return r;
 
-        memcpy(row.run_id, run->run_id, 37);
-        row.activity_id = strdup(c.activity_id);
-        row.activity_type = strdup(c.activity_type);
-        row.task_queue = strdup(c.task_queue ? c.task_queue : run->task_queue);
-        if (!row.activity_id || !row.activity_type || !row.task_queue)
+        memcpy(row->run_id, run->run_id, 37);
+        row->activity_id = strdup(c.activity_id);
+        row->activity_type = strdup(c.activity_type);
+        row->task_queue = strdup(c.task_queue ? c.task_queue : run->task_queue);
+        if (!row->activity_id || !row->activity_type || !row->task_queue)
                 return -ENOMEM;
-        r = blob_from_bin(&c.input, &row.input);
+        r = blob_from_bin(&c.input, &row->input);
         if (r >= 0)
-                r = blob_from_object(p.non_retryable_error_types, &row.retry_non_retryable);
+                r = blob_from_object(p.non_retryable_error_types, &row->retry_non_retryable);
         if (r < 0)
                 return r;
-        row.state = ACTIVITY_SCHEDULED;
-        row.attempt = 1;
-        row.scheduled_time = row.attempt_time = now;
-        row.schedule_to_close_usec = c.schedule_to_close_usec;
-        row.schedule_to_start_usec = c.schedule_to_start_usec;
-        row.start_to_close_usec = c.start_to_close_usec;
-        row.heartbeat_usec = c.heartbeat_usec;
-        row.retry_initial_usec = p.initial_interval_usec;
-        row.retry_backoff = p.backoff_coefficient;
-        row.retry_max_interval_usec = p.maximum_interval_usec;
-        row.retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
+        row->state = ACTIVITY_SCHEDULED;
+        row->attempt = 1;
+        row->scheduled_time = row->attempt_time = now;
+        row->schedule_to_close_usec = c.schedule_to_close_usec;
+        row->schedule_to_start_usec = c.schedule_to_start_usec;
+        row->start_to_close_usec = c.start_to_close_usec;
+        row->heartbeat_usec = c.heartbeat_usec;
+        row->retry_initial_usec = p.initial_interval_usec;
+        row->retry_backoff = p.backoff_coefficient;
+        row->retry_max_interval_usec = p.maximum_interval_usec;
+        row->retry_max_attempts = (uint32_t) MIN(p.maximum_attempts, UINT32_MAX);
         /* SEMANTICS.md b.15a: an activity inherits its workflow's priority unless it sets one;
          * its unit's Priority= comes between the two, as its other defaults do. */
-        row.priority = c.priority               ? (unsigned) c.priority
-                       : unit && unit->priority ? unit->priority
-                                                : run->priority;
-        row.fairness_weight =
+        row->priority = c.priority               ? (unsigned) c.priority
+                        : unit && unit->priority ? unit->priority
+                                                 : run->priority;
+        row->fairness_weight =
                 c.fairness_key ? task_fairness_weight(c.fairness_weight) : run->fairness_weight;
         if (c.fairness_key ? *c.fairness_key : run->fairness_key != NULL) {
-                row.fairness_key = strdup(c.fairness_key ? c.fairness_key : run->fairness_key);
-                if (!row.fairness_key)
+                row->fairness_key = strdup(c.fairness_key ? c.fairness_key : run->fairness_key);
+                if (!row->fairness_key)
                         return -ENOMEM;
         }
+        *ret_c = c;
+        return 0;
+}
 
+/* The rows, task and deadlines of an activity whose ActivityTaskScheduled is @row->scheduled_id. */
+static int activity_row_activate(Manager *m, RunRow *run, const ActivityRow *row) {
+        uint64_t now = row->scheduled_time, id = row->scheduled_id;
+        int r;
+
+        r = store_activity_insert(m->store, row);
+        if (r < 0)
+                return r;
+        r = history_queue_activity_task(m, run, row);
+        if (r < 0)
+                return r;
+        if (row->schedule_to_close_usec) {
+                r = store_deadline_insert(m->store, now + row->schedule_to_close_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (row->schedule_to_start_usec) {
+                r = store_deadline_insert(m->store, now + row->schedule_to_start_usec,
+                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id, id, 1, NULL);
+                if (r < 0)
+                        return r;
+        }
+        manager_deadlines_changed(m);
+        return 0;
+}
+
+int history_apply_schedule_activity(Manager *m,
+                                    RunRow *run,
+                                    const msgpack_object *attrs,
+                                    uint64_t completed_id,
+                                    msgpack_zone *z,
+                                    bool dry,
+                                    char *err,
+                                    size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow row = {};
+        ActivityCommand c = {};
+        msgpack_packer *pk;
+        uint64_t id;
+        Attrs a;
+        int r;
+
+        r = activity_row_build(m, run, attrs, z, dry, &c, &row, err, errlen);
+        if (r < 0 || dry)
+                return r;
         pk = attrs_begin(&a,
                          10 + (row.priority != TASK_PRIORITY_DEFAULT) + (row.fairness_key ? 2 : 0));
         (void) msg_pack_kv_str(pk, "activity_id", row.activity_id);
@@ -314,26 +366,7 @@ int history_apply_schedule_activity(Manager *m,
                 return r;
 
         row.scheduled_id = id;
-        r = store_activity_insert(m->store, &row);
-        if (r < 0)
-                return r;
-        r = activity_queue_task(m, &row);
-        if (r < 0)
-                return r;
-        if (row.schedule_to_close_usec) {
-                r = store_deadline_insert(m->store, now + row.schedule_to_close_usec,
-                                          DEADLINE_ACT_SCHEDULE_TO_CLOSE, run->run_id, id, 0, NULL);
-                if (r < 0)
-                        return r;
-        }
-        if (row.schedule_to_start_usec) {
-                r = store_deadline_insert(m->store, now + row.schedule_to_start_usec,
-                                          DEADLINE_ACT_SCHEDULE_TO_START, run->run_id, id, 1, NULL);
-                if (r < 0)
-                        return r;
-        }
-        manager_deadlines_changed(m);
-        return 0;
+        return activity_row_activate(m, run, &row);
 }
 
 /* Appends the events of an activity that closed for good and forgets its rows. @close_attrs
@@ -849,7 +882,7 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
         act->attempt_time = clock_now();
         r = store_activity_update(m->store, act);
         if (r >= 0)
-                r = activity_queue_task(m, act);
+                r = history_queue_activity_task(m, run, act);
         if (r >= 0 && act->schedule_to_start_usec) {
                 r = store_deadline_insert(m->store, clock_now() + act->schedule_to_start_usec,
                                           DEADLINE_ACT_SCHEDULE_TO_START, run->run_id,
@@ -857,6 +890,16 @@ static int activity_ready_again(Manager *m, RunRow *run, ActivityRow *act) {
                 manager_deadlines_changed(m);
         }
         return r;
+}
+
+int history_activity_retry_now(Manager *m, RunRow *run, ActivityRow *act) {
+        int r;
+
+        assert(act->state == ACTIVITY_BACKOFF);
+        r = store_deadline_delete(m->store, DEADLINE_ACT_RETRY, run->run_id, act->scheduled_id);
+        if (r >= 0)
+                manager_deadlines_changed(m);
+        return r < 0 ? r : activity_ready_again(m, run, act);
 }
 
 int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d) {
@@ -894,4 +937,28 @@ int history_on_activity_deadline(Manager *m, RunRow *run, const Deadline *d) {
         default:
                 return 0;
         }
+}
+
+int history_restore_activity(Manager *m,
+                             RunRow *run,
+                             uint64_t scheduled_id,
+                             const msgpack_object *attrs,
+                             bool cancel_requested,
+                             char *err,
+                             size_t errlen) {
+        _cleanup_(activity_row_done) ActivityRow row = {};
+        ActivityCommand c = {};
+        msgpack_zone z;
+        int r;
+
+        if (!msgpack_zone_init(&z, 1024))
+                return -ENOMEM;
+        r = activity_row_build(m, run, attrs, &z, false, &c, &row, err, errlen);
+        if (r >= 0) {
+                row.scheduled_id = scheduled_id;
+                row.cancel_requested = cancel_requested;
+                r = activity_row_activate(m, run, &row);
+        }
+        msgpack_zone_destroy(&z);
+        return r;
 }

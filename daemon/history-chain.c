@@ -403,7 +403,8 @@ static int find_continued(uint64_t event_id,
         const msgpack_object *v;
 
         if (type != EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW &&
-            type != EVENT_WORKFLOW_EXECUTION_FAILED && type != EVENT_WORKFLOW_EXECUTION_TIMED_OUT)
+            type != EVENT_WORKFLOW_EXECUTION_FAILED && type != EVENT_WORKFLOW_EXECUTION_TIMED_OUT &&
+            type != EVENT_WORKFLOW_EXECUTION_TERMINATED)
                 return 0;
         msgpack_unpacked_init(&u);
         if (msg_decode(attrs, size, &u) >= 0) {
@@ -423,7 +424,8 @@ int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[stat
         int r;
 
         if ((run->status != WORKFLOW_STATUS_CONTINUED_AS_NEW &&
-             run->status != WORKFLOW_STATUS_FAILED && run->status != WORKFLOW_STATUS_TIMED_OUT) ||
+             run->status != WORKFLOW_STATUS_FAILED && run->status != WORKFLOW_STATUS_TIMED_OUT &&
+             run->status != WORKFLOW_STATUS_TERMINATED) ||
             run->next_event_id < 2)
                 return -ENOENT;
         /* The closing event is the last one. */

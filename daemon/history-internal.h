@@ -2,7 +2,8 @@
 /* Shared by the files of the history engine: history.c (runs, workflow tasks, commands,
  * timers), history-activity.c (activities: scheduling, dispatch, results, retries and
  * timeouts), history-chain.c (closing runs, continue-as-new, workflow retries and timeouts,
- * history limits) and history-child.c (child workflows). Nobody else includes this header. */
+ * history limits), history-child.c (child workflows) and history-pause.c (operators' pause and
+ * unpause). Nobody else includes this header. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,6 +74,43 @@ int retry_policy_parse_with(const msgpack_object *policy,
                             RetryPolicy *p,
                             char *err,
                             size_t errlen);
+
+/* history.c: queues the task of the run's scheduled workflow task, unless the run is paused. */
+int history_queue_workflow_task(Manager *m, const RunRow *run);
+/* history-activity.c: queues the task of a scheduled activity attempt, unless the run is paused
+ * (for the polling workers of its task queue, or for the daemon when a unit declares its type). */
+int history_queue_activity_task(Manager *m, const RunRow *run, const ActivityRow *act);
+
+/* history-activity.c: the rows, task and deadlines of the activity of ActivityTaskScheduled
+ * @scheduled_id (attributes @attrs) as if it had just been scheduled: a run branched from a
+ * history that left it pending (history-reset.c). */
+int history_restore_activity(Manager *m,
+                             RunRow *run,
+                             uint64_t scheduled_id,
+                             const msgpack_object *attrs,
+                             bool cancel_requested,
+                             char *err,
+                             size_t errlen);
+/* history.c: the deadline of the run timeout (@run_due) or of the chain's execution timeout
+ * (@expiration), whichever comes first; 0 = none. */
+int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due);
+/* history-activity.c: an activity waiting for its retry delay is ready at once (ResetActivity). */
+int history_activity_retry_now(Manager *m, RunRow *run, ActivityRow *act);
+/* history.c: appends WorkflowTaskScheduled and queues the task, unless a workflow task is pending
+ * already or the run is closed. */
+int schedule_workflow_task(Manager *m, RunRow *run);
+
+/* history.c: history_terminate(), naming in WorkflowExecutionTerminated the run that replaces
+ * it (@new_run_id, may be NULL), as a reset does. */
+int terminate_linked(Manager *m,
+                     const char *run_id,
+                     const char *reason,
+                     const MsgBin *details,
+                     const char *new_run_id,
+                     ApiError *e);
+
+/* history.c: loads @run_id, which must be open: -ENOENT (not_found, said in @e) otherwise. */
+int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e);
 
 /* history.c: a new run id (UUIDv7), and a new run (see history_start_workflow()). */
 void run_id_new(char out[static 37]);

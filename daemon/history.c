@@ -152,7 +152,7 @@ static int append_linked(Manager *m, RunRow *run, EventType type, const void *at
         return r;
 }
 
-static int schedule_workflow_task(Manager *m, RunRow *run) {
+int schedule_workflow_task(Manager *m, RunRow *run) {
         Attrs a;
         msgpack_packer *pk;
         uint64_t id;
@@ -172,8 +172,17 @@ static int schedule_workflow_task(Manager *m, RunRow *run) {
                 return r;
         run->wft_state = WFT_SCHEDULED;
         run->wft_scheduled_id = id;
+        return history_queue_workflow_task(m, run);
+}
+
+int history_queue_workflow_task(Manager *m, const RunRow *run) {
+        int r;
+
+        assert(run->wft_state == WFT_SCHEDULED);
+        if (run->paused) /* history-pause.c queues it on unpause */
+                return 0;
         r = store_task_insert(
-                m->store, TASK_WORKFLOW, run->task_queue, run->run_id, id,
+                m->store, TASK_WORKFLOW, run->task_queue, run->run_id, run->wft_scheduled_id,
                 &(TaskPriority){ run->priority, run->fairness_key, run->fairness_weight });
         if (r < 0)
                 return r;
@@ -263,6 +272,12 @@ int close_run_chain(Manager *m,
                     bool continued) {
         int r;
 
+        if (run->paused) { /* a closed run is not paused: it has nothing left to run */
+                r = store_run_set_paused(m->store, run->run_id, false);
+                if (r < 0)
+                        return r;
+                run->paused = false;
+        }
         run->status = status;
         run->close_time = clock_now();
         run->wft_state = WFT_NONE;
@@ -334,6 +349,10 @@ int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t
 /* Run ids are UUIDv7 (RFC 9562): 48 bits of milliseconds, then random bits. Time-ordered keys
  * append to the right edge of the runs and events B-trees instead of landing on random cold
  * leaf pages, which keeps starts fast in a store of millions of runs (bench/README.md, W6). */
+void history_new_id(char out[static 37]) {
+        run_id_new(out);
+}
+
 void run_id_new(char out[static 37]) {
         uint64_t ms = clock_now() / 1000;
         uint8_t u[16];
@@ -356,7 +375,7 @@ void run_id_new(char out[static 37]) {
 /* The run's timeout deadlines (Temporal's semantics, SEMANTICS.md b.3): the execution timeout
  * spans the continue-as-new chain (an absolute expiration, inherited), the run timeout this run;
  * only the earlier one needs a deadline. */
-static int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
+int arm_run_timeouts(Manager *m, const RunRow *run, uint64_t expiration, uint64_t run_due) {
         DeadlineKind kind = DEADLINE_RUN_TIMEOUT;
         uint64_t due = run_due;
 
@@ -676,7 +695,7 @@ int history_start_workflow(Manager *m,
         return 0;
 }
 
-static int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
+int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
         int r = store_run_get(m->store, run_id, ret);
         if (r == -ENOENT)
                 return api_error_set(e, -ENOENT, "run %s not found", run_id);
@@ -759,6 +778,15 @@ int fail_started_task(Manager *m, RunRow *run, const char *cause) {
 
 int history_terminate(
         Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e) {
+        return terminate_linked(m, run_id, reason, details, NULL, e);
+}
+
+int terminate_linked(Manager *m,
+                     const char *run_id,
+                     const char *reason,
+                     const MsgBin *details,
+                     const char *new_run_id,
+                     ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
         msgpack_packer *pk;
         Blob failure = {};
@@ -776,10 +804,12 @@ int history_terminate(
         r = store_buffered_drain(m->store, run.run_id, flush_one, &(FlushCtx){ m, &run, 0 });
         if (r < 0)
                 return r;
-        pk = attrs_begin(&a, 2);
+        pk = attrs_begin(&a, 2 + !!new_run_id);
         (void) msg_pack_kv_str(pk, "reason", reason ? reason : "");
         (void) pack_kv_payload(pk, "details", details ? details->ptr : NULL,
                                details ? details->size : 0);
+        if (new_run_id) /* reset: the run that replaces this one (history-reset.c) */
+                (void) msg_pack_kv_str(pk, "new_execution_run_id", new_run_id);
         r = append_event(m, &run, EVENT_WORKFLOW_EXECUTION_TERMINATED, &a, NULL);
         attrs_done(&a);
         if (r < 0)
@@ -849,7 +879,7 @@ int history_pack_workflow(const RunRow *run, msgpack_packer *pk) {
         (void) msg_pack_kv_str(pk, "run_id", run->run_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run->workflow_type);
         (void) msg_pack_kv_str(pk, "task_queue", run->task_queue);
-        (void) msg_pack_kv_str(pk, "status", workflow_status_to_string(run->status));
+        (void) msg_pack_kv_str(pk, "status", workflow_status_to_string(run_row_status(run)));
         (void) msg_pack_kv_uint(pk, "start_time", run->start_time);
         (void) msg_pack_kv_uint(pk, "history_length", run->next_event_id - 1);
         if (run->close_time)

@@ -110,7 +110,8 @@ int history_start_workflow(Manager *m,
  * weight 0 (unset) or positive; else -EINVAL with a sentence naming the field. */
 int history_check_priority(uint64_t priority, double fairness_weight, char *err, size_t errlen);
 int history_check_retry_policy(const msgpack_object *policy, msgpack_zone *z, ApiError *e);
-/* The run that continues @run: it continued as new, or failed or timed out and was retried;
+/* The run that continues @run: it continued as new, failed or timed out and was retried, or was
+ * terminated by a reset (history-reset.c);
  * -ENOENT when none does. */
 int history_continued_run_id(Manager *m, const RunRow *run, char ret_run_id[static 37]);
 /* Replaces @run by the last run of its continue-as-new chain (itself when it did not continue). */
@@ -122,6 +123,57 @@ int history_signal(
 int history_request_cancel(Manager *m, const char *run_id, const char *reason, ApiError *e);
 int history_terminate(
         Manager *m, const char *run_id, const char *reason, const MsgBin *details, ApiError *e);
+
+/* Operators' pause (history-pause.c): no task of a paused run is dispatched, its process
+ * activities are frozen; events are still recorded. -ESTALE (failed_precondition) when the run
+ * is paused already (history_pause()) or not paused (history_unpause()). */
+typedef struct PauseRequest {
+        const char *reason;
+        const char *identity;
+} PauseRequest;
+int history_pause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
+int history_unpause(Manager *m, const char *run_id, const PauseRequest *req, ApiError *e);
+
+/* A new run branched from a prefix of run @base_run_id's history (history-reset.c): reset to a
+ * workflow task, redrive a failed run from its failed step, fork from step N under another
+ * workflow id. */
+typedef enum BranchKind {
+        BRANCH_RESET,
+        BRANCH_REDRIVE,
+        BRANCH_FORK,
+        _BRANCH_KIND_MAX,
+} BranchKind;
+
+typedef struct BranchRequest {
+        BranchKind kind;
+        const char *base_run_id;
+        uint64_t event_id;           /* reset: a WorkflowTaskCompleted|Failed|TimedOut; 0: @to */
+        const char *to;              /* reset: "first" or "last" (the default) workflow task */
+        bool reapply_signals;        /* reset, redrive: signals after the cut are appended again */
+        uint64_t step;               /* fork: from the step-th activity (1-based); 0: the start */
+        const char *new_workflow_id; /* fork */
+        const char *reason;
+} BranchRequest;
+int history_branch(Manager *m, const BranchRequest *req, char ret_run_id[static 37], ApiError *e);
+
+/* A new UUIDv7, as run ids are (for other ids too: batch ids). */
+void history_new_id(char out[static 37]);
+
+/* Deletes a run with its history (history-delete.c), terminating it first when it is open. */
+int history_delete(Manager *m, const char *run_id, const char *reason, ApiError *e);
+
+/* Operators on one pending activity of a run, named by its activity id (history-pause.c):
+ * pause (no attempt is dispatched, a running process attempt is frozen; an attempt of a worker
+ * runs on and its failure waits for the unpause), unpause, or reset its attempt count to 1 (one
+ * waiting for a retry becomes ready at once; a running attempt cannot be reset). -ENOENT when no
+ * such activity is pending, -ESTALE when it is paused already, not paused, or running. */
+typedef enum ActivityControl {
+        ACTIVITY_PAUSE,
+        ACTIVITY_UNPAUSE,
+        ACTIVITY_RESET,
+} ActivityControl;
+int history_control_activity(
+        Manager *m, const char *run_id, const char *activity_id, ActivityControl what, ApiError *e);
 
 /* Dispatch: -ESTALE when the task no longer applies (the caller drops it). Packs the task map. */
 int history_start_workflow_task(Manager *m,

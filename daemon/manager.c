@@ -21,6 +21,7 @@
 #include "daemon/activity.h"
 #include "daemon/api-bus.h"
 #include "daemon/api-sock.h"
+#include "daemon/batch.h"
 #include "daemon/clock.h"
 #include "daemon/conn.h"
 #include "daemon/flow.h"
@@ -437,6 +438,7 @@ static int manager_on_deadline(sd_event_source *s, uint64_t usec, void *userdata
                 m->actor_uid = m->daemon_uid;
                 if (r >= 0)
                         r = d.kind == DEADLINE_SCHEDULE ? schedule_on_deadline(m, &d)
+                            : d.kind == DEADLINE_BATCH  ? batch_on_deadline(m, &d)
                                                         : history_on_deadline(m, &d);
                 if (r < 0) {
                         store_rollback_to(m->store);

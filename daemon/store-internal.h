@@ -1,6 +1,6 @@
 #pragma once
-/* Shared by the store's files (store.c, store-schedule.c, store-fault.c) and nobody else
- * (STYLE.md §2). */
+/* Shared by the store's files (store.c, store-schedule.c, store-batch.c, store-fault.c) and
+ * nobody else (STYLE.md §2). */
 
 #include "daemon/store.h"
 

@@ -1,18 +1,20 @@
 /* Store: SQLite persistence for durabled.
  *
- * Schema (version 2; migrations[] below moves an older file forward). Every time is usec since the epoch (CLOCK_REALTIME of daemon/clock.c).
+ * Schema (version 3; migrations[] below moves an older file forward). Every time is usec since
+ * the epoch (CLOCK_REALTIME of daemon/clock.c).
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
  *               per workflow id" a constraint of the database, not just of the code. runs_wid
  *               serves "latest run of a workflow id". ListWorkflows answers newest first:
- *               runs_list orders an unfiltered list; runs_status, runs_type, runs_queue and
+ *               runs_list orders an unfiltered list; runs_xstatus (version 3; runs_status in
+ *               version 1), runs_type, runs_queue and
  *               runs_uid (a caller who is not an administrator sees only their own runs) give
  *               each filter its rows already in that order, so that a list of a store holding a
  *               million runs reads about as many rows as it answers, not the whole table
  *               (bench W6). runs_wft_started holds only the runs whose workflow task is in
  *               flight: what expiring a closed connection's tasks and the idle check look for,
  *               without walking every open run (they name it with INDEXED BY: with no statistics
- *               SQLite would take runs_status, i.e. every open run). store_runs_list() says
+ *               SQLite would take the status index, i.e. every open run). store_runs_list() says
  *               which filter's index a list uses, for the same reason.
  *   events      the history: (run_id, event_id) is the key, so a duplicate or reused id is a
  *               constraint error, never a silent overwrite. attrs is the msgpack map sent on the
@@ -58,6 +60,7 @@
 
 #include "common/log.h"
 #include "daemon/killpoint.h"
+#include "daemon/store-batch.h"
 #include "daemon/store-internal.h"
 
 enum {
@@ -68,6 +71,8 @@ enum {
         Q_RUN_UPDATE,
         Q_RUN_UPDATE_OPEN,
         Q_RUN_STICKY,
+        Q_RUN_SET_PAUSED,
+        Q_RUN_PAUSED,
         Q_EVENT_INSERT,
         Q_EVENT_FOREACH,
         Q_BUF_INSERT,
@@ -117,18 +122,18 @@ enum {
         "run_id, workflow_id, workflow_type, task_queue, request_id, status, start_time, "     \
         "close_time, uid, next_event_id, task_timeout, wft_state, wft_scheduled_id, "          \
         "wft_started_id, wft_attempt, cancel_requested, sticky_conn, sticky_next_id, result, " \
-        "failure, priority, fairness_key, fairness_weight"
+        "failure, priority, fairness_key, fairness_weight, paused"
 
 #define ACT_COLUMNS                                                                              \
         "run_id, scheduled_id, activity_id, activity_type, task_queue, input, state, attempt, "  \
         "scheduled_time, attempt_time, started_time, s2c, s2s, st2c, heartbeat, retry_initial, " \
         "retry_backoff, retry_max_interval, retry_max_attempts, retry_non_retryable, "           \
         "heartbeat_details, last_failure, cancel_requested, identity, priority, fairness_key, "  \
-        "fairness_weight"
+        "fairness_weight, paused"
 
 static const char *const sql[_Q_MAX] = {
         [Q_RUN_INSERT] = "INSERT INTO runs (" RUN_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_RUN_GET] = "SELECT " RUN_COLUMNS " FROM runs WHERE run_id = ?",
         /* The newest run of an id; runs_wid yields it in order, without a sort (the running
          * run, which wins over it, is looked up first: store_run_find_latest()). */
@@ -141,12 +146,14 @@ static const char *const sql[_Q_MAX] = {
                          "sticky_next_id = ?11, result = ?12, failure = ?13 WHERE run_id = ?1",
         /* The same for a run that stays open: SQLite rewrites the entries of every index whose
          * column an UPDATE sets, changed or not, so leaving out status (and the columns only a
-         * close sets) spares runs_running and runs_status a page each per step. */
+         * close sets) spares runs_running and runs_xstatus a page each per step. */
         [Q_RUN_UPDATE_OPEN] = "UPDATE runs SET next_event_id = ?4, "
                               "wft_state = ?5, wft_scheduled_id = ?6, wft_started_id = ?7, "
                               "wft_attempt = ?8, cancel_requested = ?9, sticky_conn = ?10, "
                               "sticky_next_id = ?11 WHERE run_id = ?1",
         [Q_RUN_STICKY] = "SELECT sticky_conn, uid FROM runs WHERE run_id = ?",
+        [Q_RUN_SET_PAUSED] = "UPDATE runs SET paused = ?2 WHERE run_id = ?1",
+        [Q_RUN_PAUSED] = "SELECT paused FROM runs WHERE run_id = ?",
         [Q_EVENT_INSERT] = "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
                            "VALUES (?,?,?,?,?,?)",
         [Q_EVENT_FOREACH] = "SELECT event_id, type, time, uid, attrs FROM events "
@@ -158,17 +165,19 @@ static const char *const sql[_Q_MAX] = {
         [Q_BUF_DELETE] = "DELETE FROM buffered WHERE run_id = ?",
         [Q_BUF_COUNT] = "SELECT count(*) FROM buffered WHERE run_id = ?",
         [Q_ACT_INSERT] = "INSERT INTO activities (" ACT_COLUMNS ") VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [Q_ACT_GET] = "SELECT " ACT_COLUMNS " FROM activities "
                       "WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_UPDATE] = "UPDATE activities SET state = ?3, attempt = ?4, attempt_time = ?5, "
                          "started_time = ?6, heartbeat_details = ?7, last_failure = ?8, "
-                         "cancel_requested = ?9, identity = ?10 "
+                         "cancel_requested = ?9, identity = ?10, paused = ?11 "
                          "WHERE run_id = ?1 AND scheduled_id = ?2",
         [Q_ACT_DELETE] = "DELETE FROM activities WHERE run_id = ? AND scheduled_id = ?",
         [Q_ACT_FOREACH] = "SELECT " ACT_COLUMNS " FROM activities WHERE run_id = ? "
                           "ORDER BY scheduled_id",
-        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 "
+        /* Without those of paused runs: they hold no task (history-pause.c). */
+        [Q_ACT_QUEUED] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 0 AND "
+                         "paused = 0 AND run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
                          "ORDER BY attempt_time",
         [Q_ACT_STARTED_BY] = "SELECT " ACT_COLUMNS " FROM activities WHERE state = 1 AND "
                               "substr(identity, 1, length(?1)) = ?1",
@@ -391,6 +400,41 @@ static const char *const migrations[] = {
         "  rate INTEGER NOT NULL,"
         "  rate_period INTEGER NOT NULL,"
         "  burst INTEGER NOT NULL) WITHOUT ROWID;",
+        /* Version 3: operators pause runs (history-pause.c). A paused run keeps status 1 (it is
+         * open: runs_running and every "status = 1" above stay true of it); ExecutionStatus shows
+         * it as Paused (FILTER_STATUS_SQL), served by runs_xstatus, which takes the place of
+         * runs_status (one index per run write more would cost every workflow: bench W1); open
+         * runs alone are found through the partial index runs_running. */
+        "ALTER TABLE runs ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX runs_xstatus ON runs (status + 7 * paused, start_time);"
+        "DROP INDEX runs_status;"
+        /* ... and single activities (PauseActivity): no task while paused. */
+        "ALTER TABLE activities ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;"
+        /* Batch operations (daemon/batch.h, store-batch.c): one row per batch, and its items, the
+         * runs its list filter matched when it started, in order (seq from 1); next_seq is the
+         * first item not done yet, so that a batch resumes exactly there after a restart. */
+        "CREATE TABLE batches ("
+        "  batch_id TEXT PRIMARY KEY NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  op TEXT NOT NULL,"
+        "  query TEXT NOT NULL,"
+        "  args BLOB,"
+        "  rps REAL NOT NULL,"
+        "  state INTEGER NOT NULL,"
+        "  create_time INTEGER NOT NULL,"
+        "  close_time INTEGER NOT NULL DEFAULT 0,"
+        "  total INTEGER NOT NULL,"
+        "  next_seq INTEGER NOT NULL,"
+        "  failed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+        "CREATE TABLE batch_items ("
+        "  batch_id TEXT NOT NULL,"
+        "  seq INTEGER NOT NULL,"
+        "  workflow_id TEXT NOT NULL,"
+        "  run_id TEXT NOT NULL,"
+        "  state INTEGER NOT NULL DEFAULT 0,"
+        "  code TEXT,"
+        "  message TEXT,"
+        "  PRIMARY KEY (batch_id, seq)) WITHOUT ROWID;",
 };
 
 typedef struct CachedStmt {
@@ -693,10 +737,11 @@ static int load_tasks(Store *s) {
                 "SELECT 0, r.task_queue, r.run_id, r.wft_scheduled_id, e.time, r.priority, "
                 "r.fairness_key, r.fairness_weight FROM runs r "
                 "JOIN events e ON e.run_id = r.run_id AND e.event_id = r.wft_scheduled_id "
-                "WHERE r.status = 1 AND r.wft_state = 1 "
+                "WHERE r.status = 1 AND r.wft_state = 1 AND r.paused = 0 "
                 "UNION ALL "
                 "SELECT 1, task_queue, run_id, scheduled_id, attempt_time, priority, fairness_key, "
-                "fairness_weight FROM activities WHERE state = 0 "
+                "fairness_weight FROM activities WHERE state = 0 AND paused = 0 AND "
+                "run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
                 "UNION ALL "
                 "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority, NULL, 1.0 "
                 "FROM activities WHERE state = 1 "
@@ -1029,6 +1074,7 @@ static int read_run(sqlite3_stmt *st, RunRow *ret) {
         if (k >= 0)
                 k = col_strdup(st, 21, &r.fairness_key);
         r.fairness_weight = sqlite3_column_double(st, 22);
+        r.paused = sqlite3_column_int(st, 23);
         if (k < 0) {
                 run_row_done(&r);
                 return k;
@@ -1097,6 +1143,7 @@ int store_run_insert(Store *s, const RunRow *r) {
         bind_u64(st, 21, r->priority ?: TASK_PRIORITY_DEFAULT);
         bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 23, task_fairness_weight(r->fairness_weight));
+        bind_u64(st, 24, r->paused);
         return step_done(s, st);
 }
 
@@ -1122,6 +1169,38 @@ int store_run_update(Store *s, const RunRow *r) {
         bind_u64(st, 10, r->sticky_conn);
         bind_u64(st, 11, r->sticky_next_id);
         return step_killpoint(s, st, "run-update");
+}
+
+WorkflowStatus run_row_status(const RunRow *r) {
+        if (r->paused && r->status == WORKFLOW_STATUS_RUNNING)
+                return WORKFLOW_STATUS_PAUSED;
+        return r->status;
+}
+
+int store_run_set_paused(Store *s, const char *run_id, bool paused) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_SET_PAUSED);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        bind_u64(st, 2, paused);
+        return step_done(s, st);
+}
+
+int store_run_paused(Store *s, const char *run_id) {
+        sqlite3_stmt *st = stmt(s, Q_RUN_PAUSED);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, run_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                r = sqlite3_column_int(st, 0) != 0;
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
+        finish(st);
+        return r;
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
@@ -1160,9 +1239,9 @@ static int visit_run(sqlite3_stmt *st, void *userdata) {
 
 /* The filter whose index drives a list (ListWorkflows answers newest first; see the schema). SQLite
  * has no statistics here and would pick among equally good-looking indexes blindly (it chose
- * runs_status over runs_wid for a workflow id), so the choice is ours, by how few rows a filter
- * usually selects in a store that keeps its closed runs: a workflow id names a handful of runs;
- * Running and the failure statuses are a minority, Completed most of the store; a queue or a type
+ * the status index over runs_wid for a workflow id), so the choice is ours, by how few rows a
+ * filter usually selects in a store that keeps its closed runs: a workflow id names a handful of
+ * runs; Running and the failure statuses are a minority, Completed most of the store; a queue or a type
  * splits the store by code; a caller's own runs may be all of them. The other filters are written
  * as +column, which SQLite does not use an index for. */
 typedef enum RunListBy {
@@ -1177,7 +1256,7 @@ typedef enum RunListBy {
 static RunListBy run_list_by(const RunFilter *f) {
         if (f->workflow_id)
                 return BY_WID;
-        if (f->status && f->status != WORKFLOW_STATUS_COMPLETED)
+        if (f->open || (f->status && f->status != WORKFLOW_STATUS_COMPLETED))
                 return BY_STATUS;
         if (f->task_queue)
                 return BY_QUEUE;
@@ -1190,23 +1269,25 @@ static RunListBy run_list_by(const RunFilter *f) {
 
 int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         RunListBy by = run_list_by(f);
-        char q[512];
+        char q[1024];
         sqlite3_stmt *st;
         int r, i = 1;
 
 #define TERM(set, key, col) (!(set) ? "" : by == (key) ? " AND " col " = ?" : " AND +" col " = ?")
         /* Built from fixed fragments only; values are bound. */
         snprintf(q, sizeof(q),
-                 "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s "
+                 "SELECT " RUN_COLUMNS " FROM runs WHERE 1%s%s%s%s%s%s "
                  "ORDER BY start_time DESC, rowid DESC LIMIT ?",
-                 TERM(f->status, BY_STATUS, "status"),
+                 TERM(f->status && !f->open, BY_STATUS, FILTER_STATUS_SQL),
+                 /* Running or Paused: two ranges of runs_xstatus, only the open runs. */
+                 f->open ? " AND " FILTER_STATUS_SQL " IN (1, 8)" : "",
                  TERM(f->workflow_type, BY_TYPE, "workflow_type"),
                  TERM(f->task_queue, BY_QUEUE, "task_queue"),
                  TERM(f->workflow_id, BY_WID, "workflow_id"), TERM(f->only_uid, BY_UID, "uid"));
 #undef TERM
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        if (f->status)
+        if (f->status && !f->open)
                 bind_u64(st, i++, (uint64_t) f->status);
         if (f->workflow_type)
                 bind_text(st, i++, f->workflow_type);
@@ -1473,7 +1554,8 @@ int store_runs_count_by_status(Store *s,
         sqlite3_stmt *st;
         int rc, i = 1;
 
-        if (asprintf(&text, "SELECT status, count(*) FROM runs WHERE (%s)%s GROUP BY status",
+        if (asprintf(&text,
+                     "SELECT " FILTER_STATUS_SQL ", count(*) FROM runs WHERE (%s)%s GROUP BY 1",
                      f->where, only_uid ? " AND uid = ?" : "") < 0)
                 return -ENOMEM;
         if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
@@ -1509,6 +1591,38 @@ int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, 
                 *ret = col_u64(st, 0);
         sqlite3_finalize(st);
         return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
+}
+
+int store_batch_snapshot(Store *s,
+                         const char *batch_id,
+                         const FilterSql *f,
+                         bool only_uid,
+                         uint32_t uid,
+                         uint64_t max,
+                         uint64_t *ret_total) {
+        _cleanup_free_ char *text = NULL;
+        sqlite3_stmt *st;
+        int rc, i = 2;
+
+        /* Oldest first, so that the order is the runs' and stays so across restarts. */
+        if (asprintf(&text,
+                     "INSERT INTO batch_items (batch_id, seq, workflow_id, run_id) "
+                     "SELECT ?1, row_number() OVER (ORDER BY start_time, rowid), workflow_id, "
+                     "run_id FROM runs WHERE (%s)%s ORDER BY start_time, rowid LIMIT ?",
+                     f->where, only_uid ? " AND uid = ?" : "") < 0)
+                return -ENOMEM;
+        if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, batch_id);
+        bind_params(st, f, &i);
+        if (only_uid)
+                bind_u64(st, i++, uid);
+        bind_u64(st, i, max);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                *ret_total = (uint64_t) sqlite3_changes(s->db);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
 }
 
 /* ---- retention ---- */
@@ -1588,6 +1702,26 @@ int store_event_insert(Store *s,
         bind_u64(st, 5, uid);
         (void) sqlite3_bind_blob64(st, 6, attrs, attrs_size, SQLITE_STATIC);
         return step_killpoint(s, st, "event-insert");
+}
+
+int store_events_copy(Store *s, const char *from_run_id, const char *to_run_id, uint64_t first,
+                      uint64_t last) {
+        sqlite3_stmt *st;
+        int rc;
+
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO events (run_id, event_id, type, time, uid, attrs) "
+                               "SELECT ?2, event_id, type, time, uid, attrs FROM events "
+                               "WHERE run_id = ?1 AND event_id BETWEEN ?3 AND ?4",
+                               -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        bind_text(st, 1, from_run_id);
+        bind_text(st, 2, to_run_id);
+        bind_u64(st, 3, first);
+        bind_u64(st, 4, last);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
 }
 
 typedef struct EventVisit {
@@ -1776,6 +1910,7 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         if (k >= 0)
                 k = col_strdup(st, 25, &a.fairness_key);
         a.fairness_weight = sqlite3_column_double(st, 26);
+        a.paused = sqlite3_column_int(st, 27);
         if (k < 0) {
                 activity_row_done(&a);
                 return k;
@@ -1816,6 +1951,7 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         bind_u64(st, 25, a->priority ?: TASK_PRIORITY_DEFAULT);
         bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 27, task_fairness_weight(a->fairness_weight));
+        bind_u64(st, 28, a->paused);
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1852,6 +1988,7 @@ int store_activity_update(Store *s, const ActivityRow *a) {
         bind_blob(st, 8, &a->last_failure);
         bind_u64(st, 9, a->cancel_requested);
         bind_text(st, 10, a->identity);
+        bind_u64(st, 11, a->paused);
         r = started_track(s, a);
         if (r < 0) {
                 finish(st);

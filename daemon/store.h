@@ -107,9 +107,12 @@ typedef struct RunRow {
         unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
         char *fairness_key;     /* NULL: "" */
         double fairness_weight; /* 0 in a new row: 1.0 */
+        bool paused; /* an operator paused the run (history-pause.c); store_run_set_paused() */
 } RunRow;
 
 void run_row_done(RunRow *r);
+/* The status users see: Paused for a running run that is paused, else the stored one. */
+WorkflowStatus run_row_status(const RunRow *r);
 
 int store_run_insert(Store *s, const RunRow *r);
 int store_run_get(Store *s, const char *run_id, RunRow *ret);
@@ -118,11 +121,16 @@ int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret);
 int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret);
 /* Writes every mutable column (status .. failure). */
 int store_run_update(Store *s, const RunRow *r);
+/* Sets or clears the paused flag (store_run_update() leaves it as it is). */
+int store_run_set_paused(Store *s, const char *run_id, bool paused);
+/* 1 when the run is paused, 0 when not, -ENOENT when there is no such run. */
+int store_run_paused(Store *s, const char *run_id);
 /* What task dispatch needs of a run: the connection that caches it, and who started it. */
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid);
 
 typedef struct RunFilter {
-        int status; /* 0 = any */
+        int status; /* 0 = any; as users see it (Running excludes Paused: run_row_status()) */
+        bool open;  /* instead of a status: Running or Paused */
         const char *workflow_type;
         const char *task_queue;
         const char *workflow_id;
@@ -194,6 +202,10 @@ int store_event_insert(Store *s,
                        uint32_t uid,
                        const void *attrs,
                        size_t attrs_size);
+/* Copies events [@first, @last] of one run into another, as they are (a branched run,
+ * history-reset.c). */
+int store_events_copy(
+        Store *s, const char *from_run_id, const char *to_run_id, uint64_t first, uint64_t last);
 typedef int (*event_cb)(uint64_t event_id,
                         EventType type,
                         uint64_t time,
@@ -263,6 +275,7 @@ typedef struct ActivityRow {
         unsigned priority; /* 1..5 (taskset.h); 0 in a new row means the default */
         char *fairness_key;     /* NULL: "" */
         double fairness_weight; /* 0 in a new row: 1.0 */
+        bool paused; /* an operator paused it (PauseActivity): no task while paused */
 } ActivityRow;
 
 void activity_row_done(ActivityRow *a);
@@ -373,6 +386,7 @@ typedef enum DeadlineKind {
         DEADLINE_RUN_TIMEOUT = 9,       /* ref 0: the run's run timeout */
         DEADLINE_EXECUTION_TIMEOUT = 10, /* ref 0: the chain's execution timeout */
         DEADLINE_START_DELAY = 11,      /* ref 0: the first workflow task may be scheduled */
+        DEADLINE_BATCH = 12, /* run_id "", key: batch id; its next slice of items (batch.c) */
         _DEADLINE_KIND_MAX,
 } DeadlineKind;
 

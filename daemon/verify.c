@@ -32,7 +32,7 @@ static int verify_one(
         if (r < 0 && r != -ECANCELED)
                 return r;
         if (r >= 0)
-                r = history_lint_end(l, run->status, run->next_event_id);
+                r = history_lint_end(l, run_row_status(run), run->next_event_id);
         if (r == -ENOMEM)
                 return r;
         *ret_events += history_lint_count(l);

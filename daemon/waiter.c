@@ -234,8 +234,17 @@ void waiter_answer_changed(Manager *m) {
         for (size_t i = 0; i < m->n_changed; i++) {
                 RunRow run = {};
                 Waiter *w, *n;
+                int r;
 
-                if (store_run_get(m->store, m->changed_runs[i], &run) < 0)
+                r = store_run_get(m->store, m->changed_runs[i], &run);
+                if (r == -ENOENT) /* deleted (history-delete.c): nothing more will come */
+                        LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
+                                if (streq(w->run_id, m->changed_runs[i])) {
+                                        conn_reply_error(w->conn, w->req_id, -ENOENT,
+                                                         "the workflow run was deleted");
+                                        waiter_free(w);
+                                }
+                if (r < 0)
                         continue;
                 LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
                         if (streq(w->run_id, run.run_id) && waiter_answer(m, w, &run))

@@ -595,7 +595,8 @@ DUR_PUBLIC int dur_client_update_result(dur_client *c,
         return update_request(c, "PollWorkflowUpdate", fields, ELEMENTSOF(fields), ret);
 }
 
-/* CancelWorkflow and TerminateWorkflow take the same fields. */
+/* CancelWorkflow, TerminateWorkflow, DeleteWorkflow, PauseWorkflow and UnpauseWorkflow take the
+ * same fields. */
 static int client_close_request(dur_client *c,
                                 const char *op,
                                 const char *workflow_id,
@@ -622,6 +623,21 @@ DUR_PUBLIC int dur_client_terminate(dur_client *c,
                                     const char *run_id,
                                     const char *reason) {
         return client_close_request(c, "TerminateWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_delete(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "DeleteWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_pause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "PauseWorkflow", workflow_id, run_id, reason);
+}
+
+DUR_PUBLIC int
+dur_client_unpause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason) {
+        return client_close_request(c, "UnpauseWorkflow", workflow_id, run_id, reason);
 }
 
 DUR_PUBLIC void dur_outcome_done(dur_outcome *o) {
@@ -690,8 +706,8 @@ static int outcome_parse(msgpack_unpacked *answer, dur_outcome *ret) {
         if (r < 0)
                 return r;
         /* With "wait" the daemon answers only once the run closed, else deadline_exceeded;
-         * a still running run is treated as that deadline. */
-        if (streq(info.status, "Running"))
+         * a still running (or paused) run is treated as that deadline. */
+        if (streq(info.status, "Running") || streq(info.status, "Paused"))
                 return -ETIMEDOUT;
         r = outcome_fill(&info, ret);
         if (r < 0)

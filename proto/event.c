@@ -51,6 +51,8 @@ static const char *const event_names[_EVENT_TYPE_MAX] = {
         [EVENT_CHILD_WORKFLOW_EXECUTION_CANCELED] = "ChildWorkflowExecutionCanceled",
         [EVENT_CHILD_WORKFLOW_EXECUTION_TIMED_OUT] = "ChildWorkflowExecutionTimedOut",
         [EVENT_CHILD_WORKFLOW_EXECUTION_TERMINATED] = "ChildWorkflowExecutionTerminated",
+        [EVENT_WORKFLOW_EXECUTION_PAUSED] = "WorkflowExecutionPaused",
+        [EVENT_WORKFLOW_EXECUTION_UNPAUSED] = "WorkflowExecutionUnpaused",
 };
 
 const char *event_type_to_string(EventType t) {
@@ -74,6 +76,7 @@ static const char *const status_names[_WORKFLOW_STATUS_MAX] = {
         [WORKFLOW_STATUS_TERMINATED] = "Terminated",
         [WORKFLOW_STATUS_CONTINUED_AS_NEW] = "ContinuedAsNew",
         [WORKFLOW_STATUS_TIMED_OUT] = "TimedOut",
+        [WORKFLOW_STATUS_PAUSED] = "Paused",
 };
 
 const char *workflow_status_to_string(WorkflowStatus s) {

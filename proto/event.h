@@ -45,6 +45,8 @@ typedef enum EventType {
         EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED = 41,
         EVENT_WORKFLOW_EXECUTION_UPDATE_REJECTED = 42,
         EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED = 43,
+        EVENT_WORKFLOW_EXECUTION_PAUSED = 58,   /* an operator paused the run (PauseWorkflow) */
+        EVENT_WORKFLOW_EXECUTION_UNPAUSED = 59, /* ... and let it go on (UnpauseWorkflow) */
         _EVENT_TYPE_MAX,
         _EVENT_TYPE_INVALID = -22,
 } EventType;
@@ -61,6 +63,9 @@ typedef enum WorkflowStatus {
         WORKFLOW_STATUS_TERMINATED = 5,
         WORKFLOW_STATUS_CONTINUED_AS_NEW = 6,
         WORKFLOW_STATUS_TIMED_OUT = 7,
+        /* Open, but paused by an operator: what describe, list and the list filter show of a
+         * running run whose paused flag is set (the store keeps its status Running). */
+        WORKFLOW_STATUS_PAUSED = 8,
         _WORKFLOW_STATUS_MAX,
         _WORKFLOW_STATUS_INVALID = -22,
 } WorkflowStatus;

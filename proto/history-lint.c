@@ -53,6 +53,7 @@ struct HistoryLint {
         /* A standalone activity's run (durabled.activity(5)): no workflow code and no workflow
          * task, so its events are no workflow task's commands. */
         bool standalone;
+        bool paused; /* between WorkflowExecutionPaused and WorkflowExecutionUnpaused */
         OpenActivity *acts;
         size_t n_acts, acts_alloc;
         OpenTimer *timers;
@@ -466,6 +467,14 @@ int history_lint_event(HistoryLint *l,
         case EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED ... EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 r = lint_update(l, event_id, type, attrs);
                 break;
+        case EVENT_WORKFLOW_EXECUTION_PAUSED:
+        case EVENT_WORKFLOW_EXECUTION_UNPAUSED:
+                /* Pauses alternate with unpauses: an operator cannot pause a paused run. */
+                if (l->paused == (type == EVENT_WORKFLOW_EXECUTION_PAUSED))
+                        r = problem(l, event_id, type, "the run is %s",
+                                    l->paused ? "paused already" : "not paused");
+                l->paused = type == EVENT_WORKFLOW_EXECUTION_PAUSED;
+                break;
         default:
                 r = 0;
         }
@@ -532,10 +541,12 @@ int history_lint_end(HistoryLint *l, WorkflowStatus status, uint64_t next_event_
                 return problem(l, 0, 0, "the last event is %llu, the run says %llu",
                                (unsigned long long) l->last_id,
                                (unsigned long long) (next_event_id - 1));
-        if (status == WORKFLOW_STATUS_RUNNING && l->close_type)
-                return problem(l, 0, 0, "the run is Running but closed with %s",
-                               type_name(l->close_type));
-        if (status > WORKFLOW_STATUS_RUNNING && l->close_type != close_event_of(status))
+        if ((status == WORKFLOW_STATUS_RUNNING || status == WORKFLOW_STATUS_PAUSED) &&
+            l->close_type)
+                return problem(l, 0, 0, "the run is %s but closed with %s",
+                               workflow_status_to_string(status), type_name(l->close_type));
+        if (status > WORKFLOW_STATUS_RUNNING && status != WORKFLOW_STATUS_PAUSED &&
+            l->close_type != close_event_of(status))
                 return problem(l, 0, 0, "the run is %s but %s", workflow_status_to_string(status),
                                l->close_type ? type_name(l->close_type) : "has no close event");
         if (l->activity_started)

@@ -55,6 +55,33 @@ expect 2 "^durablectl: missing --id ID for 'start'" start OrderWorkflow --task-q
 expect 2 "^durablectl: missing --task-queue QUEUE for 'execute'" execute OrderWorkflow --id order-1
 expect 2 "^durablectl: missing argument TYPE for 'start'" start --id order-1 --task-queue q
 expect 2 "^durablectl: missing argument ID for 'describe'" describe
+expect 2 "^durablectl: missing argument ID for 'pause'" pause
+expect 2 "^durablectl: missing argument ID for 'delete'" delete
+expect 2 "^durablectl: missing --reason TEXT for 'reset'" reset order-1 --to first
+expect 2 "^durablectl: invalid value 'middle' for --to: expected first or last" \
+        reset order-1 --reason r --to middle
+expect 2 "^durablectl: invalid value 'Timer' for --reapply-exclude" \
+        reset order-1 --reason r --reapply-exclude Timer
+expect 2 "^durablectl: .*--event-id" reset order-1 --reason r --event-id x
+expect 2 "^durablectl: missing --new-id ID for 'fork'" fork order-1 --step 2
+expect 2 "^durablectl: .*--step" fork order-1 --new-id f --step -1
+expect 2 "^durablectl: unknown option '--step' for 'redrive'" redrive order-1 --step 2
+expect 2 "^durablectl: unknown batch command 'frob'" batch frob
+expect 2 "^durablectl: 'activity pause' takes ID ACTIVITY-ID" activity pause order-1
+expect 2 "^durablectl: 'activity reset' takes no --token or input" \
+        activity reset order-1 1 --token abc
+expect 2 "^durablectl: missing --query FILTER for 'batch terminate'" batch terminate --yes
+expect 2 "^durablectl: --yes is required when standard input is not a terminal" \
+        batch terminate --query "WorkflowType = 'T'"
+expect 2 "^durablectl: missing argument NAME for 'batch signal'" batch signal --query '' --yes
+expect 2 "^durablectl: missing argument ID for 'batch describe'" batch describe
+expect 2 "^durablectl: .*--rps" batch pause --query '' --yes --rps many
+expect 2 "^durablectl: options --to and --reapply-exclude are only for 'batch reset'" \
+        batch pause --query '' --yes --to first
+expect 2 "^durablectl: unexpected argument 'x' for 'batch list'" batch list x
+expect 2 "^durablectl: unknown option '--wait' for 'delete'" delete order-1 --wait
+expect 2 "^durablectl: unknown option '--input' for 'unpause'" unpause order-1 --input '{}'
+expect 2 "^durablectl: option '--reason' needs an argument" pause order-1 --reason
 expect 2 "^durablectl: missing argument NAME for 'signal'" signal order-1
 expect 2 "^durablectl: option '--run-id' needs an argument" result order-1 --run-id
 expect 2 "^durablectl: option '--wait' takes no argument" result order-1 --wait=yes
@@ -152,6 +179,8 @@ expect 0 "^durablectl \[OPTIONS...\] VERB" -h
 expect 0 "--task-queue QUEUE" start --help
 expect 0 "^durablectl history ID" history -h
 expect 0 "--reason TEXT" --help terminate
+expect 0 "--reason TEXT" pause --help
+expect 0 "^durablectl unpause ID" unpause -h
 expect 0 "^durablectl [0-9]+\.[0-9]+" --version
 
 # Valid command lines reach the connection: exit 1, with the path that was tried.

@@ -63,7 +63,7 @@ TEST(completion) {
         test_run_free(&r);
 
         complete(&r, "durablectl de");
-        ASSERT_STREQ(r.out, "describe\n");
+        ASSERT_STREQ(r.out, "describe\ndelete\n"); /* in the order of durablectl --help */
         test_run_free(&r);
         complete(&r, "durablectl describe ");
         ASSERT_STREQ(r.out, "backup-1\norder-1\n");

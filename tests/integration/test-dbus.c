@@ -315,6 +315,98 @@ TEST(manager_and_workflow_objects) {
         teardown();
 }
 
+/* PauseWorkflow and the Workflow object's Pause/Unpause: Status is Paused (announced by
+ * PropertiesChanged), the list filter finds it, a second pause is FailedPrecondition, another
+ * user's pause is NotFound, a wrong signature changes nothing. */
+TEST(pause_and_unpause) {
+        _cleanup_(test_process_free) TestProcess monitor = {};
+        TestRun r = {};
+        int mon;
+
+        setup();
+        mon = monitor_start(&monitor);
+        MANAGER_CALL(&r, "StartWorkflow", "ssss", "idle-p", "Idle", "nobody-polls", "");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "PauseWorkflow", "sss", "idle-p", "", "maintenance");
+        test_run_free(&r);
+        log_wait_for(mon, "STRING \"Paused\";");
+        ASSERT_EQ(BUSCTL(&r, false, "get-property", "org.durabled1",
+                         "/org/durabled1/workflow/idle_2dp", "org.durabled1.Workflow", "Status"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "s \"Paused\"");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "ListWorkflows", "a{sv}", "1", "Status", "s", "Paused");
+        ASSERT_STR_CONTAINS(r.out, "a(ssssstt) 1 \"idle-p\"");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "PauseWorkflow", "string:idle-p", "string:", "string:again");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.FailedPrecondition: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, true, "UnpauseWorkflow", "string:idle-p", "string:", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "UnpauseWorkflow", "string:idle-p", "uint32:1", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "QueryWorkflows", "sus", "ExecutionStatus = 'Paused'", "0", "");
+        ASSERT_STR_CONTAINS(r.out, "idle-p");
+        test_run_free(&r);
+
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1/workflow/idle_2dp",
+                         "org.durabled1.Workflow", "Unpause", "s", "done"),
+                  0);
+        test_run_free(&r);
+        log_wait_for(mon, "STRING \"Running\";");
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1/workflow/idle_2dp",
+                         "org.durabled1.Workflow", "Pause", "s", "again"),
+                  0);
+        test_run_free(&r);
+        /* Reset, redrive and fork reach the daemon and name its refusals (no workflow task
+         * completed yet; the run is open). */
+        ASSERT_NE(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1", MANAGER,
+                         "ResetWorkflow", "ssstsas", "idle-p", "", "why", "0", "first", "1",
+                         "Signal"),
+                  0);
+        ASSERT_STR_CONTAINS(r.err, "has no workflow task");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "RedriveWorkflow", "string:idle-p", "string:", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.FailedPrecondition: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ForkWorkflow", "string:idle-p", "string:", "string:f", "string:",
+                  "uint64:0");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.FailedPrecondition: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ForkWorkflow", "string:idle-p", "string:", "string:f", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
+        test_run_free(&r);
+        /* A batch unpause by filter, described when done; a bad operation is named. */
+        MANAGER_CALL(&r, "StartBatchOperation", "ssssst", "Unpause", "WorkflowId = 'idle-p'", "",
+                     "", "", "0");
+        ASSERT_STR_CONTAINS(r.out, " 1");
+        test_run_free(&r);
+        log_wait_for(mon, "STRING \"Running\";");
+        DBUS_SEND(&r, false, "StartBatchOperation", "string:Frob", "string:", "string:",
+                  "string:", "string:", "uint64:0");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "PauseActivity", "string:idle-p", "string:", "string:1");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "ResetActivity", "string:idle-p", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "DescribeBatchOperation", "string:none");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "GetHistory", "ss", "idle-p", "");
+        ASSERT_STR_CONTAINS(r.out, "WorkflowExecutionUnpaused");
+        ASSERT_STR_CONTAINS(r.out, "\\\"reason\\\":\\\"maintenance\\\"");
+        test_run_free(&r);
+
+        close(mon);
+        test_process_free(&monitor);
+        teardown();
+}
+
 /* SignalWithStart: the first call starts the run with the signal in its history before the first
  * task; the second signals the same run (Temporal's UseExisting); a bad JSON is a named error. */
 TEST(signal_with_start) {

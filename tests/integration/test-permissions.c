@@ -74,6 +74,44 @@ static int as_nobody(const char *socket_path) {
                  &error);
         if (a || strcmp(dur_client_error_code(c), "already_started") != 0)
                 return 15;
+        /* ... nor for the operators' controls (issue 9). */
+        {
+                static const char *const ops[] = { "PauseWorkflow", "UnpauseWorkflow",
+                                                   "DeleteWorkflow", "RedriveWorkflow" };
+
+                for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+                        a = call(c, json_pack("{s:s, s:s}", "op", ops[i], "workflow_id", "root-wf"),
+                                 &error);
+                        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                                return 20 + (int) i;
+                }
+        }
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "ResetWorkflow", "workflow_id", "root-wf",
+                           "reason", "r"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 24;
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "ForkWorkflow", "workflow_id", "root-wf",
+                           "new_workflow_id", "mine"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 25;
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "PauseActivity", "workflow_id", "root-wf",
+                           "activity_id", "1"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 26;
+        /* A batch of nobody's takes nobody's runs only: none yet. */
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s, s:s}", "op", "StartBatchOperation", "operation",
+                           "Terminate", "query", "", "batch_id", "nobodys"),
+                 &error);
+        if (!a || json_integer_value(json_object_get(a, "total")) != 0)
+                return 27;
+        json_decref(a);
         a = call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
         if (!a || json_array_size(json_object_get(a, "workflows")) != 0)
                 return 5;

@@ -11,6 +11,8 @@
  *   SignalWorkflow    collects the arguments of signals "add" until signal "done", returns
  *                     {"signals": [...]} in arrival order; query "count".
  *   SleepWorkflow     {"ms": N}: dur_sleep(), returns {"slept_ms", "now_before", "now_after"}.
+ *   StepsWorkflow     {"n": N}: activities "step" {"i": 1..N} in turn; returns {"steps": [...]}.
+ *   TimerSignalWorkflow {"ms": N}: a timer, then waits for signal "go"; returns {"go": ARG}.
  *   CancelWorkflow    {"ms"?, "started_fifo"?}: runs a heartbeating "sleep" activity (which says
  *                     "started 1" on the FIFO); when cancelled, runs "echo" {"cleanup": true}
  *                     and ends Canceled.
@@ -33,6 +35,7 @@
  *   async         {"started_fifo"}: says "token <its task token>" on the FIFO and returns
  *                 DUR_ASYNC: the test completes it from outside.
  *   echo          returns its input map plus "attempt".
+ *   step          {"i": N}: {"step": N}, or a non-retryable failure when $TEST_BROKEN_STEP is N.
  *   flaky         {"fail_times": N, "record_times"?: bool}: fails (type Flaky, retryable) while
  *                 attempt <= N, then returns {"attempt": n}; with record_times each attempt
  *                 heartbeats the CLOCK_REALTIME start times of all attempts so far (usec) and
@@ -331,7 +334,21 @@ static int act_hb_then_fail(dur_actx *ctx, const msgpack_object *in, msgpack_pac
         return dur_actx_fail(ctx, "HbThenFail", false, "failing after a heartbeat");
 }
 
+/* {"i": N}: fails (type Broken, non-retryable) when $TEST_BROKEN_STEP is N, else {"step": N}. */
+static int act_step(dur_actx *ctx, const msgpack_object *in, msgpack_packer *out) {
+        const char *broken = getenv("TEST_BROKEN_STEP");
+        uint64_t i = 0;
+
+        if (dur_unpack(in, "{s:U}", "i", &i) < 0)
+                return dur_actx_fail(ctx, "BadInput", true, "step: {\"i\": N} expected");
+        if (broken && strtoull(broken, NULL, 10) == i)
+                return dur_actx_fail(ctx, "Broken", true, "step %llu is broken",
+                                     (unsigned long long) i);
+        return dur_pack(out, "{s:U}", "step", i);
+}
+
 static const dur_activity_def activities[] = {
+        { "step", act_step },
         { "echo", act_echo },         { "flaky", act_flaky }, { "fail", act_fail },
         { "sleep", act_sleep },       { "block", act_block }, { "hb_then_fail", act_hb_then_fail },
         { "async", act_async },
@@ -557,6 +574,70 @@ static int sleep_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) 
                         after);
 }
 
+/* ---- StepsWorkflow --------------------------------------------------------------------------- */
+
+/* {"n": N}: activities "step" 1..N one after the other; returns {"steps": [i...]}. A failed step
+ * fails the run (test-reset.c: redrive and fork). */
+static int steps_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        static const dur_activity_opts opts = { .start_to_close = 10 * DUR_SEC,
+                                                .retry = { .maximum_attempts = 1 } };
+        uint64_t n = 0;
+        int r;
+
+        if (dur_unpack(in, "{s:U}", "n", &n) < 0 || n > 64)
+                return dur_fail(wf, "BadInput", true, "StepsWorkflow: {\"n\": N} expected");
+        for (uint64_t i = 1; i <= n; i++) {
+                r = dur_execute_activity(wf, "step", dur_args("{s:U}", "i", i), &opts, NULL);
+                if (r < 0)
+                        return r;
+        }
+        if (msgpack_pack_map(out, 1) < 0 || pack_key(out, "steps") < 0 ||
+            msgpack_pack_array(out, (uint32_t) n) < 0)
+                return -ENOMEM;
+        for (uint64_t i = 1; i <= n; i++)
+                if (msgpack_pack_uint64(out, i) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* ---- TimerSignalWorkflow ---------------------------------------------------------------------- */
+
+/* Sleeps {"ms": N}, then waits for signal "go" and returns {"go": its argument} (test-pause.c:
+ * the timer fires and the signal arrives while the run is paused). */
+typedef struct timer_signal_wf {
+        const msgpack_object *go;
+} timer_signal_wf;
+
+static int timer_signal_go(dur_wf *wf, const msgpack_object *args) {
+        timer_signal_wf *st = dur_wf_state(wf, sizeof(*st));
+
+        st->go = args ? args : &nil_object;
+        return 0;
+}
+
+static bool timer_signal_ready(dur_wf *wf, void *arg) {
+        return ((timer_signal_wf *) arg)->go != NULL;
+}
+
+static int timer_signal_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        timer_signal_wf *st = dur_wf_state(wf, sizeof(*st));
+        uint64_t ms = 0;
+        int r;
+
+        if (dur_unpack(in, "{s:U}", "ms", &ms) < 0)
+                return dur_fail(wf, "BadInput", true, "TimerSignalWorkflow: {\"ms\": N} expected");
+        r = dur_sleep(wf, ms * DUR_MSEC);
+        if (r < 0)
+                return r;
+        r = dur_wait_condition(wf, timer_signal_ready, st, 0);
+        if (r < 0)
+                return r;
+        if (msgpack_pack_map(out, 1) < 0 || pack_key(out, "go") < 0 ||
+            msgpack_pack_object(out, *st->go) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
 /* ---- CancelWorkflow -------------------------------------------------------------------------- */
 
 static int cancel_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
@@ -696,6 +777,12 @@ static const dur_workflow_def workflows[] = {
                                        { "sleepy", update_add, update_sleepy_validate }),
         },
         { .name = "SleepWorkflow", .run = sleep_run },
+        { .name = "StepsWorkflow", .run = steps_run },
+        {
+                .name = "TimerSignalWorkflow",
+                .run = timer_signal_run,
+                .signals = DUR_SIGNALS({ "go", timer_signal_go }),
+        },
         { .name = "CancelWorkflow", .run = cancel_run },
         { .name = "StallWorkflow", .run = stall_run },
         {

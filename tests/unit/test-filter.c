@@ -50,7 +50,9 @@ TEST(builtins_compile_to_columns_with_bound_values) {
         FilterSql f = compile_ok("WorkflowType = 'Order''s' AND (ExecutionStatus = 'Running' OR "
                                  "StartTime > '2026-11-25T10:00:00Z')");
 
-        ASSERT_STREQ(f.where, "((workflow_type = ?) AND ((status = ?) OR (start_time > ?)))");
+        /* ExecutionStatus is the stored status, but Paused for a paused run (FILTER_STATUS_SQL). */
+        ASSERT_STREQ(f.where, "((workflow_type = ?) AND (((status + 7 * paused) = ?) OR "
+                              "(start_time > ?)))");
         ASSERT_EQ(f.n_params, 3u);
         ASSERT_EQ(f.params[0].kind, FILTER_PARAM_TEXT);
         ASSERT_STREQ(f.params[0].s, "Order's");
@@ -58,6 +60,10 @@ TEST(builtins_compile_to_columns_with_bound_values) {
         ASSERT_EQ(f.params[2].i, 1795600800LL * 1000000);
         ASSERT_STREQ(f.order_column, "start_time");
         ASSERT_EQ(f.order_desc, 1);
+        filter_sql_done(&f);
+
+        f = compile_ok("ExecutionStatus = 'Paused'");
+        ASSERT_EQ(f.params[0].i, 8);
         filter_sql_done(&f);
 
         f = compile_ok("");

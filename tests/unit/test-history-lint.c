@@ -248,6 +248,23 @@ TEST(status_and_close_event_disagree) {
         assert_problem(l2, 0, "the last event is 4, the run says 6");
 }
 
+/* An operator's pauses alternate with unpauses; a paused run is open. */
+TEST(pause_and_unpause_alternate) {
+        _cleanup_(history_lint_freep) HistoryLint *l = begin();
+        _cleanup_(history_lint_freep) HistoryLint *l2 = begin();
+
+        ASSERT_OK(ev(l, 5, EVENT_WORKFLOW_EXECUTION_PAUSED, 200, "reason:r,identity:i"));
+        ASSERT_OK(ev(l, 6, EVENT_WORKFLOW_EXECUTION_SIGNALED, 200, "signal_name:s"));
+        ASSERT_OK(history_lint_end(l, WORKFLOW_STATUS_PAUSED, 7));
+        ASSERT_OK(ev(l, 7, EVENT_WORKFLOW_EXECUTION_UNPAUSED, 300, "reason:r,identity:i"));
+        ASSERT_OK(ev(l, 8, EVENT_WORKFLOW_EXECUTION_PAUSED, 400, "reason:r,identity:i"));
+        ASSERT_ERROR(ev(l, 9, EVENT_WORKFLOW_EXECUTION_PAUSED, 500, "reason:r"), -EBADMSG);
+        assert_problem(l, 9, "the run is paused already");
+
+        ASSERT_ERROR(ev(l2, 5, EVENT_WORKFLOW_EXECUTION_UNPAUSED, 200, "reason:r"), -EBADMSG);
+        assert_problem(l2, 5, "the run is not paused");
+}
+
 TEST(garbage_attributes) {
         _cleanup_(history_lint_freep) HistoryLint *l = begin();
 

@@ -56,7 +56,8 @@ TEST(filters_use_indexes) {
         expect_plan(s, "Customer STARTS_WITH 'c-'", "sattrs_sval (name=? AND sval>? AND sval<?)");
         expect_plan(s, "Tags IN ('a', 'b')", "sattrs_sval (name=? AND sval=?)");
         expect_plan(s, "WorkflowType = 'Order'", "runs_type");
-        expect_plan(s, "ExecutionStatus = 'Failed'", "runs_status");
+        expect_plan(s, "ExecutionStatus = 'Failed'", "runs_xstatus");
+        expect_plan(s, "ExecutionStatus = 'Paused'", "runs_xstatus");
         expect_plan(s, "", "runs_list");
         expect_plan(s, "ORDER BY WorkflowId", "SCAN runs USING INDEX runs_wid");
 

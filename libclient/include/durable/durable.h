@@ -236,6 +236,18 @@ DUR_PUBLIC int dur_client_terminate(dur_client *c,
                                     const char *workflow_id,
                                     const char *run_id,
                                     const char *reason);
+/* Deletes the run and its history (the latest run with a NULL @run_id), terminating it first
+ * when it is open; whoever waits for its result gets -ENOENT. */
+DUR_PUBLIC int
+dur_client_delete(dur_client *c, const char *workflow_id, const char *run_id, const char *reason);
+/* An operator's pause: no workflow task or activity of the run is dispatched (its process
+ * activities are frozen) until dur_client_unpause(); signals, timers and results are still
+ * recorded. Status "Paused" meanwhile. -ESTALE (failed_precondition) when the run is paused
+ * already, resp. not paused. */
+DUR_PUBLIC int
+dur_client_pause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason);
+DUR_PUBLIC int
+dur_client_unpause(dur_client *c, const char *workflow_id, const char *run_id, const char *reason);
 
 /* Updates (Temporal's workflow updates): a request to a running workflow that its update
  * handler (DUR_UPDATES) handles and answers. The validator runs first, on the worker, and may
