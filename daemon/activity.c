@@ -1257,7 +1257,7 @@ int supervisor_dispatch(Manager *m) {
         LIST_FOREACH(units, u, s->units->units) {
                 unsigned running = unit_running(s, u->name);
                 while ((!u->max_concurrent || running < u->max_concurrent) &&
-                       s->n_attempts < SUPERVISOR_ATTEMPTS_MAX) {
+                       s->n_attempts < m->cfg.max_activity_processes) {
                         r = dispatch_one(s, u);
                         if (r < 0)
                                 return log_error_errno(r,

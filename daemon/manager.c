@@ -64,6 +64,11 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 m->cfg.history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
         if (m->cfg.history_max_bytes == 0)
                 m->cfg.history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
+        for (RunLimit l = 0; l < _RUN_LIMIT_MAX; l++)
+                if (m->cfg.run_limits[l] == 0)
+                        m->cfg.run_limits[l] = run_limit_default(l);
+        if (m->cfg.max_activity_processes == 0)
+                m->cfg.max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
         m->listen_fd = -EBADF;
         m->lock_fd = -EBADF;
         m->daemon_uid = geteuid();

@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/list.h"
+#include "daemon/run-limit.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
 
@@ -54,6 +55,8 @@ typedef struct ManagerConfig {
         uint64_t history_warn_events; /* describe warns past this many events (0 = default) */
         uint64_t history_max_events;  /* a run past this many events fails (0 = default) */
         uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
+        uint64_t run_limits[_RUN_LIMIT_MAX]; /* per-run limits (run-limit.h); 0 = the default */
+        unsigned max_activity_processes;     /* attempt processes at once (0 = default) */
 } ManagerConfig;
 
 #define HISTORY_WARN_EVENTS_DEFAULT 10240       /* Temporal's limit.historyCount.warn */

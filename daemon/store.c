@@ -109,6 +109,8 @@ enum {
         Q_CHILD_DELETE,
         Q_CHILD_FOREACH,
         Q_CHILD_COUNT,
+        Q_ACT_COUNT,
+        Q_SIGNAL_COUNT,
         _Q_MAX,
 };
 
@@ -205,6 +207,10 @@ static const char *const sql[_Q_MAX] = {
         [Q_CHILD_BY_RUN] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
                            "run_id, policy FROM children WHERE run_id = ?",
         [Q_CHILD_COUNT] = "SELECT count(*) FROM children WHERE parent_run_id = ?",
+        [Q_ACT_COUNT] = "SELECT count(*) FROM activities WHERE run_id = ?",
+        /* Signals delivered and those buffered while a workflow task runs. */
+        [Q_SIGNAL_COUNT] = "SELECT (SELECT count(*) FROM events WHERE run_id = ?1 AND type = ?2) + "
+                           "(SELECT count(*) FROM buffered WHERE run_id = ?1 AND type = ?2)",
         [Q_CHILD_RELINK] = "UPDATE children SET run_id = ?2 WHERE run_id = ?1",
         [Q_CHILD_DELETE] = "DELETE FROM children WHERE parent_run_id = ? AND initiated_id = ?",
         [Q_CHILD_FOREACH] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
@@ -2200,16 +2206,31 @@ int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, voi
         return r;
 }
 
-int store_children_count(Store *s, const char *parent_run_id) {
-        sqlite3_stmt *st = stmt(s, Q_CHILD_COUNT);
+/* The count(*) of query @q over the rows of @run_id (and of event type @type, where it asks). */
+static int count_of_run(Store *s, int q, const char *run_id, int type) {
+        sqlite3_stmt *st = stmt(s, q);
         int rc, n = 0;
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, parent_run_id);
+        bind_text(st, 1, run_id);
+        if (type >= 0)
+                sqlite3_bind_int(st, 2, type);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 n = sqlite3_column_int(st, 0);
         finish(st);
         return rc == SQLITE_ROW ? n : sql_error(s, rc);
+}
+
+int store_children_count(Store *s, const char *parent_run_id) {
+        return count_of_run(s, Q_CHILD_COUNT, parent_run_id, -1);
+}
+
+int store_activities_count(Store *s, const char *run_id) {
+        return count_of_run(s, Q_ACT_COUNT, run_id, -1);
+}
+
+int store_signals_count(Store *s, const char *run_id) {
+        return count_of_run(s, Q_SIGNAL_COUNT, run_id, EVENT_WORKFLOW_EXECUTION_SIGNALED);
 }

@@ -30,7 +30,8 @@ typedef struct Fixture {
         char *units; /* the --activity-dir, with the scripts */
         TestFailHook units_hook;
         char arg[4200];
-        const char *args[2]; /* the daemon's extra arguments: --activity-dir=units */
+        const char *args[3];   /* the daemon's extra arguments: --activity-dir=units, extra_arg */
+        const char *extra_arg; /* another option for the daemon, or NULL */
         TestDaemon daemon;
         TestProcess worker;
         dur_client *client;
@@ -81,6 +82,7 @@ static void fixture_init(Fixture *f) {
 static void fixture_start(Fixture *f) {
         snprintf(f->arg, sizeof(f->arg), "--activity-dir=%s", f->units);
         f->args[0] = f->arg;
+        f->args[1] = f->extra_arg;
         test_daemon_start(&f->daemon, &(TestDaemonOpts){ .args = f->args });
         test_worker_spawn(&f->worker, NULL, NULL);
         f->client = client_connect();
@@ -276,6 +278,52 @@ TEST(max_concurrent) {
         ASSERT_STREQ(line, "started one-b");
         ASSERT_EQ(write(go_b, "go\n", 3), 3);
         ASSERT_EQ(wait_outcome(f.client, "one-b", &o), 0);
+        ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "done");
+        dur_outcome_done(&o);
+}
+
+/* durabled --max-activity-processes: attempts past it wait, scheduled, for a process to end
+ * (durabled(8), LIMITS), whatever their units; the other workflow keeps running. */
+TEST(max_activity_processes) {
+        _cleanup_(fixture_done) Fixture f = { .extra_arg = "--max-activity-processes=1" };
+        _cleanup_close_ int started = -EBADF, go_a = -EBADF, go_b = -EBADF;
+        dur_outcome o = {};
+        json_t *p;
+        char line[64];
+
+        fixture_init(&f);
+        unit_add(&f, "pa", "StartToCloseSec=60s\n",
+                 "echo \"started $1\" > $D/started.fifo\n"
+                 "read -r x < $D/go-$1.fifo\n"
+                 "echo '\"done\"'\n");
+        unit_add(&f, "pb", "StartToCloseSec=60s\n",
+                 "echo \"started $1\" > $D/started.fifo\n"
+                 "read -r x < $D/go-$1.fifo\n"
+                 "echo '\"done\"'\n");
+        fixture_start(&f);
+        started = fifo_make_in(f.units, "started.fifo");
+        go_a = fifo_make_in(f.units, "go-pa-a.fifo");
+        go_b = fifo_make_in(f.units, "go-pb-b.fifo");
+
+        start_json(f.client, "ActivityWorkflow", "pa-a", NULL, "{\"activity\": \"pa\"}", 0);
+        fifo_read_line(started, line, sizeof(line));
+        ASSERT_STREQ(line, "started pa-a");
+        start_json(f.client, "ActivityWorkflow", "pb-b", NULL, "{\"activity\": \"pb\"}", 0);
+        /* B's activity is scheduled; the pass that scheduled it also decided not to start it. */
+        wait_event(&f, "pb-b", 5);
+        p = ASSERT_NOT_NULL(pending_activity(&f, "pb-b"));
+        ASSERT_STREQ(json_str(p, "state"), "Scheduled");
+        json_decref(p);
+        start_json(f.client, "SignalWorkflow", "pb-other", NULL, NULL, 0);
+        ASSERT_DUR_OK(f.client, dur_client_signal(f.client, "pb-other", NULL, "add", NULL));
+
+        ASSERT_EQ(write(go_a, "go\n", 3), 3);
+        ASSERT_EQ(wait_outcome(f.client, "pa-a", &o), 0);
+        dur_outcome_done(&o);
+        fifo_read_line(started, line, sizeof(line));
+        ASSERT_STREQ(line, "started pb-b");
+        ASSERT_EQ(write(go_b, "go\n", 3), 3);
+        ASSERT_EQ(wait_outcome(f.client, "pb-b", &o), 0);
         ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "done");
         dur_outcome_done(&o);
 }
