@@ -216,6 +216,8 @@ int supervisor_reload(Manager *m) {
         UnitSet *set = NULL;
         int r;
 
+        if (!s)
+                return 0; /* ManagerConfig.no_process_activities */
         r = unit_set_load(&set, s->dirs);
         if (r < 0)
                 return log_error_errno(r, "Failed to reload activity units: %m");
@@ -1419,6 +1421,8 @@ int supervisor_recover(Manager *m) {
         Supervisor *s = sup_of(m);
         int r;
 
+        if (!s)
+                return 0;
         if (s->cgroups) {
                 r = cgroup_foreach_attempt(s->cgroups, kill_stale, s);
                 if (r < 0)
@@ -1463,6 +1467,8 @@ int supervisor_pack_types(Manager *m, msgpack_packer *pk) {
         ActivityUnit *u;
         UnitError *e;
 
+        if (!s)
+                return msgpack_pack_array(pk, 0);
         (void) msgpack_pack_array(pk, s->units->n_units + s->units->n_errors);
         LIST_FOREACH(units, u, s->units->units) {
                 (void) msgpack_pack_map(pk, 6);

@@ -48,10 +48,22 @@ static int manager_on_kick(sd_event_source *s, void *userdata);
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata);
 static int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
 
+gid_t manager_group_gid(const char *group) {
+        struct group *g;
+        unsigned long v;
+        char *end;
+
+        errno = 0;
+        v = strtoul(group, &end, 10);
+        if (!errno && end != group && !*end && group[0] != '-' && v < (gid_t) -1)
+                return (gid_t) v;
+        g = getgrnam(group);
+        return g ? g->gr_gid : (gid_t) -1;
+}
+
 int manager_new(Manager **ret, const ManagerConfig *cfg) {
         _cleanup_(manager_freep) Manager *m = NULL;
         char path[4096];
-        struct group *g;
         int r;
 
         m = calloc(1, sizeof(*m));
@@ -80,8 +92,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (getrandom(&m->next_conn_serial, sizeof(m->next_conn_serial), 0) < 0)
                 m->next_conn_serial = (uint64_t) getpid() << 40;
         m->next_conn_serial &= UINT64_C(0x7fffffff00000000);
-        g = getgrnam("durabled");
-        m->admin_gid = g ? g->gr_gid : (gid_t) -1;
+        m->admin_gid = manager_group_gid(cfg->admin_group ? cfg->admin_group : "durabled");
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -647,13 +658,15 @@ static int check_histories(Manager *m) {
 }
 #endif
 
-int manager_run(Manager *m) {
+int manager_start(Manager *m) {
         int r;
 
         m->started_usec = clock_now();
-        r = supervisor_new(m, m->cfg.activity_dirs);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up process activities: %m");
+        if (!m->cfg.no_process_activities) {
+                r = supervisor_new(m, m->cfg.activity_dirs);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up process activities: %m");
+        }
         r = store_begin(m->store);
         if (r >= 0)
                 r = supervisor_recover(m);
@@ -675,7 +688,15 @@ int manager_run(Manager *m) {
         r = retention_start(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the retention sweep: %m");
+        return 0;
+}
 
+int manager_run(Manager *m) {
+        int r;
+
+        r = manager_start(m);
+        if (r < 0)
+                return r;
         (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
         log_info("durabled " DURABLED_VERSION " running (%s mode), socket %s, state %s",
                  m->cfg.user_mode ? "user" : "system", m->cfg.socket_path, m->cfg.state_dir);
