@@ -42,6 +42,7 @@ static unsigned arg_max_connections = 4096;
 static unsigned arg_max_polls_per_connection = 256;
 static unsigned arg_max_waits = 65536;
 static unsigned arg_max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
+static const char *arg_admin_group;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -65,6 +66,8 @@ static void help(void) {
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
+               "     --admin-group=GROUP    Members of GROUP (a name or a gid) administer\n"
+               "                            every workflow (default durabled)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
                "     --bus-address=ADDRESS  Serve the D-Bus API on this bus (default: the\n"
                "                            system bus, the session bus with --user)\n"
@@ -214,6 +217,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_MAX_POLLS,
                 ARG_MAX_WAITS,
                 ARG_MAX_ACTIVITY_PROCESSES,
+                ARG_ADMIN_GROUP,
                 ARG_RUN_LIMIT, /* + RunLimit: one value per per-run limit */
         };
         static const struct option options[] = {
@@ -238,6 +242,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "history-warn-events", required_argument, NULL, ARG_HISTORY_WARN_EVENTS },
                 { "history-max-events", required_argument, NULL, ARG_HISTORY_MAX_EVENTS },
                 { "history-max-bytes", required_argument, NULL, ARG_HISTORY_MAX_BYTES },
+                { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
                 { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
                 { "max-polls-per-connection", required_argument, NULL, ARG_MAX_POLLS },
                 { "max-waits", required_argument, NULL, ARG_MAX_WAITS },
@@ -372,6 +377,13 @@ static int parse_argv(int argc, char *argv[]) {
                                                        "a size such as 50M",
                                                        optarg);
                         break;
+                case ARG_ADMIN_GROUP:
+                        if (manager_group_gid(optarg) == (gid_t) -1)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --admin-group=%s: no such group",
+                                                       optarg);
+                        arg_admin_group = optarg;
+                        break;
                 case ARG_MAX_CONNECTIONS:
                         if (parse_unsigned("max-connections", optarg, &arg_max_connections) < 0)
                                 return -EINVAL;
@@ -499,6 +511,7 @@ static int run(int argc, char *argv[]) {
                 .max_polls_per_connection = arg_max_polls_per_connection,
                 .max_waiters = arg_max_waits,
                 .max_activity_processes = arg_max_activity_processes,
+                .admin_group = arg_admin_group,
                 .time_skipping = arg_time_skipping,
                 .bus_address = arg_bus_address,
                 .no_bus = arg_no_bus,

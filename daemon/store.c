@@ -49,9 +49,12 @@
 #include "daemon/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -665,6 +668,18 @@ static void sqlite_configure(void) {
         (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* DESIGN.md §10: the database is the daemon's alone. SQLite would create it 0644 less the umask
+ * (and gives its -wal and -shm files the mode of the database); made here first, it is 0600. Best
+ * effort: where this fails, sqlite3_open_v2() reports the problem in its own words. */
+static void create_private(const char *path) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+        if (fd < 0)
+                return;
+        (void) fchmod(fd, 0600); /* a database of an older durabled may be 0644 */
+        (void) close(fd);
+}
+
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
         const char *vfs;
@@ -680,6 +695,7 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         vfs = store_fault_vfs(&r);
         if (r < 0)
                 return r;
+        create_private(path);
         r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,

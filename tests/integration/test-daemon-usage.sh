@@ -53,6 +53,9 @@ for opt in max-pending-activities max-pending-children max-signals-per-run max-c
         expect_refused "Invalid --$opt=99999999999" --$opt=99999999999
         expect_refused "option '--$opt' requires an argument" --$opt
 done
+expect_refused "Invalid --admin-group=no-such-group-here: no such group" \
+        --admin-group=no-such-group-here
+expect_refused "Invalid --admin-group=-5" --admin-group=-5
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 
@@ -67,7 +70,8 @@ for size in 4M 4096K 65536; do
 done
 
 for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100 \
-        --max-pending-activities=1 --max-signals-per-run=4294967295 --max-connections=1000000; do
+        --max-pending-activities=1 --max-signals-per-run=4294967295 --max-connections=1000000 \
+        --admin-group=4242 --admin-group=root; do
         "$DURABLED" $limit --version >/dev/null 2>&1 ||
                 { echo "FAIL: $limit refused"; fails=$((fails + 1)); }
 done

@@ -5,8 +5,8 @@
  * a restart. Frame size, payload size and history length are crossed in test-protocol.c and
  * test-continue-as-new.c.
  *
- * Raw connections send frames built from JSON (dur_buf_from_json()) and read the answers with a
- * receive timeout of the harness's; nothing sleeps. */
+ * Raw connections (raw-util.h) read the answers with a receive timeout of the harness's; nothing
+ * sleeps. */
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,80 +15,7 @@
 #include <unistd.h>
 
 #include "tests/integration/core-util.h"
-
-/* ---- raw frames ---- */
-
-static int raw_connect(TestDaemon *d) {
-        uint64_t t = test_timeout_usec();
-        struct timeval tv = { .tv_sec = (time_t) (t / TEST_USEC_PER_SEC) };
-        int fd = ASSERT_OK(test_daemon_connect(d));
-
-        ASSERT_OK_ERRNO(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
-        return fd;
-}
-
-static void raw_send(int fd, const char *json) {
-        dur_buf *b = dur_buf_from_json(json);
-        unsigned char h[4];
-
-        if (!b)
-                test_fail(__FILE__, __LINE__, "bad JSON: %s", json);
-        h[0] = b->size >> 24, h[1] = b->size >> 16, h[2] = b->size >> 8, h[3] = b->size;
-        ASSERT_EQ(send(fd, h, 4, MSG_NOSIGNAL), 4);
-        ASSERT_EQ(send(fd, b->data, b->size, MSG_NOSIGNAL), (ssize_t) b->size);
-        dur_buf_free(b);
-}
-
-static void recv_exact(int fd, void *p, size_t n) {
-        for (size_t done = 0; done < n;) {
-                ssize_t k = recv(fd, (char *) p + done, n - done, 0);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                ASSERT_OK_ERRNO(k);
-                if (k == 0)
-                        test_fail(__FILE__, __LINE__, "the daemon closed the connection");
-                done += (size_t) k;
-        }
-}
-
-/* The next answer on @fd as JSON (a new reference). */
-static json_t *raw_answer(int fd) {
-        _cleanup_free_ char *text = NULL;
-        unsigned char h[4];
-        dur_buf b = {};
-        json_t *j;
-
-        recv_exact(fd, h, 4);
-        b.size = (size_t) h[0] << 24 | (size_t) h[1] << 16 | (size_t) h[2] << 8 | h[3];
-        b.data = ASSERT_NOT_NULL(malloc(b.size));
-        recv_exact(fd, b.data, b.size);
-        text = ASSERT_NOT_NULL(dur_buf_to_json(&b));
-        free(b.data);
-        j = json_loads(text, 0, NULL);
-        if (!j)
-                test_fail(__FILE__, __LINE__, "answer is not JSON: %s", text);
-        return j;
-}
-
-/* Fails unless @answer is the error @code for request @id and its message holds @needle. */
-#define ASSERT_ANSWER_ERROR(answer, id, code, needle) \
-        answer_assert_error_at(answer, id, code, needle, __FILE__, __LINE__)
-static void answer_assert_error_at(json_t *answer,
-                                   uint64_t id,
-                                   const char *code,
-                                   const char *needle,
-                                   const char *file,
-                                   int line) {
-        json_t *e = json_object_get(answer, "error");
-        const char *c = json_str(e, "code"), *msg = json_str(e, "message");
-
-        if (json_integer_value(json_object_get(answer, "id")) != (json_int_t) id || !c ||
-            !streq(c, code) || !msg || !strstr(msg, needle)) {
-                _cleanup_free_ char *text = json_dumps(answer, JSON_COMPACT);
-                test_fail(file, line, "expected a %s answer to request %" PRIu64 " with '%s': %s",
-                          code, id, needle, text);
-        }
-}
+#include "tests/integration/raw-util.h"
 
 /* Another client keeps working: a new connection starts a workflow (on a queue of its own, so
  * that the test's raw polls do not take its task) and describes it. */
