@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -131,13 +130,17 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 return log_error_errno(errno, "Failed to create state directory %s: %m",
                                        cfg->state_dir);
         /* One daemon (or bulk loader) per state directory: two writers would both believe they
-         * own the database (DESIGN.md §3). The lock dies with the process, even on SIGKILL. */
+         * own the database (DESIGN.md §3). The lock dies with the process, even on SIGKILL. It is
+         * a POSIX record lock, which belongs to the process: a flock() would belong to the open
+         * file, which an activity process forked at the moment of a SIGKILL still shares until
+         * its exec, and the restarted daemon would find it taken (found by the crash loop). */
         snprintf(path, sizeof(path), "%s/lock", cfg->state_dir);
         m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (m->lock_fd < 0)
                 return log_error_errno(errno, "Failed to open %s: %m", path);
-        if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0)
-                return log_error_errno(errno == EWOULDBLOCK ? -EBUSY : -errno,
+        if (fcntl(m->lock_fd, F_SETLK, &(struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET }) <
+            0)
+                return log_error_errno(errno == EAGAIN || errno == EACCES ? -EBUSY : -errno,
                                        "Another durabled uses the state directory %s",
                                        cfg->state_dir);
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);

@@ -80,7 +80,7 @@ struct Manager {
         Store *store;
         ApiBus *bus; /* NULL when the daemon runs without D-Bus */
         int listen_fd;
-        int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */
+        int lock_fd; /* state-dir/lock, F_SETLK-locked: one daemon per state directory */
 
         Conn *conns;
         unsigned n_conns;
