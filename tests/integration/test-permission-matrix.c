@@ -332,6 +332,8 @@ static bool sees(const json_t *answer, const char *target) {
 static const char *outcome(const json_t *answer, const char *target) {
         const char *code = raw_code(answer);
 
+        if (!code) /* raw_code() never says NULL; gcc's -Wformat-overflow cannot know that */
+                return "?";
         if (!streq(code, "ok"))
                 return code;
         return sees(answer, target) ? "sees" : "blind";
