@@ -114,6 +114,8 @@ TEST(pending_activities) {
         ASSERT_EQ(history_count(events, "WorkflowTaskFailed"), 2);
         json_decref(events);
         dur_client_free(c);
+        printf("limits: --max-pending-activities=3 crossed: workflow task failed "
+               "(PendingActivitiesLimitExceeded), also after a SIGKILL\n");
 }
 
 /* A child past --max-pending-children fails to start (the parent's task completes). */
@@ -144,6 +146,8 @@ TEST(pending_children) {
         json_decref(core_describe(c, "kid-1", NULL));
         assert_other_client_works("kids-other");
         dur_client_free(c);
+        printf("limits: --max-pending-children=1 crossed: StartChildWorkflowExecutionFailed "
+               "(PendingChildWorkflowsLimitExceeded)\n");
 }
 
 /* Signals past --max-signals-per-run are resource_exhausted, counted from the store (buffered
@@ -187,6 +191,8 @@ TEST(signals_per_run) {
         ASSERT_EQ(core_start(c, "Quick", "sig-other", NULL, NULL, NULL), 0);
         ASSERT_DUR_OK(c, dur_client_signal(c, "sig-other", NULL, "s", NULL));
         dur_client_free(c);
+        printf("limits: --max-signals-per-run=3 crossed: resource_exhausted, buffered signals "
+               "counted, also after a SIGKILL\n");
 }
 
 /* ---- daemon-wide limits ---- */
@@ -220,6 +226,8 @@ TEST(connections) {
         ans = raw_answer(b);
         ASSERT_NULL(json_object_get(ans, "error"));
         json_decref(ans);
+        printf("limits: --max-connections=2 crossed: resource_exhausted (id 0), connection "
+               "closed\n");
 }
 
 /* A poll past --max-polls-per-connection is resource_exhausted; the parked ones stay parked and
@@ -259,6 +267,7 @@ TEST(polls_per_connection) {
                                      "polled");
                 json_decref(ans);
         }
+        printf("limits: --max-polls-per-connection=2 crossed: resource_exhausted\n");
 }
 
 /* A wait past --max-waits (GetResult or GetHistory with wait) is resource_exhausted. */
@@ -292,6 +301,8 @@ TEST(waits) {
         ASSERT_NULL(json_object_get(ans, "error"));
         json_decref(ans);
         dur_client_free(c);
+        printf("limits: --max-waits=1 crossed: resource_exhausted for GetResult and "
+               "GetHistory\n");
 }
 
 DEFINE_TEST_MAIN();

@@ -10,10 +10,11 @@
  *     root    uid 0
  * Each cell gets a fresh target, so that one caller's terminate or completion does not change
  * what the next one finds. Connections are made by a child with the caller's credentials and used
- * by the test (raw-util.h). The D-Bus methods (the XML in dbus/) get the same matrix through a private
- * dbus-daemon (bus-util.h), called with dbus-send and busctl under setpriv; there the bus
- * reports no groups, so the member is one more other user. The op list is read from daemon/api-sock.c ($API_SOCK_C): an op without
- * a row fails the test, so a new op must come with its row. Afterwards: every event of a signalled
+ * by the test (raw-util.h). The D-Bus methods (the XML in dbus/) get the same matrix through a
+ * private dbus-daemon (bus-util.h), called with dbus-send and busctl under setpriv; there the bus
+ * reports no groups, so the member is one more other user. The op list is read from
+ * daemon/api-sock.c ($API_SOCK_C), the method lists from the XML: an op or a method without a row
+ * fails the test, so a new one must come with its row. Afterwards: every event of a signalled
  * workflow names the uid behind it, and the state directory, the database and the socket have the
  * modes durabled(8) documents. */
 
@@ -508,6 +509,9 @@ TEST(matrix_over_the_socket) {
         ASSERT_EQ(failures, 0u);
         assert_uids(&x);
         assert_modes(&x);
+        printf("matrix: %zu ops x %d callers over the socket as expected; uids of events and "
+               "file modes checked\n",
+               ELEMENTSOF(rows), (int) _CALLER_MAX);
 }
 
 /* ---- the same over D-Bus ---- */
@@ -764,6 +768,8 @@ TEST(matrix_over_dbus) {
                         test_run_free(&r);
                 }
         ASSERT_EQ(failures, 0u);
+        printf("matrix: %zu D-Bus methods x %d callers as expected\n", ELEMENTSOF(bus_rows),
+               (int) _CALLER_MAX);
 }
 
 DEFINE_TEST_MAIN();
