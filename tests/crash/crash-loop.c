@@ -91,6 +91,7 @@ typedef struct Figures {
         unsigned power[2];  /* --power-loss: unsynced writes dropped, garbled */
         unsigned worker_kills;
         unsigned process_kills; /* activity processes SIGKILLed */
+        unsigned startup_kills; /* kill points reached before READY=1 */
         unsigned in_txn;
         uint64_t events, effects, duplicate_effects, signals_sent;
 } Figures;
@@ -343,6 +344,35 @@ static unsigned kill_activity_processes(TestDaemon *d) {
         return n;
 }
 
+/* The daemon died by SIGKILL (@status): counts where, from the kill log (its length was @logged
+ * before the cycle). */
+static void
+count_kill(Load *l, const Cycle *c, int status, const char *kill_log, size_t logged, Figures *f) {
+        char where[64];
+
+        assert_sigkill(status);
+        f->kills++;
+        if (c->power) {
+                /* The "reboot": shared memory does not survive a power failure. */
+                _cleanup_free_ char *shm = NULL;
+                ASSERT_GE(asprintf(&shm, "%s/durabled.db-shm", l->d->state_dir), 0);
+                (void) unlink(shm);
+        }
+        if (count_lines(kill_log) > logged) {
+                last_line(kill_log, where, sizeof(where));
+                for (size_t i = 0; i < ELEMENTSOF(points); i++)
+                        if (streq(points[i].name, where)) {
+                                f->by_point[i]++;
+                                f->in_txn += points[i].in_txn;
+                        }
+                if (streq(where, "powerloss") || streq(where, "garble"))
+                        f->power[streq(where, "garble")]++;
+        } else if (c->point >= 0 || c->power)
+                f->unreached++;
+        else
+                f->external++;
+}
+
 /* Runs the load until the daemon dies (by itself at the kill point, or killed from here), then
  * counts where the kill landed. */
 static void run_cycle(Load *l,
@@ -353,7 +383,6 @@ static void run_cycle(Load *l,
                       Figures *f) {
         size_t logged = count_lines(kill_log);
         uint64_t worker_at = c->worker_at, procs_at = c->procs_at;
-        char where[64];
         int status;
 
         for (;;) {
@@ -384,27 +413,7 @@ static void run_cycle(Load *l,
                 }
         }
         l->client = dur_client_free(l->client);
-        assert_sigkill(status);
-        f->kills++;
-        if (c->power) {
-                /* The "reboot": shared memory does not survive a power failure. */
-                _cleanup_free_ char *shm = NULL;
-                ASSERT_GE(asprintf(&shm, "%s/durabled.db-shm", l->d->state_dir), 0);
-                (void) unlink(shm);
-        }
-        if (count_lines(kill_log) > logged) {
-                last_line(kill_log, where, sizeof(where));
-                for (size_t i = 0; i < ELEMENTSOF(points); i++)
-                        if (streq(points[i].name, where)) {
-                                f->by_point[i]++;
-                                f->in_txn += points[i].in_txn;
-                        }
-                if (streq(where, "powerloss") || streq(where, "garble"))
-                        f->power[streq(where, "garble")]++;
-        } else if (c->point >= 0 || c->power)
-                f->unreached++;
-        else
-                f->external++;
+        count_kill(l, c, status, kill_log, logged, f);
 }
 
 /* ---- the checker ----------------------------------------------------------------------------- */
@@ -695,8 +704,8 @@ static void print_figures(const Load *l, const Figures *f, uint64_t usec) {
         for (size_t i = 0; i < ELEMENTSOF(points); i++)
                 printf("%s%s %u", i ? ", " : "", points[i].name, f->by_point[i]);
         printf("), %u at a random moment from outside, %u at a kill point not reached in time; "
-               "%u worker kills, %u activity processes killed\n",
-               f->external, f->unreached, f->worker_kills, f->process_kills);
+               "%u kills during start-up; %u worker kills, %u activity processes killed\n",
+               f->external, f->unreached, f->startup_kills, f->worker_kills, f->process_kills);
         if (arg_power_loss)
                 printf("crash-loop: power failures: %u with unsynced writes dropped, %u with "
                        "them garbled\n",
@@ -865,14 +874,25 @@ TEST(crash_loop) {
                                  points[c.point].name, 1 + rnd_below(points[c.point].max_n));
                 } else
                         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
-                /* The kill point counts from the daemon's start. */
+                /* The kill point counts from the daemon's start; it may come before READY=1,
+                 * in what the start-up writes (tasks and attempts of the earlier life that time
+                 * out or fail): that cycle's kill happened there. */
                 if (k == 0) {
                         test_daemon_start(
                                 &d, &(TestDaemonOpts){ .env = daemon_env, .args = daemon_args });
                         l.proc = d.cgroup && !arg_no_process_activities;
                         test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
-                } else
-                        test_daemon_restart(&d);
+                } else {
+                        size_t logged = count_lines(kill_log);
+                        int r = test_daemon_try_start(&d, NULL);
+
+                        if (r == -ECHILD) {
+                                count_kill(&l, &c, d.proc.exit_status, kill_log, logged, &f);
+                                f.startup_kills++;
+                                continue;
+                        }
+                        ASSERT_OK(r);
+                }
                 c.kill_at = now_usec() + (c.point >= 0 || c.power ? KILLPOINT_WAIT_USEC
                                                                   : 20000 + rnd_below(400000));
                 /* Every fifth cycle the worker dies too, early in the cycle. */
