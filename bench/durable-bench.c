@@ -45,7 +45,7 @@ static char watchdog_msg[256];
 static void help(void) {
         printf("Usage: durable-bench [OPTIONS]\n\n"
                "Runs durabled's standard workloads and prints one JSON line per workload.\n\n"
-               "  -w --workloads=LIST     Comma-separated W1..W6 or names (default: all)\n"
+               "  -w --workloads=LIST     Comma-separated W1..W7 or names (default: all)\n"
                "  -n --n=FACTOR           Scale every workload's count (default 1; 0.1 = quick)\n"
                "  -c --clients=C          Client loops of W1, W3, W4 (default 32, 16, 32;\n"
                "                          W2 and W5 run one at a time by definition)\n"

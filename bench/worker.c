@@ -92,6 +92,14 @@ static int signal_on_go(dur_wf *wf, const msgpack_object *args) {
         return 0;
 }
 
+/* Update "go" (W7): what signal "go" does, answered with a result. */
+static int update_on_go(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        SignalState *st = dur_wf_state(wf, sizeof(*st));
+
+        st->signaled = true;
+        return dur_pack(out, "{s:b}", "went", true);
+}
+
 static int signal_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
         SignalState *st = dur_wf_state(wf, sizeof(*st));
         int r = dur_wait_condition(wf, signal_arrived, st, SIGNAL_WAIT_MAX);
@@ -107,7 +115,10 @@ static const dur_workflow_def workflows[] = {
         { .name = "BenchSeq", .run = seq_run },
         { .name = "BenchFanout", .run = fanout_run },
         { .name = "BenchSleep", .run = sleep_run },
-        { .name = "BenchSignal", .run = signal_run, .signals = DUR_SIGNALS({ "go", signal_on_go }) },
+        { .name = "BenchSignal",
+          .run = signal_run,
+          .signals = DUR_SIGNALS({ "go", signal_on_go }),
+          .updates = DUR_UPDATES({ "go", update_on_go, NULL }) },
 };
 
 static const dur_activity_def noop_def = { "noop", noop_activity };

@@ -591,6 +591,55 @@ static int run_signal(const Bench *b, Result *res) {
         return r;
 }
 
+/* ---- W7: update round trips ------------------------------------------------------------------ */
+
+/* UpdateWorkflow "go" until its answer at stage Completed: the validation (a query task to the
+ * worker), the commit of WorkflowExecutionUpdateAccepted, the workflow task that runs the handler
+ * and the commit of WorkflowExecutionUpdateCompleted. */
+static int update_round_trip(Loops *l, dur_client *c, size_t i) {
+        dur_update_outcome o = {};
+        uint64_t t0 = now_usec();
+        char id[ID_MAX];
+        int r;
+
+        wf_id(l, i, id);
+        r = dur_client_update(c, id, "go", NULL, NULL, &o);
+        dur_update_outcome_done(&o);
+        if (r < 0)
+                return loops_fail(l, c, r, "updating %s", id);
+        l->samples->usec[i] = now_usec() - t0;
+        return 0;
+}
+
+/* W7: as W5, with the update "go" instead of the signal; the run's result is not awaited. */
+static int run_update(const Bench *b, Result *res) {
+        const StartSpec spec = { "BenchSignal", NULL };
+        const size_t n = bench_count(b, 200);
+        Samples s;
+        Loops l;
+        Meter m;
+        int r;
+
+        r = samples_init(&s, n);
+        if (r < 0)
+                return r;
+        res->clients = 1;
+        loops_init(&l, b, res->workload, n, 8);
+        r = loops_phase(&l, start_one, &spec, NULL, res);
+        if (r >= 0)
+                r = loops_phase(&l, wait_blocked_one, NULL, NULL, res);
+        if (r >= 0) {
+                l.clients = 1;
+                meter_start(&m, b);
+                r = loops_phase(&l, update_round_trip, NULL, &s, res);
+                meter_stop(&m, b, res);
+                res->n = atomic_load(&l.done);
+        }
+        result_latency(res, &s);
+        samples_done(&s);
+        return r;
+}
+
 int workloads_warm_up(const Bench *b, Result *res) {
         _cleanup_(dur_buf_freep) dur_buf *in = dur_args("{s:u}", "n", 1);
 
@@ -613,6 +662,7 @@ const Workload workloads[] = {
           "start/describe/list/signal latency, empty store vs 1,000,000 closed + 100,000 open "
           "runs",
           scale_run },
+        { "W7", "update", "200 update round trips (stage Completed), one at a time", run_update },
 };
 const size_t n_workloads = ELEMENTSOF(workloads);
 

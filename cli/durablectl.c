@@ -77,6 +77,10 @@ typedef enum Opt {
         OPT_EXECUTION_TIMEOUT,
         OPT_RUN_TIMEOUT,
         OPT_START_DELAY,
+        OPT_NAME,
+        OPT_UPDATE_ID,
+        OPT_WAIT_FOR_STAGE,
+        OPT_UPDATE_INPUT,
         _OPT_MAX,
 } Opt;
 
@@ -119,7 +123,8 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_TASK_QUEUE] = { "task-queue", "QUEUE",
                              "Task queue (required to start; a filter for list)",
                              STR_FIELD(task_queue) },
-        [OPT_INPUT] = { "input", "JSON", "The input (workflow, signal or query argument) as JSON" },
+        [OPT_INPUT] = { "input", "JSON",
+                        "The input (workflow, signal, query or update argument) as JSON" },
         [OPT_INPUT_FILE] = { "input-file", "FILE", "Read the input JSON from FILE (- for stdin)" },
         [OPT_TASK_TIMEOUT] = { "task-timeout", "DURATION", "Workflow task timeout (default 10s)" },
         [OPT_REQUEST_ID] = { "request-id", "ID",
@@ -189,6 +194,15 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_RUN_TIMEOUT] = { "run-timeout", "DURATION", "Time out each run" },
         [OPT_START_DELAY] = { "start-delay", "DURATION",
                               "Run the first workflow task only after DURATION" },
+        [OPT_NAME] = { "name", "NAME", "The update's name (its handler in the workflow)",
+                       STR_FIELD(update_name) },
+        [OPT_UPDATE_ID] = { "update-id", "ID",
+                            "The update's id (default: a new UUID; the same id is applied once)",
+                            STR_FIELD(update_id) },
+        [OPT_WAIT_FOR_STAGE] = { "wait-for-stage", "STAGE",
+                                 "accepted (update start) or completed (update execute)",
+                                 STR_FIELD(wait_for_stage) },
+        [OPT_UPDATE_INPUT] = { "update-input", "JSON", "The update's argument as JSON" },
 };
 
 typedef struct Verb {
@@ -231,6 +245,21 @@ static const Verb verbs[] = {
           "Send signal NAME to the running workflow, or start one of TYPE with it" },
         { "query", "ID NAME [JSON]", 2, 3, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT) | INPUT_OPTS, 0,
           false, verb_query, "Ask query NAME; print its result as JSON" },
+        { "stack", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_TIMEOUT), 0, false, verb_stack,
+          "Show what each coroutine of a run is blocked in (query __stack_trace)" },
+        { "update", "execute|start|result [JSON]", 1, 2,
+          BIT(OPT_ID) | BIT(OPT_RUN_ID) | BIT(OPT_NAME) | BIT(OPT_UPDATE_ID) |
+                  BIT(OPT_WAIT_FOR_STAGE) | BIT(OPT_TIMEOUT) | INPUT_OPTS,
+          BIT(OPT_ID), false, verb_update,
+          "Send update --name to workflow --id and wait for its result (execute) or its "
+          "acceptance (start); the result of update --update-id (result)",
+          false, update_check_args },
+        { "update-with-start", "TYPE", 1, 1,
+          START_OPTS | BIT(OPT_NAME) | BIT(OPT_UPDATE_ID) | BIT(OPT_WAIT_FOR_STAGE) |
+                  BIT(OPT_UPDATE_INPUT),
+          BIT(OPT_ID) | BIT(OPT_TASK_QUEUE), false, verb_update_with_start,
+          "Start a workflow of TYPE and send it update --name, or send it to the running one",
+          false, update_with_start_check_args },
         { "cancel", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_cancel,
           "Ask a workflow to cancel itself" },
         { "terminate", "ID", 1, 1, BIT(OPT_RUN_ID) | BIT(OPT_REASON), 0, false, verb_terminate,
@@ -546,6 +575,9 @@ static int option_apply(Args *a, Opt o, const char *value) {
         case OPT_SIGNAL_INPUT:
                 json_decref(a->signal_input);
                 return parse_json("--signal-input", value, &a->signal_input);
+        case OPT_UPDATE_INPUT:
+                json_decref(a->update_input);
+                return parse_json("--update-input", value, &a->update_input);
         case OPT_ID_REUSE_POLICY:
                 return parse_reuse_policy(value, &a->id_reuse_policy);
         case OPT_ID_CONFLICT_POLICY:
@@ -755,6 +787,7 @@ int main(int argc, char *argv[]) {
                 json_decref(a.memo);
                 json_decref(a.search_attributes);
                 json_decref(a.signal_input);
+                json_decref(a.update_input);
                 if (r > 0)
                         verb_help(v);
                 return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
@@ -765,5 +798,6 @@ int main(int argc, char *argv[]) {
         json_decref(a.memo);
         json_decref(a.search_attributes);
         json_decref(a.signal_input);
+        json_decref(a.update_input);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -40,18 +41,14 @@ typedef struct Started {
         bool started;
 } Started;
 
-/* StartWorkflow, or SignalWithStart when @signal_name is set. */
-static int start_workflow(
-        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
-        static const MsgField fields[] = {
-                { "run_id", MSG_STR, offsetof(Started, run_id), true },
-                { "started", MSG_BOOL, offsetof(Started, started) },
-                {},
-        };
-        Started s = { .started = true };
-        int r;
+/* StartWorkflow; SignalWithStart when @signal_name is set; UpdateWithStart when @update is. */
+static int start_request(
+        const Ctx *ctx, const Args *a, const char *signal_name, bool update, Answer *answer) {
+        const char *op = signal_name ? "SignalWithStart" : update ? "UpdateWithStart"
+                                                                  : "StartWorkflow";
+        bool accepted = a->wait_for_stage && strcasecmp(a->wait_for_stage, "accepted") == 0;
 
-        r = CTL_CALL(ctx->client, signal_name ? "SignalWithStart" : "StartWorkflow", answer,
+        return CTL_CALL(ctx->client, op, answer,
                      FIELD_STR("workflow_id", a->workflow_id),
                      FIELD_STR("workflow_type", a->pos[0]), FIELD_STR("task_queue", a->task_queue),
                      FIELD_PAYLOAD("input", a->input),
@@ -64,8 +61,27 @@ static int start_workflow(
                      FIELD_STR("id_conflict_policy", a->id_conflict_policy),
                      FIELD_STR("signal_name", signal_name),
                      FIELD_PAYLOAD("signal_input", signal_name ? a->signal_input : NULL),
+                     FIELD_STR("update_name", update ? a->update_name : NULL),
+                     FIELD_PAYLOAD("update_input", update ? a->update_input : NULL),
+                     FIELD_STR("update_id", update ? a->update_id : NULL),
+                     FIELD_STR("wait_for_stage",
+                               !update ? NULL : accepted ? "Accepted" : "Completed"),
                      FIELD_JSON("memo", a->memo),
                      FIELD_JSON("search_attributes", a->search_attributes));
+}
+
+/* StartWorkflow, or SignalWithStart when @signal_name is set. */
+static int start_workflow(
+        const Ctx *ctx, const Args *a, const char *signal_name, Answer *answer, Started *ret) {
+        static const MsgField fields[] = {
+                { "run_id", MSG_STR, offsetof(Started, run_id), true },
+                { "started", MSG_BOOL, offsetof(Started, started) },
+                {},
+        };
+        Started s = { .started = true };
+        int r;
+
+        r = start_request(ctx, a, signal_name, false, answer);
         if (r < 0)
                 return r;
         r = answer_parse(answer, answer->map, fields, &s);
@@ -850,6 +866,141 @@ int verb_query(const Ctx *ctx, const Args *a) {
         /* The result is JSON in both modes: it is what a script wants from a query. */
         result = msg_get(answer.map, "result");
         return print_json(result ? json_from_msgpack(result) : json_null());
+}
+
+/* `temporal workflow stack`: the built-in query __stack_trace, printed as the text it is. */
+int verb_stack(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        _cleanup_(json_decrefp) json_t *text = NULL;
+        const msgpack_object *result;
+        int r;
+
+        r = CTL_CALL(ctx->client, "QueryWorkflow", &answer, FIELD_STR("workflow_id", a->pos[0]),
+                     FIELD_STR("run_id", a->run_id), FIELD_STR("query_type", "__stack_trace"),
+                     FIELD_UINT("timeout_usec", a->timeout_usec));
+        if (r < 0)
+                return r;
+        result = msg_get(answer.map, "result"); /* a payload */
+        text = result ? json_from_msgpack(result) : NULL;
+        if (!json_is_string(text))
+                return ctl_error_errno(EBADMSG, "the worker's answer to __stack_trace is not a "
+                                                "string");
+        if (ctx->json)
+                return print_json(json_pack("{s:O}", "stack_trace", text));
+        printf("%s\n", json_string_value(text));
+        return 0;
+}
+
+/* update execute|start --name NAME [JSON], update result --update-id ID; all need --id. As the
+ * temporal CLI, start waits for the stage accepted and execute for completed. */
+int update_check_args(const Args *a) {
+        const char *sub = a->pos[0];
+        bool result = streq(sub, "result");
+        const char *want = streq(sub, "start") ? "accepted" : "completed";
+
+        if (!result && !streq(sub, "execute") && !streq(sub, "start"))
+                return ctl_error("unknown subcommand '%s' for 'update': expected execute, start "
+                                 "or result",
+                                 sub);
+        if (result && !a->update_id)
+                return ctl_error("'update result' needs --update-id ID");
+        if (result && (a->update_name || a->input))
+                return ctl_error("'update result' takes no --name and no JSON argument");
+        if (!result && !a->update_name)
+                return ctl_error("'update %s' needs --name NAME (the update's name)", sub);
+        if (a->wait_for_stage && strcasecmp(a->wait_for_stage, "accepted") != 0 &&
+            strcasecmp(a->wait_for_stage, "completed") != 0)
+                return ctl_error("invalid value '%s' for --wait-for-stage: expected accepted or "
+                                 "completed",
+                                 a->wait_for_stage);
+        if (a->wait_for_stage && !result && strcasecmp(a->wait_for_stage, want) != 0)
+                return ctl_error("'update %s' waits for the stage %s (--wait-for-stage %s)", sub,
+                                 want, want);
+        return 0;
+}
+
+/* Prints an update map (doc/protocol.md): its result as JSON, as query does; EXIT_FAILURE when
+ * its handler failed. */
+static int update_print(const Ctx *ctx, const msgpack_object *u) {
+        const msgpack_object *failure = msg_get(u, "failure"), *result = msg_get(u, "result");
+        const msgpack_object *stage = msg_get(u, "stage"), *id = msg_get(u, "update_id");
+        _cleanup_free_ char *summary = NULL;
+        bool accepted = msg_str_eq(stage, "Accepted");
+        int r;
+
+        if (!u || !id || id->type != MSGPACK_OBJECT_STR)
+                return ctl_error_errno(EPROTO, "the daemon's answer holds no update");
+        if (ctx->json)
+                r = print_json(map_to_json(u));
+        else if (accepted)
+                r = printf("Update '%.*s' accepted.\n", (int) id->via.str.size,
+                           id->via.str.ptr) < 0
+                            ? -EIO
+                            : 0;
+        else if (!failure)
+                r = print_json(result ? json_from_msgpack(result) : json_null());
+        else
+                r = 0;
+        if (r < 0 || !failure)
+                return r;
+        summary = failure_summary(failure);
+        (void) ctl_error_errno(0, "update '%.*s' failed: %s", (int) id->via.str.size,
+                               id->via.str.ptr, summary ? summary : "(no message)");
+        return EXIT_FAILURE;
+}
+
+/* update-with-start TYPE --name NAME: needs an id conflict policy (Temporal's rule), and waits
+ * for completion unless --wait-for-stage accepted. */
+int update_with_start_check_args(const Args *a) {
+        if (!a->update_name)
+                return ctl_error("'update-with-start' needs --name NAME (the update's name)");
+        if (!a->id_conflict_policy || (strcmp(a->id_conflict_policy, "UseExisting") != 0 &&
+                                       strcmp(a->id_conflict_policy, "Fail") != 0))
+                return ctl_error("'update-with-start' needs --id-conflict-policy UseExisting or "
+                                 "Fail");
+        if (a->wait_for_stage && strcasecmp(a->wait_for_stage, "accepted") != 0 &&
+            strcasecmp(a->wait_for_stage, "completed") != 0)
+                return ctl_error("invalid value '%s' for --wait-for-stage: expected accepted or "
+                                 "completed",
+                                 a->wait_for_stage);
+        return 0;
+}
+
+int verb_update_with_start(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        int r;
+
+        r = start_request(ctx, a, NULL, true, &answer);
+        if (r < 0)
+                return r;
+        return update_print(ctx, msg_get(answer.map, "update"));
+}
+
+int verb_update(const Ctx *ctx, const Args *a) {
+        _cleanup_(answer_done) Answer answer = {};
+        bool start = streq(a->pos[0], "start");
+        int r;
+
+        if (streq(a->pos[0], "result"))
+                r = CTL_CALL(ctx->client, "PollWorkflowUpdate", &answer,
+                             FIELD_STR("workflow_id", a->workflow_id),
+                             FIELD_STR("run_id", a->run_id), FIELD_STR("update_id", a->update_id),
+                             FIELD_BOOL("wait", !a->wait_for_stage ||
+                                                        strcasecmp(a->wait_for_stage,
+                                                                   "accepted") != 0),
+                             FIELD_UINT("timeout_usec", a->timeout_usec));
+        else
+                r = CTL_CALL(ctx->client, "UpdateWorkflow", &answer,
+                             FIELD_STR("workflow_id", a->workflow_id),
+                             FIELD_STR("run_id", a->run_id),
+                             FIELD_STR("update_name", a->update_name),
+                             FIELD_PAYLOAD("input", a->input),
+                             FIELD_STR("update_id", a->update_id),
+                             FIELD_STR("wait_for_stage", start ? "Accepted" : "Completed"),
+                             FIELD_UINT("timeout_usec", a->timeout_usec));
+        if (r < 0)
+                return r;
+        return update_print(ctx, msg_get(answer.map, "update"));
 }
 
 /* The temporal CLI's default reason for cancel and terminate: who asked. */

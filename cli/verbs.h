@@ -30,10 +30,14 @@ typedef struct Args {
         const char *type;   /* --type of list */
         const char *query;  /* --query of list and count */
         const char *page_token;
+        const char *update_name; /* update --name */
+        const char *update_id;
+        const char *wait_for_stage;
         json_t *input;             /* --input, --input-file or a JSON argument; owned */
         json_t *memo;              /* --memo KEY=JSON, collected; owned */
         json_t *search_attributes; /* --search-attribute NAME=TYPE:VALUE, collected; owned */
         json_t *signal_input;        /* --signal-input; owned */
+        json_t *update_input;        /* --update-input; owned */
         const char *id_reuse_policy; /* canonical names (proto/policy.h) */
         const char *id_conflict_policy;
         uint64_t task_timeout_usec;
@@ -68,6 +72,12 @@ int verb_reload(const Ctx *ctx, const Args *a);
 /* activity execute|start TYPE, activity result ID: standalone activities. */
 int verb_activity(const Ctx *ctx, const Args *a);
 int activity_check_args(const Args *a);
+/* update execute|start|result: workflow updates. */
+int verb_update(const Ctx *ctx, const Args *a);
+int update_check_args(const Args *a);
+/* update-with-start TYPE: start a workflow and send it an update, or send it to the running one. */
+int verb_update_with_start(const Ctx *ctx, const Args *a);
+int update_with_start_check_args(const Args *a);
 int verb_execute(const Ctx *ctx, const Args *a);
 int verb_result(const Ctx *ctx, const Args *a);
 int verb_describe(const Ctx *ctx, const Args *a);
@@ -78,6 +88,7 @@ int verb_watch(const Ctx *ctx, const Args *a);
 int verb_signal(const Ctx *ctx, const Args *a);
 int verb_signal_with_start(const Ctx *ctx, const Args *a);
 int verb_query(const Ctx *ctx, const Args *a);
+int verb_stack(const Ctx *ctx, const Args *a);
 int verb_cancel(const Ctx *ctx, const Args *a);
 int verb_terminate(const Ctx *ctx, const Args *a);
 int verb_calendar(const Ctx *ctx, const Args *a); /* cli/calendar.c */

@@ -408,6 +408,11 @@ static int reply_query(BusCall *bc, sd_bus_message *reply, const msgpack_object 
         return append_json(reply, msg_get(answer, "result"));
 }
 
+/* UpdateWorkflow: the "update" map (update_id, run_id, stage, result or failure) as JSON. */
+static int reply_update(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
+        return append_json(reply, msg_get(answer, "update"));
+}
+
 /* DescribeWorkflow: the whole answer (workflow, pending_activities) as JSON. */
 static int reply_describe(BusCall *bc, sd_bus_message *reply, const msgpack_object *answer) {
         _cleanup_free_ char *text = NULL;
@@ -534,6 +539,39 @@ static int method_signal_workflow(sd_bus_message *msg, void *userdata, sd_bus_er
 static int method_query_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return method_targeted(msg, userdata, "QueryWorkflow", "query_type", "input", reply_query,
                                error);
+}
+
+/* An update of workflow @id (run @run_id, "" = the latest), its arguments (update_name,
+ * update_id, input_json) read from @msg; answered once the update completed. A handler's
+ * failure is in the answer; a validator's rejection is the error UpdateRejected. */
+static int update_call(
+        sd_bus_message *msg, ApiBus *b, const char *id, const char *run_id, sd_bus_error *error) {
+        _cleanup_(bus_request_done) BusRequest rq;
+        const char *name, *update_id, *input;
+        int r;
+
+        bus_request_init(&rq);
+        r = sd_bus_message_read(msg, "sss", &name, &update_id, &input);
+        if (r < 0)
+                return r;
+        req_str(&rq, "workflow_id", id);
+        req_str_opt(&rq, "run_id", run_id);
+        req_str(&rq, "update_name", name);
+        req_str_opt(&rq, "update_id", update_id);
+        r = req_json(&rq, "input", input, "input_json", error);
+        if (r < 0)
+                return r;
+        return bus_call_submit(b, msg, "UpdateWorkflow", &rq, reply_update, NULL, error);
+}
+
+static int method_update_workflow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *id, *run_id;
+        int r;
+
+        r = sd_bus_message_read(msg, "ss", &id, &run_id);
+        if (r < 0)
+                return r;
+        return update_call(msg, userdata, id, run_id, error);
 }
 
 /* Cancel, Terminate, Describe, GetHistory: (id, run_id[, reason]). */
@@ -798,6 +836,12 @@ static const sd_bus_vtable manager_vtable[] = {
                 SD_BUS_RESULT("s", result_json),
                 method_query_workflow,
                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("UpdateWorkflow",
+                                SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", update_name, "s",
+                                            update_id, "s", input_json),
+                                SD_BUS_RESULT("s", update_json),
+                                method_update_workflow,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("CancelWorkflow",
                                 SD_BUS_ARGS("s", workflow_id, "s", run_id, "s", reason),
                                 SD_BUS_NO_RESULT,
@@ -1000,6 +1044,12 @@ static int method_query(sd_bus_message *msg, void *userdata, sd_bus_error *error
                              error);
 }
 
+static int method_update(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        WorkflowObject *o = userdata;
+
+        return update_call(msg, o->bus, o->run.workflow_id, o->run.run_id, error);
+}
+
 static int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         return workflow_call(msg, userdata, "CancelWorkflow", "reason", NULL, reply_empty, error);
 }
@@ -1032,6 +1082,11 @@ static const sd_bus_vtable workflow_vtable[] = {
                                 SD_BUS_ARGS("s", query_type, "s", input_json),
                                 SD_BUS_RESULT("s", result_json),
                                 method_query,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Update",
+                                SD_BUS_ARGS("s", update_name, "s", update_id, "s", input_json),
+                                SD_BUS_RESULT("s", update_json),
+                                method_update,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Cancel",
                                 SD_BUS_ARGS("s", reason),

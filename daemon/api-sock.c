@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "daemon/activity.h"
@@ -26,6 +27,7 @@
 #include "daemon/visibility.h"
 #include "daemon/verify.h"
 #include "daemon/waiter.h"
+#include "proto/error.h"
 #include "proto/event.h"
 
 #define NAME_MAX_LEN 1000      /* ids, names, types (Temporal's limit.maxIDLength) */
@@ -172,16 +174,12 @@ static int parse_start(Request *q, const MsgField *fields, StartArgs *a) {
         return r;
 }
 
-/* Starts (StartWorkflow, SignalWithStart) with the request's memo and search attributes, which
- * are checked before anything is written and stored when a run was started. */
-static int start_and_reply(Request *q, const StartRequest *s) {
+/* Starts (StartWorkflow, SignalWithStart, UpdateWithStart) with the request's memo and search
+ * attributes, which are checked before anything is written and stored when a run was started. */
+static int start_run(Request *q, const StartRequest *s, char run_id[static 37], bool *ret_started) {
         const msgpack_object *memo = msg_get(q->map, "memo");
         const msgpack_object *sa = msg_get(q->map, "search_attributes");
         StartRequest req = *s;
-        char run_id[37];
-        msgpack_packer *pk;
-        bool started;
-        size_t start;
         int r;
 
         r = visibility_check(q->m->store, memo, sa, false, q->err.message, sizeof(q->err.message));
@@ -189,10 +187,21 @@ static int start_and_reply(Request *q, const StartRequest *s) {
                 return r;
         req.memo = memo;
         req.search_attributes = sa;
-        r = history_start_workflow(q->m, &req, run_id, &started, &q->err);
-        if (r >= 0 && started)
+        r = history_start_workflow(q->m, &req, run_id, ret_started, &q->err);
+        if (r >= 0 && *ret_started)
                 r = visibility_set(q->m->store, run_id, memo, sa, q->err.message,
                                    sizeof(q->err.message));
+        return r;
+}
+
+static int start_and_reply(Request *q, const StartRequest *s) {
+        char run_id[37];
+        msgpack_packer *pk;
+        bool started;
+        size_t start;
+        int r;
+
+        r = start_run(q, s, run_id, &started);
         if (r < 0)
                 return r;
         pk = conn_reply_begin(q->conn, q->id, 2, &start);
@@ -299,6 +308,284 @@ static int op_query_workflow(Request *q) {
                 q->m, q->conn, q->id, &run, t.name, &t.input,
                 MIN(t.timeout_usec ? t.timeout_usec : QUERY_TIMEOUT_DEFAULT, POLL_TIMEOUT_MAX));
         return r < 0 ? r : 1;
+}
+
+/* ---- updates (history-update.c) ---- */
+
+typedef struct UpdateArgs {
+        const char *workflow_id;
+        const char *run_id;
+        UpdateRequest u;
+        const char *wait_for_stage;
+        uint64_t timeout_usec;
+        bool wait; /* PollWorkflowUpdate */
+        bool wait_completed;
+        char uuid[37];
+} UpdateArgs;
+
+#define UPDATE_TARGET_FIELDS                                                                     \
+        { "workflow_id", MSG_STR, offsetof(UpdateArgs, workflow_id), true, NAME_MAX_LEN },       \
+                { "run_id", MSG_STR, offsetof(UpdateArgs, run_id), false, 36 },                  \
+                { "timeout_usec", MSG_UINT, offsetof(UpdateArgs, timeout_usec) },                \
+        {                                                                                        \
+                "update_id", MSG_STR, offsetof(UpdateArgs, u.update_id), false, NAME_MAX_LEN     \
+        }
+
+#define UPDATE_FIELDS(input_key)                                                                 \
+        UPDATE_TARGET_FIELDS,                                                                    \
+                { "update_name", MSG_STR, offsetof(UpdateArgs, u.name), true, NAME_MAX_LEN },    \
+                { input_key, MSG_BIN, offsetof(UpdateArgs, u.input), false, PAYLOAD_SIZE_MAX },  \
+                { "identity", MSG_STR, offsetof(UpdateArgs, u.identity), false, 256 },           \
+        {                                                                                        \
+                "wait_for_stage", MSG_STR, offsetof(UpdateArgs, wait_for_stage), false, 64       \
+        }
+
+static const MsgField update_fields[] = {
+        UPDATE_FIELDS("input"),
+        {},
+};
+
+/* UpdateWithStart: "input" is the start's, the update's arguments are "update_input". */
+static const MsgField update_with_start_fields[] = {
+        UPDATE_FIELDS("update_input"),
+        {},
+};
+
+static const MsgField poll_update_fields[] = {
+        UPDATE_TARGET_FIELDS,
+        { "wait", MSG_BOOL, offsetof(UpdateArgs, wait) },
+        {},
+};
+
+/* The fields of an update request; the update id defaults to a fresh UUID. Temporal's wait
+ * stages: Completed (the default, `update execute`) or Accepted (`update start`); Admitted is
+ * refused, as the daemon answers only once the workflow's validator accepted or rejected. */
+static int parse_update(Request *q, const MsgField *fields, UpdateArgs *a) {
+        int r;
+
+        r = PARSE(q, fields, a);
+        if (r >= 0)
+                r = check_name(q, "update_name", a->u.name);
+        if (r >= 0)
+                r = check_name(q, "update_id", a->u.update_id);
+        if (r < 0)
+                return r;
+        if (!a->wait_for_stage || strcasecmp(a->wait_for_stage, "Completed") == 0)
+                a->wait_completed = true;
+        else if (strcasecmp(a->wait_for_stage, "Accepted") != 0)
+                return api_error_set(&q->err, -EINVAL,
+                                     "field \"wait_for_stage\": unknown stage '%s' (Accepted, "
+                                     "Completed)",
+                                     a->wait_for_stage);
+        if (!a->u.update_id) {
+                history_uuid(a->uuid);
+                a->u.update_id = a->uuid;
+        }
+        return 0;
+}
+
+/* Answers with the update as history has it (Accepted or Completed), or parks the caller until
+ * it completes when it asks to wait for that. */
+static int update_attach(Request *q, const RunRow *run, const UpdateArgs *a, const UpdateState *u) {
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        if (u->completed_id || !a->wait_completed) {
+                pk = conn_reply_begin(q->conn, q->id, 1, &start);
+                (void) msg_pack_str(pk, "update");
+                (void) history_pack_update(pk, run->run_id, a->u.update_id, u);
+                conn_reply_end(q->conn, q->id, start);
+                return 0;
+        }
+        if (run->status != WORKFLOW_STATUS_RUNNING)
+                return api_error_set(&q->err, -ENOENT,
+                                     "workflow '%s' closed (%s) before update '%s' completed",
+                                     run->workflow_id, workflow_status_to_string(run->status),
+                                     a->u.update_id);
+        r = waiter_add_update(q->m, q->conn, q->id, run->run_id, a->u.update_id, a->timeout_usec);
+        if (r == -EUSERS)
+                return api_error_set(&q->err, r, "too many clients wait (limit %u)",
+                                     q->m->cfg.max_waiters);
+        return r < 0 ? r : 1;
+}
+
+/* An update of @run: attaches to the update of the same id if the run accepted one (Temporal's
+ * dedup by update id), else checks the limits and asks a worker to validate it. */
+static int update_submit(Request *q, const RunRow *run, UpdateArgs *a) {
+        _cleanup_(update_state_done) UpdateState u = {};
+        unsigned pending;
+        Query *qu;
+        int r;
+
+        r = history_update_state(q->m, run, a->u.update_id, &u);
+        if (r < 0)
+                return r;
+        if (u.accepted)
+                return update_attach(q, run, a, &u);
+        if (run->status != WORKFLOW_STATUS_RUNNING)
+                return api_error_set(&q->err, -ENOENT,
+                                     "workflow '%s' is closed (%s): updates need a running run",
+                                     run->workflow_id, workflow_status_to_string(run->status));
+        pending = taskq_count_updates(q->m, run->run_id);
+        if (u.in_flight + pending >= q->m->cfg.max_updates_in_flight)
+                return api_error_set(&q->err, -ENOBUFS,
+                                     "workflow '%s' has %u updates in flight, the limit "
+                                     "(durabled --max-updates-in-flight)",
+                                     run->workflow_id, u.in_flight + pending);
+        if (u.total + pending >= q->m->cfg.max_updates_per_run)
+                return api_error_set(&q->err, -ENOBUFS,
+                                     "workflow '%s' run %s accepted %u updates, the limit "
+                                     "(durabled --max-updates-per-run): continue as new",
+                                     run->workflow_id, run->run_id, u.total);
+        r = taskq_add_update(
+                q->m, q->conn, q->id, run, &a->u,
+                MIN(a->timeout_usec ? a->timeout_usec : QUERY_TIMEOUT_DEFAULT, POLL_TIMEOUT_MAX),
+                &qu);
+        if (r < 0)
+                return r;
+        qu->wait_completed = a->wait_completed;
+        qu->wait_timeout_usec = a->timeout_usec;
+        return 1;
+}
+
+static int op_update_workflow(Request *q) {
+        _cleanup_(run_row_done) RunRow run = {};
+        UpdateArgs a = {};
+        int r;
+
+        r = parse_update(q, update_fields, &a);
+        if (r < 0)
+                return r;
+        r = resolve_run(q, a.workflow_id, a.run_id, &run);
+        if (r < 0)
+                return r;
+        return update_submit(q, &run, &a);
+}
+
+/* Update-with-start: starts the run (under the id policies, as StartWorkflow) and sends it the
+ * update, both or neither: a request the daemon refuses writes nothing. The validator runs on the
+ * new run after its first workflow task; a rejection leaves the run started, as in Temporal. */
+static int op_update_with_start(Request *q) {
+        _cleanup_(run_row_done) RunRow run = {};
+        UpdateArgs a = {};
+        StartArgs sa = {};
+        char run_id[37];
+        bool started;
+        int r;
+
+        r = parse_start(q, start_fields, &sa);
+        if (r >= 0)
+                r = parse_update(q, update_with_start_fields, &a);
+        if (r < 0)
+                return r;
+        if (a.run_id)
+                return api_error_set(&q->err, -EINVAL,
+                                     "UpdateWithStart names no run: field \"run_id\" is not "
+                                     "allowed");
+        if (sa.s.id_conflict_policy != ID_CONFLICT_USE_EXISTING &&
+            sa.s.id_conflict_policy != ID_CONFLICT_FAIL)
+                return api_error_set(&q->err, -EINVAL,
+                                     "UpdateWithStart needs field \"id_conflict_policy\": "
+                                     "UseExisting or Fail");
+        r = start_run(q, &sa.s, run_id, &started);
+        if (r >= 0)
+                r = store_run_get(q->m->store, run_id, &run);
+        if (r < 0)
+                return r;
+        return update_submit(q, &run, &a);
+}
+
+/* The outcome of an update by its id: for a caller that did not wait, or lost its connection. */
+static int op_poll_workflow_update(Request *q) {
+        _cleanup_(run_row_done) RunRow run = {};
+        _cleanup_(update_state_done) UpdateState u = {};
+        UpdateArgs a = {};
+        int r;
+
+        r = PARSE(q, poll_update_fields, &a);
+        if (r < 0)
+                return r;
+        if (!a.u.update_id)
+                return api_error_set(&q->err, -EINVAL, "field \"update_id\" is required");
+        r = resolve_run(q, a.workflow_id, a.run_id, &run);
+        if (r < 0)
+                return r;
+        r = history_update_state(q->m, &run, a.u.update_id, &u);
+        if (r < 0)
+                return r;
+        if (!u.accepted)
+                return api_error_set(&q->err, -ENOENT,
+                                     "workflow '%s' has no update '%s' (it was never accepted: "
+                                     "rejected, or not validated yet)",
+                                     a.workflow_id, a.u.update_id);
+        a.wait_completed = a.wait;
+        return update_attach(q, &run, &a, &u);
+}
+
+/* RespondQueryTask for an update's validation: a failure is the validator's rejection, which
+ * writes nothing; else the update is accepted, in a savepoint of its own so that a failure to
+ * accept (the run closed meanwhile) reaches the caller and not the worker. */
+static void update_validated(Request *q, Query *qu, const msgpack_object *failure) {
+        _cleanup_(run_row_done) RunRow run = {};
+        _cleanup_(update_state_done) UpdateState u = {};
+        UpdateRequest req = { .update_id = qu->update_id,
+                              .name = qu->query_type,
+                              .input = { qu->input.ptr, qu->input.size },
+                              .identity = qu->identity };
+        ApiError e = {};
+        msgpack_packer *pk;
+        size_t start;
+        int r;
+
+        if (failure) {
+                const msgpack_object *msg = msg_get(failure, "message");
+                char text[600];
+
+                (void) snprintf(text, sizeof(text),
+                                "update '%.100s' rejected by the workflow: %.*s", qu->update_id,
+                                msg && msg->type == MSGPACK_OBJECT_STR
+                                        ? (int) MIN(msg->via.str.size, 400u)
+                                        : 8,
+                                msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr
+                                                                       : "rejected");
+                conn_reply_error(qu->caller, qu->caller_req, -EUPDATEREJECTED, text);
+                return;
+        }
+        r = store_savepoint(q->m->store);
+        if (r >= 0) {
+                q->m->actor_uid = qu->caller_uid; /* the Accepted event records who asked */
+                r = history_accept_update(q->m, qu->run_id, &req, &e);
+                if (r >= 0)
+                        r = store_run_get(q->m->store, qu->run_id, &run);
+                if (r >= 0)
+                        r = history_update_state(q->m, &run, qu->update_id, &u);
+                if (r < 0)
+                        store_rollback_to(q->m->store);
+                else
+                        (void) store_release(q->m->store);
+        }
+        if (r >= 0 && qu->wait_completed && !u.completed_id) {
+                r = waiter_add_update(q->m, qu->caller, qu->caller_req, qu->run_id, qu->update_id,
+                                      qu->wait_timeout_usec);
+                if (r == -EUSERS)
+                        r = api_error_set(&e, r, "too many clients wait (limit %u)",
+                                          q->m->cfg.max_waiters);
+                if (r >= 0)
+                        return;
+        }
+        if (r < 0) {
+                if (!e.message[0])
+                        (void) snprintf(e.message, sizeof(e.message),
+                                        "accepting update '%.100s' failed: %s", qu->update_id,
+                                        strerror(-r));
+                conn_reply_error(qu->caller, qu->caller_req, r, e.message);
+                return;
+        }
+        pk = conn_reply_begin(qu->caller, qu->caller_req, 1, &start);
+        (void) msg_pack_str(pk, "update");
+        (void) history_pack_update(pk, qu->run_id, qu->update_id, &u);
+        conn_reply_end(qu->caller, qu->caller_req, start);
 }
 
 static const MsgField reason_fields[] = {
@@ -984,25 +1271,6 @@ static int op_poll_activity_task(Request *q) {
                 "activity_id", MSG_STR, offsetof(WorkerRequest, activity_id), false, NAME_MAX_LEN \
         }
 
-/* A task token is a capability, but a guessable one (it names the run and the attempt): only
- * the run's owner, or an administrator, may use it. Another user's token is "not found",
- * exactly as a stale one (DESIGN.md §10). */
-static int token_check_owner(Request *q, const MsgBin *token, char kind) {
-        uint32_t uid;
-        int r;
-
-        r = history_token_uid(q->m, token, kind, &uid);
-        if (r == -EINVAL)
-                return api_error_set(&q->err, -EINVAL, "field \"task_token\" is not %s task token",
-                                     kind == 'A' ? "an activity" : "a workflow");
-        if (r == -ENOENT || (r >= 0 && !q->conn->admin && uid != q->conn->cred.uid))
-                return api_error_set(&q->err, -ENOENT,
-                                     "%s task not found (it timed out, was cancelled, or the run "
-                                     "closed)",
-                                     kind == 'A' ? "activity" : "workflow");
-        return r;
-}
-
 /* The task token of an activity operation: the one given, or the running attempt's of
  * workflow_id/activity_id. */
 static int activity_ref(Request *q, WorkerRequest *w) {
@@ -1014,7 +1282,7 @@ static int activity_ref(Request *q, WorkerRequest *w) {
                         return api_error_set(&q->err, -EINVAL,
                                              "give either task_token or workflow_id and "
                                              "activity_id, not both");
-                return token_check_owner(q, &w->task_token, 'A');
+                return 0; /* whose token it is, the history engine checks (history.h) */
         }
         if (!w->workflow_id || !w->activity_id)
                 return api_error_set(&q->err, -EINVAL,
@@ -1044,9 +1312,6 @@ static int op_complete_workflow_task(Request *q) {
         r = PARSE(q, complete_wft_fields, &w);
         if (r < 0)
                 return r;
-        r = token_check_owner(q, &w.task_token, 'W');
-        if (r < 0)
-                return r;
         r = history_complete_workflow_task(q->m, &w.task_token, w.commands, w.identity,
                                            q->conn->serial, &q->err);
         if (r < 0)
@@ -1067,9 +1332,6 @@ static int op_fail_workflow_task(Request *q) {
         int r;
 
         r = PARSE(q, fail_wft_fields, &w);
-        if (r < 0)
-                return r;
-        r = token_check_owner(q, &w.task_token, 'W');
         if (r < 0)
                 return r;
         r = history_fail_workflow_task(q->m, &w.task_token, w.cause, w.failure, &q->err);
@@ -1100,7 +1362,9 @@ static int op_respond_query_task(Request *q) {
         if (!query || query->worker != q->conn)
                 return api_error_set(&q->err, -ENOENT, "query %llu not found (it timed out)",
                                      (unsigned long long) w.query_id);
-        if (w.failure) {
+        if (query->update_id)
+                update_validated(q, query, w.failure);
+        else if (w.failure) {
                 const msgpack_object *msg = msg_get(w.failure, "message");
                 char text[512] = "query failed";
                 if (msg && msg->type == MSGPACK_OBJECT_STR)
@@ -1337,9 +1601,10 @@ static const Op ops[] = {
         { "PauseSchedule", op_pause_schedule, true },
         { "PollActivityTask", op_poll_activity_task, false },
         { "PollWorkflowTask", op_poll_workflow_task, false },
+        { "PollWorkflowUpdate", op_poll_workflow_update, false },
         { "QueryWorkflow", op_query_workflow, false },
         { "Reload", op_reload, false },
-        { "RespondQueryTask", op_respond_query_task, false },
+        { "RespondQueryTask", op_respond_query_task, true }, /* accepts updates */
         { "ShutdownWorker", op_shutdown_worker, false },
         { "SignalWithStart", op_signal_with_start, true },
         { "SignalWorkflow", op_signal_workflow, true },
@@ -1348,6 +1613,8 @@ static const Op ops[] = {
         { "TerminateWorkflow", op_terminate_workflow, true },
         { "TriggerSchedule", op_trigger_schedule, true },
         { "UnpauseSchedule", op_unpause_schedule, true },
+        { "UpdateWithStart", op_update_with_start, true },
+        { "UpdateWorkflow", op_update_workflow, false }, /* writes when the worker answers */
         { "VerifyHistory", op_verify_history, false },
 };
 
@@ -1365,7 +1632,9 @@ static int run_op(Request *q, const Op *op) {
                 return api_error_set(&q->err, r, "the daemon cannot write to its database: %s",
                                      strerror(-r));
         q->m->actor_uid = q->conn->cred.uid;
+        q->m->actor_admin = q->conn->admin;
         r = op->handler(q);
+        q->m->actor_admin = false;
         if (r < 0 && !q->err.keep_writes)
                 store_rollback_to(q->m->store);
         else

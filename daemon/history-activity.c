@@ -469,21 +469,6 @@ int history_start_activity_task(Manager *m,
         return 0;
 }
 
-int history_token_uid(Manager *m, const MsgBin *token, char kind, uint32_t *ret_uid) {
-        _cleanup_(run_row_done) RunRow run = {};
-        char run_id[37];
-        uint64_t a, b;
-        int r;
-
-        if (token_parse(token, kind, run_id, &a, &b) < 0)
-                return -EINVAL;
-        r = store_run_get(m->store, run_id, &run);
-        if (r < 0)
-                return r;
-        *ret_uid = run.uid;
-        return 0;
-}
-
 typedef struct FindActivity {
         const char *activity_id;
         uint64_t scheduled_id;
@@ -542,7 +527,17 @@ static int load_activity_task(
         if (token_parse(token, 'A', run_id, &sched, &attempt) < 0)
                 return api_error_set(e, -EINVAL,
                                      "field \"task_token\" is not an activity task token");
-        r = store_activity_get(m->store, run_id, sched, ret);
+        /* The run first: whether its activity exists is the owner's business (history.h). */
+        r = store_run_get(m->store, run_id, ret_run);
+        if (r >= 0 && !history_actor_owns(m, ret_run)) {
+                run_row_done(ret_run);
+                r = -ENOENT;
+        }
+        if (r >= 0) {
+                r = store_activity_get(m->store, run_id, sched, ret);
+                if (r < 0)
+                        run_row_done(ret_run);
+        }
         if (r == -ENOENT)
                 return api_error_set(e, -ENOENT,
                                      "activity task not found (it timed out, was "
@@ -551,15 +546,11 @@ static int load_activity_task(
                 return r;
         if (ret->state != ACTIVITY_STARTED || ret->attempt != attempt) {
                 activity_row_done(ret);
+                run_row_done(ret_run);
                 return api_error_set(e, -ENOENT,
                                      "activity task not found: attempt %" PRIu64
                                      " is no longer running",
                                      attempt);
-        }
-        r = store_run_get(m->store, run_id, ret_run);
-        if (r < 0) {
-                activity_row_done(ret);
-                return r;
         }
         return 0;
 }

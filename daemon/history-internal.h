@@ -144,6 +144,8 @@ int history_children_on_close(Manager *m, RunRow *run, bool continued);
 /* Task tokens: "W/<run id>/<started event id>", "A/<run id>/<scheduled event id>/<attempt>". */
 int token_pack(msgpack_packer *pk, const char *fmt, ...) _printf_(2, 3);
 int token_parse(const MsgBin *token, char kind, char run_id[static 37], uint64_t *a, uint64_t *b);
+/* Whether the current operation's caller may use a task token of @run (history.h). */
+bool history_actor_owns(Manager *m, const RunRow *run);
 
 /* history-activity.c. With @dry, the command is only validated (history.c checks a whole list
  * of commands before writing anything). */
@@ -185,6 +187,15 @@ int history_close_run(Manager *m, RunRow *run, WorkflowStatus status, Blob *resu
  * here, after they were appended, instead of a workflow task. */
 bool history_is_standalone(const RunRow *run);
 int history_standalone_event(Manager *m, RunRow *run, EventType type, const void *attrs, size_t size);
+/* history-marker.c: the RecordMarker command (MarkerRecorded). */
+int history_apply_record_marker(Manager *m,
+                                RunRow *run,
+                                const msgpack_object *attrs,
+                                uint64_t completed_id,
+                                msgpack_zone *z,
+                                bool dry,
+                                char *err,
+                                size_t errlen);
 /* history-visibility.c: the UpsertWorkflowSearchAttributes command. */
 int history_apply_upsert_search_attributes(Manager *m,
                                            RunRow *run,
@@ -193,3 +204,12 @@ int history_apply_upsert_search_attributes(Manager *m,
                                            bool dry,
                                            char *err,
                                            size_t errlen);
+/* history-update.c: the CompleteWorkflowUpdate command (@dry: validate only). */
+int history_apply_complete_update(Manager *m,
+                                  RunRow *run,
+                                  const msgpack_object *attrs,
+                                  uint64_t completed_id,
+                                  msgpack_zone *z,
+                                  bool dry,
+                                  char *err,
+                                  size_t errlen);

@@ -878,6 +878,11 @@ int history_start_workflow_task(Manager *m,
         return history_pack_events(m, &run, from, pk);
 }
 
+bool history_actor_owns(Manager *m, const RunRow *run) {
+        return m->actor_admin || m->actor_uid == 0 || m->actor_uid == m->daemon_uid ||
+               run->uid == m->actor_uid;
+}
+
 /* Loads the run of a workflow task token and checks the task is the one in flight. */
 static int load_task_run(Manager *m, const MsgBin *token, RunRow *ret, ApiError *e) {
         char run_id[37];
@@ -888,6 +893,10 @@ static int load_task_run(Manager *m, const MsgBin *token, RunRow *ret, ApiError 
                 return api_error_set(e, -EINVAL,
                                      "field \"task_token\" is not a workflow task token");
         r = store_run_get(m->store, run_id, ret);
+        if (r >= 0 && !history_actor_owns(m, ret)) {
+                run_row_done(ret);
+                r = -ENOENT; /* another user's run: as if there were none (history.h) */
+        }
         if (r == -ENOENT)
                 return api_error_set(e, -ENOENT, "workflow task not found: no run %s", run_id);
         if (r < 0)
@@ -1124,6 +1133,12 @@ static int apply_command(Manager *m,
         case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
                 return history_apply_upsert_search_attributes(m, run, c->attrs, completed_id, dry,
                                                               err, errlen);
+        case COMMAND_RECORD_MARKER:
+                return history_apply_record_marker(m, run, c->attrs, completed_id, z, dry, err,
+                                                   errlen);
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                return history_apply_complete_update(m, run, c->attrs, completed_id, z, dry, err,
+                                                     errlen);
         default:
                 snprintf(err, errlen, "unknown command");
                 return -EINVAL;

@@ -133,6 +133,10 @@ int history_start_activity_task(Manager *m,
                                 const char *identity,
                                 msgpack_packer *pk);
 
+/* The operations that take a task token: a token is a capability, but a guessable one (it names
+ * the run and the attempt), so only the run's owner (m->actor_uid) or an administrator
+ * (m->actor_admin, or the daemon itself) may use it; another user's token is "not found" with
+ * the very message of a stale one (DESIGN.md §10). A malformed token is -EINVAL. */
 int history_complete_workflow_task(Manager *m,
                                    const MsgBin *token,
                                    const msgpack_object *commands,
@@ -146,9 +150,6 @@ int history_fail_workflow_task(Manager *m,
                                ApiError *e);
 
 int history_complete_activity(Manager *m, const MsgBin *token, const MsgBin *result, ApiError *e);
-/* The uid of the run a task token (kind 'W' or 'A') belongs to: -EINVAL for a malformed token,
- * -ENOENT when its run is gone. */
-int history_token_uid(Manager *m, const MsgBin *token, char kind, uint32_t *ret_uid);
 /* The task token of the running attempt of activity @activity_id of @run, for completing it by
  * id (asynchronous completion): -ENOENT, with the reason in @e, when there is no such activity or
  * no attempt of it runs. */
@@ -168,6 +169,40 @@ int history_heartbeat_activity(Manager *m,
                                bool *ret_cancel_requested,
                                ApiError *e);
 int history_cancel_activity(Manager *m, const MsgBin *token, const MsgBin *details, ApiError *e);
+
+/* Updates (history-update.c). What the history says about a run's updates, and about the one
+ * @update_id (may be NULL). */
+typedef struct UpdateState {
+        bool accepted;         /* @update_id was accepted (its event may still be buffered) */
+        uint64_t accepted_id;  /* its WorkflowExecutionUpdateAccepted; 0 while buffered */
+        uint64_t completed_id; /* its WorkflowExecutionUpdateCompleted; 0 while it runs */
+        Blob result;           /* once completed: the result payload, raw msgpack (or empty) */
+        Blob failure;          /* ... or the handler's failure map, raw msgpack */
+        unsigned total;        /* updates accepted in the run */
+        unsigned in_flight;    /* of those, not completed */
+} UpdateState;
+void update_state_done(UpdateState *u);
+int history_update_state(Manager *m, const RunRow *run, const char *update_id, UpdateState *ret);
+
+typedef struct UpdateRequest {
+        const char *update_id;
+        const char *name;
+        MsgBin input;
+        const char *identity; /* may be NULL */
+} UpdateRequest;
+
+/* A fresh random UUID (the default update id). */
+void history_uuid(char out[static 37]);
+/* A validated update: appends WorkflowExecutionUpdateAccepted (recording m->actor_uid) and
+ * schedules a workflow task for it; nothing when that update id was accepted already. -ENOENT
+ * when the run closed meanwhile, -ENOBUFS at the history limit. */
+int history_accept_update(Manager *m, const char *run_id, const UpdateRequest *req, ApiError *e);
+/* Packs the "update" map of doc/protocol.md: update_id, run_id, stage, and once Completed the
+ * result or the failure. */
+int history_pack_update(msgpack_packer *pk,
+                        const char *run_id,
+                        const char *update_id,
+                        const UpdateState *u);
 
 /* Acts on a deadline that came due (stale ones are ignored). */
 int history_on_deadline(Manager *m, const Deadline *d);

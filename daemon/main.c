@@ -43,6 +43,8 @@ static unsigned arg_max_polls_per_connection = 256;
 static unsigned arg_max_waits = 65536;
 static unsigned arg_max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
 static const char *arg_admin_group;
+static uint64_t arg_max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
+static uint64_t arg_max_updates_per_run = UPDATES_PER_RUN_DEFAULT;
 static bool arg_bulk_load;
 static uint64_t arg_bulk_closed, arg_bulk_open;
 static char *state_dir_buf, *socket_buf;
@@ -98,6 +100,11 @@ static void help(void) {
                "     --max-activity-processes=N\n"
                "                            Activity processes at once; more wait their turn\n"
                "                            (default 1024)\n"
+               "     --max-updates-in-flight=N\n"
+               "                            Updates of one run being validated or handled\n"
+               "                            at once (default 10)\n"
+               "     --max-updates-per-run=N\n"
+               "                            Updates one run accepts in all (default 2000)\n"
                "     --time-skipping        Tests only: while a client waits for a result and\n"
                "                            nothing runs, jump the clock to the next deadline\n"
                "     --clock-offset=SECONDS Tests only: run the clock SECONDS ahead, as if the\n"
@@ -213,6 +220,8 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HISTORY_WARN_EVENTS,
                 ARG_HISTORY_MAX_EVENTS,
                 ARG_HISTORY_MAX_BYTES,
+                ARG_MAX_UPDATES_IN_FLIGHT,
+                ARG_MAX_UPDATES_PER_RUN,
                 ARG_MAX_CONNECTIONS,
                 ARG_MAX_POLLS,
                 ARG_MAX_WAITS,
@@ -253,6 +262,8 @@ static int parse_argv(int argc, char *argv[]) {
                   ARG_RUN_LIMIT + RUN_LIMIT_PENDING_CHILDREN },
                 { "max-signals-per-run", required_argument, NULL,
                   ARG_RUN_LIMIT + RUN_LIMIT_SIGNALS },
+                { "max-updates-in-flight", required_argument, NULL, ARG_MAX_UPDATES_IN_FLIGHT },
+                { "max-updates-per-run", required_argument, NULL, ARG_MAX_UPDATES_PER_RUN },
                 {},
         };
         int c;
@@ -407,6 +418,21 @@ static int parse_argv(int argc, char *argv[]) {
                                         &arg_run_limits[c - ARG_RUN_LIMIT]) < 0)
                                 return -EINVAL;
                         break;
+                case ARG_MAX_UPDATES_IN_FLIGHT:
+                case ARG_MAX_UPDATES_PER_RUN: {
+                        bool in_flight = c == ARG_MAX_UPDATES_IN_FLIGHT;
+                        uint64_t *v = in_flight ? &arg_max_updates_in_flight
+                                                : &arg_max_updates_per_run;
+
+                        if (parse_limit(optarg, false, v) < 0 || *v > UINT32_MAX)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --%s=%s: expected a count of "
+                                                       "updates, at least 1",
+                                                       in_flight ? "max-updates-in-flight"
+                                                                 : "max-updates-per-run",
+                                                       optarg);
+                        break;
+                }
                 case ARG_LOG_LEVEL: {
                         int l = log_level_from_string(optarg);
                         if (l < 0)
@@ -522,6 +548,8 @@ static int run(int argc, char *argv[]) {
                 .history_warn_events = arg_history_warn_events,
                 .history_max_events = arg_history_max_events,
                 .history_max_bytes = arg_history_max_bytes,
+                .max_updates_in_flight = (unsigned) arg_max_updates_in_flight,
+                .max_updates_per_run = (unsigned) arg_max_updates_per_run,
         };
         memcpy(cfg.run_limits, arg_run_limits, sizeof(cfg.run_limits));
         /* sd-event delivers these through signalfd; they must be blocked first. */

@@ -80,6 +80,10 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                         m->cfg.run_limits[l] = run_limit_default(l);
         if (m->cfg.max_activity_processes == 0)
                 m->cfg.max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
+        if (m->cfg.max_updates_in_flight == 0)
+                m->cfg.max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
+        if (m->cfg.max_updates_per_run == 0)
+                m->cfg.max_updates_per_run = UPDATES_PER_RUN_DEFAULT;
         m->listen_fd = -EBADF;
         m->lock_fd = -EBADF;
         m->daemon_uid = geteuid();

@@ -60,11 +60,15 @@ typedef struct ManagerConfig {
         uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
         uint64_t run_limits[_RUN_LIMIT_MAX]; /* per-run limits (run-limit.h); 0 = the default */
         unsigned max_activity_processes;     /* attempt processes at once (0 = default) */
+        unsigned max_updates_in_flight; /* per run: being validated or handled at once */
+        unsigned max_updates_per_run;   /* per run: accepted in all */
 } ManagerConfig;
 
 #define HISTORY_WARN_EVENTS_DEFAULT 10240       /* Temporal's limit.historyCount.warn */
 #define HISTORY_MAX_EVENTS_DEFAULT 51200        /* Temporal's limit.historyCount.error */
 #define HISTORY_MAX_BYTES_DEFAULT (50ULL << 20) /* Temporal's limit.historySize.error */
+#define UPDATES_IN_FLIGHT_DEFAULT 10            /* Temporal's history.maxInFlightUpdates */
+#define UPDATES_PER_RUN_DEFAULT 2000            /* Temporal's history.maxTotalUpdates */
 
 struct Manager {
         ManagerConfig cfg;
@@ -106,6 +110,7 @@ struct Manager {
         uint64_t started_usec; /* when this daemon started: earlier times were missed while down */
 
         uint32_t actor_uid; /* uid recorded in the events the current operation appends */
+        bool actor_admin;   /* the current request's caller administers everything (run_op) */
         uid_t daemon_uid;
         gid_t admin_gid; /* members of this group administer everything; (gid_t)-1 = none */
         bool deadlines_changed;

@@ -6,6 +6,7 @@
 
 /* Declared here without <sqlite3.h>: only store*.c include it (STYLE.md §2). */
 typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
 
 sqlite3 *store_db(Store *s);
 /* SQLite result code -> negative errno, as every store function answers (store.h). */
@@ -15,3 +16,9 @@ int store_sql_error(Store *s, int rc);
  * one (fault-injection builds), else NULL (SQLite's default). A malformed $DURABLED_FAULT sets
  * *@ret_error to -EINVAL. */
 const char *store_fault_vfs(int *ret_error);
+
+/* The statement of @text, a string literal (it is looked up by its address), prepared once and
+ * kept until store_free(): the store's cache for statements outside store.c's own table. Hand
+ * it back with store_stmt_put(), which resets it and clears its bindings; never finalize it. */
+int store_prepare_cached(Store *s, const char *text, sqlite3_stmt **ret);
+void store_stmt_put(sqlite3_stmt *st);

@@ -1,5 +1,5 @@
-/* The store's schedule tables; see store-schedule.h and the schema in store.c. Schedules act
- * rarely (a few statements per action), so statements are prepared per call rather than kept. */
+/* The store's schedule tables; see store-schedule.h and the schema in store.c. Statements come
+ * from the store's cache (store_prepare_cached()), prepared once per store. */
 
 #include "daemon/store-schedule.h"
 
@@ -16,14 +16,18 @@
         "overlap_skipped, buffer_dropped, missed_catchup, source, wake_system"
 
 typedef sqlite3_stmt Stmt;
-static inline void stmt_freep(Stmt **st) {
-        sqlite3_finalize(*st);
+static inline void stmt_putp(Stmt **st) {
+        if (*st)
+                store_stmt_put(*st);
 }
-#define _cleanup_stmt_ _cleanup_(stmt_freep)
+#define _cleanup_stmt_ _cleanup_(stmt_putp)
 
+/* Every statement here is a string literal, prepared once per store: some run in every loop
+ * pass that changes a deadline (store_schedule_wake_next()) or closes a run
+ * (store_schedule_of_run()), and preparing them each time cost far more than running them
+ * (bench/README.md, change 8). */
 static int prepare(Store *s, const char *sql, Stmt **ret) {
-        int rc = sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL);
-        return rc == SQLITE_OK ? 0 : store_sql_error(s, rc);
+        return store_prepare_cached(s, sql, ret);
 }
 
 static void bind_str(Stmt *st, int i, const char *t) {

@@ -220,6 +220,8 @@ typedef int (*buffered_cb)(EventType type,
                            void *userdata);
 /* Calls @cb for each buffered event of the run in arrival order, then deletes them. */
 int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *userdata);
+/* The same without deleting them. */
+int store_buffered_foreach(Store *s, const char *run_id, buffered_cb cb, void *userdata);
 int store_buffered_count(Store *s, const char *run_id);
 
 typedef enum ActivityState {

@@ -148,6 +148,8 @@ Query *query_free(Query *q) {
         sd_event_source_disable_unref(q->timer);
         free(q->query_type);
         free(q->input.ptr);
+        free(q->update_id);
+        free(q->identity);
         free(q);
         return NULL;
 }
@@ -155,21 +157,28 @@ Query *query_free(Query *q) {
 static int query_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Query *q = userdata;
 
-        conn_reply_error(q->caller, q->caller_req, -ETIMEDOUT,
-                         q->worker ? "the worker did not answer the query in time"
-                                   : "no worker polled the workflow's task queue in time to "
-                                     "answer the query");
+        const char *what = q->update_id ? "validate the update" : "answer the query";
+        char msg[160];
+
+        if (q->worker)
+                (void) snprintf(msg, sizeof(msg), "the worker did not %s in time", what);
+        else
+                (void) snprintf(msg, sizeof(msg),
+                                "no worker polled the workflow's task queue in time to %s%s", what,
+                                q->update_id ? " (nothing was recorded)" : "");
+        conn_reply_error(q->caller, q->caller_req, -ETIMEDOUT, msg);
         query_free(q);
         return 0;
 }
 
-int taskq_add_query(Manager *m,
-                    Conn *caller,
-                    uint64_t req_id,
-                    const RunRow *run,
-                    const char *query_type,
-                    const MsgBin *input,
-                    uint64_t timeout_usec) {
+static int query_new(Manager *m,
+                     Conn *caller,
+                     uint64_t req_id,
+                     const RunRow *run,
+                     const char *query_type,
+                     const MsgBin *input,
+                     uint64_t timeout_usec,
+                     Query **ret) {
         Query *q;
         int r;
 
@@ -208,7 +217,62 @@ int taskq_add_query(Manager *m,
         LIST_APPEND(queries, q->queue->pending, q);
         q->queue->dirty = true;
         m->dispatch_pending = true;
+        *ret = q;
         return 0;
+}
+
+int taskq_add_query(Manager *m,
+                    Conn *caller,
+                    uint64_t req_id,
+                    const RunRow *run,
+                    const char *query_type,
+                    const MsgBin *input,
+                    uint64_t timeout_usec) {
+        Query *q;
+
+        return query_new(m, caller, req_id, run, query_type, input, timeout_usec, &q);
+}
+
+int taskq_add_update(Manager *m,
+                     Conn *caller,
+                     uint64_t req_id,
+                     const RunRow *run,
+                     const UpdateRequest *req,
+                     uint64_t timeout_usec,
+                     Query **ret) {
+        Query *q;
+        int r;
+
+        r = query_new(m, caller, req_id, run, req->name, &req->input, timeout_usec, &q);
+        if (r < 0)
+                return r;
+        q->update_id = strdup(req->update_id);
+        q->identity = req->identity ? strdup(req->identity) : NULL;
+        if (!q->update_id || (req->identity && !q->identity)) {
+                query_free(q);
+                return -ENOMEM;
+        }
+        q->caller_uid = caller->cred.uid;
+        *ret = q;
+        return 0;
+}
+
+static unsigned count_updates(Query *list, const char *run_id) {
+        unsigned n = 0;
+        Query *q;
+
+        LIST_FOREACH(queries, q, list)
+                n += q->update_id && streq(q->run_id, run_id);
+        return n;
+}
+
+unsigned taskq_count_updates(Manager *m, const char *run_id) {
+        unsigned n = count_updates(m->queries, run_id);
+        TaskQueue *tq;
+
+        LIST_FOREACH(queues, tq, m->queues)
+                n += count_updates(tq->pending, run_id);
+        return n;
 }
 
 Query *taskq_find_query(Manager *m, uint64_t query_id) {
@@ -256,8 +320,10 @@ static int dispatch_query(Manager *m, Query *q) {
         from = run.sticky_conn == p->conn->serial && run.sticky_next_id ? run.sticky_next_id : 1;
         pk = conn_reply_begin(p->conn, p->req_id, 1, &start);
         (void) msg_pack_str(pk, "task");
-        (void) msgpack_pack_map(pk, 11);
-        (void) msg_pack_kv_str(pk, "kind", "query");
+        (void) msgpack_pack_map(pk, q->update_id ? 12 : 11);
+        (void) msg_pack_kv_str(pk, "kind", q->update_id ? "update" : "query");
+        if (q->update_id)
+                (void) msg_pack_kv_str(pk, "update_id", q->update_id);
         (void) msg_pack_kv_str(pk, "workflow_id", run.workflow_id);
         (void) msg_pack_kv_str(pk, "run_id", run.run_id);
         (void) msg_pack_kv_str(pk, "workflow_type", run.workflow_type);

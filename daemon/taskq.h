@@ -7,10 +7,13 @@
  *                      --timeout / ShutdownWorker / connection closed--> answered nil or freed
  * Query states: PENDING (in its queue) --a workflow poll takes it--> DISPATCHED (in manager's
  *               list) --RespondQueryTask--> answered; --timeout--> deadline_exceeded;
- *               a worker that disconnects puts its DISPATCHED queries back to PENDING. */
+ *               a worker that disconnects puts its DISPATCHED queries back to PENDING.
+ * An update's validation (history-update.c) is a query of kind "update": the same states, and
+ * RespondQueryTask accepts the update (or answers the caller that it was rejected). */
 
 #include <stdint.h>
 
+#include "daemon/history.h"
 #include "daemon/manager.h"
 #include "daemon/store.h"
 
@@ -34,8 +37,15 @@ struct Query {
         Conn *worker; /* NULL while pending */
         TaskQueue *queue;
         char run_id[37];
-        char *query_type;
+        char *query_type; /* an update: its name */
         Blob input;
+        /* An update's validation: its id, the caller's uid and identity (for its Accepted
+         * event), and whether the caller waits for its completion after acceptance. */
+        char *update_id; /* NULL for a query */
+        char *identity;
+        uint32_t caller_uid;
+        bool wait_completed;
+        uint64_t wait_timeout_usec;
         sd_event_source *timer;
         LIST_FIELDS(Query, queries);
 };
@@ -71,6 +81,16 @@ int taskq_add_query(Manager *m,
                     const char *query_type,
                     const MsgBin *input,
                     uint64_t timeout_usec);
+/* Parks the validation of @req (see Query). */
+int taskq_add_update(Manager *m,
+                     Conn *caller,
+                     uint64_t req_id,
+                     const RunRow *run,
+                     const UpdateRequest *req,
+                     uint64_t timeout_usec,
+                     Query **ret);
+/* Validations of updates of @run_id in flight. */
+unsigned taskq_count_updates(Manager *m, const char *run_id);
 Query *taskq_find_query(Manager *m, uint64_t query_id);
 Query *query_free(Query *q);
 

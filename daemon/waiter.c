@@ -3,16 +3,19 @@
 #include "daemon/waiter.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "daemon/conn.h"
 #include "daemon/history.h"
+#include "proto/event.h"
 
 typedef enum WaiterKind {
         WAITER_RESULT,  /* GetResult: answered with the workflow once the run closed */
         WAITER_HISTORY, /* GetHistory: answered with the events from from_event_id on */
+        WAITER_UPDATE,  /* an update's caller: answered with its outcome once it completed */
 } WaiterKind;
 
 struct Waiter {
@@ -23,6 +26,7 @@ struct Waiter {
         char run_id[37];
         uint64_t from_event_id;
         bool follow_runs; /* WAITER_RESULT: follow the continue-as-new chain */
+        char *update_id;  /* WAITER_UPDATE, owned */
         sd_event_source *timer;
         LIST_FIELDS(Waiter, waiters);
 };
@@ -32,9 +36,10 @@ static Waiter *waiter_free(Waiter *w) {
                 return NULL;
         LIST_REMOVE(waiters, w->manager->waiters, w);
         w->manager->n_waiters--;
-        if (w->kind == WAITER_HISTORY)
+        if (w->kind != WAITER_RESULT)
                 w->manager->n_history_waiters--;
         sd_event_source_disable_unref(w->timer);
+        free(w->update_id);
         free(w);
         return NULL;
 }
@@ -42,9 +47,14 @@ static Waiter *waiter_free(Waiter *w) {
 static int waiter_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Waiter *w = userdata;
 
-        conn_reply_error(w->conn, w->req_id, -ETIMEDOUT,
-                         w->kind == WAITER_RESULT ? "the workflow did not close in time"
-                                                  : "no new event came in time");
+        static const char *const why[] = {
+                [WAITER_RESULT] = "the workflow did not close in time",
+                [WAITER_HISTORY] = "no new event came in time",
+                [WAITER_UPDATE] = "the update did not complete in time (it still runs: ask "
+                                  "again with its update id)",
+        };
+
+        conn_reply_error(w->conn, w->req_id, -ETIMEDOUT, why[w->kind]);
         waiter_free(w);
         return 0;
 }
@@ -68,10 +78,18 @@ static int waiter_add(Manager *m, Waiter *proto, uint64_t timeout_usec) {
                         return r;
                 }
         }
+        if (proto->update_id) {
+                w->update_id = strdup(proto->update_id);
+                if (!w->update_id) {
+                        sd_event_source_disable_unref(w->timer);
+                        free(w);
+                        return -ENOMEM;
+                }
+        }
         LIST_PREPEND(waiters, m->waiters, w);
         m->n_waiters++;
-        if (w->kind == WAITER_HISTORY)
-                m->n_history_waiters++;
+        if (w->kind != WAITER_RESULT)
+                m->n_history_waiters++; /* woken by every new event of the run */
         return 0;
 }
 
@@ -101,6 +119,51 @@ int waiter_add_history(Manager *m,
 
         memcpy(w.run_id, run_id, 37);
         return waiter_add(m, &w, timeout_usec);
+}
+
+int waiter_add_update(Manager *m,
+                      Conn *c,
+                      uint64_t req_id,
+                      const char *run_id,
+                      const char *update_id,
+                      uint64_t timeout_usec) {
+        Waiter w = {
+                .kind = WAITER_UPDATE, .conn = c, .req_id = req_id, .update_id = (char *) update_id
+        };
+
+        memcpy(w.run_id, run_id, 37);
+        return waiter_add(m, &w, timeout_usec);
+}
+
+/* An update's caller: answered once the update completed, or with an error once the run closed
+ * without completing it. */
+static bool waiter_answer_update(Manager *m, Waiter *w, const RunRow *run) {
+        UpdateState u = {};
+        msgpack_packer *pk;
+        size_t start;
+        char msg[256];
+
+        if (history_update_state(m, run, w->update_id, &u) < 0) {
+                conn_reply_error(w->conn, w->req_id, -EIO, "the run's history could not be read");
+                return true;
+        }
+        if (u.completed_id) {
+                pk = conn_reply_begin(w->conn, w->req_id, 1, &start);
+                (void) msg_pack_str(pk, "update");
+                (void) history_pack_update(pk, run->run_id, w->update_id, &u);
+                conn_reply_end(w->conn, w->req_id, start);
+        } else if (run->status != WORKFLOW_STATUS_RUNNING) {
+                (void) snprintf(msg, sizeof(msg),
+                                "workflow '%.100s' closed (%s) before update '%.100s' completed",
+                                run->workflow_id, workflow_status_to_string(run->status),
+                                w->update_id);
+                conn_reply_error(w->conn, w->req_id, -ENOENT, msg);
+        } else {
+                update_state_done(&u);
+                return false;
+        }
+        update_state_done(&u);
+        return true;
 }
 
 void waiter_note_changed(Manager *m, const char *run_id, bool closed) {
@@ -152,6 +215,8 @@ static bool waiter_answer(Manager *m, Waiter *w, const RunRow *run) {
                 conn_reply_end(w->conn, w->req_id, start);
                 return true;
         }
+        if (w->kind == WAITER_UPDATE)
+                return waiter_answer_update(m, w, run);
         if (run->next_event_id <= w->from_event_id && !closed)
                 return false;
         pk = conn_reply_begin(w->conn, w->req_id, 2, &start);

@@ -1,6 +1,7 @@
 #pragma once
 /* Waiters: long polls parked until their run changes. GetResult with wait=true waits for the run
- * to close; GetHistory with wait=true waits for events past the ones the client has. A run that
+ * to close; GetHistory with wait=true waits for events past the ones the client has; an update's
+ * caller waits for its WorkflowExecutionUpdateCompleted. A run that
  * changes during a pass is noted (runs with history waiters on every new event, others only when
  * they close); waiters are answered only after that pass committed, from the committed rows
  * (DESIGN.md §3), and the notes are dropped if the pass rolls back. */
@@ -24,6 +25,15 @@ int waiter_add_history(Manager *m,
                        const char *run_id,
                        uint64_t from_event_id,
                        uint64_t timeout_usec);
+
+/* Waits for update @update_id of the run to complete (UpdateWorkflow, PollWorkflowUpdate), or
+ * for the run to close first (answered with an error: the update will never complete). */
+int waiter_add_update(Manager *m,
+                      Conn *c,
+                      uint64_t req_id,
+                      const char *run_id,
+                      const char *update_id,
+                      uint64_t timeout_usec);
 
 /* The history engine appended an event to the run; @closed: it closed it. Cheap when nobody
  * waits. */

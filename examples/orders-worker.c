@@ -5,10 +5,13 @@
  *                      query "get_status"; signal "cancel_order" runs cancel_order_activity.
  *   OrderSagaWorkflow  reserve_inventory, charge_payment, create_shipment; on a final failure
  *                      the compensations of the steps that succeeded run in reverse order
- *                      (refund_payment, release_inventory) and the workflow fails with the
- *                      original failure.
+ *                      (refund_payment, release_inventory), in a detached scope that a cancel
+ *                      request does not interrupt, and the workflow fails with the original
+ *                      failure.
  *   ApprovalWorkflow   waits up to 24 h (or "timeout_ms") for signal "approve" with a boolean;
- *                      query "get_status".
+ *                      query "get_status"; update "comment" {"comment": TEXT} keeps the
+ *                      reviewer's comment and returns {"status", "comment"} (its validator
+ *                      refuses an empty comment).
  *
  * Inputs are maps such as {"order_id": "42", "amount": 100}; "card": "declined" makes the
  * payment fail for good (type PaymentDeclined). Test knobs: "delay_ms" makes every activity
@@ -468,11 +471,19 @@ static void saga_remember_failure(dur_wf *wf, saga *st) {
         st->failure_non_retryable = f && dur_failure_non_retryable(f);
 }
 
-static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const order_input *o) {
-        saga_remember_failure(wf, st);
-        if (!dur_is_replaying(wf))
-                say("OrderSagaWorkflow %s failed (%s: %s), running %u compensations", dur_wf_id(wf),
-                    st->failure_type, st->failure_message, st->n_done);
+typedef struct saga_undo {
+        saga *st;
+        const msgpack_object *in;
+        const order_input *o;
+} saga_undo;
+
+/* Runs in dur_detached(): a cancel request that comes now must not stop the undoing half-way. */
+static int saga_run_compensations(dur_wf *wf, void *arg) {
+        const saga_undo *u = arg;
+        saga *st = u->st;
+        const msgpack_object *in = u->in;
+        const order_input *o = u->o;
+
         for (unsigned i = st->n_done; i-- > 0;) {
                 const compensation *c = &st->done[i];
                 knobs k = knobs_for(in, c->activity);
@@ -487,8 +498,19 @@ static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const
                         say("Compensation %s failed: %s", c->activity,
                             dur_failure_message(dur_wf_failure(wf)));
                 else if (r < 0 && r != DUR_FAILED)
-                        return r; /* cancelled, or the worker is going away */
+                        return r; /* the worker is going away */
         }
+        return 0;
+}
+
+static int saga_compensate(dur_wf *wf, saga *st, const msgpack_object *in, const order_input *o) {
+        saga_undo u = { st, in, o };
+
+        saga_remember_failure(wf, st);
+        if (!dur_is_replaying(wf))
+                say("OrderSagaWorkflow %s failed (%s: %s), running %u compensations", dur_wf_id(wf),
+                    st->failure_type, st->failure_message, st->n_done);
+        DUR_TRY(dur_detached(wf, saga_run_compensations, &u));
         return dur_fail(wf, st->failure_type, st->failure_non_retryable, "%s", st->failure_message);
 }
 
@@ -521,7 +543,8 @@ static int saga_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
 /* ---- ApprovalWorkflow ------------------------------------------------------------------------- */
 
 typedef struct approval {
-        const char *status; /* pending, approved, rejected, auto_rejected */
+        const char *status;  /* pending, approved, rejected, auto_rejected */
+        const char *comment; /* the last "comment" update's, valid for the run */
         bool decided;
         bool approved;
 } approval;
@@ -583,6 +606,25 @@ static int approval_approve(dur_wf *wf, const msgpack_object *args) {
         return 0;
 }
 
+/* Update "comment": validated before anything is recorded, so an empty comment never reaches the
+ * history; the handler could block (an activity, a timer) like a signal handler. */
+static int approval_comment_validate(dur_wf *wf, const msgpack_object *args) {
+        const char *comment = NULL;
+
+        if (dur_unpack(args, "{s:s}", "comment", &comment) < 0 || !*comment)
+                return dur_fail(wf, "InvalidComment", true,
+                                "a comment must be {\"comment\": \"non-empty text\"}");
+        return 0;
+}
+
+static int approval_comment(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        approval *st = dur_wf_state(wf, sizeof(*st));
+
+        (void) dur_unpack(args, "{s:s}", "comment", &st->comment);
+        return dur_pack(out, "{s:s, s:s}", "status", st->status ? st->status : "pending",
+                        "comment", st->comment);
+}
+
 static const dur_workflow_def workflows[] = {
         {
                 .name = "OrderWorkflow",
@@ -599,6 +641,7 @@ static const dur_workflow_def workflows[] = {
                 .run = approval_run,
                 .queries = DUR_QUERIES({ "get_status", approval_status }),
                 .signals = DUR_SIGNALS({ "approve", approval_approve }),
+                .updates = DUR_UPDATES({ "comment", approval_comment, approval_comment_validate }),
         },
 };
 

@@ -190,6 +190,56 @@ static const char *run_id_or_null(const char *run_id) {
         return run_id && *run_id ? run_id : NULL;
 }
 
+/* The fields of a start (StartWorkflow, SignalWithStart, UpdateWithStart) into @f. */
+#define START_FIELDS 14
+static size_t start_fields(Field f[static START_FIELDS],
+                           const char *workflow_type,
+                           const dur_start_opts *opts,
+                           const dur_buf *input,
+                           const dur_buf *search_attributes) {
+        const Field fields[START_FIELDS] = {
+                { "workflow_id", FIELD_STR, .str = opts->workflow_id },
+                { "workflow_type", FIELD_STR, .str = workflow_type },
+                { "task_queue", FIELD_STR, .str = opts->task_queue },
+                { "input", FIELD_PAYLOAD, .payload = input },
+                { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
+                { "execution_timeout_usec", FIELD_UINT, .uint = opts->execution_timeout },
+                { "run_timeout_usec", FIELD_UINT, .uint = opts->run_timeout },
+                { "start_delay_usec", FIELD_UINT, .uint = opts->start_delay },
+                { "retry_policy", FIELD_RETRY, .retry = &opts->retry },
+                { "request_id", FIELD_STR, .str = opts->request_id },
+                { "memo", FIELD_RAW, .payload = opts->memo },
+                { "search_attributes", FIELD_RAW, .payload = search_attributes },
+                { "id_reuse_policy", FIELD_STR,
+                  .str = id_reuse_policy_to_string((IdReusePolicy) opts->id_reuse_policy) },
+                { "id_conflict_policy", FIELD_STR,
+                  .str = id_conflict_policy_to_string(
+                          (IdConflictPolicy) opts->id_conflict_policy) },
+        };
+
+        memcpy(f, fields, sizeof(fields));
+        return START_FIELDS;
+}
+
+static bool start_opts_valid(const char *workflow_type, const dur_start_opts *opts) {
+        return workflow_type && *workflow_type && opts && opts->workflow_id && opts->task_queue &&
+               (unsigned) opts->id_reuse_policy <= DUR_ID_REUSE_TERMINATE_IF_RUNNING &&
+               (unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_TERMINATE_EXISTING;
+}
+
+/* The start's search attributes packed into @sa (initialised here; the caller destroys it). */
+static int start_search_attrs(const dur_start_opts *opts, msgpack_sbuffer *sa) {
+        int r = 0;
+
+        msgpack_sbuffer_init(sa);
+        if (opts->n_search_attributes > 0)
+                r = search_attrs_pack(sa, opts->search_attributes, opts->n_search_attributes,
+                                      false);
+        if (r < 0)
+                msgpack_sbuffer_destroy(sa);
+        return r;
+}
+
 /* StartWorkflow or SignalWithStart; @signal_name NULL for the former. */
 static int client_start(dur_client *c,
                         const char *workflow_type,
@@ -215,45 +265,18 @@ static int client_start(dur_client *c,
         int r;
 
         assert_return(c, -EINVAL);
-        assert_return(workflow_type && *workflow_type, -EINVAL);
-        assert_return(opts && opts->workflow_id && opts->task_queue, -EINVAL);
-        assert_return((unsigned) opts->id_reuse_policy <= DUR_ID_REUSE_TERMINATE_IF_RUNNING,
-                      -EINVAL);
-        assert_return((unsigned) opts->id_conflict_policy <= DUR_ID_CONFLICT_TERMINATE_EXISTING,
-                      -EINVAL);
+        assert_return(start_opts_valid(workflow_type, opts), -EINVAL);
 
-        msgpack_sbuffer_init(&sa);
-        if (opts->n_search_attributes > 0) {
-                r = search_attrs_pack(&sa, opts->search_attributes, opts->n_search_attributes,
-                                      false);
-                if (r < 0) {
-                        msgpack_sbuffer_destroy(&sa);
-                        return r;
-                }
-        }
+        r = start_search_attrs(opts, &sa);
+        if (r < 0)
+                return r;
         const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
-        const Field fields[] = {
-                { "workflow_id", FIELD_STR, .str = opts->workflow_id },
-                { "workflow_type", FIELD_STR, .str = workflow_type },
-                { "task_queue", FIELD_STR, .str = opts->task_queue },
-                { "input", FIELD_PAYLOAD, .payload = input },
-                { "task_timeout_usec", FIELD_UINT, .uint = opts->task_timeout },
-                { "execution_timeout_usec", FIELD_UINT, .uint = opts->execution_timeout },
-                { "run_timeout_usec", FIELD_UINT, .uint = opts->run_timeout },
-                { "start_delay_usec", FIELD_UINT, .uint = opts->start_delay },
-                { "retry_policy", FIELD_RETRY, .retry = &opts->retry },
-                { "request_id", FIELD_STR, .str = opts->request_id },
-                { "memo", FIELD_RAW, .payload = opts->memo },
-                { "search_attributes", FIELD_RAW, .payload = &sa_buf },
-                { "id_reuse_policy", FIELD_STR,
-                  .str = id_reuse_policy_to_string((IdReusePolicy) opts->id_reuse_policy) },
-                { "id_conflict_policy", FIELD_STR,
-                  .str = id_conflict_policy_to_string(
-                          (IdConflictPolicy) opts->id_conflict_policy) },
-                { "signal_name", FIELD_STR, .str = signal_name },
-                { "signal_input", FIELD_PAYLOAD, .payload = signal_input },
-        };
-        r = client_request(c, op, fields, ELEMENTSOF(fields), &answer);
+        Field fields[START_FIELDS + 2];
+        size_t n = start_fields(fields, workflow_type, opts, input, &sa_buf);
+
+        fields[n++] = (Field){ "signal_name", FIELD_STR, .str = signal_name };
+        fields[n++] = (Field){ "signal_input", FIELD_PAYLOAD, .payload = signal_input };
+        r = client_request(c, op, fields, n, &answer);
         msgpack_sbuffer_destroy(&sa);
         if (r < 0)
                 return r;
@@ -378,6 +401,185 @@ DUR_PUBLIC int dur_client_query(dur_client *c,
                 return r;
         *ret_result = b;
         return 0;
+}
+
+/* ---- updates ---- */
+
+DUR_PUBLIC void dur_update_outcome_done(dur_update_outcome *o) {
+        if (!o)
+                return;
+        free(o->update_id);
+        free(o->run_id);
+        free(o->stage);
+        dur_buf_free(o->result);
+        failure_free(o->failure);
+        *o = (dur_update_outcome){};
+}
+
+/* The "update" map of an UpdateWorkflow, UpdateWithStart or PollWorkflowUpdate answer. */
+typedef struct UpdateInfo {
+        const char *update_id;
+        const char *run_id;
+        const char *stage;
+        MsgBin result;
+        const msgpack_object *failure;
+} UpdateInfo;
+
+static int update_outcome_fill(const UpdateInfo *info, dur_update_outcome *ret) {
+        _cleanup_(dur_update_outcome_done) dur_update_outcome o = {};
+        bool completed = streq(info->stage, "Completed");
+
+        o.update_id = strdup(info->update_id);
+        o.run_id = strdup(info->run_id);
+        o.stage = strdup(info->stage);
+        if (!o.update_id || !o.run_id || !o.stage)
+                return -ENOMEM;
+        if (info->failure) {
+                o.failure = failure_from_object(info->failure);
+                if (!o.failure)
+                        return -ENOMEM;
+        } else if (completed) {
+                o.result = payload_to_buf(&info->result);
+                if (!o.result)
+                        return -ENOMEM;
+        }
+        *ret = o;
+        o = (dur_update_outcome){};
+        return info->failure ? DUR_FAILED : 0;
+}
+
+/* Sends an update operation and reads its answer into @ret; the validator's rejection
+ * (update_rejected) is DUR_REJECTED. */
+static int update_request(
+        dur_client *c, const char *op, const Field *fields, size_t n, dur_update_outcome *ret) {
+        static const MsgField answer_table[] = {
+                { "update", MSG_MAP, 0, .required = true },
+                {},
+        };
+        static const MsgField update_table[] = {
+                { "update_id", MSG_STR, offsetof(UpdateInfo, update_id), .required = true },
+                { "run_id", MSG_STR, offsetof(UpdateInfo, run_id), .required = true },
+                { "stage", MSG_STR, offsetof(UpdateInfo, stage), .required = true },
+                { "result", MSG_BIN, offsetof(UpdateInfo, result) },
+                { "failure", MSG_MAP, offsetof(UpdateInfo, failure) },
+                {},
+        };
+        const msgpack_object *update = NULL;
+        msgpack_unpacked answer;
+        UpdateInfo info = {};
+        char err[256];
+        int r;
+
+        r = client_request(c, op, fields, n, &answer);
+        if (r == -EBADRQC)
+                return DUR_REJECTED;
+        if (r < 0)
+                return r;
+        r = answer_parse(op, &answer, answer_table, &update);
+        if (r >= 0) {
+                r = msg_parse(update, answer.zone, update_table, &info, err, sizeof(err));
+                if (r == -EINVAL)
+                        r = dur_log_errno(LOG_DEBUG, -EBADMSG, "Bad answer to %s: %s", op, err);
+        }
+        if (r >= 0)
+                r = update_outcome_fill(&info, ret);
+        msgpack_unpacked_destroy(&answer);
+        return r;
+}
+
+static const char *update_stage_name(const dur_update_opts *opts) {
+        return opts && opts->wait_for_stage == DUR_UPDATE_STAGE_ACCEPTED ? "Accepted"
+                                                                           : "Completed";
+}
+
+static bool update_opts_valid(const dur_update_opts *opts) {
+        return !opts || opts->wait_for_stage == DUR_UPDATE_STAGE_DEFAULT ||
+               opts->wait_for_stage == DUR_UPDATE_STAGE_ACCEPTED ||
+               opts->wait_for_stage == DUR_UPDATE_STAGE_COMPLETED;
+}
+
+/* The fields of an update after the target's; @f holds 5. The arguments go in @args_key:
+ * "input", or "update_input" next to a start's input. */
+static size_t update_fields(Field *f,
+                            const char *args_key,
+                            const char *update_name,
+                            const dur_buf *args,
+                            const dur_update_opts *opts) {
+        f[0] = (Field){ "update_name", FIELD_STR, .str = update_name };
+        f[1] = (Field){ args_key, FIELD_PAYLOAD, .payload = args };
+        f[2] = (Field){ "update_id", FIELD_STR, .str = opts ? opts->update_id : NULL };
+        f[3] = (Field){ "wait_for_stage", FIELD_STR, .str = update_stage_name(opts) };
+        f[4] = (Field){ "timeout_usec", FIELD_UINT, .uint = opts ? opts->timeout : 0 };
+        return 5;
+}
+
+DUR_PUBLIC int dur_client_update(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *update_name,
+                                 const dur_buf *args,
+                                 const dur_update_opts *opts,
+                                 dur_update_outcome *ret) {
+        Field fields[7];
+        size_t n = 0;
+
+        assert_return(c && ret, -EINVAL);
+        assert_return(workflow_id && update_name && *update_name, -EINVAL);
+        assert_return(update_opts_valid(opts), -EINVAL);
+
+        fields[n++] = (Field){ "workflow_id", FIELD_STR, .str = workflow_id };
+        fields[n++] = (Field){ "run_id", FIELD_STR, .str = run_id_or_null(opts ? opts->run_id
+                                                                                : NULL) };
+        n += update_fields(fields + n, "input", update_name, args, opts);
+        return update_request(c, "UpdateWorkflow", fields, n, ret);
+}
+
+DUR_PUBLIC int dur_client_update_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *start,
+                                            const dur_buf *input,
+                                            const char *update_name,
+                                            const dur_buf *args,
+                                            const dur_update_opts *opts,
+                                            dur_update_outcome *ret) {
+        Field fields[START_FIELDS + 5];
+        msgpack_sbuffer sa;
+        size_t n;
+        int r;
+
+        assert_return(c && ret, -EINVAL);
+        assert_return(start_opts_valid(workflow_type, start), -EINVAL);
+        assert_return(update_name && *update_name, -EINVAL);
+        assert_return(update_opts_valid(opts) && !(opts && opts->run_id), -EINVAL);
+
+        r = start_search_attrs(start, &sa);
+        if (r < 0)
+                return r;
+        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
+        n = start_fields(fields, workflow_type, start, input, &sa_buf);
+        n += update_fields(fields + n, "update_input", update_name, args, opts);
+        r = update_request(c, "UpdateWithStart", fields, n, ret);
+        msgpack_sbuffer_destroy(&sa);
+        return r;
+}
+
+DUR_PUBLIC int dur_client_update_result(dur_client *c,
+                                        const char *workflow_id,
+                                        const char *update_id,
+                                        const dur_update_opts *opts,
+                                        dur_update_outcome *ret) {
+        assert_return(c && ret, -EINVAL);
+        assert_return(workflow_id && update_id && *update_id, -EINVAL);
+        assert_return(update_opts_valid(opts), -EINVAL);
+
+        const Field fields[] = {
+                { "workflow_id", FIELD_STR, .str = workflow_id },
+                { "run_id", FIELD_STR, .str = run_id_or_null(opts ? opts->run_id : NULL) },
+                { "update_id", FIELD_STR, .str = update_id },
+                { "wait", FIELD_BOOL,
+                  .boolean = !opts || opts->wait_for_stage != DUR_UPDATE_STAGE_ACCEPTED },
+                { "timeout_usec", FIELD_UINT, .uint = opts ? opts->timeout : 0 },
+        };
+        return update_request(c, "PollWorkflowUpdate", fields, ELEMENTSOF(fields), ret);
 }
 
 /* CancelWorkflow and TerminateWorkflow take the same fields. */

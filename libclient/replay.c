@@ -16,7 +16,15 @@
  * decided by the history alone: this is what makes replay deterministic. Because the events of
  * a task's commands directly follow its WorkflowTaskCompleted, every command still in the queue
  * when an execution point starts was issued by that same execution point, i.e. is unsent: this
- * is why cancelling a future whose start command is queued simply drops the command. */
+ * is why cancelling a future whose start command is queued simply drops the command.
+ *
+ * Side effects and patches need a value before their command is matched: when an execution
+ * point replays, the MarkerRecorded events of its task (between its WorkflowTaskCompleted and
+ * the next WorkflowTaskStarted, all in the same batch since a task's events are written in one
+ * transaction) are read ahead (collect_markers()) and taken by workflow.c; the RecordMarker
+ * commands the code issues are then matched with them like any other. A patch marker, and the
+ * TemporalChangeVersion upsert of a new patch, that no command asks for are skipped, as
+ * Temporal's SDKs do, so that removing a deprecated patch stays compatible. */
 
 #include <assert.h>
 #include <errno.h>
@@ -73,6 +81,7 @@ static Command *command_free(Run *r, Command *c) {
         LIST_REMOVE(commands, r->commands, c);
         free(c->activity_type);
         free(c->workflow_id);
+        free(c->update_id);
         free(c->packed);
         free(c);
         return NULL;
@@ -114,21 +123,19 @@ int run_add_command(Run *r, const Command *tmpl, const char *attrs, size_t attrs
         memcpy(c->id, tmpl->id, sizeof(c->id));
         c->scheduled_event_id = tmpl->scheduled_event_id;
         c->future = tmpl->future;
-        if (tmpl->activity_type || tmpl->workflow_id) {
-                c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
-                c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
-                if ((tmpl->activity_type && !c->activity_type) ||
-                    (tmpl->workflow_id && !c->workflow_id)) {
-                        free(c->activity_type);
-                        free(c->workflow_id);
-                        free(c);
-                        return -ENOMEM;
-                }
-        }
-        k = command_pack(c->type, attrs, attrs_size, &c->packed, &c->packed_size);
+        c->change_version = tmpl->change_version;
+        c->activity_type = tmpl->activity_type ? strdup(tmpl->activity_type) : NULL;
+        c->workflow_id = tmpl->workflow_id ? strdup(tmpl->workflow_id) : NULL;
+        c->update_id = tmpl->update_id ? strdup(tmpl->update_id) : NULL;
+        if ((tmpl->activity_type && !c->activity_type) || (tmpl->workflow_id && !c->workflow_id) ||
+            (tmpl->update_id && !c->update_id))
+                k = -ENOMEM;
+        else
+                k = command_pack(c->type, attrs, attrs_size, &c->packed, &c->packed_size);
         if (k < 0) {
                 free(c->activity_type);
                 free(c->workflow_id);
+                free(c->update_id);
                 free(c);
                 return k;
         }
@@ -180,6 +187,13 @@ static void describe_command(const Command *c, char *buf, size_t n) {
                 break;
         case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
                 (void) snprintf(buf, n, "%s(workflow_id=%.100s)", name, c->workflow_id);
+                break;
+        case COMMAND_RECORD_MARKER:
+                (void) snprintf(buf, n, "%s(marker_name=%.60s, marker_id=%.100s)", name,
+                                c->activity_type, c->workflow_id);
+                break;
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                (void) snprintf(buf, n, "%s(update_id=%.100s)", name, c->update_id);
                 break;
         default:
                 (void) snprintf(buf, n, "%s", name);
@@ -261,6 +275,16 @@ static void describe_event(const Event *e, char *buf, size_t n) {
                 na = attr_strn(e, "workflow_id", &a);
                 (void) snprintf(buf, n, "%s(workflow_id=%.*s)", name, MIN(na, 100), a);
                 break;
+        case EVENT_MARKER_RECORDED:
+                na = attr_strn(e, "marker_name", &a);
+                nb = attr_strn(e, "marker_id", &b);
+                (void) snprintf(buf, n, "%s(marker_name=%.*s, marker_id=%.*s)", name, MIN(na, 60),
+                                a, MIN(nb, 100), b);
+                break;
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+                na = attr_strn(e, "update_id", &a);
+                (void) snprintf(buf, n, "%s(update_id=%.*s)", name, MIN(na, 100), a);
+                break;
         case EVENT_ACTIVITY_TASK_CANCEL_REQUESTED:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 (void) snprintf(buf, n, "%s(scheduled_event_id=%llu)", name,
@@ -310,6 +334,7 @@ dur_future *run_new_future(Run *r, FutureKind kind) {
         f->run = r;
         f->kind = kind;
         f->value.type = MSGPACK_OBJECT_NIL;
+        f->detached = r->current && r->current->detached > 0;
         LIST_PREPEND(futures, r->pending, f);
         return f;
 }
@@ -331,6 +356,7 @@ void run_forget_future(Run *r, dur_future *f) {
                 LIST_REMOVE(futures, r->pending, f);
         failure_free(f->failure);
         free(f->child_workflow_id);
+        free(f->name);
         free(f);
 }
 
@@ -341,6 +367,7 @@ static void futures_free(dur_future **head) {
                 LIST_REMOVE(futures, *head, f);
                 failure_free(f->failure);
                 free(f->child_workflow_id);
+                free(f->name);
                 free(f);
         }
 }
@@ -380,11 +407,20 @@ int run_cancel_future(Run *r, dur_future *f) {
                 /* Issued by this execution point and not sent: it never happened. */
                 command_free(r, f->command);
                 f->command = NULL;
+        } else if (f->kind == FUTURE_ACTIVITY && f->cancel_type == DUR_ACTIVITY_CANCEL_ABANDON) {
+                /* No request: the activity runs on and its outcome is dropped. */
         } else if (f->kind == FUTURE_ACTIVITY) {
+                if (f->cancel_sent)
+                        return 0;
                 tmpl.type = COMMAND_REQUEST_CANCEL_ACTIVITY_TASK;
                 tmpl.scheduled_event_id = f->scheduled_event_id;
                 k = run_add_simple_command(r, &tmpl, "scheduled_event_id", NULL,
                                            f->scheduled_event_id);
+                if (k >= 0 && f->cancel_type == DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED) {
+                        /* It resolves with what the activity reports (on_activity_closed()). */
+                        f->cancel_sent = true;
+                        return 0;
+                }
         } else {
                 tmpl.type = COMMAND_CANCEL_TIMER;
                 memcpy(tmpl.id, f->id, sizeof(tmpl.id));
@@ -432,6 +468,8 @@ static Routine *routine_free(Run *r, Routine *rt) {
         LIST_REMOVE(routines, r->routines, rt);
         coro_free(rt->coro);
         free(rt->name);
+        free(rt->update_id);
+        msgpack_sbuffer_destroy(&rt->update_result);
         free(rt);
         return NULL;
 }
@@ -443,6 +481,12 @@ static void routine_entry(void *userdata) {
 
         if (rt->signal_fn)
                 rt->ret = rt->signal_fn(r, rt->input);
+        else if (rt->is_update && rt->update) {
+                msgpack_packer_init(&pk, &rt->update_result, msgpack_sbuffer_write);
+                rt->ret = rt->update->fn(r, rt->input, &pk);
+        } else if (rt->is_update)
+                rt->ret = dur_fail(r, "UpdateNotFound", true,
+                                   "the workflow code has no handler for this update");
         else if (rt->go_fn)
                 rt->ret = rt->go_fn(r, rt->go_arg);
         else {
@@ -459,6 +503,7 @@ static int routine_new(Run *r, const char *name, Routine **ret) {
         if (!rt)
                 return -ENOMEM;
         rt->run = r;
+        msgpack_sbuffer_init(&rt->update_result);
         /* In the run's zone, not in the routine: user code may keep the pointer for the run. */
         rt->input = msgpack_zone_malloc(r->zone, sizeof(*rt->input));
         if (!rt->input) {
@@ -496,6 +541,7 @@ int run_spawn(Run *r, int (*fn)(dur_wf *wf, void *arg), void *arg) {
                 return k;
         rt->go_fn = fn;
         rt->go_arg = arg;
+        rt->detached = r->current->detached > 0;
         return 0;
 }
 
@@ -512,9 +558,10 @@ int run_block(Run *r, routine_ready_fn ready, void *userdata) {
         if (!rt || r->in_query || coro_current() != rt->coro)
                 return -EDEADLK;
         for (;;) {
-                /* The cancel request reaches each routine once, at its next wait: after that,
-                 * compensation code may block on new activities normally. */
-                if (rt->canceled) {
+                /* The cancel request reaches each routine once, at its next wait outside
+                 * dur_detached(): after that, compensation code may block on new activities
+                 * normally. */
+                if (rt->canceled && !rt->detached) {
                         rt->canceled = false;
                         return DUR_CANCELED;
                 }
@@ -597,12 +644,59 @@ static int run_issue_close(Run *r) {
         return 0;
 }
 
+/* The CompleteWorkflowUpdate command of a finished update handler: its result, or its failure
+ * (as in Temporal, an update handler that fails fails its update, never the workflow). */
+static int update_finished(Run *r, Routine *rt) {
+        Command tmpl = { .type = COMMAND_COMPLETE_WORKFLOW_UPDATE, .update_id = rt->update_id };
+        static const char nil = (char) 0xc0;
+        dur_failure *generic = NULL;
+        const dur_failure *f = NULL;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char msg[400];
+        int k;
+
+        if (rt->ret == 0 && rt->update_result.size > 0 &&
+            msg_validate(rt->update_result.data, rt->update_result.size) < 0) {
+                rt->ret = -EBADMSG;
+                (void) snprintf(msg, sizeof(msg), "%s packed more or less than one msgpack value",
+                                rt->name);
+        } else
+                (void) snprintf(msg, sizeof(msg), "%s returned %d", rt->name, rt->ret);
+        if (rt->ret != 0) {
+                f = rt->ret == DUR_FAILED && r->failure ? r->failure : NULL;
+                if (!f)
+                        f = generic = failure_new("UpdateError", false, msg);
+                if (!f)
+                        return -ENOMEM;
+        }
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, 2);
+        if (k >= 0)
+                k = msg_pack_kv_str(&pk, "update_id", rt->update_id);
+        if (k >= 0 && f) {
+                k = msg_pack_str(&pk, "failure");
+                if (k >= 0)
+                        k = failure_pack(f, &pk);
+        } else if (k >= 0 && rt->update_result.size > 0)
+                k = msg_pack_kv_bin(&pk, "result", rt->update_result.data, rt->update_result.size);
+        else if (k >= 0)
+                k = msg_pack_kv_bin(&pk, "result", &nil, 1);
+        k = k < 0 ? -ENOMEM : run_add_command(r, &tmpl, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        failure_free(generic);
+        return k;
+}
+
 /* What a finished routine's return value means. The main function's DUR_FAILED fails the run;
  * anything unexpected fails the workflow task instead, so that a fixed worker can retry it. */
 static int routine_finished(Run *r, Routine *rt) {
-        bool is_main = !rt->signal_fn && !rt->go_fn;
+        bool is_main = !rt->signal_fn && !rt->go_fn && !rt->is_update;
         int ret = rt->ret;
 
+        if (rt->is_update)
+                return update_finished(r, rt);
         if (ret == DUR_CANCELED && r->cancel_requested)
                 ret = 0;
         if (is_main) {
@@ -629,7 +723,7 @@ static int routine_finished(Run *r, Routine *rt) {
 /* ---- execution points ------------------------------------------------------------------------ */
 
 static bool routine_runnable(Run *r, Routine *rt) {
-        return !rt->ready || rt->canceled || rt->ready(r, rt->ready_arg);
+        return !rt->ready || (rt->canceled && !rt->detached) || rt->ready(r, rt->ready_arg);
 }
 
 static int routine_step(Run *r, Routine *rt) {
@@ -667,7 +761,8 @@ static int run_scheduler(Run *r) {
 }
 
 /* The workflow's cancel request reaches every routine that exists now and every pending
- * future, once. Routines created later (a compensation's activities) run normally. */
+ * future, once, except the futures of dur_detached() scopes. Routines created later (a
+ * compensation's activities) run normally. */
 static int run_deliver_cancel(Run *r) {
         dur_future *f, *n;
         Routine *rt;
@@ -677,6 +772,8 @@ static int run_deliver_cancel(Run *r) {
         LIST_FOREACH(routines, rt, r->routines)
                 rt->canceled = true;
         LIST_FOREACH_SAFE(futures, f, n, r->pending) {
+                if (f->detached)
+                        continue;
                 k = run_cancel_future(r, f);
                 if (k < 0)
                         return k;
@@ -694,9 +791,12 @@ static int run_execute(Run *r, const Event *e, bool replaying) {
                 k = run_deliver_cancel(r);
         if (k >= 0)
                 k = run_scheduler(r);
+        if (k >= 0 && r->error_cause)
+                k = -EPROTO; /* run_fail_task() from workflow code */
         if (k >= 0 && r->main_finished && !r->closed)
                 k = run_issue_close(r);
         r->executing = false;
+        r->n_markers = 0;
         return k;
 }
 
@@ -733,6 +833,24 @@ static int on_task_scheduled(Run *r, const Event *e) {
                 (unsigned long long) e->id, have);
 }
 
+/* An UpsertWorkflowSearchAttributes of TemporalChangeVersion alone: dur_patched()'s bookkeeping. */
+static bool is_change_version_event(const Event *e) {
+        const msgpack_object *sa = msg_get(e->attrs, "search_attributes");
+
+        return sa && sa->type == MSGPACK_OBJECT_MAP && sa->via.map.size == 1 &&
+               msg_str_eq(&sa->via.map.ptr[0].key, CHANGE_VERSION_ATTR);
+}
+
+/* Events of dur_patched() and dur_deprecate_patch() that replay may meet without a command (as
+ * Temporal's SDKs do): a patch marker whose call the code no longer makes (a deprecated patch
+ * removed, or a patched() call removed after all runs took the new branch), and the
+ * TemporalChangeVersion upsert, issued only when a patch marker is new. */
+static bool skippable_without_command(const Event *e) {
+        if (e->type == EVENT_MARKER_RECORDED)
+                return attr_str_eq(e, "marker_name", MARKER_PATCH);
+        return e->type == EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES && is_change_version_event(e);
+}
+
 static bool command_matches(const Command *c, const Event *e) {
         static const EventType event_of[_COMMAND_TYPE_MAX] = {
                 [COMMAND_SCHEDULE_ACTIVITY_TASK] = EVENT_ACTIVITY_TASK_SCHEDULED,
@@ -750,6 +868,8 @@ static bool command_matches(const Command *c, const Event *e) {
                         EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
                 [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                         EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
+                [COMMAND_RECORD_MARKER] = EVENT_MARKER_RECORDED,
+                [COMMAND_COMPLETE_WORKFLOW_UPDATE] = EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
         };
         const msgpack_object *v;
 
@@ -767,10 +887,17 @@ static bool command_matches(const Command *c, const Event *e) {
                        attr_str_eq(e, "workflow_type", c->activity_type);
         case COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
                 return attr_str_eq(e, "workflow_id", c->workflow_id);
+        case COMMAND_COMPLETE_WORKFLOW_UPDATE:
+                return attr_str_eq(e, "update_id", c->update_id);
         case COMMAND_REQUEST_CANCEL_ACTIVITY_TASK:
                 v = msg_get(e->attrs, "scheduled_event_id");
                 return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
                        v->via.u64 == c->scheduled_event_id;
+        case COMMAND_RECORD_MARKER:
+                return attr_str_eq(e, "marker_name", c->activity_type) &&
+                       attr_str_eq(e, "marker_id", c->workflow_id);
+        case COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                return c->change_version == is_change_version_event(e);
         default:
                 return true;
         }
@@ -780,6 +907,8 @@ static int on_command_event(Run *r, const Event *e) {
         char have[256], want[256];
         Command *c = r->commands;
 
+        if ((!c || !command_matches(c, e)) && skippable_without_command(e))
+                return 0;
         if (!c || !command_matches(c, e)) {
                 describe_event(e, want, sizeof(want));
                 if (c)
@@ -941,12 +1070,132 @@ static int on_signaled(Run *r, const Event *e) {
         return attr_payload(r, e, "input", rt->input);
 }
 
+/* The MarkerRecorded events of the task completed right after the batch's current event: its
+ * command events follow its WorkflowTaskCompleted, up to the next WorkflowTaskStarted. Side
+ * effects and patches read them before the commands are matched. */
+static int collect_markers(Run *r) {
+        r->n_markers = 0;
+        r->markers_task_id = r->next_event_id + 1; /* the WorkflowTaskCompleted */
+        for (uint32_t i = r->batch_index + 2; i < r->batch->via.array.size; i++) {
+                Event m;
+                int k = event_parse(r, &r->batch->via.array.ptr[i], &m);
+
+                if (k < 0)
+                        return k;
+                if (m.type == EVENT_WORKFLOW_TASK_STARTED)
+                        break;
+                if (m.type != EVENT_MARKER_RECORDED)
+                        continue;
+                if (r->n_markers == r->markers_alloc) {
+                        size_t n = r->markers_alloc ? 2 * r->markers_alloc : 8;
+                        RunMarker *p = reallocarray(r->markers, n, sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        r->markers = p;
+                        r->markers_alloc = n;
+                }
+                r->markers[r->n_markers++] = (RunMarker){ .event_id = m.id, .attrs = m.attrs };
+        }
+        return 0;
+}
+
+const RunMarker *run_take_marker(Run *r, const char *name, const char *id) {
+        for (size_t i = 0; i < r->n_markers; i++) {
+                RunMarker *m = &r->markers[i];
+
+                if (!m->taken && msg_str_eq(msg_get(m->attrs, "marker_name"), name) &&
+                    msg_str_eq(msg_get(m->attrs, "marker_id"), id)) {
+                        m->taken = true;
+                        return m;
+                }
+        }
+        return NULL;
+}
+
+int run_marker_details(Run *r, const RunMarker *m, msgpack_object *ret) {
+        Event e = { .id = m->event_id, .type = EVENT_MARKER_RECORDED, .attrs = m->attrs };
+
+        return attr_payload(r, &e, "details", ret);
+}
+
+int run_marker_missing(Run *r, const char *name, const char *id) {
+        return run_fail_task(r, true,
+                             "the workflow task completed at history event %llu recorded no "
+                             "MarkerRecorded(marker_name=%s, marker_id=%.100s) but the code issued "
+                             "RecordMarker(marker_name=%s, marker_id=%.100s)",
+                             (unsigned long long) r->markers_task_id, name, id, name, id);
+}
+
+static bool never_ready(Run *r, void *userdata) {
+        return false;
+}
+
+int run_fail_task(Run *r, bool nondeterministic, const char *fmt, ...) {
+        Routine *rt = r->current;
+        char msg[400];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (!r->error_cause && nondeterministic)
+                (void) run_error(r, -EPROTO, CAUSE_NON_DETERMINISTIC,
+                                 "non-deterministic workflow: %s", msg);
+        else if (!r->error_cause)
+                (void) run_error(r, -EPROTO, CAUSE_WORKFLOW_ERROR, "%s", msg);
+        if (!rt || coro_current() != rt->coro)
+                return -EPROTO;
+        /* The execution point fails (run_execute()) and the run is discarded: park for good. */
+        rt->ready = never_ready;
+        rt->canceled = false;
+        for (;;)
+                coro_yield();
+}
+
+static const dur_update_def *find_update(const Run *r, const char *name, size_t len) {
+        for (const dur_update_def *u = r->def->updates; u && u->name; u++)
+                if (strlen(u->name) == len && memcmp(u->name, name, len) == 0)
+                        return u;
+        return NULL;
+}
+
+/* An accepted update gets its handler's coroutine, as a signal does; on replay it runs again
+ * and issues the same CompleteWorkflowUpdate, matched with the recorded event. */
+static int on_update_accepted(Run *r, const Event *e) {
+        const msgpack_object *id = msg_get(e->attrs, "update_id");
+        const char *name;
+        char what[300];
+        Routine *rt;
+        int k, n;
+
+        if (!id || id->type != MSGPACK_OBJECT_STR)
+                return run_error(r, -EBADMSG, NULL,
+                                 "history event %llu: attribute \"update_id\" must be a string",
+                                 (unsigned long long) e->id);
+        n = attr_strn(e, "update_name", &name);
+        (void) snprintf(what, sizeof(what), "update handler '%.*s'", n, name);
+        k = routine_new(r, what, &rt);
+        if (k < 0)
+                return k;
+        rt->is_update = true;
+        rt->update = find_update(r, name, (size_t) n);
+        rt->update_id = strndup(id->via.str.ptr, id->via.str.size);
+        if (!rt->update_id)
+                return -ENOMEM;
+        return attr_payload(r, e, "input", rt->input);
+}
+
 /* @next is the following event, NULL when @e ends the batch. */
 static int on_task_started(Run *r, const Event *e, const Event *next) {
         int k;
 
-        if (next)
-                return next->type == EVENT_WORKFLOW_TASK_COMPLETED ? run_execute(r, e, true) : 0;
+        if (next) {
+                if (next->type != EVENT_WORKFLOW_TASK_COMPLETED)
+                        return 0;
+                k = collect_markers(r);
+                return k < 0 ? k : run_execute(r, e, true);
+        }
         k = run_execute(r, e, false);
         if (k < 0)
                 return k;
@@ -985,7 +1234,10 @@ static int apply_event(Run *r, const Event *e, const Event *next) {
         case EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
         case EVENT_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
         case EVENT_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
                 return on_command_event(r, e);
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                return on_update_accepted(r, e);
         case EVENT_START_CHILD_WORKFLOW_EXECUTION_FAILED:
         case EVENT_CHILD_WORKFLOW_EXECUTION_STARTED:
         case EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED:
@@ -1085,6 +1337,8 @@ int run_apply_events(Run *r,
                 /* A query sees a task in flight as not started: it is executed by its own task. */
                 if (e.type == EVENT_WORKFLOW_TASK_STARTED && !has_next && !current_task)
                         break;
+                r->batch = events;
+                r->batch_index = i;
                 k = apply_event(r, &e, has_next ? &next : NULL);
                 if (k < 0)
                         return k;
@@ -1107,8 +1361,8 @@ static int unknown_query(Run *r, const char *query_type) {
                         break;
                 len += (size_t) n;
         }
-        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s)", query_type,
-                         known);
+        return run_error(r, -ENOENT, NULL, "unknown query type '%s' (known: %s%s%s)", query_type,
+                         known, len > 0 ? ", " : "", DUR_QUERY_STACK_TRACE);
 }
 
 static int
@@ -1160,6 +1414,8 @@ int run_query(Run *r,
         assert_return(query_type && ret_result, -EINVAL);
         r->error_cause = NULL;
         r->error_message[0] = 0;
+        if (streq(query_type, DUR_QUERY_STACK_TRACE))
+                return run_stack_trace(r, ret_result);
         for (const dur_query_def *q = r->def->queries; q && q->name; q++) {
                 if (!streq(q->name, query_type))
                         continue;
@@ -1174,6 +1430,75 @@ int run_query(Run *r,
                 return k;
         }
         return unknown_query(r, query_type);
+}
+
+/* ---- update validators ---------------------------------------------------------------------- */
+
+static int unknown_update(Run *r, const char *name) {
+        char known[256] = "";
+        size_t len = 0;
+
+        for (const dur_update_def *u = r->def->updates; u && u->name; u++) {
+                int n = snprintf(known + len, sizeof(known) - len, "%s%s", len > 0 ? ", " : "",
+                                 u->name);
+                if (n < 0 || (size_t) n >= sizeof(known) - len)
+                        break;
+                len += (size_t) n;
+        }
+        return run_error(r, -ENOENT, NULL, "unknown update '%s' (known: %s)", name,
+                         len > 0 ? known : "none");
+}
+
+/* Runs the validator as a query handler runs: it must not block, and leaves no trace (not even
+ * the failure it sets with dur_fail(), which only carries the reason of the rejection). */
+static int validator_call(Run *r, const dur_update_def *u, const msgpack_object *args) {
+        const dur_failure *saved_failure = r->failure;
+        dur_failure *saved_own = r->own_failure;
+        char why[400] = "";
+        uint64_t rng = r->rng;
+        int k;
+
+        r->own_failure = NULL;
+        r->in_query = true;
+        k = u->validator(r, args);
+        r->in_query = false;
+        r->rng = rng;
+        if (k != 0 && r->failure != saved_failure && r->failure)
+                (void) snprintf(why, sizeof(why), "%s", dur_failure_message(r->failure));
+        failure_free(r->own_failure);
+        r->own_failure = saved_own;
+        r->failure = saved_failure;
+        if (k == 0)
+                return 0;
+        if (why[0])
+                return run_error(r, -EPROTO, NULL, "%s", why);
+        return run_error(r, -EPROTO, NULL, "validator of update '%s' returned %d%s", u->name, k,
+                         k == -EDEADLK ? " (a validator must not block)" : "");
+}
+
+int run_validate_update(Run *r, const char *name, const void *input, size_t input_size) {
+        msgpack_object args = { .type = MSGPACK_OBJECT_NIL };
+        const dur_update_def *u;
+        msgpack_zone zone;
+        int k;
+
+        assert_return(name, -EINVAL);
+        r->error_cause = NULL;
+        r->error_message[0] = 0;
+        u = find_update(r, name, strlen(name));
+        if (!u)
+                return unknown_update(r, name);
+        if (!u->validator)
+                return 0;
+        if (!msgpack_zone_init(&zone, 1024))
+                return -ENOMEM;
+        k = input_size > 0 ? object_from_payload(input, input_size, &zone, &args) : 0;
+        if (k < 0)
+                k = run_error(r, k, NULL, "update input is not msgpack");
+        else
+                k = validator_call(r, u, &args);
+        msgpack_zone_destroy(&zone);
+        return k;
 }
 
 /* ---- the run --------------------------------------------------------------------------------- */
@@ -1216,6 +1541,15 @@ Run *run_free(Run *r) {
                 routine_free(r, r->routines);
         while (r->commands)
                 command_free(r, r->commands);
+        while (r->memos) {
+                RunMemo *m = r->memos;
+
+                LIST_REMOVE(memos, r->memos, m);
+                free(m->id);
+                free(m->packed);
+                free(m);
+        }
+        free(r->markers);
         futures_free(&r->pending);
         futures_free(&r->resolved);
         failure_free(r->own_failure);

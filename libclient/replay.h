@@ -57,6 +57,12 @@ int run_query(Run *r,
               size_t input_size,
               msgpack_sbuffer *ret_result);
 
+/* Runs the validator of update @name on the current state (as a query: it must not block and
+ * changes nothing) with the decoded payload @input. 0 when the update may be accepted; -ENOENT
+ * for an update the workflow has no handler for, -EPROTO when the validator rejected it; the
+ * reason is in run_error_message(). The run stays usable. */
+int run_validate_update(Run *r, const char *name, const void *input, size_t input_size);
+
 /* The id of the next event the run expects (1 for a new run). */
 uint64_t run_next_event_id(const Run *r);
 /* True once the run issued its close command (complete, fail or cancel). */

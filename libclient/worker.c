@@ -474,8 +474,9 @@ typedef struct WorkflowTask {
         const char *workflow_type;
         const msgpack_object *events;
         uint64_t query_id;
-        const char *query_type;
+        const char *query_type; /* kind "update": the update's name */
         MsgBin query_input;
+        const char *update_id;
 } WorkflowTask;
 
 static const MsgField workflow_task_fields[] = {
@@ -488,11 +489,18 @@ static const MsgField workflow_task_fields[] = {
         { "query_id", MSG_UINT, offsetof(WorkflowTask, query_id), false, 0 },
         { "query_type", MSG_STR, offsetof(WorkflowTask, query_type), false, 0 },
         { "query_input", MSG_BIN, offsetof(WorkflowTask, query_input), false, 0 },
+        { "update_id", MSG_STR, offsetof(WorkflowTask, update_id), false, 0 },
         { NULL },
 };
 
+static bool is_update(const WorkflowTask *t) {
+        return streq(t->kind, "update");
+}
+
+/* A query, or an update's validation (a query whose answer accepts or rejects the update):
+ * both read the run's state and are answered with RespondQueryTask. */
 static bool is_query(const WorkflowTask *t) {
-        return streq(t->kind, "query");
+        return streq(t->kind, "query") || is_update(t);
 }
 
 /* The events one task needs: the task's own, preceded by those the run lacks, fetched with
@@ -661,7 +669,8 @@ respond_query(Conn *c, const WorkflowTask *t, const msgpack_sbuffer *result, con
         (void) msg_pack_kv_uint(&req.pk, "query_id", t->query_id);
         if (error) {
                 (void) msg_pack_str(&req.pk, "failure");
-                (void) pack_failure(&req.pk, "QueryFailed", error);
+                (void) pack_failure(&req.pk, is_update(t) ? "UpdateRejected" : "QueryFailed",
+                                    error);
         } else if (result->size > 0)
                 (void) msg_pack_kv_bin(&req.pk, "result", result->data, result->size);
         return answer(c, &req);
@@ -733,7 +742,9 @@ static int workflow_task_run(dur_worker *w, Cache *cache, Conn *c, const Workflo
         k = replay(c, t, def, &r, &out);
         /* A failed replay leaves the run undefined; a failed query handler does not. */
         keep = k >= 0 && r && !run_closed(r);
-        if (k >= 0 && is_query(t))
+        if (k >= 0 && is_update(t))
+                k = run_validate_update(r, t->query_type, t->query_input.ptr, t->query_input.size);
+        else if (k >= 0 && is_query(t))
                 k = run_query(r, t->query_type, t->query_input.ptr, t->query_input.size, &out);
         if (k < 0 && !r)
                 dur_log(LOG_ERR, "Workflow '%s' run %s: %s", t->workflow_id, t->run_id,

@@ -14,8 +14,10 @@
 
 #include "common/cleanup.h"
 #include "libclient/failure.h"
+#include "libclient/object.h"
 #include "libclient/replay-internal.h"
 #include "libclient/retry.h"
+#include "libclient/visibility.h"
 #include "proto/msg.h"
 
 /* ---- run properties -------------------------------------------------------------------------- */
@@ -202,6 +204,10 @@ dur_start_activity(dur_wf *wf, const char *type, dur_buf *args, const dur_activi
                 errno = EINVAL;
                 goto finish;
         }
+        if (opts && (unsigned) opts->cancellation_type > DUR_ACTIVITY_CANCEL_ABANDON) {
+                errno = EINVAL;
+                goto finish;
+        }
         if (!run_can_issue(wf)) {
                 errno = EDEADLK; /* from a query handler or a predicate */
                 goto finish;
@@ -215,6 +221,10 @@ dur_start_activity(dur_wf *wf, const char *type, dur_buf *args, const dur_activi
         else
                 f = issue_start(wf, &tmpl, FUTURE_ACTIVITY, &sb);
         msgpack_sbuffer_destroy(&sb);
+        if (f) {
+                f->cancel_type = opts ? opts->cancellation_type : DUR_ACTIVITY_CANCEL_DEFAULT;
+                f->name = strdup(type); /* for __stack_trace only: NULL on OOM is fine */
+        }
 finish:
         dur_buf_free(args);
         return f;
@@ -278,6 +288,8 @@ DUR_PUBLIC dur_future *dur_start_timer(dur_wf *wf, uint64_t duration) {
         else
                 f = issue_start(wf, &tmpl, FUTURE_TIMER, &sb);
         msgpack_sbuffer_destroy(&sb);
+        if (f)
+                f->duration = duration;
         return f;
 }
 
@@ -368,14 +380,31 @@ static int future_outcome(dur_wf *wf, const dur_future *f) {
         return f->result;
 }
 
-/* The cancel request interrupted a wait: what was awaited is cancelled too (TRY_CANCEL). */
+static bool cancellations_completed(Run *r, void *userdata) {
+        const AwaitSet *s = userdata;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (s->fs[i]->kind == FUTURE_ACTIVITY && s->fs[i]->cancel_sent && !s->fs[i]->done)
+                        return false;
+        return true;
+}
+
+/* The cancel request interrupted a wait: what was awaited is cancelled too, as each activity's
+ * cancellation type says, except what a dur_detached() scope started. The call returns once the
+ * WAIT_CANCELLATION_COMPLETED activities among them reported back. */
 static int cancel_awaited(dur_wf *wf, dur_future *const *fs, size_t n) {
+        AwaitSet s = { fs, n };
+        int k;
+
         for (size_t i = 0; i < n; i++) {
-                int k = run_cancel_future(wf, fs[i]);
+                if (fs[i]->detached)
+                        continue;
+                k = run_cancel_future(wf, fs[i]);
                 if (k < 0)
                         return k;
         }
-        return DUR_CANCELED;
+        k = run_block(wf, cancellations_completed, &s);
+        return k < 0 ? k : DUR_CANCELED;
 }
 
 DUR_PUBLIC int dur_await(dur_wf *wf, dur_future *f) {
@@ -609,4 +638,392 @@ dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, u
                         return k;
         }
         return 1;
+}
+
+/* ---- cancellation scopes --------------------------------------------------------------------- */
+
+DUR_PUBLIC int dur_detached(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg) {
+        Routine *rt;
+        int k;
+
+        assert_return(wf && fn, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        rt = wf->current;
+        rt->detached++;
+        k = fn(wf, arg);
+        rt->detached--;
+        return k;
+}
+
+/* ---- markers: side effects and patches ------------------------------------------------------- */
+
+/* Queues RecordMarker {marker_name, marker_id, details?, deprecated?}. */
+static int issue_marker(
+        Run *r, const char *name, const char *id, const msgpack_sbuffer *details, int deprecated) {
+        Command tmpl = { .type = COMMAND_RECORD_MARKER,
+                         .activity_type = (char *) name,
+                         .workflow_id = (char *) id };
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        int k;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        k = msgpack_pack_map(&pk, 2 + !!details + (deprecated >= 0));
+        if (k >= 0)
+                k = msg_pack_kv_str(&pk, "marker_name", name);
+        if (k >= 0)
+                k = msg_pack_kv_str(&pk, "marker_id", id);
+        if (k >= 0 && details)
+                k = msg_pack_kv_bin(&pk, "details", details->data, details->size);
+        if (k >= 0 && deprecated >= 0)
+                k = msg_pack_kv_bool(&pk, "deprecated", deprecated);
+        k = k < 0 ? -ENOMEM : run_add_command(r, &tmpl, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return k;
+}
+
+/* Calls fn, which must pack exactly one value into @sb (initialised by the caller). A failure
+ * records nothing, so a replay could not tell it happened: it fails the workflow task instead
+ * (as a panic in Temporal's SideEffect does), and the task's retry calls fn again. */
+static int call_value_fn(Run *r, dur_value_fn fn, void *arg, msgpack_sbuffer *sb) {
+        msgpack_packer pk;
+        int k;
+
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        k = fn(r, arg, &pk);
+        if (k < 0)
+                return run_fail_task(r, false, "a side effect function returned %d", k);
+        if (sb->size == 0 || msg_validate(sb->data, sb->size) < 0)
+                return run_fail_task(r, false,
+                                     "a side effect function packed more or less than one "
+                                     "msgpack value");
+        return 0;
+}
+
+/* A copy of the packed value @sb in the run's zone, for user code. */
+static int value_to_object(Run *r, const msgpack_sbuffer *sb, msgpack_object *ret) {
+        return object_from_payload(sb->data, sb->size, r->zone, ret);
+}
+
+DUR_PUBLIC int
+dur_side_effect(dur_wf *wf, dur_value_fn fn, void *arg, const msgpack_object **ret_result) {
+        msgpack_object *value;
+        const RunMarker *m;
+        msgpack_sbuffer sb;
+        char id[24];
+        int k;
+
+        assert_return(wf && fn, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        value = msgpack_zone_malloc(wf->zone, sizeof(*value));
+        if (!value)
+                return -ENOMEM;
+        (void) snprintf(id, sizeof(id), "%u", ++wf->side_effect_seq);
+        msgpack_sbuffer_init(&sb);
+        if (wf->replaying) {
+                m = run_take_marker(wf, MARKER_SIDE_EFFECT, id);
+                if (!m)
+                        return run_marker_missing(wf, MARKER_SIDE_EFFECT, id);
+                k = run_marker_details(wf, m, value);
+                /* The command still goes out: it is matched with the recorded event. */
+                if (k >= 0) {
+                        msgpack_packer pk;
+
+                        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                        k = msgpack_pack_object(&pk, *value) < 0 ? -ENOMEM : 0;
+                }
+        } else {
+                k = call_value_fn(wf, fn, arg, &sb);
+                if (k >= 0)
+                        k = value_to_object(wf, &sb, value);
+        }
+        if (k >= 0)
+                k = issue_marker(wf, MARKER_SIDE_EFFECT, id, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+        if (k < 0)
+                return k;
+        if (ret_result)
+                *ret_result = value;
+        return 0;
+}
+
+static RunMemo *memo_find(Run *r, bool patch, const char *id) {
+        RunMemo *m;
+
+        LIST_FOREACH(memos, m, r->memos)
+                if (m->patch == patch && streq(m->id, id))
+                        return m;
+        return NULL;
+}
+
+static RunMemo *memo_new(Run *r, bool patch, const char *id) {
+        RunMemo *m = calloc(1, sizeof(*m));
+
+        if (!m)
+                return NULL;
+        m->patch = patch;
+        m->id = strdup(id);
+        if (!m->id) {
+                free(m);
+                return NULL;
+        }
+        LIST_APPEND(memos, r->memos, m);
+        return m;
+}
+
+/* Sets a mutable side effect's memo to the packed value @sb. */
+static int memo_set_value(Run *r, RunMemo *m, const msgpack_sbuffer *sb) {
+        char *packed = malloc(sb->size);
+        int k;
+
+        if (!packed)
+                return -ENOMEM;
+        k = value_to_object(r, sb, &m->value);
+        if (k < 0) {
+                free(packed);
+                return k;
+        }
+        memcpy(packed, sb->data, sb->size);
+        free(m->packed);
+        m->packed = packed;
+        m->packed_size = sb->size;
+        return 0;
+}
+
+/* Replay: the value history holds at this point, the last one recorded before it, or a
+ * non-determinism when there is neither. */
+static int mutable_replayed(Run *r, const char *id, RunMemo *m, msgpack_sbuffer *sb) {
+        const RunMarker *marker = run_take_marker(r, MARKER_MUTABLE_SIDE_EFFECT, id);
+        msgpack_object value;
+        msgpack_packer pk;
+        int k;
+
+        if (!marker && m && m->packed)
+                return 0;
+        if (!marker)
+                return run_marker_missing(r, MARKER_MUTABLE_SIDE_EFFECT, id);
+        k = run_marker_details(r, marker, &value);
+        if (k < 0)
+                return k;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        if (msgpack_pack_object(&pk, value) < 0)
+                return -ENOMEM;
+        return 1; /* a marker: the command goes out again, to match it */
+}
+
+DUR_PUBLIC int dur_mutable_side_effect(
+        dur_wf *wf, const char *id, dur_value_fn fn, void *arg, const msgpack_object **ret_result) {
+        msgpack_object *value;
+        RunMemo *m;
+        msgpack_sbuffer sb;
+        int k, changed;
+
+        assert_return(wf && id && *id && fn, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        m = memo_find(wf, false, id);
+        msgpack_sbuffer_init(&sb);
+        if (wf->replaying)
+                k = changed = mutable_replayed(wf, id, m, &sb);
+        else {
+                k = call_value_fn(wf, fn, arg, &sb);
+                changed = k >= 0 && (!m || !m->packed || m->packed_size != sb.size ||
+                                     memcmp(m->packed, sb.data, sb.size) != 0);
+        }
+        if (k >= 0 && !m && changed) {
+                m = memo_new(wf, false, id);
+                if (!m)
+                        k = -ENOMEM;
+        }
+        if (k >= 0 && changed)
+                k = memo_set_value(wf, m, &sb);
+        if (k >= 0 && changed)
+                k = issue_marker(wf, MARKER_MUTABLE_SIDE_EFFECT, id, &sb, -1);
+        msgpack_sbuffer_destroy(&sb);
+        if (k < 0)
+                return k;
+        /* The memo moves on with the next change; what this call returns must not. */
+        value = msgpack_zone_malloc(wf->zone, sizeof(*value));
+        if (!value)
+                return -ENOMEM;
+        *value = m->value;
+        if (ret_result)
+                *ret_result = value;
+        return 0;
+}
+
+/* UpsertWorkflowSearchAttributes {TemporalChangeVersion: [the run's patches]}, marked as
+ * bookkeeping for matching (replay.c, on_command_event()). */
+static int issue_change_version(Run *r) {
+        Command tmpl = { .type = COMMAND_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                         .change_version = true };
+        _cleanup_free_ const char **ids = NULL;
+        dur_search_attr attr = { .name = CHANGE_VERSION_ATTR, .type = DUR_SA_KEYWORD_LIST };
+        msgpack_sbuffer sb, cmd;
+        msgpack_packer pk;
+        size_t n = 0;
+        RunMemo *m;
+        int k;
+
+        LIST_FOREACH(memos, m, r->memos)
+                n += m->patch && m->patched;
+        ids = calloc(n ? n : 1, sizeof(*ids));
+        if (!ids)
+                return -ENOMEM;
+        n = 0;
+        LIST_FOREACH(memos, m, r->memos)
+                if (m->patch && m->patched)
+                        ids[n++] = m->id;
+        attr.list = ids;
+        attr.list_len = n;
+        msgpack_sbuffer_init(&sb);
+        msgpack_sbuffer_init(&cmd);
+        k = search_attrs_pack(&sb, &attr, 1, true);
+        if (k >= 0) {
+                msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+                k = msgpack_pack_map(&pk, 1);
+                if (k >= 0)
+                        k = msg_pack_str(&pk, "search_attributes");
+                if (k >= 0)
+                        k = msg_pack_raw(&pk, sb.data, sb.size);
+                k = k < 0 ? -ENOMEM : run_add_command(r, &tmpl, cmd.data, cmd.size);
+        }
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_destroy(&cmd);
+        return k;
+}
+
+/* Temporal core's patch rules: new code running a point for the first time takes the patch and
+ * records it; replay takes it only when the replayed task recorded its marker. */
+DUR_PUBLIC int dur_patched(dur_wf *wf, const char *patch_id) {
+        RunMemo *m;
+        int k;
+
+        assert_return(wf && patch_id && *patch_id, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        m = memo_find(wf, true, patch_id);
+        if (m)
+                return m->patched;
+        m = memo_new(wf, true, patch_id);
+        if (!m)
+                return -ENOMEM;
+        if (wf->replaying) {
+                m->patched = run_take_marker(wf, MARKER_PATCH, patch_id) != NULL;
+                /* The marker's command matches the recorded event; the upsert that followed
+                 * it is skipped by matching. */
+                k = m->patched ? issue_marker(wf, MARKER_PATCH, patch_id, NULL, false) : 0;
+        } else {
+                m->patched = true;
+                k = issue_marker(wf, MARKER_PATCH, patch_id, NULL, false);
+                if (k >= 0)
+                        k = issue_change_version(wf);
+        }
+        return k < 0 ? k : m->patched;
+}
+
+DUR_PUBLIC int dur_deprecate_patch(dur_wf *wf, const char *patch_id) {
+        RunMemo *m;
+
+        assert_return(wf && patch_id && *patch_id, -EINVAL);
+        if (!run_can_issue(wf))
+                return -EDEADLK;
+        m = memo_find(wf, true, patch_id);
+        if (m)
+                return 0;
+        m = memo_new(wf, true, patch_id);
+        if (!m)
+                return -ENOMEM;
+        /* Replaying, the marker is issued only where history has one (patched() or deprecated);
+         * a history without it replays too. */
+        if (wf->replaying && !run_take_marker(wf, MARKER_PATCH, patch_id))
+                return 0;
+        return issue_marker(wf, MARKER_PATCH, patch_id, NULL, true);
+}
+
+/* ---- __stack_trace --------------------------------------------------------------------------- */
+
+static void describe_duration(uint64_t usec, char *buf, size_t n) {
+        if (usec % DUR_SEC == 0)
+                (void) snprintf(buf, n, "%llu s", (unsigned long long) (usec / DUR_SEC));
+        else if (usec % DUR_MSEC == 0)
+                (void) snprintf(buf, n, "%llu ms", (unsigned long long) (usec / DUR_MSEC));
+        else
+                (void) snprintf(buf, n, "%llu us", (unsigned long long) usec);
+}
+
+static void describe_future(const dur_future *f, char *buf, size_t n) {
+        char d[32];
+
+        switch (f->kind) {
+        case FUTURE_ACTIVITY:
+                (void) snprintf(buf, n, "activity %.100s (id %s)", f->name ? f->name : "?", f->id);
+                break;
+        case FUTURE_TIMER:
+                describe_duration(f->duration, d, sizeof(d));
+                (void) snprintf(buf, n, "timer %s (id %s)", d, f->id);
+                break;
+        default:
+                (void) snprintf(buf, n, "child workflow %.100s", f->child_workflow_id);
+        }
+}
+
+/* What @rt waits for, from the predicate it blocks on. */
+static void describe_wait(const Routine *rt, char *buf, size_t n) {
+        const AwaitSet *s = rt->ready_arg;
+        const Condition *c = rt->ready_arg;
+        size_t len = 0;
+        char one[160];
+
+        if (rt->ready == condition_ready && c->timer && !c->timer->done) {
+                describe_future(c->timer, one, sizeof(one));
+                (void) snprintf(buf, n, "condition (timeout: %s)", one);
+        } else if (rt->ready == condition_ready)
+                (void) snprintf(buf, n, "condition");
+        else if (rt->ready == child_started_or_done) {
+                describe_future(rt->ready_arg, one, sizeof(one));
+                (void) snprintf(buf, n, "start of %s", one);
+        } else if (rt->ready == all_done || rt->ready == any_done ||
+                   rt->ready == cancellations_completed) {
+                buf[0] = 0;
+                for (size_t i = 0; i < s->n && len < n; i++) {
+                        if (s->fs[i]->done)
+                                continue;
+                        describe_future(s->fs[i], one, sizeof(one));
+                        len += (size_t) snprintf(
+                                buf + len, n - len, "%s%s%s", len ? ", " : "",
+                                rt->ready == cancellations_completed ? "cancellation of " : "",
+                                one);
+                }
+        } else
+                (void) snprintf(buf, n, "a wait");
+}
+
+int run_stack_trace(Run *r, msgpack_sbuffer *ret) {
+        _cleanup_free_ char *text = NULL;
+        msgpack_packer pk;
+        size_t size = 0;
+        Routine *rt;
+        FILE *f;
+        int k;
+
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        LIST_FOREACH(routines, rt, r->routines) {
+                char what[512];
+
+                if (rt->ready)
+                        describe_wait(rt, what, sizeof(what));
+                fprintf(f, "%s: %s%s%s\n", rt->name, rt->ready ? "blocked in " : "",
+                        rt->ready ? what : "not started yet", rt->detached ? " (detached)" : "");
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        msgpack_packer_init(&pk, ret, msgpack_sbuffer_write);
+        k = msg_pack_strn(&pk, text, size > 0 ? size - 1 : 0); /* without the last newline */
+        return k < 0 ? -ENOMEM : 0;
 }

@@ -33,6 +33,7 @@ static const struct {
         { ETIMEDOUT, "deadline_exceeded" },
         { ESTALE, "failed_precondition" },
         { EQUERYFAILED, "query_failed" },
+        { EUPDATEREJECTED, "update_rejected" },
         { EOPNOTSUPP, "unimplemented" },
         { ECANCELED, "canceled" },
 };

@@ -37,6 +37,9 @@ static const char *const event_names[_EVENT_TYPE_MAX] = {
                 "ExternalWorkflowExecutionCancelRequested",
         [EVENT_MARKER_RECORDED] = "MarkerRecorded",
         [EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES] = "UpsertWorkflowSearchAttributes",
+        [EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED] = "WorkflowExecutionUpdateAccepted",
+        [EVENT_WORKFLOW_EXECUTION_UPDATE_REJECTED] = "WorkflowExecutionUpdateRejected",
+        [EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED] = "WorkflowExecutionUpdateCompleted",
         [EVENT_WORKFLOW_EXECUTION_SIGNALED] = "WorkflowExecutionSignaled",
         [EVENT_WORKFLOW_EXECUTION_TERMINATED] = "WorkflowExecutionTerminated",
         [EVENT_WORKFLOW_EXECUTION_CONTINUED_AS_NEW] = "WorkflowExecutionContinuedAsNew",
@@ -99,6 +102,8 @@ static const char *const command_names[_COMMAND_TYPE_MAX] = {
         [COMMAND_START_CHILD_WORKFLOW_EXECUTION] = "StartChildWorkflowExecution",
         [COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION] =
                 "RequestCancelExternalWorkflowExecution",
+        [COMMAND_RECORD_MARKER] = "RecordMarker",
+        [COMMAND_COMPLETE_WORKFLOW_UPDATE] = "CompleteWorkflowUpdate",
 };
 
 const char *command_type_to_string(CommandType t) {

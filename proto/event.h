@@ -40,6 +40,11 @@ typedef enum EventType {
         EVENT_CHILD_WORKFLOW_EXECUTION_TIMED_OUT = 35,
         EVENT_CHILD_WORKFLOW_EXECUTION_TERMINATED = 36,
         EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 40,
+        /* Workflow updates. A validator's rejection writes nothing, as Temporal's: 42 is never
+         * appended, its name only keeps Temporal's numbering readable. */
+        EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED = 41,
+        EVENT_WORKFLOW_EXECUTION_UPDATE_REJECTED = 42,
+        EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED = 43,
         _EVENT_TYPE_MAX,
         _EVENT_TYPE_INVALID = -22,
 } EventType;
@@ -75,6 +80,8 @@ typedef enum CommandType {
         COMMAND_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
         COMMAND_START_CHILD_WORKFLOW_EXECUTION,
         COMMAND_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+        COMMAND_RECORD_MARKER, /* side effects, patches: MarkerRecorded */
+        COMMAND_COMPLETE_WORKFLOW_UPDATE, /* Temporal's ProtocolMessage with an update outcome */
         _COMMAND_TYPE_MAX,
         _COMMAND_TYPE_INVALID = -22,
 } CommandType;

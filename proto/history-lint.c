@@ -4,7 +4,8 @@
  * (keyed by the id of their ActivityTaskScheduled event) and the open timers (keyed by timer id).
  * Closed activities and timers are forgotten, so a second close of the same one is reported as
  * a close of something that is not open. Lookups are linear over the open ones, which a
- * workflow keeps few of. */
+ * workflow keeps few of. Updates are all kept (their ids must stay unique for the run; the
+ * daemon caps them at a few thousand per run). */
 
 #include "proto/history-lint.h"
 
@@ -34,6 +35,12 @@ typedef struct OpenTimer {
         char *timer_id;
 } OpenTimer;
 
+typedef struct SeenUpdate {
+        uint64_t accepted_id;
+        bool completed;
+        char *update_id;
+} SeenUpdate;
+
 struct HistoryLint {
         uint64_t count;
         uint64_t last_id;
@@ -50,6 +57,8 @@ struct HistoryLint {
         size_t n_acts, acts_alloc;
         OpenTimer *timers;
         size_t n_timers, timers_alloc;
+        SeenUpdate *updates;
+        size_t n_updates, updates_alloc;
         uint64_t problem_event;
         char *problem;
         bool oom;
@@ -71,8 +80,11 @@ HistoryLint *history_lint_free(HistoryLint *l) {
                 free(l->acts[i].activity_id);
         for (size_t i = 0; i < l->n_timers; i++)
                 free(l->timers[i].timer_id);
+        for (size_t i = 0; i < l->n_updates; i++)
+                free(l->updates[i].update_id);
         free(l->acts);
         free(l->timers);
+        free(l->updates);
         free(l->problem);
         free(l);
         return NULL;
@@ -153,7 +165,8 @@ static bool is_command_event(EventType t) {
         return t == EVENT_ACTIVITY_TASK_SCHEDULED || t == EVENT_ACTIVITY_TASK_CANCEL_REQUESTED ||
                t == EVENT_TIMER_STARTED || t == EVENT_TIMER_CANCELED ||
                t == EVENT_WORKFLOW_EXECUTION_COMPLETED || t == EVENT_WORKFLOW_EXECUTION_FAILED ||
-               t == EVENT_WORKFLOW_EXECUTION_CANCELED;
+               t == EVENT_WORKFLOW_EXECUTION_CANCELED || t == EVENT_MARKER_RECORDED ||
+               t == EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED;
 }
 
 static OpenActivity *find_activity(HistoryLint *l, uint64_t scheduled_id) {
@@ -317,6 +330,59 @@ lint_timer(HistoryLint *l, uint64_t id, EventType t, uint64_t time, const msgpac
         return 0;
 }
 
+static SeenUpdate *find_update(HistoryLint *l, const char *update_id) {
+        for (size_t i = 0; i < l->n_updates; i++)
+                if (streq(l->updates[i].update_id, update_id))
+                        return &l->updates[i];
+        return NULL;
+}
+
+static int update_accepted(HistoryLint *l, uint64_t id, const char *update_id) {
+        EventType t = EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED;
+        SeenUpdate *u = find_update(l, update_id);
+
+        if (u)
+                return problem(l, id, t, "update '%s' was already accepted at event %llu",
+                               update_id, (unsigned long long) u->accepted_id);
+        if (l->n_updates == l->updates_alloc) {
+                size_t k = l->updates_alloc ? 2 * l->updates_alloc : 8;
+                u = realloc(l->updates, k * sizeof(*u));
+                if (!u)
+                        return -ENOMEM;
+                l->updates = u;
+                l->updates_alloc = k;
+        }
+        u = &l->updates[l->n_updates];
+        *u = (SeenUpdate){ .accepted_id = id, .update_id = strdup(update_id) };
+        if (!u->update_id)
+                return -ENOMEM;
+        l->n_updates++;
+        return 0;
+}
+
+static int lint_update(HistoryLint *l, uint64_t id, EventType t, const msgpack_object *a) {
+        char update_id[1024];
+        uint64_t accepted;
+        SeenUpdate *u;
+
+        if (t == EVENT_WORKFLOW_EXECUTION_UPDATE_REJECTED)
+                return problem(l, id, t, "a rejected update leaves no event");
+        if (!attr_str(a, "update_id", update_id, sizeof(update_id)))
+                return problem(l, id, t, "attribute \"update_id\" is missing or not a string");
+        if (t == EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+                return update_accepted(l, id, update_id);
+        NEED_U64(l, id, t, a, "accepted_event_id", accepted);
+        u = find_update(l, update_id);
+        if (!u || u->accepted_id != accepted)
+                return problem(l, id, t,
+                               "accepted_event_id %llu is not the acceptance of update '%s'",
+                               (unsigned long long) accepted, update_id);
+        if (u->completed)
+                return problem(l, id, t, "update '%s' was already completed", update_id);
+        u->completed = true;
+        return 0;
+}
+
 /* Order rules that hold whatever the event: ids, the start, what may follow what. */
 static int lint_order(HistoryLint *l, uint64_t id, EventType t, const msgpack_object *a) {
         uint64_t wtc;
@@ -387,6 +453,18 @@ int history_lint_event(HistoryLint *l,
                 break;
         case EVENT_TIMER_STARTED ... EVENT_TIMER_CANCELED:
                 r = lint_timer(l, event_id, type, time, attrs);
+                break;
+        case EVENT_MARKER_RECORDED: {
+                char name[1024];
+
+                /* Replay finds side effects and patches by name (libdurable(3)). */
+                if (!attr_str(attrs, "marker_name", name, sizeof(name)) || !*name)
+                        r = problem(l, event_id, type,
+                                    "attribute \"marker_name\" is missing or not a string");
+                break;
+        }
+        case EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED ... EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+                r = lint_update(l, event_id, type, attrs);
                 break;
         default:
                 r = 0;

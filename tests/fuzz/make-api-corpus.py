@@ -96,6 +96,12 @@ OPS = {
     "TerminateWorkflow": (dict(TARGET, reason="why", details=P), "details"),
     "TriggerSchedule": (dict(schedule_id="s", overlap="allow_all"), "overlap"),
     "UnpauseSchedule": (dict(schedule_id="s"), "schedule_id"),
+    "UpdateWithStart": (dict(START, id_conflict_policy="UseExisting", update_name="u",
+                             update_input=P, update_id="u1", wait_for_stage="Accepted",
+                             timeout_usec=1), "update_name"),
+    "UpdateWorkflow": (dict(TARGET, update_name="u", input=P, update_id="u1",
+                            wait_for_stage="Completed", timeout_usec=1), "wait_for_stage"),
+    "PollWorkflowUpdate": (dict(TARGET, update_id="u1", wait=False), "update_id"),
     "VerifyHistory": (dict(workflow_ids=["w"]), "workflow_ids"),
 }
 
@@ -110,6 +116,7 @@ COMMANDS = [
     {"command_type": "RequestCancelExternalWorkflowExecution",
      "attributes": {"workflow_id": "child"}},
 ]
+UPDATE_COMMAND = {"command_type": "CompleteWorkflowUpdate", "attributes": {"update_id": "u1", "result": P}}
 CANCEL_ACTIVITY = {"command_type": "RequestCancelActivityTask", "attributes": {"scheduled_event_id": 5}}
 CLOSES = [
     {"command_type": "CompleteWorkflowExecution", "attributes": {"result": P}},
@@ -148,6 +155,11 @@ def main():
         "PollWorkflowTask", 5, task_queue="q", timeout_usec=10**7) + frame(
         "CompleteWorkflowTask", 6, task_token=Bin(("W/" + RUN + "/8").encode()),
         commands=[CANCEL_ACTIVITY])
+    seeds["session-update"] = b"\0" + start + frame(
+        "UpdateWorkflow", 3, workflow_id="w", update_name="u", update_id="u1",
+        wait_for_stage="Accepted", timeout_usec=1) + frame(
+        "CompleteWorkflowTask", 4, task_token=WTOKEN, commands=[UPDATE_COMMAND]) + frame(
+        "PollWorkflowUpdate", 5, workflow_id="w", update_id="u1")
     for i, close in enumerate(CLOSES):
         seeds["session-close-%d" % i] = b"\0" + start + frame(
             "CompleteWorkflowTask", 3, task_token=WTOKEN, commands=[close]) + frame(

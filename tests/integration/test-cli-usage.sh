@@ -59,6 +59,11 @@ expect 2 "^durablectl: missing argument NAME for 'signal'" signal order-1
 expect 2 "^durablectl: option '--run-id' needs an argument" result order-1 --run-id
 expect 2 "^durablectl: option '--wait' takes no argument" result order-1 --wait=yes
 expect 2 "^durablectl: unexpected argument 'extra' for 'cancel'" cancel order-1 extra
+expect 2 "^durablectl: missing argument ID for 'stack'" stack
+expect 2 "^durablectl: unexpected argument 'extra' for 'stack'" stack order-1 extra
+expect 2 "^durablectl: unknown option '--input' for 'stack'" stack order-1 --input 1
+expect 2 "^durablectl: invalid duration 'soon' for --timeout" stack order-1 --timeout soon
+expect 0 "query __stack_trace" --help stack
 
 # Invalid JSON: the message names the argument and says why.
 expect 2 "^durablectl: invalid JSON in --input: .*line 1, column" \

@@ -1,5 +1,5 @@
 /* durablectl end to end through the real daemon and examples/orders-worker: start, execute,
- * result, describe, history, list, signal, query, cancel and terminate, their exit statuses
+ * result, describe, history, list, signal, query, update, cancel and terminate, their exit statuses
  * (durablectl(1), EXIT STATUS) and their --json output. */
 
 #include <jansson.h>
@@ -261,6 +261,115 @@ TEST(cancel_and_terminate) {
         j = out_json(&r);
         ASSERT_EQ(json_array_size(j), 0u);
         json_decref(j);
+}
+
+/* update execute|start|result on the example's ApprovalWorkflow (update "comment"): the result
+ * as JSON, the validator's refusal (exit 1, nothing recorded), dedup by --update-id, and usage
+ * errors (exit 2, nothing sent). */
+TEST(update) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        _cleanup_(test_run_free) TestRun r = {};
+        json_t *j;
+
+        start_daemon_and_worker(&d, &worker);
+        ASSERT_EQ(CTL(&r, "start", "ApprovalWorkflow", "--id", "cli-upd", "--task-queue", Q), 0);
+
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment",
+                      "{\"comment\": \"looks good\"}", "--update-id", "c1"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "status"), "pending");
+        ASSERT_STREQ(json_str(j, "comment"), "looks good");
+        json_decref(j);
+        /* Refused by the validator: exit 1, the reason, no event. */
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment", "--input",
+                      "{\"comment\": \"\"}"),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "update_rejected");
+        ASSERT_STR_CONTAINS(r.err, "non-empty text");
+        /* start waits for the acceptance; result, by update id, for the completion. */
+        ASSERT_EQ(CTL(&r, "update", "start", "--id", "cli-upd", "--name", "comment",
+                      "{\"comment\": \"second\"}", "--update-id", "c2"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "Update 'c2' accepted.");
+        ASSERT_EQ(CTL(&r, "--json", "update", "result", "--id", "cli-upd", "--update-id", "c2"), 0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "stage"), "Completed");
+        ASSERT_STREQ(json_str(json_object_get(j, "result"), "comment"), "second");
+        json_decref(j);
+        /* c1 again: its first outcome, not applied twice. */
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment",
+                      "{\"comment\": \"other\"}", "--update-id", "c1"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "looks good");
+        ASSERT_EQ(CTL(&r, "update", "result", "--id", "cli-upd", "--update-id", "nope"), 1);
+        ASSERT_STR_CONTAINS(r.err, "not_found");
+
+        /* Usage errors: exit 2. */
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd"), 2);
+        ASSERT_STR_CONTAINS(r.err, "--name");
+        ASSERT_EQ(CTL(&r, "update", "execute", "--name", "comment"), 2);
+        ASSERT_EQ(CTL(&r, "update", "frob", "--id", "cli-upd", "--name", "comment"), 2);
+        ASSERT_EQ(CTL(&r, "update", "result", "--id", "cli-upd"), 2);
+        ASSERT_STR_CONTAINS(r.err, "--update-id");
+        ASSERT_EQ(CTL(&r, "update", "start", "--id", "cli-upd", "--name", "comment",
+                      "--wait-for-stage", "soon"),
+                  2);
+        ASSERT_STR_CONTAINS(r.err, "--wait-for-stage");
+        ASSERT_EQ(CTL(&r, "update", "start", "--id", "cli-upd", "--name", "comment",
+                      "--wait-for-stage", "completed"),
+                  2);
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment", "{bad"), 2);
+        /* An empty update id is the daemon's invalid_argument: exit 1. */
+        ASSERT_EQ(CTL(&r, "update", "execute", "--id", "cli-upd", "--name", "comment",
+                      "--update-id", "", "{\"comment\": \"x\"}"),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "update_id");
+
+        /* update-with-start: starts the run with the update, then reaches the running run. */
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{\"comment\": \"first\"}"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "comment"), "first");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "--json", "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{\"comment\": \"second\"}",
+                      "--wait-for-stage", "accepted"),
+                  0);
+        j = out_json(&r);
+        ASSERT_STREQ(json_str(j, "stage"), "Accepted");
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "Fail", "--name", "comment",
+                      "--update-input", "{\"comment\": \"third\"}"),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "already_started");
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--name", "comment"),
+                  2);
+        ASSERT_STR_CONTAINS(r.err, "--id-conflict-policy");
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting"),
+                  2);
+        ASSERT_EQ(CTL(&r, "update-with-start", "ApprovalWorkflow", "--id", "cli-uws",
+                      "--task-queue", Q, "--id-conflict-policy", "UseExisting", "--name",
+                      "comment", "--update-input", "{bad"),
+                  2);
+        ASSERT_EQ(CTL(&r, "--json", "list", "--type", "ApprovalWorkflow"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(json_array_size(j), 2u); /* cli-upd and one run of cli-uws */
+        json_decref(j);
+
+        ASSERT_EQ(CTL(&r, "--json", "history", "cli-upd"), 0);
+        j = out_json(&r);
+        ASSERT_EQ(history_count(j, "WorkflowExecutionUpdateAccepted"), 2u);
+        ASSERT_EQ(history_count(j, "WorkflowExecutionUpdateCompleted"), 2u);
+        json_decref(j);
+        ASSERT_EQ(CTL(&r, "signal", "cli-upd", "approve", "true"), 0);
 }
 
 TEST(errors) {

@@ -101,6 +101,15 @@ TEST(completion) {
         complete(&r, "durablectl --no-legend describe back");
         ASSERT_STREQ(r.out, "backup-1\n");
         test_run_free(&r);
+        complete(&r, "durablectl update ");
+        ASSERT_STREQ(r.out, "execute\nstart\nresult\n");
+        test_run_free(&r);
+        complete(&r, "durablectl update start --id order-1 --name x --wait-for-stage a");
+        ASSERT_STREQ(r.out, "accepted\n");
+        test_run_free(&r);
+        complete(&r, "durablectl update execute --update");
+        ASSERT_STREQ(r.out, "--update-id\n");
+        test_run_free(&r);
         complete(&r, "durablectl --vers");
         ASSERT_STREQ(r.out, "--version\n");
         test_run_free(&r);
@@ -122,6 +131,12 @@ TEST(completion) {
         test_run_free(&r);
         complete_zsh(&r, "durablectl list --status R");
         ASSERT_STREQ(r.out, "Running\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl update s");
+        ASSERT_STREQ(r.out, "start\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl update start --wait-for-stage c");
+        ASSERT_STREQ(r.out, "completed\n");
         test_run_free(&r);
         complete_zsh(&r, "durablectl history order-1 --fo");
         ASSERT_STREQ(r.out, "--follow\n");

@@ -56,6 +56,10 @@ done
 expect_refused "Invalid --admin-group=no-such-group-here: no such group" \
         --admin-group=no-such-group-here
 expect_refused "Invalid --admin-group=-5" --admin-group=-5
+expect_refused "Invalid --max-updates-in-flight=0" --max-updates-in-flight=0
+expect_refused "Invalid --max-updates-in-flight=ten" --max-updates-in-flight=ten
+expect_refused "Invalid --max-updates-per-run=-1" --max-updates-per-run=-1
+expect_refused "Invalid --max-updates-per-run=99999999999" --max-updates-per-run=99999999999
 expect_refused "unrecognized option" --no-such-option
 expect_refused "Unexpected argument 'extra'" extra
 
@@ -71,7 +75,8 @@ done
 
 for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100 \
         --max-pending-activities=1 --max-signals-per-run=4294967295 --max-connections=1000000 \
-        --admin-group=4242 --admin-group=root; do
+        --admin-group=4242 --admin-group=root \
+        --max-updates-in-flight=1 --max-updates-per-run=5000; do
         "$DURABLED" $limit --version >/dev/null 2>&1 ||
                 { echo "FAIL: $limit refused"; fails=$((fails + 1)); }
 done

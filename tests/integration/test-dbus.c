@@ -3,7 +3,7 @@
  * durabled on it (--bus-address) and busctl/dbus-send as any caller would use them: every method,
  * property and signal (busctl monitor sees WorkflowStarted, PropertiesChanged, WorkflowClosed and
  * InterfacesRemoved), standalone activities and activity units (Reload for administrators only),
- * schedules, QueryWorkflows pages and CountWorkflows, named errors for wrong signatures and bad JSON, another uid (nobody, via
+ * schedules, QueryWorkflows pages and CountWorkflows, updates, named errors for wrong signatures and bad JSON, another uid (nobody, via
  * setpriv) that finds the workflows of others "not found", and the introspection XML in dbus/
  * compared with what the running daemon serves.
  *
@@ -247,6 +247,83 @@ TEST(signal_with_start) {
                          "DescribeWorkflow", "ss", "sws-2", ""),
                   0);
         test_run_free(&r);
+        teardown();
+}
+
+static size_t count_substr(const char *s, const char *needle) {
+        size_t n = 0;
+
+        for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* Updates: Manager.UpdateWorkflow and Workflow.Update answer with the update's outcome once its
+ * handler returned; the same update id is applied once; a handler's failure is in the answer, a
+ * validator's rejection is the error UpdateRejected; bad arguments are named errors; nothing of
+ * the refused calls is recorded. */
+TEST(updates) {
+        _cleanup_(test_process_free) TestProcess worker = {};
+        TestRun r = {};
+
+        setup();
+        test_worker_spawn(&worker, NULL, NULL);
+        MANAGER_CALL(&r, "StartWorkflow", "ssss", "upd-1", "UpdateWorkflow", TEST_QUEUE, "");
+        test_run_free(&r);
+
+        MANAGER_CALL(&r, "UpdateWorkflow", "sssss", "upd-1", "", "add", "u1", "{\"n\": 5}");
+        ASSERT_STR_CONTAINS(r.out, "\\\"update_id\\\":\\\"u1\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"stage\\\":\\\"Completed\\\"");
+        ASSERT_STR_CONTAINS(r.out, "\\\"result\\\":{\\\"total\\\":5}");
+        test_run_free(&r);
+        /* The same update id again: the same outcome, not applied twice. */
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1/workflow/upd_2d1",
+                         "org.durabled1.Workflow", "Update", "sss", "add", "u1", "{\"n\": 5}"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "\\\"result\\\":{\\\"total\\\":5}");
+        test_run_free(&r);
+        ASSERT_EQ(BUSCTL(&r, false, "call", "org.durabled1", "/org/durabled1/workflow/upd_2d1",
+                         "org.durabled1.Workflow", "Update", "sss", "add", "", "{\"n\": 1}"),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "\\\"result\\\":{\\\"total\\\":6}");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "UpdateWorkflow", "sssss", "upd-1", "", "fail", "", "");
+        ASSERT_STR_CONTAINS(r.out, "\\\"type\\\":\\\"UpdateBroke\\\"");
+        test_run_free(&r);
+
+        DBUS_SEND(&r, false, "UpdateWorkflow", "string:upd-1", "string:", "string:add",
+                  "string:", "string:{\"n\": -1}");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.UpdateRejected: ");
+        ASSERT_STR_CONTAINS(r.err, "n must be a number >= 0");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "UpdateWorkflow", "string:upd-1", "string:", "string:add",
+                  "string:", "string:{bad");
+        ASSERT_STR_CONTAINS(r.err,
+                            "Error org.durabled1.Error.InvalidArgument: argument input_json");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "UpdateWorkflow", "string:upd-1", "string:", "string:",
+                  "string:", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.InvalidArgument: field "
+                                   "\"update_name\" must not be empty");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "UpdateWorkflow", "string:upd-1", "string:", "string:add",
+                  "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.freedesktop.DBus.Error.InvalidArgs: ");
+        test_run_free(&r);
+        DBUS_SEND(&r, false, "UpdateWorkflow", "string:missing", "string:", "string:add",
+                  "string:", "string:");
+        ASSERT_STR_CONTAINS(r.err, "Error org.durabled1.Error.NotFound: ");
+        test_run_free(&r);
+
+        /* Three updates were accepted and completed; the refused ones left nothing. */
+        MANAGER_CALL(&r, "QueryWorkflow", "ssss", "upd-1", "", "total", "");
+        ASSERT_STREQ(r.out, "s \"6\"\n");
+        test_run_free(&r);
+        MANAGER_CALL(&r, "GetHistory", "ss", "upd-1", "");
+        ASSERT_EQ(count_substr(r.out, "WorkflowExecutionUpdateAccepted"), 3u);
+        ASSERT_EQ(count_substr(r.out, "WorkflowExecutionUpdateCompleted"), 3u);
+        test_run_free(&r);
+        test_process_kill(&worker, SIGTERM);
         teardown();
 }
 

@@ -141,6 +141,11 @@ static const Row rows[] = {
           "{\"task_queue\": \"%W\", \"timeout_usec\": 100000}",
           0,
           { "sees", "blind", "sees", "sees" } },
+        /* No such update: the owner and another user get the same answer. */
+        { "PollWorkflowUpdate",
+          "{\"workflow_id\": \"%W\", \"update_id\": \"u\", \"wait\": false}",
+          0,
+          { "not_found", "not_found", "not_found", "not_found" } },
         { "QueryWorkflow",
           "{\"workflow_id\": \"%W\", \"query_type\": \"q\", \"timeout_usec\": 1}",
           0,
@@ -168,6 +173,17 @@ static const Row rows[] = {
         { "TerminateWorkflow", "{\"workflow_id\": \"%W\"}", 0, OWNERS },
         { "TriggerSchedule", "{\"schedule_id\": \"%W\"}", SETUP_SCHEDULE, OWNERS },
         { "UnpauseSchedule", "{\"schedule_id\": \"%W\"}", SETUP_SCHEDULE, OWNERS },
+        /* No worker validates the update: those who may wait 1 us and time out. */
+        { "UpdateWithStart",
+          "{\"workflow_id\": \"%W\", \"workflow_type\": \"T\", \"task_queue\": \"%W\", "
+          "\"id_conflict_policy\": \"UseExisting\", \"update_name\": \"u\", "
+          "\"timeout_usec\": 1}",
+          0,
+          { "deadline_exceeded", "already_started", "deadline_exceeded", "deadline_exceeded" } },
+        { "UpdateWorkflow",
+          "{\"workflow_id\": \"%W\", \"update_name\": \"u\", \"timeout_usec\": 1}",
+          0,
+          { "deadline_exceeded", "not_found", "deadline_exceeded", "deadline_exceeded" } },
         { "VerifyHistory", "{\"workflow_ids\": [\"%W\"]}", 0, OWNERS },
 };
 
@@ -624,8 +640,21 @@ static const BusRow bus_rows[] = {
           BUS_OWNERS },
         { "TriggerSchedule", false, false, { "string:%W", "string:" }, SETUP_SCHEDULE, BUS_OWNERS },
         { "UnpauseSchedule", false, false, { "string:%W", "string:" }, SETUP_SCHEDULE, BUS_OWNERS },
+        /* Updates of those who may would wait 10 s for a worker, as queries. */
+        { "UpdateWorkflow",
+          false,
+          false,
+          { "string:%W", "string:", "string:u", "string:", "string:" },
+          0,
+          { "-", "NotFound", "-", "-" } },
         { "Cancel", true, false, { "string:why" }, 0, BUS_OBJECT },
         { "Query", true, false, { "string:q", "string:" }, 0, { "-", "UnknownObject", "-", "-" } },
+        { "Update",
+          true,
+          false,
+          { "string:u", "string:", "string:" },
+          0,
+          { "-", "UnknownObject", "-", "-" } },
         { "Signal", true, false, { "string:s", "string:" }, 0, BUS_OBJECT },
         { "Terminate", true, false, { "string:why" }, 0, BUS_OBJECT },
 };

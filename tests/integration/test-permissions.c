@@ -54,6 +54,26 @@ static int as_nobody(const char *socket_path) {
                  &error);
         if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
                 return 4;
+        /* ... nor for updates (sent, or asked for by update id, or with start). */
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "UpdateWorkflow", "workflow_id", "root-wf",
+                           "update_name", "x"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 13;
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s}", "op", "PollWorkflowUpdate", "workflow_id",
+                           "root-wf", "update_id", "x"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "not_found") != 0)
+                return 14;
+        a = call(c,
+                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "op", "UpdateWithStart",
+                           "workflow_id", "root-wf", "workflow_type", "Nobody", "task_queue",
+                           "shared", "update_name", "x", "id_conflict_policy", "UseExisting"),
+                 &error);
+        if (a || strcmp(dur_client_error_code(c), "already_started") != 0)
+                return 15;
         a = call(c, json_pack("{s:s}", "op", "ListWorkflows"), &error);
         if (!a || json_array_size(json_object_get(a, "workflows")) != 0)
                 return 5;

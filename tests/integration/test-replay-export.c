@@ -93,17 +93,12 @@ static void replay_ok(const dur_workflow_def *def, const char *path) {
         dur_replay_report_done(&rep);
 }
 
-/* Runs @type to completion on test-worker and exports its history to @dir/<id>.json. */
-static char *
-export_history(TestDaemon *d, dur_client *c, const char *type, const char *id, const char *input) {
+/* Exports the history of the closed run @id to @dir/<id>.json. */
+static char *export_closed(TestDaemon *d, const char *id) {
         _cleanup_(test_run_free) TestRun r = {};
-        dur_outcome o = {};
         char *path;
         FILE *f;
 
-        start_json(c, type, id, NULL, input, 0);
-        ASSERT_EQ(wait_outcome(c, id, &o), 0);
-        dur_outcome_done(&o);
         ASSERT_EQ(test_run(&r, STRV(test_bin("DURABLECTL_BIN"), "history", id, "--json"), NULL), 0);
         ASSERT_TRUE(asprintf(&path, "%s/%s.json", d->dir, id) > 0);
         f = fopen(path, "we");
@@ -111,6 +106,17 @@ export_history(TestDaemon *d, dur_client *c, const char *type, const char *id, c
         fputs(r.out, f);
         ASSERT_EQ(fclose(f), 0);
         return path;
+}
+
+/* Runs @type to completion on test-worker and exports its history to @dir/<id>.json. */
+static char *
+export_history(TestDaemon *d, dur_client *c, const char *type, const char *id, const char *input) {
+        dur_outcome o = {};
+
+        start_json(c, type, id, NULL, input, 0);
+        ASSERT_EQ(wait_outcome(c, id, &o), 0);
+        dur_outcome_done(&o);
+        return export_closed(d, id);
 }
 
 TEST(replay_exported_histories_against_changed_code) {
@@ -184,6 +190,138 @@ TEST(replay_exported_histories_against_changed_code) {
         free(sleep_path);
         free(upsert_path);
         free(bad_path);
+}
+
+/* The code determinism-worker ran as Patched (tests/integration/determinism-worker.c), in its
+ * versions: before the change, the change guarded by dur_patched(), the patch deprecated, and
+ * the change made without a guard. */
+typedef enum PatchVersion {
+        PATCH_OLD,
+        PATCH_GUARDED,
+        PATCH_DEPRECATED,
+        PATCH_UNGUARDED
+} PatchVersion;
+
+static bool go_signalled(dur_wf *wf, void *arg) {
+        return *(bool *) dur_wf_state(wf, sizeof(bool));
+}
+
+static int on_go(dur_wf *wf, const msgpack_object *args) {
+        *(bool *) dur_wf_state(wf, sizeof(bool)) = true;
+        return 0;
+}
+
+static int patch_branch(dur_wf *wf, PatchVersion v) {
+        switch (v) {
+        case PATCH_OLD:
+                return 0;
+        case PATCH_GUARDED:
+                return dur_patched(wf, "v2");
+        case PATCH_DEPRECATED:
+                DUR_TRY(dur_deprecate_patch(wf, "v2"));
+                return 1;
+        default:
+                return 1;
+        }
+}
+
+static int patched_version(dur_wf *wf, PatchVersion v, msgpack_packer *out) {
+        static const dur_activity_opts quick = { .start_to_close = 30 * DUR_SEC };
+        int first, second, r;
+
+        (void) dur_wf_state(wf, sizeof(bool));
+        first = patch_branch(wf, v);
+        DUR_TRY(first);
+        DUR_TRY(dur_execute_activity(wf, first ? "new_step" : "old_step", NULL, &quick, NULL));
+        r = dur_wait_condition(wf, go_signalled, NULL, 0);
+        if (r < 0)
+                return r;
+        second = patch_branch(wf, v);
+        DUR_TRY(second);
+        return dur_pack(out, "{s:s, s:s}", "first", first ? "new" : "old", "second",
+                        second ? "new" : "old");
+}
+
+static int patched_old(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        return patched_version(wf, PATCH_OLD, out);
+}
+
+static int patched_guarded(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        return patched_version(wf, PATCH_GUARDED, out);
+}
+
+static int patched_deprecated(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        return patched_version(wf, PATCH_DEPRECATED, out);
+}
+
+static int patched_unguarded(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        return patched_version(wf, PATCH_UNGUARDED, out);
+}
+
+#define PATCHED_DEF(fn)       \
+        (&(dur_workflow_def){ \
+                .name = "Patched", .run = fn, .signals = DUR_SIGNALS({ "go", on_go }) })
+
+/* Runs Patched on determinism-worker with $TEST_PATCH=@version and exports its history. */
+static char *export_patched(TestDaemon *d, dur_client *c, const char *version, const char *id) {
+        _cleanup_(test_process_free) TestProcess worker = {};
+        dur_outcome o = {};
+        char env[64];
+
+        (void) snprintf(env, sizeof(env), "TEST_PATCH=%s", version);
+        test_process_spawn(&worker, STRV(test_bin("DETERMINISM_WORKER_BIN")), STRV(env));
+        start_json(c, "Patched", id, "determinism", NULL, 0);
+        ASSERT_DUR_OK(c, dur_client_signal(c, id, NULL, "go", NULL));
+        ASSERT_EQ(wait_outcome(c, id, &o), 0);
+        dur_outcome_done(&o);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+        return export_closed(d, id);
+}
+
+/* Versioning (libdurable(3), "Versioning"): a change guarded by dur_patched() replays the
+ * histories of the old code and of itself, the deprecated patch those of the patched code; the
+ * same change without a guard is reported at the event where the old history diverges. */
+TEST(replay_patched_histories) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *old_path = NULL, *new_path = NULL;
+        dur_replay_report rep = {};
+        json_t *old_events;
+        uint64_t scheduled;
+        char want[256];
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        old_path = export_patched(&d, c, "old", "patched-old");
+        new_path = export_patched(&d, c, "new", "patched-new");
+        dur_client_free(c);
+        test_daemon_stop(&d);
+
+        replay_ok(PATCHED_DEF(patched_old), old_path);
+        replay_ok(PATCHED_DEF(patched_guarded), old_path);
+        replay_ok(PATCHED_DEF(patched_guarded), new_path);
+        replay_ok(PATCHED_DEF(patched_deprecated), new_path);
+
+        /* Unguarded: reported at the old history's old_step. */
+        old_events = ASSERT_NOT_NULL(json_load_file(old_path, 0, NULL));
+        scheduled = ev_id(ASSERT_NOT_NULL(history_scheduled(old_events, "old_step")));
+        json_decref(old_events);
+        (void) snprintf(want, sizeof(want),
+                        "history event %llu is ActivityTaskScheduled(activity_id=1, type=old_step)",
+                        (unsigned long long) scheduled);
+        ASSERT_EQ(dur_replay_file(PATCHED_DEF(patched_unguarded), old_path, &rep), -EPROTO);
+        ASSERT_STREQ(rep.cause, "NonDeterministicError");
+        ASSERT_EQ(rep.event_id, scheduled);
+        ASSERT_STR_CONTAINS(rep.message, want);
+        ASSERT_STR_CONTAINS(rep.message, "ScheduleActivityTask(activity_id=1, type=new_step)");
+        ASSERT_STR_CONTAINS(rep.message, old_path);
+        dur_replay_report_done(&rep);
+
+        /* The old code on the patched history: the marker has no call. A patch marker may be
+         * skipped, the new step may not. */
+        ASSERT_EQ(dur_replay_file(PATCHED_DEF(patched_old), new_path, &rep), -EPROTO);
+        ASSERT_STR_CONTAINS(rep.message, "type=new_step");
+        dur_replay_report_done(&rep);
 }
 
 DEFINE_TEST_MAIN();

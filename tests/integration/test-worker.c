@@ -16,6 +16,15 @@
  *                     and ends Canceled.
  *   StallWorkflow     stops in the middle of its first workflow task (after a line to the FIFO
  *                     "stall_fifo"), to be SIGKILLed there; with $TEST_NO_STALL it completes
+ *   UpdateWorkflow    keeps a total that updates change, until signal "done"; returns
+ *                     {"total": T, "updates": N}; query "total". Updates:
+ *                       add {"n": N}       adds N, returns {"total": T}; its validator rejects a
+ *                                          negative or missing N (type Negative), nothing else
+ *                       slow_add {"n", "ms"} sleeps ms (a durable timer) first, then adds
+ *                       activity {"n"}     adds what activity "echo" {"n": N} returns
+ *                       fail               fails the update (type UpdateBroke); the run goes on
+ *                       forever            waits for signal "done" and returns {"total": T}
+ *                       sleepy             its validator tries to sleep: always rejected
  *   NonDetWorkflow    variant $TEST_NONDET_VARIANT ("a" by default): a = activity "echo", then a
  *                     line to the FIFO "ready_fifo" of the input (when not replaying), then wait
  *                     for signal "go"; b = a timer first. Query "state".
@@ -427,6 +436,110 @@ static int signal_count(dur_wf *wf, const msgpack_object *args, msgpack_packer *
         return dur_pack(out, "U", (uint64_t) st->n);
 }
 
+/* ---- UpdateWorkflow -------------------------------------------------------------------------- */
+
+typedef struct update_wf {
+        int64_t total;
+        uint64_t updates;
+        bool done;
+} update_wf;
+
+static int update_done(dur_wf *wf, const msgpack_object *args) {
+        update_wf *st = dur_wf_state(wf, sizeof(*st));
+
+        st->done = true;
+        return 0;
+}
+
+static bool updates_done(dur_wf *wf, void *arg) {
+        return ((update_wf *) arg)->done;
+}
+
+static int update_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        update_wf *st = dur_wf_state(wf, sizeof(*st));
+        int r;
+
+        r = dur_wait_condition(wf, updates_done, st, 0);
+        if (r < 0)
+                return r;
+        return dur_pack(out, "{s:I, s:U}", "total", st->total, "updates", st->updates);
+}
+
+static int update_total(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        update_wf *st = dur_wf_state(wf, sizeof(*st));
+
+        return dur_pack(out, "I", st->total);
+}
+
+static int update_add_validate(dur_wf *wf, const msgpack_object *args) {
+        int64_t n = -1;
+
+        if (dur_unpack(args, "{s:I}", "n", &n) < 0 || n < 0)
+                return dur_fail(wf, "Negative", true, "n must be a number >= 0");
+        return 0;
+}
+
+static int update_add_n(dur_wf *wf, int64_t n, msgpack_packer *out) {
+        update_wf *st = dur_wf_state(wf, sizeof(*st));
+
+        st->total += n;
+        st->updates++;
+        return dur_pack(out, "{s:I}", "total", st->total);
+}
+
+static int update_add(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        int64_t n = 0;
+
+        (void) dur_unpack(args, "{s:I}", "n", &n);
+        return update_add_n(wf, n, out);
+}
+
+static int update_slow_add(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        uint64_t ms = 0;
+        int64_t n = 0;
+        int r;
+
+        (void) dur_unpack(args, "{s:I, s?U}", "n", &n, "ms", &ms);
+        r = dur_sleep(wf, ms * DUR_MSEC);
+        if (r < 0)
+                return r;
+        return update_add_n(wf, n, out);
+}
+
+static int update_activity(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        static const dur_activity_opts opts = { .start_to_close = 30 * DUR_SEC };
+        const msgpack_object *res = NULL;
+        int64_t n = 0;
+        int r;
+
+        (void) dur_unpack(args, "{s:I}", "n", &n);
+        r = dur_execute_activity(wf, "echo", dur_args("{s:I}", "n", n), &opts, &res);
+        if (r < 0)
+                return r;
+        n = 0;
+        if (dur_unpack(res, "{s:I}", "n", &n) < 0)
+                return dur_fail(wf, "BadResult", true, "echo returned no n");
+        return update_add_n(wf, n, out);
+}
+
+static int update_fail(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        return dur_fail(wf, "UpdateBroke", true, "this update always fails");
+}
+
+static int update_sleepy_validate(dur_wf *wf, const msgpack_object *args) {
+        return dur_sleep(wf, DUR_SEC); /* a validator must not block: this fails */
+}
+
+static int update_forever(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        update_wf *st = dur_wf_state(wf, sizeof(*st));
+        int r;
+
+        r = dur_wait_condition(wf, updates_done, st, 0);
+        if (r < 0)
+                return r;
+        return dur_pack(out, "{s:I}", "total", st->total);
+}
+
 /* ---- SleepWorkflow --------------------------------------------------------------------------- */
 
 static int sleep_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
@@ -569,6 +682,18 @@ static const dur_workflow_def workflows[] = {
                 .run = signal_run,
                 .signals = DUR_SIGNALS({ "add", signal_add }, { "done", signal_done }),
                 .queries = DUR_QUERIES({ "count", signal_count }),
+        },
+        {
+                .name = "UpdateWorkflow",
+                .run = update_run,
+                .signals = DUR_SIGNALS({ "done", update_done }),
+                .queries = DUR_QUERIES({ "total", update_total }),
+                .updates = DUR_UPDATES({ "add", update_add, update_add_validate },
+                                       { "slow_add", update_slow_add, NULL },
+                                       { "activity", update_activity, NULL },
+                                       { "fail", update_fail, NULL },
+                                       { "forever", update_forever, NULL },
+                                       { "sleepy", update_add, update_sleepy_validate }),
         },
         { .name = "SleepWorkflow", .run = sleep_run },
         { .name = "CancelWorkflow", .run = cancel_run },

@@ -277,4 +277,64 @@ TEST(standalone_activity_run_passes) {
         ASSERT_ERROR(ev(w, 2, EVENT_ACTIVITY_TASK_SCHEDULED, 100, "activity_id:a"), -EBADMSG);
 }
 
+/* MarkerRecorded (side effects, patches) is a command event with a name. */
+TEST(marker_recorded) {
+        _cleanup_(history_lint_freep) HistoryLint *l = begin();
+        _cleanup_(history_lint_freep) HistoryLint *m = begin();
+        _cleanup_(history_lint_freep) HistoryLint *n = begin();
+
+        ASSERT_OK(ev(l, 5, EVENT_MARKER_RECORDED, 200,
+                     "marker_name:SideEffect,marker_id:1,workflow_task_completed_event_id=4"));
+        ASSERT_OK(ev(l, 6, EVENT_WORKFLOW_EXECUTION_COMPLETED, 200,
+                     "workflow_task_completed_event_id=4"));
+        ASSERT_OK(history_lint_end(l, WORKFLOW_STATUS_COMPLETED, 7));
+
+        ASSERT_ERROR(ev(m, 5, EVENT_MARKER_RECORDED, 200, "marker_id:1"), -EBADMSG);
+        assert_problem(m, 5, "workflow_task_completed_event_id");
+        ASSERT_ERROR(ev(n, 5, EVENT_MARKER_RECORDED, 200,
+                        "marker_name=3,workflow_task_completed_event_id=4"),
+                     -EBADMSG);
+        assert_problem(n, 5, "\"marker_name\" is missing or not a string");
+}
+
+/* Updates: accepted once per update id, completed once, naming their acceptance and the
+ * workflow task that completed them; a rejection leaves no event. */
+TEST(update_rules) {
+        _cleanup_(history_lint_freep) HistoryLint *l = begin();
+        _cleanup_(history_lint_freep) HistoryLint *twice = begin();
+        _cleanup_(history_lint_freep) HistoryLint *wrong = begin();
+        _cleanup_(history_lint_freep) HistoryLint *rejected = begin();
+        _cleanup_(history_lint_freep) HistoryLint *again = begin();
+
+        ASSERT_OK(ev(l, 5, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 200,
+                     "update_id:u,update_name:n"));
+        ASSERT_OK(ev(l, 6, EVENT_WORKFLOW_TASK_SCHEDULED, 200, "attempt=1"));
+        ASSERT_OK(ev(l, 7, EVENT_WORKFLOW_TASK_STARTED, 200, "scheduled_event_id=6"));
+        ASSERT_OK(ev(l, 8, EVENT_WORKFLOW_TASK_COMPLETED, 200,
+                     "scheduled_event_id=6,started_event_id=7"));
+        ASSERT_OK(ev(l, 9, EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 200,
+                     "update_id:u,accepted_event_id=5,workflow_task_completed_event_id=8"));
+        ASSERT_OK(history_lint_end(l, WORKFLOW_STATUS_RUNNING, 10));
+
+        ASSERT_OK(ev(twice, 5, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 200, "update_id:u"));
+        ASSERT_ERROR(ev(twice, 6, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 200, "update_id:u"),
+                     -EBADMSG);
+        assert_problem(twice, 6, "update 'u' was already accepted at event 5");
+
+        ASSERT_ERROR(ev(wrong, 5, EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 200,
+                        "update_id:u,accepted_event_id=3,workflow_task_completed_event_id=4"),
+                     -EBADMSG);
+        assert_problem(wrong, 5, "is not the acceptance of update 'u'");
+
+        ASSERT_ERROR(ev(rejected, 5, EVENT_WORKFLOW_EXECUTION_UPDATE_REJECTED, 200, "update_id:u"),
+                     -EBADMSG);
+        assert_problem(rejected, 5, "a rejected update leaves no event");
+
+        ASSERT_OK(ev(again, 5, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, 200, "update_id:u"));
+        ASSERT_ERROR(ev(again, 6, EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED, 200,
+                        "update_id:u,accepted_event_id=5,workflow_task_completed_event_id=3"),
+                     -EBADMSG);
+        assert_problem(again, 6, "is not the last WorkflowTaskCompleted");
+}
+
 DEFINE_TEST_MAIN()

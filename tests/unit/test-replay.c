@@ -36,11 +36,14 @@ typedef struct Sim {
         msgpack_sbuffer out;    /* the last task's commands */
         msgpack_unpacked cmds;
         msgpack_zone zone; /* decoded payloads for assertions */
+        bool activities_started; /* RequestCancelActivityTask finds them running: no
+                                  * ActivityTaskCanceled until the test appends one */
 } Sim;
 
 /* Appends an event. @fmt has one letter per attribute, each taking a key and a value:
  * s (const char *), u (uint64_t), p (dur_buf *, packed as a payload and freed),
- * f (const char *: a failure with that message). */
+ * f (const char *: a failure with that message), o (const msgpack_object *, packed as it is;
+ * NULL packs nil). */
 static uint64_t sim_event(Sim *s, EventType type, const char *fmt, ...) {
         msgpack_sbuffer sb;
         msgpack_packer pk;
@@ -73,6 +76,16 @@ static uint64_t sim_event(Sim *s, EventType type, const char *fmt, ...) {
                         msg_pack_kv_bin(&pk, key, b->data, b->size);
                         dur_buf_free(b);
                         break;
+                case 'o': {
+                        const msgpack_object *o = va_arg(ap, const msgpack_object *);
+
+                        msg_pack_str(&pk, key);
+                        if (o)
+                                msgpack_pack_object(&pk, *o);
+                        else
+                                msgpack_pack_nil(&pk);
+                        break;
+                }
                 case 'f':
                         msg_pack_str(&pk, key);
                         msgpack_pack_map(&pk, 3);
@@ -279,9 +292,19 @@ static void sim_complete(Sim *s) {
                         sim_event(s, EVENT_ACTIVITY_TASK_CANCEL_REQUESTED, "uu",
                                   "scheduled_event_id", sched, "workflow_task_completed_event_id",
                                   completed);
-                        sim_event(s, EVENT_ACTIVITY_TASK_CANCELED, "u", "scheduled_event_id",
-                                  sched);
-                } else if (cmd_is(s, i, "CompleteWorkflowExecution"))
+                        if (!s->activities_started)
+                                sim_event(s, EVENT_ACTIVITY_TASK_CANCELED, "u",
+                                          "scheduled_event_id", sched);
+                } else if (cmd_is(s, i, "RecordMarker"))
+                        sim_event(s, EVENT_MARKER_RECORDED, "ooou", "marker_name",
+                                  cmd_attr(s, i, "marker_name"), "marker_id",
+                                  cmd_attr(s, i, "marker_id"), "details", cmd_attr(s, i, "details"),
+                                  "workflow_task_completed_event_id", completed);
+                else if (cmd_is(s, i, "UpsertWorkflowSearchAttributes"))
+                        sim_event(s, EVENT_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, "ou",
+                                  "search_attributes", cmd_attr(s, i, "search_attributes"),
+                                  "workflow_task_completed_event_id", completed);
+                else if (cmd_is(s, i, "CompleteWorkflowExecution"))
                         sim_event(s, EVENT_WORKFLOW_EXECUTION_COMPLETED, "u",
                                   "workflow_task_completed_event_id", completed);
                 else if (cmd_is(s, i, "FailWorkflowExecution"))
@@ -290,7 +313,15 @@ static void sim_complete(Sim *s) {
                 else if (cmd_is(s, i, "CancelWorkflowExecution"))
                         sim_event(s, EVENT_WORKFLOW_EXECUTION_CANCELED, "u",
                                   "workflow_task_completed_event_id", completed);
-                else
+                else if (cmd_is(s, i, "CompleteWorkflowUpdate")) {
+                        v = cmd_attr(s, i, "update_id");
+                        snprintf(id, sizeof(id), "%.*s", (int) v->via.str.size, v->via.str.ptr);
+                        sim_event(s, EVENT_WORKFLOW_EXECUTION_UPDATE_COMPLETED, "suu", "update_id",
+                                  id, "accepted_event_id",
+                                  find_event(s, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                                             "update_id", id),
+                                  "workflow_task_completed_event_id", completed);
+                } else
                         test_fail(__FILE__, __LINE__, "unexpected command %zu", i);
         }
 }
@@ -448,7 +479,7 @@ TEST(query) {
 
         ASSERT_ERROR(run_query(s.run, "nope", NULL, 0, &res), -ENOENT);
         ASSERT_STREQ(run_error_message(s.run),
-                     "unknown query type 'nope' (known: get_status, blocker)");
+                     "unknown query type 'nope' (known: get_status, blocker, __stack_trace)");
         ASSERT_ERROR(run_query(s.run, "blocker", NULL, 0, &res), -EPROTO);
         ASSERT_STR_CONTAINS(run_error_message(s.run), "must not block");
 
@@ -596,6 +627,72 @@ TEST(signal_handler_blocks) {
         ASSERT_OK(dur_unpack(&o, "{s:b s:s}", "approved", &ok, "by", &by));
         ASSERT_TRUE(ok);
         ASSERT_STREQ(by, "bob");
+        sim_done(&s);
+}
+
+/* Update "approve": its validator wants a "by"; its handler blocks on an activity. */
+static int approve_update_validate(dur_wf *wf, const msgpack_object *args) {
+        const char *by = NULL;
+
+        if (dur_unpack(args, "{s:s}", "by", &by) < 0)
+                return dur_fail(wf, "NoApprover", true, "who approves?");
+        return 0;
+}
+
+static int approve_update(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        OrderState *o = dur_wf_state(wf, sizeof(*o));
+
+        DUR_TRY(dur_unpack(args, "{s:s}", "by", &o->by));
+        DUR_TRY(dur_execute_activity(wf, "notify", NULL, &quick, NULL)); /* blocks */
+        o->approved = true;
+        return dur_pack(out, "{s:s}", "approved_by", o->by);
+}
+
+static const dur_workflow_def update_wf = {
+        .name = "ApprovalByUpdate",
+        .run = approval_run,
+        .updates = DUR_UPDATES({ "approve", approve_update, approve_update_validate }),
+};
+
+TEST(update_handler_blocks_and_completes) {
+        dur_buf *good = dur_args("{s:s}", "by", "ann"), *bad = dur_args("{s:i}", "n", 1);
+        msgpack_object o;
+        const char *by = NULL;
+        Run *fresh;
+        Sim s;
+
+        sim_init(&s, &update_wf, "run-upd", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        /* The validator, on the current state: nothing is issued. */
+        ASSERT_OK(run_validate_update(s.run, "approve", good->data, good->size));
+        ASSERT_ERROR(run_validate_update(s.run, "approve", bad->data, bad->size), -EPROTO);
+        ASSERT_STREQ(run_error_message(s.run), "who approves?");
+        ASSERT_NULL(dur_wf_failure(s.run)); /* the rejection's failure left no trace */
+        ASSERT_ERROR(run_validate_update(s.run, "nope", NULL, 0), -ENOENT);
+        ASSERT_STREQ(run_error_message(s.run), "unknown update 'nope' (known: approve)");
+
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, "ssp",
+                                          "update_id", "u-1", "update_name", "approve", "input",
+                                          good)));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "notify"));
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        /* The handler's completion first, then the main function that waited for it. */
+        ASSERT_EQ(cmd_count(&s), 3u);
+        ASSERT_TRUE(cmd_is(&s, 0, "CompleteWorkflowUpdate"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "update_id", "u-1"));
+        o = cmd_payload(&s, 0, "result");
+        ASSERT_OK(dur_unpack(&o, "{s:s}", "approved_by", &by));
+        ASSERT_STREQ(by, "ann");
+        ASSERT_TRUE(cmd_is(&s, 1, "CancelTimer"));
+        ASSERT_TRUE(cmd_is(&s, 2, "CompleteWorkflowExecution"));
+        /* The whole history, WorkflowExecutionUpdateCompleted included, replays cleanly. */
+        sim_complete(&s);
+        ASSERT_OK(replay_fresh(&s, false, NULL, &fresh));
+        ASSERT_TRUE(run_closed(fresh));
+        run_free(fresh);
+        dur_buf_free(bad);
         sim_done(&s);
 }
 
@@ -851,6 +948,490 @@ TEST(spawn_order_and_random) {
         ASSERT_TRUE(strchr("89ab", a->uuid[19]) != NULL);
         sim_done(&s);
         sim_done(&t);
+}
+
+/* ---- side effects, mutable side effects, patches --------------------------------------------- */
+
+static int g_value, g_calls;
+
+static int value_fn(dur_wf *wf, void *arg, msgpack_packer *out) {
+        g_calls++;
+        return dur_pack(out, "i", g_value);
+}
+
+static int side_effect_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        const msgpack_object *a, *b;
+
+        DUR_TRY(dur_side_effect(wf, value_fn, NULL, &a));
+        DUR_TRY(dur_execute_activity(wf, "use", dur_args("{s:o}", "v", a), &quick, NULL));
+        DUR_TRY(dur_side_effect(wf, value_fn, NULL, &b));
+        return dur_pack(out, "{s:o, s:o}", "a", a, "b", b);
+}
+
+static const dur_workflow_def side_effect_wf = { .name = "SideEffect", .run = side_effect_run };
+
+static int use_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_execute_activity(wf, "use", NULL, &quick, NULL));
+        return dur_sleep(wf, DUR_SEC);
+}
+
+TEST(side_effect_recorded_once) {
+        msgpack_sbuffer out;
+        msgpack_unpacked u;
+        msgpack_object o;
+        int a = 0, b = 0;
+        size_t off = 0;
+        Sim s;
+
+        g_value = 7;
+        g_calls = 0;
+        sim_init(&s, &side_effect_wf, "run-se", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_EQ(cmd_count(&s), 2u);
+        ASSERT_TRUE(cmd_is(&s, 0, "RecordMarker"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_name", "SideEffect"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_id", "1"));
+        o = cmd_payload(&s, 0, "details");
+        ASSERT_EQ(o.via.i64, 7);
+        ASSERT_EQ(g_calls, 2); /* the sticky run and sim_task()'s fresh one: both new */
+
+        if (NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)) < 0)
+                test_fail(__FILE__, __LINE__, "%s", run_error_message(s.run));
+        ASSERT_EQ(cmd_count(&s), 2u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_id", "2"));
+        /* The fresh replay took side effect 1 from its marker: one call each for side effect 2. */
+        ASSERT_EQ(g_calls, 4);
+
+        /* Replayed with another value outside: the first comes from history, the second (the
+         * current task's) is new. */
+        g_value = 99;
+        msgpack_sbuffer_init(&out);
+        ASSERT_OK(replay_fresh(&s, true, &out, NULL));
+        ASSERT_EQ(g_calls, 5);
+        msgpack_unpacked_init(&u);
+        ASSERT_EQ(msgpack_unpack_next(&u, out.data, out.size, &off), MSGPACK_UNPACK_SUCCESS);
+        o = u.data.via.array.ptr[1];
+        ASSERT_TRUE(msg_str_eq(msg_get(&o, "command_type"), "CompleteWorkflowExecution"));
+        {
+                const msgpack_object *res = msg_get(msg_get(&o, "attributes"), "result");
+                msgpack_object v;
+
+                ASSERT_OK(object_from_payload(res->via.bin.ptr, res->via.bin.size, &s.zone, &v));
+                ASSERT_OK(dur_unpack(&v, "{s:i, s:i}", "a", &a, "b", &b));
+        }
+        ASSERT_EQ(a, 7);
+        ASSERT_EQ(b, 99);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&out);
+        sim_done(&s);
+}
+
+TEST(side_effect_missing_marker) {
+        Sim s;
+
+        /* A history of code without the side effect: replay must not invent a value. */
+        sim_init(&s, &seq_wf, "run-se-nd", dur_args("{s:s}", "item", "x"));
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(
+                NEXT_TASK(&s, sim_activity_completed(&s, "1", dur_args("{s:s}", "order_id", "o"))));
+        g_calls = 0;
+        expect_nondeterminism(
+                &s, side_effect_run,
+                "non-deterministic workflow: the workflow task completed at history event 4 recorded no MarkerRecorded(marker_name=SideEffect, marker_id=1) but the code issued RecordMarker(marker_name=SideEffect, marker_id=1)");
+        ASSERT_EQ(g_calls, 0);
+        sim_done(&s);
+
+        /* The other way round: a marker the code no longer asks for. */
+        g_value = 1;
+        sim_init(&s, &side_effect_wf, "run-se-nd2", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        expect_nondeterminism(
+                &s, use_run,
+                "non-deterministic workflow: history event 5 is MarkerRecorded(marker_name=SideEffect, marker_id=1) but the code issued ScheduleActivityTask(activity_id=1, type=use)");
+        sim_done(&s);
+}
+
+static int mutable_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        const msgpack_object *v[3];
+
+        for (int i = 0; i < 3; i++) {
+                DUR_TRY(dur_mutable_side_effect(wf, "cfg", value_fn, NULL, &v[i]));
+                DUR_TRY(dur_sleep(wf, DUR_SEC));
+        }
+        return dur_pack(out, "[o, o, o]", v[0], v[1], v[2]);
+}
+
+static const dur_workflow_def mutable_wf = { .name = "Mutable", .run = mutable_run };
+
+TEST(mutable_side_effect_records_changes) {
+        msgpack_object o;
+        int v[3];
+        Sim s;
+
+        g_value = 1;
+        sim_init(&s, &mutable_wf, "run-mse", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_EQ(cmd_count(&s), 2u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_name", "MutableSideEffect"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_id", "cfg"));
+        /* The same value: no marker. */
+        ASSERT_OK(NEXT_TASK(&s, sim_timer_fired(&s, "1")));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        /* A new value: a marker. sim_task()'s fresh replay sees 2 outside while it replays the
+         * first two tasks, and must still answer 1 there (else the bytes would differ). */
+        g_value = 2;
+        ASSERT_OK(NEXT_TASK(&s, sim_timer_fired(&s, "2")));
+        ASSERT_EQ(cmd_count(&s), 2u);
+        ASSERT_TRUE(cmd_is(&s, 0, "RecordMarker"));
+        o = cmd_payload(&s, 0, "details");
+        ASSERT_EQ(o.via.i64, 2);
+        g_value = 3;
+        ASSERT_OK(NEXT_TASK(&s, sim_timer_fired(&s, "3")));
+        ASSERT_TRUE(cmd_is(&s, 0, "CompleteWorkflowExecution"));
+        o = cmd_payload(&s, 0, "result");
+        ASSERT_OK(dur_unpack(&o, "[i, i, i]", &v[0], &v[1], &v[2]));
+        ASSERT_EQ(v[0], 1);
+        ASSERT_EQ(v[1], 1);
+        ASSERT_EQ(v[2], 2);
+        sim_done(&s);
+}
+
+/* Three versions of one workflow: old code, the patch, the patch deprecated, the patch gone. */
+static int patch_old(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_execute_activity(wf, "old_step", NULL, &quick, NULL));
+        return dur_pack(out, "s", "old");
+}
+
+static int patch_new(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        int p = dur_patched(wf, "step-v2");
+
+        DUR_TRY(p);
+        DUR_TRY(dur_execute_activity(wf, p ? "new_step" : "old_step", NULL, &quick, NULL));
+        /* Remembered for the run. */
+        if (dur_patched(wf, "step-v2") != p)
+                return -EBADE;
+        return dur_pack(out, "s", p ? "new" : "old");
+}
+
+static int patch_deprecated(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_deprecate_patch(wf, "step-v2"));
+        DUR_TRY(dur_execute_activity(wf, "new_step", NULL, &quick, NULL));
+        return dur_pack(out, "s", "new");
+}
+
+static int patch_gone(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_execute_activity(wf, "new_step", NULL, &quick, NULL));
+        return dur_pack(out, "s", "new");
+}
+
+static const dur_workflow_def patch_defs[] = {
+        { .name = "Patch", .run = patch_old },
+        { .name = "Patch", .run = patch_new },
+        { .name = "Patch", .run = patch_deprecated },
+        { .name = "Patch", .run = patch_gone },
+};
+
+/* A history of @def up to its completion, sent on to the replay of @other (a new task with the
+ * last one current), whose last commands must say @result. */
+static void expect_patch_replay(const dur_workflow_def *def,
+                                const dur_workflow_def *other,
+                                const char *result) {
+        msgpack_sbuffer out;
+        msgpack_unpacked u, all;
+        msgpack_object o;
+        const char *got = NULL;
+        size_t off = 0;
+        Run *r;
+        Sim s;
+
+        sim_init(&s, def, "run-patch", NULL);
+        ASSERT_OK(sim_task(&s));
+        /* The activity completes; the next task completes the workflow. */
+        sim_complete(&s);
+        sim_activity_completed(&s, "1", NULL);
+        sim_new_task(&s);
+
+        msgpack_sbuffer_init(&out);
+        msgpack_unpacked_init(&all);
+        sim_array(&s, 0, s.n, &all);
+        ASSERT_OK(run_new(&r, other, "wf-1", s.run_id));
+        if (run_apply_events(r, &all.data, true, &out) < 0)
+                test_fail(__FILE__, __LINE__, "replay failed: %s", run_error_message(r));
+        msgpack_unpacked_init(&u);
+        ASSERT_EQ(msgpack_unpack_next(&u, out.data, out.size, &off), MSGPACK_UNPACK_SUCCESS);
+        ASSERT_EQ(u.data.via.array.size, 1u);
+        o = u.data.via.array.ptr[0];
+        ASSERT_TRUE(msg_str_eq(msg_get(&o, "command_type"), "CompleteWorkflowExecution"));
+        {
+                const msgpack_object *res = msg_get(msg_get(&o, "attributes"), "result");
+                msgpack_object v;
+
+                ASSERT_OK(object_from_payload(res->via.bin.ptr, res->via.bin.size, &s.zone, &v));
+                ASSERT_OK(dur_unpack(&v, "s", &got));
+                ASSERT_STREQ(got, result);
+        }
+        run_free(r);
+        msgpack_unpacked_destroy(&u);
+        msgpack_unpacked_destroy(&all);
+        msgpack_sbuffer_destroy(&out);
+        sim_done(&s);
+}
+
+TEST(patched_new_run) {
+        const msgpack_object *sa, *tcv;
+        Sim s;
+
+        sim_init(&s, &patch_defs[1], "run-patch-new", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_EQ(cmd_count(&s), 3u);
+        ASSERT_TRUE(cmd_is(&s, 0, "RecordMarker"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_name", "core_patch"));
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "marker_id", "step-v2"));
+        ASSERT_TRUE(cmd_is(&s, 1, "UpsertWorkflowSearchAttributes"));
+        sa = ASSERT_NOT_NULL(cmd_attr(&s, 1, "search_attributes"));
+        ASSERT_EQ(sa->via.map.size, 1u);
+        tcv = ASSERT_NOT_NULL(msg_get(sa, "TemporalChangeVersion"));
+        {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+
+                ASSERT_NOT_NULL(f);
+                msgpack_object_print(f, *tcv);
+                ASSERT_EQ(fclose(f), 0);
+                ASSERT_STR_CONTAINS(text, "\"step-v2\"");
+        }
+        ASSERT_TRUE(cmd_attr_is(&s, 2, "activity_type", "new_step"));
+        /* The sticky run matches marker and upsert; a fresh replay skips the upsert. */
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        ASSERT_TRUE(cmd_is(&s, 0, "CompleteWorkflowExecution"));
+        sim_done(&s);
+}
+
+TEST(patched_old_and_new_histories) {
+        /* An old run replays on the patched code and takes the old branch. */
+        expect_patch_replay(&patch_defs[0], &patch_defs[1], "old");
+        /* A patched run replays on the patched code and on the deprecated patch. */
+        expect_patch_replay(&patch_defs[1], &patch_defs[1], "new");
+        expect_patch_replay(&patch_defs[1], &patch_defs[2], "new");
+        /* Runs of the deprecated patch replay on code without it, and on the patched code. */
+        expect_patch_replay(&patch_defs[2], &patch_defs[3], "new");
+        expect_patch_replay(&patch_defs[2], &patch_defs[1], "new");
+        /* A run of the patched code replays once the call is gone. */
+        expect_patch_replay(&patch_defs[1], &patch_defs[3], "new");
+}
+
+TEST(patched_unguarded_change) {
+        Sim s;
+
+        /* The change without dur_patched(): an old history is reported. */
+        sim_init(&s, &patch_defs[0], "run-patch-bad", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        expect_nondeterminism(
+                &s, patch_gone,
+                "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=old_step) but the code issued ScheduleActivityTask(activity_id=1, type=new_step)");
+        /* The deprecated patch on an old history: the marker is new where history has the old
+         * step. */
+        expect_nondeterminism(
+                &s, patch_deprecated,
+                "non-deterministic workflow: history event 5 is ActivityTaskScheduled(activity_id=1, type=old_step) but the code issued ScheduleActivityTask(activity_id=1, type=new_step)");
+        sim_done(&s);
+}
+
+/* ---- cancellation types, detached scopes, the stack trace ------------------------------------ */
+
+static dur_activity_cancellation_type g_cancel_type;
+
+static int cancel_type_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        dur_activity_opts opts = quick;
+        dur_future *f;
+        int r;
+
+        opts.cancellation_type = g_cancel_type;
+        f = dur_start_activity(wf, "long", NULL, &opts);
+        if (!f)
+                return -errno;
+        r = dur_await(wf, f);
+        if (r != DUR_CANCELED)
+                return r;
+        DUR_TRY(dur_execute_activity(wf, "cleanup", NULL, &quick, NULL));
+        return DUR_CANCELED;
+}
+
+static const dur_workflow_def cancel_type_wf = { .name = "CancelType", .run = cancel_type_run };
+
+TEST(activity_cancellation_types) {
+        Sim s;
+
+        /* WAIT_CANCELLATION_COMPLETED: the await returns once the activity reported back. */
+        g_cancel_type = DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED;
+        sim_init(&s, &cancel_type_wf, "run-wait", NULL);
+        s.activities_started = true;
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s",
+                                          "reason", "user")));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "RequestCancelActivityTask"));
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_ACTIVITY_TASK_CANCELED, "u",
+                                          "scheduled_event_id", (uint64_t) 5)));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "cleanup"));
+        sim_done(&s);
+
+        /* TRY_CANCEL (the default): at once. */
+        g_cancel_type = DUR_ACTIVITY_CANCEL_DEFAULT;
+        sim_init(&s, &cancel_type_wf, "run-try", NULL);
+        s.activities_started = true;
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s",
+                                          "reason", "user")));
+        ASSERT_EQ(cmd_count(&s), 2u);
+        ASSERT_TRUE(cmd_is(&s, 0, "RequestCancelActivityTask"));
+        ASSERT_TRUE(cmd_attr_is(&s, 1, "activity_type", "cleanup"));
+        sim_done(&s);
+
+        /* ABANDON: no request, at once. */
+        g_cancel_type = DUR_ACTIVITY_CANCEL_ABANDON;
+        sim_init(&s, &cancel_type_wf, "run-abandon", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s",
+                                          "reason", "user")));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_attr_is(&s, 0, "activity_type", "cleanup"));
+        /* Its late result is dropped. */
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        ASSERT_EQ(cmd_count(&s), 0u);
+        sim_done(&s);
+
+        /* A value outside the enum is refused. */
+        g_cancel_type = (dur_activity_cancellation_type) 4;
+        sim_init(&s, &cancel_type_wf, "run-bad", NULL);
+        ASSERT_ERROR(sim_task(&s), -EPROTO);
+        ASSERT_STR_CONTAINS(run_error_message(s.run), "returned -22");
+        sim_done(&s);
+}
+
+static int compensate(dur_wf *wf, void *arg) {
+        DUR_TRY(dur_execute_activity(wf, "undo_a", NULL, &quick, NULL));
+        return dur_sleep(wf, DUR_SEC);
+}
+
+static int detached_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_detached(wf, compensate, NULL));
+        /* Outside the scope the request arrives. */
+        return dur_sleep(wf, DUR_MIN);
+}
+
+static const dur_workflow_def detached_wf = { .name = "Detached", .run = detached_run };
+
+TEST(detached_scope) {
+        Sim s;
+
+        sim_init(&s, &detached_wf, "run-detached", NULL);
+        s.activities_started = true;
+        ASSERT_OK(sim_task(&s));
+        /* Cancelled while the detached activity runs: nothing is cancelled. */
+        ASSERT_OK(NEXT_TASK(&s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_CANCEL_REQUESTED, "s",
+                                          "reason", "user")));
+        ASSERT_EQ(cmd_count(&s), 0u);
+        ASSERT_OK(NEXT_TASK(&s, sim_activity_completed(&s, "1", NULL)));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        ASSERT_OK(NEXT_TASK(&s, sim_timer_fired(&s, "1")));
+        /* The sleep after the scope returns DUR_CANCELED at once: no timer, the run is Canceled. */
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "CancelWorkflowExecution"));
+        sim_done(&s);
+}
+
+static bool never_true(dur_wf *wf, void *arg) {
+        return false;
+}
+
+static int stack_child(dur_wf *wf, void *arg) {
+        return dur_sleep(wf, 5 * DUR_SEC);
+}
+
+static int stack_signal(dur_wf *wf, const msgpack_object *args) {
+        return dur_wait_condition(wf, never_true, NULL, 0);
+}
+
+static int stack_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        DUR_TRY(dur_go(wf, stack_child, NULL));
+        return dur_execute_activity(wf, "reserve_inventory", NULL, &quick, NULL);
+}
+
+static const dur_workflow_def stack_wf = {
+        .name = "Stack",
+        .run = stack_run,
+        .signals = DUR_SIGNALS({ "wait", stack_signal }),
+};
+
+TEST(stack_trace_query) {
+        msgpack_sbuffer res;
+        msgpack_unpacked u;
+        size_t off = 0;
+        Sim s;
+
+        sim_init(&s, &stack_wf, "run-stack", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_OK(NEXT_TASK(
+                &s, sim_event(&s, EVENT_WORKFLOW_EXECUTION_SIGNALED, "s", "signal_name", "wait")));
+        msgpack_sbuffer_init(&res);
+        ASSERT_OK(run_query(s.run, DUR_QUERY_STACK_TRACE, NULL, 0, &res));
+        msgpack_unpacked_init(&u);
+        ASSERT_EQ(msgpack_unpack_next(&u, res.data, res.size, &off), MSGPACK_UNPACK_SUCCESS);
+        ASSERT_EQ(u.data.type, MSGPACK_OBJECT_STR);
+        ASSERT_TRUE(msg_str_eq(&u.data,
+                               "main function: blocked in activity reserve_inventory (id 1)\n"
+                               "coroutine 1: blocked in timer 5 s (id 1)\n"
+                               "signal handler 'wait': blocked in condition"));
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&res);
+        sim_done(&s);
+}
+
+/* Misuse: bad arguments are -EINVAL, calls from a query handler -EDEADLK; nothing is issued. */
+static int misuse_query(dur_wf *wf, const msgpack_object *args, msgpack_packer *out) {
+        if (dur_side_effect(wf, value_fn, NULL, NULL) != -EDEADLK ||
+            dur_mutable_side_effect(wf, "x", value_fn, NULL, NULL) != -EDEADLK ||
+            dur_patched(wf, "p") != -EDEADLK || dur_deprecate_patch(wf, "p") != -EDEADLK ||
+            dur_detached(wf, compensate, NULL) != -EDEADLK)
+                return -EBADE;
+        return dur_pack(out, "b", true);
+}
+
+static int misuse_run(dur_wf *wf, const msgpack_object *in, msgpack_packer *out) {
+        if (dur_side_effect(wf, NULL, NULL, NULL) != -EINVAL ||
+            dur_mutable_side_effect(wf, "", value_fn, NULL, NULL) != -EINVAL ||
+            dur_mutable_side_effect(wf, NULL, value_fn, NULL, NULL) != -EINVAL ||
+            dur_patched(wf, "") != -EINVAL || dur_patched(wf, NULL) != -EINVAL ||
+            dur_deprecate_patch(wf, "") != -EINVAL || dur_detached(wf, NULL, NULL) != -EINVAL)
+                return -EBADE;
+        return dur_sleep(wf, DUR_SEC);
+}
+
+static const dur_workflow_def misuse_wf = {
+        .name = "Misuse",
+        .run = misuse_run,
+        .queries = DUR_QUERIES({ "q", misuse_query }),
+};
+
+TEST(deterministic_calls_refuse_misuse) {
+        msgpack_sbuffer res;
+        Sim s;
+
+        sim_init(&s, &misuse_wf, "run-misuse", NULL);
+        ASSERT_OK(sim_task(&s));
+        ASSERT_EQ(cmd_count(&s), 1u);
+        ASSERT_TRUE(cmd_is(&s, 0, "StartTimer"));
+        msgpack_sbuffer_init(&res);
+        ASSERT_OK(run_query(s.run, "q", NULL, 0, &res));
+        msgpack_sbuffer_destroy(&res);
+        sim_done(&s);
 }
 
 DEFINE_TEST_MAIN();

@@ -2,7 +2,8 @@
 /* libdurable: the C client, worker and workflow API of durabled.
  *
  * Three roles share this header:
- *  - clients start, signal, query, cancel, terminate and inspect workflows (dur_client_*);
+ *  - clients start, signal, query, update, cancel, terminate and inspect workflows
+ *    (dur_client_*);
  *  - workers poll a task queue and run registered workflow and activity code (dur_worker_*);
  *  - workflow code runs on coroutines inside a worker and must be deterministic: it talks to the
  *    outside world only through the dur_* calls that take a dur_wf (activities, timers, signals).
@@ -47,6 +48,8 @@ extern "C" {
  * complete`, or its start-to-close or heartbeat timeout ends it (Temporal's asynchronous
  * activity completion). */
 #define DUR_ASYNC (-10003)
+/* dur_client_update(): the workflow's validator rejected the update; nothing was recorded. */
+#define DUR_REJECTED (-10004)
 
 /* Propagates a failure out of a workflow or activity function. */
 #define DUR_TRY(expr)                  \
@@ -223,6 +226,69 @@ DUR_PUBLIC int dur_client_terminate(dur_client *c,
                                     const char *run_id,
                                     const char *reason);
 
+/* Updates (Temporal's workflow updates): a request to a running workflow that its update
+ * handler (DUR_UPDATES) handles and answers. The validator runs first, on the worker, and may
+ * reject it: then nothing is recorded. Once accepted, the update is in the history
+ * (WorkflowExecutionUpdateAccepted) and completes even across a daemon or worker crash. The
+ * update id (default: a fresh UUID) deduplicates: sending the same update id to the same run
+ * again attaches to the first update and gets its outcome. */
+typedef enum dur_update_stage {
+        DUR_UPDATE_STAGE_DEFAULT = 0,   /* = COMPLETED */
+        DUR_UPDATE_STAGE_ACCEPTED = 2,  /* answer once the validator accepted it */
+        DUR_UPDATE_STAGE_COMPLETED = 3, /* answer once the handler returned */
+} dur_update_stage;
+
+typedef struct dur_update_opts {
+        const char *update_id; /* NULL = a fresh UUID (in the outcome's update_id) */
+        const char *run_id;    /* NULL = the latest run of the workflow id */
+        dur_update_stage wait_for_stage;
+        uint64_t timeout; /* 0 = 10 s for the validation, no limit for the completion */
+} dur_update_opts;
+
+typedef struct dur_update_outcome {
+        char *update_id;
+        char *run_id;
+        char *stage;          /* "Accepted" or "Completed" */
+        dur_buf *result;      /* Completed: the handler's result (nil when it packed none) */
+        dur_failure *failure; /* Completed with the handler's failure */
+} dur_update_outcome;
+DUR_PUBLIC void dur_update_outcome_done(dur_update_outcome *o);
+
+/* Sends update @update_name with @args (may be NULL) to the workflow and waits for the stage of
+ * @opts (may be NULL). Returns 0 when the update was accepted (stage ACCEPTED) or its handler
+ * returned (COMPLETED), with *@ret filled; DUR_FAILED when the handler failed (ret->failure;
+ * the run goes on); DUR_REJECTED when the validator rejected it (the reason in
+ * dur_client_error_message()); -ENOENT for an unknown or closed run, or a run that closed before
+ * the update completed; -ENOSPC (resource_exhausted) past the limits (by default 10 updates in
+ * flight, 2000 per run); -ETIMEDOUT when the wait ran out (an accepted update still completes:
+ * ask again with dur_client_update_result()). */
+DUR_PUBLIC int dur_client_update(dur_client *c,
+                                 const char *workflow_id,
+                                 const char *update_name,
+                                 const dur_buf *args,
+                                 const dur_update_opts *opts,
+                                 dur_update_outcome *ret);
+/* Update-with-start: starts a run as dur_client_start() and sends it the update, or sends the
+ * update to the running run; a request the daemon refuses starts nothing. @start's
+ * id_conflict_policy must be USE_EXISTING (send it to the running run) or FAIL (-EEXIST when one
+ * runs); the validator runs after the new run's first workflow task, and a rejection leaves the
+ * run started. opts->run_id must be NULL. Returns as dur_client_update(). */
+DUR_PUBLIC int dur_client_update_with_start(dur_client *c,
+                                            const char *workflow_type,
+                                            const dur_start_opts *start,
+                                            const dur_buf *input,
+                                            const char *update_name,
+                                            const dur_buf *args,
+                                            const dur_update_opts *opts,
+                                            dur_update_outcome *ret);
+/* The outcome of the accepted update @update_id: waits for its completion unless
+ * opts->wait_for_stage is ACCEPTED. -ENOENT when the run has no such accepted update. */
+DUR_PUBLIC int dur_client_update_result(dur_client *c,
+                                        const char *workflow_id,
+                                        const char *update_id,
+                                        const dur_update_opts *opts,
+                                        dur_update_outcome *ret);
+
 /* The outcome of a run, as answered by GetResult. */
 typedef struct dur_outcome {
         char *run_id;
@@ -355,15 +421,47 @@ typedef struct dur_query_def {
         dur_query_fn fn;
 } dur_query_def;
 
+/* An update handler may block (activities, timers, conditions) like a signal handler, on a
+ * coroutine of its own, and writes its result with @out; it returns 0, or DUR_FAILED (dur_fail())
+ * to fail the update, which the caller gets back while the workflow goes on. The validator (may
+ * be NULL: every update is accepted) must not block nor change state: it returns 0 to accept,
+ * anything else to reject (with dur_fail() for the reason the caller reads). */
+typedef int (*dur_update_fn)(dur_wf *wf, const msgpack_object *args, msgpack_packer *out);
+typedef int (*dur_update_validator_fn)(dur_wf *wf, const msgpack_object *args);
+
+typedef struct dur_update_def {
+        const char *name;
+        dur_update_fn fn;
+        dur_update_validator_fn validator;
+} dur_update_def;
+
 typedef struct dur_workflow_def {
         const char *name;
         dur_workflow_fn run;
         const dur_signal_def *signals; /* array ended by { NULL }, or NULL */
         const dur_query_def *queries;  /* array ended by { NULL }, or NULL */
+        const dur_update_def *updates; /* array ended by { NULL }, or NULL */
 } dur_workflow_def;
 
 #define DUR_SIGNALS(...) ((const dur_signal_def[]){ __VA_ARGS__, { NULL, NULL } })
 #define DUR_QUERIES(...) ((const dur_query_def[]){ __VA_ARGS__, { NULL, NULL } })
+#define DUR_UPDATES(...) ((const dur_update_def[]){ __VA_ARGS__, { NULL, NULL, NULL } })
+
+/* What cancelling an activity does (dur_future_cancel(), or the workflow's cancel request
+ * interrupting a wait): Temporal's ActivityCancellationType. A running activity learns of a
+ * request through its next heartbeat (dur_actx_heartbeat() returns DUR_CANCELED; a process
+ * activity gets its unit's KillSignal). */
+typedef enum dur_activity_cancellation_type {
+        DUR_ACTIVITY_CANCEL_DEFAULT = 0, /* = TRY_CANCEL */
+        /* RequestCancelActivityTask; the future resolves DUR_CANCELED at once, a late outcome
+         * is dropped. */
+        DUR_ACTIVITY_CANCEL_TRY_CANCEL = 1,
+        /* RequestCancelActivityTask; the future resolves when the activity reports back:
+         * canceled, or its completion, failure or timeout. */
+        DUR_ACTIVITY_CANCEL_WAIT_CANCELLATION_COMPLETED = 2,
+        /* No request: the activity runs on; the future resolves DUR_CANCELED at once. */
+        DUR_ACTIVITY_CANCEL_ABANDON = 3,
+} dur_activity_cancellation_type;
 
 typedef struct dur_activity_opts {
         const char *task_queue; /* NULL = the workflow's */
@@ -372,6 +470,7 @@ typedef struct dur_activity_opts {
         uint64_t start_to_close;
         uint64_t heartbeat;
         dur_retry_policy retry;
+        dur_activity_cancellation_type cancellation_type; /* a value outside the enum: EINVAL */
 } dur_activity_opts;
 
 /* Per-run state of size @size, zeroed at the start of the run; the same pointer on every call. */
@@ -422,8 +521,58 @@ DUR_PUBLIC int dur_upsert_search_attributes(dur_wf *wf, const dur_search_attr *a
 DUR_PUBLIC int
 dur_wait_condition(dur_wf *wf, bool (*pred)(dur_wf *wf, void *arg), void *arg, uint64_t timeout);
 
-/* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). */
+/* Runs fn(wf, arg) on a new coroutine of this run (deterministic order: creation order). A
+ * coroutine spawned inside dur_detached() is detached for its whole life. */
 DUR_PUBLIC int dur_go(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Cancellation. A cancel request (dur_client_cancel(), `durablectl cancel`) reaches workflow
+ * code as DUR_CANCELED from the blocking call each coroutine is in (or makes next): awaited
+ * activities are cancelled as their cancellation_type says, timers are cancelled (TimerCanceled),
+ * a condition stops waiting, awaited children are asked to cancel; every other pending activity
+ * and timer is cancelled too. It reaches each coroutine once: code that goes on (cleanup) blocks
+ * normally afterwards. The workflow ends Canceled when its function returns DUR_CANCELED.
+ *
+ * dur_detached() runs fn(wf, arg) on the calling coroutine in a non-cancellable scope (Temporal's
+ * detached cancellation scope, Go's NewDisconnectedContext): a cancel request neither interrupts
+ * its blocking calls nor cancels the activities and timers it starts, so compensations run to
+ * their end; the request reaches the coroutine at its first blocking call after the scope.
+ * Returns fn's value (-EINVAL without fn, -EDEADLK outside workflow code). */
+DUR_PUBLIC int dur_detached(dur_wf *wf, int (*fn)(dur_wf *wf, void *arg), void *arg);
+
+/* Side effects: a value that workflow code must not compute again on replay (a random id from
+ * outside, the host name). fn packs one msgpack value into @out (returning 0, or a negative
+ * value that dur_side_effect() returns, recording nothing). */
+typedef int (*dur_value_fn)(dur_wf *wf, void *arg, msgpack_packer *out);
+/* Runs fn once and records its value in history (MarkerRecorded "SideEffect", Temporal's
+ * SideEffect); on replay the recorded value is returned and fn is not called. *ret_result (if not
+ * NULL) is valid for the run. Does not block. A replay whose history has no marker there fails
+ * the workflow task as non-deterministic. */
+DUR_PUBLIC int
+dur_side_effect(dur_wf *wf, dur_value_fn fn, void *arg, const msgpack_object **ret_result);
+/* Temporal's MutableSideEffect: calls fn every time (when not replaying) and records a marker
+ * ("MutableSideEffect", with @id) only when its value differs (msgpack bytes) from the last
+ * recorded value of @id; on replay returns the value history holds at that point, without
+ * calling fn. */
+DUR_PUBLIC int dur_mutable_side_effect(
+        dur_wf *wf, const char *id, dur_value_fn fn, void *arg, const msgpack_object **ret_result);
+
+/* Versioning (Temporal's patched() / deprecate_patch(), Go's GetVersion): lets a changed
+ * workflow replay the histories of runs that old code started.
+ *         if (dur_patched(wf, "send-email") > 0) new code; else old code;
+ * Returns 1 when new code runs this point for the first time (it then records a marker
+ * "core_patch" with @patch_id and adds @patch_id to the run's search attribute
+ * TemporalChangeVersion, a KeywordList) or when replaying a history that has that marker here;
+ * 0 when replaying a history without it (a run of the old code: take the old branch). The answer
+ * is remembered per patch id for the run. -EINVAL, -EDEADLK outside workflow code, -ENOMEM.
+ * Once no run of the old code is left, replace the call (and the old branch) with
+ * dur_deprecate_patch(), which records a deprecated marker and never blocks replay: histories
+ * with or without the marker replay; once no run of the patched() code is left, remove it. */
+DUR_PUBLIC int dur_patched(dur_wf *wf, const char *patch_id);
+DUR_PUBLIC int dur_deprecate_patch(dur_wf *wf, const char *patch_id);
+
+/* The built-in query that every workflow answers (Temporal's __stack_trace, `durablectl
+ * stack`): a string with one line per coroutine of the run naming the call it is blocked in. */
+#define DUR_QUERY_STACK_TRACE "__stack_trace"
 
 /* Child workflows: a run of its own workflow id, type, task queue and input, started by this
  * workflow and owned by the same user; its future resolves when it closes: 0 with its result,
