@@ -232,6 +232,8 @@ int supervisor_reload(Manager *m) {
         UnitSet *set = NULL;
         int r;
 
+        if (!s)
+                return 0; /* ManagerConfig.no_process_activities */
         r = unit_set_load(&set, s->dirs);
         if (r < 0)
                 return log_error_errno(r, "Failed to reload activity units: %m");
@@ -1310,7 +1312,7 @@ int supervisor_dispatch(Manager *m) {
         LIST_FOREACH(units, u, s->units->units) {
                 unsigned running = unit_running(s, u->name);
                 while ((!u->max_concurrent || running < u->max_concurrent) &&
-                       s->n_attempts < SUPERVISOR_ATTEMPTS_MAX) {
+                       s->n_attempts < m->cfg.max_activity_processes) {
                         if (u->rate_limit && store_task_any(m->store, TASK_PROCESS, u->name) > 0 &&
                             !unit_rate_admits(s, u))
                                 break;
@@ -1506,6 +1508,8 @@ int supervisor_recover(Manager *m) {
         Supervisor *s = sup_of(m);
         int r;
 
+        if (!s)
+                return 0;
         if (s->cgroups) {
                 r = cgroup_foreach_attempt(s->cgroups, kill_stale, s);
                 if (r < 0)
@@ -1551,6 +1555,8 @@ int supervisor_pack_types(Manager *m, msgpack_packer *pk) {
         ActivityUnit *u;
         UnitError *e;
 
+        if (!s)
+                return msgpack_pack_array(pk, 0);
         (void) msgpack_pack_array(pk, s->units->n_units + s->units->n_errors);
         LIST_FOREACH(units, u, s->units->units) {
                 (void) msgpack_pack_map(pk, 6);

@@ -29,7 +29,8 @@ typedef struct Supervisor Supervisor;
 
 /* Identities of process attempts begin with this (ActivityTaskStarted.identity). */
 #define SUPERVISOR_IDENTITY_PREFIX "durabled:"
-#define SUPERVISOR_ATTEMPTS_MAX 1024 /* attempt processes at once, all units together */
+/* Attempt processes at once, all units together, unless durabled --max-activity-processes. */
+#define SUPERVISOR_ATTEMPTS_DEFAULT 1024
 
 /* Loads the units of @dirs (NULL-terminated) and sets up the cgroup subtree; a host without a
  * usable cgroup v2 subtree keeps running, and attempts fail with the reason. */

@@ -1609,7 +1609,7 @@ static int op_verify_history(Request *q) {
                 r = verify_runs(q->m->store, &f, verify_collect, &a, &stats);
         for (uint32_t i = 0; r >= 0 && v.workflow_ids && i < v.workflow_ids->via.array.size; i++) {
                 const msgpack_object *o = &v.workflow_ids->via.array.ptr[i];
-                _cleanup_free_ char *id = strndup(o->via.str.ptr, o->via.str.size);
+                _cleanup_free_ char *id = msg_strdup(o);
                 uint64_t before = stats.runs;
 
                 if (!id) {

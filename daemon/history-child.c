@@ -76,8 +76,6 @@ static int check_child(const ChildCommand *c, ParentClosePolicy *ret, char *err,
         return 0;
 }
 
-#define PENDING_CHILDREN_MAX 2000 /* Temporal's limit.numPendingChildExecutions.error */
-
 /* StartChildWorkflowExecutionFailed, @cause: WorkflowAlreadyExists (the id is running already;
  * a child's id conflict policy is Fail) or PendingChildWorkflowsLimitExceeded. */
 static int start_child_failed(
@@ -141,14 +139,15 @@ int history_apply_start_child(Manager *m,
         if (r < 0)
                 return r;
 
-        /* DESIGN.md §10: a limit on what one run may hold. Temporal fails the workflow task
-         * instead, which a deterministic workflow would repeat; here the child's future fails. */
-        r = store_children_count(m->store, run->run_id);
+        /* DESIGN.md §10: a limit on what one run may hold (run-limit.h). Temporal fails the
+         * workflow task instead, which a deterministic workflow would repeat; here the child's
+         * future fails. */
+        r = run_limit_check(m, run, RUN_LIMIT_PENDING_CHILDREN, 1, err, errlen);
+        if (r == -ENOBUFS)
+                return start_child_failed(m, run, &c, initiated,
+                                          run_limit_cause(RUN_LIMIT_PENDING_CHILDREN));
         if (r < 0)
                 return r;
-        if (r >= PENDING_CHILDREN_MAX)
-                return start_child_failed(m, run, &c, initiated,
-                                          "PendingChildWorkflowsLimitExceeded");
         r = store_run_find_running(m->store, c.workflow_id, &existing);
         if (r >= 0) {
                 run_row_done(&existing);

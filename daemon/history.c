@@ -713,6 +713,7 @@ int load_open_run(Manager *m, const char *run_id, RunRow *ret, ApiError *e) {
 int history_signal(
         Manager *m, const char *run_id, const char *signal_name, const MsgBin *input, ApiError *e) {
         _cleanup_(run_row_done) RunRow run = {};
+        char err[256];
         msgpack_packer *pk;
         Attrs a;
         int r;
@@ -725,6 +726,11 @@ int history_signal(
                                      "the history of workflow '%s' reached the limit of %" PRIu64
                                      " events (durabled --history-max-events)",
                                      run.workflow_id, m->cfg.history_max_events);
+        r = run_limit_check(m, &run, RUN_LIMIT_SIGNALS, 1, err, sizeof(err));
+        if (r == -ENOBUFS)
+                return api_error_set(e, r, "%s", err);
+        if (r < 0)
+                return r;
         pk = attrs_begin(&a, 2);
         (void) msg_pack_kv_str(pk, "signal_name", signal_name);
         (void) pack_kv_payload(pk, "input", input->ptr, input->size);
@@ -1290,22 +1296,40 @@ static int append_task_completed(Manager *m, RunRow *run, const char *identity, 
         return store_deadlines_delete_ref(m->store, run->run_id, run->wft_started_id);
 }
 
-/* Validates every command; on the first bad one, fails the task (BadCommand) and answers
- * invalid_argument, keeping that WorkflowTaskFailed (e->keep_writes). */
+/* The per-run limit (run-limit.h) that a command of type @t counts against when it would fail
+ * the workflow task, or _RUN_LIMIT_INVALID. (A child past its limit fails the child's start
+ * instead: history-child.c.) */
+static RunLimit command_run_limit(CommandType t) {
+        return t == COMMAND_SCHEDULE_ACTIVITY_TASK ? RUN_LIMIT_PENDING_ACTIVITIES
+                                                   : _RUN_LIMIT_INVALID;
+}
+
+/* Validates every command and the per-run limits the whole list would cross; on the first bad
+ * one, fails the task (BadCommand, or the limit's cause) and answers invalid_argument (resp.
+ * resource_exhausted), keeping that WorkflowTaskFailed (e->keep_writes). */
 static int
 check_commands(Manager *m, RunRow *run, const Command *cs, size_t n, msgpack_zone *z, ApiError *e) {
+        uint64_t adding[_RUN_LIMIT_MAX] = {};
         char err[512] = "";
         int r;
 
         for (size_t i = 0; i < n; i++) {
+                const char *cause = "BadCommand";
+                RunLimit l = command_run_limit(cs[i].type);
+
                 r = apply_command(m, run, &cs[i], 0, z, true, err, sizeof(err));
-                if (r == -EINVAL || r == -ENOBUFS) { /* malformed, or a payload too large */
+                if (r >= 0 && l >= 0) {
+                        r = run_limit_check(m, run, l, ++adding[l], err, sizeof(err));
+                        if (r == -ENOBUFS)
+                                cause = run_limit_cause(l);
+                }
+                if (r == -EINVAL || r == -ENOBUFS) { /* malformed, a payload too large, a limit */
                         char msg[600];
                         int k;
 
                         snprintf(msg, sizeof(msg), "command %zu (%s): %s", i,
                                  command_type_to_string(cs[i].type), err);
-                        k = fail_task_bad_command(m, run, "BadCommand", msg);
+                        k = fail_task_bad_command(m, run, cause, msg);
                         if (k < 0)
                                 return k;
                         e->keep_writes = true;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "common/log.h"
 #include "daemon/activity-unit.h"
+#include "daemon/activity.h"
 #include "daemon/api-bus.h"
 #include "daemon/bulkload.h"
 #include "daemon/clock.h"
@@ -35,6 +37,12 @@ static uint64_t arg_retention_usec = RETENTION_DEFAULT_USEC;
 static uint64_t arg_history_warn_events = HISTORY_WARN_EVENTS_DEFAULT;
 static uint64_t arg_history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
 static uint64_t arg_history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
+static uint64_t arg_run_limits[_RUN_LIMIT_MAX]; /* 0: the default (run-limit.h) */
+static unsigned arg_max_connections = 4096;
+static unsigned arg_max_polls_per_connection = 256;
+static unsigned arg_max_waits = 65536;
+static unsigned arg_max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
+static const char *arg_admin_group;
 static uint64_t arg_max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
 static uint64_t arg_max_updates_per_run = UPDATES_PER_RUN_DEFAULT;
 static bool arg_bulk_load;
@@ -60,6 +68,8 @@ static void help(void) {
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
+               "     --admin-group=GROUP    Members of GROUP (a name or a gid) administer\n"
+               "                            every workflow (default durabled)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
                "     --bus-address=ADDRESS  Serve the D-Bus API on this bus (default: the\n"
                "                            system bus, the session bus with --user)\n"
@@ -73,6 +83,23 @@ static void help(void) {
                "                            (default 51200)\n"
                "     --history-max-bytes=BYTES\n"
                "                            ... or passes BYTES of events (default 50M)\n"
+               "     --max-pending-activities=N\n"
+               "                            A workflow task that would leave a run more than\n"
+               "                            N pending activities fails (default 2000)\n"
+               "     --max-pending-children=N\n"
+               "                            A child past N pending ones fails to start\n"
+               "                            (default 2000)\n"
+               "     --max-signals-per-run=N\n"
+               "                            Signals past N to one run are refused\n"
+               "                            (default 10000)\n"
+               "     --max-connections=N    Connections and D-Bus calls at once (default 4096)\n"
+               "     --max-polls-per-connection=N\n"
+               "                            Parked task polls on one connection (default 256)\n"
+               "     --max-waits=N          Waits for results and new events, in all\n"
+               "                            (default 65536)\n"
+               "     --max-activity-processes=N\n"
+               "                            Activity processes at once; more wait their turn\n"
+               "                            (default 1024)\n"
                "     --max-updates-in-flight=N\n"
                "                            Updates of one run being validated or handled\n"
                "                            at once (default 10)\n"
@@ -129,6 +156,29 @@ static int parse_limit(const char *s, bool size, uint64_t *ret) {
         return 0;
 }
 
+/* A count in [1, @max] for the option --@name. */
+static int parse_count(const char *name, const char *s, uint64_t max, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (parse_limit(s, false, &v) < 0 || v > max)
+                return log_error_errno(-EINVAL,
+                                       "Invalid --%s=%s: expected a count from 1 to %" PRIu64, name,
+                                       s, max);
+        *ret = v;
+        return 0;
+}
+
+static int parse_unsigned(const char *name, const char *s, unsigned *ret) {
+        uint64_t v = 0;
+        int r;
+
+        r = parse_count(name, s, 1000000, &v);
+        if (r < 0)
+                return r;
+        *ret = (unsigned) v;
+        return 0;
+}
+
 /* "CLOSED,OPEN": two counts of at most 100,000,000 each. */
 static int parse_bulk_load(const char *s) {
         unsigned long long closed, open;
@@ -172,6 +222,12 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_HISTORY_MAX_BYTES,
                 ARG_MAX_UPDATES_IN_FLIGHT,
                 ARG_MAX_UPDATES_PER_RUN,
+                ARG_MAX_CONNECTIONS,
+                ARG_MAX_POLLS,
+                ARG_MAX_WAITS,
+                ARG_MAX_ACTIVITY_PROCESSES,
+                ARG_ADMIN_GROUP,
+                ARG_RUN_LIMIT, /* + RunLimit: one value per per-run limit */
         };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -195,6 +251,17 @@ static int parse_argv(int argc, char *argv[]) {
                 { "history-warn-events", required_argument, NULL, ARG_HISTORY_WARN_EVENTS },
                 { "history-max-events", required_argument, NULL, ARG_HISTORY_MAX_EVENTS },
                 { "history-max-bytes", required_argument, NULL, ARG_HISTORY_MAX_BYTES },
+                { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
+                { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
+                { "max-polls-per-connection", required_argument, NULL, ARG_MAX_POLLS },
+                { "max-waits", required_argument, NULL, ARG_MAX_WAITS },
+                { "max-activity-processes", required_argument, NULL, ARG_MAX_ACTIVITY_PROCESSES },
+                { "max-pending-activities", required_argument, NULL,
+                  ARG_RUN_LIMIT + RUN_LIMIT_PENDING_ACTIVITIES },
+                { "max-pending-children", required_argument, NULL,
+                  ARG_RUN_LIMIT + RUN_LIMIT_PENDING_CHILDREN },
+                { "max-signals-per-run", required_argument, NULL,
+                  ARG_RUN_LIMIT + RUN_LIMIT_SIGNALS },
                 { "max-updates-in-flight", required_argument, NULL, ARG_MAX_UPDATES_IN_FLIGHT },
                 { "max-updates-per-run", required_argument, NULL, ARG_MAX_UPDATES_PER_RUN },
                 {},
@@ -321,6 +388,36 @@ static int parse_argv(int argc, char *argv[]) {
                                                        "a size such as 50M",
                                                        optarg);
                         break;
+                case ARG_ADMIN_GROUP:
+                        if (manager_group_gid(optarg) == (gid_t) -1)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --admin-group=%s: no such group",
+                                                       optarg);
+                        arg_admin_group = optarg;
+                        break;
+                case ARG_MAX_CONNECTIONS:
+                        if (parse_unsigned("max-connections", optarg, &arg_max_connections) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_POLLS:
+                        if (parse_unsigned("max-polls-per-connection", optarg,
+                                           &arg_max_polls_per_connection) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_WAITS:
+                        if (parse_unsigned("max-waits", optarg, &arg_max_waits) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_MAX_ACTIVITY_PROCESSES:
+                        if (parse_unsigned("max-activity-processes", optarg,
+                                           &arg_max_activity_processes) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_RUN_LIMIT ... ARG_RUN_LIMIT + _RUN_LIMIT_MAX - 1:
+                        if (parse_count(run_limit_option(c - ARG_RUN_LIMIT), optarg, UINT32_MAX,
+                                        &arg_run_limits[c - ARG_RUN_LIMIT]) < 0)
+                                return -EINVAL;
+                        break;
                 case ARG_MAX_UPDATES_IN_FLIGHT:
                 case ARG_MAX_UPDATES_PER_RUN: {
                         bool in_flight = c == ARG_MAX_UPDATES_IN_FLIGHT;
@@ -436,9 +533,11 @@ static int run(int argc, char *argv[]) {
                 .user_mode = arg_user,
                 .durability = arg_durability,
                 .max_frame_size = arg_max_frame_size,
-                .max_connections = 4096,
-                .max_polls_per_connection = 256,
-                .max_waiters = 65536,
+                .max_connections = arg_max_connections,
+                .max_polls_per_connection = arg_max_polls_per_connection,
+                .max_waiters = arg_max_waits,
+                .max_activity_processes = arg_max_activity_processes,
+                .admin_group = arg_admin_group,
                 .time_skipping = arg_time_skipping,
                 .bus_address = arg_bus_address,
                 .no_bus = arg_no_bus,
@@ -452,6 +551,7 @@ static int run(int argc, char *argv[]) {
                 .max_updates_in_flight = (unsigned) arg_max_updates_in_flight,
                 .max_updates_per_run = (unsigned) arg_max_updates_per_run,
         };
+        memcpy(cfg.run_limits, arg_run_limits, sizeof(cfg.run_limits));
         /* sd-event delivers these through signalfd; they must be blocked first. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -8,7 +8,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,10 +50,22 @@ static int manager_on_kick(sd_event_source *s, void *userdata);
 static int manager_on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata);
 static int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
 
+gid_t manager_group_gid(const char *group) {
+        struct group *g;
+        unsigned long v;
+        char *end;
+
+        errno = 0;
+        v = strtoul(group, &end, 10);
+        if (!errno && end != group && !*end && group[0] != '-' && v < (gid_t) -1)
+                return (gid_t) v;
+        g = getgrnam(group);
+        return g ? g->gr_gid : (gid_t) -1;
+}
+
 int manager_new(Manager **ret, const ManagerConfig *cfg) {
         _cleanup_(manager_freep) Manager *m = NULL;
         char path[4096];
-        struct group *g;
         int r;
 
         m = calloc(1, sizeof(*m));
@@ -67,6 +78,11 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 m->cfg.history_max_events = HISTORY_MAX_EVENTS_DEFAULT;
         if (m->cfg.history_max_bytes == 0)
                 m->cfg.history_max_bytes = HISTORY_MAX_BYTES_DEFAULT;
+        for (RunLimit l = 0; l < _RUN_LIMIT_MAX; l++)
+                if (m->cfg.run_limits[l] == 0)
+                        m->cfg.run_limits[l] = run_limit_default(l);
+        if (m->cfg.max_activity_processes == 0)
+                m->cfg.max_activity_processes = SUPERVISOR_ATTEMPTS_DEFAULT;
         if (m->cfg.max_updates_in_flight == 0)
                 m->cfg.max_updates_in_flight = UPDATES_IN_FLIGHT_DEFAULT;
         if (m->cfg.max_updates_per_run == 0)
@@ -82,8 +98,7 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         if (getrandom(&m->next_conn_serial, sizeof(m->next_conn_serial), 0) < 0)
                 m->next_conn_serial = (uint64_t) getpid() << 40;
         m->next_conn_serial &= UINT64_C(0x7fffffff00000000);
-        g = getgrnam("durabled");
-        m->admin_gid = g ? g->gr_gid : (gid_t) -1;
+        m->admin_gid = manager_group_gid(cfg->admin_group ? cfg->admin_group : "durabled");
 
         r = sd_event_default(&m->event);
         if (r < 0)
@@ -122,13 +137,17 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
                 return log_error_errno(errno, "Failed to create state directory %s: %m",
                                        cfg->state_dir);
         /* One daemon (or bulk loader) per state directory: two writers would both believe they
-         * own the database (DESIGN.md §3). The lock dies with the process, even on SIGKILL. */
+         * own the database (DESIGN.md §3). The lock dies with the process, even on SIGKILL. It is
+         * a POSIX record lock, which belongs to the process: a flock() would belong to the open
+         * file, which an activity process forked at the moment of a SIGKILL still shares until
+         * its exec, and the restarted daemon would find it taken (found by the crash loop). */
         snprintf(path, sizeof(path), "%s/lock", cfg->state_dir);
         m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (m->lock_fd < 0)
                 return log_error_errno(errno, "Failed to open %s: %m", path);
-        if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0)
-                return log_error_errno(errno == EWOULDBLOCK ? -EBUSY : -errno,
+        if (fcntl(m->lock_fd, F_SETLK, &(struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET }) <
+            0)
+                return log_error_errno(errno == EAGAIN || errno == EACCES ? -EBUSY : -errno,
                                        "Another durabled uses the state directory %s",
                                        cfg->state_dir);
         snprintf(path, sizeof(path), "%s/durabled.db", cfg->state_dir);
@@ -659,13 +678,15 @@ static int check_histories(Manager *m) {
 }
 #endif
 
-int manager_run(Manager *m) {
+int manager_start(Manager *m) {
         int r;
 
         m->started_usec = clock_now();
-        r = supervisor_new(m, m->cfg.activity_dirs);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up process activities: %m");
+        if (!m->cfg.no_process_activities) {
+                r = supervisor_new(m, m->cfg.activity_dirs);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up process activities: %m");
+        }
         r = store_begin(m->store);
         if (r >= 0)
                 r = supervisor_recover(m);
@@ -693,7 +714,15 @@ int manager_run(Manager *m) {
         r = retention_start(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the retention sweep: %m");
+        return 0;
+}
 
+int manager_run(Manager *m) {
+        int r;
+
+        r = manager_start(m);
+        if (r < 0)
+                return r;
         (void) sd_notify(false, "READY=1\nSTATUS=Processing requests...");
         log_info("durabled " DURABLED_VERSION " running (%s mode), socket %s, state %s",
                  m->cfg.user_mode ? "user" : "system", m->cfg.socket_path, m->cfg.state_dir);

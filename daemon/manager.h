@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/list.h"
+#include "daemon/run-limit.h"
 #include "daemon/store.h"
 #include "proto/msg.h"
 
@@ -45,6 +46,9 @@ typedef struct ManagerConfig {
         bool time_skipping;         /* tests: jump to the next deadline while results are awaited */
         const char *bus_address;    /* D-Bus (api-bus.c): this bus, else the default one */
         bool no_bus;                /* no D-Bus at all */
+        bool no_process_activities; /* no supervisor (tests/fuzz/fuzz-api.c): no cgroups */
+        const char *admin_group;    /* members administer everything: a name or a gid (NULL:
+                                     * "durabled"; a name that does not exist: nobody) */
         char *const *activity_dirs; /* where activity units live, in precedence order */
         /* *.schedule unit files (schedule-unit.h); NULL: none */
         const char *schedule_dir;
@@ -55,6 +59,8 @@ typedef struct ManagerConfig {
         uint64_t history_warn_events; /* describe warns past this many events (0 = default) */
         uint64_t history_max_events;  /* a run past this many events fails (0 = default) */
         uint64_t history_max_bytes;   /* ... or past this many bytes of events (0 = default) */
+        uint64_t run_limits[_RUN_LIMIT_MAX]; /* per-run limits (run-limit.h); 0 = the default */
+        unsigned max_activity_processes;     /* attempt processes at once (0 = default) */
         unsigned max_updates_in_flight; /* per run: being validated or handled at once */
         unsigned max_updates_per_run;   /* per run: accepted in all */
 } ManagerConfig;
@@ -79,7 +85,7 @@ struct Manager {
         Store *store;
         ApiBus *bus; /* NULL when the daemon runs without D-Bus */
         int listen_fd;
-        int lock_fd; /* flock()ed state-dir/lock: one daemon per state directory */
+        int lock_fd; /* state-dir/lock, F_SETLK-locked: one daemon per state directory */
 
         Conn *conns;
         unsigned n_conns;
@@ -123,7 +129,10 @@ DEFINE_CLEANUP(Manager, manager_free);
 
 /* Takes the listening socket: @fd from socket activation, or -1 to bind cfg.socket_path. */
 int manager_listen(Manager *m, int fd);
-/* Rebuilds the in-memory state from the store and runs the loop until SIGTERM/SIGINT. */
+/* Rebuilds the in-memory state from the store and sets up process activities, deadlines and the
+ * retention sweep: everything manager_run() does before its loop. */
+int manager_start(Manager *m);
+/* manager_start(), then runs the loop until SIGTERM/SIGINT. */
 int manager_run(Manager *m);
 
 /* Opens the pass's transaction if needed. Every writer calls this first. */
@@ -140,6 +149,8 @@ void manager_run_changed(Manager *m, const char *run_id, bool closed);
 /* Called by the history engine when it appends the first event of a run. */
 void manager_run_started(Manager *m, const char *run_id);
 
+/* The gid of @group, a group name or a decimal gid; (gid_t)-1 when there is no such group. */
+gid_t manager_group_gid(const char *group);
 /* DESIGN.md §10: whether a caller with these credentials administers everything (root, the
  * daemon's own uid, members of the "durabled" group). */
 bool manager_is_admin(Manager *m, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups);

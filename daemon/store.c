@@ -52,9 +52,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -115,6 +118,8 @@ enum {
         Q_CHILD_DELETE,
         Q_CHILD_FOREACH,
         Q_CHILD_COUNT,
+        Q_ACT_COUNT,
+        Q_SIGNAL_COUNT,
         _Q_MAX,
 };
 
@@ -218,6 +223,10 @@ static const char *const sql[_Q_MAX] = {
         [Q_CHILD_BY_RUN] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
                            "run_id, policy FROM children WHERE run_id = ?",
         [Q_CHILD_COUNT] = "SELECT count(*) FROM children WHERE parent_run_id = ?",
+        [Q_ACT_COUNT] = "SELECT count(*) FROM activities WHERE run_id = ?",
+        /* Signals delivered and those buffered while a workflow task runs. */
+        [Q_SIGNAL_COUNT] = "SELECT (SELECT count(*) FROM events WHERE run_id = ?1 AND type = ?2) + "
+                           "(SELECT count(*) FROM buffered WHERE run_id = ?1 AND type = ?2)",
         [Q_CHILD_RELINK] = "UPDATE children SET run_id = ?2 WHERE run_id = ?1",
         [Q_CHILD_DELETE] = "DELETE FROM children WHERE parent_run_id = ? AND initiated_id = ?",
         [Q_CHILD_FOREACH] = "SELECT parent_run_id, initiated_id, parent_workflow_id, workflow_id, "
@@ -787,6 +796,18 @@ static void sqlite_configure(void) {
         (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* DESIGN.md §10: the database is the daemon's alone. SQLite would create it 0644 less the umask
+ * (and gives its -wal and -shm files the mode of the database); made here first, it is 0600. Best
+ * effort: where this fails, sqlite3_open_v2() reports the problem in its own words. */
+static void create_private(const char *path) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+        if (fd < 0)
+                return;
+        (void) fchmod(fd, 0600); /* a database of an older durabled may be 0644 */
+        (void) close(fd);
+}
+
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
         const char *vfs;
@@ -802,6 +823,7 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         vfs = store_fault_vfs(&r);
         if (r < 0)
                 return r;
+        create_private(path);
         r = sqlite3_open_v2(path, &s->db,
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
                                     SQLITE_OPEN_EXRESCODE,
@@ -2661,16 +2683,31 @@ int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, voi
         return r;
 }
 
-int store_children_count(Store *s, const char *parent_run_id) {
-        sqlite3_stmt *st = stmt(s, Q_CHILD_COUNT);
+/* The count(*) of query @q over the rows of @run_id (and of event type @type, where it asks). */
+static int count_of_run(Store *s, int q, const char *run_id, int type) {
+        sqlite3_stmt *st = stmt(s, q);
         int rc, n = 0;
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, parent_run_id);
+        bind_text(st, 1, run_id);
+        if (type >= 0)
+                sqlite3_bind_int(st, 2, type);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 n = sqlite3_column_int(st, 0);
         finish(st);
         return rc == SQLITE_ROW ? n : sql_error(s, rc);
+}
+
+int store_children_count(Store *s, const char *parent_run_id) {
+        return count_of_run(s, Q_CHILD_COUNT, parent_run_id, -1);
+}
+
+int store_activities_count(Store *s, const char *run_id) {
+        return count_of_run(s, Q_ACT_COUNT, run_id, -1);
+}
+
+int store_signals_count(Store *s, const char *run_id) {
+        return count_of_run(s, Q_SIGNAL_COUNT, run_id, EVENT_WORKFLOW_EXECUTION_SIGNALED);
 }

@@ -285,6 +285,10 @@ int store_activity_update(Store *s, const ActivityRow *a);
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id);
 typedef int (*activity_cb)(const ActivityRow *a, void *userdata);
 int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void *userdata);
+/* How many activities of @run_id are pending (scheduled, started or waiting to retry). */
+int store_activities_count(Store *s, const char *run_id);
+/* How many WorkflowExecutionSignaled events @run_id has, buffered ones included. */
+int store_signals_count(Store *s, const char *run_id);
 /* Calls @cb for each activity whose attempt runs (STARTED) with an identity beginning with @prefix
  * (the process activities of an earlier life of the daemon, at start-up). */
 /* Calls @cb for each activity waiting in a queue (SCHEDULED), oldest attempt first. */

@@ -220,7 +220,7 @@ static int insert_token(const char *token, void *userdata) {
 }
 
 static int insert_str(Store *s, const char *run_id, const char *name, const msgpack_object *o) {
-        _cleanup_free_ char *str = strndup(o->via.str.ptr, o->via.str.size);
+        _cleanup_free_ char *str = msg_strdup(o);
         FilterParam p = { .kind = FILTER_PARAM_TEXT };
 
         if (!str)
@@ -246,7 +246,7 @@ static int index_values(Store *s, const char *run_id, const SaValue *a) {
         case SA_KEYWORD:
                 return insert_str(s, run_id, a->name, v);
         case SA_TEXT:
-                text = strndup(v->via.str.ptr, v->via.str.size);
+                text = msg_strdup(v);
                 if (!text)
                         return -ENOMEM;
                 return filter_text_tokens(text, insert_token, &(TokenIns){ s, run_id, a->name });

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
@@ -118,6 +119,16 @@ bool msg_str_eq(const msgpack_object *o, const char *s) {
         size_t n = strlen(s);
         return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
                memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+char *msg_strdup(const msgpack_object *o) {
+        char *s = malloc(o->via.str.size + 1);
+
+        if (!s)
+                return NULL;
+        memcpy(s, o->via.str.ptr, o->via.str.size);
+        s[o->via.str.size] = 0;
+        return s;
 }
 
 const msgpack_object *msg_get(const msgpack_object *map, const char *key) {

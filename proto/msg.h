@@ -27,6 +27,9 @@ int msg_decode(const char *buf, size_t len, msgpack_unpacked *ret);
 /* The value of @key in @map; NULL when absent or nil. */
 const msgpack_object *msg_get(const msgpack_object *map, const char *key);
 bool msg_str_eq(const msgpack_object *o, const char *s);
+/* A NUL-terminated copy of the string @o (to free()), or NULL on OOM. Not strndup(): the bytes
+ * of a decoded frame need not be followed by anything (strndup() may look one byte further). */
+char *msg_strdup(const msgpack_object *o);
 
 typedef enum MsgType {
         MSG_STR,    /* const char * (NUL-terminated copy in the zone; embedded NULs refused) */

@@ -1,23 +1,30 @@
 /* crash-loop: the crash test of DESIGN.md §3. A mixed load of workflows (crash-worker.c's
- * LoadWorkflow: sequential and parallel activities, a durable timer, a signal) runs while the
+ * LoadWorkflow: sequential and parallel activities, a child workflow, a process activity of an
+ * activity unit run by the daemon under cgroups, a durable timer, a signal) runs while the
  * daemon is SIGKILLed and restarted K times (--kills, default 30), and now and then the worker
- * too. Then the checker proves, for every workflow whose start was acknowledged:
+ * or the activity processes too. Then the checker proves, for every workflow whose start was
+ * acknowledged:
  *
  *   - it reached exactly one close event, Completed, with the right result (the result depends
  *     on every activity's result and on the signal, so a lost or doubled one shows);
  *   - its history passes the linter (proto/history-lint.h: dense ids, no duplicate or impossible
  *     transition, no timer fired early), here and through VerifyHistory;
- *   - each of its five activities was scheduled once and completed once (its result used
- *     exactly once), and its effect is in the external log at least once;
+ *   - each of its six activities (five in the worker, one process) was scheduled once and
+ *     completed once (its result used exactly once), and its effect is in the external log at
+ *     least once; the same for its child's activity, and the child completed once, with its
+ *     own history linted too;
  *   - the signal whose SignalWorkflow was acknowledged is in its history;
  *   - no workflow has two runs (a start retried after a lost answer found the first) and no run
- *     exists that the load did not start;
+ *     exists that the load (or its children) did not start;
  * and at the end the database passes PRAGMA integrity_check.
  *
  * Where each kill lands is counted: most cycles arm one of the daemon's kill points
  * (daemon/killpoint.h; DURABLED_KILL_AT=NAME:N, the daemon logs the name to DURABLED_KILL_LOG
  * before it dies), the others kill from outside at a random moment. At least a quarter of the
- * kills must land inside a write transaction, else the run does not count (it fails).
+ * kills must land inside a write transaction, else the run does not count (it fails). Every
+ * fifth cycle the worker is SIGKILLed, and every fifth (another one) the activity processes that
+ * run from a random moment on (their attempts fail and are retried). Without cgroup v2 (no process
+ * activities on this host) the load has no process activity.
  *
  * With --power-loss the daemon dies by a simulated power failure instead (DURABLED_FAULT=
  * powerloss|garble:N of daemon/store-fault.c): at a random write, every write not yet synced is
@@ -28,7 +35,8 @@
  * gives the daemon's RSS, open file descriptors and database size (make soak HOURS=1); the
  * descriptors must stay flat, and the checker runs at the end.
  *
- * Usage: crash-loop [--kills K] [--seed S] [--power-loss] [--soak-seconds N]; $CRASH_KILLS
+ * Usage: crash-loop [--kills K] [--seed S] [--power-loss] [--soak-seconds N]
+ * [--no-process-activities] (for a daemon under valgrind, which cannot start them); $CRASH_KILLS
  * overrides the default K. The figures are printed at the end. Needs a build with -Dfault-injection=true (else it skips, exit 77). */
 
 #include <dirent.h>
@@ -52,7 +60,7 @@
 #define TASK_TIMEOUT_USEC (2 * TEST_USEC_PER_SEC)
 #define KILLPOINT_WAIT_USEC (20 * TEST_USEC_PER_SEC) /* then the harness kills from outside */
 #define DRAIN_USEC (180 * TEST_USEC_PER_SEC)         /* the load finishes within this */
-#define N_ACTIVITIES 5
+#define N_ACTIVITIES 5 /* in the worker, besides the process activity and the child's */
 
 typedef struct Wf {
         char id[32];
@@ -82,12 +90,15 @@ typedef struct Figures {
         unsigned unreached; /* a kill point not reached in time: killed from outside */
         unsigned power[2];  /* --power-loss: unsynced writes dropped, garbled */
         unsigned worker_kills;
+        unsigned process_kills; /* activity processes SIGKILLed */
+        unsigned startup_kills; /* kill points reached before READY=1 */
         unsigned in_txn;
         uint64_t events, effects, duplicate_effects, signals_sent;
 } Figures;
 
 static unsigned arg_kills = 30;
 static bool arg_power_loss;
+static bool arg_no_process_activities;
 static uint64_t arg_soak_usec;
 static uint64_t arg_seed;
 static uint64_t rng_state;
@@ -115,6 +126,7 @@ static uint64_t now_usec(void) {
 
 typedef struct Load {
         TestDaemon *d;
+        bool proc; /* the load has process activities (cgroup v2) */
         dur_client *client;
         Wf *wfs;
         size_t n_wfs, alloc;
@@ -157,7 +169,8 @@ static int wf_start(Load *l, Wf *w) {
         int r;
 
         snprintf(request_id, sizeof(request_id), "req-%s", w->id);
-        input = ASSERT_NOT_NULL(dur_args("{s:U, s:U}", "n", w->n, "timer_ms", (uint64_t) TIMER_MS));
+        input = ASSERT_NOT_NULL(dur_args("{s:U, s:U, s:b}", "n", w->n, "timer_ms",
+                                         (uint64_t) TIMER_MS, "proc", l->proc));
         r = dur_client_start(l->client, "LoadWorkflow", &o, input, NULL);
         dur_buf_free(input);
         if (r >= 0)
@@ -295,42 +308,48 @@ typedef struct Cycle {
         int power;          /* --power-loss: 1 unsynced writes dropped, 2 garbled, 0 none */
         uint64_t kill_at;   /* monotonic time of an outside kill (or of giving up on the point) */
         uint64_t worker_at; /* monotonic time to SIGKILL the worker, 0 = not in this cycle */
+        uint64_t procs_at;  /* ... the activity processes, 0 = not in this cycle */
 } Cycle;
 
-/* Runs the load until the daemon dies (by itself at the kill point, or killed from here), then
- * counts where the kill landed. */
-static void run_cycle(Load *l,
-                      const Cycle *c,
-                      TestProcess *worker,
-                      const char *kill_log,
-                      const char *const *worker_env,
-                      Figures *f) {
-        size_t logged = count_lines(kill_log);
-        uint64_t worker_at = c->worker_at;
-        char where[64];
-        int status;
+/* SIGKILLs every process in the attempt cgroups below the daemon's (<cgroup>/activities/ *);
+ * returns how many. */
+static unsigned kill_activity_processes(TestDaemon *d) {
+        _cleanup_free_ char *dir = NULL;
+        unsigned n = 0;
+        struct dirent *de;
+        DIR *dd;
 
-        for (;;) {
-                uint64_t now = now_usec();
+        if (!d->cgroup)
+                return 0;
+        ASSERT_GE(asprintf(&dir, "%s/activities", d->cgroup), 0);
+        dd = opendir(dir);
+        if (!dd)
+                return 0; /* no attempt ran yet */
+        while ((de = readdir(dd))) {
+                char path[4096];
+                FILE *f;
+                int pid;
 
-                if (worker_at && now >= worker_at) {
-                        worker_at = 0;
-                        (void) test_process_kill(worker, SIGKILL);
-                        f->worker_kills++;
-                        test_process_spawn(worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
-                }
-                if (now >= c->kill_at) {
-                        status = test_daemon_kill(l->d, SIGKILL);
-                        break;
-                }
-                assert_worker_alive(worker);
-                if (!load_step(l, f, true) || daemon_exited(l->d)) {
-                        status = test_daemon_wait_exit(l->d, 0);
-                        ASSERT_NE(status, -ETIMEDOUT);
-                        break;
-                }
+                if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s/cgroup.procs", dir, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue; /* the attempt ended meanwhile */
+                while (fscanf(f, "%d", &pid) == 1)
+                        n += kill(pid, SIGKILL) == 0;
+                fclose(f);
         }
-        l->client = dur_client_free(l->client);
+        closedir(dd);
+        return n;
+}
+
+/* The daemon died by SIGKILL (@status): counts where, from the kill log (its length was @logged
+ * before the cycle). */
+static void
+count_kill(Load *l, const Cycle *c, int status, const char *kill_log, size_t logged, Figures *f) {
+        char where[64];
+
         assert_sigkill(status);
         f->kills++;
         if (c->power) {
@@ -352,6 +371,49 @@ static void run_cycle(Load *l,
                 f->unreached++;
         else
                 f->external++;
+}
+
+/* Runs the load until the daemon dies (by itself at the kill point, or killed from here), then
+ * counts where the kill landed. */
+static void run_cycle(Load *l,
+                      const Cycle *c,
+                      TestProcess *worker,
+                      const char *kill_log,
+                      const char *const *worker_env,
+                      Figures *f) {
+        size_t logged = count_lines(kill_log);
+        uint64_t worker_at = c->worker_at, procs_at = c->procs_at;
+        int status;
+
+        for (;;) {
+                uint64_t now = now_usec();
+
+                if (worker_at && now >= worker_at) {
+                        worker_at = 0;
+                        (void) test_process_kill(worker, SIGKILL);
+                        f->worker_kills++;
+                        test_process_spawn(worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
+                }
+                /* From then on, the first activity processes that run. */
+                if (procs_at && now >= procs_at) {
+                        unsigned n = kill_activity_processes(l->d);
+                        f->process_kills += n;
+                        if (n > 0)
+                                procs_at = 0;
+                }
+                if (now >= c->kill_at) {
+                        status = test_daemon_kill(l->d, SIGKILL);
+                        break;
+                }
+                assert_worker_alive(worker);
+                if (!load_step(l, f, true) || daemon_exited(l->d)) {
+                        status = test_daemon_wait_exit(l->d, 0);
+                        ASSERT_NE(status, -ETIMEDOUT);
+                        break;
+                }
+        }
+        l->client = dur_client_free(l->client);
+        count_kill(l, c, status, kill_log, logged, f);
 }
 
 /* ---- the checker ----------------------------------------------------------------------------- */
@@ -454,27 +516,29 @@ static unsigned effects_of(const Effects *e, const char *key) {
         return count;
 }
 
-static void check_result(dur_client *c, const Wf *w) {
+static void check_result(dur_client *c, const Wf *w, bool l_proc) {
         _cleanup_(dur_outcome_done) dur_outcome out = {};
         msgpack_unpacked u;
-        uint64_t n = 0, seq = 0, par = 0, v = 0;
+        uint64_t n = 0, seq = 0, par = 0, child = 0, proc = 0, v = 0;
 
         ASSERT_EQ(dur_client_result(c, w->id, NULL, 0, &out), 0);
         ASSERT_STREQ(out.status, "Completed");
         msgpack_unpacked_init(&u);
         ASSERT_EQ(msgpack_unpack_next(&u, out.result->data, out.result->size, NULL),
                   MSGPACK_UNPACK_SUCCESS);
-        ASSERT_OK(dur_unpack(&u.data, "{s:U, s:U, s:U, s:U}", "n", &n, "seq", &seq, "par", &par,
-                             "v", &v));
+        ASSERT_OK(dur_unpack(&u.data, "{s:U, s:U, s:U, s:U, s:U, s:U}", "n", &n, "seq", &seq, "par",
+                             &par, "child", &child, "proc", &proc, "v", &v));
         msgpack_unpacked_destroy(&u);
         ASSERT_EQ(n, w->n);
         ASSERT_EQ(seq, w->n + 3);
         ASSERT_EQ(par, 3 * w->n + 60);
+        ASSERT_EQ(child, w->n + 100);
+        ASSERT_EQ(proc, l_proc ? 2 * w->n : 0);
         ASSERT_EQ(v, 7 * w->n);
 }
 
 typedef struct HistoryCounts {
-        unsigned scheduled, completed, timers_fired, closes;
+        unsigned scheduled, completed, timers_fired, closes, children_completed;
         bool signal_seen;
 } HistoryCounts;
 
@@ -510,6 +574,9 @@ static void check_event(const Wf *w,
         case EVENT_TIMER_FIRED:
                 hc->timers_fired++;
                 break;
+        case EVENT_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+                hc->children_completed++;
+                break;
         case EVENT_WORKFLOW_EXECUTION_SIGNALED:
                 if (get_payload(attrs, "input", &u) && u.data.type == MSGPACK_OBJECT_MAP &&
                     get_u64(&u.data, "tag") == w->signal_tag)
@@ -528,30 +595,48 @@ static void check_event(const Wf *w,
         f->events++;
 }
 
-static void check_history(dur_client *c, const Wf *w, const Effects *e, Figures *f) {
+/* Lints the history of @id (@w's, or its child's) and counts its events in @hc. */
+static void lint_history(dur_client *c,
+                         const Wf *w,
+                         const char *id,
+                         const Effects *e,
+                         HistoryCounts *hc,
+                         Figures *f) {
         _cleanup_(history_lint_freep) HistoryLint *lint = NULL;
         const msgpack_object *events;
-        HistoryCounts hc = {};
         msgpack_unpacked u;
         dur_buf *answer;
+        Wf named = *w;
 
+        snprintf(named.id, sizeof(named.id), "%s", id);
         ASSERT_OK(history_lint_new(&lint));
-        call(c, dur_args("{s:s, s:s}", "op", "GetHistory", "workflow_id", w->id), &u, &answer);
+        call(c, dur_args("{s:s, s:s}", "op", "GetHistory", "workflow_id", id), &u, &answer);
         events = get(&u.data, "events");
         ASSERT_NOT_NULL(events);
         ASSERT_EQ(events->type, MSGPACK_OBJECT_ARRAY);
         for (uint32_t i = 0; i < events->via.array.size; i++)
-                check_event(w, &events->via.array.ptr[i], lint, e, &hc, f);
+                check_event(&named, &events->via.array.ptr[i], lint, e, hc, f);
         if (history_lint_end(lint, WORKFLOW_STATUS_COMPLETED, 0) < 0)
-                test_fail(__FILE__, __LINE__, "history of %s: %s", w->id,
-                          history_lint_problem(lint));
+                test_fail(__FILE__, __LINE__, "history of %s: %s", id, history_lint_problem(lint));
         msgpack_unpacked_destroy(&u);
         dur_buf_free(answer);
-        ASSERT_EQ(hc.closes, 1u);
-        ASSERT_EQ(hc.scheduled, (unsigned) N_ACTIVITIES);
-        ASSERT_EQ(hc.completed, (unsigned) N_ACTIVITIES);
+        ASSERT_EQ(hc->closes, 1u);
+}
+
+static void check_history(dur_client *c, const Wf *w, bool proc, const Effects *e, Figures *f) {
+        HistoryCounts hc = {}, child = {};
+        char id[64];
+
+        lint_history(c, w, w->id, e, &hc, f);
+        ASSERT_EQ(hc.scheduled, (unsigned) N_ACTIVITIES + proc);
+        ASSERT_EQ(hc.completed, (unsigned) N_ACTIVITIES + proc);
+        ASSERT_EQ(hc.children_completed, 1u);
         ASSERT_EQ(hc.timers_fired, 1u);
         ASSERT_TRUE(hc.signal_seen);
+        snprintf(id, sizeof(id), "%s-child", w->id);
+        lint_history(c, w, id, e, &child, f);
+        ASSERT_EQ(child.scheduled, 1u);
+        ASSERT_EQ(child.completed, 1u);
 }
 
 /* Every run in the store is one the load started, once. */
@@ -559,29 +644,31 @@ static void check_runs(dur_client *c, const Load *l) {
         const msgpack_object *list;
         msgpack_unpacked u;
         dur_buf *answer;
-        bool *seen = ASSERT_NOT_NULL(calloc(l->n_wfs + 1, sizeof(bool)));
+        bool *seen = ASSERT_NOT_NULL(calloc(2 * (l->n_wfs + 1), sizeof(bool)));
 
         call(c, dur_args("{s:s, s:U}", "op", "ListWorkflows", "limit", (uint64_t) 100000), &u,
              &answer);
         list = get(&u.data, "workflows");
         ASSERT_NOT_NULL(list);
-        ASSERT_EQ(list->via.array.size, (uint32_t) l->n_wfs);
+        ASSERT_EQ(list->via.array.size, (uint32_t) (2 * l->n_wfs));
         for (uint32_t i = 0; i < list->via.array.size; i++) {
-                char id[64];
-                unsigned k;
+                char id[64], suffix[16] = "";
+                unsigned k, child;
 
                 get_str(&list->via.array.ptr[i], "workflow_id", id, sizeof(id));
-                ASSERT_EQ(sscanf(id, "load-%u", &k), 1);
+                ASSERT_GE(sscanf(id, "load-%u%15s", &k, suffix), 1);
+                child = streq(suffix, "-child");
+                ASSERT_TRUE(child || !suffix[0]);
                 ASSERT_LT(k, (unsigned) l->n_wfs);
-                ASSERT_FALSE(seen[k]);
-                seen[k] = true;
+                ASSERT_FALSE(seen[2 * k + child]);
+                seen[2 * k + child] = true;
         }
         free(seen);
         msgpack_unpacked_destroy(&u);
         dur_buf_free(answer);
 
         call(c, dur_args("{s:s}", "op", "VerifyHistory"), &u, &answer);
-        ASSERT_EQ(get_u64(&u.data, "runs"), (uint64_t) l->n_wfs);
+        ASSERT_EQ(get_u64(&u.data, "runs"), (uint64_t) (2 * l->n_wfs));
         ASSERT_EQ(get_u64(&u.data, "problem_count"), 0u);
         msgpack_unpacked_destroy(&u);
         dur_buf_free(answer);
@@ -617,16 +704,17 @@ static void print_figures(const Load *l, const Figures *f, uint64_t usec) {
         for (size_t i = 0; i < ELEMENTSOF(points); i++)
                 printf("%s%s %u", i ? ", " : "", points[i].name, f->by_point[i]);
         printf("), %u at a random moment from outside, %u at a kill point not reached in time; "
-               "%u worker kills\n",
-               f->external, f->unreached, f->worker_kills);
+               "%u kills during start-up; %u worker kills, %u activity processes killed\n",
+               f->external, f->unreached, f->startup_kills, f->worker_kills, f->process_kills);
         if (arg_power_loss)
                 printf("crash-loop: power failures: %u with unsynced writes dropped, %u with "
                        "them garbled\n",
                        f->power[0], f->power[1]);
-        printf("crash-loop: %zu workflows completed with the right result, %llu events linted, "
-               "%zu activities, %llu effects applied (%llu repeated: at-least-once), "
-               "%llu signals sent\n",
-               l->n_wfs, (unsigned long long) f->events, l->n_wfs * N_ACTIVITIES,
+        printf("crash-loop: %zu workflows and their %zu children completed with the right result, "
+               "%llu events linted, %zu activities (%zu of them processes), %llu effects applied "
+               "(%llu repeated: at-least-once), %llu signals sent\n",
+               l->n_wfs, l->n_wfs, (unsigned long long) f->events,
+               l->n_wfs * (N_ACTIVITIES + 1 + l->proc), l->proc ? l->n_wfs : 0,
                (unsigned long long) f->effects, (unsigned long long) f->duplicate_effects,
                (unsigned long long) f->signals_sent);
 }
@@ -698,6 +786,39 @@ static void soak(Load *l, TestProcess *worker, Figures *f) {
 
 /* ---- main ------------------------------------------------------------------------------------ */
 
+/* The activity unit of "crash-proc" in @dir/units: a shell script that appends its idempotency
+ * key and attempt to @effect_log, as the worker's activities do, and answers 2N. Returns the
+ * daemon's --activity-dir option. */
+static char *write_units(const char *dir, const char *effect_log) {
+        char *units = NULL, *path = NULL, *arg = NULL;
+        FILE *f;
+
+        ASSERT_GE(asprintf(&units, "%s/units", dir), 0);
+        ASSERT_OK_ERRNO(mkdir(units, 0755));
+        ASSERT_GE(asprintf(&path, "%s/crash-proc.sh", units), 0);
+        f = ASSERT_NOT_NULL(fopen(path, "we"));
+        fprintf(f,
+                "#!/bin/sh\n"
+                "read -r input\n"
+                "n=$(printf '%%s' \"$input\" | tr -cd 0-9)\n"
+                "echo \"$1 $2\" >> '%s'\n"
+                "sleep 0.2 # the work: long enough to be killed in the middle of it\n"
+                "echo $((2 * n))\n",
+                effect_log);
+        ASSERT_OK_ERRNO(fclose(f));
+        ASSERT_OK_ERRNO(chmod(path, 0755));
+        free(path);
+        ASSERT_GE(asprintf(&path, "%s/crash-proc.activity", units), 0);
+        f = ASSERT_NOT_NULL(fopen(path, "we"));
+        fprintf(f, "[Activity]\nExecStart=%s/crash-proc.sh %%w/%%a %%A\nStartToCloseSec=10s\n",
+                units);
+        ASSERT_OK_ERRNO(fclose(f));
+        free(path);
+        ASSERT_GE(asprintf(&arg, "--activity-dir=%s", units), 0);
+        free(units);
+        return arg;
+}
+
 TEST(crash_loop) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_(test_process_free) TestProcess worker = {};
@@ -707,6 +828,8 @@ TEST(crash_loop) {
         _cleanup_free_ char *fault_log_env = NULL;
         const char *daemon_env[] = { NULL, kill_at, NULL, fault, NULL };
         const char *worker_env[] = { NULL, NULL };
+        _cleanup_free_ char *units_arg = NULL;
+        const char *daemon_args[] = { NULL, NULL };
         Load l = { .d = &d };
         Figures f = {};
         uint64_t t0 = now_usec(), deadline;
@@ -724,10 +847,13 @@ TEST(crash_loop) {
         daemon_env[2] = fault_log_env;
         snprintf(fault, sizeof(fault), "DURABLED_FAULT=");
         worker_env[0] = effect_env;
+        units_arg = write_units(dir, effect_log);
+        daemon_args[0] = units_arg;
         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
         if (arg_soak_usec) {
                 arg_kills = 0;
-                test_daemon_start(&d, &(TestDaemonOpts){ .env = daemon_env });
+                test_daemon_start(&d, &(TestDaemonOpts){ .env = daemon_env, .args = daemon_args });
+                l.proc = d.cgroup && !arg_no_process_activities;
                 test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
                 soak(&l, &worker, &f);
         }
@@ -748,17 +874,33 @@ TEST(crash_loop) {
                                  points[c.point].name, 1 + rnd_below(points[c.point].max_n));
                 } else
                         snprintf(kill_at, sizeof(kill_at), "DURABLED_KILL_AT=none:0");
-                /* The kill point counts from the daemon's start. */
+                /* The kill point counts from the daemon's start; it may come before READY=1,
+                 * in what the start-up writes (tasks and attempts of the earlier life that time
+                 * out or fail): that cycle's kill happened there. */
                 if (k == 0) {
-                        test_daemon_start(&d, &(TestDaemonOpts){ .env = daemon_env });
+                        test_daemon_start(
+                                &d, &(TestDaemonOpts){ .env = daemon_env, .args = daemon_args });
+                        l.proc = d.cgroup && !arg_no_process_activities;
                         test_process_spawn(&worker, STRV(test_bin("CRASH_WORKER_BIN")), worker_env);
-                } else
-                        test_daemon_restart(&d);
+                } else {
+                        size_t logged = count_lines(kill_log);
+                        int r = test_daemon_try_start(&d, NULL);
+
+                        if (r == -ECHILD) {
+                                count_kill(&l, &c, d.proc.exit_status, kill_log, logged, &f);
+                                f.startup_kills++;
+                                continue;
+                        }
+                        ASSERT_OK(r);
+                }
                 c.kill_at = now_usec() + (c.point >= 0 || c.power ? KILLPOINT_WAIT_USEC
                                                                   : 20000 + rnd_below(400000));
                 /* Every fifth cycle the worker dies too, early in the cycle. */
                 if (k % 5 == 2)
                         c.worker_at = now_usec() + rnd_below(50000);
+                /* Another fifth, the activity processes that run at a random moment. */
+                if (k % 5 == 4)
+                        c.procs_at = now_usec() + rnd_below(400000);
                 run_cycle(&l, &c, &worker, kill_log, worker_env, &f);
         }
 
@@ -780,8 +922,8 @@ TEST(crash_loop) {
         f.effects = effects.n;
         for (size_t i = 0; i < l.n_wfs; i++) {
                 ASSERT_TRUE(l.wfs[i].start_acked);
-                check_result(l.client, &l.wfs[i]);
-                check_history(l.client, &l.wfs[i], &effects, &f);
+                check_result(l.client, &l.wfs[i], l.proc);
+                check_history(l.client, &l.wfs[i], l.proc, &effects, &f);
         }
         free(effects.keys);
         check_runs(l.client, &l);
@@ -807,6 +949,7 @@ static void parse_args(int argc, char *argv[]) {
                 { "seed", required_argument, NULL, 's' },
                 { "power-loss", no_argument, NULL, 'p' },
                 { "soak-seconds", required_argument, NULL, 'S' },
+                { "no-process-activities", no_argument, NULL, 'P' },
                 {},
         };
         const char *env = getenv("CRASH_KILLS");
@@ -829,9 +972,12 @@ static void parse_args(int argc, char *argv[]) {
                 case 'S':
                         arg_soak_usec = strtoull(optarg, NULL, 10) * TEST_USEC_PER_SEC;
                         break;
+                case 'P':
+                        arg_no_process_activities = true;
+                        break;
                 default:
                         fprintf(stderr, "usage: crash-loop [--kills K] [--seed S] [--power-loss] "
-                                        "[--soak-seconds N]\n");
+                                        "[--soak-seconds N] [--no-process-activities]\n");
                         exit(EXIT_FAILURE);
                 }
         rng_state = arg_seed ? arg_seed : 1;

@@ -2,7 +2,7 @@
  * once right before and once right after the commit, and restarts on the same state; the run
  * still completes exactly once with a clean history. Also: a durable timer that came due while
  * the daemon was down fires on restart, and a daemon stopped with SIGTERM exits 0 and loses
- * nothing.
+ * nothing, and a second daemon on the same state directory is refused.
  *
  * The kill points (daemon/killpoint.h) exist only in builds with -Dfault-injection=true; without
  * them the kill loop is skipped. */
@@ -383,6 +383,33 @@ TEST(sigterm_exits_cleanly_and_keeps_runs) {
 
         orders_worker_spawn(&worker);
         check_order_run(c, "order-sigterm", 7, run_id);
+        dur_client_free(c);
+}
+
+
+/* One daemon per state directory (a record lock on state/lock): a second one is refused before it
+ * touches the database, and the first keeps serving. */
+TEST(second_daemon_on_the_same_state_is_refused) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_free_ char *socket = NULL;
+        dur_client *c;
+        TestRun r = {};
+
+        test_daemon_start(&d, NULL);
+        ASSERT_GE(asprintf(&socket, "%s/second.sock", d.dir), 0);
+        ASSERT_EQ(test_run(&r,
+                           STRV(test_bin("DURABLED_BIN"), "--user", "--no-bus", "--state-dir",
+                                d.state_dir, "--socket", socket),
+                           NULL),
+                  1);
+        ASSERT_STR_CONTAINS(r.err, "Another durabled uses the state directory");
+        test_run_free(&r);
+        ASSERT_EQ(access(socket, F_OK), -1);
+        c = client_connect();
+        ASSERT_DUR_OK(c, dur_client_start(c, "OrderWorkflow",
+                                          &(dur_start_opts){ .workflow_id = "still-serving",
+                                                             .task_queue = ORDERS_QUEUE },
+                                          NULL, NULL));
         dur_client_free(c);
 }
 

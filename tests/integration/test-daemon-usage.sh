@@ -45,6 +45,17 @@ expect_refused "Invalid --history-max-events=0" --history-max-events=0
 expect_refused "Invalid --history-warn-events=many" --history-warn-events=many
 expect_refused "Invalid --history-max-bytes=-5" --history-max-bytes=-5
 expect_refused "Invalid --history-max-bytes=50Q" --history-max-bytes=50Q
+for opt in max-pending-activities max-pending-children max-signals-per-run max-connections \
+        max-polls-per-connection max-waits max-activity-processes; do
+        expect_refused "Invalid --$opt=0: expected a count from 1" --$opt=0
+        expect_refused "Invalid --$opt=-3" --$opt=-3
+        expect_refused "Invalid --$opt=12x" --$opt=12x
+        expect_refused "Invalid --$opt=99999999999" --$opt=99999999999
+        expect_refused "option '--$opt' requires an argument" --$opt
+done
+expect_refused "Invalid --admin-group=no-such-group-here: no such group" \
+        --admin-group=no-such-group-here
+expect_refused "Invalid --admin-group=-5" --admin-group=-5
 expect_refused "Invalid --max-updates-in-flight=0" --max-updates-in-flight=0
 expect_refused "Invalid --max-updates-in-flight=ten" --max-updates-in-flight=ten
 expect_refused "Invalid --max-updates-per-run=-1" --max-updates-per-run=-1
@@ -63,6 +74,8 @@ for size in 4M 4096K 65536; do
 done
 
 for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100 \
+        --max-pending-activities=1 --max-signals-per-run=4294967295 --max-connections=1000000 \
+        --admin-group=4242 --admin-group=root \
         --max-updates-in-flight=1 --max-updates-per-run=5000; do
         "$DURABLED" $limit --version >/dev/null 2>&1 ||
                 { echo "FAIL: $limit refused"; fails=$((fails + 1)); }

@@ -30,7 +30,8 @@ typedef struct Fixture {
         char *units; /* the --activity-dir, with the scripts */
         TestFailHook units_hook;
         char arg[4200];
-        const char *args[2]; /* the daemon's extra arguments: --activity-dir=units */
+        const char *args[3];   /* the daemon's extra arguments: --activity-dir=units, extra_arg */
+        const char *extra_arg; /* another option for the daemon, or NULL */
         TestDaemon daemon;
         TestProcess worker;
         dur_client *client;
@@ -81,6 +82,7 @@ static void fixture_init(Fixture *f) {
 static void fixture_start(Fixture *f) {
         snprintf(f->arg, sizeof(f->arg), "--activity-dir=%s", f->units);
         f->args[0] = f->arg;
+        f->args[1] = f->extra_arg;
         test_daemon_start(&f->daemon, &(TestDaemonOpts){ .args = f->args });
         test_worker_spawn(&f->worker, NULL, NULL);
         f->client = client_connect();
@@ -242,42 +244,70 @@ static void wait_event(Fixture *f, const char *wid, uint64_t id) {
         json_decref(req);
 }
 
-TEST(max_concurrent) {
-        _cleanup_(fixture_done) Fixture f = {};
+/* The script of the units that wait: it says it started, then waits for its go. */
+#define WAITING_SCRIPT                            \
+        "echo \"started $1\" > $D/started.fifo\n" \
+        "read -r x < $D/go-$1.fifo\n"             \
+        "echo '\"done\"'\n"
+
+/* Two attempts, of unit @unit_a in workflow @a and of @unit_b in @b, when only one may run: B's
+ * stays scheduled while A's runs (the pass that scheduled it also decided not to start it), and
+ * starts when A's ends. The fixture's daemon is started here. */
+static void second_attempt_waits(
+        Fixture *f, const char *unit_a, const char *a, const char *unit_b, const char *b) {
         _cleanup_close_ int started = -EBADF, go_a = -EBADF, go_b = -EBADF;
+        char line[64], name[64], input[64];
         dur_outcome o = {};
         json_t *p;
-        char line[64];
 
-        fixture_init(&f);
-        unit_add(&f, "one", "StartToCloseSec=60s\nMaxConcurrent=1\n",
-                 "echo \"started $1\" > $D/started.fifo\n"
-                 "read -r x < $D/go-$1.fifo\n"
-                 "echo '\"done\"'\n");
-        fixture_start(&f);
-        started = fifo_make_in(f.units, "started.fifo");
-        go_a = fifo_make_in(f.units, "go-one-a.fifo");
-        go_b = fifo_make_in(f.units, "go-one-b.fifo");
+        fixture_start(f);
+        started = fifo_make_in(f->units, "started.fifo");
+        snprintf(name, sizeof(name), "go-%s.fifo", a);
+        go_a = fifo_make_in(f->units, name);
+        snprintf(name, sizeof(name), "go-%s.fifo", b);
+        go_b = fifo_make_in(f->units, name);
 
-        start_json(f.client, "ActivityWorkflow", "one-a", NULL, "{\"activity\": \"one\"}", 0);
+        snprintf(input, sizeof(input), "{\"activity\": \"%s\"}", unit_a);
+        start_json(f->client, "ActivityWorkflow", a, NULL, input, 0);
         fifo_read_line(started, line, sizeof(line));
-        ASSERT_STREQ(line, "started one-a");
-        start_json(f.client, "ActivityWorkflow", "one-b", NULL, "{\"activity\": \"one\"}", 0);
-        /* B's activity is scheduled; the pass that scheduled it also decided not to start it. */
-        wait_event(&f, "one-b", 5);
-        p = ASSERT_NOT_NULL(pending_activity(&f, "one-b"));
+        snprintf(name, sizeof(name), "started %s", a);
+        ASSERT_STREQ(line, name);
+        snprintf(input, sizeof(input), "{\"activity\": \"%s\"}", unit_b);
+        start_json(f->client, "ActivityWorkflow", b, NULL, input, 0);
+        wait_event(f, b, 5);
+        p = ASSERT_NOT_NULL(pending_activity(f, b));
         ASSERT_STREQ(json_str(p, "state"), "Scheduled");
         json_decref(p);
 
         ASSERT_EQ(write(go_a, "go\n", 3), 3);
-        ASSERT_EQ(wait_outcome(f.client, "one-a", &o), 0);
+        ASSERT_EQ(wait_outcome(f->client, a, &o), 0);
         dur_outcome_done(&o);
         fifo_read_line(started, line, sizeof(line));
-        ASSERT_STREQ(line, "started one-b");
+        snprintf(name, sizeof(name), "started %s", b);
+        ASSERT_STREQ(line, name);
         ASSERT_EQ(write(go_b, "go\n", 3), 3);
-        ASSERT_EQ(wait_outcome(f.client, "one-b", &o), 0);
-        ASSERT_STREQ(json_string_value(activity_result(&f, &o)), "done");
+        ASSERT_EQ(wait_outcome(f->client, b, &o), 0);
+        ASSERT_STREQ(json_string_value(activity_result(f, &o)), "done");
         dur_outcome_done(&o);
+}
+
+TEST(max_concurrent) {
+        _cleanup_(fixture_done) Fixture f = {};
+
+        fixture_init(&f);
+        unit_add(&f, "one", "StartToCloseSec=60s\nMaxConcurrent=1\n", WAITING_SCRIPT);
+        second_attempt_waits(&f, "one", "one-a", "one", "one-b");
+}
+
+/* durabled --max-activity-processes: attempts past it wait, scheduled, for a process to end
+ * (durabled(8), LIMITS), whatever their units, while the daemon serves on. */
+TEST(max_activity_processes) {
+        _cleanup_(fixture_done) Fixture f = { .extra_arg = "--max-activity-processes=1" };
+
+        fixture_init(&f);
+        unit_add(&f, "pa", "StartToCloseSec=60s\n", WAITING_SCRIPT);
+        unit_add(&f, "pb", "StartToCloseSec=60s\n", WAITING_SCRIPT);
+        second_attempt_waits(&f, "pa", "pa-a", "pb", "pb-b");
 }
 
 /* RateLimit=10/1s with RateLimitBurst=2 (ratelimit.h): the starts of 8 attempts, as the daemon
