@@ -493,8 +493,10 @@ static void attempt_complete(Attempt *a, json_t *out) {
         if (msgbuf_error(&b) < 0)
                 log_error("Failed to record the result of activity %s: out of memory",
                           a->activity_id);
-        else if (p.size > PAYLOAD_SIZE_MAX)
-                attempt_fail(a, "OutputTooLarge", false, "the result is larger than 2 MiB",
+        else if (p.size > msg_payload_limit())
+                attempt_fail(a, "OutputTooLarge", false,
+                             "the result is larger than the payload limit (durabled "
+                             "--max-payload-size)",
                              "exit_status", 0, NULL);
         else {
                 log_attempt(LOG_INFO, a, "Activity %s (%s) attempt %" PRIu32 " completed",
@@ -514,7 +516,9 @@ static void attempt_judge(Attempt *a, const siginfo_t *si) {
         char msg[1024];
 
         if (a->out_overflow) {
-                attempt_fail(a, "OutputTooLarge", false, "stdout is larger than 2 MiB",
+                attempt_fail(a, "OutputTooLarge", false,
+                             "stdout is larger than the payload limit (durabled "
+                             "--max-payload-size)",
                              exited ? "exit_status" : "signal", status, NULL);
                 return;
         }
@@ -602,7 +606,7 @@ static int drain(Attempt *a, int fd, bool is_out) {
                         err_append(a, buf, (size_t) n);
                         continue;
                 }
-                if (a->out_overflow || a->out_size + (size_t) n > PAYLOAD_SIZE_MAX) {
+                if (a->out_overflow || a->out_size + (size_t) n > msg_payload_limit()) {
                         a->out_overflow = true;
                         continue;
                 }

@@ -29,11 +29,11 @@ static int check_close(CommandType type, const msgpack_object *attrs, char *err,
                         snprintf(err, errlen, "field \"result\" must be a bin payload");
                         return -EINVAL;
                 }
-                if (o && o->via.bin.size > PAYLOAD_SIZE_MAX) {
+                if (o && o->via.bin.size > msg_payload_limit()) {
                         snprintf(err, errlen,
-                                 "field \"result\" is larger than the limit of %u "
+                                 "field \"result\" is larger than the limit of %zu "
                                  "bytes",
-                                 PAYLOAD_SIZE_MAX);
+                                 msg_payload_limit());
                         return -ENOBUFS;
                 }
         } else if (type == COMMAND_FAIL_WORKFLOW_EXECUTION) {
@@ -482,7 +482,7 @@ int history_check_limits(Manager *m, RunRow *run, uint64_t completed_id) {
                                 "history has %" PRIu64 " events, more than the limit of %" PRIu64
                                 " (durabled --history-max-events)",
                                 events, m->cfg.history_max_events);
-        else if (events * (PAYLOAD_SIZE_MAX + 65536ULL) <= m->cfg.history_max_bytes)
+        else if (events * (msg_payload_limit() + 65536ULL) <= m->cfg.history_max_bytes)
                 return 0;
         else {
                 r = store_history_bytes(m->store, run->run_id, &bytes);

@@ -30,7 +30,8 @@
 #include "proto/msg.h"
 #include "proto/policy.h"
 
-#define PAYLOAD_SIZE_MAX (2u << 20) /* one payload (Temporal's limit.blobSize.error) */
+/* The max_len of a payload field: durabled --max-payload-size, msg_payload_limit() (msg.h). */
+#define PAYLOAD_SIZE_MAX MSG_PAYLOAD_LIMIT
 #define TASK_TIMEOUT_DEFAULT_USEC (10ULL * 1000000)
 #define TASK_TIMEOUT_MAX_USEC (120ULL * 1000000)
 #define WFT_BACKOFF_MAX_USEC (10ULL * 60 * 1000000)

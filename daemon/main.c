@@ -20,12 +20,14 @@
 #include "daemon/manager.h"
 #include "daemon/retention.h"
 #include "proto/frame.h"
+#include "proto/msg.h"
 
 static bool arg_user;
 static const char *arg_state_dir;
 static const char *arg_socket;
 static StoreDurability arg_durability = STORE_DURABILITY_FULL;
 static size_t arg_max_frame_size = FRAME_SIZE_MAX_DEFAULT;
+static size_t arg_max_payload_size; /* 0: the default, capped by the frame size */
 static bool arg_time_skipping;
 static const char *arg_bus_address;
 static bool arg_no_bus;
@@ -68,6 +70,9 @@ static void help(void) {
                "     --durability=MODE      full (default: fsync every commit) or normal\n"
                "                            (may lose the last commits on power loss)\n"
                "     --max-frame-size=BYTES Largest request accepted (default %u)\n"
+               "     --max-payload-size=BYTES\n"
+               "                            Largest payload: an input, result or heartbeat\n"
+               "                            (default %u, or the frame size if smaller)\n"
                "     --admin-group=GROUP    Members of GROUP (a name or a gid) administer\n"
                "                            every workflow (default durabled)\n"
                "     --log-level=LEVEL      emerg..debug (default info)\n"
@@ -114,7 +119,7 @@ static void help(void) {
                "                            and OPEN running workflows into the state\n"
                "                            directory, then exit (the daemon must not run)\n\n"
                "See durabled(8).\n",
-               FRAME_SIZE_MAX_DEFAULT);
+               FRAME_SIZE_MAX_DEFAULT, MSG_PAYLOAD_LIMIT_DEFAULT);
 }
 
 static int parse_size(const char *s, size_t *ret) {
@@ -207,6 +212,7 @@ static int parse_argv(int argc, char *argv[]) {
                 ARG_SOCKET,
                 ARG_DURABILITY,
                 ARG_MAX_FRAME,
+                ARG_MAX_PAYLOAD,
                 ARG_LOG_LEVEL,
                 ARG_TIME_SKIPPING,
                 ARG_BULK_LOAD,
@@ -238,6 +244,7 @@ static int parse_argv(int argc, char *argv[]) {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "durability", required_argument, NULL, ARG_DURABILITY },
                 { "max-frame-size", required_argument, NULL, ARG_MAX_FRAME },
+                { "max-payload-size", required_argument, NULL, ARG_MAX_PAYLOAD },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "time-skipping", no_argument, NULL, ARG_TIME_SKIPPING },
                 { "retention", required_argument, NULL, ARG_RETENTION },
@@ -303,6 +310,13 @@ static int parse_argv(int argc, char *argv[]) {
                         if (parse_size(optarg, &arg_max_frame_size) < 0)
                                 return log_error_errno(-EINVAL,
                                                        "Invalid --max-frame-size=%s: "
+                                                       "expected 1024..1G bytes",
+                                                       optarg);
+                        break;
+                case ARG_MAX_PAYLOAD:
+                        if (parse_size(optarg, &arg_max_payload_size) < 0)
+                                return log_error_errno(-EINVAL,
+                                                       "Invalid --max-payload-size=%s: "
                                                        "expected 1024..1G bytes",
                                                        optarg);
                         break;
@@ -445,6 +459,14 @@ static int parse_argv(int argc, char *argv[]) {
                 }
         if (optind < argc)
                 return log_error_errno(-EINVAL, "Unexpected argument '%s'", argv[optind]);
+        /* A payload travels in one frame, with the request's other fields around it. */
+        if (arg_max_payload_size == 0)
+                arg_max_payload_size = MIN((size_t) MSG_PAYLOAD_LIMIT_DEFAULT, arg_max_frame_size);
+        else if (arg_max_payload_size > arg_max_frame_size)
+                return log_error_errno(-EINVAL,
+                                       "--max-payload-size=%zu is larger than --max-frame-size=%zu",
+                                       arg_max_payload_size, arg_max_frame_size);
+        msg_set_payload_limit(arg_max_payload_size);
         return 1;
 }
 

@@ -142,6 +142,21 @@ const msgpack_object *msg_get(const msgpack_object *map, const char *key) {
         return NULL;
 }
 
+/* One value for the process: set once by the daemon's main() before the loop runs. */
+static size_t payload_limit = MSG_PAYLOAD_LIMIT_DEFAULT;
+
+size_t msg_payload_limit(void) {
+        return payload_limit;
+}
+
+void msg_set_payload_limit(size_t limit) {
+        payload_limit = limit;
+}
+
+static size_t field_max(const MsgField *f) {
+        return f->max_len == MSG_PAYLOAD_LIMIT ? payload_limit : f->max_len;
+}
+
 static const char *type_name(MsgType t) {
         static const char *const names[] = {
                 [MSG_STR] = "a string", [MSG_UINT] = "an unsigned integer",
@@ -197,7 +212,7 @@ static int parse_one(const msgpack_object *v, msgpack_zone *zone, const MsgField
                 MsgBin b = { v->via.bin.ptr, v->via.bin.size };
                 if (v->type != MSGPACK_OBJECT_BIN)
                         return -EINVAL;
-                if (f->max_len && b.size > f->max_len)
+                if (f->max_len && b.size > field_max(f))
                         return -ENOBUFS;
                 memcpy(dst, &b, sizeof(b));
                 return 0;
@@ -238,7 +253,7 @@ int msg_parse(const msgpack_object *map, msgpack_zone *zone, const MsgField *fie
                         /* A payload past its limit is a limit, not a malformed request
                          * (DESIGN.md §10: resource_exhausted). */
                         snprintf(err, errlen, "field \"%s\" is larger than the limit of %zu bytes",
-                                 f->key, f->max_len);
+                                 f->key, field_max(f));
                         return -ENOBUFS;
                 }
                 if (r == -EILSEQ) {

@@ -47,8 +47,17 @@ typedef struct MsgField {
         MsgType type;
         size_t offset;
         bool required;
-        size_t max_len; /* MSG_STR, MSG_BIN: longest accepted; 0 = no limit */
+        size_t max_len; /* MSG_STR, MSG_BIN: longest accepted; 0 = no limit; MSG_PAYLOAD_LIMIT */
 } MsgField;
+
+/* max_len of a payload field: the process's payload limit, msg_payload_limit(). */
+#define MSG_PAYLOAD_LIMIT SIZE_MAX
+#define MSG_PAYLOAD_LIMIT_DEFAULT (2u << 20) /* Temporal's limit.blobSize.error */
+
+/* The largest payload (an input, a result, heartbeat details) a payload field accepts: 2 MiB
+ * unless the daemon was told otherwise (durabled --max-payload-size) when it started. */
+size_t msg_payload_limit(void);
+void msg_set_payload_limit(size_t limit);
 
 /* Fills the struct at @out from @map as @fields says (a table ended by a NULL key). Absent
  * optional fields are left as they were. On error returns -EINVAL (missing, mistyped, a string

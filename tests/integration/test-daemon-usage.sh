@@ -33,6 +33,10 @@ expect_refused "Invalid --durability=sometimes" --durability=sometimes
 expect_refused "Invalid --max-frame-size=12x" --max-frame-size=12x
 expect_refused "Invalid --max-frame-size=10" --max-frame-size=10
 expect_refused "Invalid --max-frame-size=2048M" --max-frame-size=2048M
+expect_refused "Invalid --max-payload-size=2x" --max-payload-size=2x
+expect_refused "Invalid --max-payload-size=100" --max-payload-size=100
+expect_refused "max-payload-size=8388608 is larger than --max-frame-size=4194304" \
+        --max-payload-size=8M
 expect_refused "Invalid --log-level=chatty" --log-level=chatty
 expect_refused "Invalid --bulk-load=abc" --bulk-load=abc
 expect_refused "Invalid --bulk-load=5" --bulk-load=5
@@ -76,7 +80,7 @@ done
 for limit in --history-max-bytes=50M --history-max-bytes=1G --history-max-events=100 \
         --max-pending-activities=1 --max-signals-per-run=4294967295 --max-connections=1000000 \
         --admin-group=4242 --admin-group=root \
-        --max-updates-in-flight=1 --max-updates-per-run=5000; do
+        --max-updates-in-flight=1 --max-updates-per-run=5000 --max-payload-size=1K; do
         "$DURABLED" $limit --version >/dev/null 2>&1 ||
                 { echo "FAIL: $limit refused"; fails=$((fails + 1)); }
 done

@@ -2,8 +2,8 @@
  * crosses it and checks the documented action (resource_exhausted with a message naming the limit
  * and its option, or the workflow task failing with the limit's cause) while another client keeps
  * working. The per-run limits count what the store holds, so they also hold after a SIGKILL and
- * a restart. Frame size, payload size and history length are crossed in test-protocol.c and
- * test-continue-as-new.c.
+ * a restart. Frame size and history length are crossed in test-protocol.c and
+ * test-continue-as-new.c, the default payload size in test-protocol.c too.
  *
  * Raw connections (raw-util.h) read the answers with a receive timeout of the harness's; nothing
  * sleeps. */
@@ -196,6 +196,59 @@ TEST(signals_per_run) {
 }
 
 /* ---- daemon-wide limits ---- */
+
+/* A msgpack string of @size bytes in all (str 16 header + 'x's), in @buf. */
+static dur_buf payload_of(char *buf, size_t size) {
+        buf[0] = (char) 0xda;
+        buf[1] = (char) ((size - 3) >> 8);
+        buf[2] = (char) ((size - 3) & 0xff);
+        memset(buf + 3, 'x', size - 3);
+        return (dur_buf){ .data = buf, .size = size };
+}
+
+/* --max-payload-size: a payload of exactly the limit is taken, one byte more is
+ * resource_exhausted naming the field and the limit (a start, a signal), and nothing of the
+ * refused request is written; the largest accepted value is the frame's, so a larger one is
+ * refused at start-up. */
+TEST(payload_size) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        static char big[4097];
+        dur_buf at = payload_of(big, 4096), over;
+        dur_client *c;
+        json_t *events, *req;
+        int r;
+
+        test_daemon_start(&d, &(TestDaemonOpts){ .args = STRV("--max-payload-size=4K") });
+        c = client_connect();
+        ASSERT_EQ(dur_client_start(c, "Quick",
+                                   &(dur_start_opts){ .workflow_id = "pay", .task_queue = CORE_QUEUE },
+                                   &at, NULL),
+                  0);
+        ASSERT_DUR_OK(c, dur_client_signal(c, "pay", NULL, "s", &at));
+        over = payload_of(big, 4097);
+        ASSERT_ERROR(dur_client_start(c, "Quick",
+                                      &(dur_start_opts){ .workflow_id = "pay-over",
+                                                         .task_queue = CORE_QUEUE },
+                                      &over, NULL),
+                     -ENOSPC);
+        ASSERT_STREQ(dur_client_error_code(c), "resource_exhausted");
+        ASSERT_STR_CONTAINS(dur_client_error_message(c),
+                            "field \"input\" is larger than the limit of 4096 bytes");
+        ASSERT_ERROR(dur_client_signal(c, "pay", NULL, "s", &over), -ENOSPC);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c),
+                            "field \"input\" is larger than the limit of 4096 bytes");
+        events = core_history(c, "pay", NULL);
+        ASSERT_EQ(history_count(events, "WorkflowExecutionSignaled"), 1);
+        json_decref(events);
+        req = ASSERT_NOT_NULL(json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id",
+                                        "pay-over"));
+        ASSERT_NULL(call_json(c, req, &r));
+        ASSERT_EQ(r, -ENOENT);
+        json_decref(req);
+        assert_other_client_works("pay-other");
+        dur_client_free(c);
+        printf("limits: --max-payload-size=4K crossed: resource_exhausted, nothing written\n");
+}
 
 /* A connection past --max-connections is answered resource_exhausted (id 0) and closed; the
  * connections already open keep working. */
