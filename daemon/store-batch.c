@@ -1,5 +1,4 @@
-/* The store's batch tables; see store-batch.h and the schema in store.c. A batch writes a few
- * rows per slice of items, so statements are prepared per call rather than kept. */
+/* The store's batch tables; see store-batch.h and the schema in store.c. */
 
 #include "daemon/store-batch.h"
 
@@ -17,39 +16,11 @@
         "failed"
 
 typedef sqlite3_stmt Stmt;
-static inline void stmt_freep(Stmt **st) {
-        sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ _cleanup_(stmt_freep)
 
+/* Every statement here is a string literal, prepared once per store: a batch runs a slice of
+ * its items in a loop pass (store_prepare_cached()). */
 static int prepare(Store *s, const char *sql, Stmt **ret) {
-        int rc = sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL);
-        return rc == SQLITE_OK ? 0 : store_sql_error(s, rc);
-}
-
-static void bind_str(Stmt *st, int i, const char *t) {
-        if (t)
-                (void) sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
-        else
-                (void) sqlite3_bind_null(st, i);
-}
-
-static void bind_u64(Stmt *st, int i, uint64_t v) {
-        (void) sqlite3_bind_int64(st, i, (sqlite3_int64) v);
-}
-
-static uint64_t col_u64(Stmt *st, int i) {
-        return (uint64_t) sqlite3_column_int64(st, i);
-}
-
-static int col_str(Stmt *st, int i, char **ret) {
-        const unsigned char *t = sqlite3_column_text(st, i);
-
-        *ret = NULL;
-        if (!t)
-                return 0;
-        *ret = strdup((const char *) t);
-        return *ret ? 0 : -ENOMEM;
+        return store_prepare_cached(s, sql, ret);
 }
 
 void batch_row_done(BatchRow *b) {
@@ -68,18 +39,18 @@ int store_batch_insert(Store *s, const BatchRow *b) {
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, b->batch_id);
-        bind_u64(st, 2, b->uid);
-        bind_str(st, 3, b->op);
-        bind_str(st, 4, b->query);
+        store_bind_text(st, 1, b->batch_id);
+        store_bind_u64(st, 2, b->uid);
+        store_bind_text(st, 3, b->op);
+        store_bind_text(st, 4, b->query);
         (void) sqlite3_bind_blob64(st, 5, b->args.ptr, b->args.size, SQLITE_STATIC);
         (void) sqlite3_bind_double(st, 6, b->rps);
-        bind_u64(st, 7, b->state);
-        bind_u64(st, 8, b->create_time);
-        bind_u64(st, 9, b->close_time);
-        bind_u64(st, 10, b->total);
-        bind_u64(st, 11, b->next_seq);
-        bind_u64(st, 12, b->failed);
+        store_bind_u64(st, 7, b->state);
+        store_bind_u64(st, 8, b->create_time);
+        store_bind_u64(st, 9, b->close_time);
+        store_bind_u64(st, 10, b->total);
+        store_bind_u64(st, 11, b->next_seq);
+        store_bind_u64(st, 12, b->failed);
         rc = sqlite3_step(st);
         return rc == SQLITE_DONE ? 0 : store_sql_error(s, rc);
 }
@@ -89,11 +60,11 @@ static int read_batch(Stmt *st, BatchRow *ret) {
         const void *p;
         int k;
 
-        k = col_str(st, 0, &b.batch_id);
+        k = store_col_strdup(st, 0, &b.batch_id);
         if (k >= 0)
-                k = col_str(st, 2, &b.op);
+                k = store_col_strdup(st, 2, &b.op);
         if (k >= 0)
-                k = col_str(st, 3, &b.query);
+                k = store_col_strdup(st, 3, &b.query);
         p = sqlite3_column_blob(st, 4);
         b.args.size = (size_t) sqlite3_column_bytes(st, 4);
         b.args.ptr = malloc(b.args.size ? b.args.size : 1);
@@ -103,14 +74,14 @@ static int read_batch(Stmt *st, BatchRow *ret) {
         }
         if (p)
                 memcpy(b.args.ptr, p, b.args.size);
-        b.uid = (uint32_t) col_u64(st, 1);
+        b.uid = (uint32_t) store_col_u64(st, 1);
         b.rps = sqlite3_column_double(st, 5);
-        b.state = (BatchState) col_u64(st, 6);
-        b.create_time = col_u64(st, 7);
-        b.close_time = col_u64(st, 8);
-        b.total = col_u64(st, 9);
-        b.next_seq = col_u64(st, 10);
-        b.failed = col_u64(st, 11);
+        b.state = (BatchState) store_col_u64(st, 6);
+        b.create_time = store_col_u64(st, 7);
+        b.close_time = store_col_u64(st, 8);
+        b.total = store_col_u64(st, 9);
+        b.next_seq = store_col_u64(st, 10);
+        b.failed = store_col_u64(st, 11);
         *ret = b;
         return 0;
 }
@@ -122,7 +93,7 @@ int store_batch_get(Store *s, const char *batch_id, BatchRow *ret) {
         r = prepare(s, "SELECT " BATCH_COLUMNS " FROM batches WHERE batch_id = ?", &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, batch_id);
+        store_bind_text(st, 1, batch_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 return read_batch(st, ret);
@@ -139,11 +110,11 @@ int store_batch_update(Store *s, const BatchRow *b) {
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, b->batch_id);
-        bind_u64(st, 2, b->state);
-        bind_u64(st, 3, b->close_time);
-        bind_u64(st, 4, b->next_seq);
-        bind_u64(st, 5, b->failed);
+        store_bind_text(st, 1, b->batch_id);
+        store_bind_u64(st, 2, b->state);
+        store_bind_u64(st, 3, b->close_time);
+        store_bind_u64(st, 4, b->next_seq);
+        store_bind_u64(st, 5, b->failed);
         rc = sqlite3_step(st);
         return rc == SQLITE_DONE ? 0 : store_sql_error(s, rc);
 }
@@ -161,7 +132,7 @@ int store_batches_list(Store *s, bool only_uid, uint32_t uid, batch_cb cb, void 
         if (r < 0)
                 return r;
         if (only_uid)
-                bind_u64(st, 1, uid);
+                store_bind_u64(st, 1, uid);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 BatchRow b;
 
@@ -204,19 +175,19 @@ int store_batch_items(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, batch_id);
-        bind_u64(st, 2, from_seq);
-        bind_u64(st, 3, max);
+        store_bind_text(st, 1, batch_id);
+        store_bind_u64(st, 2, from_seq);
+        store_bind_u64(st, 3, max);
         while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                BatchItem it = { .seq = col_u64(st, 0), .state = (BatchItemState) col_u64(st, 3) };
+                BatchItem it = { .seq = store_col_u64(st, 0), .state = (BatchItemState) store_col_u64(st, 3) };
                 const unsigned char *run_id = sqlite3_column_text(st, 2);
 
                 snprintf(it.run_id, sizeof(it.run_id), "%s", run_id ? (const char *) run_id : "");
-                r = col_str(st, 1, &it.workflow_id);
+                r = store_col_strdup(st, 1, &it.workflow_id);
                 if (r >= 0)
-                        r = col_str(st, 4, &it.code);
+                        r = store_col_strdup(st, 4, &it.code);
                 if (r >= 0)
-                        r = col_str(st, 5, &it.message);
+                        r = store_col_strdup(st, 5, &it.message);
                 if (r < 0 || !it.workflow_id) {
                         batch_item_done(&it);
                         for (size_t i = 0; i < n; i++)
@@ -249,11 +220,11 @@ int store_batch_item_set(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, batch_id);
-        bind_u64(st, 2, seq);
-        bind_u64(st, 3, state);
-        bind_str(st, 4, code);
-        bind_str(st, 5, message);
+        store_bind_text(st, 1, batch_id);
+        store_bind_u64(st, 2, seq);
+        store_bind_u64(st, 3, state);
+        store_bind_text(st, 4, code);
+        store_bind_text(st, 5, message);
         rc = sqlite3_step(st);
         return rc == SQLITE_DONE ? 0 : store_sql_error(s, rc);
 }

@@ -22,3 +22,15 @@ const char *store_fault_vfs(int *ret_error);
  * it back with store_stmt_put(), which resets it and clears its bindings; never finalize it. */
 int store_prepare_cached(Store *s, const char *text, sqlite3_stmt **ret);
 void store_stmt_put(sqlite3_stmt *st);
+#define _cleanup_stmt_ _cleanup_(store_stmt_putp)
+static inline void store_stmt_putp(sqlite3_stmt **st) {
+        if (*st)
+                store_stmt_put(*st);
+}
+
+/* Binding and reading columns, the same way in each of the store's files: a NULL string binds
+ * NULL; a NULL column reads as a NULL string (store_col_strdup(): a copy, -ENOMEM). */
+void store_bind_text(sqlite3_stmt *st, int i, const char *t);
+void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v);
+uint64_t store_col_u64(sqlite3_stmt *st, int i);
+int store_col_strdup(sqlite3_stmt *st, int i, char **ret);

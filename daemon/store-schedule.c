@@ -16,11 +16,6 @@
         "overlap_skipped, buffer_dropped, missed_catchup, source, wake_system"
 
 typedef sqlite3_stmt Stmt;
-static inline void stmt_putp(Stmt **st) {
-        if (*st)
-                store_stmt_put(*st);
-}
-#define _cleanup_stmt_ _cleanup_(stmt_putp)
 
 /* Every statement here is a string literal, prepared once per store: some run in every loop
  * pass that changes a deadline (store_schedule_wake_next()) or closes a run
@@ -28,31 +23,6 @@ static inline void stmt_putp(Stmt **st) {
  * (bench/README.md, change 8). */
 static int prepare(Store *s, const char *sql, Stmt **ret) {
         return store_prepare_cached(s, sql, ret);
-}
-
-static void bind_str(Stmt *st, int i, const char *t) {
-        if (t)
-                (void) sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
-        else
-                (void) sqlite3_bind_null(st, i);
-}
-
-static void bind_u64(Stmt *st, int i, uint64_t v) {
-        (void) sqlite3_bind_int64(st, i, (sqlite3_int64) v);
-}
-
-static uint64_t col_u64(Stmt *st, int i) {
-        return (uint64_t) sqlite3_column_int64(st, i);
-}
-
-static int col_str(Stmt *st, int i, char **ret) {
-        const unsigned char *t = sqlite3_column_text(st, i);
-
-        *ret = NULL;
-        if (!t)
-                return 0;
-        *ret = strdup((const char *) t);
-        return *ret ? 0 : -ENOMEM;
 }
 
 /* Steps a statement that returns no rows. */
@@ -68,7 +38,7 @@ static int run_for_id(Store *s, const char *sql, const char *schedule_id) {
 
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
+        store_bind_text(st, 1, schedule_id);
         return run(s, st);
 }
 
@@ -90,19 +60,19 @@ int store_schedule_insert(Store *s, const ScheduleRow *r) {
                     &st);
         if (k < 0)
                 return k;
-        bind_str(st, 1, r->schedule_id);
-        bind_u64(st, 2, r->uid);
+        store_bind_text(st, 1, r->schedule_id);
+        store_bind_u64(st, 2, r->uid);
         (void) sqlite3_bind_blob64(st, 3, r->def.ptr, r->def.size, SQLITE_STATIC);
-        bind_u64(st, 4, r->paused);
-        bind_str(st, 5, r->note);
-        bind_u64(st, 6, r->create_time);
-        bind_u64(st, 7, r->cursor);
-        bind_u64(st, 8, r->action_count);
-        bind_u64(st, 9, r->overlap_skipped);
-        bind_u64(st, 10, r->buffer_dropped);
-        bind_u64(st, 11, r->missed_catchup);
-        bind_str(st, 12, r->source);
-        bind_u64(st, 13, r->wake_system);
+        store_bind_u64(st, 4, r->paused);
+        store_bind_text(st, 5, r->note);
+        store_bind_u64(st, 6, r->create_time);
+        store_bind_u64(st, 7, r->cursor);
+        store_bind_u64(st, 8, r->action_count);
+        store_bind_u64(st, 9, r->overlap_skipped);
+        store_bind_u64(st, 10, r->buffer_dropped);
+        store_bind_u64(st, 11, r->missed_catchup);
+        store_bind_text(st, 12, r->source);
+        store_bind_u64(st, 13, r->wake_system);
         return run(s, st);
 }
 
@@ -111,11 +81,11 @@ static int read_schedule(Stmt *st, ScheduleRow *ret) {
         const void *p;
         int k;
 
-        k = col_str(st, 0, &r.schedule_id);
+        k = store_col_strdup(st, 0, &r.schedule_id);
         if (k >= 0)
-                k = col_str(st, 4, &r.note);
+                k = store_col_strdup(st, 4, &r.note);
         if (k >= 0)
-                k = col_str(st, 11, &r.source);
+                k = store_col_strdup(st, 11, &r.source);
         p = sqlite3_column_blob(st, 2);
         r.def.size = (size_t) sqlite3_column_bytes(st, 2);
         r.def.ptr = malloc(r.def.size ? r.def.size : 1);
@@ -125,15 +95,15 @@ static int read_schedule(Stmt *st, ScheduleRow *ret) {
         }
         if (p)
                 memcpy(r.def.ptr, p, r.def.size);
-        r.uid = (uint32_t) col_u64(st, 1);
-        r.paused = col_u64(st, 3) != 0;
-        r.create_time = col_u64(st, 5);
-        r.cursor = col_u64(st, 6);
-        r.action_count = col_u64(st, 7);
-        r.overlap_skipped = col_u64(st, 8);
-        r.buffer_dropped = col_u64(st, 9);
-        r.missed_catchup = col_u64(st, 10);
-        r.wake_system = col_u64(st, 12) != 0;
+        r.uid = (uint32_t) store_col_u64(st, 1);
+        r.paused = store_col_u64(st, 3) != 0;
+        r.create_time = store_col_u64(st, 5);
+        r.cursor = store_col_u64(st, 6);
+        r.action_count = store_col_u64(st, 7);
+        r.overlap_skipped = store_col_u64(st, 8);
+        r.buffer_dropped = store_col_u64(st, 9);
+        r.missed_catchup = store_col_u64(st, 10);
+        r.wake_system = store_col_u64(st, 12) != 0;
         *ret = r;
         return 0;
 }
@@ -145,7 +115,7 @@ int store_schedule_get(Store *s, const char *schedule_id, ScheduleRow *ret) {
         r = prepare(s, "SELECT " SCHEDULE_COLUMNS " FROM schedules WHERE schedule_id = ?", &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
+        store_bind_text(st, 1, schedule_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
@@ -165,14 +135,14 @@ int store_schedule_update(Store *s, const ScheduleRow *r) {
                     &st);
         if (k < 0)
                 return k;
-        bind_str(st, 1, r->schedule_id);
-        bind_u64(st, 2, r->paused);
-        bind_str(st, 3, r->note);
-        bind_u64(st, 4, r->cursor);
-        bind_u64(st, 5, r->action_count);
-        bind_u64(st, 6, r->overlap_skipped);
-        bind_u64(st, 7, r->buffer_dropped);
-        bind_u64(st, 8, r->missed_catchup);
+        store_bind_text(st, 1, r->schedule_id);
+        store_bind_u64(st, 2, r->paused);
+        store_bind_text(st, 3, r->note);
+        store_bind_u64(st, 4, r->cursor);
+        store_bind_u64(st, 5, r->action_count);
+        store_bind_u64(st, 6, r->overlap_skipped);
+        store_bind_u64(st, 7, r->buffer_dropped);
+        store_bind_u64(st, 8, r->missed_catchup);
         return run(s, st);
 }
 
@@ -186,10 +156,10 @@ int store_schedule_set_def(Store *s, const ScheduleRow *row) {
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, row->schedule_id);
+        store_bind_text(st, 1, row->schedule_id);
         (void) sqlite3_bind_blob64(st, 2, row->def.ptr, row->def.size, SQLITE_STATIC);
-        bind_str(st, 3, row->source);
-        bind_u64(st, 4, row->wake_system);
+        store_bind_text(st, 3, row->source);
+        store_bind_u64(st, 4, row->wake_system);
         return run(s, st);
 }
 
@@ -208,7 +178,7 @@ int store_schedule_wake_next(Store *s, uint64_t *ret_due) {
                 return store_sql_error(s, rc);
         if (sqlite3_column_type(st, 0) == SQLITE_NULL)
                 return -ENOENT;
-        *ret_due = col_u64(st, 0);
+        *ret_due = store_col_u64(st, 0);
         return 0;
 }
 
@@ -239,8 +209,8 @@ int store_schedules_foreach(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_u64(st, 1, only_uid);
-        bind_u64(st, 2, uid);
+        store_bind_u64(st, 1, only_uid);
+        store_bind_u64(st, 2, uid);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 ScheduleRow row;
 
@@ -278,14 +248,14 @@ int store_schedule_deadline_get(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
+        store_bind_text(st, 1, schedule_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_sql_error(s, rc);
-        *ret_due = col_u64(st, 0);
-        *ret_nominal = col_u64(st, 1);
+        *ret_due = store_col_u64(st, 0);
+        *ret_nominal = store_col_u64(st, 1);
         return 0;
 }
 
@@ -300,12 +270,12 @@ int store_schedule_action_add(Store *s, const char *schedule_id, const ScheduleA
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
-        bind_u64(st, 2, (uint64_t) a->kind);
-        bind_u64(st, 3, a->scheduled_time);
-        bind_u64(st, 4, a->actual_time);
-        bind_str(st, 5, a->workflow_id);
-        bind_str(st, 6, a->run_id);
+        store_bind_text(st, 1, schedule_id);
+        store_bind_u64(st, 2, (uint64_t) a->kind);
+        store_bind_u64(st, 3, a->scheduled_time);
+        store_bind_u64(st, 4, a->actual_time);
+        store_bind_text(st, 5, a->workflow_id);
+        store_bind_text(st, 6, a->run_id);
         r = run(s, st);
         if (r < 0)
                 return r;
@@ -318,8 +288,8 @@ int store_schedule_action_add(Store *s, const char *schedule_id, const ScheduleA
                     &prune);
         if (r < 0)
                 return r;
-        bind_str(prune, 1, schedule_id);
-        bind_u64(prune, 2, SCHEDULE_RECENT_ACTIONS);
+        store_bind_text(prune, 1, schedule_id);
+        store_bind_u64(prune, 2, SCHEDULE_RECENT_ACTIONS);
         return run(s, prune);
 }
 
@@ -339,16 +309,16 @@ int store_schedule_actions_foreach(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
-        bind_u64(st, 2, only_running);
+        store_bind_text(st, 1, schedule_id);
+        store_bind_u64(st, 2, only_running);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 ScheduleAction a = {
-                        .kind = (ScheduleActionKind) col_u64(st, 0),
-                        .scheduled_time = col_u64(st, 1),
-                        .actual_time = col_u64(st, 2),
+                        .kind = (ScheduleActionKind) store_col_u64(st, 0),
+                        .scheduled_time = store_col_u64(st, 1),
+                        .actual_time = store_col_u64(st, 2),
                         .workflow_id = (const char *) sqlite3_column_text(st, 3),
                         .run_id = (const char *) sqlite3_column_text(st, 4),
-                        .status = (WorkflowStatus) col_u64(st, 5),
+                        .status = (WorkflowStatus) store_col_u64(st, 5),
                 };
 
                 r = cb(&a, userdata);
@@ -365,13 +335,13 @@ int store_schedule_of_run(Store *s, const char *run_id, char **ret_schedule_id) 
         r = prepare(s, "SELECT schedule_id FROM schedule_actions WHERE run_id = ?1 LIMIT 1", &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_sql_error(s, rc);
-        return col_str(st, 0, ret_schedule_id);
+        return store_col_strdup(st, 0, ret_schedule_id);
 }
 
 int store_schedule_buffer_push(Store *s,
@@ -388,9 +358,9 @@ int store_schedule_buffer_push(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
-        bind_u64(st, 2, scheduled_time);
-        bind_u64(st, 3, (uint64_t) kind);
+        store_bind_text(st, 1, schedule_id);
+        store_bind_u64(st, 2, scheduled_time);
+        store_bind_u64(st, 3, (uint64_t) kind);
         return run(s, st);
 }
 
@@ -401,11 +371,11 @@ int store_schedule_buffer_count(Store *s, const char *schedule_id) {
         r = prepare(s, "SELECT count(*) FROM schedule_buffer WHERE schedule_id = ?1", &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
+        store_bind_text(st, 1, schedule_id);
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
                 return store_sql_error(s, rc);
-        return (int) col_u64(st, 0);
+        return (int) store_col_u64(st, 0);
 }
 
 int store_schedule_buffer_pop(Store *s,
@@ -422,19 +392,19 @@ int store_schedule_buffer_pop(Store *s,
                     &st);
         if (r < 0)
                 return r;
-        bind_str(st, 1, schedule_id);
+        store_bind_text(st, 1, schedule_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         if (rc != SQLITE_ROW)
                 return store_sql_error(s, rc);
-        seq = col_u64(st, 0);
-        *ret_time = col_u64(st, 1);
-        *ret_kind = (ScheduleActionKind) col_u64(st, 2);
+        seq = store_col_u64(st, 0);
+        *ret_time = store_col_u64(st, 1);
+        *ret_kind = (ScheduleActionKind) store_col_u64(st, 2);
         r = prepare(s, "DELETE FROM schedule_buffer WHERE schedule_id = ?1 AND seq = ?2", &del);
         if (r < 0)
                 return r;
-        bind_str(del, 1, schedule_id);
-        bind_u64(del, 2, seq);
+        store_bind_text(del, 1, schedule_id);
+        store_bind_u64(del, 2, seq);
         return run(s, del);
 }

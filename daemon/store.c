@@ -588,7 +588,7 @@ static void finish(sqlite3_stmt *st) {
         (void) sqlite3_clear_bindings(st);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *t) {
+void store_bind_text(sqlite3_stmt *st, int i, const char *t) {
         if (t)
                 (void) sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC);
         else
@@ -602,15 +602,15 @@ static void bind_blob(sqlite3_stmt *st, int i, const Blob *b) {
                 (void) sqlite3_bind_null(st, i);
 }
 
-static void bind_u64(sqlite3_stmt *st, int i, uint64_t v) {
+void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v) {
         (void) sqlite3_bind_int64(st, i, (sqlite3_int64) v);
 }
 
-static uint64_t col_u64(sqlite3_stmt *st, int i) {
+uint64_t store_col_u64(sqlite3_stmt *st, int i) {
         return (uint64_t) sqlite3_column_int64(st, i);
 }
 
-static int col_strdup(sqlite3_stmt *st, int i, char **ret) {
+int store_col_strdup(sqlite3_stmt *st, int i, char **ret) {
         const unsigned char *t = sqlite3_column_text(st, i);
         *ret = NULL;
         if (!t)
@@ -729,7 +729,7 @@ static int max_seq(Store *s, const char *query, uint64_t *ret) {
                 return -EIO;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret = col_u64(st, 0);
+                *ret = store_col_u64(st, 0);
         sqlite3_finalize(st);
         return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
 }
@@ -768,7 +768,7 @@ static int load_tasks(Store *s) {
                 r = taskset_insert(
                         s->tasks, (TaskKind) sqlite3_column_int(st, 0),
                         (const char *) sqlite3_column_text(st, 1),
-                        (const char *) sqlite3_column_text(st, 2), col_u64(st, 3),
+                        (const char *) sqlite3_column_text(st, 2), store_col_u64(st, 3),
                         &(TaskPriority){
                                 .priority = (unsigned) sqlite3_column_int(st, 5),
                                 .fairness_key = (const char *) sqlite3_column_text(st, 6),
@@ -1068,33 +1068,33 @@ static int read_run(sqlite3_stmt *st, RunRow *ret) {
         int k;
 
         col_fixed(st, 0, r.run_id, sizeof(r.run_id));
-        k = col_strdup(st, 1, &r.workflow_id);
+        k = store_col_strdup(st, 1, &r.workflow_id);
         if (k >= 0)
-                k = col_strdup(st, 2, &r.workflow_type);
+                k = store_col_strdup(st, 2, &r.workflow_type);
         if (k >= 0)
-                k = col_strdup(st, 3, &r.task_queue);
+                k = store_col_strdup(st, 3, &r.task_queue);
         if (k >= 0)
-                k = col_strdup(st, 4, &r.request_id);
+                k = store_col_strdup(st, 4, &r.request_id);
         r.status = (WorkflowStatus) sqlite3_column_int(st, 5);
-        r.start_time = col_u64(st, 6);
-        r.close_time = col_u64(st, 7);
+        r.start_time = store_col_u64(st, 6);
+        r.close_time = store_col_u64(st, 7);
         r.uid = (uint32_t) sqlite3_column_int64(st, 8);
-        r.next_event_id = col_u64(st, 9);
-        r.task_timeout_usec = col_u64(st, 10);
+        r.next_event_id = store_col_u64(st, 9);
+        r.task_timeout_usec = store_col_u64(st, 10);
         r.wft_state = (WftState) sqlite3_column_int(st, 11);
-        r.wft_scheduled_id = col_u64(st, 12);
-        r.wft_started_id = col_u64(st, 13);
+        r.wft_scheduled_id = store_col_u64(st, 12);
+        r.wft_started_id = store_col_u64(st, 13);
         r.wft_attempt = (uint32_t) sqlite3_column_int64(st, 14);
         r.cancel_requested = sqlite3_column_int(st, 15);
-        r.sticky_conn = col_u64(st, 16);
-        r.sticky_next_id = col_u64(st, 17);
+        r.sticky_conn = store_col_u64(st, 16);
+        r.sticky_next_id = store_col_u64(st, 17);
         if (k >= 0)
                 k = col_blob(st, 18, &r.result);
         if (k >= 0)
                 k = col_blob(st, 19, &r.failure);
         r.priority = (unsigned) sqlite3_column_int(st, 20);
         if (k >= 0)
-                k = col_strdup(st, 21, &r.fairness_key);
+                k = store_col_strdup(st, 21, &r.fairness_key);
         r.fairness_weight = sqlite3_column_double(st, 22);
         r.paused = sqlite3_column_int(st, 23);
         if (k < 0) {
@@ -1111,7 +1111,7 @@ static int run_query_one(Store *s, int q, const char *key, RunRow *ret) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, key);
+        store_bind_text(st, 1, key);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 r = read_run(st, ret);
@@ -1142,30 +1142,30 @@ int store_run_insert(Store *s, const RunRow *r) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, r->run_id);
-        bind_text(st, 2, r->workflow_id);
-        bind_text(st, 3, r->workflow_type);
-        bind_text(st, 4, r->task_queue);
-        bind_text(st, 5, r->request_id);
-        bind_u64(st, 6, r->status);
-        bind_u64(st, 7, r->start_time);
-        bind_u64(st, 8, r->close_time);
-        bind_u64(st, 9, r->uid);
-        bind_u64(st, 10, r->next_event_id);
-        bind_u64(st, 11, r->task_timeout_usec);
-        bind_u64(st, 12, r->wft_state);
-        bind_u64(st, 13, r->wft_scheduled_id);
-        bind_u64(st, 14, r->wft_started_id);
-        bind_u64(st, 15, r->wft_attempt);
-        bind_u64(st, 16, r->cancel_requested);
-        bind_u64(st, 17, r->sticky_conn);
-        bind_u64(st, 18, r->sticky_next_id);
+        store_bind_text(st, 1, r->run_id);
+        store_bind_text(st, 2, r->workflow_id);
+        store_bind_text(st, 3, r->workflow_type);
+        store_bind_text(st, 4, r->task_queue);
+        store_bind_text(st, 5, r->request_id);
+        store_bind_u64(st, 6, r->status);
+        store_bind_u64(st, 7, r->start_time);
+        store_bind_u64(st, 8, r->close_time);
+        store_bind_u64(st, 9, r->uid);
+        store_bind_u64(st, 10, r->next_event_id);
+        store_bind_u64(st, 11, r->task_timeout_usec);
+        store_bind_u64(st, 12, r->wft_state);
+        store_bind_u64(st, 13, r->wft_scheduled_id);
+        store_bind_u64(st, 14, r->wft_started_id);
+        store_bind_u64(st, 15, r->wft_attempt);
+        store_bind_u64(st, 16, r->cancel_requested);
+        store_bind_u64(st, 17, r->sticky_conn);
+        store_bind_u64(st, 18, r->sticky_next_id);
         bind_blob(st, 19, &r->result);
         bind_blob(st, 20, &r->failure);
-        bind_u64(st, 21, r->priority ?: TASK_PRIORITY_DEFAULT);
-        bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
+        store_bind_u64(st, 21, r->priority ?: TASK_PRIORITY_DEFAULT);
+        store_bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 23, task_fairness_weight(r->fairness_weight));
-        bind_u64(st, 24, r->paused);
+        store_bind_u64(st, 24, r->paused);
         return step_done(s, st);
 }
 
@@ -1175,21 +1175,21 @@ int store_run_update(Store *s, const RunRow *r) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, r->run_id);
+        store_bind_text(st, 1, r->run_id);
         if (!open) {
-                bind_u64(st, 2, r->status);
-                bind_u64(st, 3, r->close_time);
+                store_bind_u64(st, 2, r->status);
+                store_bind_u64(st, 3, r->close_time);
                 bind_blob(st, 12, &r->result);
                 bind_blob(st, 13, &r->failure);
         }
-        bind_u64(st, 4, r->next_event_id);
-        bind_u64(st, 5, r->wft_state);
-        bind_u64(st, 6, r->wft_scheduled_id);
-        bind_u64(st, 7, r->wft_started_id);
-        bind_u64(st, 8, r->wft_attempt);
-        bind_u64(st, 9, r->cancel_requested);
-        bind_u64(st, 10, r->sticky_conn);
-        bind_u64(st, 11, r->sticky_next_id);
+        store_bind_u64(st, 4, r->next_event_id);
+        store_bind_u64(st, 5, r->wft_state);
+        store_bind_u64(st, 6, r->wft_scheduled_id);
+        store_bind_u64(st, 7, r->wft_started_id);
+        store_bind_u64(st, 8, r->wft_attempt);
+        store_bind_u64(st, 9, r->cancel_requested);
+        store_bind_u64(st, 10, r->sticky_conn);
+        store_bind_u64(st, 11, r->sticky_next_id);
         return step_killpoint(s, st, "run-update");
 }
 
@@ -1204,8 +1204,8 @@ int store_run_set_paused(Store *s, const char *run_id, bool paused) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, paused);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, paused);
         return step_done(s, st);
 }
 
@@ -1215,7 +1215,7 @@ int store_run_paused(Store *s, const char *run_id) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 r = sqlite3_column_int(st, 0) != 0;
@@ -1231,10 +1231,10 @@ int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, 
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                *ret_sticky = col_u64(st, 0);
+                *ret_sticky = store_col_u64(st, 0);
                 *ret_uid = (uint32_t) sqlite3_column_int64(st, 1);
         }
         finish(st);
@@ -1310,16 +1310,16 @@ int store_runs_list(Store *s, const RunFilter *f, run_cb cb, void *userdata) {
         if (sqlite3_prepare_v2(s->db, q, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
         if (f->status && !f->open)
-                bind_u64(st, i++, (uint64_t) f->status);
+                store_bind_u64(st, i++, (uint64_t) f->status);
         if (f->workflow_type)
-                bind_text(st, i++, f->workflow_type);
+                store_bind_text(st, i++, f->workflow_type);
         if (f->task_queue)
-                bind_text(st, i++, f->task_queue);
+                store_bind_text(st, i++, f->task_queue);
         if (f->workflow_id)
-                bind_text(st, i++, f->workflow_id);
+                store_bind_text(st, i++, f->workflow_id);
         if (f->only_uid)
-                bind_u64(st, i++, f->uid);
-        bind_u64(st, i, f->limit ? f->limit : 1000);
+                store_bind_u64(st, i++, f->uid);
+        store_bind_u64(st, i, f->limit ? f->limit : 1000);
         r = each_row(s, st, visit_run, &(RunVisit){ cb, userdata });
         sqlite3_finalize(st);
         return r;
@@ -1335,7 +1335,7 @@ int store_visibility_get(Store *s, const char *run_id, Blob *ret_memo, Blob *ret
         if (sqlite3_prepare_v2(s->db, "SELECT memo, search_attrs FROM visibility WHERE run_id = ?",
                                -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 r = col_blob(st, 0, &memo);
@@ -1361,9 +1361,9 @@ exec_bound(Store *s, const char *text, const char *a, const char *b, const Blob 
 
         if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, a);
+        store_bind_text(st, 1, a);
         if (b)
-                bind_text(st, 2, b);
+                store_bind_text(st, 2, b);
         if (x)
                 bind_blob(st, 2, x);
         if (y)
@@ -1387,7 +1387,7 @@ int store_sattr_type(Store *s, const char *name, SaType *ret) {
         if (sqlite3_prepare_v2(s->db, "SELECT type FROM sattr_types WHERE name = ?", -1, &st,
                                NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, name);
+        store_bind_text(st, 1, name);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = (SaType) sqlite3_column_int(st, 0);
@@ -1403,8 +1403,8 @@ int store_sattr_register(Store *s, const char *name, SaType type) {
                                "INSERT OR IGNORE INTO sattr_types (name, type) VALUES (?, ?)", -1,
                                &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, name);
-        bind_u64(st, 2, (uint64_t) type);
+        store_bind_text(st, 1, name);
+        store_bind_u64(st, 2, (uint64_t) type);
         r = step_done(s, st);
         sqlite3_finalize(st);
         return r;
@@ -1427,14 +1427,14 @@ int store_sattr_insert(Store *s, const char *run_id, const char *name, const Fil
                                "VALUES (?, ?, ?, ?, ?)",
                                -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_text(st, 2, name);
+        store_bind_text(st, 1, run_id);
+        store_bind_text(st, 2, name);
         if (v->kind == FILTER_PARAM_INT)
                 (void) sqlite3_bind_int64(st, 3, v->i);
         else if (v->kind == FILTER_PARAM_DOUBLE)
                 (void) sqlite3_bind_double(st, 4, v->d);
         else
-                bind_text(st, 5, v->s);
+                store_bind_text(st, 5, v->s);
         r = step_done(s, st);
         sqlite3_finalize(st);
         return r;
@@ -1448,7 +1448,7 @@ static void bind_params(sqlite3_stmt *st, const FilterSql *f, int *i) {
                 else if (p->kind == FILTER_PARAM_DOUBLE)
                         (void) sqlite3_bind_double(st, *i, p->d);
                 else
-                        bind_text(st, *i, p->s);
+                        store_bind_text(st, *i, p->s);
         }
 }
 
@@ -1474,7 +1474,7 @@ static int visit_query_row(sqlite3_stmt *st, void *userdata) {
         v->last.rowid = sqlite3_column_int64(st, ncol - 1);
         if (sqlite3_column_type(st, ncol - 2) == SQLITE_TEXT) {
                 v->last.text = true;
-                r = col_strdup(st, ncol - 2, &v->last.s);
+                r = store_col_strdup(st, ncol - 2, &v->last.s);
                 if (r < 0)
                         return r;
         } else
@@ -1506,15 +1506,15 @@ int store_runs_query(Store *s, const RunQuery *q, run_cb cb, void *userdata, Run
                 return -EIO;
         bind_params(st, f, &i);
         if (q->only_uid)
-                bind_u64(st, i++, q->uid);
+                store_bind_u64(st, i++, q->uid);
         if (q->after) {
                 if (q->after->text)
-                        bind_text(st, i++, q->after->s);
+                        store_bind_text(st, i++, q->after->s);
                 else
                         (void) sqlite3_bind_int64(st, i++, q->after->i);
                 (void) sqlite3_bind_int64(st, i++, q->after->rowid);
         }
-        bind_u64(st, i, q->limit ? q->limit : 1000);
+        store_bind_u64(st, i, q->limit ? q->limit : 1000);
         r = each_row(s, st, visit_query_row, &v);
         sqlite3_finalize(st);
         if (r < 0 || !ret_last) {
@@ -1543,8 +1543,8 @@ int store_runs_query_plan(Store *s, const RunQuery *q, char **ret) {
                 return -EIO;
         bind_params(st, f, &i);
         if (q->only_uid)
-                bind_u64(st, i++, q->uid);
-        bind_u64(st, i, 1000);
+                store_bind_u64(st, i++, q->uid);
+        store_bind_u64(st, i, 1000);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *d = (const char *) sqlite3_column_text(st, 3);
                 size_t n = d ? strlen(d) : 0;
@@ -1584,12 +1584,12 @@ int store_runs_count_by_status(Store *s,
                 return -EIO;
         bind_params(st, f, &i);
         if (only_uid)
-                bind_u64(st, i, uid);
+                store_bind_u64(st, i, uid);
         memset(ret, 0, sizeof(uint64_t) * _WORKFLOW_STATUS_MAX);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 int status = sqlite3_column_int(st, 0);
                 if (status > 0 && status < _WORKFLOW_STATUS_MAX)
-                        ret[status] = col_u64(st, 1);
+                        ret[status] = store_col_u64(st, 1);
         }
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
@@ -1607,10 +1607,10 @@ int store_runs_count(Store *s, const FilterSql *f, bool only_uid, uint32_t uid, 
                 return -EIO;
         bind_params(st, f, &i);
         if (only_uid)
-                bind_u64(st, i, uid);
+                store_bind_u64(st, i, uid);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret = col_u64(st, 0);
+                *ret = store_col_u64(st, 0);
         sqlite3_finalize(st);
         return rc == SQLITE_ROW ? 0 : sql_error(s, rc);
 }
@@ -1635,11 +1635,11 @@ int store_batch_snapshot(Store *s,
                 return -ENOMEM;
         if (sqlite3_prepare_v2(s->db, text, -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, batch_id);
+        store_bind_text(st, 1, batch_id);
         bind_params(st, f, &i);
         if (only_uid)
-                bind_u64(st, i++, uid);
-        bind_u64(st, i, max);
+                store_bind_u64(st, i++, uid);
+        store_bind_u64(st, i, max);
         rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 *ret_total = (uint64_t) sqlite3_changes(s->db);
@@ -1660,8 +1660,8 @@ int store_runs_expired(
                                "AND close_time < ? ORDER BY close_time LIMIT ?",
                                -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_u64(st, 1, closed_before);
-        bind_u64(st, 2, max);
+        store_bind_u64(st, 1, closed_before);
+        store_bind_u64(st, 2, max);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
                 col_fixed(st, 0, ret[n++], 37);
         sqlite3_finalize(st);
@@ -1682,7 +1682,7 @@ int store_run_oldest_close(Store *s, uint64_t *ret) {
                 return -EIO;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                *ret = col_u64(st, 0);
+                *ret = store_col_u64(st, 0);
         else if (rc == SQLITE_ROW)
                 rc = SQLITE_DONE;
         sqlite3_finalize(st);
@@ -1717,11 +1717,11 @@ int store_event_insert(Store *s,
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, event_id);
-        bind_u64(st, 3, (uint64_t) type);
-        bind_u64(st, 4, time);
-        bind_u64(st, 5, uid);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, event_id);
+        store_bind_u64(st, 3, (uint64_t) type);
+        store_bind_u64(st, 4, time);
+        store_bind_u64(st, 5, uid);
         (void) sqlite3_bind_blob64(st, 6, attrs, attrs_size, SQLITE_STATIC);
         return step_killpoint(s, st, "event-insert");
 }
@@ -1737,10 +1737,10 @@ int store_events_copy(Store *s, const char *from_run_id, const char *to_run_id, 
                                "WHERE run_id = ?1 AND event_id BETWEEN ?3 AND ?4",
                                -1, &st, NULL) != SQLITE_OK)
                 return -EIO;
-        bind_text(st, 1, from_run_id);
-        bind_text(st, 2, to_run_id);
-        bind_u64(st, 3, first);
-        bind_u64(st, 4, last);
+        store_bind_text(st, 1, from_run_id);
+        store_bind_text(st, 2, to_run_id);
+        store_bind_u64(st, 3, first);
+        store_bind_u64(st, 4, last);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
@@ -1754,7 +1754,7 @@ typedef struct EventVisit {
 static int visit_event(sqlite3_stmt *st, void *userdata) {
         EventVisit *v = userdata;
 
-        return v->cb(col_u64(st, 0), (EventType) sqlite3_column_int(st, 1), col_u64(st, 2),
+        return v->cb(store_col_u64(st, 0), (EventType) sqlite3_column_int(st, 1), store_col_u64(st, 2),
                      (uint32_t) sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
                      (size_t) sqlite3_column_bytes(st, 4), v->userdata);
 }
@@ -1766,8 +1766,8 @@ int store_events_foreach(
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, from_event_id);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, from_event_id);
         r = each_row(s, st, visit_event, &(EventVisit){ cb, userdata });
         finish(st);
         return r;
@@ -1787,12 +1787,12 @@ int store_buffered_insert(Store *s,
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, (uint64_t) type);
-        bind_u64(st, 3, time);
-        bind_u64(st, 4, uid);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, (uint64_t) type);
+        store_bind_u64(st, 3, time);
+        store_bind_u64(st, 4, uid);
         (void) sqlite3_bind_blob64(st, 5, attrs, attrs_size, SQLITE_STATIC);
-        bind_u64(st, 6, link_started);
+        store_bind_u64(st, 6, link_started);
         return step_done(s, st);
 }
 
@@ -1804,7 +1804,7 @@ typedef struct BufferedVisit {
 static int visit_buffered(sqlite3_stmt *st, void *userdata) {
         BufferedVisit *v = userdata;
 
-        return v->cb((EventType) sqlite3_column_int(st, 0), col_u64(st, 1),
+        return v->cb((EventType) sqlite3_column_int(st, 0), store_col_u64(st, 1),
                      (uint32_t) sqlite3_column_int64(st, 2), sqlite3_column_blob(st, 3),
                      (size_t) sqlite3_column_bytes(st, 3), sqlite3_column_int(st, 4), v->userdata);
 }
@@ -1815,7 +1815,7 @@ int store_buffered_foreach(Store *s, const char *run_id, buffered_cb cb, void *u
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         r = each_row(s, st, visit_buffered, &(BufferedVisit){ cb, userdata });
         finish(st);
         return r;
@@ -1831,7 +1831,7 @@ int store_buffered_drain(Store *s, const char *run_id, buffered_cb cb, void *use
         st = stmt(s, Q_BUF_DELETE);
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         return step_done(s, st);
 }
 
@@ -1841,7 +1841,7 @@ int store_buffered_count(Store *s, const char *run_id) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : sql_error(s, rc);
         finish(st);
@@ -1898,26 +1898,26 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         int k;
 
         col_fixed(st, 0, a.run_id, sizeof(a.run_id));
-        a.scheduled_id = col_u64(st, 1);
-        k = col_strdup(st, 2, &a.activity_id);
+        a.scheduled_id = store_col_u64(st, 1);
+        k = store_col_strdup(st, 2, &a.activity_id);
         if (k >= 0)
-                k = col_strdup(st, 3, &a.activity_type);
+                k = store_col_strdup(st, 3, &a.activity_type);
         if (k >= 0)
-                k = col_strdup(st, 4, &a.task_queue);
+                k = store_col_strdup(st, 4, &a.task_queue);
         if (k >= 0)
                 k = col_blob(st, 5, &a.input);
         a.state = (ActivityState) sqlite3_column_int(st, 6);
         a.attempt = (uint32_t) sqlite3_column_int64(st, 7);
-        a.scheduled_time = col_u64(st, 8);
-        a.attempt_time = col_u64(st, 9);
-        a.started_time = col_u64(st, 10);
-        a.schedule_to_close_usec = col_u64(st, 11);
-        a.schedule_to_start_usec = col_u64(st, 12);
-        a.start_to_close_usec = col_u64(st, 13);
-        a.heartbeat_usec = col_u64(st, 14);
-        a.retry_initial_usec = col_u64(st, 15);
+        a.scheduled_time = store_col_u64(st, 8);
+        a.attempt_time = store_col_u64(st, 9);
+        a.started_time = store_col_u64(st, 10);
+        a.schedule_to_close_usec = store_col_u64(st, 11);
+        a.schedule_to_start_usec = store_col_u64(st, 12);
+        a.start_to_close_usec = store_col_u64(st, 13);
+        a.heartbeat_usec = store_col_u64(st, 14);
+        a.retry_initial_usec = store_col_u64(st, 15);
         a.retry_backoff = sqlite3_column_double(st, 16);
-        a.retry_max_interval_usec = col_u64(st, 17);
+        a.retry_max_interval_usec = store_col_u64(st, 17);
         a.retry_max_attempts = (uint32_t) sqlite3_column_int64(st, 18);
         if (k >= 0)
                 k = col_blob(st, 19, &a.retry_non_retryable);
@@ -1927,10 +1927,10 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
                 k = col_blob(st, 21, &a.last_failure);
         a.cancel_requested = sqlite3_column_int(st, 22);
         if (k >= 0)
-                k = col_strdup(st, 23, &a.identity);
+                k = store_col_strdup(st, 23, &a.identity);
         a.priority = (unsigned) sqlite3_column_int(st, 24);
         if (k >= 0)
-                k = col_strdup(st, 25, &a.fairness_key);
+                k = store_col_strdup(st, 25, &a.fairness_key);
         a.fairness_weight = sqlite3_column_double(st, 26);
         a.paused = sqlite3_column_int(st, 27);
         if (k < 0) {
@@ -1946,34 +1946,34 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, a->run_id);
-        bind_u64(st, 2, a->scheduled_id);
-        bind_text(st, 3, a->activity_id);
-        bind_text(st, 4, a->activity_type);
-        bind_text(st, 5, a->task_queue);
+        store_bind_text(st, 1, a->run_id);
+        store_bind_u64(st, 2, a->scheduled_id);
+        store_bind_text(st, 3, a->activity_id);
+        store_bind_text(st, 4, a->activity_type);
+        store_bind_text(st, 5, a->task_queue);
         bind_blob(st, 6, &a->input);
-        bind_u64(st, 7, a->state);
-        bind_u64(st, 8, a->attempt);
-        bind_u64(st, 9, a->scheduled_time);
-        bind_u64(st, 10, a->attempt_time);
-        bind_u64(st, 11, a->started_time);
-        bind_u64(st, 12, a->schedule_to_close_usec);
-        bind_u64(st, 13, a->schedule_to_start_usec);
-        bind_u64(st, 14, a->start_to_close_usec);
-        bind_u64(st, 15, a->heartbeat_usec);
-        bind_u64(st, 16, a->retry_initial_usec);
+        store_bind_u64(st, 7, a->state);
+        store_bind_u64(st, 8, a->attempt);
+        store_bind_u64(st, 9, a->scheduled_time);
+        store_bind_u64(st, 10, a->attempt_time);
+        store_bind_u64(st, 11, a->started_time);
+        store_bind_u64(st, 12, a->schedule_to_close_usec);
+        store_bind_u64(st, 13, a->schedule_to_start_usec);
+        store_bind_u64(st, 14, a->start_to_close_usec);
+        store_bind_u64(st, 15, a->heartbeat_usec);
+        store_bind_u64(st, 16, a->retry_initial_usec);
         (void) sqlite3_bind_double(st, 17, a->retry_backoff);
-        bind_u64(st, 18, a->retry_max_interval_usec);
-        bind_u64(st, 19, a->retry_max_attempts);
+        store_bind_u64(st, 18, a->retry_max_interval_usec);
+        store_bind_u64(st, 19, a->retry_max_attempts);
         bind_blob(st, 20, &a->retry_non_retryable);
         bind_blob(st, 21, &a->heartbeat_details);
         bind_blob(st, 22, &a->last_failure);
-        bind_u64(st, 23, a->cancel_requested);
-        bind_text(st, 24, a->identity);
-        bind_u64(st, 25, a->priority ?: TASK_PRIORITY_DEFAULT);
-        bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
+        store_bind_u64(st, 23, a->cancel_requested);
+        store_bind_text(st, 24, a->identity);
+        store_bind_u64(st, 25, a->priority ?: TASK_PRIORITY_DEFAULT);
+        store_bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 27, task_fairness_weight(a->fairness_weight));
-        bind_u64(st, 28, a->paused);
+        store_bind_u64(st, 28, a->paused);
         return step_killpoint(s, st, "activity-write");
 }
 
@@ -1983,8 +1983,8 @@ int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, Acti
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, scheduled_id);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, scheduled_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 r = read_activity(st, ret);
@@ -2000,17 +2000,17 @@ int store_activity_update(Store *s, const ActivityRow *a) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, a->run_id);
-        bind_u64(st, 2, a->scheduled_id);
-        bind_u64(st, 3, a->state);
-        bind_u64(st, 4, a->attempt);
-        bind_u64(st, 5, a->attempt_time);
-        bind_u64(st, 6, a->started_time);
+        store_bind_text(st, 1, a->run_id);
+        store_bind_u64(st, 2, a->scheduled_id);
+        store_bind_u64(st, 3, a->state);
+        store_bind_u64(st, 4, a->attempt);
+        store_bind_u64(st, 5, a->attempt_time);
+        store_bind_u64(st, 6, a->started_time);
         bind_blob(st, 7, &a->heartbeat_details);
         bind_blob(st, 8, &a->last_failure);
-        bind_u64(st, 9, a->cancel_requested);
-        bind_text(st, 10, a->identity);
-        bind_u64(st, 11, a->paused);
+        store_bind_u64(st, 9, a->cancel_requested);
+        store_bind_text(st, 10, a->identity);
+        store_bind_u64(st, 11, a->paused);
         r = started_track(s, a);
         if (r < 0) {
                 finish(st);
@@ -2025,8 +2025,8 @@ int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
         if (!st)
                 return -EIO;
         started_forget(s, run_id, scheduled_id);
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, scheduled_id);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, scheduled_id);
         return step_done(s, st);
 }
 
@@ -2054,7 +2054,7 @@ int store_activities_foreach(Store *s, const char *run_id, activity_cb cb, void 
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
         finish(st);
         return r;
@@ -2077,7 +2077,7 @@ int store_activities_started_by(Store *s, const char *prefix, activity_cb cb, vo
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, prefix);
+        store_bind_text(st, 1, prefix);
         r = each_row(s, st, visit_activity, &(ActivityVisit){ cb, userdata });
         finish(st);
         return r;
@@ -2094,10 +2094,10 @@ int store_timer_insert(Store *s,
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_text(st, 2, timer_id);
-        bind_u64(st, 3, started_id);
-        bind_u64(st, 4, fire_time);
+        store_bind_text(st, 1, run_id);
+        store_bind_text(st, 2, timer_id);
+        store_bind_u64(st, 3, started_id);
+        store_bind_u64(st, 4, fire_time);
         return step_done(s, st);
 }
 
@@ -2107,11 +2107,11 @@ int store_timer_get(Store *s, const char *run_id, const char *timer_id, uint64_t
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_text(st, 2, timer_id);
+        store_bind_text(st, 1, run_id);
+        store_bind_text(st, 2, timer_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret_started_id = col_u64(st, 0);
+                *ret_started_id = store_col_u64(st, 0);
         else
                 r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
         finish(st);
@@ -2123,8 +2123,8 @@ int store_timer_delete(Store *s, const char *run_id, const char *timer_id) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_text(st, 2, timer_id);
+        store_bind_text(st, 1, run_id);
+        store_bind_text(st, 2, timer_id);
         return step_done(s, st);
 }
 
@@ -2194,12 +2194,12 @@ int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
-        bind_text(st, 1, queue);
+        store_bind_text(st, 1, queue);
         if (!none) {
-                bind_u64(st, 2, l->concurrency);
-                bind_u64(st, 3, l->rate);
-                bind_u64(st, 4, l->rate_period_usec);
-                bind_u64(st, 5, l->burst);
+                store_bind_u64(st, 2, l->concurrency);
+                store_bind_u64(st, 3, l->rate);
+                store_bind_u64(st, 4, l->rate_period_usec);
+                store_bind_u64(st, 5, l->burst);
         }
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
@@ -2224,7 +2224,7 @@ int store_queue_limits_foreach(Store *s,
                 TaskQueueLimits l = {
                         .concurrency = (uint32_t) sqlite3_column_int64(st, 1),
                         .rate = (uint32_t) sqlite3_column_int64(st, 2),
-                        .rate_period_usec = col_u64(st, 3),
+                        .rate_period_usec = store_col_u64(st, 3),
                         .burst = (uint32_t) sqlite3_column_int64(st, 4),
                 };
 
@@ -2254,10 +2254,10 @@ int store_queued_start_insert(Store *s, const QueuedStart *q) {
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
-        bind_text(st, 1, q->workflow_id);
-        bind_text(st, 2, q->run_id);
-        bind_u64(st, 3, q->uid);
-        bind_u64(st, 4, q->admin);
+        store_bind_text(st, 1, q->workflow_id);
+        store_bind_text(st, 2, q->run_id);
+        store_bind_u64(st, 3, q->uid);
+        store_bind_u64(st, 4, q->admin);
         bind_blob(st, 5, &q->request);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
@@ -2275,14 +2275,14 @@ int store_queued_start_first(Store *s, const char *workflow_id, QueuedStart *ret
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
-        bind_text(st, 1, workflow_id);
+        store_bind_text(st, 1, workflow_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                q.seq = col_u64(st, 0);
+                q.seq = store_col_u64(st, 0);
                 col_fixed(st, 2, q.run_id, sizeof(q.run_id));
-                q.uid = (uint32_t) col_u64(st, 3);
+                q.uid = (uint32_t) store_col_u64(st, 3);
                 q.admin = sqlite3_column_int(st, 4);
-                r = col_strdup(st, 1, &q.workflow_id);
+                r = store_col_strdup(st, 1, &q.workflow_id);
                 if (r >= 0)
                         r = col_blob(st, 5, &q.request);
         } else
@@ -2303,7 +2303,7 @@ int store_queued_start_delete(Store *s, uint64_t seq) {
         rc = sqlite3_prepare_v2(s->db, "DELETE FROM queued_starts WHERE seq = ?", -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
-        bind_u64(st, 1, seq);
+        store_bind_u64(st, 1, seq);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 0 : sql_error(s, rc);
@@ -2363,13 +2363,13 @@ int store_deadline_insert(Store *s,
         st = stmt(s, Q_DL_INSERT);
         if (!st)
                 return -EIO;
-        bind_u64(st, 1, due);
-        bind_u64(st, 2, kind);
-        bind_text(st, 3, run_id);
-        bind_u64(st, 4, ref);
-        bind_u64(st, 5, gen);
-        bind_text(st, 6, key);
-        bind_u64(st, 7, ++s->deadline_seq);
+        store_bind_u64(st, 1, due);
+        store_bind_u64(st, 2, kind);
+        store_bind_text(st, 3, run_id);
+        store_bind_u64(st, 4, ref);
+        store_bind_u64(st, 5, gen);
+        store_bind_text(st, 6, key);
+        store_bind_u64(st, 7, ++s->deadline_seq);
         return step_done(s, st);
 }
 
@@ -2383,9 +2383,9 @@ int store_deadline_delete(Store *s, DeadlineKind kind, const char *run_id, uint6
         st = stmt(s, Q_DL_DELETE);
         if (!st)
                 return -EIO;
-        bind_u64(st, 1, kind);
-        bind_text(st, 2, run_id);
-        bind_u64(st, 3, ref);
+        store_bind_u64(st, 1, kind);
+        store_bind_text(st, 2, run_id);
+        store_bind_u64(st, 3, ref);
         return step_done(s, st);
 }
 
@@ -2397,8 +2397,8 @@ int store_deadlines_delete_ref(Store *s, const char *run_id, uint64_t ref) {
         taskset_delete(s->tasks, TASKSET_WFT_TIMEOUTS, run_id, ref);
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
-        bind_u64(st, 2, ref);
+        store_bind_text(st, 1, run_id);
+        store_bind_u64(st, 2, ref);
         return step_done(s, st);
 }
 
@@ -2410,7 +2410,7 @@ static int table_deadline_next(Store *s, uint64_t *ret_due) {
                 return -EIO;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                *ret_due = col_u64(st, 0);
+                *ret_due = store_col_u64(st, 0);
         else
                 r = rc == SQLITE_ROW || rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
         finish(st);
@@ -2457,16 +2457,16 @@ int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
         st = stmt(s, Q_DL_FIRST_DUE);
         if (!st)
                 return -EIO;
-        bind_u64(st, 1, now);
+        store_bind_u64(st, 1, now);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                seq = col_u64(st, 0);
-                d.due = col_u64(st, 1);
+                seq = store_col_u64(st, 0);
+                d.due = store_col_u64(st, 1);
                 d.kind = (DeadlineKind) sqlite3_column_int(st, 2);
                 col_fixed(st, 3, d.run_id, sizeof(d.run_id));
-                d.ref = col_u64(st, 4);
-                d.gen = col_u64(st, 5);
-                r = col_strdup(st, 6, &d.key);
+                d.ref = store_col_u64(st, 4);
+                d.gen = store_col_u64(st, 5);
+                r = store_col_strdup(st, 6, &d.key);
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
         finish(st);
@@ -2479,8 +2479,8 @@ int store_deadline_pop_due(Store *s, uint64_t now, Deadline *ret) {
                 deadline_done(&d);
                 return -EIO;
         }
-        bind_u64(st, 1, d.due);
-        bind_u64(st, 2, seq);
+        store_bind_u64(st, 1, d.due);
+        store_bind_u64(st, 2, seq);
         r = step_done(s, st);
         if (r < 0) {
                 deadline_done(&d);
@@ -2499,7 +2499,7 @@ typedef struct Expire {
 static int expire_one(sqlite3_stmt *st, void *userdata) {
         Expire *x = userdata;
         const char *run_id = (const char *) sqlite3_column_text(st, 0);
-        uint64_t started_id = col_u64(st, 1);
+        uint64_t started_id = store_col_u64(st, 1);
         TaskEntry e;
 
         /* None at start-up: timeouts of workflow tasks live in memory only, and a task that
@@ -2520,7 +2520,7 @@ int store_expire_workflow_tasks(Store *s, uint64_t now, uint64_t conn_serial) {
         if (!st)
                 return -EIO;
         if (conn_serial)
-                bind_u64(st, 1, conn_serial);
+                store_bind_u64(st, 1, conn_serial);
         r = each_row(s, st, expire_one, &(Expire){ s, now });
         finish(st);
         return r;
@@ -2551,7 +2551,7 @@ int store_run_purge_pending(Store *s, const char *run_id) {
 
                 if (!st)
                         return -EIO;
-                bind_text(st, 1, run_id);
+                store_bind_text(st, 1, run_id);
                 r = step_done(s, st);
                 if (r < 0)
                         return r;
@@ -2567,7 +2567,7 @@ int store_history_bytes(Store *s, const char *run_id, uint64_t *ret) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 *ret = (uint64_t) sqlite3_column_double(st, 0);
@@ -2582,12 +2582,12 @@ int store_child_insert(Store *s, const ChildRow *c) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, c->parent_run_id);
-        bind_u64(st, 2, c->initiated_id);
-        bind_text(st, 3, c->parent_workflow_id);
-        bind_text(st, 4, c->workflow_id);
-        bind_text(st, 5, c->run_id);
-        bind_u64(st, 6, (uint64_t) c->policy);
+        store_bind_text(st, 1, c->parent_run_id);
+        store_bind_u64(st, 2, c->initiated_id);
+        store_bind_text(st, 3, c->parent_workflow_id);
+        store_bind_text(st, 4, c->workflow_id);
+        store_bind_text(st, 5, c->run_id);
+        store_bind_u64(st, 6, (uint64_t) c->policy);
         return step_done(s, st);
 }
 
@@ -2596,10 +2596,10 @@ static int read_child(sqlite3_stmt *st, ChildRow *ret) {
         int r;
 
         col_fixed(st, 0, c.parent_run_id, sizeof(c.parent_run_id));
-        c.initiated_id = col_u64(st, 1);
-        r = col_strdup(st, 2, &c.parent_workflow_id);
+        c.initiated_id = store_col_u64(st, 1);
+        r = store_col_strdup(st, 2, &c.parent_workflow_id);
         if (r >= 0)
-                r = col_strdup(st, 3, &c.workflow_id);
+                r = store_col_strdup(st, 3, &c.workflow_id);
         col_fixed(st, 4, c.run_id, sizeof(c.run_id));
         c.policy = (int) sqlite3_column_int64(st, 5);
         if (r < 0) {
@@ -2622,7 +2622,7 @@ int store_child_get_by_run(Store *s, const char *run_id, ChildRow *ret) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
                 r = read_child(st, ret);
@@ -2637,8 +2637,8 @@ int store_child_relink(Store *s, const char *old_run_id, const char *new_run_id)
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, old_run_id);
-        bind_text(st, 2, new_run_id);
+        store_bind_text(st, 1, old_run_id);
+        store_bind_text(st, 2, new_run_id);
         return step_done(s, st);
 }
 
@@ -2647,8 +2647,8 @@ int store_child_delete(Store *s, const char *parent_run_id, uint64_t initiated_i
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, parent_run_id);
-        bind_u64(st, 2, initiated_id);
+        store_bind_text(st, 1, parent_run_id);
+        store_bind_u64(st, 2, initiated_id);
         return step_done(s, st);
 }
 
@@ -2677,7 +2677,7 @@ int store_children_foreach(Store *s, const char *parent_run_id, child_cb cb, voi
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, parent_run_id);
+        store_bind_text(st, 1, parent_run_id);
         r = each_row(s, st, visit_child, &v);
         finish(st);
         return r;
@@ -2690,7 +2690,7 @@ static int count_of_run(Store *s, int q, const char *run_id, int type) {
 
         if (!st)
                 return -EIO;
-        bind_text(st, 1, run_id);
+        store_bind_text(st, 1, run_id);
         if (type >= 0)
                 sqlite3_bind_int(st, 2, type);
         rc = sqlite3_step(st);
