@@ -18,8 +18,13 @@ static uint64_t be(const unsigned char *p, unsigned n) {
 /* Walks one msgpack value without allocating. @need counts the values still to read; it never
  * exceeds the bytes left, since each value takes at least one byte. */
 int msg_validate(const char *buf, size_t len) {
-        const unsigned char *p = (const unsigned char *) buf, *end = p + len;
+        const unsigned char *p, *end;
         uint64_t need = 1;
+
+        if (len == 0) /* no value (and @buf may be NULL, to which nothing may be added) */
+                return -EBADMSG;
+        p = (const unsigned char *) buf;
+        end = p + len;
 
         while (need > 0) {
                 uint64_t skip = 0, children = 0;
