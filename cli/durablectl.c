@@ -369,16 +369,26 @@ static const Verb *verb_find(const char *name) {
 
 /* ---- help ------------------------------------------------------------------------------------ */
 
+/* One line of the help, "  LEFT  TEXT" in two columns; a LEFT too wide for its column gets a
+ * line of its own, the TEXT the next one (the completions read verbs as lines that start with
+ * exactly two spaces). */
+static void help_line(const char *left, const char *text) {
+        if (strlen(left) <= 28)
+                printf("  %-28s %s\n", left, text);
+        else
+                printf("  %s\n  %-28s %s\n", left, "", text);
+}
+
 static void options_help(uint64_t mask) {
         for (size_t o = 0; o < _OPT_MAX; o++) {
-                char left[48];
+                char left[128];
 
                 if (!(mask & BIT(o)))
                         continue;
                 snprintf(left, sizeof(left), "%s--%s%s%s", o == OPT_HELP ? "-h " : "   ",
                          options[o].name, options[o].metavar ? " " : "",
                          options[o].metavar ? options[o].metavar : "");
-                printf("  %-28s %s\n", left, options[o].help);
+                help_line(left, options[o].help);
         }
 }
 
@@ -387,10 +397,10 @@ static void help(void) {
                "Start, inspect and control the workflows of durabled.\n\n%sVerbs:%s\n",
                ansi(ANSI_BOLD), ansi(ANSI_NORMAL), ansi(ANSI_BOLD), ansi(ANSI_NORMAL));
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                char left[48];
+                char left[128];
 
                 snprintf(left, sizeof(left), "%s %s", verbs[i].name, verbs[i].args);
-                printf("  %-28s %s\n", left, verbs[i].summary);
+                help_line(left, verbs[i].summary);
         }
         printf("\n%sOptions:%s\n", ansi(ANSI_BOLD), ansi(ANSI_NORMAL));
         options_help(GLOBAL_OPTS | BIT(OPT_VERSION));

@@ -122,6 +122,17 @@ TEST(completion) {
         complete(&r, "durablectl start OrderWorkflow --prio");
         ASSERT_STREQ(r.out, "--priority-key\n");
         test_run_free(&r);
+        complete(&r, "durablectl batch te");
+        ASSERT_STREQ(r.out, "terminate\n");
+        test_run_free(&r);
+        complete(&r, "durablectl activity h");
+        ASSERT_STREQ(r.out, "heartbeat\n");
+        test_run_free(&r);
+        /* A verb whose usage takes a line of its own in --help puts its summary on the next
+         * line ("Send update ...", "Set the limits ..."): not a verb. */
+        complete(&r, "durablectl Se");
+        ASSERT_STREQ(r.out, "");
+        test_run_free(&r);
 
         complete_zsh(&r, "durablectl wa");
         ASSERT_STREQ(r.out, "watch\n");
@@ -149,6 +160,9 @@ TEST(completion) {
         test_run_free(&r);
         complete_zsh(&r, "durablectl update start --wait-for-stage c");
         ASSERT_STREQ(r.out, "completed\n");
+        test_run_free(&r);
+        complete_zsh(&r, "durablectl batch d");
+        ASSERT_STREQ(r.out, "delete\ndescribe\n");
         test_run_free(&r);
         complete_zsh(&r, "durablectl history order-1 --fo");
         ASSERT_STREQ(r.out, "--follow\n");
