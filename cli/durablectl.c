@@ -94,11 +94,14 @@ typedef enum Opt {
         OPT_STEP,
         OPT_YES,
         OPT_RPS,
+        OPT_KEY,
+        OPT_ACTIVITY_TYPE,
         _OPT_MAX,
 } Opt;
 
-#define BIT(o) (UINT64_C(1) << (o))
-_Static_assert(_OPT_MAX <= 64, "verbs name their options in a uint64_t mask");
+typedef unsigned __int128 OptMask; /* one bit per Opt */
+#define BIT(o) ((OptMask) 1 << (o))
+_Static_assert(_OPT_MAX <= 128, "verbs name their options in an OptMask");
 #define GLOBAL_OPTS \
         (BIT(OPT_HELP) | BIT(OPT_SOCKET) | BIT(OPT_USER) | BIT(OPT_JSON) | BIT(OPT_NO_PAGER) | \
          BIT(OPT_NO_LEGEND))
@@ -241,6 +244,11 @@ static const OptionDef options[_OPT_MAX] = {
         [OPT_RATE] = { "rate", "N[/PERIOD]",
                        "At most N activity starts per PERIOD (default 1s; 0: no limit)" },
         [OPT_BURST] = { "burst", "N", "Up to N starts back to back within the rate (default 1)" },
+        [OPT_KEY] = { "key", "KEY", "Set the limits of fairness key KEY of the queue only",
+                      STR_FIELD(limit_key) },
+        [OPT_ACTIVITY_TYPE] = { "activity-type", "TYPE",
+                                "Set the limits of activity type TYPE of the queue only",
+                                STR_FIELD(limit_activity_type) },
 };
 
 typedef struct Verb {
@@ -248,8 +256,8 @@ typedef struct Verb {
         const char *args;  /* positional arguments; a "JSON" one is parsed as the input */
         unsigned min_args; /* then [optional ones] */
         unsigned max_args;
-        uint64_t options;  /* accepted besides GLOBAL_OPTS */
-        uint64_t required; /* options that must be given */
+        OptMask options;   /* accepted besides GLOBAL_OPTS */
+        OptMask required;  /* options that must be given */
         bool pager;        /* long output: use the pager */
         int (*run)(const Ctx *ctx, const Args *a);
         const char *summary;
@@ -338,7 +346,9 @@ static const Verb verbs[] = {
           "Schedules: create, list, describe, pause, unpause, trigger, backfill, delete", false,
           schedule_check_args },
         { "task-queue", "config|describe QUEUE", 2, 2,
-          BIT(OPT_CONCURRENCY) | BIT(OPT_RATE) | BIT(OPT_BURST), 0, false, verb_task_queue,
+          BIT(OPT_CONCURRENCY) | BIT(OPT_RATE) | BIT(OPT_BURST) | BIT(OPT_KEY) |
+                  BIT(OPT_ACTIVITY_TYPE),
+          0, false, verb_task_queue,
           "Set the limits of a task queue; show its backlog, pollers, running and limits", false,
           task_queue_check_args },
         { "batch", "COMMAND [NAME|ID]", 1, 2,
@@ -379,7 +389,7 @@ static void help_line(const char *left, const char *text) {
                 printf("  %s\n  %-28s %s\n", left, "", text);
 }
 
-static void options_help(uint64_t mask) {
+static void options_help(OptMask mask) {
         for (size_t o = 0; o < _OPT_MAX; o++) {
                 char left[128];
 
@@ -426,7 +436,7 @@ static void verb_help(const Verb *v) {
 /* ---- parsing --------------------------------------------------------------------------------- */
 
 /* struct option rows for the options in @mask, ended by a zero row. */
-static void getopt_table(uint64_t mask, struct option table[static _OPT_MAX + 1]) {
+static void getopt_table(OptMask mask, struct option table[static _OPT_MAX + 1]) {
         size_t n = 0;
 
         for (size_t o = 0; o < _OPT_MAX; o++)

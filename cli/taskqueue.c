@@ -51,9 +51,17 @@ int task_queue_check_args(const Args *a) {
                                  a->pos[0]);
         if (a->n_pos < 2)
                 return ctl_error("task-queue %s needs the name of a task queue", a->pos[0]);
-        if (describe && (a->has_concurrency || a->has_rate || a->has_burst))
+        if (describe && (a->has_concurrency || a->has_rate || a->has_burst || a->limit_key ||
+                         a->limit_activity_type))
                 return ctl_error("task-queue describe takes no limits (--concurrency, --rate, "
-                                 "--burst): use task-queue config");
+                                 "--burst, --key, --activity-type): use task-queue config");
+        if (a->limit_key && a->limit_activity_type)
+                return ctl_error("--key and --activity-type name two scopes: give at most one");
+        if (a->limit_key && (!*a->limit_key || strlen(a->limit_key) > 64))
+                return ctl_error("invalid fairness key '%s' for --key: expected 1 to 64 bytes",
+                                 a->limit_key);
+        if (a->limit_activity_type && !*a->limit_activity_type)
+                return ctl_error("--activity-type must not be empty");
         return 0;
 }
 
@@ -151,6 +159,46 @@ static int print_throttled(Answer *answer, const msgpack_object *map) {
         return 0;
 }
 
+typedef struct ScopedInfo {
+        const char *key, *type;
+        const msgpack_object *limits;
+        uint64_t running, by_concurrency, by_rate;
+} ScopedInfo;
+
+/* The limits of the queue's fairness keys and activity types, one block each. */
+static int print_scoped(Answer *answer, const msgpack_object *array) {
+        static const MsgField fields[] = {
+                { "fairness_key", MSG_STR, offsetof(ScopedInfo, key) },
+                { "activity_type", MSG_STR, offsetof(ScopedInfo, type) },
+                { "limits", MSG_MAP, offsetof(ScopedInfo, limits), true },
+                { "running", MSG_UINT, offsetof(ScopedInfo, running) },
+                { "held_by_concurrency", MSG_UINT, offsetof(ScopedInfo, by_concurrency) },
+                { "held_by_rate", MSG_UINT, offsetof(ScopedInfo, by_rate) },
+                {},
+        };
+        int r;
+
+        for (uint32_t i = 0;
+             array && array->type == MSGPACK_OBJECT_ARRAY && i < array->via.array.size; i++) {
+                ScopedInfo s = {};
+
+                r = answer_parse(answer, &array->via.array.ptr[i], fields, &s);
+                if (r < 0)
+                        return r;
+                if (s.key)
+                        kv_print("Fairness key", NULL, "%s: %" PRIu64 " running", s.key, s.running);
+                else
+                        kv_print("Activity type", NULL, "%s: %" PRIu64 " running",
+                                 s.type ? s.type : "", s.running);
+                r = print_limits(answer, s.limits);
+                if (r < 0)
+                        return r;
+                kv_print("Held back", NULL, "%" PRIu64 "x by concurrency, %" PRIu64 "x by rate",
+                         s.by_concurrency, s.by_rate);
+        }
+        return 0;
+}
+
 static int print_queue(const Ctx *ctx, Answer *answer) {
         static const MsgField fields[] = {
                 { "task_queue", MSG_STR, offsetof(QueueInfo, task_queue), true },
@@ -182,6 +230,8 @@ static int print_queue(const Ctx *ctx, Answer *answer) {
                 r = print_limits(answer, q.limits);
         if (r >= 0)
                 r = print_throttled(answer, q.throttled);
+        if (r >= 0)
+                r = print_scoped(answer, msg_get(answer->map, "scoped_limits"));
         return r;
 }
 
@@ -195,6 +245,8 @@ int verb_task_queue(const Ctx *ctx, const Args *a) {
                 return r < 0 ? r : print_queue(ctx, &answer);
         }
         r = CTL_CALL(ctx->client, "ConfigureTaskQueue", &answer, FIELD_STR("task_queue", a->pos[1]),
+                     FIELD_STR("fairness_key", a->limit_key),
+                     FIELD_STR("activity_type", a->limit_activity_type),
                      FIELD_UINT_IF("concurrency_limit", a->concurrency, a->has_concurrency),
                      FIELD_UINT_IF("rate_limit", a->rate, a->has_rate),
                      FIELD_UINT("rate_period_usec", a->rate_period_usec),

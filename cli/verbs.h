@@ -65,6 +65,7 @@ typedef struct Args {
         double fairness_weight;
         uint64_t concurrency, rate, rate_period_usec, burst;
         bool has_concurrency, has_rate, has_burst;
+        const char *limit_key, *limit_activity_type; /* task-queue config --key, --activity-type */
         /* reset, redrive, fork */
         uint64_t event_id, step;
         const char *to, *new_id;

@@ -2054,6 +2054,8 @@ static int op_reload(Request *q) {
 
 typedef struct QueueConfigRequest {
         const char *task_queue;
+        const char *fairness_key;
+        const char *activity_type;
         uint64_t concurrency_limit;
         uint64_t rate_limit;
         uint64_t rate_period_usec;
@@ -2062,6 +2064,10 @@ typedef struct QueueConfigRequest {
 
 static const MsgField queue_config_fields[] = {
         { "task_queue", MSG_STR, offsetof(QueueConfigRequest, task_queue), true, NAME_MAX_LEN },
+        { "fairness_key", MSG_STR, offsetof(QueueConfigRequest, fairness_key), false,
+          TASK_FAIRNESS_KEY_MAX },
+        { "activity_type", MSG_STR, offsetof(QueueConfigRequest, activity_type), false,
+          NAME_MAX_LEN },
         { "concurrency_limit", MSG_UINT, offsetof(QueueConfigRequest, concurrency_limit) },
         { "rate_limit", MSG_UINT, offsetof(QueueConfigRequest, rate_limit) },
         { "rate_period_usec", MSG_UINT, offsetof(QueueConfigRequest, rate_period_usec) },
@@ -2100,8 +2106,12 @@ static int config_value(Request *q,
 }
 
 /* The limits of @c merged into those @queue has: a field left out keeps its value. */
-static int config_merge(Request *q, const QueueConfigRequest *c, TaskQueueLimits *ret) {
-        Flow *f = flow_find(q->m, c->task_queue);
+static int config_merge(Request *q,
+                        const QueueConfigRequest *c,
+                        LimitScope scope,
+                        const char *name,
+                        TaskQueueLimits *ret) {
+        Flow *f = flow_find_scope(q->m, c->task_queue, scope, name);
         TaskQueueLimits cur = f ? f->limits : (TaskQueueLimits){};
         uint64_t v[4] = {};
         int r;
@@ -2128,10 +2138,41 @@ static int config_merge(Request *q, const QueueConfigRequest *c, TaskQueueLimits
         return 0;
 }
 
+/* The scope a ConfigureTaskQueue names: the queue, or one fairness key or activity type of it
+ * (at most one of the two fields). */
+static int config_scope(Request *q,
+                        const QueueConfigRequest *c,
+                        LimitScope *ret_scope,
+                        const char **ret_name) {
+        const char *v;
+        int r;
+
+        if (c->fairness_key && c->activity_type)
+                return api_error_set(&q->err, -EINVAL,
+                                     "fields \"fairness_key\" and \"activity_type\" name two "
+                                     "scopes: give at most one");
+        v = c->fairness_key ?: c->activity_type;
+        r = check_name(q, c->fairness_key ? "fairness_key" : "activity_type", v);
+        if (r < 0)
+                return r;
+        for (const char *p = v; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return api_error_set(&q->err, -EINVAL,
+                                             "field \"%s\" must not hold control characters",
+                                             c->fairness_key ? "fairness_key" : "activity_type");
+        *ret_scope = c->fairness_key    ? LIMIT_SCOPE_KEY
+                     : c->activity_type ? LIMIT_SCOPE_TYPE
+                                        : LIMIT_SCOPE_QUEUE;
+        *ret_name = v ?: "";
+        return 0;
+}
+
 /* Sets limits of a task queue; administrators only (DESIGN.md §10). Answers the limits now in
  * force. */
 static int op_configure_task_queue(Request *q) {
         QueueConfigRequest c = {};
+        LimitScope scope = LIMIT_SCOPE_QUEUE;
+        const char *name = "";
         TaskQueueLimits l;
         msgpack_packer *pk;
         size_t start;
@@ -2140,19 +2181,24 @@ static int op_configure_task_queue(Request *q) {
         r = PARSE(q, queue_config_fields, &c);
         if (r >= 0)
                 r = check_name(q, "task_queue", c.task_queue);
+        if (r >= 0)
+                r = config_scope(q, &c, &scope, &name);
         if (r < 0)
                 return r;
         if (!q->conn->admin)
                 return api_error_set(&q->err, -EPERM,
                                      "only administrators may set the limits of a task queue");
-        r = config_merge(q, &c, &l);
+        r = config_merge(q, &c, scope, name, &l);
         if (r < 0)
                 return r;
-        r = flow_configure(q->m, c.task_queue, &l);
+        r = flow_configure(q->m, c.task_queue, scope, name, &l);
         if (r < 0)
                 return r;
-        pk = conn_reply_begin(q->conn, q->id, 2, &start);
+        pk = conn_reply_begin(q->conn, q->id, 2 + (scope != LIMIT_SCOPE_QUEUE), &start);
         (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
+        if (scope != LIMIT_SCOPE_QUEUE)
+                (void) msg_pack_kv_str(
+                        pk, scope == LIMIT_SCOPE_KEY ? "fairness_key" : "activity_type", name);
         pack_limits(pk, &l);
         conn_reply_end(q->conn, q->id, start);
         return 0;
@@ -2163,8 +2209,34 @@ static const MsgField queue_describe_fields[] = {
         {},
 };
 
+typedef struct ScopedPack {
+        Manager *m;
+        msgpack_packer *pk;
+        size_t n;
+} ScopedPack;
+
+static void count_scoped(Flow *f, void *userdata) {
+        ((ScopedPack *) userdata)->n++;
+}
+
+/* One scoped limit as DescribeTaskQueue shows it: its scope, limits, running count and what it
+ * held back so far. */
+static void pack_scoped(Flow *f, void *userdata) {
+        ScopedPack *x = userdata;
+
+        (void) msgpack_pack_map(x->pk, 5);
+        (void) msg_pack_kv_str(
+                x->pk, f->scope == LIMIT_SCOPE_KEY ? "fairness_key" : "activity_type", f->name);
+        pack_limits(x->pk, &f->limits);
+        (void) msg_pack_kv_uint(x->pk, "running",
+                                store_started_count(x->m->store, f->queue, f->scope, f->name));
+        (void) msg_pack_kv_uint(x->pk, "held_by_concurrency", f->held_concurrency);
+        (void) msg_pack_kv_uint(x->pk, "held_by_rate", f->held_rate);
+}
+
 static int op_describe_task_queue(Request *q) {
         QueueConfigRequest c = {};
+        ScopedPack x = { q->m };
         Flow *f;
         msgpack_packer *pk;
         size_t start;
@@ -2176,10 +2248,15 @@ static int op_describe_task_queue(Request *q) {
         if (r < 0)
                 return r;
         f = flow_find(q->m, c.task_queue);
-        pk = conn_reply_begin(q->conn, q->id, 5, &start);
+        pk = conn_reply_begin(q->conn, q->id, 6, &start);
         (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
         taskq_pack_describe(q->m, c.task_queue, pk);
         pack_limits(pk, f ? &f->limits : &(TaskQueueLimits){});
+        x.pk = pk;
+        flow_foreach_scoped(q->m, c.task_queue, count_scoped, &x);
+        (void) msg_pack_str(pk, "scoped_limits");
+        (void) msgpack_pack_array(pk, x.n);
+        flow_foreach_scoped(q->m, c.task_queue, pack_scoped, &x);
         conn_reply_end(q->conn, q->id, start);
         return 0;
 }

@@ -11,13 +11,37 @@
 #include "daemon/clock.h"
 #include "daemon/taskq.h"
 
-Flow *flow_find(Manager *m, const char *queue) {
+Flow *flow_find_scope(Manager *m, const char *queue, LimitScope scope, const char *name) {
         Flow *f;
 
         LIST_FOREACH(flows, f, m->flows)
-                if (streq(f->queue, queue))
+                if (f->scope == scope && streq(f->queue, queue) && streq(f->name, name ?: ""))
                         return f;
         return NULL;
+}
+
+Flow *flow_find(Manager *m, const char *queue) {
+        return flow_find_scope(m, queue, LIMIT_SCOPE_QUEUE, "");
+}
+
+bool flow_queue_scoped(Manager *m, const char *queue) {
+        Flow *f;
+
+        LIST_FOREACH(flows, f, m->flows)
+                if (f->scope != LIMIT_SCOPE_QUEUE && streq(f->queue, queue))
+                        return true;
+        return false;
+}
+
+void flow_foreach_scoped(Manager *m,
+                         const char *queue,
+                         void (*cb)(Flow *f, void *userdata),
+                         void *userdata) {
+        Flow *f;
+
+        LIST_FOREACH(flows, f, m->flows)
+                if (f->scope != LIMIT_SCOPE_QUEUE && streq(f->queue, queue))
+                        cb(f, userdata);
 }
 
 static Flow *flow_free(Flow *f) {
@@ -26,6 +50,7 @@ static Flow *flow_free(Flow *f) {
         LIST_REMOVE(flows, f->manager->flows, f);
         sd_event_source_disable_unref(f->timer);
         free(f->queue);
+        free(f->name);
         free(f);
         return NULL;
 }
@@ -37,8 +62,12 @@ void flow_free_all(Manager *m) {
 
 /* Makes @queue's Flow say @l (a new one, or one whose bucket is kept when it still has a rate);
  * limits without any limit free it. */
-static int flow_apply(Manager *m, const char *queue, const TaskQueueLimits *l) {
-        Flow *f = flow_find(m, queue);
+static int flow_apply(Manager *m,
+                      const char *queue,
+                      LimitScope scope,
+                      const char *name,
+                      const TaskQueueLimits *l) {
+        Flow *f = flow_find_scope(m, queue, scope, name);
 
         if (!l->concurrency && !l->rate) {
                 flow_free(f);
@@ -50,10 +79,14 @@ static int flow_apply(Manager *m, const char *queue, const TaskQueueLimits *l) {
                 if (!f)
                         return -ENOMEM;
                 f->queue = strdup(queue);
-                if (!f->queue) {
+                f->name = strdup(name ?: "");
+                if (!f->queue || !f->name) {
+                        free(f->queue);
+                        free(f->name);
                         free(f);
                         return -ENOMEM;
                 }
+                f->scope = scope;
                 f->manager = m;
                 LIST_PREPEND(flows, m->flows, f);
         }
@@ -70,15 +103,21 @@ typedef struct Loaded {
         Flow *seen; /* the flows read back, moved here from m->flows */
 } Loaded;
 
-static int load_one(const char *queue, const TaskQueueLimits *l, void *userdata) {
+static int load_one(const char *queue,
+                    LimitScope scope,
+                    const char *name,
+                    const TaskQueueLimits *l,
+                    void *userdata) {
         Loaded *x = userdata;
         Flow *f;
         int r;
 
-        r = flow_apply(x->m, queue, l);
+        r = flow_apply(x->m, queue, scope, name, l);
         if (r < 0)
                 return r;
-        f = flow_find(x->m, queue);
+        f = flow_find_scope(x->m, queue, scope, name);
+        if (!f)
+                return 0; /* a row without limits */
         LIST_REMOVE(flows, x->m->flows, f);
         LIST_PREPEND(flows, x->seen, f);
         return 0;
@@ -102,13 +141,17 @@ int flow_load(Manager *m) {
         return r;
 }
 
-int flow_configure(Manager *m, const char *queue, const TaskQueueLimits *l) {
+int flow_configure(Manager *m,
+                   const char *queue,
+                   LimitScope scope,
+                   const char *name,
+                   const TaskQueueLimits *l) {
         int r;
 
-        r = store_queue_limits_set(m->store, queue, l);
+        r = store_queue_limits_set(m->store, queue, scope, name, l);
         if (r < 0)
                 return r;
-        return flow_apply(m, queue, l);
+        return flow_apply(m, queue, scope, name, l);
 }
 
 static int flow_on_token(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -137,17 +180,12 @@ static void arm_token(Flow *f, uint64_t due) {
                                   f->queue);
 }
 
-FlowVerdict flow_admit(Manager *m, const char *queue) {
+/* Whether @f admits one more activity now; counts what it holds back and arms its timer. */
+static FlowVerdict flow_check(Manager *m, Flow *f) {
         uint64_t next;
-        Flow *f;
 
-        if (!m->flows)
-                return FLOW_ADMIT;
-        f = flow_find(m, queue);
-        if (!f)
-                return FLOW_ADMIT;
         if (f->limits.concurrency &&
-            store_task_count(m->store, TASKSET_STARTED, queue, NULL) >= f->limits.concurrency) {
+            store_started_count(m->store, f->queue, f->scope, f->name) >= f->limits.concurrency) {
                 f->held = true;
                 f->held_concurrency++;
                 return FLOW_HELD_CONCURRENCY;
@@ -162,15 +200,42 @@ FlowVerdict flow_admit(Manager *m, const char *queue) {
         return FLOW_ADMIT;
 }
 
-void flow_dispatched(Manager *m, const char *queue) {
+FlowVerdict flow_admit(Manager *m, const char *queue) {
         Flow *f;
 
         if (!m->flows)
-                return;
+                return FLOW_ADMIT;
         f = flow_find(m, queue);
+        return f ? flow_check(m, f) : FLOW_ADMIT;
+}
+
+FlowVerdict flow_admit_task(Manager *m, const char *queue, const char *key, const char *type) {
+        FlowVerdict v = FLOW_ADMIT;
+        Flow *f;
+
+        f = flow_find_scope(m, queue, LIMIT_SCOPE_KEY, key ?: "");
+        if (f)
+                v = flow_check(m, f);
+        f = flow_find_scope(m, queue, LIMIT_SCOPE_TYPE, type ?: "");
+        if (v == FLOW_ADMIT && f)
+                v = flow_check(m, f);
+        return v;
+}
+
+static void flow_take(Flow *f) {
         if (f)
                 rate_bucket_take(&f->bucket, f->limits.rate, f->limits.rate_period_usec,
                                  clock_now());
+}
+
+void flow_dispatched(Manager *m, const char *queue, const char *key, const char *type) {
+        if (!m->flows)
+                return;
+        flow_take(flow_find(m, queue));
+        if (key)
+                flow_take(flow_find_scope(m, queue, LIMIT_SCOPE_KEY, key));
+        if (type)
+                flow_take(flow_find_scope(m, queue, LIMIT_SCOPE_TYPE, type));
 }
 
 void flow_note_released(Manager *m) {

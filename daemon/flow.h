@@ -11,6 +11,12 @@
  *    most `burst` back to back after a quiet time. A queue its bucket holds back arms a timer for
  *    the time of the next token. The bucket lives in memory only: it starts full after a restart.
  *
+ * A limit applies to a scope of a queue (LimitScope, store.h): the whole queue, the activities of
+ * one fairness key, or those of one activity type; each scope has its own Flow, limits, bucket
+ * and timer. The queue's own limits are asked before a task is taken (flow_admit()); those of the
+ * task's key and type after (flow_admit_task()): a task they hold back is put back in its place
+ * and the dispatcher goes on with the next ones of the queue.
+ *
  * Held-back tasks wait in their queue, in their order; nothing is dropped (DBOS's limiter,
  * Inngest's throttle: SEMANTICS.md b.23). Workflow tasks and queries are never held back. */
 
@@ -35,6 +41,8 @@ typedef struct Flow Flow;
 struct Flow {
         Manager *manager;
         char *queue;
+        LimitScope scope;
+        char *name; /* the fairness key or activity type; "" for the queue's own */
         TaskQueueLimits limits;
         RateBucket bucket;
         sd_event_source *timer;    /* the next token, while the bucket holds the queue back */
@@ -48,16 +56,33 @@ struct Flow {
  * (start-up, and after a failed commit rolled a ConfigureTaskQueue back). */
 int flow_load(Manager *m);
 void flow_free_all(Manager *m);
+/* The Flow of the queue's own limits, or of one scope of it; NULL when it has no limits. */
 Flow *flow_find(Manager *m, const char *queue);
-/* Writes @l as the limits of @queue in the pass's transaction and applies them. */
-int flow_configure(Manager *m, const char *queue, const TaskQueueLimits *l);
+Flow *flow_find_scope(Manager *m, const char *queue, LimitScope scope, const char *name);
+/* Writes @l as the limits of a scope of @queue in the pass's transaction and applies them. */
+int flow_configure(Manager *m,
+                   const char *queue,
+                   LimitScope scope,
+                   const char *name,
+                   const TaskQueueLimits *l);
 /* Whether @queue may start one more activity now; a held-back queue is dispatched again when the
  * reason passes. Call it only when the queue has an activity task to hand out. */
 FlowVerdict flow_admit(Manager *m, const char *queue);
-/* An activity of @queue was started (after flow_admit()): takes its token. Reading the clock
- * after the start's own reading keeps the bucket exact for the recorded start times: a dispatch
- * is admitted at a time <= its started_time and counted at a time >= it. */
-void flow_dispatched(Manager *m, const char *queue);
+/* Whether a scope of @queue has limits: then the dispatcher asks flow_admit_task() about each
+ * task, with its fairness key and type. */
+bool flow_queue_scoped(Manager *m, const char *queue);
+/* Whether the limits of fairness key @key and activity type @type of @queue admit one more. */
+FlowVerdict flow_admit_task(Manager *m, const char *queue, const char *key, const char *type);
+/* An activity of @queue (of @key and @type; NULL when no scope has limits) was started (after
+ * flow_admit()): takes its tokens. Reading the clock after the start's own reading keeps the
+ * bucket exact for the recorded start times: a dispatch is admitted at a time <= its
+ * started_time and counted at a time >= it. */
+void flow_dispatched(Manager *m, const char *queue, const char *key, const char *type);
 /* Called before each dispatch: queues held back by their concurrency get another look when an
  * activity stopped running since. */
 void flow_note_released(Manager *m);
+/* Calls @cb for each scoped Flow (key or type) of @queue. */
+void flow_foreach_scoped(Manager *m,
+                         const char *queue,
+                         void (*cb)(Flow *f, void *userdata),
+                         void *userdata);

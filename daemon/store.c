@@ -1,6 +1,6 @@
 /* Store: SQLite persistence for durabled.
  *
- * Schema (version 3; migrations[] below moves an older file forward). Every time is usec since
+ * Schema (version 4; migrations[] below moves an older file forward). Every time is usec since
  * the epoch (CLOCK_REALTIME of daemon/clock.c).
  *
  *   runs        one row per run. The partial unique index runs_running makes "one running run
@@ -444,6 +444,21 @@ static const char *const migrations[] = {
         "  code TEXT,"
         "  message TEXT,"
         "  PRIMARY KEY (batch_id, seq)) WITHOUT ROWID;",
+        /* Version 4: limits per scope of a task queue (flow.h): the whole queue (scope 0, name
+         * ""), one fairness key (1) or one activity type (2). */
+        "CREATE TABLE scoped_limits ("
+        "  task_queue TEXT NOT NULL,"
+        "  scope INTEGER NOT NULL,"
+        "  name TEXT NOT NULL,"
+        "  concurrency INTEGER NOT NULL,"
+        "  rate INTEGER NOT NULL,"
+        "  rate_period INTEGER NOT NULL,"
+        "  burst INTEGER NOT NULL,"
+        "  PRIMARY KEY (task_queue, scope, name)) WITHOUT ROWID;"
+        "INSERT INTO scoped_limits SELECT task_queue, 0, '', concurrency, rate, rate_period, "
+        "burst FROM task_queue_limits;"
+        "DROP TABLE task_queue_limits;"
+        "ALTER TABLE scoped_limits RENAME TO task_queue_limits;",
 };
 
 typedef struct CachedStmt {
@@ -752,13 +767,17 @@ static int load_tasks(Store *s) {
                 "fairness_weight FROM activities WHERE state = 0 AND paused = 0 AND "
                 "run_id NOT IN (SELECT run_id FROM runs WHERE paused = 1) "
                 "UNION ALL "
-                "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority, NULL, 1.0 "
-                "FROM activities WHERE state = 1 "
+                "SELECT 4, task_queue, run_id, scheduled_id, started_time, priority, fairness_key, "
+                "1.0 FROM activities WHERE state = 1 "
+                "UNION ALL "
+                "SELECT 5, task_queue || char(31) || activity_type, run_id, scheduled_id, "
+                "started_time, 0, NULL, 1.0 FROM activities WHERE state = 1 "
                 "ORDER BY 5";
         sqlite3_stmt *st;
         int rc, r = 0;
 
         static_assert(TASKSET_STARTED == 4, "the kind load_tasks() selects");
+        static_assert(TASKSET_STARTED_TYPE == 5, "the kind load_tasks() selects");
         s->tasks = taskset_new();
         if (!s->tasks)
                 return -ENOMEM;
@@ -1853,8 +1872,17 @@ int store_buffered_count(Store *s, const char *run_id) {
 /* An activity that leaves STARTED frees its place under its queue's concurrency limit
  * (TASKSET_STARTED): the dispatcher looks at the queues it held back (store_task_released()). */
 static void started_forget(Store *s, const char *run_id, uint64_t scheduled_id) {
+        (void) taskset_delete(s->tasks, TASKSET_STARTED_TYPE, run_id, scheduled_id);
         if (taskset_delete(s->tasks, TASKSET_STARTED, run_id, scheduled_id))
                 s->started_released = true;
+}
+
+/* The queue under which TASKSET_STARTED_TYPE counts the activities of @type: "queue\x1ftype"
+ * (names hold no control characters). NULL on -ENOMEM. */
+static char *started_type_queue(const char *queue, const char *type) {
+        char *q;
+
+        return asprintf(&q, "%s\x1f%s", queue, type ?: "") < 0 ? NULL : q;
 }
 
 /* Every activity that runs (STARTED) has an entry under its task queue, and only those. */
@@ -1865,10 +1893,23 @@ static int started_track(Store *s, const ActivityRow *a) {
                 started_forget(s, a->run_id, a->scheduled_id);
                 return 0;
         }
+        _cleanup_free_ char *tq = NULL;
+        int r;
+
         if (taskset_get(s->tasks, TASKSET_STARTED, a->run_id, a->scheduled_id, &e) >= 0)
                 return 0;
-        return taskset_insert(s->tasks, TASKSET_STARTED, a->task_queue, a->run_id, a->scheduled_id,
-                              NULL);
+        /* The fairness key goes with the entry: the running count of a key (flow.h). */
+        tq = started_type_queue(a->task_queue, a->activity_type);
+        if (!tq)
+                return -ENOMEM;
+        r = taskset_insert(s->tasks, TASKSET_STARTED_TYPE, tq, a->run_id, a->scheduled_id, NULL);
+        if (r < 0)
+                return r;
+        r = taskset_insert(s->tasks, TASKSET_STARTED, a->task_queue, a->run_id, a->scheduled_id,
+                           &(TaskPriority){ .fairness_key = a->fairness_key });
+        if (r < 0)
+                (void) taskset_delete(s->tasks, TASKSET_STARTED_TYPE, a->run_id, a->scheduled_id);
+        return r;
 }
 
 const char *activity_state_to_string(ActivityState s) {
@@ -2181,25 +2222,29 @@ int store_task_queues(Store *s,
 
 /* ---- task queue limits (rare writes: statements prepared per call) ---- */
 
-int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l) {
+int store_queue_limits_set(
+        Store *s, const char *queue, LimitScope scope, const char *name, const TaskQueueLimits *l) {
         bool none = !l->concurrency && !l->rate;
         sqlite3_stmt *st;
         int rc;
 
         rc = sqlite3_prepare_v2(s->db,
-                                none ? "DELETE FROM task_queue_limits WHERE task_queue = ?1"
+                                none ? "DELETE FROM task_queue_limits WHERE task_queue = ?1 AND "
+                                       "scope = ?2 AND name = ?3"
                                      : "INSERT OR REPLACE INTO task_queue_limits (task_queue, "
-                                       "concurrency, rate, rate_period, burst) "
-                                       "VALUES (?1, ?2, ?3, ?4, ?5)",
+                                       "scope, name, concurrency, rate, rate_period, burst) "
+                                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
         store_bind_text(st, 1, queue);
+        store_bind_u64(st, 2, (uint64_t) scope);
+        store_bind_text(st, 3, name ?: "");
         if (!none) {
-                store_bind_u64(st, 2, l->concurrency);
-                store_bind_u64(st, 3, l->rate);
-                store_bind_u64(st, 4, l->rate_period_usec);
-                store_bind_u64(st, 5, l->burst);
+                store_bind_u64(st, 4, l->concurrency);
+                store_bind_u64(st, 5, l->rate);
+                store_bind_u64(st, 6, l->rate_period_usec);
+                store_bind_u64(st, 7, l->burst);
         }
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
@@ -2208,6 +2253,8 @@ int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l
 
 int store_queue_limits_foreach(Store *s,
                                int (*cb)(const char *queue,
+                                         LimitScope scope,
+                                         const char *name,
                                          const TaskQueueLimits *l,
                                          void *userdata),
                                void *userdata) {
@@ -2215,25 +2262,59 @@ int store_queue_limits_foreach(Store *s,
         int rc, r = 0;
 
         rc = sqlite3_prepare_v2(s->db,
-                                "SELECT task_queue, concurrency, rate, rate_period, burst "
-                                "FROM task_queue_limits ORDER BY task_queue",
+                                "SELECT task_queue, scope, name, concurrency, rate, rate_period, "
+                                "burst FROM task_queue_limits ORDER BY task_queue, scope, name",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
                 return sql_error(s, rc);
         while (r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 TaskQueueLimits l = {
-                        .concurrency = (uint32_t) sqlite3_column_int64(st, 1),
-                        .rate = (uint32_t) sqlite3_column_int64(st, 2),
-                        .rate_period_usec = store_col_u64(st, 3),
-                        .burst = (uint32_t) sqlite3_column_int64(st, 4),
+                        .concurrency = (uint32_t) sqlite3_column_int64(st, 3),
+                        .rate = (uint32_t) sqlite3_column_int64(st, 4),
+                        .rate_period_usec = store_col_u64(st, 5),
+                        .burst = (uint32_t) sqlite3_column_int64(st, 6),
                 };
+                int scope = sqlite3_column_int(st, 1);
 
-                r = cb((const char *) sqlite3_column_text(st, 0), &l, userdata);
+                if (scope < 0 || scope >= _LIMIT_SCOPE_MAX)
+                        continue; /* a scope of a later version: not ours to apply */
+                r = cb((const char *) sqlite3_column_text(st, 0), (LimitScope) scope,
+                       (const char *) sqlite3_column_text(st, 2), &l, userdata);
         }
         if (r >= 0 && rc != SQLITE_DONE)
                 r = sql_error(s, rc);
         sqlite3_finalize(st);
         return r;
+}
+
+typedef struct KeyCount {
+        const char *key;
+        size_t n;
+} KeyCount;
+
+static int count_key(unsigned priority, const char *key, size_t count, void *userdata) {
+        KeyCount *k = userdata;
+
+        if (streq(key ?: "", k->key))
+                k->n += count;
+        return 0;
+}
+
+size_t store_started_count(Store *s, const char *queue, LimitScope scope, const char *name) {
+        _cleanup_free_ char *tq = NULL;
+        KeyCount k = { name ?: "", 0 };
+
+        switch (scope) {
+        case LIMIT_SCOPE_KEY:
+                (void) taskset_queue_keys(s->tasks, TASKSET_STARTED, queue, count_key, &k);
+                return k.n;
+        case LIMIT_SCOPE_TYPE:
+                tq = started_type_queue(queue, name);
+                return tq ? taskset_queue_count(s->tasks, TASKSET_STARTED_TYPE, tq, NULL)
+                          : SIZE_MAX;
+        default:
+                return taskset_queue_count(s->tasks, TASKSET_STARTED, queue, NULL);
+        }
 }
 
 /* ---- queued starts (rare: statements prepared per call) ---- */

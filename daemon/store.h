@@ -14,6 +14,7 @@
  * SQLITE_BUSY -> -EBUSY, SQLITE_NOMEM -> -ENOMEM, SQLITE_CORRUPT -> -EUCLEAN, a constraint
  * -> -EEXIST. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -345,14 +346,29 @@ typedef struct TaskQueueLimits {
         uint32_t burst; /* the token bucket's size: dispatches at once after a quiet time */
 } TaskQueueLimits;
 
-/* Writes the limits of @queue (all zero: deletes its row). */
-int store_queue_limits_set(Store *s, const char *queue, const TaskQueueLimits *l);
-/* Calls @cb for each queue with limits, by name; stops at a negative return. */
+/* What a limit applies to: a whole task queue, the activities of one fairness key of it, or
+ * those of one activity type (flow.h). The name of a queue's own scope is "". */
+typedef enum LimitScope {
+        LIMIT_SCOPE_QUEUE = 0,
+        LIMIT_SCOPE_KEY = 1,
+        LIMIT_SCOPE_TYPE = 2,
+        _LIMIT_SCOPE_MAX,
+        _LIMIT_SCOPE_INVALID = -EINVAL,
+} LimitScope;
+
+/* Writes the limits of a scope of @queue (all zero: deletes its row). */
+int store_queue_limits_set(
+        Store *s, const char *queue, LimitScope scope, const char *name, const TaskQueueLimits *l);
+/* Calls @cb for each scope with limits, by queue, scope and name; stops at a negative return. */
 int store_queue_limits_foreach(Store *s,
                                int (*cb)(const char *queue,
+                                         LimitScope scope,
+                                         const char *name,
                                          const TaskQueueLimits *l,
                                          void *userdata),
                                void *userdata);
+/* The activities of a scope of @queue that run (STARTED) now, exactly. */
+size_t store_started_count(Store *s, const char *queue, LimitScope scope, const char *name);
 
 /* A start queued behind the running run of its workflow id (id conflict policy Queue): the
  * request (a msgpack map, as it came), who asked, and the run id it was answered with. */

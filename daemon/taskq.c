@@ -371,9 +371,39 @@ static Poll *choose_poll(Manager *m, TaskQueue *q, TaskKind kind, const char *ru
         return NULL;
 }
 
+/* Whether the limits of the fairness key and type of the activity task (@run_id, @ref) admit it:
+ * 1 yes, 0 no, -errno. Only a queue with scoped limits (flow.h) reads the activity, into
+ * @scoped (its key and type then go to flow_dispatched()). */
+static int scope_admit(Manager *m,
+                       TaskQueue *q,
+                       TaskKind kind,
+                       const char *run_id,
+                       uint64_t ref,
+                       ActivityRow *scoped) {
+        int r;
+
+        activity_row_done(scoped);
+        *scoped = (ActivityRow){};
+        if (kind != TASK_ACTIVITY || !m->flows || !flow_queue_scoped(m, q->name))
+                return 1;
+        r = store_activity_get(m->store, run_id, ref, scoped);
+        if (r == -ENOENT)
+                return 1; /* a stale task: history_start_activity_task() drops it */
+        if (r < 0)
+                return r;
+        if (!scoped->fairness_key) {
+                scoped->fairness_key = strdup("");
+                if (!scoped->fairness_key)
+                        return -ENOMEM;
+        }
+        return flow_admit_task(m, q->name, scoped->fairness_key, scoped->activity_type) ==
+               FLOW_ADMIT;
+}
+
 /* Hands one task of @kind to the first poll; 0 when there was nothing to hand, 1 when one was
  * handed, -errno on failure. */
 static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
+        _cleanup_(activity_row_done) ActivityRow scoped = {};
         char run_id[37];
         Poll *p;
         TaskCursor seq = {};
@@ -399,6 +429,15 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                 }
                 if (r < 0)
                         break;
+                r = scope_admit(m, q, kind, run_id, ref, &scoped);
+                if (r < 0)
+                        break;
+                if (r == 0) {
+                        /* Its fairness key's or type's limits hold it back: it stays in its
+                         * place and the cursor carries on after it (flow.h). */
+                        store_rollback_to(m->store);
+                        continue;
+                }
                 p = choose_poll(m, q, kind, run_id);
                 if (!p) {
                         /* Only other users' workers wait: the task stays where it is, for a
@@ -420,7 +459,9 @@ static int dispatch_task(Manager *m, TaskQueue *q, TaskKind kind) {
                         (void) store_release(m->store);
                         poll_free(p);
                         if (kind == TASK_ACTIVITY)
-                                flow_dispatched(m, q->name);
+                                flow_dispatched(m, q->name, scoped.fairness_key,
+                                                scoped.activity_type);
+                        activity_row_done(&scoped);
                         return 1;
                 }
                 p->conn->held.sb.size = mark; /* drop the half-built answer */

@@ -24,6 +24,10 @@ typedef enum TaskKind {
          * task queue, so that a queue's concurrency limit counts them (flow.h). The store removes
          * an entry when its activity leaves STARTED. */
         TASKSET_STARTED,
+        /* The same activities once more, queued under "task queue \x1f activity type": the
+         * running count of a type's limit (flow.h). Entries of TASKSET_STARTED keep their
+         * activity's fairness key, which counts those of a key. */
+        TASKSET_STARTED_TYPE,
 } TaskKind;
 
 /* Priority keys (Temporal's, SEMANTICS.md b.15a): 1 is dispatched first, 5 last, strictly; unset

@@ -167,6 +167,15 @@ expect 2 "^durablectl: 'schedule backfill' needs --start-time TIME and --end-tim
         schedule backfill s --start-time @1767225600
 expect 2 "^durablectl: --end-time must be after --start-time" \
         schedule backfill s --start-time @1767225600 --end-time '2025-01-01 00:00 UTC'
+expect 2 "^durablectl: --key and --activity-type name two scopes: give at most one" \
+        task-queue config q --key k --activity-type t --concurrency 1
+expect 2 "^durablectl: invalid fairness key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk' for --key" \
+        task-queue config q --key kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk --concurrency 1
+expect 2 "^durablectl: invalid fairness key '' for --key" task-queue config q --key '' --concurrency 1
+expect 2 "^durablectl: --activity-type must not be empty" task-queue config q --activity-type ''
+expect 2 "^durablectl: task-queue describe takes no limits" task-queue describe q --key k
+expect 2 "^durablectl: unknown option '--key' for 'start'" start W --id w --task-queue q --key k
+expect 0 "--activity-type TYPE" task-queue --help
 expect 0 "--catchup-window DURATION" schedule --help
 expect 1 "^durablectl: cannot connect to durabled at $tmp/missing/io.sock" \
         schedule create s --type T --task-queue q --calendar '*-*-* 03:00 Europe/Berlin' \

@@ -119,6 +119,13 @@ TEST(completion) {
         complete(&r, "durablectl task-queue config q --con");
         ASSERT_STREQ(r.out, "--concurrency\n");
         test_run_free(&r);
+        complete(&r, "durablectl task-queue config q --activity-t");
+        ASSERT_STREQ(r.out, "--activity-type\n");
+        test_run_free(&r);
+        /* The value of --key is the user's: the verb's second argument is not asked for. */
+        complete(&r, "durablectl task-queue config q --key k --concurrency 2 --ke");
+        ASSERT_STREQ(r.out, "--key\n");
+        test_run_free(&r);
         complete(&r, "durablectl start OrderWorkflow --prio");
         ASSERT_STREQ(r.out, "--priority-key\n");
         test_run_free(&r);

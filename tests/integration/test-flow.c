@@ -60,6 +60,7 @@ typedef struct Backlog {
         const unsigned *prio;
         const char *const *keys;
         const double *weights;
+        const char *const *types; /* the activity types; NULL, or a NULL element: "noop" */
 } Backlog;
 
 /* Starts workflow @id and schedules @n activities "a0".."a<n-1>" on @queue as @b says (NULL: all
@@ -80,10 +81,10 @@ static void schedule_backlog(dur_client *c,
                 json_t *attrs;
 
                 snprintf(aid, sizeof(aid), "a%zu", i);
-                attrs = ASSERT_NOT_NULL(json_pack("{s:s, s:s, s:s, s:I}", "activity_id", aid,
-                                                  "activity_type", "noop", "task_queue", queue,
-                                                  "start_to_close_usec",
-                                                  (json_int_t) 600 * TEST_USEC_PER_SEC));
+                attrs = ASSERT_NOT_NULL(json_pack(
+                        "{s:s, s:s, s:s, s:I}", "activity_id", aid, "activity_type",
+                        b && b->types && b->types[i] ? b->types[i] : "noop", "task_queue", queue,
+                        "start_to_close_usec", (json_int_t) 600 * TEST_USEC_PER_SEC));
                 if (b && b->prio && b->prio[i])
                         ASSERT_OK(json_object_set_new(attrs, "priority", json_integer(b->prio[i])));
                 if (b && b->keys && b->keys[i])
@@ -544,6 +545,192 @@ TEST(rate_limit_holds_within_its_bucket) {
         dur_client_free(c);
 }
 
+/* ---- limits per fairness key and per activity type ------------------------------------------ */
+
+/* The one scoped limit DescribeTaskQueue shows for @queue (the test sets one). */
+static const json_t *scoped_limit(const json_t *describe) {
+        const json_t *a = json_object_get(describe, "scoped_limits");
+
+        ASSERT_EQ(json_array_size(a), 1);
+        return json_array_get(a, 0);
+}
+
+/* Key "hot" of a queue may run 2 at once: with 8 hot and 4 cold tasks queued and nothing
+ * completed, the polls get 2 hot and all 4 cold; then each hot completed lets exactly one more
+ * in. The limit and the running count of the key are there again after a SIGKILL. */
+TEST(key_concurrency_limit_holds_one_key_while_the_others_go) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        enum {
+                N = 12,
+                HOT = 8
+        };
+        const char *keys[N];
+        char hot[HOT][8];
+        size_t n_hot = 0, done_hot = 0, cold = 0;
+        dur_client *c;
+        json_t *q;
+
+        for (size_t i = 0; i < N; i++)
+                keys[i] = i < HOT ? "hot" : "cold";
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        q = call_ok(c, json_pack("{s:s, s:s, s:s, s:i}", "op", "ConfigureTaskQueue", "task_queue",
+                                 "keyq", "fairness_key", "hot", "concurrency_limit", 2));
+        ASSERT_STREQ(json_string_value(json_object_get(q, "fairness_key")), "hot");
+        ASSERT_EQ(jget(q, "limits", "concurrency_limit"), 2);
+        json_decref(q);
+        schedule_backlog(c, "keys", 0, "keyq", N, &(Backlog){ .keys = keys });
+        for (size_t i = 0; i < 6; i++) {
+                json_t *task = ASSERT_NOT_NULL(poll_activity(c, "keyq", 0));
+                const char *aid = json_string_value(json_object_get(task, "activity_id"));
+
+                if (atoi(aid + 1) < HOT)
+                        snprintf(hot[n_hot++], sizeof(hot[0]), "%s", aid);
+                else
+                        cold++;
+                json_decref(task);
+        }
+        ASSERT_EQ(n_hot, 2);
+        ASSERT_EQ(cold, N - HOT);
+        q = describe_queue(c, "keyq");
+        ASSERT_EQ(jget(q, "activity_tasks", "backlog"), HOT - 2);
+        ASSERT_EQ(json_integer_value(json_object_get(scoped_limit(q), "running")), 2);
+        ASSERT_GT(json_integer_value(json_object_get(scoped_limit(q), "held_by_concurrency")), 0);
+        json_decref(q);
+
+        c = dur_client_free(c);
+        test_daemon_kill(&d, SIGKILL);
+        test_daemon_restart(&d);
+        c = client_connect();
+        q = describe_queue(c, "keyq");
+        ASSERT_STREQ(json_string_value(json_object_get(scoped_limit(q), "fairness_key")), "hot");
+        ASSERT_EQ(jget(scoped_limit(q), "limits", "concurrency_limit"), 2);
+        ASSERT_EQ(json_integer_value(json_object_get(scoped_limit(q), "running")), 2);
+        json_decref(q);
+
+        /* Each hot one completed lets one more in, never a third at once. */
+        while (n_hot < HOT) {
+                json_t *task;
+                const char *aid;
+
+                complete_activity(c, "keys", hot[done_hot++]);
+                task = ASSERT_NOT_NULL(poll_activity(c, "keyq", 0));
+                aid = json_string_value(json_object_get(task, "activity_id"));
+                ASSERT_LT(atoi(aid + 1), HOT);
+                snprintf(hot[n_hot++], sizeof(hot[0]), "%s", aid);
+                json_decref(task);
+                q = describe_queue(c, "keyq");
+                ASSERT_EQ(json_integer_value(json_object_get(scoped_limit(q), "running")), 2);
+                json_decref(q);
+        }
+        dur_client_free(c);
+}
+
+/* Type "slow" of a queue has a rate of 5 per second with a burst of 2; type "fast", queued
+ * between them, has none: the slow ones' recorded start times keep within their bucket, the
+ * fast ones are not held back behind them. */
+TEST(type_rate_limit_holds_one_type_within_its_bucket) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        enum {
+                N = 20,
+                RATE = 5,
+                BURST = 2
+        };
+        const uint64_t period = TEST_USEC_PER_SEC;
+        const char *types[N];
+        uint64_t t[N];
+        size_t n_slow = 0, n_fast = 0, last_fast = 0, last_slow = 0;
+        dur_client *c;
+        json_t *q;
+
+        for (size_t i = 0; i < N; i++)
+                types[i] = i % 2 ? "fast" : "slow";
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        json_decref(call_ok(
+                c, json_pack("{s:s, s:s, s:s, s:i, s:I, s:i}", "op", "ConfigureTaskQueue",
+                             "task_queue", "typeq", "activity_type", "slow", "rate_limit", RATE,
+                             "rate_period_usec", (json_int_t) period, "rate_burst", BURST)));
+        schedule_backlog(c, "types", 0, "typeq", N, &(Backlog){ .types = types });
+        for (size_t i = 0; i < N; i++) {
+                json_t *task = ASSERT_NOT_NULL(poll_activity(c, "typeq", 0));
+                const char *aid = json_string_value(json_object_get(task, "activity_id"));
+                uint64_t st = (uint64_t) json_integer_value(json_object_get(task, "started_time"));
+
+                if (atoi(aid + 1) % 2) {
+                        n_fast++;
+                        last_fast = i;
+                } else {
+                        t[n_slow++] = st;
+                        last_slow = i;
+                }
+                json_decref(task);
+        }
+        ASSERT_EQ(n_slow, N / 2);
+        ASSERT_EQ(n_fast, N / 2);
+        ASSERT_LT(last_fast, last_slow);
+        for (size_t i = 0; i < n_slow; i++)
+                for (size_t j = i; j < n_slow; j++) {
+                        uint64_t n = j - i + 1;
+
+                        ASSERT_LE(t[i], t[j]);
+                        if (n > BURST && (n - BURST) * period > (t[j] - t[i]) * RATE)
+                                test_fail(__FILE__, __LINE__,
+                                          "%" PRIu64 " slow starts within %" PRIu64 " us: more "
+                                          "than the bucket allows",
+                                          n, t[j] - t[i]);
+                }
+        q = describe_queue(c, "typeq");
+        ASSERT_STREQ(json_string_value(json_object_get(scoped_limit(q), "activity_type")), "slow");
+        ASSERT_GT(json_integer_value(json_object_get(scoped_limit(q), "held_by_rate")), 0);
+        ASSERT_EQ(json_integer_value(json_object_get(scoped_limit(q), "running")), N / 2);
+        ASSERT_EQ(jget(q, "throttled", "held_by_rate"), 0); /* the queue's own: none */
+        json_decref(q);
+        dur_client_free(c);
+}
+
+TEST(scoped_garbage_is_refused_and_changes_nothing) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        char key[64 + 2]; /* one byte over TASK_FAIRNESS_KEY_MAX */
+        dur_client *c;
+        json_t *q;
+
+        memset(key, 'k', sizeof(key) - 1);
+        key[sizeof(key) - 1] = 0;
+        test_daemon_start(&d, NULL);
+        c = client_connect();
+        ASSERT_ERROR(
+                call_error(c, json_pack("{s:s, s:s, s:s, s:s, s:i}", "op", "ConfigureTaskQueue",
+                                        "task_queue", "sg", "fairness_key", "k", "activity_type",
+                                        "t", "concurrency_limit", 1)),
+                -EINVAL);
+        ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "at most one");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:i}", "op", "ConfigureTaskQueue",
+                                             "task_queue", "sg", "fairness_key", key,
+                                             "concurrency_limit", 1)),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "fairness_key");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:i}", "op", "ConfigureTaskQueue",
+                                             "task_queue", "sg", "activity_type", "bad\ntype",
+                                             "concurrency_limit", 1)),
+                     -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "activity_type");
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:s, s:i}", "op", "ConfigureTaskQueue",
+                                             "task_queue", "sg", "activity_type", "",
+                                             "concurrency_limit", 1)),
+                     -EINVAL);
+        ASSERT_ERROR(call_error(c, json_pack("{s:s, s:s, s:i, s:i}", "op", "ConfigureTaskQueue",
+                                             "task_queue", "sg", "fairness_key", 3,
+                                             "concurrency_limit", 1)),
+                     -EINVAL);
+        q = describe_queue(c, "sg");
+        ASSERT_EQ(json_array_size(json_object_get(q, "scoped_limits")), 0);
+        ASSERT_EQ(jget(q, "limits", "concurrency_limit"), 0);
+        json_decref(q);
+        dur_client_free(c);
+}
+
 /* ---- serial execution per workflow id: id conflict policy Queue ---------------------------- */
 
 /* A queued start keeps its request as it came: @tag shows in the run's memo. */
@@ -791,6 +978,29 @@ TEST(durablectl_task_queue_and_priority_key) {
         ASSERT_EQ(jget(j, "activity_tasks", "backlog"), 0);
         json_decref(j);
         test_run_free(&r);
+        ASSERT_EQ(test_run(&r,
+                           STRV(ctl, "task-queue", "config", "ctl-q", "--key", "tenant-7",
+                                "--concurrency", "2", "--rate", "3/1s", "--burst", "3"),
+                           NULL),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "tenant-7: 0 running");
+        ASSERT_STR_CONTAINS(r.out, "at most 2 activities at once");
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r,
+                           STRV(ctl, "task-queue", "config", "ctl-q", "--activity-type", "resize",
+                                "--concurrency", "5"),
+                           NULL),
+                  0);
+        ASSERT_STR_CONTAINS(r.out, "Activity type");
+        test_run_free(&r);
+        ASSERT_EQ(test_run(&r, STRV(ctl, "--json", "task-queue", "describe", "ctl-q"), NULL), 0);
+        j = ASSERT_NOT_NULL(json_loads(r.out, 0, NULL));
+        ASSERT_EQ(json_array_size(json_object_get(j, "scoped_limits")), 2);
+        ASSERT_EQ(jget(j, "limits", "concurrency_limit"), 4); /* the queue's own: unchanged */
+        json_decref(j);
+        test_run_free(&r);
+        ctl_fails(STRV(ctl, "task-queue", "config", "ctl-q", "--key", "a", "--activity-type", "b"),
+                  2, "at most one");
 
         ASSERT_EQ(test_run(&r,
                            STRV(ctl, "start", "Flow", "--id", "ctl-prio", "--task-queue", WF_QUEUE,
