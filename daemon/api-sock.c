@@ -2247,6 +2247,11 @@ static int op_describe_task_queue(Request *q) {
                 r = check_name(q, "task_queue", c.task_queue);
         if (r < 0)
                 return r;
+        /* A queue's backlog, pollers and running counts are those of every user's tasks in it:
+         * not another user's business (DESIGN.md §10), as its limits are not. */
+        if (!q->conn->admin)
+                return api_error_set(&q->err, -EPERM,
+                                     "only administrators may describe a task queue");
         f = flow_find(q->m, c.task_queue);
         pk = conn_reply_begin(q->conn, q->id, 6, &start);
         (void) msg_pack_kv_str(pk, "task_queue", c.task_queue);
