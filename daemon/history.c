@@ -957,8 +957,9 @@ int history_start_workflow_task(Manager *m,
 }
 
 bool history_actor_owns(Manager *m, const RunRow *run) {
-        return m->actor_admin || m->actor_uid == 0 || m->actor_uid == m->daemon_uid ||
-               run->uid == m->actor_uid;
+        /* The daemon's own operations act as its uid, which manager_is_admin() admits. */
+        return m->actor_admin || run->uid == m->actor_uid ||
+               manager_is_admin(m, m->actor_uid, (gid_t) -1, NULL, 0);
 }
 
 /* Loads the run of a workflow task token and checks the task is the one in flight. */
