@@ -1,6 +1,6 @@
 #pragma once
-/* Shared by the store's files (store.c, store-schedule.c, store-batch.c, store-fault.c) and
- * nobody else (STYLE.md §2). */
+/* Shared by the store's files (store.c, store-schedule.c, store-batch.c, store-fault.c,
+ * store-walbuf.c) and nobody else (STYLE.md §2). */
 
 #include "daemon/store.h"
 
@@ -16,6 +16,11 @@ int store_sql_error(Store *s, int rc);
  * one (fault-injection builds), else NULL (SQLite's default). A malformed $DURABLED_FAULT sets
  * *@ret_error to -EINVAL. */
 const char *store_fault_vfs(int *ret_error);
+
+/* The name of a VFS over @base (a VFS name, NULL for SQLite's default) that writes each WAL
+ * commit with one write at its sync (store-walbuf.c); only for synchronous=FULL. Errors set
+ * *@ret_error. */
+const char *store_walbuf_vfs(const char *base, int *ret_error);
 
 /* The statement of @text, a string literal (it is looked up by its address), prepared once and
  * kept until store_free(): the store's cache for statements outside store.c's own table. Hand

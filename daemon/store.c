@@ -840,6 +840,8 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         if (!s->path)
                 return -ENOMEM;
         vfs = store_fault_vfs(&r);
+        if (r >= 0 && durability == STORE_DURABILITY_FULL)
+                vfs = store_walbuf_vfs(vfs, &r);
         if (r < 0)
                 return r;
         create_private(path);
@@ -856,8 +858,6 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
                                                         : "PRAGMA synchronous = NORMAL");
         if (r < 0)
                 return r;
-        /* The daemon is the only writer and the only reader (DESIGN.md §3): an exclusive lock
-         * spares the fcntl() locking of every transaction. */
         /* Checkpoints are the daemon's (manager.c: at quiet moments, and after the answers of the
          * pass past a bound), not SQLite's automatic ones inside a commit a client waits for.
          * (locking_mode=EXCLUSIVE was measured and cost 20-40% more daemon CPU; bench/README.md.) */
