@@ -813,6 +813,12 @@ static void sqlite_configure(void) {
         done = true;
         (void) sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
         (void) sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        /* Statement journals (the savepoint of every request, store_savepoint()) stay in memory
+         * up to 4 MiB, in one allocation: with temp_store=MEMORY SQLite keeps them in chunks of
+         * 1 KiB, five malloc()s and free()s for every page a request changes that an earlier
+         * request of the pass had changed (bench/README.md, change 11). Larger ones spill to a
+         * temporary file; a pass rarely journals more than a few dozen pages. */
+        (void) sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 4 * 1024 * 1024);
 }
 
 /* DESIGN.md §10: the database is the daemon's alone. SQLite would create it 0644 less the umask
@@ -872,11 +878,6 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
          * the kernel (or from the disk, where the page cache is reclaimed early, as on the
          * benchmark's VM; bench/README.md W6). Pages are allocated as they are used. */
         r = exec(s, "PRAGMA cache_size = -65536");
-        if (r < 0)
-                return r;
-        /* Statement journals of savepoints in memory: a temporary file per transaction costs
-         * five system calls (bench/README.md, change 4). */
-        r = exec(s, "PRAGMA temp_store = MEMORY");
         if (r < 0)
                 return r;
         sqlite3_wal_hook(s->db, on_wal_commit, s);
