@@ -195,7 +195,7 @@ static int report(Conn *conn, Request *req, const ActivityTask *t) {
         msgpack_unpacked answer;
         int k;
 
-        k = conn_call(conn, req, &answer);
+        k = conn_call_riding(conn, req, &answer); /* the thread's next poll rides along */
         request_done(req);
         if (k >= 0) {
                 msgpack_unpacked_destroy(&answer);

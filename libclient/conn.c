@@ -45,6 +45,13 @@ struct Conn {
         size_t in_start, in_end, in_alloc;
         bool broken; /* framing lost: every further call fails */
 
+        /* Pipelining (conn_set_rider()): the rider to send with the next conn_call_riding(), the
+         * id of the one sent whose answer is due, and that answer if it came early. */
+        Request *rider;
+        uint64_t rider_id;
+        bool stashed;
+        msgpack_unpacked stash;
+
         char *error_code, *error_message;
 };
 
@@ -53,6 +60,8 @@ Conn *conn_free(Conn *c) {
                 return NULL;
         safe_close(c->fd);
         pthread_mutex_destroy(&c->write_lock);
+        if (c->stashed)
+                msgpack_unpacked_destroy(&c->stash);
         free(c->in);
         free(c->error_code);
         free(c->error_message);
@@ -173,19 +182,47 @@ static int send_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-int conn_send_only(Conn *c, Request *req) {
-        int r;
-
+/* Closes @req's frame. */
+static int request_finish(Request *req) {
         if (req->oom)
                 return -ENOMEM;
         /* The header holds 32 bits; the daemon refuses anything near that anyway. */
         if (req->sb.size - req->frame_start - FRAME_HEADER_SIZE > UINT32_MAX)
                 return -E2BIG;
         frame_end(&req->sb, req->frame_start);
+        return 0;
+}
+
+/* Sends @req and, if @rider is not NULL, @rider right after it in the same write. */
+static int send_frames(Conn *c, Request *req, Request *rider) {
+        int r;
+
+        r = request_finish(req);
+        if (r >= 0 && rider)
+                r = request_finish(rider);
+        if (r >= 0 && rider &&
+            msgpack_sbuffer_write(&req->sb, rider->sb.data + rider->frame_start,
+                                  rider->sb.size - rider->frame_start) < 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
         pthread_mutex_lock(&c->write_lock);
         r = send_all(c->fd, req->sb.data + req->frame_start, req->sb.size - req->frame_start);
         pthread_mutex_unlock(&c->write_lock);
         return r;
+}
+
+int conn_send_only(Conn *c, Request *req) {
+        return send_frames(c, req, NULL);
+}
+
+void conn_set_rider(Conn *c, Request *rider) {
+        c->rider = rider;
+}
+
+uint64_t conn_clear_rider(Conn *c) {
+        c->rider = NULL;
+        return c->rider_id;
 }
 
 /* Makes room for at least CONN_READ_CHUNK more bytes, first by dropping consumed ones. */
@@ -310,15 +347,37 @@ static bool answer_is_for(const msgpack_object *answer, uint64_t id) {
         return got == id || (got == 0 && msg_get(answer, "error"));
 }
 
-int conn_call(Conn *c, Request *req, msgpack_unpacked *ret) {
+/* Keeps the early answer to the rider for conn_await(). */
+static int stash_take(Conn *c, const msgpack_object *answer) {
+        msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        msgpack_object copy;
+
+        if (!zone)
+                return -ENOMEM;
+        if (object_copy(answer, zone, &copy) < 0) {
+                msgpack_zone_free(zone);
+                return -ENOMEM;
+        }
+        c->stash = (msgpack_unpacked){ .zone = zone, .data = copy };
+        c->stashed = true;
+        return 0;
+}
+
+int conn_await(Conn *c, uint64_t id, msgpack_unpacked *ret) {
         int r;
 
         if (c->broken)
                 return -ECONNRESET;
         error_clear(c);
-        r = conn_send_only(c, req);
-        if (r < 0)
-                return r;
+        if (id == c->rider_id) {
+                c->rider_id = 0;
+                if (c->stashed) {
+                        c->stashed = false;
+                        r = answer_take(c, &c->stash.data, ret);
+                        msgpack_unpacked_destroy(&c->stash);
+                        return r;
+                }
+        }
         for (;;) {
                 msgpack_unpacked u;
                 const char *body;
@@ -334,14 +393,43 @@ int conn_call(Conn *c, Request *req, msgpack_unpacked *ret) {
                         /* The frame boundary is intact, but this may have been our answer. */
                         return dur_log_errno(LOG_DEBUG, r, "durabled sent an undecodable frame");
                 }
-                if (answer_is_for(&u.data, req->id)) {
+                if (answer_is_for(&u.data, id)) {
                         r = answer_take(c, &u.data, ret);
                         msgpack_unpacked_destroy(&u);
                         return r;
                 }
-                msgpack_unpacked_destroy(
-                        &u); /* an answer to a request sent with conn_send_only() */
+                /* The rider's answer, early; anything else answers a request sent with
+                 * conn_send_only(), which nobody waits for. */
+                r = c->rider_id != 0 && !c->stashed && answer_is_for(&u.data, c->rider_id)
+                            ? stash_take(c, &u.data)
+                            : 0;
+                msgpack_unpacked_destroy(&u);
+                if (r < 0)
+                        return r;
         }
+}
+
+static int call(Conn *c, Request *req, Request *rider, msgpack_unpacked *ret) {
+        int r;
+
+        if (c->broken)
+                return -ECONNRESET;
+        r = send_frames(c, req, rider);
+        if (r < 0)
+                return r;
+        if (rider)
+                c->rider_id = rider->id;
+        return conn_await(c, req->id, ret);
+}
+
+int conn_call(Conn *c, Request *req, msgpack_unpacked *ret) {
+        return call(c, req, NULL, ret);
+}
+
+int conn_call_riding(Conn *c, Request *req, msgpack_unpacked *ret) {
+        Request *rider = TAKE_PTR(c->rider);
+
+        return call(c, req, rider, ret);
 }
 
 const char *conn_error_code(const Conn *c) {

@@ -2,7 +2,8 @@
 /* A blocking, framed connection to durabled (internal to libdurable).
  *
  * One thread owns a Conn and is the only one that reads from it; conn_call() sends a request and
- * reads frames until the answer with its id arrives (answers to other ids are dropped). Writes are
+ * reads frames until the answer with its id arrives (answers to other ids are dropped, except
+ * that of a rider: see conn_set_rider()). Writes are
  * serialised by a mutex, so another thread may call conn_send_only() (used to send ShutdownWorker
  * to wake a parked poll) while the owner is blocked in conn_call(). */
 
@@ -48,6 +49,22 @@ void request_done(Request *req);
 int conn_call(Conn *c, Request *req, msgpack_unpacked *ret);
 /* Sends @req without waiting for the answer. */
 int conn_send_only(Conn *c, Request *req);
+
+/* Pipelining, as a Temporal worker's poller does it: a polling thread hands its next poll to the
+ * Conn as a rider before it works on a task, and the call that answers the task
+ * (conn_call_riding()) sends that poll in the same write. The daemon reads both at once, parks
+ * the poll before the pass commits, and can hand it the next task in that same pass, so a task
+ * costs the thread one commit's wait instead of two. The rider is the caller's: it must stay valid
+ * until conn_clear_rider(). The answer to a rider that was sent is kept if it arrives while
+ * another answer is awaited, and collected with conn_await(). */
+void conn_set_rider(Conn *c, Request *rider);
+/* Drops a rider that was not sent; returns the id of the one that was (its answer is due), else
+ * 0. */
+uint64_t conn_clear_rider(Conn *c);
+/* conn_call() that also sends the rider, if one is set. */
+int conn_call_riding(Conn *c, Request *req, msgpack_unpacked *ret);
+/* Waits for the answer to request @id, sent earlier; as conn_call() otherwise. */
+int conn_await(Conn *c, uint64_t id, msgpack_unpacked *ret);
 
 /* Code and message of the last error answer (NULL before any; reset by each conn_call()). */
 const char *conn_error_code(const Conn *c);

@@ -317,20 +317,30 @@ static bool poll_error_transient(const Conn *c) {
         return code && (streq(code, "resource_exhausted") || streq(code, "unavailable"));
 }
 
-/* Sends a poll and returns its "task" map in *ret_task (NULL when nil); @answer holds it. */
+static void poll_request(dur_worker *w, Conn *c, const char *op, Request *req) {
+        request_init(req, c, op, 2);
+        (void) msg_pack_kv_str(&req->pk, "task_queue", w->task_queue);
+        (void) msg_pack_kv_str(&req->pk, "identity", w->identity);
+}
+
+/* Polls, or collects the answer to the poll @sent (its id) that rode on the last task's answer,
+ * and returns its "task" map in *ret_task (NULL when nil); @answer holds it. */
 static int poll_task(dur_worker *w,
                      Conn *c,
                      const char *op,
+                     uint64_t sent,
                      msgpack_unpacked *answer,
                      const msgpack_object **ret_task) {
         Request req;
         int k;
 
-        request_init(&req, c, op, 2);
-        (void) msg_pack_kv_str(&req.pk, "task_queue", w->task_queue);
-        (void) msg_pack_kv_str(&req.pk, "identity", w->identity);
-        k = conn_call(c, &req, answer);
-        request_done(&req);
+        if (sent)
+                k = conn_await(c, sent, answer);
+        else {
+                poll_request(w, c, op, &req);
+                k = conn_call(c, &req, answer);
+                request_done(&req);
+        }
         if (k < 0 && poll_error_transient(c)) {
                 dur_log(LOG_WARNING, "Polling task queue '%s' (%s) was refused, retrying: %s",
                         w->task_queue, op, conn_error_message(c) ?: conn_error_code(c));
@@ -353,17 +363,33 @@ static int poll_task(dur_worker *w,
 /* @state is the polling thread's own (a workflow thread's cache). */
 typedef int (*task_handler)(dur_worker *w, Conn *c, const msgpack_object *task, void *state);
 
-/* One poll, and the task it brought if any. */
-static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle, void *state) {
+/* One poll, and the task it brought if any. *@sent is the id of a poll already sent (0: none),
+ * and on return that of the next poll, which rode on the task's answer (conn_set_rider()); none
+ * rides once the worker is stopping. */
+static int
+poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle, void *state, uint64_t *sent) {
         const msgpack_object *task = NULL;
         msgpack_unpacked answer;
+        Request next;
         int k;
 
-        k = poll_task(w, c, op, &answer, &task);
+        k = poll_task(w, c, op, *sent, &answer, &task);
+        *sent = 0;
         if (k < 0)
                 return k;
-        if (task)
+        if (task) {
+                bool ride = !stopping(w);
+
+                if (ride) {
+                        poll_request(w, c, op, &next);
+                        conn_set_rider(c, &next);
+                }
                 k = handle(w, c, task, state);
+                if (ride) {
+                        *sent = conn_clear_rider(c);
+                        request_done(&next);
+                }
+        }
         msgpack_unpacked_destroy(&answer);
         return k;
 }
@@ -373,18 +399,22 @@ static int poll_once(dur_worker *w, Conn *c, const char *op, task_handler handle
  * reconnected after a backoff; any other error stops the whole worker. So does a failure of the
  * very first connection: a wrong socket path is reported, not waited for. */
 static void poller_main(dur_worker *w, const char *op, task_handler handle, void *state) {
-        uint64_t backoff = RECONNECT_MIN_USEC;
+        uint64_t backoff = RECONNECT_MIN_USEC, sent = 0;
         Conn *c = NULL;
         int k = 0;
 
-        while (!stopping(w)) {
+        /* A poll that rode on the last answer is collected even when stopping: the stopper's
+         * ShutdownWorker answers it at once, or it brought a task, which is worked on as one
+         * polled just before the stop would be. */
+        while (!stopping(w) || sent) {
                 k = c ? 0 : poller_connect(w, &c);
                 if (k >= 0)
-                        k = poll_once(w, c, op, handle, state);
+                        k = poll_once(w, c, op, handle, state, &sent);
                 if (k >= 0) {
                         backoff = RECONNECT_MIN_USEC;
                         continue;
                 }
+                sent = 0; /* the connection is dropped, and the poll with it */
                 if (!connection_lost(k) || !atomic_load(&w->connected)) {
                         if (!c)
                                 dur_log_errno(LOG_ERR, k, "Failed to connect to durabled: %m");
@@ -621,7 +651,7 @@ static int answer(Conn *c, Request *req) {
         msgpack_unpacked a;
         int k;
 
-        k = conn_call(c, req, &a);
+        k = conn_call_riding(c, req, &a); /* the thread's next poll rides along */
         request_done(req);
         if (k >= 0)
                 msgpack_unpacked_destroy(&a);

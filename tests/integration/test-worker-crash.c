@@ -260,6 +260,41 @@ TEST(queued_tasks_survive_daemon_kill) {
         ASSERT_EQ(test_process_kill(&later, SIGTERM), 0);
 }
 
+/* A worker's threads send their next poll with each task's answer (libclient/conn.h, "rider").
+ * A graceful stop collects those polls (the daemon answers them at ShutdownWorker) instead of
+ * waiting out their 60 s, and leaves no task behind: a task handed to a poll that nobody collects
+ * would be timed out when the connection closes. The workflow and the query below each leave a
+ * rider parked when the worker is stopped. */
+TEST(worker_stop_collects_riding_polls) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess w = {};
+        dur_outcome o = {};
+        json_t *events;
+        dur_client *c;
+
+        test_daemon_start(&d, NULL);
+        test_worker_spawn(&w, NULL, NULL);
+        c = client_connect();
+        start_json(c, "SignalWorkflow", "rider", NULL, NULL, 0);
+        signal_add(c, "rider", 1);
+        ASSERT_EQ(query_count(c, "rider"), 1);
+        ASSERT_EQ(test_process_kill(&w, SIGTERM), 0); /* exit status 0, within the timeout */
+
+        signal_add(c, "rider", 2); /* no worker: the task waits in its queue */
+        test_worker_spawn(&w, NULL, NULL);
+        ASSERT_EQ(query_count(c, "rider"), 2);
+        ASSERT_DUR_OK(c, dur_client_signal(c, "rider", NULL, "done", NULL));
+        ASSERT_EQ(wait_outcome(c, "rider", &o), 0);
+        events = history_get(c, "rider");
+        history_assert_invariants(events);
+        for (size_t i = 0; i < json_array_size(events); i++)
+                ASSERT_STRNE(ev_type(json_array_get(events, i)), "WorkflowTaskTimedOut");
+        json_decref(events);
+        dur_outcome_done(&o);
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&w, SIGTERM), 0);
+}
+
 /* dur_worker_stop() ends a worker whose threads wait to reconnect to a daemon that is gone. */
 TEST(worker_stops_while_reconnecting) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
