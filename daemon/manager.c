@@ -100,7 +100,9 @@ int manager_new(Manager **ret, const ManagerConfig *cfg) {
         m->next_conn_serial &= UINT64_C(0x7fffffff00000000);
         m->admin_gid = manager_group_gid(cfg->admin_group ? cfg->admin_group : "durabled");
 
-        r = sd_event_default(&m->event);
+        /* A loop of its own, not sd_event_default(): sd_event_prepare() checks the default
+         * loop's thread with a gettid() system call at every iteration. */
+        r = sd_event_new(&m->event);
         if (r < 0)
                 return r;
         (void) sd_event_set_watchdog(m->event, true);
