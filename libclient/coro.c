@@ -17,6 +17,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -56,6 +57,13 @@ struct Coro {
 
 static _Thread_local Coro *current;
 
+/* The mapping of a stack of CORO_STACK_SIZE_DEFAULT: the stack and its guard page. */
+static size_t default_map_size(void) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+
+        return (CORO_STACK_SIZE_DEFAULT + page - 1) / page * page + page;
+}
+
 static void switch_begin(void **fake_stack_save, const void *stack, size_t size) {
 #ifdef CORO_ASAN
         __sanitizer_start_switch_fiber(fake_stack_save, stack, size);
@@ -89,11 +97,55 @@ static void coro_entry(void) {
         abort(); /* setcontext() only returns on a corrupt context */
 }
 
+/* Freed stacks of the default size, kept for the next coroutine: a worker makes one coroutine per
+ * workflow run, and an mmap(), its first page faults and a munmap() (whose TLB flush interrupts
+ * every CPU the process runs on) per run were a tenth of a worker's CPU time (bench/README.md,
+ * change 13). Shared by all threads: a run's coroutine may end on another thread than the next
+ * one starts. */
+#define STACK_POOL_MAX 64
+
+static struct {
+        pthread_mutex_t lock;
+        void *maps[STACK_POOL_MAX];
+        size_t n;
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *pool_take(size_t map_size) {
+        void *map = NULL;
+
+        if (map_size != default_map_size())
+                return NULL;
+        pthread_mutex_lock(&pool.lock);
+        if (pool.n > 0)
+                map = pool.maps[--pool.n];
+        pthread_mutex_unlock(&pool.lock);
+        return map;
+}
+
+static bool pool_put(void *map, size_t map_size) {
+        bool kept = false;
+
+        if (map_size != default_map_size())
+                return false;
+        pthread_mutex_lock(&pool.lock);
+        if (pool.n < STACK_POOL_MAX) {
+                pool.maps[pool.n++] = map;
+                kept = true;
+        }
+        pthread_mutex_unlock(&pool.lock);
+        return kept;
+}
+
 static int stack_map(Coro *c, size_t stack_size) {
         size_t page = (size_t) sysconf(_SC_PAGESIZE);
 
         c->stack_size = (stack_size + page - 1) / page * page;
         c->map_size = c->stack_size + page;
+        c->map = pool_take(c->map_size);
+        if (c->map) {
+                c->stack = (char *) c->map + page;
+                return 0;
+        }
         c->map = mmap(NULL, c->map_size, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (c->map == MAP_FAILED) {
@@ -142,7 +194,8 @@ Coro *coro_free(Coro *c) {
                  * shadow; clear them so that a later mapping at this address starts clean. */
                 __asan_unpoison_memory_region(c->stack, c->stack_size);
 #endif
-                (void) munmap(c->map, c->map_size);
+                if (!pool_put(c->map, c->map_size))
+                        (void) munmap(c->map, c->map_size);
         }
         free(c);
         return NULL;

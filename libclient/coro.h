@@ -23,7 +23,8 @@ typedef void (*coro_fn)(void *userdata);
 /* Creates a suspended coroutine that will run fn(userdata) when first resumed. @stack_size 0
  * means CORO_STACK_SIZE_DEFAULT; it is rounded up to whole pages. */
 int coro_new(Coro **ret, size_t stack_size, coro_fn fn, void *userdata);
-/* Frees the coroutine and unmaps its stack. Must not be called from the coroutine itself. */
+/* Frees the coroutine; its stack is unmapped, or kept (a few dozen of the default size) for the
+ * next coroutine. Must not be called from the coroutine itself. */
 Coro *coro_free(Coro *c);
 
 /* Runs @c until it yields or returns. Returns 1 when it has finished, 0 when it yielded,

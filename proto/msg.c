@@ -16,10 +16,13 @@ static uint64_t be(const unsigned char *p, unsigned n) {
 }
 
 /* Walks one msgpack value without allocating. @need counts the values still to read; it never
- * exceeds the bytes left, since each value takes at least one byte. */
-int msg_validate(const char *buf, size_t len) {
+ * exceeds the bytes left, since each value takes at least one byte. With @check_depth it also
+ * refuses containers nested deeper than MSG_DEPTH_MAX, counting what is left of each open
+ * container in @left (one walk instead of a second one over the decoded tree). */
+static int walk(const char *buf, size_t len, bool check_depth) {
         const unsigned char *p, *end;
-        uint64_t need = 1;
+        uint64_t need = 1, left[MSG_DEPTH_MAX + 1];
+        unsigned depth = 0;
 
         if (len == 0) /* no value (and @buf may be NULL, to which nothing may be added) */
                 return -EBADMSG;
@@ -86,36 +89,35 @@ int msg_validate(const char *buf, size_t len) {
                 need += children;
                 if (need > (uint64_t) (end - p))
                         return -EBADMSG;
+                if (!check_depth)
+                        continue;
+                if (depth > 0)
+                        left[depth]--;
+                if (children > 0) {
+                        if (depth == MSG_DEPTH_MAX)
+                                return -EBADMSG;
+                        left[++depth] = children;
+                } else
+                        while (depth > 0 && left[depth] == 0)
+                                depth--;
         }
         return p == end ? 0 : -EBADMSG;
 }
 
-static int depth_ok(const msgpack_object *o, unsigned depth) {
-        if (depth > MSG_DEPTH_MAX)
-                return 0;
-        if (o->type == MSGPACK_OBJECT_ARRAY) {
-                for (uint32_t i = 0; i < o->via.array.size; i++)
-                        if (!depth_ok(&o->via.array.ptr[i], depth + 1))
-                                return 0;
-        } else if (o->type == MSGPACK_OBJECT_MAP) {
-                for (uint32_t i = 0; i < o->via.map.size; i++)
-                        if (!depth_ok(&o->via.map.ptr[i].key, depth + 1) ||
-                            !depth_ok(&o->via.map.ptr[i].val, depth + 1))
-                                return 0;
-        }
-        return 1;
+int msg_validate(const char *buf, size_t len) {
+        return walk(buf, len, false);
 }
 
 int msg_decode(const char *buf, size_t len, msgpack_unpacked *ret) {
         size_t off = 0;
         int r;
 
-        r = msg_validate(buf, len);
+        r = walk(buf, len, true);
         if (r < 0)
                 return r;
         if (msgpack_unpack_next(ret, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
                 return -EBADMSG;
-        if (ret->data.type != MSGPACK_OBJECT_MAP || !depth_ok(&ret->data, 0))
+        if (ret->data.type != MSGPACK_OBJECT_MAP)
                 return -EBADMSG;
         return 0;
 }

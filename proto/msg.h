@@ -1,9 +1,9 @@
 #pragma once
 /* Safe msgpack decoding and small packing helpers.
  *
- * msg_decode() first walks the bytes without allocating (msg_validate): every container must
- * claim no more elements than the bytes left could hold, there must be exactly one value, and
- * nesting is bounded. Only then does msgpack-c unpack it, so a hostile header such as "array of
+ * msg_decode() first walks the bytes without allocating: every container must claim no more
+ * elements than the bytes left could hold, there must be exactly one value, and nesting is at
+ * most MSG_DEPTH_MAX (msg_validate() is the same walk without the bound on nesting). Only then does msgpack-c unpack it, so a hostile header such as "array of
  * 2^32 elements" costs nothing (DESIGN.md §4). msg_parse() reads the fields of a request map
  * from a table and names the offending field in its error. */
 

@@ -6,6 +6,7 @@
 
 #include <msgpack.h>
 
+#include "proto/event.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "tests/lib/test.h"
@@ -108,6 +109,40 @@ TEST(decode_bounds_nesting) {
         msgpack_unpacked_init(&u);
         ASSERT_ERROR(msg_decode(deep, sizeof(deep), &u), -EBADMSG); /* ... but too deep */
         msgpack_unpacked_destroy(&u);
+
+        /* One array less: the nil sits at depth MSG_DEPTH_MAX exactly, and a sibling after the
+         * nested arrays is read at the depth of the map's value again. */
+        {
+                char ok[2 + (MSG_DEPTH_MAX - 1) + 1 + 3];
+                size_t n = 0;
+
+                ok[n++] = (char) 0x82;
+                ok[n++] = (char) 0xa0;
+                for (unsigned i = 0; i < MSG_DEPTH_MAX - 1; i++)
+                        ok[n++] = (char) 0x91;
+                ok[n++] = (char) 0xc0;
+                ok[n++] = (char) 0xa1; /* key "a" */
+                ok[n++] = 'a';
+                ASSERT_EQ(n, sizeof(ok) - 1);
+                ok[n++] = (char) 0x90; /* value [] */
+                msgpack_unpacked_init(&u);
+                ASSERT_OK(msg_decode(ok, n, &u));
+                ASSERT_EQ(u.data.via.map.size, 2u);
+                msgpack_unpacked_destroy(&u);
+        }
+}
+
+/* Every event type's name maps back to it (proto/event.c's table); other names map to none. */
+TEST(event_names_round_trip) {
+        for (int t = 1; t < _EVENT_TYPE_MAX; t++) {
+                const char *name = event_type_to_string((EventType) t);
+
+                if (name)
+                        ASSERT_EQ(event_type_from_string(name), (EventType) t);
+        }
+        ASSERT_EQ(event_type_from_string("WorkflowExecutionStarte"), _EVENT_TYPE_INVALID);
+        ASSERT_EQ(event_type_from_string("workflowExecutionStarted"), _EVENT_TYPE_INVALID);
+        ASSERT_EQ(event_type_from_string(""), _EVENT_TYPE_INVALID);
 }
 
 typedef struct StartRequest {
