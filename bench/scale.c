@@ -8,8 +8,10 @@
  *   ListWorkflows       status Running and one workflow type, limit 100: 100 workflows per
  *                       answer in both phases (this phase's starts hold 100 of each type)
  *   ListSparse          the same plus one task queue: a combination that 1 run in 165 of the
- *                       loaded store matches, so the daemon must find 100 among many (on the
- *                       empty store an answer holds only ~33)
+ *                       loaded store matches, so the daemon must find 100 among many; on the
+ *                       empty store, 1,000 more runs started after the measured starts (not
+ *                       measured) make every combination hold 100 too, so that both phases
+ *                       answer 100 workflows
  *   SignalWorkflow      an open run: this phase's own, or a random bulk-open-N
  * Random choices use a fixed seed, so runs are repeatable. */
 
@@ -225,14 +227,30 @@ static int measure_op(Phase *p, ScaleOp op, OpResult *ret, int k) {
         return r;
 }
 
+/* The empty store: starts runs SCALE_OPS .. 3 * SCALE_OPS - 1 (types and queues rotating on as
+ * in op_start()), so that each type and queue combination has 100 open runs, as many as
+ * ListSparse asks for. */
+static int fill_empty(Phase *p) {
+        int r = 0;
+
+        if (p->closed + p->open > 0)
+                return 0;
+        for (size_t i = SCALE_OPS; i < 3 * SCALE_OPS && r >= 0; i++)
+                r = op_start(p, i);
+        return r;
+}
+
 static int measure_phase(Phase *p, const char *socket_path, Result *res, int k) {
         int r;
 
         r = dur_client_connect(&p->c, socket_path);
         if (r < 0)
                 return phase_fail(p, r, "connecting to %s", socket_path);
-        for (int op = 0; op < _OP_MAX && r >= 0; op++)
+        for (int op = 0; op < _OP_MAX && r >= 0; op++) {
                 r = measure_op(p, (ScaleOp) op, &res->ops[op], k);
+                if (r >= 0 && op == OP_START)
+                        r = fill_empty(p);
+        }
         p->c = dur_client_free(p->c);
         res->n_ops = _OP_MAX;
         return r;
