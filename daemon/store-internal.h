@@ -22,6 +22,10 @@ const char *store_fault_vfs(int *ret_error);
  * *@ret_error. */
 const char *store_walbuf_vfs(const char *base, int *ret_error);
 
+/* The count of schedules with WakeSystem= that store-schedule.c keeps (-1: unknown; see
+ * store.c's Store). */
+int *store_wake_schedules(Store *s);
+
 /* The statement of @text, a string literal (it is looked up by its address), prepared once and
  * kept until store_free(): the store's cache for statements outside store.c's own table. Hand
  * it back with store_stmt_put(), which resets it and clears its bindings; never finalize it. */

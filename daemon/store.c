@@ -483,6 +483,10 @@ struct Store {
          * time. Increasing, never reused while the daemon runs (a rollback leaves a gap, which
          * is harmless), restored from the table at open. */
         uint64_t deadline_seq;
+        /* Schedules with WakeSystem= (store_schedule_wake_next(), which every pass that changes a
+         * deadline asks, needs no query while there are none); -1: count them again. Every
+         * change of the schedules table and every rollback forgets the count. */
+        int wake_schedules;
 };
 
 static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int pages) {
@@ -841,6 +845,7 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->wake_schedules = -1;
         sqlite_configure();
         s->path = strdup(path);
         if (!s->path)
@@ -950,6 +955,7 @@ void store_rollback(Store *s) {
                 (void) step_done(s, stmt(s, Q_ROLLBACK));
         s->in_txn = false;
         s->txn_lost = false;
+        s->wake_schedules = -1;
         taskset_rollback(s->tasks);
 }
 
@@ -961,6 +967,7 @@ static bool txn_check_lost(Store *s) {
         if (s->in_txn && !s->txn_lost && sqlite3_get_autocommit(s->db)) {
                 log_error("SQLite rolled back the pass's transaction; its requests fail");
                 s->txn_lost = true;
+                s->wake_schedules = -1;
                 taskset_rollback(s->tasks);
         }
         return s->txn_lost;
@@ -993,8 +1000,13 @@ void store_rollback_to(Store *s) {
         if (txn_check_lost(s))
                 return;
         taskset_rollback_to_mark(s->tasks);
+        s->wake_schedules = -1;
         (void) step_done(s, stmt(s, Q_ROLLBACK_TO));
         (void) step_done(s, stmt(s, Q_RELEASE));
+}
+
+int *store_wake_schedules(Store *s) {
+        return &s->wake_schedules;
 }
 
 bool store_in_transaction(Store *s) {
