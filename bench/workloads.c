@@ -289,14 +289,25 @@ static int await_one(Loops *l, dur_client *c, size_t i) {
         return r;
 }
 
-/* Submit → result, the latency of one workflow as its client sees it. */
+/* Submit → result, the latency of one workflow as its client sees it: dur_client_execute(), the
+ * start that waits for its outcome (StartWorkflow with "wait"), as a client of Temporal's
+ * execute_workflow() or of a Restate handler call would run it. */
 static int start_and_await_one(Loops *l, dur_client *c, size_t i) {
+        const StartSpec *spec = l->userdata;
         uint64_t t0 = now_usec();
+        char id[ID_MAX];
+        dur_start_opts o = { .workflow_id = id, .task_queue = l->bench->task_queue };
+        dur_outcome out = {};
         int r;
 
-        r = start_one(l, c, i);
-        if (r >= 0)
-                r = await_one(l, c, i);
+        wf_id(l, i, id);
+        r = dur_client_execute(c, spec->type, &o, spec->input, RESULT_TIMEOUT, &out);
+        if (r == DUR_FAILED)
+                r = loops_fail(l, c, r, "workflow %s ended %s: %s", id, out.status,
+                               out.failure ? dur_failure_message(out.failure) : "");
+        else if (r < 0)
+                r = loops_fail(l, c, r, "running %s", id);
+        dur_outcome_done(&out);
         if (r >= 0)
                 l->samples->usec[i] = now_usec() - t0;
         return r;

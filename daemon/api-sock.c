@@ -102,6 +102,9 @@ typedef struct StartArgs {
         const char *id_reuse_policy;
         const char *id_conflict_policy;
         uint64_t priority;
+        /* StartWorkflow only: answer as GetResult with "wait" once the run closes. */
+        bool wait;
+        uint64_t timeout_usec;
 } StartArgs;
 
 static const MsgField start_fields[] = {
@@ -121,6 +124,13 @@ static const MsgField start_fields[] = {
         { "fairness_key", MSG_STR, offsetof(StartArgs, s.fairness_key), false,
           TASK_FAIRNESS_KEY_MAX },
         { "fairness_weight", MSG_DOUBLE, offsetof(StartArgs, s.fairness_weight) },
+        {},
+};
+
+/* StartWorkflow: these besides start_fields (not kept by a queued start, which answers at once). */
+static const MsgField start_wait_fields[] = {
+        { "wait", MSG_BOOL, offsetof(StartArgs, wait) },
+        { "timeout_usec", MSG_UINT, offsetof(StartArgs, timeout_usec) },
         {},
 };
 
@@ -207,9 +217,15 @@ static int start_run(Request *q, const StartRequest *s, char run_id[static 37], 
         return r;
 }
 
+static int result_or_wait(Request *q, RunRow *run, bool follow_runs, uint64_t timeout_usec);
+
 /* StartWorkflow and SignalWithStart. @queueable: StartWorkflow, whose id conflict policy Queue
- * keeps the request to run it again later (api_run_queued_starts()). */
-static int start_and_reply(Request *q, const StartRequest *s, bool queueable) {
+ * keeps the request to run it again later (api_run_queued_starts()). With @wait (StartWorkflow's
+ * "wait") a start that did not queue is answered as GetResult with "wait" answers: once the run,
+ * or the last run of its continue-as-new chain, closes; one round trip for what a client that
+ * runs a workflow and waits for its outcome needs. */
+static int start_and_reply(Request *q, const StartRequest *s, bool queueable, bool wait,
+                           uint64_t timeout_usec) {
         _cleanup_(msgpack_sbuffer_destroy) msgpack_sbuffer sb = {};
         StartRequest req = *s;
         char run_id[37];
@@ -230,6 +246,22 @@ static int start_and_reply(Request *q, const StartRequest *s, bool queueable) {
         r = start_run(q, &req, run_id, &started);
         if (r < 0)
                 return r;
+        if (wait && queued) {
+                /* The run does not exist yet: wait for the id it will have (start_queued_one()
+                 * answers the wait with an error if the start is dropped). */
+                r = waiter_add_result(q->m, q->conn, q->id, run_id, timeout_usec, true);
+                if (r == -EUSERS)
+                        return api_error_set(&q->err, r,
+                                             "too many clients wait for results (limit %u)",
+                                             q->m->cfg.max_waiters);
+                return r < 0 ? r : 1;
+        }
+        if (wait) {
+                _cleanup_(run_row_done) RunRow run = {};
+
+                r = store_run_get(q->m->store, run_id, &run);
+                return r < 0 ? r : result_or_wait(q, &run, true, timeout_usec);
+        }
         pk = conn_reply_begin(q->conn, q->id, 2 + queued, &start);
         (void) msg_pack_kv_str(pk, "run_id", run_id);
         (void) msg_pack_kv_bool(pk, "started", started);
@@ -285,10 +317,14 @@ static int start_queued_one(Manager *m, const char *workflow_id) {
                                 (void) store_release(m->store);
                 }
         }
-        if (r < 0)
+        if (r < 0) {
                 log_wf(LOG_WARNING, workflow_id, qs.run_id,
                        "Queued start of workflow '%s' dropped: %s", workflow_id,
                        q.err.message[0] ? q.err.message : strerror(-r));
+                /* A StartWorkflow with "wait" that was queued waits for this run id. */
+                waiter_fail_run(m, qs.run_id, r < 0 && r != -ENOMEM ? r : -EIO,
+                                q.err.message[0] ? q.err.message : strerror(-r));
+        }
         msgpack_unpacked_destroy(&u);
         return 0;
 }
@@ -350,9 +386,11 @@ static int op_start_workflow(Request *q) {
         int r;
 
         r = parse_start(q, start_fields, &a);
+        if (r >= 0)
+                r = PARSE(q, start_wait_fields, &a);
         if (r < 0)
                 return r;
-        return start_and_reply(q, &a.s, true);
+        return start_and_reply(q, &a.s, true, a.wait, a.timeout_usec);
 }
 
 static int op_signal_with_start(Request *q) {
@@ -374,7 +412,7 @@ static int op_signal_with_start(Request *q) {
                 return api_error_set(&q->err, -EINVAL,
                                      "SignalWithStart signals a running run: id_conflict_policy "
                                      "Queue is not allowed (UseExisting or TerminateExisting)");
-        return start_and_reply(q, &a.s, false);
+        return start_and_reply(q, &a.s, false, false, 0);
 }
 
 typedef struct TargetRequest {
@@ -1078,17 +1116,31 @@ static int op_get_result(Request *q) {
         r = parse_target(q, target_fields, &t, &run);
         if (r < 0)
                 return r;
-        if (t.follow_runs) {
-                /* As Temporal's SDKs: the result of a workflow is the one of its last run. */
-                r = history_follow_chain(q->m, &run);
+        if (!t.wait) {
+                r = t.follow_runs ? history_follow_chain(q->m, &run) : 0;
+                if (r >= 0)
+                        reply_workflow(q, &run);
+                return r;
+        }
+        return result_or_wait(q, &run, t.follow_runs, t.timeout_usec);
+}
+
+/* GetResult with "wait" (and StartWorkflow with "wait"): the outcome of @run now if it is closed,
+ * else once it closes. With @follow_runs, as Temporal's SDKs: the result of a workflow is the one
+ * of its last run. Returns 1 when the answer waits. */
+static int result_or_wait(Request *q, RunRow *run, bool follow_runs, uint64_t timeout_usec) {
+        int r;
+
+        if (follow_runs) {
+                r = history_follow_chain(q->m, run);
                 if (r < 0)
                         return r;
         }
-        if (run.status != WORKFLOW_STATUS_RUNNING || !t.wait) {
-                reply_workflow(q, &run);
+        if (run->status != WORKFLOW_STATUS_RUNNING) {
+                reply_workflow(q, run);
                 return 0;
         }
-        r = waiter_add_result(q->m, q->conn, q->id, run.run_id, t.timeout_usec, t.follow_runs);
+        r = waiter_add_result(q->m, q->conn, q->id, run->run_id, timeout_usec, follow_runs);
         if (r == -EUSERS)
                 return api_error_set(&q->err, r, "too many clients wait for results (limit %u)",
                                      q->m->cfg.max_waiters);

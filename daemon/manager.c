@@ -554,6 +554,7 @@ static void fail_pass(Manager *m, int r) {
 
         store_rollback(m->store);
         waiter_forget_changed(m);
+        waiter_fail_pass(m, r, store_fsync_failed(m->store));
         api_bus_forget_changed(m);
         schedule_forget(m);
         LIST_FOREACH(conns, c, m->conns)
@@ -641,6 +642,7 @@ static int manager_on_post(sd_event_source *s, void *userdata) {
          * commit (manager_conn_closed()): one more pass commits it. */
         if (store_in_transaction(m->store))
                 manager_kick(m);
+        m->pass++;
         return 0;
 }
 

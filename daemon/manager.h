@@ -106,6 +106,7 @@ struct Manager {
 
         Waiter *waiters;
         unsigned n_waiters;
+        uint64_t pass; /* counts the loop's passes: waiters remember the one they came in */
         unsigned n_history_waiters;
         char (*changed_runs)[37]; /* runs changed in this pass, for their waiters */
         size_t n_changed, changed_alloc;

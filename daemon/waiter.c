@@ -26,6 +26,7 @@ struct Waiter {
         char run_id[37];
         uint64_t from_event_id;
         bool follow_runs; /* WAITER_RESULT: follow the continue-as-new chain */
+        uint64_t pass;    /* Manager.pass of the request: failed with it if its commit fails */
         char *update_id;  /* WAITER_UPDATE, owned */
         sd_event_source *timer;
         LIST_FIELDS(Waiter, waiters);
@@ -70,6 +71,7 @@ static int waiter_add(Manager *m, Waiter *proto, uint64_t timeout_usec) {
                 return -ENOMEM;
         *w = *proto;
         w->manager = m;
+        w->pass = m->pass;
         if (timeout_usec) {
                 r = sd_event_add_time_relative(m->event, &w->timer, CLOCK_MONOTONIC, timeout_usec,
                                                10 * 1000, waiter_on_timeout, w);
@@ -184,6 +186,33 @@ void waiter_note_changed(Manager *m, const char *run_id, bool closed) {
 
 void waiter_forget_changed(Manager *m) {
         m->n_changed = 0;
+}
+
+void waiter_fail_run(Manager *m, const char *run_id, int error, const char *message) {
+        Waiter *w, *n;
+
+        LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
+                if (streq(w->run_id, run_id)) {
+                        conn_reply_error(w->conn, w->req_id, error, message);
+                        waiter_free(w);
+                }
+}
+
+/* The pass's commit failed: its requests fail, the waiting ones too (a StartWorkflow that waits
+ * for its result must not wait for a run that was never kept). The held answers of their
+ * connections become errors (conn_fail_held()) right after. */
+void waiter_fail_pass(Manager *m, int error, bool fsync_failed) {
+        Waiter *w, *n;
+
+        LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
+                if (w->pass == m->pass) {
+                        conn_reply_error(w->conn, w->req_id, error == -ENOSPC ? -ENOSPC : -EIO,
+                                         fsync_failed ? "the daemon could not sync this change "
+                                                        "to disk"
+                                                      : "the daemon could not commit this change "
+                                                        "to disk; nothing of it was kept");
+                        waiter_free(w);
+                }
 }
 
 /* Answers @w if its run is where it waited for; returns true when it did. */

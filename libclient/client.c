@@ -740,6 +740,38 @@ DUR_PUBLIC int dur_client_result(dur_client *c,
         return r;
 }
 
+DUR_PUBLIC int dur_client_execute(dur_client *c,
+                                  const char *workflow_type,
+                                  const dur_start_opts *opts,
+                                  const dur_buf *input,
+                                  uint64_t timeout,
+                                  dur_outcome *ret) {
+        msgpack_unpacked answer;
+        msgpack_sbuffer sa;
+        int r;
+
+        assert_return(c && ret, -EINVAL);
+        assert_return(start_opts_valid(workflow_type, opts), -EINVAL);
+
+        r = start_search_attrs(opts, &sa);
+        if (r < 0)
+                return r;
+        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
+        Field fields[START_FIELDS + 2];
+        size_t n = start_fields(fields, workflow_type, opts, input, &sa_buf);
+
+        /* One round trip: the daemon answers as GetResult once the run closes. */
+        fields[n++] = (Field){ "wait", FIELD_BOOL, .boolean = true };
+        fields[n++] = (Field){ "timeout_usec", FIELD_UINT, .uint = timeout };
+        r = client_request(c, "StartWorkflow", fields, n, &answer);
+        msgpack_sbuffer_destroy(&sa);
+        if (r < 0)
+                return r;
+        r = outcome_parse(&answer, ret);
+        msgpack_unpacked_destroy(&answer);
+        return r;
+}
+
 /* Copies the caller's request map into @req, leaving out "op" (already in the frame) and any "id"
  * (ours replaces it). */
 static void request_copy_fields(Request *req, const msgpack_object *map) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tests/integration/core-util.h"
+#include "tests/integration/raw-util.h"
 
 static void finish_collect(dur_client *c, const char *id) {
         dur_outcome o = {};
@@ -162,7 +163,7 @@ TEST(request_id) {
         ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
 }
 
-static int raw_call(dur_client *c, json_t *req) {
+static int call_status(dur_client *c, json_t *req) {
         json_t *answer;
         int r = 0;
 
@@ -184,18 +185,18 @@ TEST(bad_policies) {
         req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", "b",
                         "workflow_type", "Quick", "task_queue", CORE_QUEUE, "id_reuse_policy",
                         "Sometimes");
-        ASSERT_ERROR(raw_call(c, req), -EINVAL);
+        ASSERT_ERROR(call_status(c, req), -EINVAL);
         ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "'Sometimes'");
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "AllowDuplicateFailedOnly");
         req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", "b",
                         "workflow_type", "Quick", "task_queue", CORE_QUEUE, "id_conflict_policy",
                         "Maybe");
-        ASSERT_ERROR(raw_call(c, req), -EINVAL);
+        ASSERT_ERROR(call_status(c, req), -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "UseExisting");
         req = json_pack("{s:s, s:s, s:s, s:s, s:i}", "op", "StartWorkflow", "workflow_id", "b",
                         "workflow_type", "Quick", "task_queue", CORE_QUEUE, "id_reuse_policy", 3);
-        ASSERT_ERROR(raw_call(c, req), -EINVAL);
+        ASSERT_ERROR(call_status(c, req), -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "id_reuse_policy");
         o = (dur_start_opts){ .id_reuse_policy = DUR_ID_REUSE_TERMINATE_IF_RUNNING,
                               .id_conflict_policy = DUR_ID_CONFLICT_USE_EXISTING };
@@ -213,7 +214,7 @@ TEST(bad_policies) {
         ASSERT_ERROR(dur_client_signal_with_start(c, "Collect", &o, NULL, "", NULL, NULL), -EINVAL);
         /* Nothing of it was started. */
         req = json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "b");
-        ASSERT_ERROR(raw_call(c, req), -ENOENT);
+        ASSERT_ERROR(call_status(c, req), -ENOENT);
         dur_client_free(c);
 }
 
@@ -283,6 +284,108 @@ TEST(signal_with_start) {
 }
 
 /* durablectl: the policy flags, their bad values, and signal-with-start. */
+static int execute(dur_client *c, const char *type, const char *id, const char *input,
+                   dur_start_opts *opts, uint64_t timeout, dur_outcome *ret) {
+        dur_start_opts none = {};
+        dur_buf *in = input ? ASSERT_NOT_NULL(dur_buf_from_json(input)) : NULL;
+        int r;
+
+        if (!opts)
+                opts = &none;
+        opts->workflow_id = id;
+        opts->task_queue = CORE_QUEUE;
+        r = dur_client_execute(c, type, opts, in, timeout, ret);
+        dur_buf_free(in);
+        return r;
+}
+
+/* dur_client_execute(): StartWorkflow with "wait", one round trip from the start to the outcome,
+ * and what a start that waits answers in each case a policy or the workflow makes. */
+TEST(execute) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        _cleanup_(test_process_free) TestProcess worker = {};
+        dur_start_opts o;
+        dur_outcome out = {};
+        dur_client *c;
+        json_t *res, *a, *w;
+        int fd;
+
+        test_daemon_start(&d, NULL);
+        core_worker_spawn(&worker);
+        c = client_connect();
+
+        /* The outcome of the run it started. */
+        ASSERT_EQ(execute(c, "Quick", "x", "{\"v\": 7}", NULL, 0, &out), 0);
+        ASSERT_STREQ(out.status, "Completed");
+        res = outcome_result(&out);
+        ASSERT_EQ(json_integer_value(json_object_get(res, "v")), 7);
+        json_decref(res);
+        dur_outcome_done(&out);
+
+        /* A failure is the run's, DUR_FAILED as from dur_client_result(). */
+        ASSERT_EQ(execute(c, "Fail", "x-fail", NULL, NULL, 0, &out), DUR_FAILED);
+        ASSERT_STREQ(out.status, "Failed");
+        ASSERT_NOT_NULL(out.failure);
+        ASSERT_STREQ(dur_failure_type(out.failure), "Boom");
+        dur_outcome_done(&out);
+
+        /* Continue-as-new is followed to the last run of the chain. */
+        ASSERT_EQ(execute(c, "Counter", "x-chain", "{\"n\": 0, \"max\": 2}", NULL, 0, &out), 0);
+        res = outcome_result(&out);
+        ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 2);
+        ASSERT_STREQ(json_string_value(json_object_get(res, "run_id")), out.run_id);
+        json_decref(res);
+        dur_outcome_done(&out);
+
+        /* A request_id that matches answers with the closed run's outcome at once. */
+        o = (dur_start_opts){ .request_id = "req-1" };
+        ASSERT_EQ(execute(c, "Quick", "x-req", "1", &o, 0, &out), 0);
+        dur_outcome_done(&out);
+        o = (dur_start_opts){ .request_id = "req-1" };
+        ASSERT_EQ(execute(c, "Quick", "x-req", "2", &o, 0, &out), 0);
+        res = outcome_result(&out);
+        ASSERT_EQ(json_integer_value(res), 1); /* the first run's, not a new one */
+        json_decref(res);
+        dur_outcome_done(&out);
+
+        /* A refused start is the start's error, and nothing waits. */
+        o = (dur_start_opts){ .id_reuse_policy = DUR_ID_REUSE_REJECT_DUPLICATE };
+        ASSERT_ERROR(execute(c, "Quick", "x", "1", &o, 0, &out), -EEXIST);
+        ASSERT_STREQ(dur_client_error_code(c), "already_started");
+
+        /* A wait that runs out: -ETIMEDOUT, the run goes on and can be waited for again. */
+        ASSERT_ERROR(execute(c, "Collect", "x-slow", NULL, NULL, 100 * 1000, &out),
+                     -ETIMEDOUT);
+        ASSERT_STREQ(dur_client_error_code(c), "deadline_exceeded");
+        assert_run_status(c, "x-slow", NULL, "Running");
+
+        /* A queued start (Queue) waits for the run it queued, which starts when the running one
+         * closes: sent on one connection before the signal that lets the running one finish, so
+         * that the daemon queues it first. The signal's answer comes first, then the start's,
+         * with the outcome of the new run. */
+        fd = raw_connect(&d);
+        raw_send(fd, "{\"op\": \"StartWorkflow\", \"id\": 1, \"workflow_id\": \"x-slow\", "
+                     "\"workflow_type\": \"Quick\", \"task_queue\": \"" CORE_QUEUE "\", "
+                     "\"id_conflict_policy\": \"Queue\", \"wait\": true}");
+        raw_send(fd, "{\"op\": \"SignalWorkflow\", \"id\": 2, \"workflow_id\": \"x-slow\", "
+                     "\"signal_name\": \"done\"}");
+        a = raw_answer(fd);
+        ASSERT_EQ(json_integer_value(json_object_get(a, "id")), 2);
+        ASSERT_STREQ(raw_code(a), "ok");
+        json_decref(a);
+        a = raw_answer(fd);
+        ASSERT_EQ(json_integer_value(json_object_get(a, "id")), 1);
+        ASSERT_STREQ(raw_code(a), "ok");
+        w = json_object_get(a, "workflow");
+        ASSERT_STREQ(json_string_value(json_object_get(w, "status")), "Completed");
+        ASSERT_STREQ(json_string_value(json_object_get(w, "workflow_type")), "Quick");
+        json_decref(a);
+        (void) close(fd);
+
+        dur_client_free(c);
+        ASSERT_EQ(test_process_kill(&worker, SIGTERM), 0);
+}
+
 TEST(cli) {
         _cleanup_(test_daemon_free) TestDaemon d = {};
         _cleanup_(test_process_free) TestProcess worker = {};

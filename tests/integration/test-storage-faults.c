@@ -256,4 +256,24 @@ TEST(storage_fault_sweep) {
         (void) test_rm_rf(dir);
 }
 
+/* A StartWorkflow that waits for its outcome (dur_client_execute()) is answered with the error of
+ * its pass's failed commit, not left waiting for a run that was never kept. */
+TEST(start_that_waits_fails_with_its_pass) {
+        _cleanup_(test_daemon_free) TestDaemon d = {};
+        const char *env[] = { "DURABLED_FAULT=write:1", NULL };
+        dur_start_opts o = { .workflow_id = "waits", .task_queue = "none" };
+        dur_outcome out = {};
+        dur_client *c;
+
+        if (!DURABLED_FAULT_INJECTION)
+                SKIP("the fault VFS needs -Dfault-injection=true");
+        test_daemon_start(&d, &(TestDaemonOpts){ .env = env });
+        ASSERT_OK(dur_client_connect(&c, d.socket_path));
+        ASSERT_ERROR(dur_client_execute(c, "T", &o, NULL, 0, &out), -EAGAIN);
+        ASSERT_STREQ(dur_client_error_code(c), "unavailable");
+        /* Nothing was kept: the id is free. */
+        ASSERT_ERROR(dur_client_result(c, "waits", NULL, 1, &out), -ENOENT);
+        dur_client_free(c);
+}
+
 DEFINE_TEST_MAIN()

@@ -328,6 +328,18 @@ DUR_PUBLIC int dur_client_result(dur_client *c,
                                  const char *run_id,
                                  uint64_t timeout,
                                  dur_outcome *ret);
+/* Starts a run as dur_client_start() and waits for its outcome (timeout 0 = no limit), in one
+ * round trip, as Temporal's execute_workflow(): *ret is the outcome of the run, or of the last
+ * run of its continue-as-new chain; an existing run that answers the start (USE_EXISTING, a
+ * request_id that matches) gives its own. Returns as dur_client_result() (0 completed,
+ * DUR_FAILED, -ETIMEDOUT: the run goes on), or as dur_client_start() for a refused start. A
+ * queued start (QUEUE) waits for the run it queued, which starts when the running one closes. */
+DUR_PUBLIC int dur_client_execute(dur_client *c,
+                                  const char *workflow_type,
+                                  const dur_start_opts *opts,
+                                  const dur_buf *input,
+                                  uint64_t timeout,
+                                  dur_outcome *ret);
 
 /* One run of a ListWorkflows page. */
 typedef struct dur_list_entry {
