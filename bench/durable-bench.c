@@ -37,6 +37,8 @@ static bool arg_json;
 static const char *arg_socket;
 static const char *arg_durabled = DURABLED_BUILD_PATH;
 static unsigned arg_workers = 1;
+static unsigned arg_workflow_threads; /* 0: libdurable's default */
+static unsigned arg_activity_threads;
 static unsigned arg_timeout_sec = 900;
 
 static volatile sig_atomic_t watchdog_pid;
@@ -52,7 +54,9 @@ static void help(void) {
                "     --durability=MODE    full (default) or normal, passed to the daemon\n"
                "     --durabled=PATH      Daemon binary (default %s)\n"
                "  -s --socket=PATH        Use a running daemon instead of starting one\n"
-               "     --workers=N          In-process workers, one workflow thread each (default 1)\n"
+               "     --workers=N          In-process libdurable workers (default 1)\n"
+               "     --workflow-threads=N Workflow threads of each worker (default: libdurable's, 16)\n"
+               "     --activity-threads=N Activity threads of each worker (default: libdurable's, 32)\n"
                "     --timeout=SECS       Give up (and kill the daemon) after SECS (default %u)\n"
                "     --json               Print only the JSON lines\n"
                "  -h --help               Show this help\n\n"
@@ -105,7 +109,15 @@ static int bad_option(const char *name, const char *value) {
 
 /* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL on a bad option. */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_DURABILITY = 0x100, ARG_DURABLED, ARG_WORKERS, ARG_TIMEOUT, ARG_JSON };
+        enum {
+                ARG_DURABILITY = 0x100,
+                ARG_DURABLED,
+                ARG_WORKERS,
+                ARG_WORKFLOW_THREADS,
+                ARG_ACTIVITY_THREADS,
+                ARG_TIMEOUT,
+                ARG_JSON,
+        };
         static const struct option options[] = {
                 { "workloads", required_argument, NULL, 'w' },
                 { "n", required_argument, NULL, 'n' },
@@ -114,6 +126,8 @@ static int parse_argv(int argc, char *argv[]) {
                 { "durabled", required_argument, NULL, ARG_DURABLED },
                 { "socket", required_argument, NULL, 's' },
                 { "workers", required_argument, NULL, ARG_WORKERS },
+                { "workflow-threads", required_argument, NULL, ARG_WORKFLOW_THREADS },
+                { "activity-threads", required_argument, NULL, ARG_ACTIVITY_THREADS },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "help", no_argument, NULL, 'h' },
@@ -150,6 +164,14 @@ static int parse_argv(int argc, char *argv[]) {
                 case ARG_WORKERS:
                         if (parse_unsigned(optarg, 1, 64, &arg_workers) < 0)
                                 return bad_option("--workers", optarg);
+                        break;
+                case ARG_WORKFLOW_THREADS:
+                        if (parse_unsigned(optarg, 1, 256, &arg_workflow_threads) < 0)
+                                return bad_option("--workflow-threads", optarg);
+                        break;
+                case ARG_ACTIVITY_THREADS:
+                        if (parse_unsigned(optarg, 1, 256, &arg_activity_threads) < 0)
+                                return bad_option("--activity-threads", optarg);
                         break;
                 case ARG_TIMEOUT:
                         if (parse_unsigned(optarg, 1, 86400, &arg_timeout_sec) < 0)
@@ -393,8 +415,8 @@ static int run_with_daemon(const Bench *b, const BenchDaemon *d) {
         int failed, r;
 
         print_setup(b, d);
-        r = bench_worker_start(&w, b->socket_path, b->task_queue, arg_workers, 0,
-                               MAX_CACHED_RUNS);
+        r = bench_worker_start(&w, b->socket_path, b->task_queue, arg_workers,
+                               arg_workflow_threads, arg_activity_threads, MAX_CACHED_RUNS);
         if (r < 0) {
                 fprintf(stderr, "durable-bench: failed to start the worker: %s\n", strerror(-r));
                 return 1;

@@ -152,10 +152,12 @@ static void *worker_thread_main(void *userdata) {
 }
 
 int bench_worker_start(BenchWorker **ret, const char *socket_path, const char *task_queue,
-                       unsigned n_workers, unsigned activity_threads, unsigned max_cached) {
+                       unsigned n_workers, unsigned workflow_threads, unsigned activity_threads,
+                       unsigned max_cached) {
         const dur_worker_opts opts = { .socket_path = socket_path,
                                        .task_queue = task_queue,
                                        .identity = "durable-bench",
+                                       .workflow_threads = workflow_threads,
                                        .activity_threads = activity_threads,
                                        .max_cached_workflows = max_cached };
         BenchWorker *bw;

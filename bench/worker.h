@@ -1,6 +1,6 @@
 #pragma once
-/* The in-process worker of the benchmark: libdurable workers (one thread each, running
- * dur_worker_run()) polling the bench's task queue, with the bench's workflows and one no-op
+/* The in-process worker of the benchmark: libdurable workers (each run by dur_worker_run() on a
+ * thread of its own) polling the bench's task queue, with the bench's workflows and one no-op
  * activity. Workflow types, all on Bench.task_queue:
  *
  *   BenchSeq     {"n": N}     N no-op activities one after the other
@@ -17,9 +17,10 @@
 
 typedef struct BenchWorker BenchWorker;
 
-/* Starts @n_workers workers, each with @activity_threads activity threads and a sticky cache of
- * @max_cached runs. */
+/* Starts @n_workers workers, each with @workflow_threads workflow threads and @activity_threads
+ * activity threads (0: libdurable's defaults) and a sticky cache of @max_cached runs. */
 int bench_worker_start(BenchWorker **ret, const char *socket_path, const char *task_queue,
-                       unsigned n_workers, unsigned activity_threads, unsigned max_cached);
+                       unsigned n_workers, unsigned workflow_threads, unsigned activity_threads,
+                       unsigned max_cached);
 /* Stops and joins every worker; returns the first error a worker returned, else 0. */
 int bench_worker_stop(BenchWorker *w);

@@ -681,9 +681,9 @@ typedef struct dur_worker_opts {
         const char *socket_path;       /* as dur_client_connect() */
         const char *task_queue;        /* required */
         const char *identity;          /* default "<hostname>:<pid>" */
-        unsigned activity_threads;     /* default 8 */
+        unsigned activity_threads;     /* default 32: activities run at once */
         unsigned max_cached_workflows; /* default 1000, split between the workflow threads */
-        unsigned workflow_threads;     /* default 4: workflow tasks processed at once */
+        unsigned workflow_threads;     /* default 16: workflow tasks processed at once */
 } dur_worker_opts;
 
 DUR_PUBLIC int dur_worker_new(dur_worker **ret, const dur_worker_opts *opts);
