@@ -273,20 +273,24 @@ static int start_one(Loops *l, dur_client *c, size_t i) {
         return 0;
 }
 
+/* The result @r of waiting for workflow @id, as a phase counts it: a run that did not complete is
+ * an error too. Frees @out. */
+static int outcome_check(Loops *l, dur_client *c, const char *id, int r, dur_outcome *out) {
+        if (r == DUR_FAILED)
+                r = loops_fail(l, c, r, "workflow %s ended %s: %s", id, out->status,
+                               out->failure ? dur_failure_message(out->failure) : "");
+        else if (r < 0)
+                r = loops_fail(l, c, r, "waiting for %s", id);
+        dur_outcome_done(out);
+        return r;
+}
+
 static int await_one(Loops *l, dur_client *c, size_t i) {
         dur_outcome out = {};
         char id[ID_MAX];
-        int r;
 
         wf_id(l, i, id);
-        r = dur_client_result(c, id, NULL, RESULT_TIMEOUT, &out);
-        if (r == DUR_FAILED)
-                r = loops_fail(l, c, r, "workflow %s ended %s: %s", id, out.status,
-                               out.failure ? dur_failure_message(out.failure) : "");
-        else if (r < 0)
-                r = loops_fail(l, c, r, "waiting for %s", id);
-        dur_outcome_done(&out);
-        return r;
+        return outcome_check(l, c, id, dur_client_result(c, id, NULL, RESULT_TIMEOUT, &out), &out);
 }
 
 /* Submit → result, the latency of one workflow as its client sees it: dur_client_execute(), the
@@ -302,12 +306,7 @@ static int start_and_await_one(Loops *l, dur_client *c, size_t i) {
 
         wf_id(l, i, id);
         r = dur_client_execute(c, spec->type, &o, spec->input, RESULT_TIMEOUT, &out);
-        if (r == DUR_FAILED)
-                r = loops_fail(l, c, r, "workflow %s ended %s: %s", id, out.status,
-                               out.failure ? dur_failure_message(out.failure) : "");
-        else if (r < 0)
-                r = loops_fail(l, c, r, "running %s", id);
-        dur_outcome_done(&out);
+        r = outcome_check(l, c, id, r, &out);
         if (r >= 0)
                 l->samples->usec[i] = now_usec() - t0;
         return r;

@@ -37,6 +37,7 @@
 
 #include "common/log.h"
 #include "daemon/store-internal.h"
+#include "daemon/store-shim.h"
 #include "daemon/store.h"
 
 #if DURABLED_FAULT_INJECTION
@@ -66,8 +67,7 @@ typedef struct Pending {
 } Pending;
 
 typedef struct FaultFile {
-        sqlite3_file base;
-        sqlite3_file *real; /* right after this struct, szOsFile of the real VFS */
+        ShimFile shim; /* the real file: shim.real */
         Pending *pending;
         size_t n_pending, pending_alloc;
         struct FaultFile *next; /* every open file, for the power failure */
@@ -104,7 +104,7 @@ static bool fault_hit(FaultKind kind) {
         return fault.count == fault.n || (fault.forever && fault.count > fault.n);
 }
 
-#define REAL(f) (((FaultFile *) (f))->real)
+#define REAL(f) (((ShimFile *) (f))->real)
 
 /* Writes the file's pending writes to the real file, in order, without syncing. */
 static int pending_apply(FaultFile *f) {
@@ -113,7 +113,7 @@ static int pending_apply(FaultFile *f) {
         for (size_t i = 0; i < f->n_pending; i++) {
                 Pending *p = &f->pending[i];
                 if (rc == SQLITE_OK)
-                        rc = f->real->pMethods->xWrite(f->real, p->data, p->len, p->off);
+                        rc = REAL(f)->pMethods->xWrite(REAL(f), p->data, p->len, p->off);
                 free(p->data);
         }
         f->n_pending = 0;
@@ -153,7 +153,7 @@ _noreturn_ static void power_failure(void) {
                         Pending *p = &f->pending[i];
                         for (int j = 0; j < p->len; j++)
                                 p->data[j] = (char) random();
-                        (void) f->real->pMethods->xWrite(f->real, p->data, p->len, p->off);
+                        (void) REAL(f)->pMethods->xWrite(REAL(f), p->data, p->len, p->off);
                 }
                 pending_drop(f);
         }
@@ -172,12 +172,12 @@ static int f_close(sqlite3_file *file) {
                 }
         (void) pending_apply(f);
         free(f->pending);
-        return f->real->pMethods->xClose(f->real);
+        return REAL(f)->pMethods->xClose(REAL(f));
 }
 
 static int f_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off) {
         FaultFile *f = (FaultFile *) file;
-        int rc = f->real->pMethods->xRead(f->real, buf, n, off);
+        int rc = REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
 
         if (f->n_pending == 0)
                 return rc;
@@ -195,7 +195,7 @@ static int f_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off) {
         /* A read is short only where neither the file nor a pending write has the bytes. */
         if (rc == SQLITE_IOERR_SHORT_READ) {
                 sqlite3_int64 size = 0;
-                (void) f->real->pMethods->xFileSize(f->real, &size);
+                (void) REAL(f)->pMethods->xFileSize(REAL(f), &size);
                 for (size_t i = 0; i < f->n_pending; i++)
                         size = MAX(size, f->pending[i].off + f->pending[i].len);
                 if (size >= off + n)
@@ -220,14 +220,14 @@ static int f_write(sqlite3_file *file, const void *buf, int n, sqlite3_int64 off
                         power_failure();
                 return pending_add(f, buf, n, off);
         }
-        return f->real->pMethods->xWrite(f->real, buf, n, off);
+        return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 
 static int f_truncate(sqlite3_file *file, sqlite3_int64 size) {
         FaultFile *f = (FaultFile *) file;
         int rc = pending_apply(f);
 
-        return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
+        return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int f_sync(sqlite3_file *file, int flags) {
@@ -239,138 +239,43 @@ static int f_sync(sqlite3_file *file, int flags) {
                 return SQLITE_IOERR_FSYNC;
         }
         rc = pending_apply(f);
-        return rc != SQLITE_OK ? rc : f->real->pMethods->xSync(f->real, flags);
+        return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
 static int f_file_size(sqlite3_file *file, sqlite3_int64 *size) {
         FaultFile *f = (FaultFile *) file;
-        int rc = f->real->pMethods->xFileSize(f->real, size);
+        int rc = REAL(f)->pMethods->xFileSize(REAL(f), size);
 
         for (size_t i = 0; rc == SQLITE_OK && i < f->n_pending; i++)
                 *size = MAX(*size, f->pending[i].off + f->pending[i].len);
         return rc;
 }
 
-static int f_lock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xLock(REAL(f), level);
-}
-
-static int f_unlock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xUnlock(REAL(f), level);
-}
-
-static int f_check_reserved(sqlite3_file *f, int *out) {
-        return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
-}
-
-static int f_file_control(sqlite3_file *f, int op, void *arg) {
-        return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
-}
-
-static int f_sector_size(sqlite3_file *f) {
-        return REAL(f)->pMethods->xSectorSize(REAL(f));
-}
-
-static int f_device_characteristics(sqlite3_file *f) {
-        return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-
-static int f_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out) {
-        return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
-}
-
-static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
-        return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
-}
-
-static void f_shm_barrier(sqlite3_file *f) {
-        REAL(f)->pMethods->xShmBarrier(REAL(f));
-}
-
-static int f_shm_unmap(sqlite3_file *f, int delete_flag) {
-        return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
-}
-
-static const sqlite3_io_methods fault_io = {
-        /* Version 2: no memory-mapped reads, which would bypass pending writes. */
-        .iVersion = 2,
+static sqlite3_io_methods fault_io = {
         .xClose = f_close,
         .xRead = f_read,
         .xWrite = f_write,
         .xTruncate = f_truncate,
         .xSync = f_sync,
         .xFileSize = f_file_size,
-        .xLock = f_lock,
-        .xUnlock = f_unlock,
-        .xCheckReservedLock = f_check_reserved,
-        .xFileControl = f_file_control,
-        .xSectorSize = f_sector_size,
-        .xDeviceCharacteristics = f_device_characteristics,
-        .xShmMap = f_shm_map,
-        .xShmLock = f_shm_lock,
-        .xShmBarrier = f_shm_barrier,
-        .xShmUnmap = f_shm_unmap,
 };
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out) {
         FaultFile *f = (FaultFile *) file;
         int rc;
 
-        *f = (FaultFile){ .real = (sqlite3_file *) (f + 1) };
-        rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out);
-        /* Without methods SQLite does not call xClose: the real file needs no closing either. */
-        f->base.pMethods = f->real->pMethods ? &fault_io : NULL;
-        if (f->base.pMethods) {
+        *f = (FaultFile){};
+        rc = shim_open(vfs, name, &f->shim, flags, out, &fault_io);
+        if (f->shim.base.pMethods) {
                 f->next = open_files;
                 open_files = f;
         }
         return rc;
 }
 
-static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
-        return real_vfs->xDelete(real_vfs, name, sync_dir);
-}
-
-static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
-        return real_vfs->xAccess(real_vfs, name, flags, out);
-}
-
-static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out) {
-        return real_vfs->xFullPathname(real_vfs, name, n, out);
-}
-
-static int v_randomness(sqlite3_vfs *vfs, int n, char *out) {
-        return real_vfs->xRandomness(real_vfs, n, out);
-}
-
-static int v_sleep(sqlite3_vfs *vfs, int usec) {
-        return real_vfs->xSleep(real_vfs, usec);
-}
-
-static int v_current_time(sqlite3_vfs *vfs, double *out) {
-        return real_vfs->xCurrentTime(real_vfs, out);
-}
-
-static int v_last_error(sqlite3_vfs *vfs, int n, char *out) {
-        return real_vfs->xGetLastError(real_vfs, n, out);
-}
-
-static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
-        return real_vfs->xCurrentTimeInt64(real_vfs, out);
-}
-
 static sqlite3_vfs fault_vfs = {
-        .iVersion = 2,
         .zName = "durabled-fault",
         .xOpen = v_open,
-        .xDelete = v_delete,
-        .xAccess = v_access,
-        .xFullPathname = v_full_pathname,
-        .xRandomness = v_randomness,
-        .xSleep = v_sleep,
-        .xCurrentTime = v_current_time,
-        .xGetLastError = v_last_error,
-        .xCurrentTimeInt64 = v_current_time64,
 };
 
 static int parse_spec(const char *spec) {
@@ -417,10 +322,10 @@ const char *store_fault_vfs(int *ret_error) {
                         *ret_error = -EIO;
                         return NULL;
                 }
-                fault_vfs.szOsFile = (int) sizeof(FaultFile) + real_vfs->szOsFile;
-                fault_vfs.mxPathname = real_vfs->mxPathname;
-                if (sqlite3_vfs_register(&fault_vfs, 0) != SQLITE_OK) {
-                        *ret_error = -EIO;
+                shim_io_methods_fill(&fault_io);
+                *ret_error = shim_vfs_register(&fault_vfs, real_vfs, sizeof(FaultFile));
+                if (*ret_error < 0) {
+                        real_vfs = NULL;
                         return NULL;
                 }
         }

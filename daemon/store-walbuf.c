@@ -20,7 +20,8 @@
  *
  * Only files SQLite opens with SQLITE_OPEN_WAL are buffered; the database file, whose writes
  * come from checkpoints at quiet moments, is passed through. Memory-mapped I/O is off
- * (mmap_size 0), so io methods of version 2 are enough. */
+ * (mmap_size 0), so io methods of version 2 are enough; what passes through unchanged is
+ * store-shim.c's. */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -30,14 +31,14 @@
 #include <sqlite3.h>
 
 #include "daemon/store-internal.h"
+#include "daemon/store-shim.h"
 
 /* A commit larger than this (a bulk load's) is written in pieces of this size. */
 #define WALBUF_MAX (4 * 1024 * 1024)
 #define WALBUF_PIECE (64 * 1024)
 
 typedef struct BufFile {
-        sqlite3_file base;
-        sqlite3_file *real; /* right after this struct, szOsFile of the base VFS */
+        ShimFile shim;
         bool wal;
         char *buf; /* bytes for [off, off + len) of the file, not yet written */
         size_t len, alloc;
@@ -46,7 +47,7 @@ typedef struct BufFile {
 
 static sqlite3_vfs *base_vfs;
 
-#define REAL(f) (((BufFile *) (f))->real)
+#define REAL(f) (((ShimFile *) (f))->real)
 
 /* Writes the buffer out, in pieces of at most WALBUF_PIECE bytes: SQLite's unix VFS writes
  * only the low 17 bits of a larger count (seekAndWriteFd(): "nBuf &= 0x1ffff"), and a write of
@@ -58,7 +59,7 @@ static int buf_flush(BufFile *f) {
 
         for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WALBUF_PIECE) {
                 size_t n = MIN(f->len - done, (size_t) WALBUF_PIECE);
-                rc = f->real->pMethods->xWrite(f->real, f->buf + done, (int) n,
+                rc = REAL(f)->pMethods->xWrite(REAL(f), f->buf + done, (int) n,
                                                f->off + (sqlite3_int64) done);
         }
         f->len = 0;
@@ -83,7 +84,7 @@ static int b_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 of
         int rc;
 
         if (!f->wal || n <= 0)
-                return f->real->pMethods->xWrite(f->real, data, n, off);
+                return REAL(f)->pMethods->xWrite(REAL(f), data, n, off);
         /* Only a write that continues the buffer joins it. */
         if (f->len > 0 && (off != f->off + (sqlite3_int64) f->len || f->len + (size_t) n > WALBUF_MAX)) {
                 rc = buf_flush(f);
@@ -91,7 +92,7 @@ static int b_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 of
                         return rc;
         }
         if ((size_t) n > WALBUF_PIECE || !buf_reserve(f, (size_t) n))
-                return f->real->pMethods->xWrite(f->real, data, n, off);
+                return REAL(f)->pMethods->xWrite(REAL(f), data, n, off);
         if (f->len == 0)
                 f->off = off;
         memcpy(f->buf + f->len, data, (size_t) n);
@@ -129,124 +130,28 @@ static int b_close(sqlite3_file *file) {
         /* Unsynced frames of a transaction that did not commit: writing them is harmless. */
         (void) buf_flush(f);
         free(f->buf);
-        return f->real->pMethods->xClose(f->real);
+        return REAL(f)->pMethods->xClose(REAL(f));
 }
 
-static int b_lock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xLock(REAL(f), level);
-}
-
-static int b_unlock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xUnlock(REAL(f), level);
-}
-
-static int b_check_reserved(sqlite3_file *f, int *out) {
-        return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
-}
-
-static int b_file_control(sqlite3_file *f, int op, void *arg) {
-        return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
-}
-
-static int b_sector_size(sqlite3_file *f) {
-        return REAL(f)->pMethods->xSectorSize(REAL(f));
-}
-
-static int b_device_characteristics(sqlite3_file *f) {
-        return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
-}
-
-static int b_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out) {
-        return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
-}
-
-static int b_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
-        return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
-}
-
-static void b_shm_barrier(sqlite3_file *f) {
-        REAL(f)->pMethods->xShmBarrier(REAL(f));
-}
-
-static int b_shm_unmap(sqlite3_file *f, int delete_flag) {
-        return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
-}
-
-static const sqlite3_io_methods buf_io = {
-        .iVersion = 2,
+static sqlite3_io_methods buf_io = {
         .xClose = b_close,
         .xRead = b_read,
         .xWrite = b_write,
         .xTruncate = b_truncate,
         .xSync = b_sync,
         .xFileSize = b_file_size,
-        .xLock = b_lock,
-        .xUnlock = b_unlock,
-        .xCheckReservedLock = b_check_reserved,
-        .xFileControl = b_file_control,
-        .xSectorSize = b_sector_size,
-        .xDeviceCharacteristics = b_device_characteristics,
-        .xShmMap = b_shm_map,
-        .xShmLock = b_shm_lock,
-        .xShmBarrier = b_shm_barrier,
-        .xShmUnmap = b_shm_unmap,
 };
 
 static int v_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out) {
         BufFile *f = (BufFile *) file;
-        int rc;
 
-        *f = (BufFile){ .real = (sqlite3_file *) (f + 1), .wal = flags & SQLITE_OPEN_WAL };
-        rc = base_vfs->xOpen(base_vfs, name, f->real, flags, out);
-        /* Without methods SQLite does not call xClose: the real file needs no closing either. */
-        f->base.pMethods = f->real->pMethods ? &buf_io : NULL;
-        return rc;
-}
-
-static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
-        return base_vfs->xDelete(base_vfs, name, sync_dir);
-}
-
-static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
-        return base_vfs->xAccess(base_vfs, name, flags, out);
-}
-
-static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out) {
-        return base_vfs->xFullPathname(base_vfs, name, n, out);
-}
-
-static int v_randomness(sqlite3_vfs *vfs, int n, char *out) {
-        return base_vfs->xRandomness(base_vfs, n, out);
-}
-
-static int v_sleep(sqlite3_vfs *vfs, int usec) {
-        return base_vfs->xSleep(base_vfs, usec);
-}
-
-static int v_current_time(sqlite3_vfs *vfs, double *out) {
-        return base_vfs->xCurrentTime(base_vfs, out);
-}
-
-static int v_last_error(sqlite3_vfs *vfs, int n, char *out) {
-        return base_vfs->xGetLastError(base_vfs, n, out);
-}
-
-static int v_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
-        return base_vfs->xCurrentTimeInt64(base_vfs, out);
+        *f = (BufFile){ .wal = flags & SQLITE_OPEN_WAL };
+        return shim_open(vfs, name, &f->shim, flags, out, &buf_io);
 }
 
 static sqlite3_vfs walbuf_vfs = {
-        .iVersion = 2,
         .zName = "durabled-walbuf",
         .xOpen = v_open,
-        .xDelete = v_delete,
-        .xAccess = v_access,
-        .xFullPathname = v_full_pathname,
-        .xRandomness = v_randomness,
-        .xSleep = v_sleep,
-        .xCurrentTime = v_current_time,
-        .xGetLastError = v_last_error,
-        .xCurrentTimeInt64 = v_current_time64,
 };
 
 const char *store_walbuf_vfs(const char *base, int *ret_error) {
@@ -263,14 +168,11 @@ const char *store_walbuf_vfs(const char *base, int *ret_error) {
                 return NULL;
         }
         if (!base_vfs) {
-                base_vfs = b;
-                walbuf_vfs.szOsFile = (int) sizeof(BufFile) + b->szOsFile;
-                walbuf_vfs.mxPathname = b->mxPathname;
-                if (sqlite3_vfs_register(&walbuf_vfs, 0) != SQLITE_OK) {
-                        base_vfs = NULL;
-                        *ret_error = -EIO;
+                shim_io_methods_fill(&buf_io);
+                *ret_error = shim_vfs_register(&walbuf_vfs, b, sizeof(BufFile));
+                if (*ret_error < 0)
                         return NULL;
-                }
+                base_vfs = b;
         }
         return walbuf_vfs.zName;
 }

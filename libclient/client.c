@@ -251,6 +251,37 @@ static int start_search_attrs(const dur_start_opts *opts, msgpack_sbuffer *sa) {
         return r;
 }
 
+/* Sends @op with the fields of a start (@workflow_type, @opts, @input) and the @n_extra fields of
+ * @extra after them; the answer goes to *@answer. */
+static int start_call(dur_client *c,
+                      const char *op,
+                      const char *workflow_type,
+                      const dur_start_opts *opts,
+                      const dur_buf *input,
+                      const Field *extra,
+                      size_t n_extra,
+                      msgpack_unpacked *answer) {
+        Field fields[START_FIELDS + 2];
+        msgpack_sbuffer sa;
+        size_t n;
+        int r;
+
+        assert_return(c, -EINVAL);
+        assert_return(start_opts_valid(workflow_type, opts), -EINVAL);
+        assert(n_extra <= 2);
+
+        r = start_search_attrs(opts, &sa);
+        if (r < 0)
+                return r;
+        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
+        n = start_fields(fields, workflow_type, opts, input, &sa_buf);
+        for (size_t i = 0; i < n_extra; i++)
+                fields[n++] = extra[i];
+        r = client_request(c, op, fields, n, answer);
+        msgpack_sbuffer_destroy(&sa);
+        return r;
+}
+
 /* StartWorkflow or SignalWithStart; @signal_name NULL for the former. */
 static int client_start(dur_client *c,
                         const char *workflow_type,
@@ -271,26 +302,16 @@ static int client_start(dur_client *c,
                 {},
         };
         const char *op = signal_name ? "SignalWithStart" : "StartWorkflow";
+        const Field signal[] = {
+                { "signal_name", FIELD_STR, .str = signal_name },
+                { "signal_input", FIELD_PAYLOAD, .payload = signal_input },
+        };
         Started st = {};
         msgpack_unpacked answer;
-        msgpack_sbuffer sa;
         char *copy = NULL;
         int r;
 
-        assert_return(c, -EINVAL);
-        assert_return(start_opts_valid(workflow_type, opts), -EINVAL);
-
-        r = start_search_attrs(opts, &sa);
-        if (r < 0)
-                return r;
-        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
-        Field fields[START_FIELDS + 2];
-        size_t n = start_fields(fields, workflow_type, opts, input, &sa_buf);
-
-        fields[n++] = (Field){ "signal_name", FIELD_STR, .str = signal_name };
-        fields[n++] = (Field){ "signal_input", FIELD_PAYLOAD, .payload = signal_input };
-        r = client_request(c, op, fields, n, &answer);
-        msgpack_sbuffer_destroy(&sa);
+        r = start_call(c, op, workflow_type, opts, input, signal, ELEMENTSOF(signal), &answer);
         if (r < 0)
                 return r;
         r = answer_parse(op, &answer, table, &st);
@@ -746,25 +767,17 @@ DUR_PUBLIC int dur_client_execute(dur_client *c,
                                   const dur_buf *input,
                                   uint64_t timeout,
                                   dur_outcome *ret) {
+        /* One round trip: the daemon answers as GetResult once the run closes. */
+        const Field wait[] = {
+                { "wait", FIELD_BOOL, .boolean = true },
+                { "timeout_usec", FIELD_UINT, .uint = timeout },
+        };
         msgpack_unpacked answer;
-        msgpack_sbuffer sa;
         int r;
 
-        assert_return(c && ret, -EINVAL);
-        assert_return(start_opts_valid(workflow_type, opts), -EINVAL);
-
-        r = start_search_attrs(opts, &sa);
-        if (r < 0)
-                return r;
-        const dur_buf sa_buf = { .data = sa.data, .size = sa.size };
-        Field fields[START_FIELDS + 2];
-        size_t n = start_fields(fields, workflow_type, opts, input, &sa_buf);
-
-        /* One round trip: the daemon answers as GetResult once the run closes. */
-        fields[n++] = (Field){ "wait", FIELD_BOOL, .boolean = true };
-        fields[n++] = (Field){ "timeout_usec", FIELD_UINT, .uint = timeout };
-        r = client_request(c, "StartWorkflow", fields, n, &answer);
-        msgpack_sbuffer_destroy(&sa);
+        assert_return(ret, -EINVAL);
+        r = start_call(c, "StartWorkflow", workflow_type, opts, input, wait, ELEMENTSOF(wait),
+                       &answer);
         if (r < 0)
                 return r;
         r = outcome_parse(&answer, ret);
