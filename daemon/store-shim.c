@@ -1,6 +1,8 @@
 /* What the store's SQLite VFS shims (store-walbuf.c, store-fault.c) pass through unchanged to the
  * VFS below them; see store-shim.h. */
 
+#include <sqlite3.h>
+
 #include "daemon/store-shim.h"
 
 #define REAL(f) (((ShimFile *) (f))->real)

@@ -7,7 +7,8 @@
 #include <errno.h>
 #include <stddef.h>
 
-#include <sqlite3.h>
+/* <sqlite3.h> comes first, from the store's .c file that includes this: only daemon/store*.c
+ * include it (STYLE.md §2, tests/unit/test-layering.sh). */
 
 typedef struct ShimFile {
         sqlite3_file base;
