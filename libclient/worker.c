@@ -7,6 +7,9 @@
  *    RespondQueryTask. While one waits for its answer (a commit), the others work: that is what
  *    lets the daemon's group commit batch many workflows in one fsync;
  *  - opts.activity_threads threads run PollActivityTask → function → report (activity.c);
+ *  - each polling thread sends its next poll in the same write as the answer to its task (the
+ *    Conn's rider, conn.h), so that the daemon can hand it the next task in the pass that commits
+ *    the answer; a thread that stops still collects that poll's answer;
  *  - a stopper thread sleeps on an eventfd. dur_worker_stop() only sets a flag and writes to the
  *    eventfd (both async-signal-safe); the stopper then sends ShutdownWorker on every Conn, which
  *    makes the daemon answer the parked polls with "task: nil". Threads finish the task in hand,
