@@ -217,6 +217,8 @@ static int start_run(Request *q, const StartRequest *s, char run_id[static 37], 
         return r;
 }
 
+static int
+wait_for_result(Request *q, const char *run_id, bool follow_runs, uint64_t timeout_usec);
 static int result_or_wait(Request *q, RunRow *run, bool follow_runs, uint64_t timeout_usec);
 
 /* StartWorkflow and SignalWithStart. @queueable: StartWorkflow, whose id conflict policy Queue
@@ -246,16 +248,10 @@ static int start_and_reply(Request *q, const StartRequest *s, bool queueable, bo
         r = start_run(q, &req, run_id, &started);
         if (r < 0)
                 return r;
-        if (wait && queued) {
+        if (wait && queued)
                 /* The run does not exist yet: wait for the id it will have (start_queued_one()
                  * answers the wait with an error if the start is dropped). */
-                r = waiter_add_result(q->m, q->conn, q->id, run_id, timeout_usec, true);
-                if (r == -EUSERS)
-                        return api_error_set(&q->err, r,
-                                             "too many clients wait for results (limit %u)",
-                                             q->m->cfg.max_waiters);
-                return r < 0 ? r : 1;
-        }
+                return wait_for_result(q, run_id, true, timeout_usec);
         if (wait) {
                 _cleanup_(run_row_done) RunRow run = {};
 
@@ -322,7 +318,7 @@ static int start_queued_one(Manager *m, const char *workflow_id) {
                        "Queued start of workflow '%s' dropped: %s", workflow_id,
                        q.err.message[0] ? q.err.message : strerror(-r));
                 /* A StartWorkflow with "wait" that was queued waits for this run id. */
-                waiter_fail_run(m, qs.run_id, r < 0 && r != -ENOMEM ? r : -EIO,
+                waiter_fail_run(m, qs.run_id, r != -ENOMEM ? r : -EIO,
                                 q.err.message[0] ? q.err.message : strerror(-r));
         }
         msgpack_unpacked_destroy(&u);
@@ -1140,7 +1136,14 @@ static int result_or_wait(Request *q, RunRow *run, bool follow_runs, uint64_t ti
                 reply_workflow(q, run);
                 return 0;
         }
-        r = waiter_add_result(q->m, q->conn, q->id, run->run_id, timeout_usec, follow_runs);
+        return wait_for_result(q, run->run_id, follow_runs, timeout_usec);
+}
+
+/* Parks the request until run @run_id closes; returns 1 (the answer waits). */
+static int
+wait_for_result(Request *q, const char *run_id, bool follow_runs, uint64_t timeout_usec) {
+        int r = waiter_add_result(q->m, q->conn, q->id, run_id, timeout_usec, follow_runs);
+
         if (r == -EUSERS)
                 return api_error_set(&q->err, r, "too many clients wait for results (limit %u)",
                                      q->m->cfg.max_waiters);

@@ -554,7 +554,7 @@ static void fail_pass(Manager *m, int r) {
 
         store_rollback(m->store);
         waiter_forget_changed(m);
-        waiter_fail_pass(m, r, store_fsync_failed(m->store));
+        waiter_fail_pass(m);
         api_bus_forget_changed(m);
         schedule_forget(m);
         LIST_FOREACH(conns, c, m->conns)

@@ -104,8 +104,6 @@ static bool fault_hit(FaultKind kind) {
         return fault.count == fault.n || (fault.forever && fault.count > fault.n);
 }
 
-#define REAL(f) (((ShimFile *) (f))->real)
-
 /* Writes the file's pending writes to the real file, in order, without syncing. */
 static int pending_apply(FaultFile *f) {
         int rc = SQLITE_OK;
@@ -113,7 +111,7 @@ static int pending_apply(FaultFile *f) {
         for (size_t i = 0; i < f->n_pending; i++) {
                 Pending *p = &f->pending[i];
                 if (rc == SQLITE_OK)
-                        rc = REAL(f)->pMethods->xWrite(REAL(f), p->data, p->len, p->off);
+                        rc = SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), p->data, p->len, p->off);
                 free(p->data);
         }
         f->n_pending = 0;
@@ -153,7 +151,8 @@ _noreturn_ static void power_failure(void) {
                         Pending *p = &f->pending[i];
                         for (int j = 0; j < p->len; j++)
                                 p->data[j] = (char) random();
-                        (void) REAL(f)->pMethods->xWrite(REAL(f), p->data, p->len, p->off);
+                        (void) SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), p->data, p->len,
+                                                              p->off);
                 }
                 pending_drop(f);
         }
@@ -172,12 +171,12 @@ static int f_close(sqlite3_file *file) {
                 }
         (void) pending_apply(f);
         free(f->pending);
-        return REAL(f)->pMethods->xClose(REAL(f));
+        return SHIM_REAL(f)->pMethods->xClose(SHIM_REAL(f));
 }
 
 static int f_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off) {
         FaultFile *f = (FaultFile *) file;
-        int rc = REAL(f)->pMethods->xRead(REAL(f), buf, n, off);
+        int rc = SHIM_REAL(f)->pMethods->xRead(SHIM_REAL(f), buf, n, off);
 
         if (f->n_pending == 0)
                 return rc;
@@ -195,7 +194,7 @@ static int f_read(sqlite3_file *file, void *buf, int n, sqlite3_int64 off) {
         /* A read is short only where neither the file nor a pending write has the bytes. */
         if (rc == SQLITE_IOERR_SHORT_READ) {
                 sqlite3_int64 size = 0;
-                (void) REAL(f)->pMethods->xFileSize(REAL(f), &size);
+                (void) SHIM_REAL(f)->pMethods->xFileSize(SHIM_REAL(f), &size);
                 for (size_t i = 0; i < f->n_pending; i++)
                         size = MAX(size, f->pending[i].off + f->pending[i].len);
                 if (size >= off + n)
@@ -220,14 +219,14 @@ static int f_write(sqlite3_file *file, const void *buf, int n, sqlite3_int64 off
                         power_failure();
                 return pending_add(f, buf, n, off);
         }
-        return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
+        return SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), buf, n, off);
 }
 
 static int f_truncate(sqlite3_file *file, sqlite3_int64 size) {
         FaultFile *f = (FaultFile *) file;
         int rc = pending_apply(f);
 
-        return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
+        return rc != SQLITE_OK ? rc : SHIM_REAL(f)->pMethods->xTruncate(SHIM_REAL(f), size);
 }
 
 static int f_sync(sqlite3_file *file, int flags) {
@@ -239,12 +238,12 @@ static int f_sync(sqlite3_file *file, int flags) {
                 return SQLITE_IOERR_FSYNC;
         }
         rc = pending_apply(f);
-        return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xSync(REAL(f), flags);
+        return rc != SQLITE_OK ? rc : SHIM_REAL(f)->pMethods->xSync(SHIM_REAL(f), flags);
 }
 
 static int f_file_size(sqlite3_file *file, sqlite3_int64 *size) {
         FaultFile *f = (FaultFile *) file;
-        int rc = REAL(f)->pMethods->xFileSize(REAL(f), size);
+        int rc = SHIM_REAL(f)->pMethods->xFileSize(SHIM_REAL(f), size);
 
         for (size_t i = 0; rc == SQLITE_OK && i < f->n_pending; i++)
                 *size = MAX(*size, f->pending[i].off + f->pending[i].len);

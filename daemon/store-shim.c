@@ -1,51 +1,53 @@
 /* What the store's SQLite VFS shims (store-walbuf.c, store-fault.c) pass through unchanged to the
  * VFS below them; see store-shim.h. */
 
+/* <sqlite3.h> must come before the header that uses its types (store-shim.h). */
+/* clang-format off */
 #include <sqlite3.h>
 
 #include "daemon/store-shim.h"
+/* clang-format on */
 
-#define REAL(f) (((ShimFile *) (f))->real)
 #define BASE(v) ((sqlite3_vfs *) (v)->pAppData)
 
 static int f_lock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xLock(REAL(f), level);
+        return SHIM_REAL(f)->pMethods->xLock(SHIM_REAL(f), level);
 }
 
 static int f_unlock(sqlite3_file *f, int level) {
-        return REAL(f)->pMethods->xUnlock(REAL(f), level);
+        return SHIM_REAL(f)->pMethods->xUnlock(SHIM_REAL(f), level);
 }
 
 static int f_check_reserved(sqlite3_file *f, int *out) {
-        return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+        return SHIM_REAL(f)->pMethods->xCheckReservedLock(SHIM_REAL(f), out);
 }
 
 static int f_file_control(sqlite3_file *f, int op, void *arg) {
-        return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+        return SHIM_REAL(f)->pMethods->xFileControl(SHIM_REAL(f), op, arg);
 }
 
 static int f_sector_size(sqlite3_file *f) {
-        return REAL(f)->pMethods->xSectorSize(REAL(f));
+        return SHIM_REAL(f)->pMethods->xSectorSize(SHIM_REAL(f));
 }
 
 static int f_device_characteristics(sqlite3_file *f) {
-        return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+        return SHIM_REAL(f)->pMethods->xDeviceCharacteristics(SHIM_REAL(f));
 }
 
 static int f_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out) {
-        return REAL(f)->pMethods->xShmMap(REAL(f), page, size, extend, out);
+        return SHIM_REAL(f)->pMethods->xShmMap(SHIM_REAL(f), page, size, extend, out);
 }
 
 static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
-        return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+        return SHIM_REAL(f)->pMethods->xShmLock(SHIM_REAL(f), offset, n, flags);
 }
 
 static void f_shm_barrier(sqlite3_file *f) {
-        REAL(f)->pMethods->xShmBarrier(REAL(f));
+        SHIM_REAL(f)->pMethods->xShmBarrier(SHIM_REAL(f));
 }
 
 static int f_shm_unmap(sqlite3_file *f, int delete_flag) {
-        return REAL(f)->pMethods->xShmUnmap(REAL(f), delete_flag);
+        return SHIM_REAL(f)->pMethods->xShmUnmap(SHIM_REAL(f), delete_flag);
 }
 
 void shim_io_methods_fill(sqlite3_io_methods *m) {

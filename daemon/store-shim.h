@@ -15,6 +15,9 @@ typedef struct ShimFile {
         sqlite3_file *real; /* the file of the VFS below */
 } ShimFile;
 
+/* The file below a shim's file @f (any struct that starts with a ShimFile). */
+#define SHIM_REAL(f) (((ShimFile *) (f))->real)
+
 /* Sets the io methods a shim passes through unchanged (locks, file control, sector size, shared
  * memory) and the version; the shim sets xClose, xRead, xWrite, xTruncate, xSync, xFileSize. */
 void shim_io_methods_fill(sqlite3_io_methods *m);

@@ -45,10 +45,6 @@ typedef struct BufFile {
         sqlite3_int64 off;
 } BufFile;
 
-static sqlite3_vfs *base_vfs;
-
-#define REAL(f) (((ShimFile *) (f))->real)
-
 /* Writes the buffer out, in pieces of at most WALBUF_PIECE bytes: SQLite's unix VFS writes
  * only the low 17 bits of a larger count (seekAndWriteFd(): "nBuf &= 0x1ffff"), and a write of
  * 128 KiB would become one of nothing, reported as a full disk. On an error the buffer is dropped:
@@ -59,23 +55,24 @@ static int buf_flush(BufFile *f) {
 
         for (size_t done = 0; done < f->len && rc == SQLITE_OK; done += WALBUF_PIECE) {
                 size_t n = MIN(f->len - done, (size_t) WALBUF_PIECE);
-                rc = REAL(f)->pMethods->xWrite(REAL(f), f->buf + done, (int) n,
-                                               f->off + (sqlite3_int64) done);
+                rc = SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), f->buf + done, (int) n,
+                                                    f->off + (sqlite3_int64) done);
         }
         f->len = 0;
         return rc;
 }
 
 static bool buf_reserve(BufFile *f, size_t n) {
+        size_t want = MAX(f->len + n, MIN(2 * f->alloc + 64 * 1024, (size_t) WALBUF_MAX));
         char *p;
 
         if (f->len + n <= f->alloc)
                 return true;
-        p = realloc(f->buf, MAX(f->len + n, MIN(2 * f->alloc + 64 * 1024, (size_t) WALBUF_MAX)));
+        p = realloc(f->buf, want);
         if (!p)
                 return false;
         f->buf = p;
-        f->alloc = MAX(f->len + n, MIN(2 * f->alloc + 64 * 1024, (size_t) WALBUF_MAX));
+        f->alloc = want;
         return true;
 }
 
@@ -84,15 +81,16 @@ static int b_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 of
         int rc;
 
         if (!f->wal || n <= 0)
-                return REAL(f)->pMethods->xWrite(REAL(f), data, n, off);
+                return SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), data, n, off);
         /* Only a write that continues the buffer joins it. */
-        if (f->len > 0 && (off != f->off + (sqlite3_int64) f->len || f->len + (size_t) n > WALBUF_MAX)) {
+        if (f->len > 0 &&
+            (off != f->off + (sqlite3_int64) f->len || f->len + (size_t) n > WALBUF_MAX)) {
                 rc = buf_flush(f);
                 if (rc != SQLITE_OK)
                         return rc;
         }
         if ((size_t) n > WALBUF_PIECE || !buf_reserve(f, (size_t) n))
-                return REAL(f)->pMethods->xWrite(REAL(f), data, n, off);
+                return SHIM_REAL(f)->pMethods->xWrite(SHIM_REAL(f), data, n, off);
         if (f->len == 0)
                 f->off = off;
         memcpy(f->buf + f->len, data, (size_t) n);
@@ -103,25 +101,26 @@ static int b_write(sqlite3_file *file, const void *data, int n, sqlite3_int64 of
 static int b_read(sqlite3_file *file, void *data, int n, sqlite3_int64 off) {
         int rc = buf_flush((BufFile *) file);
 
-        return rc != SQLITE_OK ? rc : REAL(file)->pMethods->xRead(REAL(file), data, n, off);
+        return rc != SQLITE_OK ? rc
+                               : SHIM_REAL(file)->pMethods->xRead(SHIM_REAL(file), data, n, off);
 }
 
 static int b_truncate(sqlite3_file *file, sqlite3_int64 size) {
         int rc = buf_flush((BufFile *) file);
 
-        return rc != SQLITE_OK ? rc : REAL(file)->pMethods->xTruncate(REAL(file), size);
+        return rc != SQLITE_OK ? rc : SHIM_REAL(file)->pMethods->xTruncate(SHIM_REAL(file), size);
 }
 
 static int b_sync(sqlite3_file *file, int flags) {
         int rc = buf_flush((BufFile *) file);
 
-        return rc != SQLITE_OK ? rc : REAL(file)->pMethods->xSync(REAL(file), flags);
+        return rc != SQLITE_OK ? rc : SHIM_REAL(file)->pMethods->xSync(SHIM_REAL(file), flags);
 }
 
 static int b_file_size(sqlite3_file *file, sqlite3_int64 *size) {
         int rc = buf_flush((BufFile *) file);
 
-        return rc != SQLITE_OK ? rc : REAL(file)->pMethods->xFileSize(REAL(file), size);
+        return rc != SQLITE_OK ? rc : SHIM_REAL(file)->pMethods->xFileSize(SHIM_REAL(file), size);
 }
 
 static int b_close(sqlite3_file *file) {
@@ -130,7 +129,7 @@ static int b_close(sqlite3_file *file) {
         /* Unsynced frames of a transaction that did not commit: writing them is harmless. */
         (void) buf_flush(f);
         free(f->buf);
-        return REAL(f)->pMethods->xClose(REAL(f));
+        return SHIM_REAL(f)->pMethods->xClose(SHIM_REAL(f));
 }
 
 static sqlite3_io_methods buf_io = {
@@ -162,17 +161,18 @@ const char *store_walbuf_vfs(const char *base, int *ret_error) {
                 *ret_error = -EIO;
                 return NULL;
         }
-        if (base_vfs && base_vfs != b) {
-                /* One base per process: the daemon opens one store. */
+        /* Registered once, over the base of the first store: the daemon opens one store. */
+        if (walbuf_vfs.pAppData && walbuf_vfs.pAppData != b) {
                 *ret_error = -EBUSY;
                 return NULL;
         }
-        if (!base_vfs) {
+        if (!walbuf_vfs.pAppData) {
                 shim_io_methods_fill(&buf_io);
                 *ret_error = shim_vfs_register(&walbuf_vfs, b, sizeof(BufFile));
-                if (*ret_error < 0)
+                if (*ret_error < 0) {
+                        walbuf_vfs.pAppData = NULL;
                         return NULL;
-                base_vfs = b;
+                }
         }
         return walbuf_vfs.zName;
 }

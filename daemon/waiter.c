@@ -199,18 +199,14 @@ void waiter_fail_run(Manager *m, const char *run_id, int error, const char *mess
 }
 
 /* The pass's commit failed: its requests fail, the waiting ones too (a StartWorkflow that waits
- * for its result must not wait for a run that was never kept). The held answers of their
- * connections become errors (conn_fail_held()) right after. */
-void waiter_fail_pass(Manager *m, int error, bool fsync_failed) {
+ * for its result must not wait for a run that was never kept). Each gets a held answer, which
+ * conn_fail_held() turns, right after, into the pass's error, as every answer of the pass. */
+void waiter_fail_pass(Manager *m) {
         Waiter *w, *n;
 
         LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
                 if (w->pass == m->pass) {
-                        conn_reply_error(w->conn, w->req_id, error == -ENOSPC ? -ENOSPC : -EIO,
-                                         fsync_failed ? "the daemon could not sync this change "
-                                                        "to disk"
-                                                      : "the daemon could not commit this change "
-                                                        "to disk; nothing of it was kept");
+                        conn_reply_empty(w->conn, w->req_id);
                         waiter_free(w);
                 }
 }
@@ -267,12 +263,8 @@ void waiter_answer_changed(Manager *m) {
 
                 r = store_run_get(m->store, m->changed_runs[i], &run);
                 if (r == -ENOENT) /* deleted (history-delete.c): nothing more will come */
-                        LIST_FOREACH_SAFE(waiters, w, n, m->waiters)
-                                if (streq(w->run_id, m->changed_runs[i])) {
-                                        conn_reply_error(w->conn, w->req_id, -ENOENT,
-                                                         "the workflow run was deleted");
-                                        waiter_free(w);
-                                }
+                        waiter_fail_run(m, m->changed_runs[i], -ENOENT,
+                                        "the workflow run was deleted");
                 if (r < 0)
                         continue;
                 LIST_FOREACH_SAFE(waiters, w, n, m->waiters)

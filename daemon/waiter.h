@@ -41,9 +41,9 @@ void waiter_note_changed(Manager *m, const char *run_id, bool closed);
 void waiter_forget_changed(Manager *m);
 /* Run @run_id will never exist (a queued start was dropped): its waiters get @error. */
 void waiter_fail_run(Manager *m, const char *run_id, int error, const char *message);
-/* The commit of the pass failed (@error, after a failed fsync with @fsync_failed): every waiter
- * that came in this pass is answered with an error. */
-void waiter_fail_pass(Manager *m, int error, bool fsync_failed);
+/* The commit of the pass failed: every waiter that came in this pass is answered with the pass's
+ * error (call it before conn_fail_held(), which writes that error). */
+void waiter_fail_pass(Manager *m);
 void waiter_answer_changed(Manager *m);
 void waiter_forget_conn(Manager *m, Conn *c);
 void waiter_free_all(Manager *m);

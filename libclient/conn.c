@@ -320,15 +320,11 @@ static void error_clear(Conn *c) {
         c->error_code = c->error_message = NULL;
 }
 
-/* Hands the answer to the caller, or turns an error answer into its errno. */
-static int answer_take(Conn *c, const msgpack_object *answer, msgpack_unpacked *ret) {
-        const msgpack_object *error = msg_get(answer, "error");
-        msgpack_zone *zone;
+/* A deep copy of @answer in a zone of its own, which outlives the input buffer. */
+static int answer_own(const msgpack_object *answer, msgpack_unpacked *ret) {
+        msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         msgpack_object copy;
 
-        if (error)
-                return error_set(c, error);
-        zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         if (!zone)
                 return -ENOMEM;
         if (object_copy(answer, zone, &copy) < 0) {
@@ -339,28 +335,19 @@ static int answer_take(Conn *c, const msgpack_object *answer, msgpack_unpacked *
         return 0;
 }
 
+/* Hands the answer to the caller, or turns an error answer into its errno. */
+static int answer_take(Conn *c, const msgpack_object *answer, msgpack_unpacked *ret) {
+        const msgpack_object *error = msg_get(answer, "error");
+
+        return error ? error_set(c, error) : answer_own(answer, ret);
+}
+
 /* Is @answer the one for request @id? Id 0 is the daemon's answer to an unreadable frame. */
 static bool answer_is_for(const msgpack_object *answer, uint64_t id) {
         const msgpack_object *v = msg_get(answer, "id");
         uint64_t got = v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
 
         return got == id || (got == 0 && msg_get(answer, "error"));
-}
-
-/* Keeps the early answer to the rider for conn_await(). */
-static int stash_take(Conn *c, const msgpack_object *answer) {
-        msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
-        msgpack_object copy;
-
-        if (!zone)
-                return -ENOMEM;
-        if (object_copy(answer, zone, &copy) < 0) {
-                msgpack_zone_free(zone);
-                return -ENOMEM;
-        }
-        c->stash = (msgpack_unpacked){ .zone = zone, .data = copy };
-        c->stashed = true;
-        return 0;
 }
 
 int conn_await(Conn *c, uint64_t id, msgpack_unpacked *ret) {
@@ -372,8 +359,15 @@ int conn_await(Conn *c, uint64_t id, msgpack_unpacked *ret) {
         if (id == c->rider_id) {
                 c->rider_id = 0;
                 if (c->stashed) {
+                        /* Already a copy of its own: handed over as it is, or its error. */
+                        const msgpack_object *error = msg_get(&c->stash.data, "error");
+
                         c->stashed = false;
-                        r = answer_take(c, &c->stash.data, ret);
+                        if (!error) {
+                                *ret = c->stash;
+                                return 0;
+                        }
+                        r = error_set(c, error);
                         msgpack_unpacked_destroy(&c->stash);
                         return r;
                 }
@@ -400,9 +394,11 @@ int conn_await(Conn *c, uint64_t id, msgpack_unpacked *ret) {
                 }
                 /* The rider's answer, early; anything else answers a request sent with
                  * conn_send_only(), which nobody waits for. */
-                r = c->rider_id != 0 && !c->stashed && answer_is_for(&u.data, c->rider_id)
-                            ? stash_take(c, &u.data)
-                            : 0;
+                r = 0;
+                if (c->rider_id != 0 && !c->stashed && answer_is_for(&u.data, c->rider_id)) {
+                        r = answer_own(&u.data, &c->stash);
+                        c->stashed = r >= 0;
+                }
                 msgpack_unpacked_destroy(&u);
                 if (r < 0)
                         return r;
