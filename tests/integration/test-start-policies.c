@@ -212,6 +212,17 @@ TEST(bad_policies) {
                      -EINVAL);
         ASSERT_STR_CONTAINS(dur_client_error_message(c), "Fail is not allowed");
         ASSERT_ERROR(dur_client_signal_with_start(c, "Collect", &o, NULL, "", NULL, NULL), -EINVAL);
+        /* StartWorkflow's "wait" and "timeout_usec" of the wrong type name the field. */
+        req = json_pack("{s:s, s:s, s:s, s:s, s:s}", "op", "StartWorkflow", "workflow_id", "b",
+                        "workflow_type", "Quick", "task_queue", CORE_QUEUE, "wait", "yes");
+        ASSERT_ERROR(call_status(c, req), -EINVAL);
+        ASSERT_STREQ(dur_client_error_code(c), "invalid_argument");
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "wait");
+        req = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i}", "op", "StartWorkflow", "workflow_id",
+                        "b", "workflow_type", "Quick", "task_queue", CORE_QUEUE, "wait", 1,
+                        "timeout_usec", -5);
+        ASSERT_ERROR(call_status(c, req), -EINVAL);
+        ASSERT_STR_CONTAINS(dur_client_error_message(c), "timeout_usec");
         /* Nothing of it was started. */
         req = json_pack("{s:s, s:s}", "op", "DescribeWorkflow", "workflow_id", "b");
         ASSERT_ERROR(call_status(c, req), -ENOENT);
