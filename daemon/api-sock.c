@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "daemon/activity.h"
 #include "daemon/api-schedule.h"
@@ -1223,19 +1224,12 @@ static int compile_query(Request *q, const char *query, FilterSql *ret) {
 
 /* Page tokens: "1.<hash of the query>.<rowid>.i<key>" or "...s<key in hex>". Opaque to clients;
  * a token only continues the query it came from. */
-static uint32_t query_hash(const char *s) {
-        uint32_t h = 2166136261u;
-        for (; s && *s; s++)
-                h = (h ^ (uint8_t) *s) * 16777619u;
-        return h;
-}
-
 static int token_format(const char *query, const RunCursor *c, char **ret) {
         _cleanup_free_ char *hex = NULL;
         size_t n;
 
         if (!c->text)
-                return asprintf(ret, "1.%08x.%lld.i%lld", query_hash(query), (long long) c->rowid,
+                return asprintf(ret, "1.%08x.%lld.i%lld", string_hash(query), (long long) c->rowid,
                                 (long long) c->i) < 0
                                ? -ENOMEM
                                : 0;
@@ -1246,7 +1240,7 @@ static int token_format(const char *query, const RunCursor *c, char **ret) {
         for (size_t i = 0; i < n; i++)
                 snprintf(hex + 2 * i, 3, "%02x", (uint8_t) c->s[i]);
         hex[2 * n] = 0;
-        return asprintf(ret, "1.%08x.%lld.s%s", query_hash(query), (long long) c->rowid, hex) < 0
+        return asprintf(ret, "1.%08x.%lld.s%s", string_hash(query), (long long) c->rowid, hex) < 0
                        ? -ENOMEM
                        : 0;
 }
@@ -1259,7 +1253,7 @@ static int token_parse_page(Request *q, const char *query, const char *t, RunCur
         const char *key;
 
         if (sscanf(t, "1.%8x.%lld.%n", &hash, &rowid, &n) != 2 || n == 0 ||
-            hash != query_hash(query))
+            hash != string_hash(query))
                 goto bad;
         key = t + n;
         c.rowid = rowid;

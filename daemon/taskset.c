@@ -8,6 +8,7 @@
 
 #include "common/list.h"
 #include "common/cleanup.h"
+#include "common/hash.h"
 
 typedef struct Queue Queue;
 typedef struct Level Level;
@@ -88,14 +89,6 @@ struct TaskSet {
         size_t n_marks, marks_alloc;
         FairKey *sweep;
 };
-
-static size_t run_hash(const char *run_id) {
-        size_t h = 14695981039346656037ULL; /* FNV-1a */
-
-        for (const char *p = run_id; *p; p++)
-                h = (h ^ (unsigned char) *p) * 1099511628211ULL;
-        return h;
-}
 
 static int grow(void **p, size_t *alloc, size_t need, size_t size) {
         size_t n;
@@ -191,7 +184,7 @@ static void buckets_maybe_grow(TaskSet *ts) {
                 return; /* longer chains, still correct */
         for (size_t i = 0; i < ts->n_buckets; i++)
                 for (Task *t = ts->buckets[i], *next; t; t = next) {
-                        size_t h = run_hash(t->run_id) & (n - 1);
+                        size_t h = string_hash(t->run_id) & (n - 1);
 
                         next = t->run_next;
                         t->run_next = b[h];
@@ -304,7 +297,7 @@ static void task_link(TaskSet *ts, Task *t) {
         lv->count++;
         q->count++;
         key_link(t);
-        h = run_hash(t->run_id) & (ts->n_buckets - 1);
+        h = string_hash(t->run_id) & (ts->n_buckets - 1);
         t->run_next = ts->buckets[h];
         ts->buckets[h] = t;
         t->linked = true;
@@ -315,7 +308,7 @@ static void task_link(TaskSet *ts, Task *t) {
 static void task_unlink(TaskSet *ts, Task *t) {
         Queue *q = t->queue;
         Level *lv = &q->lv[t->priority];
-        Task **p = &ts->buckets[run_hash(t->run_id) & (ts->n_buckets - 1)];
+        Task **p = &ts->buckets[string_hash(t->run_id) & (ts->n_buckets - 1)];
 
         if (t->fifo_prev)
                 t->fifo_prev->fifo_next = t->fifo_next;
@@ -540,7 +533,7 @@ size_t taskset_queue_count(TaskSet *ts, TaskKind kind, const char *queue, size_t
 }
 
 static Task *run_first(TaskSet *ts, const char *run_id) {
-        for (Task *t = ts->buckets[run_hash(run_id) & (ts->n_buckets - 1)]; t; t = t->run_next)
+        for (Task *t = ts->buckets[string_hash(run_id) & (ts->n_buckets - 1)]; t; t = t->run_next)
                 if (strcmp(t->run_id, run_id) == 0)
                         return t;
         return NULL;

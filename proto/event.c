@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "common/cleanup.h"
+#include "common/hash.h"
 #include "proto/event.h"
 
 static const char *const event_names[_EVENT_TYPE_MAX] = {
@@ -72,21 +73,13 @@ _Static_assert(_EVENT_TYPE_MAX < NAME_SLOTS / 2, "the name table must stay spars
 static uint8_t name_slots[NAME_SLOTS]; /* EventType + 1, 0 = empty */
 static pthread_once_t name_slots_once = PTHREAD_ONCE_INIT;
 
-static uint32_t name_hash(const char *s) {
-        uint32_t h = 2166136261u; /* FNV-1a */
-
-        for (; *s; s++)
-                h = (h ^ (uint8_t) *s) * 16777619u;
-        return h;
-}
-
 static void name_slots_fill(void) {
         for (int i = 1; i < _EVENT_TYPE_MAX; i++) {
                 uint32_t h;
 
                 if (!event_names[i])
                         continue;
-                for (h = name_hash(event_names[i]); name_slots[h % NAME_SLOTS]; h++)
+                for (h = string_hash(event_names[i]); name_slots[h % NAME_SLOTS]; h++)
                         ;
                 name_slots[h % NAME_SLOTS] = (uint8_t) (i + 1);
         }
@@ -94,7 +87,7 @@ static void name_slots_fill(void) {
 
 EventType event_type_from_string(const char *s) {
         (void) pthread_once(&name_slots_once, name_slots_fill);
-        for (uint32_t h = name_hash(s);; h++) {
+        for (uint32_t h = string_hash(s);; h++) {
                 unsigned slot = name_slots[h % NAME_SLOTS];
 
                 if (slot == 0)
