@@ -45,6 +45,10 @@
  *   runs_closed orders the closed runs by close time: the retention sweep (daemon/retention.h)
  *               reads the oldest ones from it, a small batch per loop pass.
  *
+ * The rows of open runs that were read lately are also in memory (store-runcache.h): a
+ * write-through copy that store_run_get() answers from; every write of a run row here keeps it
+ * exact, and every rollback forgets it (store_forget()).
+ *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
 
@@ -65,6 +69,7 @@
 #include "daemon/killpoint.h"
 #include "daemon/store-batch.h"
 #include "daemon/store-internal.h"
+#include "daemon/store-runcache.h"
 
 enum {
         Q_RUN_INSERT,
@@ -476,6 +481,8 @@ struct Store {
         bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
         bool fsync_failed;
         TaskSet *tasks;
+        /* Copies of open runs' rows (store-runcache.h). */
+        RunCache *runs;
         bool started_released; /* an entry of TASKSET_STARTED was removed (started_forget()) */
         unsigned wal_pages; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
         StoreStats stats;
@@ -846,6 +853,9 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         if (!s)
                 return -ENOMEM;
         s->wake_schedules = -1;
+        s->runs = runcache_new(RUNCACHE_CAPACITY);
+        if (!s->runs)
+                return -ENOMEM;
         sqlite_configure();
         s->path = strdup(path);
         if (!s->path)
@@ -914,6 +924,7 @@ Store *store_free(Store *s) {
                 (void) exec(s, "ROLLBACK");
         sqlite3_close(s->db);
         taskset_free(s->tasks);
+        runcache_free(s->runs);
         free(s->path);
         free(s);
         return NULL;
@@ -929,6 +940,13 @@ int store_begin(Store *s) {
                 return r;
         s->in_txn = true;
         return 0;
+}
+
+/* A rollback takes back rows that what the store keeps in memory may have copied: forget it all
+ * (rollbacks are rare: a failed request, a failed commit). */
+static void store_forget(Store *s) {
+        s->wake_schedules = -1;
+        runcache_clear(s->runs);
 }
 
 int store_commit(Store *s) {
@@ -955,7 +973,7 @@ void store_rollback(Store *s) {
                 (void) step_done(s, stmt(s, Q_ROLLBACK));
         s->in_txn = false;
         s->txn_lost = false;
-        s->wake_schedules = -1;
+        store_forget(s);
         taskset_rollback(s->tasks);
 }
 
@@ -967,7 +985,7 @@ static bool txn_check_lost(Store *s) {
         if (s->in_txn && !s->txn_lost && sqlite3_get_autocommit(s->db)) {
                 log_error("SQLite rolled back the pass's transaction; its requests fail");
                 s->txn_lost = true;
-                s->wake_schedules = -1;
+                store_forget(s);
                 taskset_rollback(s->tasks);
         }
         return s->txn_lost;
@@ -1000,7 +1018,7 @@ void store_rollback_to(Store *s) {
         if (txn_check_lost(s))
                 return;
         taskset_rollback_to_mark(s->tasks);
-        s->wake_schedules = -1;
+        store_forget(s);
         (void) step_done(s, stmt(s, Q_ROLLBACK_TO));
         (void) step_done(s, stmt(s, Q_RELEASE));
 }
@@ -1153,20 +1171,55 @@ static int run_query_one(Store *s, int q, const char *key, RunRow *ret) {
         return r;
 }
 
+/* Test builds compare every row the cache answers with the table's: a write that bypassed it
+ * would show as a daemon that stops at once, in whichever test made it. */
+static void check_cached_run(Store *s, const RunRow *cached) {
+#if DURABLED_EXPENSIVE_CHECKS
+        _cleanup_(run_row_done) RunRow row = {};
+
+        if (run_query_one(s, Q_RUN_GET, cached->run_id, &row) >= 0 && run_row_equal(cached, &row))
+                return;
+        log_error("The cached row of run %s differs from the table's", cached->run_id);
+        abort();
+#endif
+}
+
+/* Keeps a copy of @r if it is open; a failure to copy only costs the next read its query. */
+static void cache_run(Store *s, const RunRow *r) {
+        if (r->status == WORKFLOW_STATUS_RUNNING)
+                (void) runcache_put(s->runs, r);
+}
+
 int store_run_get(Store *s, const char *run_id, RunRow *ret) {
-        return run_query_one(s, Q_RUN_GET, run_id, ret);
+        const RunRow *cached = runcache_get(s->runs, run_id);
+        int r;
+
+        if (cached) {
+                check_cached_run(s, cached);
+                return run_row_copy(cached, ret);
+        }
+        r = run_query_one(s, Q_RUN_GET, run_id, ret);
+        if (r >= 0)
+                cache_run(s, ret);
+        return r;
 }
 
 int store_run_find_latest(Store *s, const char *workflow_id, RunRow *ret) {
         int r = run_query_one(s, Q_RUN_RUNNING, workflow_id, ret);
 
+        if (r >= 0)
+                cache_run(s, ret);
         /* Two index probes cost less than one query that sorts the id's runs by "running
          * first" in a temporary B-tree (bench/README.md, change 8). */
         return r == -ENOENT ? run_query_one(s, Q_RUN_LATEST, workflow_id, ret) : r;
 }
 
 int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret) {
-        return run_query_one(s, Q_RUN_RUNNING, workflow_id, ret);
+        int r = run_query_one(s, Q_RUN_RUNNING, workflow_id, ret);
+
+        if (r >= 0)
+                cache_run(s, ret);
+        return r;
 }
 
 int store_run_insert(Store *s, const RunRow *r) {
@@ -1204,6 +1257,8 @@ int store_run_insert(Store *s, const RunRow *r) {
 int store_run_update(Store *s, const RunRow *r) {
         bool open = r->status == WORKFLOW_STATUS_RUNNING; /* a run never reopens */
         sqlite3_stmt *st = stmt(s, open ? Q_RUN_UPDATE_OPEN : Q_RUN_UPDATE);
+        RunRow *cached;
+        int k;
 
         if (!st)
                 return -EIO;
@@ -1222,7 +1277,24 @@ int store_run_update(Store *s, const RunRow *r) {
         store_bind_u64(st, 9, r->cancel_requested);
         store_bind_u64(st, 10, r->sticky_conn);
         store_bind_u64(st, 11, r->sticky_next_id);
-        return step_killpoint(s, st, "run-update");
+        k = step_killpoint(s, st, "run-update");
+        cached = runcache_get(s->runs, r->run_id);
+        if (!cached)
+                return k;
+        if (k < 0 || !open) {
+                runcache_forget(s->runs, r->run_id);
+                return k;
+        }
+        /* What Q_RUN_UPDATE_OPEN wrote. */
+        cached->next_event_id = r->next_event_id;
+        cached->wft_state = r->wft_state;
+        cached->wft_scheduled_id = r->wft_scheduled_id;
+        cached->wft_started_id = r->wft_started_id;
+        cached->wft_attempt = r->wft_attempt;
+        cached->cancel_requested = r->cancel_requested;
+        cached->sticky_conn = r->sticky_conn;
+        cached->sticky_next_id = r->sticky_next_id;
+        return 0;
 }
 
 WorkflowStatus run_row_status(const RunRow *r) {
@@ -1233,18 +1305,32 @@ WorkflowStatus run_row_status(const RunRow *r) {
 
 int store_run_set_paused(Store *s, const char *run_id, bool paused) {
         sqlite3_stmt *st = stmt(s, Q_RUN_SET_PAUSED);
+        RunRow *cached;
+        int r;
 
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, run_id);
         store_bind_u64(st, 2, paused);
-        return step_done(s, st);
+        r = step_done(s, st);
+        cached = runcache_get(s->runs, run_id);
+        if (cached && r >= 0)
+                cached->paused = paused;
+        else if (cached)
+                runcache_forget(s->runs, run_id);
+        return r;
 }
 
 int store_run_paused(Store *s, const char *run_id) {
-        sqlite3_stmt *st = stmt(s, Q_RUN_PAUSED);
+        const RunRow *cached = runcache_get(s->runs, run_id);
+        sqlite3_stmt *st;
         int rc, r;
 
+        if (cached) {
+                check_cached_run(s, cached);
+                return cached->paused;
+        }
+        st = stmt(s, Q_RUN_PAUSED);
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, run_id);
@@ -1258,9 +1344,17 @@ int store_run_paused(Store *s, const char *run_id) {
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
-        sqlite3_stmt *st = stmt(s, Q_RUN_STICKY);
+        const RunRow *cached = runcache_get(s->runs, run_id);
+        sqlite3_stmt *st;
         int rc;
 
+        if (cached) {
+                check_cached_run(s, cached);
+                *ret_sticky = cached->sticky_conn;
+                *ret_uid = cached->uid;
+                return 0;
+        }
+        st = stmt(s, Q_RUN_STICKY);
         if (!st)
                 return -EIO;
         store_bind_text(st, 1, run_id);
@@ -1730,6 +1824,7 @@ int store_run_delete(Store *s, const char *run_id) {
         };
         int r = 0;
 
+        runcache_forget(s->runs, run_id);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(q); i++)
                 r = exec_bound(s, q[i], run_id, NULL, NULL, NULL);
         return r;
