@@ -43,3 +43,10 @@ void store_bind_text(sqlite3_stmt *st, int i, const char *t);
 void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v);
 uint64_t store_col_u64(sqlite3_stmt *st, int i);
 int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
+
+/* Deep copies of rows (run_row_done() and activity_row_done() free them; -ENOMEM leaves @ret
+ * empty), and whether every column of two rows is the same: the row caches' (store-rowcopy.c). */
+int run_row_copy(const RunRow *src, RunRow *ret);
+bool run_row_equal(const RunRow *a, const RunRow *b);
+int activity_row_copy(const ActivityRow *src, ActivityRow *ret);
+bool activity_row_equal(const ActivityRow *a, const ActivityRow *b);

@@ -45,9 +45,10 @@
  *   runs_closed orders the closed runs by close time: the retention sweep (daemon/retention.h)
  *               reads the oldest ones from it, a small batch per loop pass.
  *
- * The rows of open runs that were read lately are also in memory (store-runcache.h): a
- * write-through copy that store_run_get() answers from; every write of a run row here keeps it
- * exact, and every rollback forgets it (store_forget()).
+ * The rows of open runs and of activities that were used lately are also in memory
+ * (store-rowcache.h): write-through copies that store_run_get() and store_activity_get() answer
+ * from; every write of such a row here keeps its copy exact, and every rollback forgets them all
+ * (store_forget()).
  *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
@@ -57,6 +58,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +71,7 @@
 #include "daemon/killpoint.h"
 #include "daemon/store-batch.h"
 #include "daemon/store-internal.h"
-#include "daemon/store-runcache.h"
+#include "daemon/store-rowcache.h"
 
 enum {
         Q_RUN_INSERT,
@@ -481,8 +483,8 @@ struct Store {
         bool txn_lost; /* SQLite rolled the pass's transaction back by itself (see savepoint) */
         bool fsync_failed;
         TaskSet *tasks;
-        /* Copies of open runs' rows (store-runcache.h). */
-        RunCache *runs;
+        /* Copies of the rows of open runs and of activities (store-rowcache.h). */
+        RowCache *runs, *activities;
         bool started_released; /* an entry of TASKSET_STARTED was removed (started_forget()) */
         unsigned wal_pages; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
         StoreStats stats;
@@ -844,6 +846,25 @@ static void create_private(const char *path) {
         (void) close(fd);
 }
 
+static int run_copy(const void *src, void *ret) {
+        return run_row_copy(src, ret);
+}
+
+static void run_done(void *row) {
+        run_row_done(row);
+}
+
+static int activity_copy(const void *src, void *ret) {
+        return activity_row_copy(src, ret);
+}
+
+static void activity_done(void *row) {
+        activity_row_done(row);
+}
+
+static const RowCacheOps run_rows = { sizeof(RunRow), run_copy, run_done };
+static const RowCacheOps activity_rows = { sizeof(ActivityRow), activity_copy, activity_done };
+
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
         const char *vfs;
@@ -853,8 +874,9 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         if (!s)
                 return -ENOMEM;
         s->wake_schedules = -1;
-        s->runs = runcache_new(RUNCACHE_CAPACITY);
-        if (!s->runs)
+        s->runs = rowcache_new(&run_rows, ROWCACHE_CAPACITY);
+        s->activities = rowcache_new(&activity_rows, ROWCACHE_CAPACITY);
+        if (!s->runs || !s->activities)
                 return -ENOMEM;
         sqlite_configure();
         s->path = strdup(path);
@@ -924,7 +946,8 @@ Store *store_free(Store *s) {
                 (void) exec(s, "ROLLBACK");
         sqlite3_close(s->db);
         taskset_free(s->tasks);
-        runcache_free(s->runs);
+        rowcache_free(s->runs);
+        rowcache_free(s->activities);
         free(s->path);
         free(s);
         return NULL;
@@ -946,7 +969,8 @@ int store_begin(Store *s) {
  * (rollbacks are rare: a failed request, a failed commit). */
 static void store_forget(Store *s) {
         s->wake_schedules = -1;
-        runcache_clear(s->runs);
+        rowcache_clear(s->runs);
+        rowcache_clear(s->activities);
 }
 
 int store_commit(Store *s) {
@@ -1187,11 +1211,32 @@ static void check_cached_run(Store *s, const RunRow *cached) {
 /* Keeps a copy of @r if it is open; a failure to copy only costs the next read its query. */
 static void cache_run(Store *s, const RunRow *r) {
         if (r->status == WORKFLOW_STATUS_RUNNING)
-                (void) runcache_put(s->runs, r);
+                (void) rowcache_put(s->runs, r->run_id, 0, r);
+}
+
+static RunRow *cached_run(Store *s, const char *run_id) {
+        return rowcache_get(s->runs, run_id, 0);
+}
+
+/* A blob as the table gives it back: SQLite reads an empty one as NULL. */
+static Blob blob_as_stored(const Blob *b) {
+        return b->size ? *b : (Blob){ NULL, 0 };
+}
+
+/* The row of a new run as store_run_get() would read it back (store_run_insert()'s defaults). */
+static void cache_new_run(Store *s, const RunRow *r) {
+        RunRow row = *r;
+
+        row.priority = r->priority ?: TASK_PRIORITY_DEFAULT;
+        row.fairness_key = r->fairness_key && *r->fairness_key ? r->fairness_key : NULL;
+        row.fairness_weight = task_fairness_weight(r->fairness_weight);
+        row.result = blob_as_stored(&r->result);
+        row.failure = blob_as_stored(&r->failure);
+        cache_run(s, &row);
 }
 
 int store_run_get(Store *s, const char *run_id, RunRow *ret) {
-        const RunRow *cached = runcache_get(s->runs, run_id);
+        const RunRow *cached = cached_run(s, run_id);
         int r;
 
         if (cached) {
@@ -1224,6 +1269,7 @@ int store_run_find_running(Store *s, const char *workflow_id, RunRow *ret) {
 
 int store_run_insert(Store *s, const RunRow *r) {
         sqlite3_stmt *st = stmt(s, Q_RUN_INSERT);
+        int k;
 
         if (!st)
                 return -EIO;
@@ -1251,7 +1297,10 @@ int store_run_insert(Store *s, const RunRow *r) {
         store_bind_text(st, 22, r->fairness_key && *r->fairness_key ? r->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 23, task_fairness_weight(r->fairness_weight));
         store_bind_u64(st, 24, r->paused);
-        return step_done(s, st);
+        k = step_done(s, st);
+        if (k >= 0)
+                cache_new_run(s, r);
+        return k;
 }
 
 int store_run_update(Store *s, const RunRow *r) {
@@ -1278,11 +1327,11 @@ int store_run_update(Store *s, const RunRow *r) {
         store_bind_u64(st, 10, r->sticky_conn);
         store_bind_u64(st, 11, r->sticky_next_id);
         k = step_killpoint(s, st, "run-update");
-        cached = runcache_get(s->runs, r->run_id);
+        cached = cached_run(s, r->run_id);
         if (!cached)
                 return k;
         if (k < 0 || !open) {
-                runcache_forget(s->runs, r->run_id);
+                rowcache_forget(s->runs, r->run_id, 0);
                 return k;
         }
         /* What Q_RUN_UPDATE_OPEN wrote. */
@@ -1313,16 +1362,16 @@ int store_run_set_paused(Store *s, const char *run_id, bool paused) {
         store_bind_text(st, 1, run_id);
         store_bind_u64(st, 2, paused);
         r = step_done(s, st);
-        cached = runcache_get(s->runs, run_id);
+        cached = cached_run(s, run_id);
         if (cached && r >= 0)
                 cached->paused = paused;
         else if (cached)
-                runcache_forget(s->runs, run_id);
+                rowcache_forget(s->runs, run_id, 0);
         return r;
 }
 
 int store_run_paused(Store *s, const char *run_id) {
-        const RunRow *cached = runcache_get(s->runs, run_id);
+        const RunRow *cached = cached_run(s, run_id);
         sqlite3_stmt *st;
         int rc, r;
 
@@ -1344,7 +1393,7 @@ int store_run_paused(Store *s, const char *run_id) {
 }
 
 int store_run_dispatch_info(Store *s, const char *run_id, uint64_t *ret_sticky, uint32_t *ret_uid) {
-        const RunRow *cached = runcache_get(s->runs, run_id);
+        const RunRow *cached = cached_run(s, run_id);
         sqlite3_stmt *st;
         int rc;
 
@@ -1824,7 +1873,8 @@ int store_run_delete(Store *s, const char *run_id) {
         };
         int r = 0;
 
-        runcache_forget(s->runs, run_id);
+        rowcache_forget(s->runs, run_id, 0);
+        rowcache_forget_run(s->activities, run_id);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(q); i++)
                 r = exec_bound(s, q[i], run_id, NULL, NULL, NULL);
         return r;
@@ -2090,8 +2140,48 @@ static int read_activity(sqlite3_stmt *st, ActivityRow *ret) {
         return 0;
 }
 
+static int activity_query(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret);
+
+/* Test builds compare every activity row the cache answers with the table's (as runs). */
+static void check_cached_activity(Store *s, const ActivityRow *cached) {
+#if DURABLED_EXPENSIVE_CHECKS
+        _cleanup_(activity_row_done) ActivityRow row = {};
+
+        if (activity_query(s, cached->run_id, cached->scheduled_id, &row) >= 0 &&
+            activity_row_equal(cached, &row))
+                return;
+        log_error("The cached row of activity %" PRIu64 " of run %s differs from the table's",
+                  cached->scheduled_id, cached->run_id);
+        abort();
+#endif
+}
+
+static ActivityRow *cached_activity(Store *s, const char *run_id, uint64_t scheduled_id) {
+        return rowcache_get(s->activities, run_id, scheduled_id);
+}
+
+static void cache_activity(Store *s, const ActivityRow *a) {
+        (void) rowcache_put(s->activities, a->run_id, a->scheduled_id, a);
+}
+
+/* The row of a new activity as store_activity_get() would read it back (the insert's
+ * defaults). */
+static void cache_new_activity(Store *s, const ActivityRow *a) {
+        ActivityRow row = *a;
+
+        row.input = blob_as_stored(&a->input);
+        row.retry_non_retryable = blob_as_stored(&a->retry_non_retryable);
+        row.heartbeat_details = blob_as_stored(&a->heartbeat_details);
+        row.last_failure = blob_as_stored(&a->last_failure);
+        row.priority = a->priority ?: TASK_PRIORITY_DEFAULT;
+        row.fairness_key = a->fairness_key && *a->fairness_key ? a->fairness_key : NULL;
+        row.fairness_weight = task_fairness_weight(a->fairness_weight);
+        cache_activity(s, &row);
+}
+
 int store_activity_insert(Store *s, const ActivityRow *a) {
         sqlite3_stmt *st = stmt(s, Q_ACT_INSERT);
+        int r;
 
         if (!st)
                 return -EIO;
@@ -2123,10 +2213,13 @@ int store_activity_insert(Store *s, const ActivityRow *a) {
         store_bind_text(st, 26, a->fairness_key && *a->fairness_key ? a->fairness_key : NULL);
         (void) sqlite3_bind_double(st, 27, task_fairness_weight(a->fairness_weight));
         store_bind_u64(st, 28, a->paused);
-        return step_killpoint(s, st, "activity-write");
+        r = step_killpoint(s, st, "activity-write");
+        if (r >= 0)
+                cache_new_activity(s, a);
+        return r;
 }
 
-int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
+static int activity_query(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
         sqlite3_stmt *st = stmt(s, Q_ACT_GET);
         int rc, r;
 
@@ -2141,6 +2234,44 @@ int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, Acti
                 r = rc == SQLITE_DONE ? -ENOENT : sql_error(s, rc);
         finish(st);
         return r;
+}
+
+int store_activity_get(Store *s, const char *run_id, uint64_t scheduled_id, ActivityRow *ret) {
+        const ActivityRow *cached = cached_activity(s, run_id, scheduled_id);
+        int r;
+
+        if (cached) {
+                check_cached_activity(s, cached);
+                return activity_row_copy(cached, ret);
+        }
+        r = activity_query(s, run_id, scheduled_id, ret);
+        if (r >= 0)
+                cache_activity(s, ret);
+        return r;
+}
+
+/* After Q_ACT_UPDATE of @a (@result: its step's): the cached row takes what it wrote. */
+static void cache_activity_update(Store *s, const ActivityRow *a, int result) {
+        const ActivityRow *cached = cached_activity(s, a->run_id, a->scheduled_id);
+        ActivityRow row;
+
+        if (!cached)
+                return;
+        if (result < 0) {
+                rowcache_forget(s->activities, a->run_id, a->scheduled_id);
+                return;
+        }
+        row = *cached; /* borrowed: rowcache_put() copies before it lets the old row go */
+        row.state = a->state;
+        row.attempt = a->attempt;
+        row.attempt_time = a->attempt_time;
+        row.started_time = a->started_time;
+        row.heartbeat_details = blob_as_stored(&a->heartbeat_details);
+        row.last_failure = blob_as_stored(&a->last_failure);
+        row.cancel_requested = a->cancel_requested;
+        row.identity = a->identity;
+        row.paused = a->paused;
+        cache_activity(s, &row);
 }
 
 int store_activity_update(Store *s, const ActivityRow *a) {
@@ -2165,7 +2296,9 @@ int store_activity_update(Store *s, const ActivityRow *a) {
                 finish(st);
                 return r;
         }
-        return step_killpoint(s, st, "activity-write");
+        r = step_killpoint(s, st, "activity-write");
+        cache_activity_update(s, a, r);
+        return r;
 }
 
 int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
@@ -2174,6 +2307,7 @@ int store_activity_delete(Store *s, const char *run_id, uint64_t scheduled_id) {
         if (!st)
                 return -EIO;
         started_forget(s, run_id, scheduled_id);
+        rowcache_forget(s->activities, run_id, scheduled_id);
         store_bind_text(st, 1, run_id);
         store_bind_u64(st, 2, scheduled_id);
         return step_done(s, st);
@@ -2731,6 +2865,7 @@ int store_is_idle(Store *s) {
 
 int store_run_purge_pending(Store *s, const char *run_id) {
         taskset_delete_run(s->tasks, run_id);
+        rowcache_forget_run(s->activities, run_id);
         s->started_released = true; /* its running activities, if it had any */
         static const int qs[] = { Q_PURGE_ACT, Q_PURGE_TIMER, Q_PURGE_DL, Q_PURGE_BUF };
 
