@@ -47,6 +47,9 @@ int store_col_strdup(sqlite3_stmt *st, int i, char **ret);
 /* Deep copies of rows (run_row_done() and activity_row_done() free them; -ENOMEM leaves @ret
  * empty), and whether every column of two rows is the same: the row caches' (store-rowcopy.c). */
 int run_row_copy(const RunRow *src, RunRow *ret);
+/* What the strings and blobs of a row take (the caches' budget). */
+size_t run_row_bytes(const RunRow *r);
+size_t activity_row_bytes(const ActivityRow *a);
 bool run_row_equal(const RunRow *a, const RunRow *b);
 int activity_row_copy(const ActivityRow *src, ActivityRow *ret);
 bool activity_row_equal(const ActivityRow *a, const ActivityRow *b);

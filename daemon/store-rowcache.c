@@ -16,6 +16,7 @@ typedef struct Entry Entry;
 struct Entry {
         char run_id[37];
         uint64_t id;
+        size_t bytes;
         Entry *hash_next;
         Entry *used_prev, *used_next;
         alignas(max_align_t) unsigned char row[]; /* ops->size bytes */
@@ -27,9 +28,10 @@ struct RowCache {
         size_t n_buckets; /* a power of two, at least twice the capacity */
         Entry used;       /* sentinel: used.used_next is the most recently used entry */
         size_t size, capacity;
+        size_t bytes, max_bytes;
 };
 
-RowCache *rowcache_new(const RowCacheOps *ops, size_t capacity) {
+RowCache *rowcache_new(const RowCacheOps *ops, size_t capacity, size_t max_bytes) {
         RowCache *c = calloc(1, sizeof(*c));
         size_t n = 16;
 
@@ -44,6 +46,7 @@ RowCache *rowcache_new(const RowCacheOps *ops, size_t capacity) {
                 return NULL;
         }
         c->ops = ops;
+        c->max_bytes = max_bytes;
         c->n_buckets = n;
         c->used.used_next = c->used.used_prev = &c->used;
         return c;
@@ -93,6 +96,7 @@ static void drop(RowCache *c, Entry **p) {
         *p = e->hash_next;
         unlink_used(e);
         c->ops->done(e->row);
+        c->bytes -= e->bytes;
         free(e);
         c->size--;
 }
@@ -108,10 +112,16 @@ void *rowcache_get(RowCache *c, const char *run_id, uint64_t id) {
 }
 
 int rowcache_put(RowCache *c, const char *run_id, uint64_t id, const void *row) {
-        Entry **p, *e = calloc(1, sizeof(*e) + c->ops->size);
+        size_t bytes = c->ops->bytes(row);
+        Entry **p, *e;
         int k;
 
+        if (bytes > c->max_bytes / 4) {
+                rowcache_forget(c, run_id, id);
+                return 0;
+        }
         /* The copy comes first: @row may borrow from the copy it replaces. */
+        e = calloc(1, sizeof(*e) + c->ops->size);
         k = e ? c->ops->copy(row, e->row) : -ENOMEM;
         if (k < 0) {
                 free(e);
@@ -120,13 +130,15 @@ int rowcache_put(RowCache *c, const char *run_id, uint64_t id, const void *row) 
         }
         snprintf(e->run_id, sizeof(e->run_id), "%s", run_id);
         e->id = id;
+        e->bytes = bytes;
         p = find(c, run_id, id);
         if (*p)
                 drop(c, p);
-        if (c->size >= c->capacity) {
+        while (c->size > 0 && (c->size >= c->capacity || c->bytes + bytes > c->max_bytes)) {
                 Entry *oldest = c->used.used_prev;
                 drop(c, find(c, oldest->run_id, oldest->id));
         }
+        c->bytes += bytes;
         p = bucket(c, run_id);
         e->hash_next = *p;
         *p = e;
@@ -161,4 +173,8 @@ void rowcache_clear(RowCache *c) {
 
 size_t rowcache_size(const RowCache *c) {
         return c->size;
+}
+
+size_t rowcache_bytes(const RowCache *c) {
+        return c->bytes;
 }

@@ -34,6 +34,22 @@ static bool blob_equal(const Blob *a, const Blob *b) {
                (a->size == 0 || memcmp(a->ptr, b->ptr, a->size) == 0);
 }
 
+static size_t str_bytes(const char *s) {
+        return s ? strlen(s) + 1 : 0;
+}
+
+size_t run_row_bytes(const RunRow *r) {
+        return str_bytes(r->workflow_id) + str_bytes(r->workflow_type) + str_bytes(r->task_queue) +
+               str_bytes(r->request_id) + str_bytes(r->fairness_key) + r->result.size +
+               r->failure.size;
+}
+
+size_t activity_row_bytes(const ActivityRow *a) {
+        return str_bytes(a->activity_id) + str_bytes(a->activity_type) + str_bytes(a->task_queue) +
+               str_bytes(a->identity) + str_bytes(a->fairness_key) + a->input.size +
+               a->retry_non_retryable.size + a->heartbeat_details.size + a->last_failure.size;
+}
+
 int run_row_copy(const RunRow *src, RunRow *ret) {
         RunRow r = *src;
         int k;

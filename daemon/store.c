@@ -862,8 +862,17 @@ static void activity_done(void *row) {
         activity_row_done(row);
 }
 
-static const RowCacheOps run_rows = { sizeof(RunRow), run_copy, run_done };
-static const RowCacheOps activity_rows = { sizeof(ActivityRow), activity_copy, activity_done };
+static size_t run_bytes(const void *row) {
+        return run_row_bytes(row);
+}
+
+static size_t activity_bytes(const void *row) {
+        return activity_row_bytes(row);
+}
+
+static const RowCacheOps run_rows = { sizeof(RunRow), run_copy, run_done, run_bytes };
+static const RowCacheOps activity_rows = { sizeof(ActivityRow), activity_copy, activity_done,
+                                           activity_bytes };
 
 int store_open(Store **ret, const char *path, StoreDurability durability) {
         _cleanup_(store_freep) Store *s = NULL;
@@ -874,8 +883,8 @@ int store_open(Store **ret, const char *path, StoreDurability durability) {
         if (!s)
                 return -ENOMEM;
         s->wake_schedules = -1;
-        s->runs = rowcache_new(&run_rows, ROWCACHE_CAPACITY);
-        s->activities = rowcache_new(&activity_rows, ROWCACHE_CAPACITY);
+        s->runs = rowcache_new(&run_rows, ROWCACHE_CAPACITY, ROWCACHE_BYTES);
+        s->activities = rowcache_new(&activity_rows, ROWCACHE_CAPACITY, ROWCACHE_BYTES);
         if (!s->runs || !s->activities)
                 return -ENOMEM;
         sqlite_configure();

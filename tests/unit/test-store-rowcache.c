@@ -30,7 +30,11 @@ static void row_done(void *row) {
         free(((Row *) row)->text);
 }
 
-static const RowCacheOps ops = { sizeof(Row), row_copy, row_done };
+static size_t row_bytes(const void *row) {
+        return strlen(((const Row *) row)->text) + 1;
+}
+
+static const RowCacheOps ops = { sizeof(Row), row_copy, row_done, row_bytes };
 
 static const char *text_of(RowCache *c, const char *run_id, uint64_t id) {
         Row *r = rowcache_get(c, run_id, id);
@@ -38,7 +42,7 @@ static const char *text_of(RowCache *c, const char *run_id, uint64_t id) {
 }
 
 TEST(least_recently_used_goes_first) {
-        RowCache *c = ASSERT_NOT_NULL(rowcache_new(&ops, 3));
+        RowCache *c = ASSERT_NOT_NULL(rowcache_new(&ops, 3, 1000));
 
         ASSERT_OK(rowcache_put(c, "a", 0, &(Row){ (char *) "a0" }));
         ASSERT_OK(rowcache_put(c, "b", 0, &(Row){ (char *) "b0" }));
@@ -54,7 +58,7 @@ TEST(least_recently_used_goes_first) {
 }
 
 TEST(put_copies_and_replaces_forget_run_takes_a_runs_rows) {
-        RowCache *c = ASSERT_NOT_NULL(rowcache_new(&ops, 8));
+        RowCache *c = ASSERT_NOT_NULL(rowcache_new(&ops, 8, 1000));
         char text[] = "first";
         Row *old;
 
@@ -81,6 +85,30 @@ TEST(put_copies_and_replaces_forget_run_takes_a_runs_rows) {
         ASSERT_OK(rowcache_put(c, "b", 7, &(Row){ (char *) "b7" }));
         rowcache_clear(c);
         ASSERT_EQ(rowcache_size(c), 0u);
+        rowcache_free(c);
+}
+
+TEST(a_byte_budget_bounds_it) {
+        RowCache *c = ASSERT_NOT_NULL(rowcache_new(&ops, 100, 40));
+        char big[16];
+
+        /* 10 bytes each: four fit in 40; the fifth pushes the oldest out. */
+        for (int i = 0; i < 5; i++)
+                ASSERT_OK(rowcache_put(c, "r", (uint64_t) i, &(Row){ (char *) "123456789" }));
+        ASSERT_EQ(rowcache_size(c), 4u);
+        ASSERT_LE(rowcache_bytes(c), 40u);
+        ASSERT_NULL(text_of(c, "r", 0));
+        ASSERT_STREQ(text_of(c, "r", 4), "123456789");
+
+        /* A row of more than a quarter of the budget is not kept, and takes its older copy. */
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = 0;
+        ASSERT_OK(rowcache_put(c, "r", 4, &(Row){ big }));
+        ASSERT_NULL(text_of(c, "r", 4));
+        ASSERT_EQ(rowcache_size(c), 3u);
+        ASSERT_EQ(rowcache_bytes(c), 30u);
+        rowcache_clear(c);
+        ASSERT_EQ(rowcache_bytes(c), 0u);
         rowcache_free(c);
 }
 
