@@ -71,15 +71,7 @@ int blob_from_object(const msgpack_object *o, Blob *ret) {
 }
 
 int blob_from_bin(const MsgBin *bin, Blob *ret) {
-        *ret = (Blob){};
-        if (!bin || !bin->ptr)
-                return 0;
-        ret->ptr = malloc(bin->size ? bin->size : 1);
-        if (!ret->ptr)
-                return -ENOMEM;
-        memcpy(ret->ptr, bin->ptr, bin->size);
-        ret->size = bin->size;
-        return 0;
+        return blob_copy(bin ? bin->ptr : NULL, bin ? bin->size : 0, ret);
 }
 
 /* A failure map built by the daemon itself (timeouts, bad commands). */

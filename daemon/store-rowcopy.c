@@ -1,4 +1,4 @@
-/* Deep copies and comparisons of the rows the store caches (store-rowcache.h). */
+/* Deep copies and comparisons of the rows the store caches (store-rowcache.h), and of blobs. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +13,20 @@ static int copy_str(const char *s, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int copy_blob(const Blob *b, Blob *ret) {
+int blob_copy(const void *ptr, size_t size, Blob *ret) {
         *ret = (Blob){ NULL, 0 };
-        if (!b->ptr)
+        if (!ptr)
                 return 0;
-        ret->ptr = malloc(b->size ? b->size : 1);
+        ret->ptr = malloc(size ? size : 1);
         if (!ret->ptr)
                 return -ENOMEM;
-        memcpy(ret->ptr, b->ptr, b->size);
-        ret->size = b->size;
+        memcpy(ret->ptr, ptr, size);
+        ret->size = size;
         return 0;
+}
+
+static int copy_blob(const Blob *b, Blob *ret) {
+        return blob_copy(b->ptr, b->size, ret);
 }
 
 static bool str_equal(const char *a, const char *b) {

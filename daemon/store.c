@@ -649,17 +649,8 @@ int store_col_strdup(sqlite3_stmt *st, int i, char **ret) {
 
 static int col_blob(sqlite3_stmt *st, int i, Blob *ret) {
         const void *p = sqlite3_column_blob(st, i);
-        size_t n = (size_t) sqlite3_column_bytes(st, i);
 
-        *ret = (Blob){ NULL, 0 };
-        if (!p)
-                return 0;
-        ret->ptr = malloc(n ? n : 1);
-        if (!ret->ptr)
-                return -ENOMEM;
-        memcpy(ret->ptr, p, n);
-        ret->size = n;
-        return 0;
+        return blob_copy(p, (size_t) sqlite3_column_bytes(st, i), ret);
 }
 
 static void col_fixed(sqlite3_stmt *st, int i, char *dst, size_t size) {

@@ -77,6 +77,10 @@ typedef struct Blob {
         size_t size;
 } Blob;
 
+/* A copy of the @size bytes at @ptr (NULL: an empty Blob, as SQLite's NULL) into @ret;
+ * -ENOMEM leaves it empty. */
+int blob_copy(const void *ptr, size_t size, Blob *ret);
+
 typedef enum WftState {
         WFT_NONE = 0,      /* no workflow task pending */
         WFT_SCHEDULED = 1, /* WorkflowTaskScheduled appended, waiting in the queue */

@@ -198,15 +198,10 @@ static int query_new(Manager *m,
                 query_free(q);
                 return -ENOMEM;
         }
-        if (input->ptr) {
-                q->input.ptr = malloc(input->size ? input->size : 1);
-                if (!q->input.ptr) {
-                        q->queue = NULL;
-                        query_free(q);
-                        return -ENOMEM;
-                }
-                memcpy(q->input.ptr, input->ptr, input->size);
-                q->input.size = input->size;
+        if (blob_copy(input->ptr, input->size, &q->input) < 0) {
+                q->queue = NULL;
+                query_free(q);
+                return -ENOMEM;
         }
         r = sd_event_add_time_relative(m->event, &q->timer, CLOCK_MONOTONIC, timeout_usec,
                                        10 * 1000, query_on_timeout, q);
